@@ -1,0 +1,201 @@
+// Package config reads and validates shipgate.yaml, the file in which a
+// team declares one app: how to run it, where it runs, how a new release
+// reaches its users and what makes a release bad.
+//
+// Load and Parse decode strictly (an unknown field is an error), fill in the
+// documented defaults, then validate; every problem found is reported with
+// file:line and the path of the field, and a config with any problem is
+// never returned. The doc comments on the fields below are the user
+// documentation of each field; docs/config.md and the JSON Schema in
+// docs/shipgate.schema.json say the same.
+package config
+
+import "time"
+
+// Config is one app's shipgate.yaml.
+type Config struct {
+	// App is the app's name: lowercase letters, digits and dashes, starting
+	// with a letter, at most 63 characters. Required.
+	App string `yaml:"app" json:"app"`
+	// Vars are the default release variables. A release's own variables
+	// (deploy --var KEY=VALUE) override them. ${NAME} in run.command and
+	// run.env is replaced by the variable's value; ${VERSION} and ${PORT}
+	// are always set.
+	Vars map[string]string `yaml:"vars,omitempty" json:"vars,omitempty"`
+	// Run says how to start one instance of a release.
+	Run Run `yaml:"run" json:"run"`
+	// Environments are the places releases run, by name (for example
+	// "staging", "production"). At least one is required.
+	Environments map[string]*Environment `yaml:"environments" json:"environments"`
+	// Strategy says how a new release replaces the stable one.
+	Strategy Strategy `yaml:"strategy" json:"strategy"`
+	// Analysis says how a canary is judged while it bakes.
+	Analysis Analysis `yaml:"analysis" json:"analysis"`
+	// Smoke checks are sent straight to every new instance, before it gets
+	// any user traffic. Any failure rolls the release back.
+	Smoke []SmokeCheck `yaml:"smoke,omitempty" json:"smoke,omitempty"`
+}
+
+// Run says how to start one instance of a release as a local process.
+type Run struct {
+	// Command is the program and its arguments. Required. ${VERSION},
+	// ${PORT} and release variables are substituted in each element.
+	Command []string `yaml:"command" json:"command"`
+	// Env holds extra environment variables for the process; values are
+	// substituted like Command. The process does not inherit the server's
+	// environment except PATH, HOME, LANG, TZ and TMPDIR.
+	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	// Dir is the working directory of the process, relative to the
+	// directory of shipgate.yaml. Default: that directory.
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
+	// Instances is the number of instances of each release. Default 2.
+	Instances int `yaml:"instances,omitempty" json:"instances,omitempty"`
+	// Health is the health check of every instance.
+	Health Health `yaml:"health,omitempty" json:"health,omitempty"`
+	// StartTimeout is how long an instance may take to become healthy
+	// before it counts as failed to start. Default 30s.
+	StartTimeout Duration `yaml:"start_timeout,omitempty" json:"start_timeout,omitempty"`
+	// StopGrace is how long an instance may take to exit after SIGTERM
+	// before it gets SIGKILL. Default 10s.
+	StopGrace Duration `yaml:"stop_grace,omitempty" json:"stop_grace,omitempty"`
+}
+
+// Health is an HTTP health check: a GET that must answer 2xx.
+type Health struct {
+	// Path is the path that is requested. Default /healthz.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Interval is the time between two checks of a running instance. Default 1s.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Timeout is how long one check may take. Default 1s.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// FailureThreshold is the number of failed checks in a row after
+	// which a running instance counts as unhealthy. Default 3.
+	FailureThreshold int `yaml:"failure_threshold,omitempty" json:"failure_threshold,omitempty"`
+}
+
+// Environment is one place releases run, behind its own router.
+type Environment struct {
+	// Listen is the address of the builtin router of this environment,
+	// host:port. Required. Bind to 127.0.0.1 unless the router must be
+	// reached from other machines.
+	Listen string `yaml:"listen" json:"listen"`
+	// Sticky says how a user is recognised so that they stay on one
+	// version for the whole rollout. Without it each request is assigned
+	// on its own.
+	Sticky Sticky `yaml:"sticky,omitempty" json:"sticky,omitempty"`
+}
+
+// Sticky names the request header or cookie that identifies a user. At
+// most one of the two may be set.
+type Sticky struct {
+	// Header is the name of a request header holding a user id, for
+	// example X-User-ID.
+	Header string `yaml:"header,omitempty" json:"header,omitempty"`
+	// Cookie is the name of a cookie holding a user or session id.
+	Cookie string `yaml:"cookie,omitempty" json:"cookie,omitempty"`
+}
+
+// Strategy says how a new release replaces the stable one. When no
+// strategy is set, the default canary is used.
+type Strategy struct {
+	// Canary sends a growing share of users to the new release, judging
+	// it at each step.
+	Canary *Canary `yaml:"canary,omitempty" json:"canary,omitempty"`
+}
+
+// Canary is the canary strategy.
+type Canary struct {
+	// Steps are the traffic weights the canary goes through, each held for
+	// its bake time under analysis, before the release is promoted to 100%.
+	// Weights are percentages from 1 to 100, strictly increasing. Default:
+	// 5% for 10m, 25% for 15m, 50% for 15m.
+	Steps []CanaryStep `yaml:"steps,omitempty" json:"steps,omitempty"`
+	// ScaleDownDelay is how long the old release keeps running after the
+	// promotion, so that requests in flight finish. Default 30s.
+	ScaleDownDelay Duration `yaml:"scale_down_delay,omitempty" json:"scale_down_delay,omitempty"`
+}
+
+// CanaryStep is one weight of a canary and how long it is held.
+type CanaryStep struct {
+	// Weight is the percentage of users sent to the canary, 1 to 100.
+	Weight int `yaml:"weight" json:"weight"`
+	// Bake is how long the weight is held while the canary is analysed.
+	// A step ends when its bake time is over and every gate passes; if a
+	// gate is still inconclusive then, the step waits up to as long again
+	// and rolls back if the evidence is still missing. Default 10m.
+	Bake Duration `yaml:"bake,omitempty" json:"bake,omitempty"`
+}
+
+// Analysis says how a canary is judged.
+type Analysis struct {
+	// Interval is the time between two judgements. Default 10s.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// MinRequests is the least number of canary requests in a window
+	// before any gate may pass. A gate may fail sooner when the evidence
+	// is already overwhelming. Default 50.
+	MinRequests int `yaml:"min_requests,omitempty" json:"min_requests,omitempty"`
+	// FailConfidence is how sure the analysis must be that the canary is
+	// past a threshold before it rolls back, between 0.5 and 0.9999.
+	// Default 0.99.
+	FailConfidence float64 `yaml:"fail_confidence,omitempty" json:"fail_confidence,omitempty"`
+	// PassConfidence is how sure the analysis must be that the canary is
+	// within a threshold before the gate passes, between 0.5 and 0.9999.
+	// Default 0.95.
+	PassConfidence float64 `yaml:"pass_confidence,omitempty" json:"pass_confidence,omitempty"`
+	// Gates are the conditions the canary must meet. Default: error_rate
+	// max 1%, and latency_p99 max_ratio_to_stable 2.
+	Gates []Gate `yaml:"gates,omitempty" json:"gates,omitempty"`
+}
+
+// Metric names a measurement of a release's traffic.
+type Metric string
+
+// The metrics a gate can judge.
+const (
+	MetricErrorRate  Metric = "error_rate"
+	MetricLatencyP50 Metric = "latency_p50"
+	MetricLatencyP95 Metric = "latency_p95"
+	MetricLatencyP99 Metric = "latency_p99"
+)
+
+// Gate is one condition on a metric of the canary.
+type Gate struct {
+	// Metric is error_rate (the share of requests answered 5xx or not
+	// answered at all), latency_p50, latency_p95 or latency_p99. Required.
+	Metric Metric `yaml:"metric" json:"metric"`
+	// Max is an absolute limit: for error_rate a fraction (0.005) or a
+	// percentage ("0.5%"); for a latency a duration ("250ms").
+	Max *Threshold `yaml:"max,omitempty" json:"max,omitempty"`
+	// MaxRatioToStable is a limit relative to the stable release, measured
+	// over the same window: 2 means "at most twice the stable's value".
+	// Only for latency metrics. At least one of Max and MaxRatioToStable
+	// is required.
+	MaxRatioToStable float64 `yaml:"max_ratio_to_stable,omitempty" json:"max_ratio_to_stable,omitempty"`
+}
+
+// Threshold is the value of Gate.Max: a fraction for error_rate, or a
+// latency in seconds for latency metrics.
+type Threshold struct {
+	// Value is the fraction (0.005 for 0.5%) or the number of seconds.
+	Value float64
+	// IsDuration is true when the threshold was written as a duration.
+	IsDuration bool
+}
+
+// SmokeCheck is one HTTP request sent straight to a new instance.
+type SmokeCheck struct {
+	// Path is the path requested with GET. Required; starts with "/".
+	Path string `yaml:"path" json:"path"`
+	// ExpectStatus is the status code the instance must answer. Default 200.
+	ExpectStatus int `yaml:"expect_status,omitempty" json:"expect_status,omitempty"`
+	// ExpectBody, when set, must occur in the response body.
+	ExpectBody string `yaml:"expect_body,omitempty" json:"expect_body,omitempty"`
+	// Timeout is how long the request may take. Default 5s.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("1m30s").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

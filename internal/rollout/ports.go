@@ -1,0 +1,91 @@
+package rollout
+
+import (
+	"context"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/analysis"
+	"github.com/shipgate/shipgate/internal/audit"
+)
+
+// Store persists releases, rollouts, environment states and the audit log.
+// Implementations return errors wrapping ErrNotFound and ErrConflict.
+type Store interface {
+	// PutRelease records a release. Recording the same release again is a
+	// no-op; a different release with the same app and version is ErrConflict.
+	PutRelease(ctx context.Context, r Release) error
+	// GetRelease returns a release or ErrNotFound.
+	GetRelease(ctx context.Context, app, version string) (Release, error)
+	// Commit writes everything in c in one transaction.
+	Commit(ctx context.Context, c Change) error
+	// GetRollout returns a rollout or ErrNotFound.
+	GetRollout(ctx context.Context, id int64) (Rollout, error)
+	// ListRollouts returns an app's rollouts in env ("" for all), newest
+	// first, at most limit.
+	ListRollouts(ctx context.Context, app, env string, limit int) ([]Rollout, error)
+	// ActiveRollouts returns every rollout whose phase is not final.
+	ActiveRollouts(ctx context.Context) ([]Rollout, error)
+	// GetEnvState returns what is live in an environment, or ErrNotFound
+	// before its first deploy.
+	GetEnvState(ctx context.Context, app, env string) (EnvState, error)
+	// ListAudit returns audit events matching f, newest first.
+	ListAudit(ctx context.Context, f audit.Filter) ([]audit.Event, error)
+}
+
+// Change is what Store.Commit writes atomically. Nil fields are left alone.
+type Change struct {
+	// Rollout is inserted when its ID is 0 (the store sets ID) and
+	// updated otherwise.
+	Rollout *Rollout
+	// Env replaces the environment state of Env.App and Env.Env.
+	Env *EnvState
+	// Audit events are appended in order; the store sets Seq, PrevHash
+	// and Hash on the events in the slice.
+	Audit []audit.Event
+}
+
+// Runtime runs instances of releases.
+type Runtime interface {
+	// Start starts spec.Count instances and returns once all are healthy.
+	// If any fails to start or to become healthy within spec.StartTimeout,
+	// Start stops the ones it started and returns an error that says why
+	// (exit code, last lines of its output, or the failed check).
+	Start(ctx context.Context, spec InstanceSpec) ([]Instance, error)
+	// Stop stops instances gracefully: SIGTERM, then SIGKILL after the
+	// grace period. Stopping an instance that is gone is not an error.
+	Stop(ctx context.Context, instances []Instance) error
+	// Status returns what the runtime knows of an instance now: running,
+	// unhealthy after failed checks, exited (with its exit status), or
+	// unknown when the runtime never saw it.
+	Status(ctx context.Context, inst Instance) InstanceStatus
+}
+
+// Router sends an environment's traffic to stable and canary instances and
+// measures it per version.
+type Router interface {
+	// SetRoutes replaces the whole routing table atomically. Requests in
+	// flight finish on the backend they started on.
+	SetRoutes(ctx context.Context, r Routes) error
+	// Stats returns the counters per version since the router started.
+	Stats(ctx context.Context) (map[string]analysis.Sample, error)
+}
+
+// Prober sends smoke checks straight to an instance.
+type Prober interface {
+	// Probe sends one smoke check to addr and returns nil if it passed,
+	// or an error that says what was expected and what came back.
+	Probe(ctx context.Context, addr string, check SmokeCheck) error
+}
+
+// SmokeCheck is one request of a smoke test.
+type SmokeCheck struct {
+	Path         string
+	ExpectStatus int
+	ExpectBody   string
+	Timeout      time.Duration
+}
+
+// Clock tells the time; tests may use a clock of their own.
+type Clock interface {
+	Now() time.Time
+}

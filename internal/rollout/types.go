@@ -1,0 +1,243 @@
+package rollout
+
+import (
+	"errors"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/analysis"
+)
+
+// Error kinds. Adapters wrap these so that the API can map them to status
+// codes in one place.
+var (
+	// ErrNotFound means the app, environment, release or rollout does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the request clashes with the current state, for
+	// example a deploy while another rollout of the environment is running.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid means the request itself is wrong; the error says which field.
+	ErrInvalid = errors.New("invalid")
+)
+
+// FieldError is an invalid request naming the field at fault. It matches
+// ErrInvalid with errors.Is.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Is reports whether target is ErrInvalid.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+// Release is an immutable version of an app.
+type Release struct {
+	App     string `json:"app"`
+	Version string `json:"version"`
+	// Commit is the source commit SHA, when known.
+	Commit string `json:"commit,omitempty"`
+	// Vars are release variables; they override the app's default vars.
+	Vars      map[string]string `json:"vars,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Instance is one running copy of a release.
+type Instance struct {
+	// ID is unique across the runtime, e.g. "shop-production-v2-1".
+	ID      string `json:"id"`
+	App     string `json:"app"`
+	Env     string `json:"env"`
+	Version string `json:"version"`
+	// Addr is the host:port the instance serves HTTP on.
+	Addr string `json:"addr"`
+	// PID is the process id, for local processes.
+	PID int `json:"pid,omitempty"`
+}
+
+// InstanceState is what a runtime knows of an instance.
+type InstanceState string
+
+// Instance states.
+const (
+	InstanceStarting  InstanceState = "starting"
+	InstanceRunning   InstanceState = "running"
+	InstanceUnhealthy InstanceState = "unhealthy"
+	InstanceExited    InstanceState = "exited"
+	InstanceUnknown   InstanceState = "unknown"
+)
+
+// InstanceStatus is the state of an instance and, when it is not running,
+// why (exit code, last failed health check).
+type InstanceStatus struct {
+	State  InstanceState `json:"state"`
+	Reason string        `json:"reason,omitempty"`
+}
+
+// InstanceSpec says how to start instances of one release. Command and Env
+// are fully substituted except for ${PORT}, which the runtime fills in with
+// the port it picked for each instance.
+type InstanceSpec struct {
+	App     string
+	Env     string
+	Version string
+	Command []string
+	Environ map[string]string
+	// Dir is the working directory.
+	Dir   string
+	Count int
+	// HealthPath is requested with GET; 2xx means healthy.
+	HealthPath       string
+	HealthInterval   time.Duration
+	HealthTimeout    time.Duration
+	FailureThreshold int
+	// StartTimeout bounds the wait for every instance to become healthy.
+	StartTimeout time.Duration
+	StopGrace    time.Duration
+}
+
+// Backend is the set of instances of one version a router sends traffic to.
+type Backend struct {
+	Version string   `json:"version"`
+	Addrs   []string `json:"addrs"`
+}
+
+// Routes is a router's whole table for one environment. It is always set
+// as a whole, so a change is atomic.
+type Routes struct {
+	// Stable receives the traffic the canary does not.
+	Stable Backend `json:"stable"`
+	// Canary is the new version; empty Version when there is none.
+	Canary Backend `json:"canary"`
+	// Weight is the percentage of users (0 to 100) sent to the canary.
+	Weight int `json:"weight"`
+	// Seed salts the sticky hashing, so each rollout picks its own users
+	// but keeps them for all its steps.
+	Seed string `json:"seed"`
+}
+
+// StepKind names what a step does.
+type StepKind string
+
+// Step kinds.
+const (
+	StepStart     StepKind = "start"      // start the new release's instances and wait for health
+	StepSmoke     StepKind = "smoke"      // smoke checks straight to the new instances
+	StepWeight    StepKind = "weight"     // set the canary weight and bake under analysis
+	StepPromote   StepKind = "promote"    // send 100% to the new release; it becomes stable
+	StepScaleDown StepKind = "scale_down" // after a delay, stop the old release's instances
+)
+
+// Step is one action of a rollout plan.
+type Step struct {
+	Kind StepKind `json:"kind"`
+	// Weight is the canary percentage for StepWeight.
+	Weight int `json:"weight,omitempty"`
+	// Duration is the bake time of StepWeight or the delay of StepScaleDown.
+	Duration time.Duration `json:"duration,omitempty"`
+}
+
+// Phase is where a rollout is in its life.
+type Phase string
+
+// Rollout phases. Succeeded, RolledBack and Failed are final.
+const (
+	PhaseRunning     Phase = "running"
+	PhaseRollingBack Phase = "rolling_back"
+	PhaseSucceeded   Phase = "succeeded"
+	PhaseRolledBack  Phase = "rolled_back"
+	PhaseFailed      Phase = "failed"
+)
+
+// Final reports whether the phase is an end state.
+func (p Phase) Final() bool {
+	return p == PhaseSucceeded || p == PhaseRolledBack || p == PhaseFailed
+}
+
+// Kind says why a rollout exists.
+type Kind string
+
+// Rollout kinds.
+const (
+	KindDeploy   Kind = "deploy"   // a new release
+	KindRollback Kind = "rollback" // a manual rollback that brings an earlier release back
+)
+
+// Rollout is one attempt to move an environment from its stable release to
+// a new one. It is persisted after every change.
+type Rollout struct {
+	ID   int64  `json:"id"`
+	App  string `json:"app"`
+	Env  string `json:"env"`
+	Kind Kind   `json:"kind"`
+	// Version is the release being rolled out.
+	Version string `json:"version"`
+	// FromVersion is the stable release when the rollout began; "" for an
+	// environment's first deploy.
+	FromVersion string `json:"from_version,omitempty"`
+	Phase       Phase  `json:"phase"`
+	// Steps is the plan, fixed when the rollout is created.
+	Steps []Step `json:"steps"`
+	// StepIndex is the step being run (len(Steps) when all are done).
+	StepIndex int `json:"step_index"`
+	// StepStartedAt is when the current step began.
+	StepStartedAt time.Time `json:"step_started_at"`
+	// Weight is the canary weight the router has now.
+	Weight int `json:"weight"`
+	// Seed salts the router's sticky hashing for this rollout.
+	Seed string `json:"seed"`
+	// New holds the instances of the new release.
+	New []Instance `json:"new_instances,omitempty"`
+	// Old holds the instances of the stable release at the start.
+	Old []Instance `json:"old_instances,omitempty"`
+	// Actor is who asked for the rollout.
+	Actor string `json:"actor"`
+	// Reason is why the rollout was asked for (manual rollback), or why it
+	// ended as it did.
+	Reason string `json:"reason,omitempty"`
+	// Analysis is the latest judgement of the canary.
+	Analysis *Judgement `json:"analysis,omitempty"`
+	// FirstTrafficAt is when the new release first got user traffic.
+	FirstTrafficAt time.Time `json:"first_traffic_at,omitempty"`
+	// PromotedAt is when the new release got 100% of traffic.
+	PromotedAt time.Time `json:"promoted_at,omitempty"`
+	// RollbackStartedAt is when the rollback began; TrafficRestoredAt when
+	// all traffic was back on the old release.
+	RollbackStartedAt time.Time `json:"rollback_started_at,omitempty"`
+	TrafficRestoredAt time.Time `json:"traffic_restored_at,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	FinishedAt        time.Time `json:"finished_at,omitempty"`
+}
+
+// Judgement is one analysis of the canary against its gates.
+type Judgement struct {
+	At      time.Time         `json:"at"`
+	Verdict analysis.Verdict  `json:"verdict"`
+	Results []analysis.Result `json:"results"`
+	Canary  Summary           `json:"canary"`
+	Stable  Summary           `json:"stable"`
+}
+
+// Summary is a short view of a traffic window.
+type Summary struct {
+	Requests  uint64        `json:"requests"`
+	Errors    uint64        `json:"errors"`
+	ErrorRate float64       `json:"error_rate"`
+	P50       time.Duration `json:"p50"`
+	P99       time.Duration `json:"p99"`
+}
+
+// EnvState is what is live in one environment of an app.
+type EnvState struct {
+	App string `json:"app"`
+	Env string `json:"env"`
+	// Stable is the release serving 100% of users when no rollout runs.
+	Stable string `json:"stable"`
+	// Instances are the stable release's instances.
+	Instances []Instance `json:"instances"`
+	// Previous is the release that was stable before Stable, the target
+	// of a manual rollback.
+	Previous  string    `json:"previous,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
