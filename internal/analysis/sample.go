@@ -88,10 +88,10 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	for i, c := range h {
 		seen += c
 		if seen >= rank {
-			return upperBound(i)
+			return bucketUpper(i)
 		}
 	}
-	return upperBound(NumBuckets - 1)
+	return bucketUpper(NumBuckets - 1)
 }
 
 // CountAbove returns how many observations are certainly slower than d: the
@@ -107,7 +107,7 @@ func (h *Histogram) CountAbove(d time.Duration) uint64 {
 	return n
 }
 
-func upperBound(i int) time.Duration {
+func bucketUpper(i int) time.Duration {
 	if i >= len(Bounds) {
 		// The overflow bucket has no upper bound; report twice the last one.
 		return 2 * Bounds[len(Bounds)-1]
