@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrSchemaTooNew means the database was migrated by a newer Shipgate than
+// this one: its schema has steps this binary does not know.
+var ErrSchemaTooNew = errors.New("database schema is newer than this shipgate knows")
+
+// migrations are the schema steps, in order; step i brings the schema to
+// version i+1. A released step is never edited: change the schema by
+// appending a step.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE releases (
+	app        TEXT NOT NULL,
+	version    TEXT NOT NULL,
+	commit_sha TEXT NOT NULL,
+	vars       TEXT NOT NULL CHECK (json_valid(vars)),
+	created_at TEXT NOT NULL,
+	PRIMARY KEY (app, version)
+);
+
+CREATE TABLE rollouts (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	app        TEXT NOT NULL,
+	env        TEXT NOT NULL,
+	phase      TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	doc        TEXT NOT NULL CHECK (json_valid(doc))
+);
+CREATE INDEX rollouts_app_env ON rollouts (app, env, id);
+CREATE INDEX rollouts_phase ON rollouts (phase);
+
+CREATE TABLE env_states (
+	app        TEXT NOT NULL,
+	env        TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	doc        TEXT NOT NULL CHECK (json_valid(doc)),
+	PRIMARY KEY (app, env)
+);
+
+CREATE TABLE audit_events (
+	seq       INTEGER PRIMARY KEY CHECK (seq > 0),
+	time      TEXT NOT NULL,
+	actor     TEXT NOT NULL CHECK (actor <> ''),
+	action    TEXT NOT NULL CHECK (action <> ''),
+	subject   TEXT NOT NULL,
+	reason    TEXT NOT NULL,
+	outcome   TEXT NOT NULL,
+	data      TEXT NOT NULL CHECK (json_valid(data)),
+	prev_hash TEXT NOT NULL,
+	hash      TEXT NOT NULL UNIQUE CHECK (length(hash) = 64)
+);
+CREATE INDEX audit_events_subject ON audit_events (subject);
+CREATE INDEX audit_events_action ON audit_events (action);
+
+-- The audit log is append-only in the database itself, whoever writes to it.
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN
+	SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE is not allowed');
+END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN
+	SELECT RAISE(ABORT, 'audit_events is append-only: DELETE is not allowed');
+END;
+-- A new event must continue the chain: the next seq, linked to the last hash.
+CREATE TRIGGER audit_events_chain BEFORE INSERT ON audit_events
+WHEN NEW.seq IS NOT COALESCE((SELECT max(seq) FROM audit_events), 0) + 1
+  OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), '')
+BEGIN
+	SELECT RAISE(ABORT, 'audit_events: seq and prev_hash must continue the chain');
+END;
+
+CREATE TABLE tokens (
+	name        TEXT PRIMARY KEY,
+	role        TEXT NOT NULL,
+	secret_hash TEXT NOT NULL UNIQUE,
+	created_at  TEXT NOT NULL
+);
+`,
+}
+
+// migrate brings the schema of db up to date, one transaction per step. It
+// is safe to run concurrently from several processes: each step re-reads
+// the version under the write lock and skips itself if another process
+// applied it first.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	applied_at TEXT NOT NULL
+)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	current, err := schemaVersion(ctx, db)
+	if err != nil {
+		return err
+	}
+	if current > len(migrations) {
+		return tooNew(current)
+	}
+	for version := current + 1; version <= len(migrations); version++ {
+		if err := migrateStep(ctx, db, version, migrations[version-1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func migrateStep(ctx context.Context, db *sql.DB, version int, step string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate to schema version %d: begin: %w", version, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	current, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if current > len(migrations) {
+		return tooNew(current)
+	}
+	if current >= version {
+		return nil
+	}
+	if current != version-1 {
+		return fmt.Errorf("migrate to schema version %d: database is at version %d", version, current)
+	}
+	if _, err := tx.ExecContext(ctx, step); err != nil {
+		return fmt.Errorf("migrate to schema version %d: %w", version, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		version, formatTime(time.Now())); err != nil {
+		return fmt.Errorf("migrate to schema version %d: record version: %w", version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate to schema version %d: commit: %w", version, err)
+	}
+	return nil
+}
+
+func tooNew(current int) error {
+	return fmt.Errorf("%w: schema version %d, this shipgate knows up to %d; run a shipgate at least as new as the one that last opened it",
+		ErrSchemaTooNew, current, len(migrations))
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func schemaVersion(ctx context.Context, q querier) (int, error) {
+	var v int
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(max(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
