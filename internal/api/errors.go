@@ -1,0 +1,177 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// Error codes of the API, in the "code" field of an error body.
+const (
+	codeInvalid      = "invalid"
+	codeNotFound     = "not_found"
+	codeConflict     = "conflict"
+	codeUnauthorized = "unauthorized"
+	codeForbidden    = "forbidden"
+	codeInternal     = "internal"
+)
+
+// APIError is an error answered by the API. On the wire it is the value of
+// "error" in {"error":{"code":"invalid","field":"version","message":"..."}}.
+type APIError struct {
+	// Status is the HTTP status code.
+	Status int `json:"-"`
+	// Code is one of invalid, not_found, conflict, unauthorized,
+	// forbidden or internal.
+	Code string `json:"code"`
+	// Field names the request field at fault, for invalid requests.
+	Field string `json:"field,omitempty"`
+	// Message says what was wrong, for a person.
+	Message string `json:"message"`
+}
+
+// Error returns the message, prefixed with the field when there is one.
+func (e *APIError) Error() string {
+	if e.Field != "" {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
+
+// errorBody is the JSON body of every error response.
+type errorBody struct {
+	Error *APIError `json:"error"`
+}
+
+// errorFor maps an error to the APIError the client sees. It is the one
+// place where error kinds become status codes.
+func errorFor(err error) (apiErr *APIError, internal bool) {
+	var ae *APIError
+	var fe *rollout.FieldError
+	switch {
+	case errors.As(err, &ae):
+		return ae, false
+	case errors.As(err, &fe):
+		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Field: fe.Field, Message: fe.Message}, false
+	case errors.Is(err, rollout.ErrInvalid):
+		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: err.Error()}, false
+	case errors.Is(err, rollout.ErrNotFound):
+		return &APIError{Status: http.StatusNotFound, Code: codeNotFound, Message: err.Error()}, false
+	case errors.Is(err, rollout.ErrConflict):
+		return &APIError{Status: http.StatusConflict, Code: codeConflict, Message: err.Error()}, false
+	default:
+		return &APIError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error; the server log has the details"}, true
+	}
+}
+
+// writeError answers err. The detail of an internal error is logged, not
+// returned: it may name files, queries or hosts the client has no business
+// knowing.
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	apiErr, internal := errorFor(err)
+	if internal {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "api internal error",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("error", err.Error()),
+		)
+	}
+	if apiErr.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="shipgate"`)
+	}
+	h.writeJSON(w, apiErr.Status, errorBody{Error: apiErr})
+}
+
+// writeJSON answers v as JSON with the given status.
+func (h *handler) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		// The status is out already; all that is left is to say so.
+		h.log.Warn("api write response", slog.String("error", err.Error()))
+	}
+}
+
+// decodeJSON decodes the request body, one JSON object of at most
+// maxBodyBytes, into v. Unknown fields are an error, so that a typo in a
+// field name is never silently ignored.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return invalid("", "the request body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+// decodeError turns an error of json.Decoder into a 400 that names the
+// field at fault when there is one.
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return &APIError{
+			Status:  http.StatusRequestEntityTooLarge,
+			Code:    codeInvalid,
+			Message: fmt.Sprintf("the request body is larger than %d bytes", maxErr.Limit),
+		}
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return invalid("", "the request body must be a JSON object")
+		}
+		got, _, _ := strings.Cut(typeErr.Value, " ")
+		return invalid(typeErr.Field, fmt.Sprintf("must be %s, not %s", jsonKind(typeErr.Type), got))
+	case errors.As(err, &syntaxErr):
+		return invalid("", fmt.Sprintf("the request body is not valid JSON: %s (at byte %d)", syntaxErr, syntaxErr.Offset))
+	case errors.Is(err, io.EOF):
+		return invalid("", "the request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("", "the request body ends in the middle of a JSON value")
+	}
+	// encoding/json has no error type for unknown fields, only this message.
+	if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		field, uerr := strconv.Unquote(rest)
+		if uerr != nil {
+			field = rest
+		}
+		return invalid(field, "is not a known field")
+	}
+	return invalid("", "the request body could not be decoded: "+err.Error())
+}
+
+func invalid(field, msg string) *APIError {
+	return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Field: field, Message: msg}
+}
+
+// jsonKind names the JSON type that decodes into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return t.String()
+}

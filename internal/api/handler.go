@@ -1,0 +1,319 @@
+// Package api is Shipgate's JSON HTTP API: the handler the control plane
+// serves and the Go client the CLI uses to talk to it.
+//
+// The handler authenticates every request but /healthz with a bearer token,
+// checks the token's role, decodes and validates the request, calls the
+// Service and writes the result as JSON. Errors are turned into status
+// codes and the error body in exactly one place, writeError.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// Service is what the API needs from the rollout engine.
+type Service interface {
+	Deploy(ctx context.Context, req rollout.DeployRequest) (rollout.Rollout, error)
+	Rollback(ctx context.Context, req rollout.RollbackRequest) (rollout.Rollout, error)
+	Status(ctx context.Context, app string) (rollout.AppStatus, error)
+	GetRollout(ctx context.Context, id int64) (rollout.Rollout, error)
+	History(ctx context.Context, app, env string, limit int) ([]rollout.Rollout, error)
+	Audit(ctx context.Context, f audit.Filter) ([]audit.Event, error)
+}
+
+// TokenStore finds API tokens by the hash of their secret.
+type TokenStore interface {
+	// TokenByHash returns the token whose secret hashes to secretHash, or
+	// an error wrapping rollout.ErrNotFound when there is none.
+	TokenByHash(ctx context.Context, secretHash string) (auth.Token, error)
+}
+
+// HandlerOptions configure the API handler.
+type HandlerOptions struct {
+	// Logger receives one line per request and the detail of internal
+	// errors. Nil discards them.
+	Logger *slog.Logger
+	// Metrics, when set, is served at /metrics to viewer tokens.
+	Metrics http.Handler
+	// App is the one app the server manages; GET /v1/status reports it.
+	App string
+}
+
+// Limits of the API.
+const (
+	// maxBodyBytes caps a request body.
+	maxBodyBytes = 1 << 20
+	// defaultHistoryLimit is the number of rollouts listed when the
+	// request does not say.
+	defaultHistoryLimit = 20
+	// maxListLimit caps the limit of any list.
+	maxListLimit = 1000
+)
+
+// versionPattern is what a release version may look like: it ends up in
+// instance ids, file names and URLs, so it is kept to a safe alphabet.
+var versionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
+
+type handler struct {
+	svc     Service
+	tokens  TokenStore
+	log     *slog.Logger
+	metrics http.Handler
+	app     string
+}
+
+// NewHandler returns the API's HTTP handler.
+func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handler {
+	h := &handler{
+		svc:     svc,
+		tokens:  tokens,
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+		app:     opts.App,
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", h.health)
+	mux.Handle("POST /v1/deploys", h.require(auth.RoleDeployer, h.deploy))
+	mux.Handle("POST /v1/rollbacks", h.require(auth.RoleDeployer, h.rollback))
+	mux.Handle("GET /v1/status", h.require(auth.RoleViewer, h.defaultStatus))
+	mux.Handle("GET /v1/apps/{app}/status", h.require(auth.RoleViewer, h.status))
+	mux.Handle("GET /v1/apps/{app}/rollouts", h.require(auth.RoleViewer, h.history))
+	mux.Handle("GET /v1/rollouts/{id}", h.require(auth.RoleViewer, h.getRollout))
+	mux.Handle("GET /v1/audit", h.require(auth.RoleViewer, h.audit))
+	mux.Handle("GET /metrics", h.require(auth.RoleViewer, h.serveMetrics))
+	return h.logRequests(mux)
+}
+
+func (h *handler) health(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (h *handler) deploy(w http.ResponseWriter, r *http.Request) {
+	var req rollout.DeployRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := validateDeploy(req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	// The actor is who holds the token, whatever the body says; the
+	// json:"-" tag already keeps it out of decoding, this makes it certain.
+	req.Actor = actorFrom(r.Context())
+	ro, err := h.svc.Deploy(r.Context(), req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
+	h.writeJSON(w, http.StatusAccepted, ro)
+}
+
+func validateDeploy(req rollout.DeployRequest) error {
+	if req.App == "" {
+		return &rollout.FieldError{Field: "app", Message: "is required"}
+	}
+	if req.Version == "" {
+		return &rollout.FieldError{Field: "version", Message: "is required"}
+	}
+	if !versionPattern.MatchString(req.Version) {
+		return &rollout.FieldError{
+			Field:   "version",
+			Message: "must start with a letter or digit and hold at most 128 letters, digits, '.', '_', '+' or '-'",
+		}
+	}
+	return nil
+}
+
+func (h *handler) rollback(w http.ResponseWriter, r *http.Request) {
+	var req rollout.RollbackRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if req.App == "" {
+		h.writeError(w, r, &rollout.FieldError{Field: "app", Message: "is required"})
+		return
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		h.writeError(w, r, &rollout.FieldError{Field: "reason", Message: "is required: say why you roll back"})
+		return
+	}
+	req.Actor = actorFrom(r.Context())
+	ro, err := h.svc.Rollback(r.Context(), req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
+	h.writeJSON(w, http.StatusAccepted, ro)
+}
+
+func (h *handler) defaultStatus(w http.ResponseWriter, r *http.Request) {
+	if h.app == "" {
+		h.writeError(w, r, &APIError{
+			Status:  http.StatusNotFound,
+			Code:    codeNotFound,
+			Message: "this server manages no app; ask for /v1/apps/{app}/status",
+		})
+		return
+	}
+	h.writeStatus(w, r, h.app)
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	h.writeStatus(w, r, r.PathValue("app"))
+}
+
+func (h *handler) writeStatus(w http.ResponseWriter, r *http.Request, app string) {
+	st, err := h.svc.Status(r.Context(), app)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handler) getRollout(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		h.writeError(w, r, &rollout.FieldError{Field: "id", Message: "must be a positive integer"})
+		return
+	}
+	ro, err := h.svc.GetRollout(r.Context(), id)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, ro)
+}
+
+func (h *handler) history(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryLimit(r, defaultHistoryLimit)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	list, err := h.svc.History(r.Context(), r.PathValue("app"), r.URL.Query().Get("env"), limit)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []rollout.Rollout{}
+	}
+	h.writeJSON(w, http.StatusOK, list)
+}
+
+func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
+	// 0 lets the store apply its own default (audit.Filter documents it).
+	limit, err := queryLimit(r, 0)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	events, err := h.svc.Audit(r.Context(), audit.Filter{
+		Subject: q.Get("subject"),
+		Action:  q.Get("action"),
+		Limit:   limit,
+	})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if events == nil {
+		events = []audit.Event{}
+	}
+	h.writeJSON(w, http.StatusOK, events)
+}
+
+// queryLimit reads the limit query parameter, def when it is absent.
+func queryLimit(r *http.Request, def int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxListLimit {
+		return 0, &rollout.FieldError{Field: "limit", Message: "must be an integer from 1 to " + strconv.Itoa(maxListLimit)}
+	}
+	return n, nil
+}
+
+func (h *handler) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if h.metrics == nil {
+		h.writeError(w, r, &APIError{Status: http.StatusNotFound, Code: codeNotFound, Message: "metrics are not enabled on this server"})
+		return
+	}
+	h.metrics.ServeHTTP(w, r)
+}
+
+// statusRecorder remembers the status code a handler wrote, for the
+// request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// logRequests logs one line per request: the method, the path, the status
+// and the actor, never a header or the query, since the Authorization
+// header holds a secret.
+func (h *handler) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		var actor string
+		r = r.WithContext(context.WithValue(r.Context(), actorSlotKey{}, &actor))
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		// Successful reads are debug: `deploy --wait` polls twice a second
+		// and would drown the changes and the errors.
+		level := slog.LevelInfo
+		if r.Method == http.MethodGet && rec.status < 400 {
+			level = slog.LevelDebug
+		}
+		h.log.LogAttrs(r.Context(), level, "api request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.String("actor", actor),
+			slog.Duration("duration", time.Since(start)),
+		)
+	})
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) historyCommand() *cobra.Command {
+	var (
+		env   string
+		limit int
+	)
+	cmd := &cobra.Command{
+		Use:   "history [APP]",
+		Short: "List the rollouts of an app, newest first",
+		Long: `List the rollouts of APP, newest first: id, version, the version it
+replaced, phase, start time, duration and reason. APP defaults to the app
+the server manages.`,
+		Example: `  shipgate history
+  shipgate history shop --env production --limit 5 -o json`,
+		Args: argRange(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 || limit > 1000 {
+				return invalidf("invalid --limit %d: want 1 to 1000", limit)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			app, err := appArg(cmd.Context(), c, args)
+			if err != nil {
+				return err
+			}
+			list, err := c.History(cmd.Context(), app, env, limit)
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return a.printJSON(list)
+			}
+			if len(list) == 0 {
+				a.printf("no rollouts of %s yet\n", app)
+				return nil
+			}
+			now := a.now()
+			t := newTable(a.stdout, "ID", "ENV", "VERSION", "FROM", "PHASE", "STARTED", "DURATION", "REASON")
+			for _, ro := range list {
+				t.row(strconv.FormatInt(ro.ID, 10), ro.Env, ro.Version, ro.FromVersion, string(ro.Phase),
+					clock(ro.CreatedAt, now), humanDuration(elapsed(ro, now)), ro.Reason)
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "only this environment (default: all)")
+	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many rollouts, 1 to 1000")
+	return cmd
+}

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shipgate/shipgate/internal/server"
+)
+
+func (a *app) serverCommand() *cobra.Command {
+	var (
+		file     string
+		listen   string
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: the API, the rollout engine and the routers",
+		Long: `Run the control plane for the app declared in shipgate.yaml, until
+interrupted. The API listens on --listen; the database, the admin token and
+the instances' logs live in --data. The admin token is written to
+<data>/token, where the other commands find it.
+
+With -o json the logs on stderr are JSON lines.`,
+		Example: `  shipgate server -f shipgate.yaml
+  shipgate server --listen 0.0.0.0:7070 --data /var/lib/shipgate --log-level debug`,
+		Args: argRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return invalidf("invalid --log-level %q: want debug, info, warn or error", logLevel)
+			}
+			hopts := &slog.HandlerOptions{Level: level}
+			var h slog.Handler = slog.NewTextHandler(a.stderr, hopts)
+			if a.jsonOutput() {
+				h = slog.NewJSONHandler(a.stderr, hopts)
+			}
+			err := server.Run(cmd.Context(), server.Options{
+				ConfigPath: file,
+				DataDir:    a.data,
+				Listen:     listen,
+				Logger:     slog.New(h),
+				Out:        a.stdout,
+			})
+			// Being interrupted is how a server is meant to stop.
+			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+				return nil
+			}
+			return configError(err)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "shipgate.yaml", "path of the config file")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address the API listens on")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [APP]",
+		Short: "Show what is live in each environment and the rollout in progress",
+		Long: `Show, for each environment of APP, the router address, the stable release
+and its instances, the previous release, and the rollout in progress with
+its step, weight and latest analysis. APP defaults to the app the server
+manages.`,
+		Example: `  shipgate status
+  shipgate status shop -o json`,
+		Args: argRange(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			app := ""
+			if len(args) > 0 {
+				app = args[0]
+			}
+			st, err := c.Status(cmd.Context(), app)
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return a.printJSON(st)
+			}
+			return a.printStatus(st)
+		},
+	}
+}
+
+func (a *app) printStatus(st rollout.AppStatus) error {
+	a.printf("app %s\n", st.App)
+	if len(st.Envs) == 0 {
+		a.printf("no environments\n")
+		return nil
+	}
+	t := newTable(a.stdout, "ENV", "ROUTER", "STABLE", "INSTANCES", "PREVIOUS", "ROLLOUT")
+	for _, e := range st.Envs {
+		stable, instances, previous := "", "0", ""
+		if e.State != nil {
+			stable, previous = e.State.Stable, e.State.Previous
+			instances = strconv.Itoa(len(e.State.Instances))
+		}
+		active := ""
+		if r := e.Active; r != nil {
+			active = fmt.Sprintf("#%d %s %s %s", r.ID, r.Version, r.Phase, stepText(*r))
+		}
+		t.row(e.Env, e.Listen, stable, instances, previous, active)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, e := range st.Envs {
+		if e.Active == nil || e.Active.Analysis == nil {
+			continue
+		}
+		a.printf("%s: %s\n", e.Env, analysisText(e.Active.Analysis))
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shipgate/shipgate/internal/config"
+)
+
+// validation is the JSON output of validate.
+type validation struct {
+	Valid        bool      `json:"valid"`
+	App          string    `json:"app,omitempty"`
+	Environments []string  `json:"environments,omitempty"`
+	Problems     []problem `json:"problems"`
+}
+
+// problem is a config problem as validate prints it in JSON. It is its own
+// type so that the output keeps its shape whatever config.Problem becomes.
+type problem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (a *app) validateCommand() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check shipgate.yaml and report every problem with file:line",
+		Long: `Check a config file without starting anything. Every problem is printed
+on stderr as file:line:column: field: message, and the command exits 2.`,
+		Example: `  shipgate validate
+  shipgate validate -f deploy/shipgate.yaml -o json`,
+		Args: argRange(0, 0),
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := config.Load(file)
+			var cerr *config.Error
+			switch {
+			case errors.As(err, &cerr):
+				return a.printProblems(cerr.Problems)
+			case err != nil:
+				return configError(err)
+			}
+			envs := make([]string, 0, len(cfg.Environments))
+			for name := range cfg.Environments {
+				envs = append(envs, name)
+			}
+			slices.Sort(envs)
+			if a.jsonOutput() {
+				return a.printJSON(validation{Valid: true, App: cfg.App, Environments: envs, Problems: []problem{}})
+			}
+			noun := "environments"
+			if len(envs) == 1 {
+				noun = "environment"
+			}
+			a.printf("%s: ok (app %s, %d %s)\n", file, cfg.App, len(envs), noun)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "shipgate.yaml", "path of the config file")
+	return cmd
+}
+
+// printProblems prints config problems, as text on stderr or as a JSON
+// document on stdout, and returns the quiet ExitError of invalid input.
+func (a *app) printProblems(problems []config.Problem) error {
+	if a.jsonOutput() {
+		out := validation{Problems: make([]problem, len(problems))}
+		for i, p := range problems {
+			out.Problems[i] = problem{File: p.File, Line: p.Line, Column: p.Column, Field: p.Field, Message: p.Message}
+		}
+		if err := a.printJSON(out); err != nil {
+			return err
+		}
+		return &ExitError{Code: ExitInvalid}
+	}
+	for _, p := range problems {
+		// Problem.String is file:line:column: field: message, the way
+		// compilers print, so that editors can jump to the place.
+		fmt.Fprintln(a.stderr, p.String())
+	}
+	s := "s"
+	if len(problems) == 1 {
+		s = ""
+	}
+	fmt.Fprintf(a.stderr, "%d problem%s found\n", len(problems), s)
+	return &ExitError{Code: ExitInvalid}
+}
+
+// configError gives a config that could not be read or is invalid the
+// exit code of invalid input; any other error is left alone.
+func configError(err error) error {
+	var cerr *config.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &cerr):
+		return &ExitError{Code: ExitInvalid, Err: err}
+	case errors.Is(err, fs.ErrNotExist):
+		return &ExitError{Code: ExitInvalid, Err: fmt.Errorf("%w (pass the config file with -f)", err)}
+	}
+	return err
+}

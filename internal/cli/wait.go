@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// maxPollFailures is how many polls in a row may fail to reach the server
+// before --wait gives up; a server restart takes a few seconds, and the
+// rollout resumes on its own after it.
+const maxPollFailures = 20
+
+// live reports whether a rollout is over for the person waiting on it: it
+// reached a final phase, or its release was promoted to 100% and only the
+// old instances are left to drain.
+func live(ro rollout.Rollout) bool {
+	return ro.Phase == rollout.PhaseRunning && !ro.PromotedAt.IsZero()
+}
+
+func settled(ro rollout.Rollout) bool { return ro.Phase.Final() || live(ro) }
+
+// waitAndReport follows a rollout until it settles, then prints the
+// outcome and returns the error that gives the exit code.
+func (a *app) waitAndReport(ctx context.Context, c *api.Client, ro rollout.Rollout, timeout time.Duration) error {
+	ro, err := a.wait(ctx, c, ro, timeout)
+	if err != nil {
+		return err
+	}
+	return a.report(ro)
+}
+
+// wait polls a rollout until it settles or timeout passes, showing its
+// progress on stderr in text mode.
+func (a *app) wait(ctx context.Context, c *api.Client, ro rollout.Rollout, timeout time.Duration) (rollout.Rollout, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	p := &progress{a: a}
+	p.show(ro)
+	tick := time.NewTicker(a.pollInterval)
+	defer tick.Stop()
+	failures := 0
+	for !settled(ro) {
+		select {
+		case <-wctx.Done():
+			goesOn := fmt.Sprintf("rollout %d goes on on the server (%s, %s); follow it with: shipgate status %s", ro.ID, ro.Phase, stepText(ro), ro.App)
+			if ctx.Err() != nil {
+				return ro, &ExitError{Code: ExitFailure, Err: errors.New("interrupted; " + goesOn)}
+			}
+			return ro, &ExitError{Code: ExitFailure, Err: fmt.Errorf("timed out after %s; %s", humanDuration(timeout), goesOn)}
+		case <-tick.C:
+		}
+		next, err := c.GetRollout(wctx, ro.ID)
+		if err != nil {
+			if wctx.Err() != nil {
+				continue // the select above says why
+			}
+			var ae *api.APIError
+			if errors.As(err, &ae) || failures >= maxPollFailures {
+				return ro, fmt.Errorf("follow rollout %d: %w", ro.ID, err)
+			}
+			failures++
+			if !a.jsonOutput() {
+				fmt.Fprintf(a.stderr, "%s  cannot reach the server, retrying: %v\n", clock(a.now(), a.now()), err)
+			}
+			continue
+		}
+		failures = 0
+		ro = next
+		p.show(ro)
+	}
+	return ro, nil
+}
+
+// progress prints one line per change of a rollout, and at least one every
+// progressEvery so that a long bake does not look like a hang.
+type progress struct {
+	a      *app
+	last   string
+	lastAt time.Time
+}
+
+func (p *progress) show(ro rollout.Rollout) {
+	if p.a.jsonOutput() {
+		return
+	}
+	verdict := ""
+	if ro.Analysis != nil {
+		verdict = string(ro.Analysis.Verdict)
+	}
+	key := fmt.Sprintf("%s/%d/%d/%s", ro.Phase, ro.StepIndex, ro.Weight, verdict)
+	now := p.a.now()
+	if key == p.last && now.Sub(p.lastAt) < p.a.progressEvery {
+		return
+	}
+	p.last, p.lastAt = key, now
+
+	parts := []string{fmt.Sprintf("%s  rollout %d %s", clock(now, now), ro.ID, stepText(ro))}
+	if s := analysisText(ro.Analysis); s != "" {
+		parts = append(parts, s)
+	}
+	if ro.Phase != rollout.PhaseRunning {
+		s := string(ro.Phase)
+		if ro.Reason != "" {
+			s += ": " + ro.Reason
+		}
+		parts = append(parts, s)
+	}
+	fmt.Fprintln(p.a.stderr, strings.Join(parts, " | "))
+}
+
+// report prints the outcome of a settled rollout and returns the error
+// that gives the exit code: nil when the release is live, an ExitRolledBack
+// ExitError when it was rolled back or failed.
+func (a *app) report(ro rollout.Rollout) error {
+	bad := ro.Phase == rollout.PhaseRolledBack || ro.Phase == rollout.PhaseFailed
+	reason := orDash(ro.Reason)
+	if a.jsonOutput() {
+		if err := a.printJSON(ro); err != nil {
+			return err
+		}
+		if bad {
+			// stdout holds the JSON only; say why on stderr for the log.
+			return &ExitError{Code: ExitRolledBack, Err: fmt.Errorf("rollout %d %s: %s", ro.ID, strings.ReplaceAll(string(ro.Phase), "_", " "), reason)}
+		}
+		return nil
+	}
+	end := ro.FinishedAt
+	if end.IsZero() {
+		end = ro.PromotedAt
+	}
+	took := ""
+	if !end.IsZero() && !ro.CreatedAt.IsZero() {
+		took = " (took " + humanDuration(end.Sub(ro.CreatedAt)) + ")"
+	}
+	switch {
+	case ro.Phase == rollout.PhaseSucceeded:
+		a.printf("rollout %d succeeded: %s %s is live in %s%s\n", ro.ID, ro.App, ro.Version, ro.Env, took)
+	case live(ro):
+		a.printf("rollout %d promoted: %s %s is live in %s at 100%%, the old instances are draining%s\n", ro.ID, ro.App, ro.Version, ro.Env, took)
+	case ro.Phase == rollout.PhaseRolledBack:
+		a.printf("rollout %d rolled back: %s\n", ro.ID, reason)
+		if ro.FromVersion != "" {
+			a.printf("%s %s is back on %s%s\n", ro.App, ro.Env, ro.FromVersion, took)
+		}
+	default:
+		a.printf("rollout %d %s: %s\n", ro.ID, ro.Phase, reason)
+	}
+	if bad {
+		return &ExitError{Code: ExitRolledBack}
+	}
+	return nil
+}
