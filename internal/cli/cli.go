@@ -221,6 +221,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back.`,
 		a.historyCommand(),
 		a.auditCommand(),
 		a.demoCommand(),
+		a.exampleShopCommand(),
 		a.versionCommand(),
 	)
 	return root

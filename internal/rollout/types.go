@@ -198,16 +198,16 @@ type Rollout struct {
 	// Analysis is the latest judgement of the canary.
 	Analysis *Judgement `json:"analysis,omitempty"`
 	// FirstTrafficAt is when the new release first got user traffic.
-	FirstTrafficAt time.Time `json:"first_traffic_at,omitempty"`
+	FirstTrafficAt time.Time `json:"first_traffic_at,omitzero"`
 	// PromotedAt is when the new release got 100% of traffic.
-	PromotedAt time.Time `json:"promoted_at,omitempty"`
+	PromotedAt time.Time `json:"promoted_at,omitzero"`
 	// RollbackStartedAt is when the rollback began; TrafficRestoredAt when
 	// all traffic was back on the old release.
-	RollbackStartedAt time.Time `json:"rollback_started_at,omitempty"`
-	TrafficRestoredAt time.Time `json:"traffic_restored_at,omitempty"`
+	RollbackStartedAt time.Time `json:"rollback_started_at,omitzero"`
+	TrafficRestoredAt time.Time `json:"traffic_restored_at,omitzero"`
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
-	FinishedAt        time.Time `json:"finished_at,omitempty"`
+	FinishedAt        time.Time `json:"finished_at,omitzero"`
 }
 
 // Judgement is one analysis of the canary against its gates.

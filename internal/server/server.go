@@ -1,20 +1,49 @@
 // Package server wires the control plane together: it loads the config,
 // opens the store, builds the runtime, the routers and the rollout engine,
 // and serves the API. It is the composition root; the CLI's `server`
-// command and the demo both use it.
+// command, the demo and the end-to-end tests all use it.
 package server
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/process"
+	"github.com/shipgate/shipgate/internal/proxy"
+	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/smoke"
+	"github.com/shipgate/shipgate/internal/sqlite"
 )
+
+// DefaultListen is where the API listens unless told otherwise: loopback
+// only, so nothing is exposed by accident.
+const DefaultListen = "127.0.0.1:7070"
+
+// TokenFile is the name of the admin token file in the data dir.
+const TokenFile = "token"
 
 // Options configure a control plane.
 type Options struct {
 	// ConfigPath is the path of shipgate.yaml.
 	ConfigPath string
+	// Config, when set, is used instead of loading ConfigPath.
+	Config *config.Config
 	// DataDir holds the database, the admin token and instance logs.
 	DataDir string
 	// Listen is the API address. Default 127.0.0.1:7070.
@@ -24,11 +53,219 @@ type Options struct {
 	// Out receives the few lines a person starting the server should read
 	// (where the API listens, where the admin token is).
 	Out io.Writer
+	// Tick overrides how often a bake looks at instance health (tests).
+	Tick time.Duration
 }
 
-// Run starts the control plane and serves until ctx is done.
+// ControlPlane is a running control plane.
+type ControlPlane struct {
+	Config  *config.Config
+	Engine  *rollout.Engine
+	Store   *sqlite.Store
+	Runtime *process.Runtime
+	// Routers are the builtin routers, by environment.
+	Routers map[string]*proxy.Proxy
+	// APIURL is the base URL of the API, e.g. http://127.0.0.1:7070.
+	APIURL string
+	// AdminToken is the admin secret (from the data dir's token file).
+	AdminToken string
+
+	log  *slog.Logger
+	http *http.Server
+	done chan error
+}
+
+// Run starts the control plane and serves until ctx is done, then shuts
+// down gracefully. App instances and their routes' last state are left
+// running so that users are not affected by a server restart.
 func Run(ctx context.Context, opts Options) error {
-	_ = ctx
-	_ = opts
-	return errors.New("server: not wired yet")
+	cp, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-cp.done:
+		if err != nil {
+			_ = cp.Close(context.Background())
+			return fmt.Errorf("serve API: %w", err)
+		}
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return cp.Close(shutdown)
+}
+
+// Start builds and starts a control plane; Close stops it.
+func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	cfg := opts.Config
+	if cfg == nil {
+		if cfg, err = config.Load(opts.ConfigPath); err != nil {
+			return nil, err
+		}
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("a data dir is required")
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	listen := opts.Listen
+	if listen == "" {
+		listen = DefaultListen
+	}
+
+	cp = &ControlPlane{Config: cfg, Routers: map[string]*proxy.Proxy{}, log: log, done: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			_ = cp.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if cp.Store, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "shipgate.db")); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if cp.AdminToken, err = adminToken(ctx, cp.Store, filepath.Join(opts.DataDir, TokenFile)); err != nil {
+		return nil, err
+	}
+	cp.Runtime = process.New(process.Config{DataDir: opts.DataDir, Logger: log.With("component", "runtime")})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	routers := map[string]rollout.Router{}
+	for name, env := range cfg.Environments {
+		p := proxy.New(proxy.Config{
+			Env: name, Listen: env.Listen, StickyHeader: env.Sticky.Header, StickyCookie: env.Sticky.Cookie,
+			Logger: log.With("component", "router", "env", name),
+		})
+		if err := p.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start router of %s on %s: %w", name, env.Listen, err)
+		}
+		cp.Routers[name] = p
+		routers[name] = p
+		reg.MustRegister(p.Collector())
+	}
+
+	cp.Engine, err = rollout.New(rollout.Options{
+		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(),
+		Logger: log.With("component", "engine"), Tick: opts.Tick,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := cp.Engine.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start engine: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the API on %s: %w", listen, err)
+	}
+	cp.APIURL = "http://" + ln.Addr().String()
+	handler := api.NewHandler(cp.Engine, cp.Store, api.HandlerOptions{
+		Logger:  log.With("component", "api"),
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		App:     cfg.App,
+	})
+	cp.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		err := cp.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		cp.done <- err
+	}()
+	log.Info("control plane started", "api", cp.APIURL, "app", cfg.App, "data", opts.DataDir)
+	fmt.Fprintf(out, "shipgate: API on %s, managing %s\n", cp.APIURL, cfg.App)
+	for name, p := range cp.Routers {
+		fmt.Fprintf(out, "shipgate: %s router on http://%s\n", name, p.Addr())
+	}
+	fmt.Fprintf(out, "shipgate: admin token in %s\n", filepath.Join(opts.DataDir, TokenFile))
+	return cp, nil
+}
+
+// Close stops the API, the rollout drivers, the routers and the runtime's
+// supervision. Instances keep running; Start adopts them again.
+func (cp *ControlPlane) Close(ctx context.Context) error {
+	var errs []error
+	if cp.http != nil {
+		errs = append(errs, cp.http.Shutdown(ctx))
+	}
+	if cp.Engine != nil {
+		cp.Engine.Close()
+	}
+	for _, p := range cp.Routers {
+		errs = append(errs, p.Shutdown(ctx))
+	}
+	if cp.Runtime != nil {
+		cp.Runtime.Close()
+	}
+	if cp.Store != nil {
+		errs = append(errs, cp.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// StopInstances stops every instance the store knows of: the stable ones
+// and those of active rollouts. The demo and tests use it to leave nothing
+// behind; a server never does it on its own.
+func (cp *ControlPlane) StopInstances(ctx context.Context) error {
+	var insts []rollout.Instance
+	for name := range cp.Config.Environments {
+		st, err := cp.Store.GetEnvState(ctx, cp.Config.App, name)
+		if err == nil {
+			insts = append(insts, st.Instances...)
+		}
+	}
+	active, err := cp.Store.ActiveRollouts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range active {
+		insts = append(insts, r.New...)
+		insts = append(insts, r.Old...)
+	}
+	return cp.Runtime.Stop(ctx, insts)
+}
+
+// adminToken returns the admin secret kept in path, creating it (0600) and
+// registering its hash in the store on first start.
+func adminToken(ctx context.Context, store *sqlite.Store, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		secret := strings.TrimSpace(string(b))
+		if _, err := store.TokenByHash(ctx, auth.Hash(secret)); err == nil {
+			return secret, nil
+		} else if !errors.Is(err, rollout.ErrNotFound) {
+			return "", fmt.Errorf("look up admin token: %w", err)
+		}
+		// The database is new but the token file is not: register it again.
+		_ = store.DeleteToken(ctx, "admin")
+		if err := store.CreateToken(ctx, auth.Token{Name: "admin", Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
+			return "", fmt.Errorf("register admin token: %w", err)
+		}
+		return secret, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	secret, err := auth.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	_ = store.DeleteToken(ctx, "admin")
+	if err := store.CreateToken(ctx, auth.Token{Name: "admin", Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
+		return "", fmt.Errorf("register admin token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return secret, nil
 }

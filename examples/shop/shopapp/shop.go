@@ -1,4 +1,4 @@
-package main
+package shopapp
 
 import (
 	"encoding/json"

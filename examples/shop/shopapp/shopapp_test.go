@@ -1,4 +1,4 @@
-package main
+package shopapp
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	shopBin = filepath.Join(dir, "shop")
-	out, err := exec.Command("go", "build", "-o", shopBin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", shopBin, "..").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		return 1

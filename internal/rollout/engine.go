@@ -1,0 +1,1002 @@
+package rollout
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/analysis"
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/config"
+)
+
+// ActorEngine is the audit actor of what the engine does by itself.
+const ActorEngine = "shipgate"
+
+// Options are what an Engine is built from.
+type Options struct {
+	Config  *config.Config
+	Store   Store
+	Runtime Runtime
+	// Routers holds the router of each environment, by name.
+	Routers map[string]Router
+	Prober  Prober
+	// Clock defaults to the wall clock.
+	Clock  Clock
+	Logger *slog.Logger
+	// Tick is how often a bake looks at the new instances' health between
+	// two analyses. Default 200ms.
+	Tick time.Duration
+}
+
+// Adopter is implemented by runtimes that can take over instances started
+// by an earlier server process.
+type Adopter interface {
+	Adopt(ctx context.Context, inst Instance, spec InstanceSpec) error
+}
+
+// Engine drives rollouts. Each environment has at most one active rollout,
+// driven by its own goroutine; the Engine owns those goroutines and stops
+// them on Close. A stopped rollout is resumed from its last committed step
+// by the next Start.
+type Engine struct {
+	cfg     *config.Config
+	store   Store
+	runtime Runtime
+	routers map[string]Router
+	prober  Prober
+	clock   Clock
+	log     *slog.Logger
+	tick    time.Duration
+
+	mu      sync.Mutex
+	drivers map[string]*driver // by environment
+	base    context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// driver is the goroutine of one active rollout and the ways to reach it.
+type driver struct {
+	id       int64
+	restored chan struct{} // closed once traffic is back on the old release
+	done     chan struct{} // closed when the goroutine ends
+
+	mu         sync.Mutex
+	cancelStep context.CancelFunc
+	abort      *Failure
+	hurry      bool
+	restoredOK bool
+}
+
+// Failure is why a rollout is rolled back.
+type Failure struct {
+	Reason string
+	// Gate, Value and Threshold are set when an analysis gate failed.
+	Gate      string
+	Value     float64
+	Threshold float64
+	// Manual is true for a rollback a person asked for.
+	Manual bool
+	Actor  string
+}
+
+func (f *Failure) Error() string { return f.Reason }
+
+func failf(format string, args ...any) *Failure {
+	return &Failure{Reason: fmt.Sprintf(format, args...)}
+}
+
+// wallClock is the real time.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now().UTC() }
+
+// New returns an Engine; call Start before use.
+func New(o Options) (*Engine, error) {
+	if o.Config == nil || o.Store == nil || o.Runtime == nil || o.Prober == nil {
+		return nil, errors.New("rollout: config, store, runtime and prober are required")
+	}
+	for name := range o.Config.Environments {
+		if o.Routers[name] == nil {
+			return nil, fmt.Errorf("rollout: no router for environment %q", name)
+		}
+	}
+	e := &Engine{
+		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober,
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{},
+	}
+	if e.clock == nil {
+		e.clock = wallClock{}
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.tick <= 0 {
+		e.tick = 200 * time.Millisecond
+	}
+	return e, nil
+}
+
+// Start restores every environment's routes from the store, re-adopts the
+// instances an earlier server left running (restarting the stable release
+// if its instances are gone), and resumes every active rollout.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.base != nil {
+		e.mu.Unlock()
+		return errors.New("rollout: engine already started")
+	}
+	e.base, e.stop = context.WithCancel(context.WithoutCancel(ctx))
+	e.mu.Unlock()
+
+	active, err := e.store.ActiveRollouts(ctx)
+	if err != nil {
+		return fmt.Errorf("list active rollouts: %w", err)
+	}
+	byEnv := map[string]Rollout{}
+	for _, r := range active {
+		if r.App == e.cfg.App {
+			byEnv[r.Env] = r
+		}
+	}
+	for _, env := range e.envNames() {
+		r, hasActive := byEnv[env]
+		if err := e.restoreEnv(ctx, env, r, hasActive); err != nil {
+			return fmt.Errorf("restore %s: %w", env, err)
+		}
+		if hasActive {
+			e.mu.Lock()
+			e.launch(r)
+			e.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// restoreEnv puts an environment's routes back as the store says they were.
+func (e *Engine) restoreEnv(ctx context.Context, env string, r Rollout, hasActive bool) error {
+	state, err := e.store.GetEnvState(ctx, e.cfg.App, env)
+	if errors.Is(err, ErrNotFound) {
+		if !hasActive {
+			return nil
+		}
+	} else if err != nil {
+		return err
+	}
+	if err == nil && (!hasActive || r.PromotedAt.IsZero()) {
+		insts, err := e.adoptOrStart(ctx, env, state.Stable, state.Instances)
+		if err != nil {
+			return err
+		}
+		if !sameInstances(insts, state.Instances) {
+			state.Instances = insts
+			state.UpdatedAt = e.clock.Now()
+			if hasActive {
+				r.Old = insts
+			}
+			if err := e.store.Commit(ctx, Change{Env: &state}); err != nil {
+				return err
+			}
+		}
+	}
+	if hasActive {
+		for _, inst := range append(append([]Instance(nil), r.New...), r.Old...) {
+			e.adopt(ctx, env, inst)
+		}
+	}
+	routes := Routes{}
+	switch {
+	case hasActive && !r.PromotedAt.IsZero():
+		routes = Routes{Stable: Backend{Version: r.Version, Addrs: addrs(r.New)}, Seed: r.Seed}
+	case hasActive && r.Weight > 0 && r.Phase == PhaseRunning:
+		routes = Routes{Stable: Backend{Version: state.Stable, Addrs: addrs(state.Instances)},
+			Canary: Backend{Version: r.Version, Addrs: addrs(r.New)}, Weight: r.Weight, Seed: r.Seed}
+	case state.Stable != "":
+		routes = Routes{Stable: Backend{Version: state.Stable, Addrs: addrs(state.Instances)}}
+	}
+	return e.routers[env].SetRoutes(ctx, routes)
+}
+
+// adoptOrStart returns running instances of version: the given ones if the
+// runtime can adopt them, or new ones.
+func (e *Engine) adoptOrStart(ctx context.Context, env, version string, insts []Instance) ([]Instance, error) {
+	alive := len(insts) > 0
+	for _, inst := range insts {
+		if !e.adopt(ctx, env, inst) {
+			alive = false
+		}
+	}
+	if alive {
+		return insts, nil
+	}
+	e.log.Warn("stable instances are gone, starting new ones", "env", env, "version", version)
+	_ = e.runtime.Stop(ctx, insts)
+	rel, err := e.store.GetRelease(ctx, e.cfg.App, version)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := instanceSpec(e.cfg, env, rel)
+	if err != nil {
+		return nil, err
+	}
+	return e.runtime.Start(ctx, spec)
+}
+
+// adopt hands an instance of an earlier server to the runtime, and reports
+// whether it is alive.
+func (e *Engine) adopt(ctx context.Context, env string, inst Instance) bool {
+	if st := e.runtime.Status(ctx, inst); st.State == InstanceRunning {
+		return true
+	}
+	a, ok := e.runtime.(Adopter)
+	if !ok {
+		return false
+	}
+	rel, err := e.store.GetRelease(ctx, e.cfg.App, inst.Version)
+	if err != nil {
+		return false
+	}
+	spec, err := instanceSpec(e.cfg, env, rel)
+	if err != nil {
+		return false
+	}
+	if err := a.Adopt(ctx, inst, spec); err != nil {
+		e.log.Info("instance not adopted", "instance", inst.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+// Close stops driving rollouts and waits for the drivers to return. The
+// rollouts stay active in the store and resume on the next Start; routes
+// and instances are left as they are.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	stop := e.stop
+	e.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	e.wg.Wait()
+}
+
+var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
+
+// Deploy records the release and starts rolling it out. It returns once
+// the rollout is committed; the rollout goes on in the background.
+func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error) {
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if !versionRE.MatchString(req.Version) {
+		return Rollout{}, &FieldError{Field: "version", Message: fmt.Sprintf("%q is not a version: use letters, digits, '.', '_', '+', '-'", req.Version)}
+	}
+	rel, err := e.release(ctx, req)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if _, err := instanceSpec(e.cfg, env, rel); err != nil {
+		return Rollout{}, err
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.makeRoom(ctx, env); err != nil {
+		return Rollout{}, err
+	}
+	state, err := e.store.GetEnvState(ctx, req.App, env)
+	first := errors.Is(err, ErrNotFound)
+	if err != nil && !first {
+		return Rollout{}, err
+	}
+	if !first && state.Stable == req.Version {
+		return Rollout{}, fmt.Errorf("%s is already live in %s: %w", req.Version, env, ErrConflict)
+	}
+	now := e.clock.Now()
+	r := Rollout{
+		App: req.App, Env: env, Kind: KindDeploy, Version: req.Version, FromVersion: state.Stable,
+		Phase: PhaseRunning, Steps: Plan(e.cfg, first), StepStartedAt: now, Seed: newSeed(),
+		Old: state.Instances, Actor: req.Actor, CreatedAt: now, UpdatedAt: now,
+	}
+	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("deploy %s (from %s)", req.Version, orNone(state.Stable)))
+	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
+		return Rollout{}, fmt.Errorf("record rollout: %w", err)
+	}
+	e.log.Info("rollout created", "rollout", r.ID, "env", env, "version", r.Version, "from", r.FromVersion)
+	e.launch(r)
+	return r, nil
+}
+
+// makeRoom makes sure no rollout of env is active. A rollout that is only
+// waiting to scale down its old release is told to do so now; any other
+// is a conflict. Called with e.mu held.
+func (e *Engine) makeRoom(ctx context.Context, env string) error {
+	d := e.drivers[env]
+	if d == nil {
+		return nil
+	}
+	r, err := e.store.GetRollout(ctx, d.id)
+	if err != nil {
+		return err
+	}
+	if r.Phase != PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != StepScaleDown {
+		return fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", r.ID, r.App, r.Env, describe(r), ErrConflict)
+	}
+	d.mu.Lock()
+	d.hurry = true
+	d.mu.Unlock()
+	e.mu.Unlock()
+	defer e.mu.Lock()
+	select {
+	case <-d.done:
+		return nil
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("rollout %d is still scaling down: %w", r.ID, ErrConflict)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func describe(r Rollout) string {
+	if r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) {
+		return fmt.Sprintf("at step %d/%d (%s)", r.StepIndex+1, len(r.Steps), describeStep(r.Steps[r.StepIndex]))
+	}
+	return string(r.Phase)
+}
+
+// release returns the release a deploy names, recording it if it is new.
+func (e *Engine) release(ctx context.Context, req DeployRequest) (Release, error) {
+	old, err := e.store.GetRelease(ctx, req.App, req.Version)
+	switch {
+	case err == nil && req.Commit == "" && len(req.Vars) == 0:
+		return old, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return Release{}, err
+	}
+	rel := Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars, CreatedAt: e.clock.Now()}
+	if err == nil {
+		rel.CreatedAt = old.CreatedAt
+	}
+	if err := e.store.PutRelease(ctx, rel); err != nil {
+		return Release{}, err
+	}
+	return rel, nil
+}
+
+// Rollback puts an environment back on its last good release. While a
+// rollout runs, that is the stable release: traffic moves at once and
+// Rollback returns when it has. Otherwise it is the previous release, which
+// is started, smoke-checked and switched to in one step.
+func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, error) {
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why you roll back; it goes into the audit log"}
+	}
+	e.mu.Lock()
+	if d := e.drivers[env]; d != nil {
+		e.mu.Unlock()
+		d.requestAbort(&Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
+		select {
+		case <-d.restored:
+		case <-d.done:
+		case <-ctx.Done():
+			return Rollout{}, ctx.Err()
+		}
+		return e.store.GetRollout(ctx, d.id)
+	}
+	defer e.mu.Unlock()
+	state, err := e.store.GetEnvState(ctx, req.App, env)
+	if err != nil {
+		return Rollout{}, fmt.Errorf("nothing is deployed in %s: %w", env, err)
+	}
+	if state.Previous == "" {
+		return Rollout{}, fmt.Errorf("%s has no earlier release to roll back to from %s: %w", env, state.Stable, ErrConflict)
+	}
+	now := e.clock.Now()
+	r := Rollout{
+		App: req.App, Env: env, Kind: KindRollback, Version: state.Previous, FromVersion: state.Stable,
+		Phase: PhaseRunning, Steps: rollbackPlan(e.cfg), StepStartedAt: now, Seed: newSeed(),
+		Old: state.Instances, Actor: req.Actor, Reason: req.Reason, CreatedAt: now, UpdatedAt: now,
+	}
+	ev := e.event(&r, req.Actor, audit.ActionRollbackManual, req.Reason)
+	ev.Data["to"], ev.Data["from"] = state.Previous, state.Stable
+	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
+		return Rollout{}, fmt.Errorf("record rollback: %w", err)
+	}
+	e.launch(r)
+	return r, nil
+}
+
+// Status returns what is live in each environment of app.
+func (e *Engine) Status(ctx context.Context, app string) (AppStatus, error) {
+	if _, err := e.checkTarget(app, e.anyEnv()); err != nil {
+		return AppStatus{}, err
+	}
+	active, err := e.store.ActiveRollouts(ctx)
+	if err != nil {
+		return AppStatus{}, err
+	}
+	out := AppStatus{App: app}
+	for _, env := range e.envNames() {
+		es := EnvStatus{Env: env, Listen: e.cfg.Environments[env].Listen}
+		state, err := e.store.GetEnvState(ctx, app, env)
+		switch {
+		case err == nil:
+			es.State = &state
+		case !errors.Is(err, ErrNotFound):
+			return AppStatus{}, err
+		}
+		for i := range active {
+			if active[i].App == app && active[i].Env == env {
+				es.Active = &active[i]
+			}
+		}
+		out.Envs = append(out.Envs, es)
+	}
+	return out, nil
+}
+
+// GetRollout returns one rollout.
+func (e *Engine) GetRollout(ctx context.Context, id int64) (Rollout, error) {
+	return e.store.GetRollout(ctx, id)
+}
+
+// History returns an app's rollouts, newest first.
+func (e *Engine) History(ctx context.Context, app, env string, limit int) ([]Rollout, error) {
+	if _, err := e.checkTarget(app, e.anyEnv()); err != nil {
+		return nil, err
+	}
+	if env != "" {
+		if _, err := e.cfg.Environment(env); err != nil {
+			return nil, &FieldError{Field: "env", Message: err.Error()}
+		}
+	}
+	return e.store.ListRollouts(ctx, app, env, limit)
+}
+
+// Audit returns audit events, newest first.
+func (e *Engine) Audit(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	return e.store.ListAudit(ctx, f)
+}
+
+// Wait blocks until the rollout of env driven now, if any, has ended.
+func (e *Engine) Wait(ctx context.Context, env string) error {
+	e.mu.Lock()
+	d := e.drivers[env]
+	e.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	select {
+	case <-d.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) checkTarget(app, env string) (string, error) {
+	if app != e.cfg.App {
+		return "", fmt.Errorf("app %q is not managed by this server (it manages %q): %w", app, e.cfg.App, ErrNotFound)
+	}
+	if env == "" {
+		name, err := e.cfg.DefaultEnv()
+		if err != nil {
+			return "", &FieldError{Field: "env", Message: err.Error()}
+		}
+		return name, nil
+	}
+	if _, err := e.cfg.Environment(env); err != nil {
+		return "", &FieldError{Field: "env", Message: err.Error()}
+	}
+	return env, nil
+}
+
+func (e *Engine) anyEnv() string {
+	names := e.envNames()
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
+
+func (e *Engine) envNames() []string {
+	names := make([]string, 0, len(e.cfg.Environments))
+	for n := range e.cfg.Environments {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// launch starts the goroutine that drives r. Called with e.mu held.
+func (e *Engine) launch(r Rollout) {
+	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{})}
+	e.drivers[r.Env] = d
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer close(d.done)
+		defer func() {
+			e.mu.Lock()
+			if e.drivers[r.Env] == d {
+				delete(e.drivers, r.Env)
+			}
+			e.mu.Unlock()
+		}()
+		e.drive(e.base, d, r)
+	}()
+}
+
+// requestAbort asks the driver to roll back, interrupting the current step.
+func (d *driver) requestAbort(f *Failure) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.abort == nil {
+		d.abort = f
+	}
+	if d.cancelStep != nil {
+		d.cancelStep()
+	}
+}
+
+func (d *driver) takeAbort() *Failure {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f := d.abort
+	d.abort = nil
+	return f
+}
+
+func (d *driver) markRestored() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.restoredOK {
+		d.restoredOK = true
+		close(d.restored)
+	}
+}
+
+func (d *driver) hurried() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.hurry
+}
+
+// drive runs r's steps until it reaches a final phase or ctx ends.
+func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
+	for !r.Phase.Final() && ctx.Err() == nil {
+		if r.Phase == PhaseRollingBack {
+			e.rollBack(ctx, d, &r)
+			continue
+		}
+		if r.StepIndex >= len(r.Steps) {
+			e.succeed(ctx, &r)
+			continue
+		}
+		stepCtx, cancel := context.WithCancel(ctx)
+		d.mu.Lock()
+		d.cancelStep = cancel
+		pending := d.abort != nil
+		d.mu.Unlock()
+		var err error
+		if !pending {
+			err = e.runStep(stepCtx, d, &r)
+		}
+		cancel()
+		if f := d.takeAbort(); f != nil {
+			e.beginRollback(ctx, &r, f)
+			continue
+		}
+		if ctx.Err() != nil {
+			return // shutting down: the next Start resumes from the committed step
+		}
+		if err != nil {
+			var f *Failure
+			if !errors.As(err, &f) {
+				f = &Failure{Reason: err.Error()}
+			}
+			e.beginRollback(ctx, &r, f)
+			continue
+		}
+		e.advance(ctx, &r)
+	}
+}
+
+func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
+	step := r.Steps[r.StepIndex]
+	switch step.Kind {
+	case StepStart:
+		return e.stepStart(ctx, r)
+	case StepSmoke:
+		return e.stepSmoke(ctx, r)
+	case StepWeight:
+		return e.stepWeight(ctx, r, step)
+	case StepPromote:
+		return e.stepPromote(ctx, r)
+	case StepScaleDown:
+		return e.stepScaleDown(ctx, d, r, step)
+	}
+	return fmt.Errorf("unknown step %q", step.Kind)
+}
+
+func (e *Engine) stepStart(ctx context.Context, r *Rollout) error {
+	if len(r.New) > 0 {
+		if e.allRunning(ctx, r.New) {
+			return nil
+		}
+		_ = e.runtime.Stop(ctx, r.New)
+		r.New = nil
+	}
+	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
+	if err != nil {
+		return err
+	}
+	spec, err := instanceSpec(e.cfg, r.Env, rel)
+	if err != nil {
+		return err
+	}
+	insts, err := e.runtime.Start(ctx, spec)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return failf("%s did not start: %v", r.Version, err)
+	}
+	r.New = insts
+	return e.save(ctx, r, nil)
+}
+
+func (e *Engine) allRunning(ctx context.Context, insts []Instance) bool {
+	for _, inst := range insts {
+		if e.runtime.Status(ctx, inst).State != InstanceRunning {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) stepSmoke(ctx context.Context, r *Rollout) error {
+	for _, inst := range r.New {
+		for _, c := range smokeChecks(e.cfg) {
+			if err := e.prober.Probe(ctx, inst.Addr, c); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return failf("smoke check GET %s on %s failed: %v", c.Path, inst.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Engine) stepWeight(ctx context.Context, r *Rollout, step Step) error {
+	router := e.routers[r.Env]
+	routes := Routes{
+		Stable: Backend{Version: r.FromVersion, Addrs: addrs(r.Old)},
+		Canary: Backend{Version: r.Version, Addrs: addrs(r.New)},
+		Weight: step.Weight, Seed: r.Seed,
+	}
+	baseline, err := router.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("read router stats: %w", err)
+	}
+	if err := router.SetRoutes(ctx, routes); err != nil {
+		return fmt.Errorf("set canary weight %d%%: %w", step.Weight, err)
+	}
+	if r.Weight != step.Weight || r.FirstTrafficAt.IsZero() {
+		r.Weight = step.Weight
+		if r.FirstTrafficAt.IsZero() {
+			r.FirstTrafficAt = e.clock.Now()
+		}
+		if err := e.save(ctx, r, nil); err != nil {
+			return err
+		}
+	}
+	a := e.cfg.Analysis
+	gates, opts := Gates(a), analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence}
+	interval := a.Interval.D()
+	extra := max(step.Duration, 5*interval)
+	next := e.clock.Now().Add(interval)
+	ticker := time.NewTicker(min(e.tick, interval))
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+		if f := e.checkInstances(ctx, r.New); f != nil {
+			return f
+		}
+		now := e.clock.Now()
+		if now.Before(next) {
+			continue
+		}
+		next = now.Add(interval)
+		stats, err := router.Stats(ctx)
+		if err != nil {
+			return fmt.Errorf("read router stats: %w", err)
+		}
+		canary := stats[r.Version].Sub(baseline[r.Version])
+		stable := stats[r.FromVersion].Sub(baseline[r.FromVersion])
+		verdict, results := analysis.Judge(gates, canary, stable, opts)
+		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
+		if err := e.save(ctx, r, nil); err != nil {
+			return err
+		}
+		elapsed := now.Sub(r.StepStartedAt)
+		switch {
+		case verdict == analysis.Fail:
+			for _, res := range results {
+				if res.Verdict == analysis.Fail {
+					return &Failure{Reason: "gate " + res.Gate + " failed: " + res.Detail, Gate: res.Gate, Value: res.Value, Threshold: res.Threshold}
+				}
+			}
+		case verdict == analysis.Pass && elapsed >= step.Duration:
+			return nil
+		case elapsed >= step.Duration+extra:
+			for _, res := range results {
+				if res.Verdict != analysis.Pass {
+					return &Failure{Reason: "gate " + res.Gate + " still inconclusive after " + elapsed.Round(time.Second).String() + ": " + res.Detail, Gate: res.Gate, Value: res.Value, Threshold: res.Threshold}
+				}
+			}
+		}
+	}
+}
+
+// checkInstances returns a Failure if a new instance exited or is unhealthy.
+func (e *Engine) checkInstances(ctx context.Context, insts []Instance) *Failure {
+	for _, inst := range insts {
+		st := e.runtime.Status(ctx, inst)
+		if st.State == InstanceExited || st.State == InstanceUnhealthy {
+			return failf("instance %s is %s: %s", inst.ID, st.State, st.Reason)
+		}
+	}
+	return nil
+}
+
+func summarize(s analysis.Sample) Summary {
+	return Summary{
+		Requests: s.Requests, Errors: s.Errors(), ErrorRate: s.ErrorRate(),
+		P50: s.Latency.Quantile(0.5), P99: s.Latency.Quantile(0.99),
+	}
+}
+
+func (e *Engine) stepPromote(ctx context.Context, r *Rollout) error {
+	routes := Routes{Stable: Backend{Version: r.Version, Addrs: addrs(r.New)}, Seed: r.Seed}
+	if err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	now := e.clock.Now()
+	r.Weight, r.PromotedAt = 100, now
+	if r.FirstTrafficAt.IsZero() {
+		r.FirstTrafficAt = now
+	}
+	env := EnvState{App: r.App, Env: r.Env, Stable: r.Version, Instances: r.New, UpdatedAt: now}
+	if r.Kind == KindDeploy {
+		env.Previous = r.FromVersion
+	}
+	ev := e.event(r, ActorEngine, audit.ActionPromote, fmt.Sprintf("%s takes 100%% of traffic", r.Version))
+	return e.save(ctx, r, &env, ev)
+}
+
+func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step Step) error {
+	deadline := r.StepStartedAt.Add(step.Duration)
+	ticker := time.NewTicker(min(e.tick, 100*time.Millisecond))
+	defer ticker.Stop()
+	for e.clock.Now().Before(deadline) && !d.hurried() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+	if err := e.runtime.Stop(ctx, r.Old); err != nil {
+		return fmt.Errorf("stop %s: %w", orNone(r.FromVersion), err)
+	}
+	return nil
+}
+
+// advance commits the move to the next step before it is acted on.
+func (e *Engine) advance(ctx context.Context, r *Rollout) {
+	r.StepIndex++
+	r.StepStartedAt = e.clock.Now()
+	var evs []audit.Event
+	if r.StepIndex < len(r.Steps) {
+		step := r.Steps[r.StepIndex]
+		ev := e.event(r, ActorEngine, audit.ActionStep, describeStep(step))
+		ev.Data["step"] = strconv.Itoa(r.StepIndex + 1)
+		evs = append(evs, ev)
+	}
+	e.mustSave(ctx, r, nil, evs...)
+}
+
+func (e *Engine) succeed(ctx context.Context, r *Rollout) {
+	now := e.clock.Now()
+	r.Phase, r.FinishedAt = PhaseSucceeded, now
+	ev := e.event(r, ActorEngine, audit.ActionSucceed, fmt.Sprintf("%s is stable; %s stopped", r.Version, orNone(r.FromVersion)))
+	e.mustSave(ctx, r, nil, ev)
+	e.log.Info("rollout succeeded", "rollout", r.ID, "env", r.Env, "version", r.Version)
+}
+
+// beginRollback commits the decision to roll back, with why.
+func (e *Engine) beginRollback(ctx context.Context, r *Rollout, f *Failure) {
+	now := e.clock.Now()
+	r.Phase, r.RollbackStartedAt = PhaseRollingBack, now
+	action, actor := audit.ActionRollbackAuto, ActorEngine
+	if f.Manual {
+		action, actor = audit.ActionRollbackManual, f.Actor
+		r.Reason = "rolled back by " + f.Actor + ": " + f.Reason
+	} else {
+		r.Reason = f.Reason
+	}
+	ev := e.event(r, actor, action, f.Reason)
+	if r.StepIndex < len(r.Steps) {
+		ev.Data["step"] = describeStep(r.Steps[r.StepIndex])
+	}
+	if f.Gate != "" {
+		ev.Data["gate"] = f.Gate
+		ev.Data["value"] = strconv.FormatFloat(f.Value, 'g', 4, 64)
+		ev.Data["threshold"] = strconv.FormatFloat(f.Threshold, 'g', 4, 64)
+	}
+	e.log.Warn("rolling back", "rollout", r.ID, "env", r.Env, "version", r.Version, "reason", r.Reason)
+	if err := e.save(ctx, r, nil, ev); err != nil {
+		// Traffic comes first: roll back now and record it as soon as the
+		// store answers again.
+		e.log.Error("record rollback decision", "rollout", r.ID, "err", err)
+	}
+}
+
+// rollBack moves all traffic to the old release, then stops the new one.
+func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
+	var env *EnvState
+	if r.FromVersion != "" {
+		old := r.Old
+		if !e.allAlive(ctx, old) {
+			insts, err := e.adoptOrStart(ctx, r.Env, r.FromVersion, nil)
+			if err != nil {
+				e.log.Error("restart old release for rollback", "rollout", r.ID, "err", err)
+			} else {
+				old = insts
+			}
+		}
+		routes := Routes{Stable: Backend{Version: r.FromVersion, Addrs: addrs(old)}, Seed: r.Seed}
+		for err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil; err = e.routers[r.Env].SetRoutes(ctx, routes) {
+			e.log.Error("move traffic back", "rollout", r.ID, "err", err)
+			if !sleep(ctx, time.Second) {
+				return
+			}
+		}
+		r.Old = old
+		if !r.PromotedAt.IsZero() {
+			env = &EnvState{App: r.App, Env: r.Env, Stable: r.FromVersion, Instances: old, UpdatedAt: e.clock.Now()}
+		}
+	}
+	r.Weight = 0
+	r.TrafficRestoredAt = e.clock.Now()
+	e.mustSave(ctx, r, env)
+	d.markRestored()
+	if err := e.runtime.Stop(ctx, r.New); err != nil {
+		e.log.Error("stop rolled back instances", "rollout", r.ID, "err", err)
+	}
+	now := e.clock.Now()
+	r.Phase, r.FinishedAt = PhaseRolledBack, now
+	ev := e.event(r, ActorEngine, audit.ActionRolledBack, fmt.Sprintf("traffic back on %s; %s stopped", orNone(r.FromVersion), r.Version))
+	if !r.FirstTrafficAt.IsZero() {
+		ev.Data["seconds_from_first_traffic"] = strconv.FormatFloat(r.TrafficRestoredAt.Sub(r.FirstTrafficAt).Seconds(), 'f', 2, 64)
+	}
+	ev.Data["seconds_to_restore_traffic"] = strconv.FormatFloat(r.TrafficRestoredAt.Sub(r.RollbackStartedAt).Seconds(), 'f', 3, 64)
+	e.mustSave(ctx, r, nil, ev)
+}
+
+// allAlive reports whether no instance is known to have exited.
+func (e *Engine) allAlive(ctx context.Context, insts []Instance) bool {
+	if len(insts) == 0 {
+		return false
+	}
+	for _, inst := range insts {
+		if st := e.runtime.Status(ctx, inst).State; st == InstanceExited {
+			return false
+		}
+	}
+	return true
+}
+
+// save commits r (and env, and events) with a fresh UpdatedAt.
+func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) error {
+	r.UpdatedAt = e.clock.Now()
+	cp := *r
+	if err := e.store.Commit(ctx, Change{Rollout: &cp, Env: env, Audit: events}); err != nil {
+		return fmt.Errorf("record rollout %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// mustSave retries a commit until it succeeds or ctx ends: the step it
+// records has already happened and must not be forgotten.
+func (e *Engine) mustSave(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) {
+	for {
+		err := e.save(ctx, r, env, events...)
+		if err == nil {
+			return
+		}
+		e.log.Error("record rollout, retrying", "rollout", r.ID, "err", err)
+		if !sleep(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+func (e *Engine) event(r *Rollout, actor, action, reason string) audit.Event {
+	return audit.Event{
+		Time: e.clock.Now(), Actor: actor, Action: action,
+		Subject: r.App + "/" + r.Env + "/" + r.Version, Reason: reason, Outcome: "ok",
+		Data: rolloutData(r.ID),
+	}
+}
+
+// rolloutData starts an event's data with the rollout id, once it has one.
+func rolloutData(id int64) map[string]string {
+	if id == 0 {
+		return map[string]string{}
+	}
+	return map[string]string{"rollout": strconv.FormatInt(id, 10)}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func addrs(insts []Instance) []string {
+	out := make([]string, len(insts))
+	for i, inst := range insts {
+		out[i] = inst.Addr
+	}
+	return out
+}
+
+func sameInstances(a, b []Instance) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID {
+			return false
+		}
+	}
+	return true
+}
+
+func newSeed() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "nothing"
+	}
+	return v
+}
