@@ -1,0 +1,38 @@
+# Shipgate's build. `make test` is what CI runs (.ci/run); it installs what
+# the tests need first when running as root in CI.
+GO ?= go
+GOLANGCI_LINT_VERSION ?= v2.6.2
+FUZZTIME ?= 30s
+
+.PHONY: build test deps vet lint bench fuzz demo clean
+
+build:
+	$(GO) build -o bin/shipgate ./cmd/shipgate
+
+deps:
+	@scripts/deps.sh test
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -count=1 -timeout 30m ./...
+
+lint:
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+
+include bench.mk
+
+bench: bench-router
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/analysis/
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+
+demo:
+	$(GO) run ./cmd/shipgate demo
+
+clean:
+	rm -rf bin
