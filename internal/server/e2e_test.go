@@ -5,15 +5,18 @@ package server_test
 // binary under real HTTP load. Nothing here is faked.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,7 +77,27 @@ smoke: [{path: /healthz}, {path: /products}]
 
 type plane struct {
 	*server.ControlPlane
-	router string
+	router  string
+	dataDir string
+	logs    *syncBuffer
+}
+
+// syncBuffer collects the server's logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Steps for the tests. A gate passes only on evidence: a p99 within 2x
@@ -103,7 +126,11 @@ func startPlane(t *testing.T, steps string) *plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := server.Start(context.Background(), server.Options{Config: cfg, DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", Tick: 50 * time.Millisecond})
+	logs := &syncBuffer{}
+	cp, err := server.Start(context.Background(), server.Options{
+		Config: cfg, DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", Tick: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +142,7 @@ func startPlane(t *testing.T, steps string) *plane {
 		}
 		_ = cp.Close(ctx)
 	})
-	return &plane{ControlPlane: cp, router: "http://" + cp.Routers["production"].Addr()}
+	return &plane{ControlPlane: cp, router: "http://" + cp.Routers["production"].Addr(), dataDir: filepath.Join(dir, "data"), logs: logs}
 }
 
 // deploy deploys a version and waits for its rollout to end.
