@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shipgate/shipgate/internal/analysis"
+)
+
+// promBucketStep picks every fifth analysis bound for the Prometheus
+// histogram: 1.15^5 ≈ 2, so the 19 bounds double from 100µs to 29s. Each is
+// an analysis bound, so the cumulative counts are exact sums of the
+// analysis buckets below it.
+const promBucketStep = 5
+
+var (
+	requestsDesc = prometheus.NewDesc(
+		"shipgate_router_requests_total",
+		"Requests the builtin router finished, by version and status class; transport_error means the backend never answered.",
+		[]string{"env", "version", "code"}, nil)
+	durationDesc = prometheus.NewDesc(
+		"shipgate_router_request_duration_seconds",
+		"Time from receiving a request to the end of writing its response, by version.",
+		[]string{"env", "version"}, nil)
+	weightDesc = prometheus.NewDesc(
+		"shipgate_router_canary_weight",
+		"Percentage of users the builtin router sends to the canary.",
+		[]string{"env"}, nil)
+)
+
+// Collector returns a Prometheus collector for the proxy's request counts,
+// latency histograms and canary weight. It reads the same counters as
+// Stats at scrape time, so the two never disagree.
+func (p *Proxy) Collector() prometheus.Collector { return collector{p} }
+
+type collector struct{ p *Proxy }
+
+// Describe implements prometheus.Collector.
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- requestsDesc
+	ch <- durationDesc
+	ch <- weightDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	env := c.p.env
+	ch <- prometheus.MustNewConstMetric(weightDesc, prometheus.GaugeValue,
+		float64(c.p.table.Load().weight), env)
+	for version, s := range c.p.stats.all() {
+		sample, counts := s.snapshot()
+		for o, n := range counts {
+			ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue,
+				float64(n), env, version, outcomeLabels[o])
+		}
+		buckets := make(map[float64]uint64, len(analysis.Bounds)/promBucketStep+1)
+		var cumulative uint64
+		for i, bound := range analysis.Bounds {
+			cumulative += sample.Latency[i]
+			if i%promBucketStep == 0 {
+				buckets[bound.Seconds()] = cumulative
+			}
+		}
+		sum := float64(s.latencyNanos.Load()) / 1e9
+		ch <- prometheus.MustNewConstHistogram(durationDesc, sample.Latency.Count(), sum, buckets,
+			env, version)
+	}
+}

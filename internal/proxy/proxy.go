@@ -1,0 +1,362 @@
+// Package proxy is Shipgate's builtin router: an HTTP reverse proxy that
+// splits one environment's traffic between its stable and canary releases
+// and counts every request per version, so that the rollout engine can judge
+// the canary from what users really saw.
+//
+// The routing table is immutable and swapped atomically, so a weight change
+// never drops or reroutes a request already in flight. The hot path takes no
+// lock: it loads the table, picks a backend and adds to per-version atomic
+// counters that Stats and the Prometheus collector read.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+var _ rollout.Router = (*Proxy)(nil)
+
+// Config configures a Proxy.
+type Config struct {
+	// Env is the name of the environment whose traffic the proxy routes. It
+	// labels the proxy's metrics and log lines.
+	Env string
+	// Listen is the TCP address the proxy serves on, for example ":8080" or
+	// "127.0.0.1:0" to let the system pick a free port.
+	Listen string
+	// StickyHeader is the name of a request header that holds a user key,
+	// for example "X-User-Id". Requests with the same key always reach the
+	// same version for a given rollout. Empty means no header is read.
+	StickyHeader string
+	// StickyCookie is the name of a cookie that holds a user key; it is read
+	// when the request has no StickyHeader. Empty means no cookie is read.
+	StickyCookie string
+	// ResponseTimeout bounds how long the proxy waits for a backend's
+	// response headers before it answers 504 Gateway Timeout. Zero means 30
+	// seconds.
+	ResponseTimeout time.Duration
+	// Logger receives the proxy's log lines. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults for Config and the transport to the backends.
+const (
+	defaultResponseTimeout = 30 * time.Second
+	dialTimeout            = 5 * time.Second
+	// maxIdlePerBackend keeps enough warm connections to one backend
+	// for a few hundred concurrent requests without redialling.
+	maxIdlePerBackend = 256
+	// versionHeader tells clients, tests and logs which version answered.
+	versionHeader = "X-Shipgate-Version"
+	// statusClientClosed is what nginx calls 499: the client went away
+	// before the backend answered. Nobody reads it, but it keeps the
+	// request out of the 5xx and transport error counts.
+	statusClientClosed = 499
+)
+
+// noReleaseBody is the answer when the table has no live version at all.
+const noReleaseBody = "no release is live\n"
+
+// Proxy routes one environment's HTTP traffic between its stable and canary
+// releases. Its zero value is not usable; call New.
+type Proxy struct {
+	env          string
+	listen       string
+	stickyHeader string // canonical form, so the hot path can index Header
+	stickyCookie string
+	logger       *slog.Logger
+	stdLog       *log.Logger // for http.Server and ReverseProxy, which want a *log.Logger
+	transport    *http.Transport
+	bufPool      *bufferPool
+	errLog       *errorLog
+
+	table atomic.Pointer[table]
+	stats *statsRegistry
+
+	routesMu sync.Mutex // serializes SetRoutes so two table builds do not interleave
+
+	mu   sync.Mutex // guards srv, ln and done across Start and Shutdown
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{} // closed when the serve goroutine returns
+}
+
+// New returns a proxy with an empty routing table: until SetRoutes is
+// called it answers every request with 503. It does not listen yet; call
+// Start.
+func New(cfg Config) *Proxy {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	timeout := cfg.ResponseTimeout
+	if timeout <= 0 {
+		timeout = defaultResponseTimeout
+	}
+	header := ""
+	if cfg.StickyHeader != "" {
+		header = textproto.CanonicalMIMEHeaderKey(cfg.StickyHeader)
+	}
+	p := &Proxy{
+		env:          cfg.Env,
+		listen:       cfg.Listen,
+		stickyHeader: header,
+		stickyCookie: cfg.StickyCookie,
+		logger:       logger,
+		stdLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		transport:    newTransport(timeout),
+		bufPool:      newBufferPool(),
+		stats:        newStatsRegistry(),
+	}
+	p.errLog = &errorLog{logger: logger, env: cfg.Env}
+	p.table.Store(&table{})
+	return p
+}
+
+// newTransport returns the transport to the backends. It keeps connections
+// alive with room for a burst per backend, never uses an environment proxy
+// (backends are local addresses), and passes compressed bodies through as
+// they are instead of decompressing them on the way.
+func newTransport(responseTimeout time.Duration) *http.Transport {
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          4 * maxIdlePerBackend,
+		MaxIdleConnsPerHost:   maxIdlePerBackend,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: responseTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// Start binds the listener and serves in the background until Shutdown. It
+// returns once the listener accepts connections; ctx bounds only the bind.
+func (p *Proxy) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.srv != nil {
+		return errors.New("start proxy: already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", p.listen)
+	if err != nil {
+		return fmt.Errorf("start proxy: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          p.stdLog,
+	}
+	done := make(chan struct{})
+	p.srv, p.ln, p.done = srv, ln, done
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.logger.Error("proxy stopped serving", "env", p.env, "error", err)
+		}
+	}()
+	p.logger.Info("proxy listening", "env", p.env, "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the address the proxy listens on, or "" before Start.
+func (p *Proxy) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return ""
+	}
+	return p.ln.Addr().String()
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight to finish. Shutting down a proxy that never started is
+// a no-op.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	srv, done := p.srv, p.done
+	p.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	p.transport.CloseIdleConnections()
+	if err != nil {
+		return fmt.Errorf("shutdown proxy: %w", err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown proxy: %w", ctx.Err())
+	}
+	p.logger.Info("proxy stopped", "env", p.env)
+	return nil
+}
+
+// ServeHTTP routes one request to the version its user belongs to and
+// records the outcome for that version. The proxy serves through it after
+// Start; it can also be mounted in another server without Start.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t := p.table.Load()
+	b := t.pick(r, p.stickyHeader, p.stickyCookie)
+	if b == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(noReleaseBody))
+		return
+	}
+	rec := &recorder{ResponseWriter: w}
+	defer func() {
+		v := recover()
+		if v != nil && r.Context().Err() == nil {
+			// ReverseProxy aborts with http.ErrAbortHandler when the
+			// body breaks off. With the client still there, it was the
+			// backend that broke it: the user got a truncated response,
+			// which is a transport failure.
+			rec.transportErr = true
+		}
+		b.stats.record(rec.outcome(), time.Since(start))
+		if v != nil {
+			panic(v)
+		}
+	}()
+	b.next().ServeHTTP(rec, r)
+}
+
+// handleError answers a request whose backend never answered: 504 when
+// the wait timed out, 502 otherwise. The request is not sent anywhere else:
+// it may have reached the backend, and only the caller knows whether it is
+// safe to send again.
+func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, version string, err error) {
+	rec, _ := w.(*recorder)
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		// The client went away; the backend is not at fault.
+		w.WriteHeader(statusClientClosed)
+		return
+	}
+	if rec != nil {
+		rec.transportErr = true
+	}
+	status := http.StatusBadGateway
+	if isTimeout(err) {
+		status = http.StatusGatewayTimeout
+	}
+	p.errLog.log(version, r.URL.Host, err)
+	w.WriteHeader(status)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// errorLog logs backend failures at most once a second per version, so a
+// dead backend under load does not flood the log; the counters have the
+// exact numbers.
+type errorLog struct {
+	logger *slog.Logger
+	env    string
+	mu     sync.Mutex
+	last   map[string]time.Time
+	quiet  map[string]int
+}
+
+func (l *errorLog) log(version, backend string, err error) {
+	now := time.Now()
+	l.mu.Lock()
+	if l.last == nil {
+		l.last, l.quiet = map[string]time.Time{}, map[string]int{}
+	}
+	if now.Sub(l.last[version]) < time.Second {
+		l.quiet[version]++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := l.quiet[version]
+	l.last[version], l.quiet[version] = now, 0
+	l.mu.Unlock()
+	l.logger.Warn("backend failed", "env", l.env, "version", version, "backend", backend,
+		"error", err, "suppressed", suppressed)
+}
+
+// recorder remembers the status a response was sent with and whether the
+// proxy answered for a failed backend.
+type recorder struct {
+	http.ResponseWriter
+	status       int
+	transportErr bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	// 1xx responses are informational; the final status comes later.
+	if r.status == 0 && code >= 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack on the
+// underlying writer, which ReverseProxy needs for streams and upgrades.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) outcome() outcome {
+	if r.transportErr {
+		return outcomeTransportError
+	}
+	status := r.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	return outcomeFor(status)
+}
+
+// bufferPool recycles ReverseProxy's copy buffers; without one it
+// allocates 32 KiB per request.
+type bufferPool struct{ pool sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+var _ httputil.BufferPool = (*bufferPool)(nil)
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{pool: sync.Pool{New: func() any {
+		b := make([]byte, copyBufferSize)
+		return &b
+	}}}
+}
+
+func (bp *bufferPool) Get() []byte { return *bp.pool.Get().(*[]byte) }
+
+func (bp *bufferPool) Put(b []byte) {
+	if cap(b) != copyBufferSize {
+		return
+	}
+	b = b[:copyBufferSize]
+	bp.pool.Put(&b)
+}
