@@ -34,6 +34,10 @@ type Config struct {
 	// Smoke checks are sent straight to every new instance, before it gets
 	// any user traffic. Any failure rolls the release back.
 	Smoke []SmokeCheck `yaml:"smoke,omitempty" json:"smoke,omitempty"`
+
+	// Source is the path the config was loaded from, as it was given to
+	// Load or Parse. It is not part of the file.
+	Source string `yaml:"-" json:"-"`
 }
 
 // Run says how to start one instance of a release as a local process.
@@ -168,8 +172,8 @@ type Gate struct {
 	Max *Threshold `yaml:"max,omitempty" json:"max,omitempty"`
 	// MaxRatioToStable is a limit relative to the stable release, measured
 	// over the same window: 2 means "at most twice the stable's value".
-	// Only for latency metrics. At least one of Max and MaxRatioToStable
-	// is required.
+	// Only for latency metrics. At least one of max and
+	// max_ratio_to_stable is required.
 	MaxRatioToStable float64 `yaml:"max_ratio_to_stable,omitempty" json:"max_ratio_to_stable,omitempty"`
 }
 
