@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,7 @@ type options struct {
 	nginx       string
 	wrk         string
 	workers     int
+	cpuProfile  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -73,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.nginx, "nginx", "nginx", "nginx binary; empty or missing skips nginx")
 	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk binary; empty or missing uses the Go load generator")
 	fs.IntVar(&o.workers, "nginx-workers", runtime.GOMAXPROCS(0), "nginx worker processes (match the proxy's GOMAXPROCS)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the shipgate run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -155,7 +158,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		s0, c0 := stable.hits.Load(), canary.hits.Load()
+		stopProfile, err := startProfile(o.cpuProfile, t.name == "shipgate")
+		if err != nil {
+			return err
+		}
 		r, err := gen.run(ctx, t.url, o.duration)
+		stopProfile()
 		if err != nil {
 			return fmt.Errorf("load %s: %w", t.name, err)
 		}
@@ -167,6 +175,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	printResults(stdout, targets, results)
 	return nil
+}
+
+// startProfile starts a CPU profile into path when path is set and on is
+// true, and returns the function that stops it.
+func startProfile(path string, on bool) (stop func(), err error) {
+	if path == "" || !on {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // target is one address the load is sent to.
