@@ -34,6 +34,21 @@ type Config struct {
 	// Smoke checks are sent straight to every new instance, before it gets
 	// any user traffic. Any failure rolls the release back.
 	Smoke []SmokeCheck `yaml:"smoke,omitempty" json:"smoke,omitempty"`
+	// PostSmoke checks are sent through the environment's router right
+	// after the new release takes 100% of traffic. Any failure rolls the
+	// release back.
+	PostSmoke []SmokeCheck `yaml:"post_smoke,omitempty" json:"post_smoke,omitempty"`
+	// Pipeline is the order in which a release goes through environments,
+	// for example [staging, production]. An environment in the pipeline
+	// refuses a release that has not been deployed successfully to the
+	// environment before it. Every name must be an environment; an
+	// environment may be left out of the pipeline (it then has no
+	// predecessor). Default: no order.
+	Pipeline []string `yaml:"pipeline,omitempty" json:"pipeline,omitempty"`
+	// Hotfix says which gates an emergency deploy (deploy --hotfix
+	// --reason ...) may skip and how much shorter its bakes are. Without
+	// it, --hotfix is refused. Smoke checks are never skipped.
+	Hotfix *Hotfix `yaml:"hotfix,omitempty" json:"hotfix,omitempty"`
 
 	// Source is the path the config was loaded from, as it was given to
 	// Load or Parse. It is not part of the file.
@@ -87,6 +102,65 @@ type Environment struct {
 	// version for the whole rollout. Without it each request is assigned
 	// on its own.
 	Sticky Sticky `yaml:"sticky,omitempty" json:"sticky,omitempty"`
+	// PreviewListen is a second address of the router, host:port, that
+	// sends every request to the release being rolled out, before users
+	// see it: blue-green smoke checks go there, and people can try the
+	// new release by hand. Optional.
+	PreviewListen string `yaml:"preview_listen,omitempty" json:"preview_listen,omitempty"`
+	// Vars override the app's vars in this environment.
+	Vars map[string]string `yaml:"vars,omitempty" json:"vars,omitempty"`
+	// Instances overrides run.instances in this environment.
+	Instances int `yaml:"instances,omitempty" json:"instances,omitempty"`
+	// Gates must pass before a release may be deployed here.
+	Gates Gates `yaml:"gates,omitempty" json:"gates,omitempty"`
+	// Strategy overrides the app's strategy in this environment.
+	Strategy *Strategy `yaml:"strategy,omitempty" json:"strategy,omitempty"`
+	// Analysis overrides the app's analysis in this environment.
+	Analysis *Analysis `yaml:"analysis,omitempty" json:"analysis,omitempty"`
+	// Smoke overrides the app's smoke checks in this environment.
+	Smoke []SmokeCheck `yaml:"smoke,omitempty" json:"smoke,omitempty"`
+	// PostSmoke overrides the app's post_smoke checks in this environment.
+	PostSmoke []SmokeCheck `yaml:"post_smoke,omitempty" json:"post_smoke,omitempty"`
+}
+
+// Gates are the conditions a release must meet before it is deployed to an
+// environment. A deploy that fails one is refused with an error naming it,
+// unless it is a hotfix and the hotfix rules allow skipping that gate.
+type Gates struct {
+	// Checks are the names of release checks (recorded with shipgate
+	// release create --check NAME=passed) that must have passed.
+	Checks []string `yaml:"checks,omitempty" json:"checks,omitempty"`
+	// Approval, when true, makes the rollout wait after its smoke checks,
+	// before any user traffic, until someone runs shipgate approve.
+	Approval bool `yaml:"approval,omitempty" json:"approval,omitempty"`
+	// DrillWithin, when set, requires a successful rollback drill (shipgate
+	// drill) of the app within this long before a deploy here.
+	DrillWithin Duration `yaml:"drill_within,omitempty" json:"drill_within,omitempty"`
+	// Drift, when set, refuses a deploy while this environment differs from
+	// another one in more than the allowed ways.
+	Drift *DriftGate `yaml:"drift,omitempty" json:"drift,omitempty"`
+}
+
+// DriftGate limits how far an environment may drift from another.
+type DriftGate struct {
+	// Against is the environment to compare with. Default: the environment
+	// before this one in the pipeline.
+	Against string `yaml:"against,omitempty" json:"against,omitempty"`
+	// Allow lists the kinds of difference that are tolerated: vars (the
+	// names of variables, never their values), command (the shape of the
+	// run command), instances, migrations. Default: none.
+	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+}
+
+// Hotfix holds the emergency rules.
+type Hotfix struct {
+	// Skip lists the gates a hotfix may skip: pipeline (the environment
+	// before), checks, approval, drill, drift. Every skipped gate is
+	// written to the audit log with the hotfix's reason.
+	Skip []string `yaml:"skip,omitempty" json:"skip,omitempty"`
+	// BakeScale multiplies every bake time of a hotfix, between 0 and 1.
+	// Default 0.1.
+	BakeScale float64 `yaml:"bake_scale,omitempty" json:"bake_scale,omitempty"`
 }
 
 // Sticky names the request header or cookie that identifies a user. At
@@ -99,16 +173,67 @@ type Sticky struct {
 	Cookie string `yaml:"cookie,omitempty" json:"cookie,omitempty"`
 }
 
-// Strategy says how a new release replaces the stable one. When no
-// strategy is set, the default canary is used.
+// Strategy says how a new release replaces the stable one. At most one of
+// its fields may be set; when none is, the default canary is used.
 type Strategy struct {
 	// Canary sends a growing share of users to the new release, judging
 	// it at each step.
 	Canary *Canary `yaml:"canary,omitempty" json:"canary,omitempty"`
+	// BlueGreen starts the new release beside the old one, smoke-checks it
+	// on the preview address, and switches all traffic at once.
+	BlueGreen *BlueGreen `yaml:"blue_green,omitempty" json:"blue_green,omitempty"`
+	// Rolling replaces instances in batches.
+	Rolling *Rolling `yaml:"rolling,omitempty" json:"rolling,omitempty"`
+}
+
+// BlueGreen is the blue-green strategy.
+type BlueGreen struct {
+	// KeepBlue is how long the old (blue) release keeps running after the
+	// switch, so that switching back is instant. Default 10m.
+	KeepBlue Duration `yaml:"keep_blue,omitempty" json:"keep_blue,omitempty"`
+	// Analysis is how long the new (green) release is analysed after the
+	// switch, against what blue measured before it; a failed gate switches
+	// back at once. Default 1m.
+	Analysis Duration `yaml:"analysis,omitempty" json:"analysis,omitempty"`
+}
+
+// Rolling is the rolling strategy: instances are replaced in batches, each
+// batch health-checked and analysed before the next.
+type Rolling struct {
+	// MaxSurge is how many new instances may run beyond the wanted count
+	// during the rollout. Default 1.
+	MaxSurge int `yaml:"max_surge,omitempty" json:"max_surge,omitempty"`
+	// MaxUnavailable is how many instances below the wanted count may be
+	// serving during the rollout. Default 0. MaxSurge and MaxUnavailable
+	// cannot both be 0.
+	MaxUnavailable int `yaml:"max_unavailable,omitempty" json:"max_unavailable,omitempty"`
+	// Bake is how long each batch is analysed before the next. Default 30s.
+	Bake Duration `yaml:"bake,omitempty" json:"bake,omitempty"`
+}
+
+// Internal routes internal users to the canary before any percentage of
+// the public: requests matching the header, the cookie or the user list.
+type Internal struct {
+	// Header is a request header that marks internal users, for example
+	// X-Internal.
+	Header string `yaml:"header,omitempty" json:"header,omitempty"`
+	// Values are the header or cookie values that match; empty means any
+	// value.
+	Values []string `yaml:"values,omitempty" json:"values,omitempty"`
+	// Cookie is a cookie that marks internal users.
+	Cookie string `yaml:"cookie,omitempty" json:"cookie,omitempty"`
+	// Users are user ids (as read from the environment's sticky header or
+	// cookie) that are internal.
+	Users []string `yaml:"users,omitempty" json:"users,omitempty"`
+	// Bake is how long only internal users see the canary. Default 10m.
+	Bake Duration `yaml:"bake,omitempty" json:"bake,omitempty"`
 }
 
 // Canary is the canary strategy.
 type Canary struct {
+	// Internal, when set, is a first step in which only internal users
+	// see the canary; they stay on it through the percentage steps.
+	Internal *Internal `yaml:"internal,omitempty" json:"internal,omitempty"`
 	// Steps are the traffic weights the canary goes through, each held for
 	// its bake time under analysis, before the release is promoted to 100%.
 	// Weights are percentages from 1 to 100, strictly increasing. Default:

@@ -1,5 +1,7 @@
 package rollout
 
+import "time"
+
 // DeployRequest asks for a release to be rolled out to an environment.
 type DeployRequest struct {
 	App string `json:"app"`
@@ -11,6 +13,11 @@ type DeployRequest struct {
 	Commit string `json:"commit,omitempty"`
 	// Vars are release variables (override the app's vars).
 	Vars map[string]string `json:"vars,omitempty"`
+	// Hotfix applies the config's emergency rules: the gates they allow
+	// are skipped (each skip audited) and bakes are shorter. Needs Reason.
+	Hotfix bool `json:"hotfix,omitempty"`
+	// Reason says why; required for a hotfix.
+	Reason string `json:"reason,omitempty"`
 	// Actor is who asks; set by the API from the token, never by the client.
 	Actor string `json:"-"`
 }
@@ -38,3 +45,104 @@ type EnvStatus struct {
 	State  *EnvState `json:"state,omitempty"`
 	Active *Rollout  `json:"active,omitempty"`
 }
+
+// CheckState is the outcome of a CI check recorded with a release.
+type CheckState string
+
+// Check states.
+const (
+	CheckPassed  CheckState = "passed"
+	CheckFailed  CheckState = "failed"
+	CheckPending CheckState = "pending"
+)
+
+// ReleaseRequest records a release with its CI check results; CI calls it
+// (shipgate release create) after the build. Recording the same version
+// again may add or update checks; a different commit is a conflict.
+type ReleaseRequest struct {
+	App        string                `json:"app"`
+	Version    string                `json:"version"`
+	Commit     string                `json:"commit,omitempty"`
+	CommitTime time.Time             `json:"commit_time,omitzero"`
+	Checks     map[string]CheckState `json:"checks,omitempty"`
+	Vars       map[string]string     `json:"vars,omitempty"`
+	Actor      string                `json:"-"`
+}
+
+// ApproveRequest approves the rollout waiting for approval in an
+// environment.
+type ApproveRequest struct {
+	App     string `json:"app"`
+	Env     string `json:"env,omitempty"`
+	Comment string `json:"comment,omitempty"`
+	Actor   string `json:"-"`
+}
+
+// DrillRequest asks for a rollback drill: the environment's previous
+// release is brought back and checked, then the current one is restored.
+type DrillRequest struct {
+	App   string `json:"app"`
+	Env   string `json:"env,omitempty"`
+	Actor string `json:"-"`
+}
+
+// PlanView is what a deploy would do, computed without doing anything.
+type PlanView struct {
+	App      string `json:"app"`
+	Env      string `json:"env"`
+	Version  string `json:"version"`
+	From     string `json:"from,omitempty"`
+	Strategy string `json:"strategy"`
+	Hotfix   bool   `json:"hotfix,omitempty"`
+	// Gates are the deploy gates and whether they pass now.
+	Gates []GateStatus `json:"gates"`
+	// Steps are the rollout's steps, each with what a rollback at that
+	// step would do.
+	Steps []PlannedStep `json:"steps"`
+}
+
+// PlannedStep is one step of a plan.
+type PlannedStep struct {
+	Kind        StepKind `json:"kind"`
+	Description string   `json:"description"`
+	Rollback    string   `json:"rollback"`
+}
+
+// GateStatus is the state of one deploy gate.
+type GateStatus struct {
+	// Gate is pipeline, checks, approval, drill or drift.
+	Gate   string `json:"gate"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+	// Bypassed is true when a hotfix skips this gate.
+	Bypassed bool `json:"bypassed,omitempty"`
+}
+
+// DriftReport compares two environments of an app.
+type DriftReport struct {
+	App     string       `json:"app"`
+	Env     string       `json:"env"`
+	Against string       `json:"against"`
+	Diffs   []Difference `json:"differences"`
+	// OK is false when a difference is not allowed by the drift gate.
+	OK bool `json:"ok"`
+}
+
+// Difference is one way two environments differ.
+type Difference struct {
+	// Kind is vars, command, instances or migrations.
+	Kind    string `json:"kind"`
+	Detail  string `json:"detail"`
+	Allowed bool   `json:"allowed"`
+}
+
+// GateError is a deploy refused by a gate. It matches ErrConflict.
+type GateError struct {
+	Gate    string
+	Message string
+}
+
+func (e *GateError) Error() string { return e.Gate + " gate: " + e.Message }
+
+// Is reports whether target is ErrConflict.
+func (e *GateError) Is(target error) bool { return target == ErrConflict }

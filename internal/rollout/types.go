@@ -37,6 +37,10 @@ type Release struct {
 	Version string `json:"version"`
 	// Commit is the source commit SHA, when known.
 	Commit string `json:"commit,omitempty"`
+	// CommitTime is when the commit was made, for lead time.
+	CommitTime time.Time `json:"commit_time,omitzero"`
+	// Checks are CI check results by name.
+	Checks map[string]CheckState `json:"checks,omitempty"`
 	// Vars are release variables; they override the app's default vars.
 	Vars      map[string]string `json:"vars,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
@@ -126,6 +130,12 @@ const (
 	StepWeight    StepKind = "weight"     // set the canary weight and bake under analysis
 	StepPromote   StepKind = "promote"    // send 100% to the new release; it becomes stable
 	StepScaleDown StepKind = "scale_down" // after a delay, stop the old release's instances
+	StepApproval  StepKind = "approval"   // wait until someone approves
+	StepInternal  StepKind = "internal"   // only internal users see the new release; bake
+	StepPostSmoke StepKind = "post_smoke" // smoke checks through the router after promotion
+	StepObserve   StepKind = "observe"    // blue-green: analyse green after the switch, blue still running
+	StepBatch     StepKind = "batch"      // rolling: replace one batch of instances and bake
+	StepRestore   StepKind = "restore"    // drill: switch back to the release that was current
 )
 
 // Step is one action of a rollout plan.
@@ -133,8 +143,11 @@ type Step struct {
 	Kind StepKind `json:"kind"`
 	// Weight is the canary percentage for StepWeight.
 	Weight int `json:"weight,omitempty"`
-	// Duration is the bake time of StepWeight or the delay of StepScaleDown.
+	// Duration is the bake time of StepWeight, StepInternal, StepObserve
+	// and StepBatch, or the delay of StepScaleDown.
 	Duration time.Duration `json:"duration,omitempty"`
+	// Count is the number of instances StepBatch replaces.
+	Count int `json:"count,omitempty"`
 }
 
 // Phase is where a rollout is in its life.
@@ -161,6 +174,7 @@ type Kind string
 const (
 	KindDeploy   Kind = "deploy"   // a new release
 	KindRollback Kind = "rollback" // a manual rollback that brings an earlier release back
+	KindDrill    Kind = "drill"    // a rollback drill: bring the previous release back, check it, restore
 )
 
 // Rollout is one attempt to move an environment from its stable release to
@@ -197,6 +211,14 @@ type Rollout struct {
 	Reason string `json:"reason,omitempty"`
 	// Analysis is the latest judgement of the canary.
 	Analysis *Judgement `json:"analysis,omitempty"`
+	// Strategy is canary, blue_green or rolling.
+	Strategy string `json:"strategy,omitempty"`
+	// Hotfix is true for an emergency deploy; Bypassed lists the gates it
+	// skipped.
+	Hotfix   bool     `json:"hotfix,omitempty"`
+	Bypassed []string `json:"bypassed,omitempty"`
+	// Approval is set once someone approved the rollout.
+	Approval *Approval `json:"approval,omitempty"`
 	// FirstTrafficAt is when the new release first got user traffic.
 	FirstTrafficAt time.Time `json:"first_traffic_at,omitzero"`
 	// PromotedAt is when the new release got 100% of traffic.
@@ -208,6 +230,16 @@ type Rollout struct {
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
 	FinishedAt        time.Time `json:"finished_at,omitzero"`
+}
+
+// Approval records who approved a rollout, and for which release: a
+// change to the release's checks after the approval voids it.
+type Approval struct {
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment,omitempty"`
+	// Digest identifies the release as it was approved.
+	Digest string `json:"digest"`
 }
 
 // Judgement is one analysis of the canary against its gates.

@@ -1,0 +1,61 @@
+package config
+
+import "slices"
+
+// Stage is the effective configuration of one environment: the app's
+// settings with the environment's overrides applied. The rollout engine
+// reads a Stage, never the raw overrides.
+type Stage struct {
+	// Name is the environment's name.
+	Name string
+	// Env is the environment as written.
+	Env *Environment
+	// Vars are the app's vars overridden by the environment's.
+	Vars map[string]string
+	// Instances is the number of instances per release here.
+	Instances int
+	Strategy  Strategy
+	Analysis  Analysis
+	Smoke     []SmokeCheck
+	PostSmoke []SmokeCheck
+	// Previous is the environment before this one in the pipeline, "" if
+	// there is none.
+	Previous string
+}
+
+// Stage returns the effective configuration of environment name.
+func (c *Config) Stage(name string) (*Stage, error) {
+	env, err := c.Environment(name)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stage{
+		Name: name, Env: env, Vars: map[string]string{}, Instances: c.Run.Instances,
+		Strategy: c.Strategy, Analysis: c.Analysis, Smoke: c.Smoke, PostSmoke: c.PostSmoke,
+	}
+	for k, v := range c.Vars {
+		s.Vars[k] = v
+	}
+	for k, v := range env.Vars {
+		s.Vars[k] = v
+	}
+	if env.Instances > 0 {
+		s.Instances = env.Instances
+	}
+	if env.Strategy != nil {
+		s.Strategy = *env.Strategy
+	}
+	if env.Analysis != nil {
+		s.Analysis = *env.Analysis
+	}
+	if env.Smoke != nil {
+		s.Smoke = env.Smoke
+	}
+	if env.PostSmoke != nil {
+		s.PostSmoke = env.PostSmoke
+	}
+	if i := slices.Index(c.Pipeline, name); i > 0 {
+		s.Previous = c.Pipeline[i-1]
+	}
+	return s, nil
+}
