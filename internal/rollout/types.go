@@ -118,6 +118,36 @@ type Routes struct {
 	// Seed salts the sticky hashing, so each rollout picks its own users
 	// but keeps them for all its steps.
 	Seed string `json:"seed"`
+	// Match, when set, sends the requests it matches to the canary
+	// whatever the weight: internal users first.
+	Match *Match `json:"match,omitempty"`
+	// Preview is the backend the router's preview address sends every
+	// request to; empty Version when there is none.
+	Preview Backend `json:"preview"`
+	// Health, when set, is checked by the router on every address; an
+	// address that fails it FailureThreshold times in a row gets no
+	// requests until it passes again.
+	Health *RouteHealth `json:"health,omitempty"`
+}
+
+// Match selects internal users: a request matches if any field matches.
+type Match struct {
+	// Header and Values: the header is present with one of the values (any
+	// value when Values is empty).
+	Header string   `json:"header,omitempty"`
+	Values []string `json:"values,omitempty"`
+	// Cookie: the cookie is present with one of Values (any when empty).
+	Cookie string `json:"cookie,omitempty"`
+	// Users are user keys (from the sticky header or cookie) that match.
+	Users []string `json:"users,omitempty"`
+}
+
+// RouteHealth is the router's active health check of every address.
+type RouteHealth struct {
+	Path             string        `json:"path"`
+	Interval         time.Duration `json:"interval"`
+	Timeout          time.Duration `json:"timeout"`
+	FailureThreshold int           `json:"failure_threshold"`
 }
 
 // StepKind names what a step does.
