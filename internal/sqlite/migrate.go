@@ -86,6 +86,11 @@ CREATE TABLE tokens (
 	created_at  TEXT NOT NULL
 );
 `,
+	// 2: releases carry CI check results and their commit's time.
+	`
+ALTER TABLE releases ADD COLUMN commit_time TEXT NOT NULL DEFAULT '';
+ALTER TABLE releases ADD COLUMN checks TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(checks));
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It

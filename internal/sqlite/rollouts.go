@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -18,19 +19,25 @@ import (
 const defaultRolloutLimit = 50
 
 // PutRelease records a release. Recording the same release again (same
-// commit and vars) is a no-op that keeps the first CreatedAt; a release
-// with the same app and version but another commit or other vars is an
-// error wrapping rollout.ErrConflict. A zero CreatedAt is stored as now.
+// commit and vars) keeps the first CreatedAt and merges the check results
+// given into the recorded ones (a CI job reports checks as they finish); a
+// release with the same app and version but another commit or other vars
+// is an error wrapping rollout.ErrConflict. A zero CreatedAt is stored as
+// now.
 func (s *Store) PutRelease(ctx context.Context, r rollout.Release) error {
 	vars, err := marshalVars(r.Vars)
 	if err != nil {
 		return fmt.Errorf("put release %s %s: %w", r.App, r.Version, err)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		checks, err := marshalChecks(r.Checks)
+		if err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `
-INSERT INTO releases (app, version, commit_sha, vars, created_at) VALUES (?, ?, ?, ?, ?)
+INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (app, version) DO NOTHING`,
-			r.App, r.Version, r.Commit, vars, formatTime(s.orNow(r.CreatedAt)))
+			r.App, r.Version, r.Commit, vars, formatTime(s.orNow(r.CreatedAt)), formatOptionalTime(r.CommitTime), checks)
 		if err != nil {
 			return err
 		}
@@ -49,12 +56,47 @@ ON CONFLICT (app, version) DO NOTHING`,
 			return fmt.Errorf("%w: version exists with other vars; give the new build a new version",
 				rollout.ErrConflict)
 		}
-		return nil
+		if len(r.Checks) == 0 && (r.CommitTime.IsZero() || !old.CommitTime.IsZero()) {
+			return nil
+		}
+		merged := maps.Clone(old.Checks)
+		if merged == nil {
+			merged = map[string]rollout.CheckState{}
+		}
+		maps.Copy(merged, r.Checks)
+		if checks, err = marshalChecks(merged); err != nil {
+			return err
+		}
+		commitTime := old.CommitTime
+		if commitTime.IsZero() {
+			commitTime = r.CommitTime
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE releases SET checks = ?, commit_time = ? WHERE app = ? AND version = ?`,
+			checks, formatOptionalTime(commitTime), r.App, r.Version)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("put release %s %s: %w", r.App, r.Version, err)
 	}
 	return nil
+}
+
+func marshalChecks(checks map[string]rollout.CheckState) (string, error) {
+	if len(checks) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(checks)
+	if err != nil {
+		return "", fmt.Errorf("encode checks: %w", err)
+	}
+	return string(b), nil
+}
+
+func formatOptionalTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return formatTime(t)
 }
 
 // GetRelease returns a release or an error wrapping rollout.ErrNotFound.
@@ -68,9 +110,9 @@ func (s *Store) GetRelease(ctx context.Context, app, version string) (rollout.Re
 
 func getRelease(ctx context.Context, q querier, app, version string) (rollout.Release, error) {
 	r := rollout.Release{App: app, Version: version}
-	var vars, created string
-	err := q.QueryRowContext(ctx, `SELECT commit_sha, vars, created_at FROM releases WHERE app = ? AND version = ?`,
-		app, version).Scan(&r.Commit, &vars, &created)
+	var vars, created, commitTime, checks string
+	err := q.QueryRowContext(ctx, `SELECT commit_sha, vars, created_at, commit_time, checks FROM releases WHERE app = ? AND version = ?`,
+		app, version).Scan(&r.Commit, &vars, &created, &commitTime, &checks)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rollout.Release{}, fmt.Errorf("release: %w", rollout.ErrNotFound)
 	}
@@ -85,6 +127,17 @@ func getRelease(ctx context.Context, q querier, app, version string) (rollout.Re
 	}
 	if r.CreatedAt, err = parseTime(created); err != nil {
 		return rollout.Release{}, err
+	}
+	if commitTime != "" {
+		if r.CommitTime, err = parseTime(commitTime); err != nil {
+			return rollout.Release{}, err
+		}
+	}
+	if err := json.Unmarshal([]byte(checks), &r.Checks); err != nil {
+		return rollout.Release{}, fmt.Errorf("decode checks: %w", err)
+	}
+	if len(r.Checks) == 0 {
+		r.Checks = nil
 	}
 	return r, nil
 }
