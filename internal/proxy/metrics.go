@@ -25,7 +25,19 @@ var (
 		"shipgate_router_canary_weight",
 		"Percentage of users the builtin router sends to the canary.",
 		[]string{"env"}, nil)
+	flagRequestsDesc = prometheus.NewDesc(
+		"shipgate_router_flag_requests_total",
+		"Requests whose response reported a feature flag variant in an X-Flag-<key> header, by flag, variant and status class.",
+		[]string{"env", "flag", "variant", "code"}, nil)
+	flagDroppedDesc = prometheus.NewDesc(
+		"shipgate_router_flag_dropped_total",
+		"Flag variants reported by responses that the router did not count: beyond 64 keys, 8 variants per key, or 64 bytes.",
+		[]string{"env"}, nil)
 )
+
+// noReleaseVersion is the version label of the requests answered 503
+// because no release was live.
+const noReleaseVersion = "none"
 
 // Collector returns a Prometheus collector for the proxy's request counts,
 // latency histograms and canary weight. It reads the same counters as
@@ -39,6 +51,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- requestsDesc
 	ch <- durationDesc
 	ch <- weightDesc
+	ch <- flagRequestsDesc
+	ch <- flagDroppedDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -47,21 +61,39 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(weightDesc, prometheus.GaugeValue,
 		float64(c.p.table.Load().weight), env)
 	for version, s := range c.p.stats.all() {
-		sample, counts := s.snapshot()
-		for o, n := range counts {
-			ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue,
-				float64(n), env, version, outcomeLabels[o])
-		}
-		buckets := make(map[float64]uint64, len(analysis.Bounds)/promBucketStep+1)
-		var cumulative uint64
-		for i, bound := range analysis.Bounds {
-			cumulative += sample.Latency[i]
-			if i%promBucketStep == 0 {
-				buckets[bound.Seconds()] = cumulative
-			}
-		}
-		sum := float64(s.latencyNanos.Load()) / 1e9
-		ch <- prometheus.MustNewConstHistogram(durationDesc, sample.Latency.Count(), sum, buckets,
-			env, version)
+		collectVersion(ch, env, version, s)
 	}
+	if c.p.noRelease.outcomes[outcome5xx].Load() > 0 {
+		collectVersion(ch, env, noReleaseVersion, &c.p.noRelease)
+	}
+	c.p.flags.each(func(key, variant string, s *versionStats) {
+		_, counts := s.snapshot()
+		for o, n := range counts {
+			ch <- prometheus.MustNewConstMetric(flagRequestsDesc, prometheus.CounterValue,
+				float64(n), env, key, variant, outcomeLabels[o])
+		}
+	})
+	ch <- prometheus.MustNewConstMetric(flagDroppedDesc, prometheus.CounterValue,
+		float64(c.p.flags.dropped.Load()), env)
+}
+
+// collectVersion sends the request counts and the latency histogram of one
+// version.
+func collectVersion(ch chan<- prometheus.Metric, env, version string, s *versionStats) {
+	sample, counts := s.snapshot()
+	for o, n := range counts {
+		ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue,
+			float64(n), env, version, outcomeLabels[o])
+	}
+	buckets := make(map[float64]uint64, len(analysis.Bounds)/promBucketStep+1)
+	var cumulative uint64
+	for i, bound := range analysis.Bounds {
+		cumulative += sample.Latency[i]
+		if i%promBucketStep == 0 {
+			buckets[bound.Seconds()] = cumulative
+		}
+	}
+	sum := float64(s.latencyNanos.Load()) / 1e9
+	ch <- prometheus.MustNewConstHistogram(durationDesc, sample.Latency.Count(), sum, buckets,
+		env, version)
 }

@@ -113,3 +113,35 @@ shipgate_router_requests_total{code="transport_error",env="production",version="
 		t.Fatalf("found %d duration histograms for v1, want 1", checked)
 	}
 }
+
+func TestProxy_NoReleaseCountedAsNone(t *testing.T) {
+	p := startProxy(t, proxy.Config{Env: "production"})
+	c := newClient(t)
+	for range 3 {
+		if got := send(t, c, "http://"+p.Addr()+"/", ""); got.status != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", got.status)
+		}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p.Collector())
+	const want = `
+# HELP shipgate_router_requests_total Requests the builtin router finished, by version and status class; transport_error means the backend never answered.
+# TYPE shipgate_router_requests_total counter
+shipgate_router_requests_total{code="2xx",env="production",version="none"} 0
+shipgate_router_requests_total{code="3xx",env="production",version="none"} 0
+shipgate_router_requests_total{code="4xx",env="production",version="none"} 0
+shipgate_router_requests_total{code="5xx",env="production",version="none"} 3
+shipgate_router_requests_total{code="transport_error",env="production",version="none"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shipgate_router_requests_total"); err != nil {
+		t.Fatal(err)
+	}
+	// The engine judges versions from Stats: "none" is not one.
+	stats, err := p.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats) != 0 {
+		t.Fatalf("stats %v, want none for requests no version answered", stats)
+	}
+}

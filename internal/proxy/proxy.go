@@ -84,6 +84,11 @@ type Proxy struct {
 
 	table atomic.Pointer[table]
 	stats *statsRegistry
+	flags *flagRegistry
+	// noRelease counts the requests answered 503 because no version was
+	// live. They belong to no version, so Stats leaves them out; the
+	// metrics show them under version "none".
+	noRelease versionStats
 
 	routesMu sync.Mutex // serializes SetRoutes so two table builds do not interleave
 
@@ -119,6 +124,7 @@ func New(cfg Config) *Proxy {
 		transport:    newTransport(timeout),
 		bufPool:      newBufferPool(),
 		stats:        newStatsRegistry(),
+		flags:        newFlagRegistry(),
 	}
 	p.errLog = &errorLog{logger: logger, env: cfg.Env}
 	p.table.Store(&table{})
@@ -219,6 +225,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(noReleaseBody))
+		p.noRelease.record(outcome5xx, time.Since(start))
 		return
 	}
 	rec := &recorder{ResponseWriter: w}
@@ -231,7 +238,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// which is a transport failure.
 			rec.transportErr = true
 		}
-		b.stats.record(rec.outcome(), time.Since(start))
+		o, d := rec.outcome(), time.Since(start)
+		b.stats.record(o, d)
+		p.flags.record(rec.Header(), o, d)
 		if v != nil {
 			panic(v)
 		}
