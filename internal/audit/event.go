@@ -17,6 +17,11 @@ const (
 	ActionRollbackAuto   = "rollback.auto"   // a gate, a smoke check or an instance failed
 	ActionRollbackManual = "rollback.manual" // a person asked for a rollback
 	ActionRolledBack     = "rollback.done"   // traffic is on the old release, new instances stopped
+	ActionGateBypass     = "gate.bypass"     // a hotfix skipped a deploy gate
+	ActionApprove        = "rollout.approve" // someone approved a rollout waiting for approval
+	ActionApprovalVoid   = "approval.void"   // the release changed after it was approved
+	ActionRelease        = "release.record"  // CI recorded a release or its check results
+	ActionDrill          = "drill"           // a rollback drill ended (outcome ok or failed)
 )
 
 // Event is one audit record. Seq, PrevHash and Hash are set by the store.

@@ -57,8 +57,9 @@ type Engine struct {
 	log     *slog.Logger
 	tick    time.Duration
 
-	mu      sync.Mutex
-	drivers map[string]*driver // by environment
+	mu        sync.Mutex
+	drivers   map[string]*driver // by environment
+	baselines map[int64]analysis.Sample
 	base    context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -75,6 +76,8 @@ type driver struct {
 	abort      *Failure
 	hurry      bool
 	restoredOK bool
+	approval   *Approval // handed over by Approve, recorded by the driver
+	stepKind   StepKind  // the step being run, for Approve to check
 }
 
 // Failure is why a rollout is rolled back.
@@ -112,7 +115,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{},
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{}, baselines: map[int64]analysis.Sample{},
 	}
 	if e.clock == nil {
 		e.clock = wallClock{}
@@ -289,6 +292,18 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		return Rollout{}, err
 	}
 
+	if req.Hotfix && req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "a hotfix needs a reason; it goes into the audit log with every gate it skips"}
+	}
+	st, err := e.cfg.Stage(env)
+	if err != nil {
+		return Rollout{}, &FieldError{Field: "env", Message: err.Error()}
+	}
+	gates, err := e.checkGates(ctx, st, rel, req.Hotfix)
+	if err != nil {
+		return Rollout{}, err
+	}
+
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.makeRoom(ctx, env); err != nil {
@@ -302,17 +317,40 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if !first && state.Stable == req.Version {
 		return Rollout{}, fmt.Errorf("%s is already live in %s: %w", req.Version, env, ErrConflict)
 	}
+	opts := planOptions{first: first, approval: st.Env.Gates.Approval}
+	var events []audit.Event
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindDeploy, Version: req.Version, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: Plan(e.cfg, first), StepStartedAt: now, Seed: newSeed(),
-		Old: state.Instances, Actor: req.Actor, CreatedAt: now, UpdatedAt: now,
+		Phase: PhaseRunning, StepStartedAt: now, Seed: newSeed(), Strategy: strategyOf(st),
+		Old: state.Instances, Actor: req.Actor, CreatedAt: now, UpdatedAt: now, Hotfix: req.Hotfix,
 	}
+	if req.Hotfix {
+		opts.bakeScale = e.cfg.Hotfix.BakeScale
+		r.Reason = "hotfix: " + req.Reason
+		for _, g := range gates {
+			if !g.Bypassed {
+				continue
+			}
+			if g.Gate == "approval" {
+				opts.approval = false
+			}
+			r.Bypassed = append(r.Bypassed, g.Gate)
+			ev := e.event(&r, req.Actor, audit.ActionGateBypass, req.Reason)
+			ev.Data["gate"], ev.Data["detail"] = g.Gate, g.Detail
+			events = append(events, ev)
+		}
+	}
+	r.Steps = Plan(st, opts)
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("deploy %s (from %s)", req.Version, orNone(state.Stable)))
-	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
+	if req.Hotfix {
+		ev.Reason += " as a hotfix: " + req.Reason
+	}
+	events = append([]audit.Event{ev}, events...)
+	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: events}); err != nil {
 		return Rollout{}, fmt.Errorf("record rollout: %w", err)
 	}
-	e.log.Info("rollout created", "rollout", r.ID, "env", env, "version", r.Version, "from", r.FromVersion)
+	e.log.Info("rollout created", "rollout", r.ID, "env", env, "version", r.Version, "from", r.FromVersion, "strategy", r.Strategy)
 	e.launch(r)
 	return r, nil
 }
@@ -405,10 +443,14 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	if state.Previous == "" {
 		return Rollout{}, fmt.Errorf("%s has no earlier release to roll back to from %s: %w", env, state.Stable, ErrConflict)
 	}
+	st, err := e.cfg.Stage(env)
+	if err != nil {
+		return Rollout{}, err
+	}
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindRollback, Version: state.Previous, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: rollbackPlan(e.cfg), StepStartedAt: now, Seed: newSeed(),
+		Phase: PhaseRunning, Steps: rollbackPlan(st), StepStartedAt: now, Seed: newSeed(),
 		Old: state.Instances, Actor: req.Actor, Reason: req.Reason, CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionRollbackManual, req.Reason)
@@ -618,15 +660,32 @@ func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
 
 func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	step := r.Steps[r.StepIndex]
+	d.mu.Lock()
+	d.stepKind = step.Kind
+	d.mu.Unlock()
+	st, err := e.cfg.Stage(r.Env)
+	if err != nil {
+		return err
+	}
 	switch step.Kind {
 	case StepStart:
 		return e.stepStart(ctx, r)
 	case StepSmoke:
-		return e.stepSmoke(ctx, r)
-	case StepWeight:
-		return e.stepWeight(ctx, r, step)
+		return e.stepSmoke(ctx, st, r)
+	case StepApproval:
+		return e.stepApproval(ctx, d, r)
+	case StepInternal, StepWeight:
+		return e.stepWeight(ctx, st, r, step)
+	case StepBatch:
+		return e.stepBatch(ctx, st, r, step)
 	case StepPromote:
-		return e.stepPromote(ctx, r)
+		return e.stepPromote(ctx, st, r)
+	case StepPostSmoke:
+		return e.stepPostSmoke(ctx, st, r)
+	case StepObserve:
+		return e.stepObserve(ctx, st, r, step)
+	case StepRestore:
+		return e.stepRestore(ctx, r)
 	case StepScaleDown:
 		return e.stepScaleDown(ctx, d, r, step)
 	}
@@ -669,9 +728,24 @@ func (e *Engine) allRunning(ctx context.Context, insts []Instance) bool {
 	return true
 }
 
-func (e *Engine) stepSmoke(ctx context.Context, r *Rollout) error {
+func (e *Engine) stepSmoke(ctx context.Context, st *config.Stage, r *Rollout) error {
+	if st.Env.PreviewListen != "" {
+		// The preview address shows the new release to smoke checks and to
+		// people before any user sees it.
+		if err := e.routers[r.Env].SetRoutes(ctx, e.routes(st, r, r.Weight)); err != nil {
+			return fmt.Errorf("set preview: %w", err)
+		}
+		for _, c := range smokeChecks(st.Smoke) {
+			if err := e.prober.Probe(ctx, st.Env.PreviewListen, c); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return failf("smoke check GET %s through the preview address %s failed: %v", c.Path, st.Env.PreviewListen, err)
+			}
+		}
+	}
 	for _, inst := range r.New {
-		for _, c := range smokeChecks(e.cfg) {
+		for _, c := range smokeChecks(st.Smoke) {
 			if err := e.prober.Probe(ctx, inst.Addr, c); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -683,22 +757,21 @@ func (e *Engine) stepSmoke(ctx context.Context, r *Rollout) error {
 	return nil
 }
 
-func (e *Engine) stepWeight(ctx context.Context, r *Rollout, step Step) error {
+func (e *Engine) stepWeight(ctx context.Context, st *config.Stage, r *Rollout, step Step) error {
 	router := e.routers[r.Env]
-	routes := Routes{
-		Stable: Backend{Version: r.FromVersion, Addrs: addrs(r.Old)},
-		Canary: Backend{Version: r.Version, Addrs: addrs(r.New)},
-		Weight: step.Weight, Seed: r.Seed,
+	weight := step.Weight
+	if step.Kind == StepInternal {
+		weight = 0
 	}
 	baseline, err := router.Stats(ctx)
 	if err != nil {
 		return fmt.Errorf("read router stats: %w", err)
 	}
-	if err := router.SetRoutes(ctx, routes); err != nil {
-		return fmt.Errorf("set canary weight %d%%: %w", step.Weight, err)
+	if err := router.SetRoutes(ctx, e.routes(st, r, weight)); err != nil {
+		return fmt.Errorf("set canary weight %d%%: %w", weight, err)
 	}
-	if r.Weight != step.Weight || r.FirstTrafficAt.IsZero() {
-		r.Weight = step.Weight
+	if r.Weight != weight || r.FirstTrafficAt.IsZero() {
+		r.Weight = weight
 		if r.FirstTrafficAt.IsZero() {
 			r.FirstTrafficAt = e.clock.Now()
 		}
@@ -706,7 +779,19 @@ func (e *Engine) stepWeight(ctx context.Context, r *Rollout, step Step) error {
 			return err
 		}
 	}
-	a := e.cfg.Analysis
+	// Internal users are few: their bake fails on evidence but does not
+	// wait for enough of it to pass.
+	return e.bake(ctx, st, r, step, baseline, r.Version, r.FromVersion, nil, step.Kind != StepInternal)
+}
+
+// bake holds a step for its duration while judging the canary version
+// against the stable one every analysis interval (or against a fixed
+// stable sample, when given). It fails at once on a failed gate; with
+// needPass, it ends only once every gate passes (waiting up to as long
+// again, at least five intervals), otherwise when the time is over.
+func (e *Engine) bake(ctx context.Context, st *config.Stage, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
+	router := e.routers[r.Env]
+	a := st.Analysis
 	gates, opts := Gates(a), analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence}
 	interval := a.Interval.D()
 	extra := max(step.Duration, 5*interval)
@@ -731,8 +816,11 @@ func (e *Engine) stepWeight(ctx context.Context, r *Rollout, step Step) error {
 		if err != nil {
 			return fmt.Errorf("read router stats: %w", err)
 		}
-		canary := stats[r.Version].Sub(baseline[r.Version])
-		stable := stats[r.FromVersion].Sub(baseline[r.FromVersion])
+		canary := stats[canaryV].Sub(baseline[canaryV])
+		stable := stats[stableV].Sub(baseline[stableV])
+		if fixedStable != nil {
+			stable = *fixedStable
+		}
 		verdict, results := analysis.Judge(gates, canary, stable, opts)
 		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
 		if err := e.save(ctx, r, nil); err != nil {
@@ -746,7 +834,7 @@ func (e *Engine) stepWeight(ctx context.Context, r *Rollout, step Step) error {
 					return &Failure{Reason: "gate " + res.Gate + " failed: " + res.Detail, Gate: res.Gate, Value: res.Value, Threshold: res.Threshold}
 				}
 			}
-		case verdict == analysis.Pass && elapsed >= step.Duration:
+		case elapsed >= step.Duration && (verdict == analysis.Pass || !needPass):
 			return nil
 		case elapsed >= step.Duration+extra:
 			for _, res := range results {
@@ -756,6 +844,51 @@ func (e *Engine) stepWeight(ctx context.Context, r *Rollout, step Step) error {
 			}
 		}
 	}
+}
+
+// routes is the routing table of r at a canary weight: stable and canary
+// backends, internal users when the plan has them and they were reached,
+// the preview backend and the router's health check.
+func (e *Engine) routes(st *config.Stage, r *Rollout, weight int) Routes {
+	rt := Routes{
+		Stable: Backend{Version: r.FromVersion, Addrs: addrs(r.Old)},
+		Canary: Backend{Version: r.Version, Addrs: addrs(r.New)},
+		Weight: weight, Seed: r.Seed, Health: e.routeHealth(),
+	}
+	if r.FromVersion == "" || len(r.Old) == 0 {
+		rt.Stable = Backend{}
+	}
+	if len(r.New) == 0 {
+		rt.Canary = Backend{}
+	}
+	if st.Env.PreviewListen != "" && len(r.New) > 0 {
+		rt.Preview = Backend{Version: r.Version, Addrs: addrs(r.New)}
+	}
+	if c := st.Strategy.Canary; c != nil && c.Internal != nil && r.reached(StepInternal) {
+		in := c.Internal
+		rt.Match = &Match{Header: in.Header, Cookie: in.Cookie, Values: in.Values, Users: in.Users}
+	}
+	return rt
+}
+
+// stableRoutes sends everything to one version.
+func (e *Engine) stableRoutes(version string, insts []Instance, seed string) Routes {
+	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: e.routeHealth()}
+}
+
+func (e *Engine) routeHealth() *RouteHealth {
+	h := e.cfg.Run.Health
+	return &RouteHealth{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(), FailureThreshold: h.FailureThreshold}
+}
+
+// reached reports whether the rollout has entered a step of kind k.
+func (r *Rollout) reached(k StepKind) bool {
+	for i := 0; i <= r.StepIndex && i < len(r.Steps); i++ {
+		if r.Steps[i].Kind == k {
+			return true
+		}
+	}
+	return false
 }
 
 // checkInstances returns a Failure if a new instance exited or is unhealthy.
@@ -776,9 +909,22 @@ func summarize(s analysis.Sample) Summary {
 	}
 }
 
-func (e *Engine) stepPromote(ctx context.Context, r *Rollout) error {
-	routes := Routes{Stable: Backend{Version: r.Version, Addrs: addrs(r.New)}, Seed: r.Seed}
-	if err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil {
+func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) error {
+	if err := e.checkApproval(ctx, r); err != nil {
+		return err
+	}
+	router := e.routers[r.Env]
+	if stats, err := router.Stats(ctx); err == nil {
+		// What the old release measured before the switch is the baseline
+		// a blue-green observe step judges the new one against.
+		e.setBaseline(r.ID, stats[r.FromVersion])
+	}
+	routes := e.stableRoutes(r.Version, r.New, r.Seed)
+	if st.Env.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
+		// Blue stays reachable on the preview address while it runs.
+		routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
+	}
+	if err := router.SetRoutes(ctx, routes); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
 	now := e.clock.Now()
@@ -787,7 +933,10 @@ func (e *Engine) stepPromote(ctx context.Context, r *Rollout) error {
 		r.FirstTrafficAt = now
 	}
 	env := EnvState{App: r.App, Env: r.Env, Stable: r.Version, Instances: r.New, UpdatedAt: now}
-	if r.Kind == KindDeploy {
+	switch r.Kind {
+	case KindDeploy:
+		env.Previous = r.FromVersion
+	case KindDrill:
 		env.Previous = r.FromVersion
 	}
 	ev := e.event(r, ActorEngine, audit.ActionPromote, fmt.Sprintf("%s takes 100%% of traffic", r.Version))
@@ -805,7 +954,12 @@ func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step 
 		case <-ticker.C:
 		}
 	}
-	if err := e.runtime.Stop(ctx, r.Old); err != nil {
+	stop := r.Old
+	if r.Kind == KindDrill {
+		// The drill switched back: the previous release is the one to stop.
+		stop = r.New
+	}
+	if err := e.runtime.Stop(ctx, stop); err != nil {
 		return fmt.Errorf("stop %s: %w", orNone(r.FromVersion), err)
 	}
 	return nil
@@ -829,6 +983,9 @@ func (e *Engine) succeed(ctx context.Context, r *Rollout) {
 	now := e.clock.Now()
 	r.Phase, r.FinishedAt = PhaseSucceeded, now
 	ev := e.event(r, ActorEngine, audit.ActionSucceed, fmt.Sprintf("%s is stable; %s stopped", r.Version, orNone(r.FromVersion)))
+	if r.Kind == KindDrill {
+		ev = e.event(r, r.Actor, audit.ActionDrill, fmt.Sprintf("%s came back, served, and %s was restored", r.Version, r.FromVersion))
+	}
 	e.mustSave(ctx, r, nil, ev)
 	e.log.Info("rollout succeeded", "rollout", r.ID, "env", r.Env, "version", r.Version)
 }
@@ -862,32 +1019,48 @@ func (e *Engine) beginRollback(ctx context.Context, r *Rollout, f *Failure) {
 }
 
 // rollBack moves all traffic to the old release, then stops the new one.
+// For a rolling rollout it then starts again as many old instances as were
+// replaced.
 func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 	var env *EnvState
 	if r.FromVersion != "" {
-		old := r.Old
-		if !e.allAlive(ctx, old) {
+		old := e.alive(ctx, r.Old)
+		if len(old) == 0 {
 			insts, err := e.adoptOrStart(ctx, r.Env, r.FromVersion, nil)
 			if err != nil {
 				e.log.Error("restart old release for rollback", "rollout", r.ID, "err", err)
 			} else {
-				old = insts
+				old, r.Replaced = insts, nil
 			}
 		}
-		routes := Routes{Stable: Backend{Version: r.FromVersion, Addrs: addrs(old)}, Seed: r.Seed}
-		for err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil; err = e.routers[r.Env].SetRoutes(ctx, routes) {
-			e.log.Error("move traffic back", "rollout", r.ID, "err", err)
-			if !sleep(ctx, time.Second) {
-				return
+		if !e.setRoutesRetry(ctx, r, e.stableRoutes(r.FromVersion, old, r.Seed)) {
+			return
+		}
+		r.TrafficRestoredAt = e.clock.Now()
+		if len(r.Replaced) > 0 {
+			more, err := e.startInstances(ctx, r.Env, r.FromVersion, len(r.Replaced))
+			if err != nil {
+				e.log.Error("restore replaced instances", "rollout", r.ID, "err", err)
+			} else {
+				old = append(old, more...)
+				r.Replaced = nil
+				if !e.setRoutesRetry(ctx, r, e.stableRoutes(r.FromVersion, old, r.Seed)) {
+					return
+				}
 			}
 		}
 		r.Old = old
-		if !r.PromotedAt.IsZero() {
+		if !r.PromotedAt.IsZero() || r.Strategy == StrategyRolling {
 			env = &EnvState{App: r.App, Env: r.Env, Stable: r.FromVersion, Instances: old, UpdatedAt: e.clock.Now()}
+			if prev, err := e.store.GetEnvState(ctx, r.App, r.Env); err == nil && prev.Stable == r.FromVersion {
+				env.Previous = prev.Previous
+			}
 		}
 	}
 	r.Weight = 0
-	r.TrafficRestoredAt = e.clock.Now()
+	if r.TrafficRestoredAt.IsZero() {
+		r.TrafficRestoredAt = e.clock.Now()
+	}
 	e.mustSave(ctx, r, env)
 	d.markRestored()
 	if err := e.runtime.Stop(ctx, r.New); err != nil {
@@ -900,20 +1073,49 @@ func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 		ev.Data["seconds_from_first_traffic"] = strconv.FormatFloat(r.TrafficRestoredAt.Sub(r.FirstTrafficAt).Seconds(), 'f', 2, 64)
 	}
 	ev.Data["seconds_to_restore_traffic"] = strconv.FormatFloat(r.TrafficRestoredAt.Sub(r.RollbackStartedAt).Seconds(), 'f', 3, 64)
-	e.mustSave(ctx, r, nil, ev)
+	events := []audit.Event{ev}
+	if r.Kind == KindDrill {
+		drill := e.event(r, r.Actor, audit.ActionDrill, "drill failed: "+r.Reason)
+		drill.Outcome = "failed"
+		events = append(events, drill)
+	}
+	e.mustSave(ctx, r, nil, events...)
 }
 
-// allAlive reports whether no instance is known to have exited.
-func (e *Engine) allAlive(ctx context.Context, insts []Instance) bool {
-	if len(insts) == 0 {
-		return false
-	}
-	for _, inst := range insts {
-		if st := e.runtime.Status(ctx, inst).State; st == InstanceExited {
+// setRoutesRetry sets routes until the router takes them or ctx ends.
+func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
+	for err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil; err = e.routers[r.Env].SetRoutes(ctx, routes) {
+		e.log.Error("move traffic back", "rollout", r.ID, "err", err)
+		if !sleep(ctx, time.Second) {
 			return false
 		}
 	}
 	return true
+}
+
+// alive returns the instances not known to have exited.
+func (e *Engine) alive(ctx context.Context, insts []Instance) []Instance {
+	var out []Instance
+	for _, inst := range insts {
+		if e.runtime.Status(ctx, inst).State != InstanceExited {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// startInstances starts n instances of version in env.
+func (e *Engine) startInstances(ctx context.Context, env, version string, n int) ([]Instance, error) {
+	rel, err := e.store.GetRelease(ctx, e.cfg.App, version)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := instanceSpec(e.cfg, env, rel)
+	if err != nil {
+		return nil, err
+	}
+	spec.Count = n
+	return e.runtime.Start(ctx, spec)
 }
 
 // save commits r (and env, and events) with a fresh UpdatedAt.

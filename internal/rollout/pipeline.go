@@ -3,36 +3,222 @@ package rollout
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/audit"
 )
 
-var errTODO = errors.New("not implemented yet")
+var checkNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// CreateRelease records a release and its CI checks.
+// CreateRelease records a release and its CI checks (what CI calls after
+// its build). Recording the same version again merges new check results
+// into the recorded ones; another commit is a conflict.
 func (e *Engine) CreateRelease(ctx context.Context, req ReleaseRequest) (Release, error) {
-	return Release{}, errTODO
+	if _, err := e.checkTarget(req.App, e.anyEnv()); err != nil {
+		return Release{}, err
+	}
+	if !versionRE.MatchString(req.Version) {
+		return Release{}, &FieldError{Field: "version", Message: fmt.Sprintf("%q is not a version: use letters, digits, '.', '_', '+', '-'", req.Version)}
+	}
+	for name, state := range req.Checks {
+		if !checkNameRE.MatchString(name) {
+			return Release{}, &FieldError{Field: "checks." + name, Message: "a check name is letters, digits, '.', '_', '-'"}
+		}
+		if state != CheckPassed && state != CheckFailed && state != CheckPending {
+			return Release{}, &FieldError{Field: "checks." + name, Message: fmt.Sprintf("%q is not a check state: use passed, failed or pending", state)}
+		}
+	}
+	rel := Release{App: req.App, Version: req.Version, Commit: req.Commit, CommitTime: req.CommitTime.UTC(),
+		Checks: req.Checks, Vars: req.Vars, CreatedAt: e.clock.Now()}
+	if req.CommitTime.IsZero() {
+		rel.CommitTime = time.Time{}
+	}
+	if err := e.store.PutRelease(ctx, rel); err != nil {
+		return Release{}, err
+	}
+	got, err := e.store.GetRelease(ctx, req.App, req.Version)
+	if err != nil {
+		return Release{}, err
+	}
+	ev := audit.Event{Time: e.clock.Now(), Actor: orEngine(req.Actor), Action: audit.ActionRelease,
+		Subject: req.App + "/" + req.Version, Outcome: "ok", Data: map[string]string{"commit": got.Commit, "digest": releaseDigest(got)}}
+	for name, state := range req.Checks {
+		ev.Data["check."+name] = string(state)
+	}
+	if err := e.store.Commit(ctx, Change{Audit: []audit.Event{ev}}); err != nil {
+		return Release{}, err
+	}
+	return got, nil
 }
 
 // GetRelease returns a release.
 func (e *Engine) GetRelease(ctx context.Context, app, version string) (Release, error) {
+	if _, err := e.checkTarget(app, e.anyEnv()); err != nil {
+		return Release{}, err
+	}
 	return e.store.GetRelease(ctx, app, version)
 }
 
-// Approve approves the rollout waiting for approval in an environment.
+// Approve approves the rollout waiting for approval in an environment,
+// for the release as it is now. It returns once the rollout recorded it.
 func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, error) {
-	return Rollout{}, errTODO
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	e.mu.Lock()
+	d := e.drivers[env]
+	e.mu.Unlock()
+	if d == nil {
+		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
+	}
+	d.mu.Lock()
+	kind := d.stepKind
+	d.mu.Unlock()
+	r, err := e.store.GetRollout(ctx, d.id)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if kind != StepApproval {
+		return Rollout{}, fmt.Errorf("rollout %d of %s in %s is %s, not waiting for approval: %w", r.ID, r.Version, env, describe(r), ErrConflict)
+	}
+	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
+	if err != nil {
+		return Rollout{}, err
+	}
+	d.mu.Lock()
+	d.approval = &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: releaseDigest(rel)}
+	d.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err = e.store.GetRollout(ctx, d.id)
+		if err != nil || r.Approval != nil || r.Phase.Final() {
+			return r, err
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return Rollout{}, ctx.Err()
+		}
+	}
+	return r, nil
 }
 
-// Plan returns what a deploy would do, without doing anything.
+// Plan returns what a deploy would do, without doing anything: the gates
+// and whether they pass now, and the steps with the rollback path of each.
 func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) {
-	return PlanView{}, errTODO
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return PlanView{}, err
+	}
+	if !versionRE.MatchString(req.Version) {
+		return PlanView{}, &FieldError{Field: "version", Message: fmt.Sprintf("%q is not a version", req.Version)}
+	}
+	st, err := e.cfg.Stage(env)
+	if err != nil {
+		return PlanView{}, err
+	}
+	rel, err := e.store.GetRelease(ctx, req.App, req.Version)
+	if errors.Is(err, ErrNotFound) {
+		rel, err = Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars}, nil
+	}
+	if err != nil {
+		return PlanView{}, err
+	}
+	state, err := e.store.GetEnvState(ctx, req.App, env)
+	first := errors.Is(err, ErrNotFound)
+	if err != nil && !first {
+		return PlanView{}, err
+	}
+	view := PlanView{App: req.App, Env: env, Version: req.Version, From: state.Stable, Strategy: strategyOf(st), Hotfix: req.Hotfix}
+	gates, err := e.gateStatuses(ctx, st, rel)
+	if err != nil {
+		return PlanView{}, err
+	}
+	opts := planOptions{first: first, approval: st.Env.Gates.Approval}
+	if req.Hotfix && e.cfg.Hotfix != nil {
+		opts.bakeScale = e.cfg.Hotfix.BakeScale
+		for i := range gates {
+			for _, skip := range e.cfg.Hotfix.Skip {
+				if gates[i].Gate == skip && (!gates[i].OK || skip == "approval") {
+					gates[i].Bypassed = true
+					if skip == "approval" {
+						opts.approval = false
+					}
+				}
+			}
+		}
+	}
+	view.Gates = gates
+	from := orNone(state.Stable)
+	for _, s := range Plan(st, opts) {
+		view.Steps = append(view.Steps, PlannedStep{Kind: s.Kind, Description: describeStep(s), Rollback: rollbackPath(s, from, first)})
+	}
+	return view, nil
 }
 
-// Drift compares an environment with another.
-func (e *Engine) Drift(ctx context.Context, app, env, against string) (DriftReport, error) {
-	return DriftReport{}, errTODO
+// rollbackPath says what a rollback at a step does.
+func rollbackPath(s Step, from string, first bool) string {
+	if first {
+		return "stop the new instances; nothing was live before"
+	}
+	switch s.Kind {
+	case StepStart, StepSmoke, StepApproval:
+		return "stop the new instances; no user has reached them"
+	case StepInternal, StepWeight:
+		return fmt.Sprintf("all traffic back to %s in one routing change, then stop the new instances", from)
+	case StepBatch:
+		return fmt.Sprintf("traffic to the remaining %s instances at once, start again the ones replaced, stop the new instances", from)
+	case StepPromote, StepPostSmoke, StepObserve:
+		return fmt.Sprintf("switch back to %s, still running, in one routing change", from)
+	case StepScaleDown:
+		return fmt.Sprintf("while %s still runs, switch back to it at once; after, shipgate rollback starts it again and switches", from)
+	}
+	return ""
 }
 
-// Drill starts a rollback drill and returns its rollout.
+// Drill starts a rollback drill in an environment: its previous release
+// is started, smoke-checked, given all traffic and checked through the
+// router, then traffic goes back to the current release and the previous
+// one is stopped. The outcome is an audit event; a failed drill says why.
 func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
-	return Rollout{}, errTODO
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	st, err := e.cfg.Stage(env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d := e.drivers[env]; d != nil {
+		return Rollout{}, fmt.Errorf("a rollout of %s is running in %s; drill when it is done: %w", req.App, env, ErrConflict)
+	}
+	state, err := e.store.GetEnvState(ctx, req.App, env)
+	if err != nil {
+		return Rollout{}, fmt.Errorf("nothing is deployed in %s to drill with: %w", env, err)
+	}
+	if state.Previous == "" {
+		return Rollout{}, fmt.Errorf("%s has no previous release to roll back to; deploy twice before drilling: %w", env, ErrConflict)
+	}
+	now := e.clock.Now()
+	r := Rollout{
+		App: req.App, Env: env, Kind: KindDrill, Version: state.Previous, FromVersion: state.Stable,
+		Phase: PhaseRunning, Steps: drillPlan(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
+		Old: state.Instances, Actor: req.Actor, Reason: "rollback drill", CreatedAt: now, UpdatedAt: now,
+	}
+	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("rollback drill: bring back %s, then restore %s", state.Previous, state.Stable))
+	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
+		return Rollout{}, fmt.Errorf("record drill: %w", err)
+	}
+	e.launch(r)
+	return r, nil
+}
+
+func orEngine(actor string) string {
+	if actor == "" {
+		return ActorEngine
+	}
+	return actor
 }

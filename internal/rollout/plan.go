@@ -11,37 +11,139 @@ import (
 	"github.com/shipgate/shipgate/internal/config"
 )
 
-// Plan returns the steps that move env from its stable release to a new
-// one: start, smoke, the canary weights with their bake times, promote and
-// scale down. The first deploy of an environment has no stable release to
-// compare with: it starts, smoke-checks and goes live at 100%.
-func Plan(cfg *config.Config, firstDeploy bool) []Step {
-	steps := []Step{{Kind: StepStart}, {Kind: StepSmoke}}
-	if firstDeploy {
-		return append(steps, Step{Kind: StepPromote})
+// Strategy names.
+const (
+	StrategyCanary    = "canary"
+	StrategyBlueGreen = "blue_green"
+	StrategyRolling   = "rolling"
+)
+
+// strategyOf names the strategy of a stage.
+func strategyOf(st *config.Stage) string {
+	switch {
+	case st.Strategy.BlueGreen != nil:
+		return StrategyBlueGreen
+	case st.Strategy.Rolling != nil:
+		return StrategyRolling
+	default:
+		return StrategyCanary
 	}
-	var scaleDown time.Duration
-	if c := cfg.Strategy.Canary; c != nil {
-		for _, s := range c.Steps {
-			if s.Weight >= 100 {
-				continue // promotion sends 100%
-			}
-			steps = append(steps, Step{Kind: StepWeight, Weight: s.Weight, Duration: s.Bake.D()})
+}
+
+// planOptions are what shapes a plan beyond the config.
+type planOptions struct {
+	// first is true for an environment's first deploy.
+	first bool
+	// approval adds the approval step (the stage asks for it and no
+	// hotfix skips it).
+	approval bool
+	// bakeScale multiplies every bake (a hotfix's bake_scale); 0 means 1.
+	bakeScale float64
+}
+
+// Plan returns the steps that move an environment from its stable release
+// to a new one, by the stage's strategy:
+//
+//   - canary: start, smoke, [approval], [internal users], each weight with
+//     its bake, promote, [post smoke], scale down after a delay;
+//   - blue_green: start, smoke (also through the preview address),
+//     [approval], promote (the switch), [post smoke], observe green with
+//     blue still running, scale blue down after keep_blue;
+//   - rolling: [approval], one batch step per batch (start, smoke, bake,
+//     then stop as many old instances), promote, [post smoke].
+//
+// The first deploy of an environment has no stable release to compare
+// with: it starts, smoke-checks and goes live at 100%.
+func Plan(st *config.Stage, o planOptions) []Step {
+	scale := func(d config.Duration) time.Duration {
+		if o.bakeScale > 0 && o.bakeScale < 1 {
+			return time.Duration(float64(d) * o.bakeScale)
 		}
-		scaleDown = c.ScaleDownDelay.D()
+		return d.D()
 	}
-	return append(steps, Step{Kind: StepPromote}, Step{Kind: StepScaleDown, Duration: scaleDown})
+	var steps []Step
+	add := func(s ...Step) { steps = append(steps, s...) }
+	approval := func() {
+		if o.approval {
+			add(Step{Kind: StepApproval})
+		}
+	}
+	postSmoke := func() {
+		if len(st.PostSmoke) > 0 {
+			add(Step{Kind: StepPostSmoke})
+		}
+	}
+	if o.first {
+		add(Step{Kind: StepStart}, Step{Kind: StepSmoke})
+		approval()
+		add(Step{Kind: StepPromote})
+		postSmoke()
+		return steps
+	}
+	switch strategyOf(st) {
+	case StrategyBlueGreen:
+		bg := st.Strategy.BlueGreen
+		add(Step{Kind: StepStart}, Step{Kind: StepSmoke})
+		approval()
+		add(Step{Kind: StepPromote})
+		postSmoke()
+		add(Step{Kind: StepObserve, Duration: scale(bg.Analysis)}, Step{Kind: StepScaleDown, Duration: bg.KeepBlue.D()})
+	case StrategyRolling:
+		ro := st.Strategy.Rolling
+		approval()
+		batch := max(ro.MaxSurge+ro.MaxUnavailable, 1)
+		for done := 0; done < st.Instances; done += batch {
+			add(Step{Kind: StepBatch, Count: min(batch, st.Instances-done), Duration: scale(ro.Bake)})
+		}
+		add(Step{Kind: StepPromote})
+		postSmoke()
+		add(Step{Kind: StepScaleDown})
+	default:
+		c := st.Strategy.Canary
+		add(Step{Kind: StepStart}, Step{Kind: StepSmoke})
+		approval()
+		var delay time.Duration
+		if c != nil {
+			if c.Internal != nil {
+				add(Step{Kind: StepInternal, Duration: scale(c.Internal.Bake)})
+			}
+			for _, s := range c.Steps {
+				if s.Weight >= 100 {
+					continue // promotion sends 100%
+				}
+				add(Step{Kind: StepWeight, Weight: s.Weight, Duration: scale(s.Bake)})
+			}
+			delay = c.ScaleDownDelay.D()
+		}
+		add(Step{Kind: StepPromote})
+		postSmoke()
+		add(Step{Kind: StepScaleDown, Duration: delay})
+	}
+	return steps
 }
 
 // rollbackPlan returns the steps of a manual rollback to an earlier
 // release once the current one is promoted: start it, smoke-check it,
 // switch all traffic at once, then stop the bad release's instances.
-func rollbackPlan(cfg *config.Config) []Step {
-	var drain time.Duration
-	if c := cfg.Strategy.Canary; c != nil {
-		drain = min(c.ScaleDownDelay.D(), 5*time.Second)
+func rollbackPlan(st *config.Stage) []Step {
+	return []Step{{Kind: StepStart}, {Kind: StepSmoke}, {Kind: StepPromote}, {Kind: StepScaleDown, Duration: drainDelay(st)}}
+}
+
+// drillPlan returns the steps of a rollback drill: bring the previous
+// release back at 100%, check it through the router, then switch back to
+// the release that was current and stop the previous one's instances.
+func drillPlan(st *config.Stage) []Step {
+	return []Step{{Kind: StepStart}, {Kind: StepSmoke}, {Kind: StepPromote}, {Kind: StepPostSmoke},
+		{Kind: StepRestore}, {Kind: StepScaleDown, Duration: drainDelay(st)}}
+}
+
+// drainDelay is how long replaced instances keep running for requests in
+// flight after a rollback or a drill switched away from them.
+func drainDelay(st *config.Stage) time.Duration {
+	if c := st.Strategy.Canary; c != nil {
+		return min(c.ScaleDownDelay.D(), 5*time.Second)
 	}
-	return []Step{{Kind: StepStart}, {Kind: StepSmoke}, {Kind: StepPromote}, {Kind: StepScaleDown, Duration: drain}}
+	return 2 * time.Second
 }
 
 // Gates converts the config's gates for the judge.
@@ -83,8 +185,12 @@ func Expand(s string, vars map[string]string) (string, error) {
 
 // instanceSpec builds the spec for starting instances of rel in env.
 func instanceSpec(cfg *config.Config, env string, rel Release) (InstanceSpec, error) {
+	st, err := cfg.Stage(env)
+	if err != nil {
+		return InstanceSpec{}, &FieldError{Field: "env", Message: err.Error()}
+	}
 	vars := map[string]string{}
-	for k, v := range cfg.Vars {
+	for k, v := range st.Vars {
 		vars[k] = v
 	}
 	for k, v := range rel.Vars {
@@ -115,16 +221,16 @@ func instanceSpec(cfg *config.Config, env string, rel Release) (InstanceSpec, er
 	h := cfg.Run.Health
 	return InstanceSpec{
 		App: cfg.App, Env: env, Version: rel.Version,
-		Command: cmd, Environ: environ, Dir: cfg.Run.Dir, Count: cfg.Run.Instances,
+		Command: cmd, Environ: environ, Dir: cfg.Run.Dir, Count: st.Instances,
 		HealthPath: h.Path, HealthInterval: h.Interval.D(), HealthTimeout: h.Timeout.D(),
 		FailureThreshold: h.FailureThreshold,
 		StartTimeout:     cfg.Run.StartTimeout.D(), StopGrace: cfg.Run.StopGrace.D(),
 	}, nil
 }
 
-func smokeChecks(cfg *config.Config) []SmokeCheck {
-	out := make([]SmokeCheck, 0, len(cfg.Smoke))
-	for _, s := range cfg.Smoke {
+func smokeChecks(checks []config.SmokeCheck) []SmokeCheck {
+	out := make([]SmokeCheck, 0, len(checks))
+	for _, s := range checks {
 		out = append(out, SmokeCheck{Path: s.Path, ExpectStatus: s.ExpectStatus, ExpectBody: s.ExpectBody, Timeout: s.Timeout.D()})
 	}
 	return out
@@ -136,6 +242,18 @@ func describeStep(s Step) string {
 		return fmt.Sprintf("weight %d%% for %s", s.Weight, s.Duration)
 	case StepScaleDown:
 		return fmt.Sprintf("scale down old release after %s", s.Duration)
+	case StepInternal:
+		return fmt.Sprintf("internal users only for %s", s.Duration)
+	case StepObserve:
+		return fmt.Sprintf("observe for %s, old release still running", s.Duration)
+	case StepBatch:
+		return fmt.Sprintf("replace %d instance(s), bake %s", s.Count, s.Duration)
+	case StepApproval:
+		return "wait for approval"
+	case StepPostSmoke:
+		return "post-deploy smoke checks through the router"
+	case StepRestore:
+		return "switch back to the current release"
 	default:
 		return strings.ReplaceAll(string(s.Kind), "_", " ")
 	}

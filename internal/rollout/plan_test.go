@@ -35,11 +35,11 @@ func TestExpand(t *testing.T) {
 }
 
 func TestPlan(t *testing.T) {
-	cfg := &config.Config{Strategy: config.Strategy{Canary: &config.Canary{
+	st := &config.Stage{Env: &config.Environment{}, Instances: 4, Strategy: config.Strategy{Canary: &config.Canary{
 		Steps:          []config.CanaryStep{{Weight: 5, Bake: config.Duration(time.Minute)}, {Weight: 50, Bake: config.Duration(2 * time.Minute)}, {Weight: 100, Bake: config.Duration(time.Minute)}},
 		ScaleDownDelay: config.Duration(30 * time.Second),
 	}}}
-	got := Plan(cfg, false)
+	got := Plan(st, planOptions{})
 	want := []Step{
 		{Kind: StepStart}, {Kind: StepSmoke},
 		{Kind: StepWeight, Weight: 5, Duration: time.Minute}, {Kind: StepWeight, Weight: 50, Duration: 2 * time.Minute},
@@ -48,9 +48,29 @@ func TestPlan(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Plan = %+v\nwant %+v", got, want)
 	}
-	first := Plan(cfg, true)
+	first := Plan(st, planOptions{first: true})
 	if kinds := stepKinds(first); kinds != "start smoke promote" {
 		t.Fatalf("first deploy plan = %s, want start smoke promote", kinds)
+	}
+	st.Strategy.Canary.Internal = &config.Internal{Header: "X-Internal", Bake: config.Duration(time.Minute)}
+	st.PostSmoke = []config.SmokeCheck{{Path: "/"}}
+	if got := stepKinds(Plan(st, planOptions{approval: true, bakeScale: 0.5})); got != "start smoke approval internal weight weight promote post_smoke scale_down" {
+		t.Fatalf("canary with approval, internal users and post smoke = %s", got)
+	}
+	if got := Plan(st, planOptions{bakeScale: 0.5})[3]; got.Duration != 30*time.Second {
+		t.Fatalf("a hotfix's first weight bakes %s, want half of 1m", got.Duration)
+	}
+	bg := &config.Stage{Env: &config.Environment{}, Strategy: config.Strategy{BlueGreen: &config.BlueGreen{KeepBlue: config.Duration(time.Minute), Analysis: config.Duration(time.Minute)}}}
+	if got := stepKinds(Plan(bg, planOptions{})); got != "start smoke promote observe scale_down" {
+		t.Fatalf("blue-green = %s", got)
+	}
+	ro := &config.Stage{Env: &config.Environment{}, Instances: 5, Strategy: config.Strategy{Rolling: &config.Rolling{MaxSurge: 2}}}
+	steps := Plan(ro, planOptions{})
+	if got := stepKinds(steps); got != "batch batch batch promote scale_down" {
+		t.Fatalf("rolling = %s", got)
+	}
+	if steps[0].Count != 2 || steps[2].Count != 1 {
+		t.Fatalf("rolling batches of %d, %d, %d; want 2, 2, 1", steps[0].Count, steps[1].Count, steps[2].Count)
 	}
 }
 
@@ -63,7 +83,7 @@ func stepKinds(steps []Step) string {
 }
 
 func TestInstanceSpec_MissingVariableNamesTheField(t *testing.T) {
-	cfg := &config.Config{App: "shop", Run: config.Run{
+	cfg := &config.Config{App: "shop", Environments: map[string]*config.Environment{"production": {}}, Run: config.Run{
 		Command: []string{"./shop", "--port", "${PORT}"},
 		Env:     map[string]string{"MERCHANT_ID": "${MERCHANT_ID}"},
 	}}

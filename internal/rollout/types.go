@@ -232,8 +232,12 @@ type Rollout struct {
 	Seed string `json:"seed"`
 	// New holds the instances of the new release.
 	New []Instance `json:"new_instances,omitempty"`
-	// Old holds the instances of the stable release at the start.
+	// Old holds the instances of the stable release at the start, less
+	// those a rolling rollout already replaced.
 	Old []Instance `json:"old_instances,omitempty"`
+	// Replaced holds the old instances a rolling rollout stopped; a
+	// rollback starts as many again.
+	Replaced []Instance `json:"replaced_instances,omitempty"`
 	// Actor is who asked for the rollout.
 	Actor string `json:"actor"`
 	// Reason is why the rollout was asked for (manual rollback), or why it

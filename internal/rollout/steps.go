@@ -1,0 +1,263 @@
+package rollout
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"sort"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/analysis"
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/config"
+)
+
+// stepApproval waits until someone approves the rollout (Engine.Approve
+// hands the approval to the driver) for the release as it is now.
+func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error {
+	if r.Approval != nil {
+		return e.checkApproval(ctx, r)
+	}
+	ticker := time.NewTicker(e.tick)
+	defer ticker.Stop()
+	for {
+		d.mu.Lock()
+		a := d.approval
+		d.approval = nil
+		d.mu.Unlock()
+		if a != nil {
+			r.Approval = a
+			ev := e.event(r, a.By, audit.ActionApprove, a.Comment)
+			ev.Data["digest"] = a.Digest
+			return e.save(ctx, r, nil, ev)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+}
+
+// checkApproval fails if the release changed since it was approved.
+func (e *Engine) checkApproval(ctx context.Context, r *Rollout) error {
+	if r.Approval == nil {
+		return nil
+	}
+	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
+	if err != nil {
+		return err
+	}
+	if d := releaseDigest(rel); d != r.Approval.Digest {
+		reason := fmt.Sprintf("the approval by %s is void: release %s changed after it was approved", r.Approval.By, r.Version)
+		ev := e.event(r, ActorEngine, audit.ActionApprovalVoid, reason)
+		ev.Data["approved_digest"], ev.Data["digest"] = r.Approval.Digest, d
+		r.Approval = nil
+		if err := e.save(ctx, r, nil, ev); err != nil {
+			return err
+		}
+		return failf("%s", reason)
+	}
+	return nil
+}
+
+// releaseDigest identifies a release as approved: its commit, checks and
+// variables.
+func releaseDigest(rel Release) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", rel.Version, rel.Commit)
+	for _, k := range sortedKeys(rel.Checks) {
+		fmt.Fprintf(h, "check %s=%s\x00", k, rel.Checks[k])
+	}
+	for _, k := range sortedKeys(rel.Vars) {
+		fmt.Fprintf(h, "var %s=%s\x00", k, rel.Vars[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// stepBatch replaces one batch of a rolling rollout: with max_surge it
+// starts the batch's new instances first and stops as many old ones after
+// the bake; without, it takes old ones out of the router and stops them
+// first. Every part is idempotent: counts, not events, say what is left.
+func (e *Engine) stepBatch(ctx context.Context, st *config.Stage, r *Rollout, step Step) error {
+	want := 0 // new instances once this batch is done
+	for i := 0; i <= r.StepIndex; i++ {
+		if r.Steps[i].Kind == StepBatch {
+			want += r.Steps[i].Count
+		}
+	}
+	surge := st.Strategy.Rolling.MaxSurge > 0
+	if !surge {
+		if err := e.retire(ctx, st, r, want); err != nil {
+			return err
+		}
+	}
+	if missing := want - len(r.New); missing > 0 {
+		insts, err := e.startInstances(ctx, r.Env, r.Version, missing)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return failf("%s did not start: %v", r.Version, err)
+		}
+		r.New = append(r.New, insts...)
+		if err := e.save(ctx, r, nil); err != nil {
+			return err
+		}
+		for _, inst := range insts {
+			if err := e.smokeInstance(ctx, st, inst); err != nil {
+				return err
+			}
+		}
+	}
+	router := e.routers[r.Env]
+	baseline, err := router.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("read router stats: %w", err)
+	}
+	weight := 100 * len(r.New) / (len(r.New) + len(r.Old))
+	if err := router.SetRoutes(ctx, e.routes(st, r, weight)); err != nil {
+		return fmt.Errorf("add batch to the router: %w", err)
+	}
+	r.Weight = weight
+	if r.FirstTrafficAt.IsZero() {
+		r.FirstTrafficAt = e.clock.Now()
+	}
+	if err := e.save(ctx, r, nil); err != nil {
+		return err
+	}
+	// With no old instance left there is no stable traffic to compare
+	// with: the batch must not fail a gate, but cannot wait for a pass.
+	if err := e.bake(ctx, st, r, step, baseline, r.Version, r.FromVersion, nil, len(r.Old) > 0); err != nil {
+		return err
+	}
+	if surge {
+		return e.retire(ctx, st, r, want)
+	}
+	return nil
+}
+
+// retire takes old instances out of the router and stops them until want
+// of them have been replaced (or none is left).
+func (e *Engine) retire(ctx context.Context, st *config.Stage, r *Rollout, want int) error {
+	n := min(want-len(r.Replaced), len(r.Old))
+	if n <= 0 {
+		return nil
+	}
+	gone := r.Old[:n]
+	r.Replaced = append(r.Replaced, gone...)
+	r.Old = append([]Instance(nil), r.Old[n:]...)
+	weight := 100
+	if total := len(r.New) + len(r.Old); total > 0 && len(r.Old) > 0 {
+		weight = 100 * len(r.New) / total
+	}
+	if len(r.New) == 0 {
+		weight = 0
+	}
+	if err := e.routers[r.Env].SetRoutes(ctx, e.routes(st, r, weight)); err != nil {
+		return fmt.Errorf("take old instances out of the router: %w", err)
+	}
+	r.Weight = weight
+	if err := e.save(ctx, r, nil); err != nil {
+		return err
+	}
+	if err := e.runtime.Stop(ctx, gone); err != nil {
+		return fmt.Errorf("stop replaced instances: %w", err)
+	}
+	return nil
+}
+
+// smokeInstance sends the stage's smoke checks to one instance.
+func (e *Engine) smokeInstance(ctx context.Context, st *config.Stage, inst Instance) error {
+	for _, c := range smokeChecks(st.Smoke) {
+		if err := e.prober.Probe(ctx, inst.Addr, c); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return failf("smoke check GET %s on %s failed: %v", c.Path, inst.ID, err)
+		}
+	}
+	return nil
+}
+
+// stepPostSmoke sends the post-deploy smoke checks through the router, as
+// a user would reach the new release. A drill without post_smoke checks
+// uses the smoke checks.
+func (e *Engine) stepPostSmoke(ctx context.Context, st *config.Stage, r *Rollout) error {
+	checks := st.PostSmoke
+	if len(checks) == 0 {
+		checks = st.Smoke
+	}
+	addr := routerProbeAddr(st.Env.Listen)
+	for _, c := range smokeChecks(checks) {
+		if err := e.prober.Probe(ctx, addr, c); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return failf("post-deploy smoke check GET %s through the router failed: %v", c.Path, err)
+		}
+	}
+	return nil
+}
+
+// routerProbeAddr is where the engine reaches a router listening on listen.
+func routerProbeAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// stepObserve analyses the new release after a blue-green switch against
+// what the old one measured before it, while the old one still runs: a
+// failed gate switches back at once.
+func (e *Engine) stepObserve(ctx context.Context, st *config.Stage, r *Rollout, step Step) error {
+	baseline, err := e.routers[r.Env].Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("read router stats: %w", err)
+	}
+	blue := e.baseline(r.ID)
+	return e.bake(ctx, st, r, step, baseline, r.Version, r.FromVersion, &blue, false)
+}
+
+// stepRestore ends a drill: traffic goes back to the release that was
+// current, whose instances kept running.
+func (e *Engine) stepRestore(ctx context.Context, r *Rollout) error {
+	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(r.FromVersion, r.Old, r.Seed)); err != nil {
+		return fmt.Errorf("switch back: %w", err)
+	}
+	r.Weight = 0
+	env := EnvState{App: r.App, Env: r.Env, Stable: r.FromVersion, Instances: r.Old, Previous: r.Version, UpdatedAt: e.clock.Now()}
+	ev := e.event(r, ActorEngine, audit.ActionStep, fmt.Sprintf("drill: %s served; back on %s", r.Version, r.FromVersion))
+	return e.save(ctx, r, &env, ev)
+}
+
+func (e *Engine) setBaseline(id int64, s analysis.Sample) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.baselines[id] = s
+}
+
+// baseline returns what the old release measured over the rollout before
+// a blue-green switch (zero after a server restart: only absolute gates
+// then have something to judge).
+func (e *Engine) baseline(id int64) analysis.Sample {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.baselines[id]
+}
