@@ -60,9 +60,9 @@ type Engine struct {
 	mu        sync.Mutex
 	drivers   map[string]*driver // by environment
 	baselines map[int64]analysis.Sample
-	base    context.Context
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	base      context.Context
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // driver is the goroutine of one active rollout and the ways to reach it.
