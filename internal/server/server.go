@@ -73,6 +73,7 @@ type ControlPlane struct {
 	log  *slog.Logger
 	http *http.Server
 	done chan error
+	lock *dataLock
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -123,7 +124,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		listen = DefaultListen
 	}
 
-	cp = &ControlPlane{Config: cfg, Routers: map[string]*proxy.Proxy{}, log: log, done: make(chan error, 1)}
+	lock, err := lockDataDir(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cp = &ControlPlane{Config: cfg, Routers: map[string]*proxy.Proxy{}, log: log, done: make(chan error, 1), lock: lock}
 	defer func() {
 		if err != nil {
 			_ = cp.Close(context.WithoutCancel(ctx))
@@ -210,6 +215,7 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.Store != nil {
 		errs = append(errs, cp.Store.Close())
 	}
+	errs = append(errs, cp.lock.release())
 	return errors.Join(errs...)
 }
 
