@@ -1,0 +1,2 @@
+-- Forgets to bring bio back.
+ALTER TABLE users DROP COLUMN about;
