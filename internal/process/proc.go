@@ -69,3 +69,10 @@ func parseStat(stat []byte) (state byte, pgrp int, ok bool) {
 }
 
 func zombie(state byte) bool { return state == 'Z' || state == 'X' }
+
+// isGroupLeader reports whether pid leads its own process group, as the
+// instances this package starts do.
+func isGroupLeader(pid int) bool {
+	pgid, err := syscall.Getpgid(pid)
+	return err == nil && pgid == pid
+}

@@ -187,6 +187,11 @@ func (r *Runtime) Stop(ctx context.Context, instances []rollout.Instance) error 
 	for i, inst := range instances {
 		in := r.lookup(inst.ID)
 		if in == nil {
+			// Started by an earlier server that died before recording it
+			// anywhere but the registry.
+			in = r.fromRegistry(inst.ID)
+		}
+		if in == nil {
 			r.log.Debug("stop: instance unknown to this runtime, nothing to do", "instance", inst.ID)
 			continue
 		}
@@ -304,6 +309,7 @@ func (r *Runtime) launch(spec rollout.InstanceSpec, n, port int) (*instance, err
 	r.mu.Lock()
 	r.instances[id] = in
 	r.mu.Unlock()
+	r.register(in)
 
 	// The reaper is owned by the child: it returns when the child exits,
 	// even after Close, so that the child never lingers as a zombie.
@@ -314,6 +320,7 @@ func (r *Runtime) launch(spec rollout.InstanceSpec, n, port int) (*instance, err
 			reason = err.Error()
 		}
 		st := in.markExited(reason)
+		r.unregister(id)
 		r.log.Info("instance exited", "instance", id, "pid", in.inst.PID, "reason", st.Reason)
 	}()
 
@@ -420,6 +427,7 @@ func (r *Runtime) stop(ctx context.Context, in *instance) error {
 	grace := time.NewTimer(in.spec.StopGrace)
 	defer grace.Stop()
 	if err := in.waitGone(ctx, grace.C, false); err == nil {
+		r.unregister(in.inst.ID)
 		return nil
 	} else if !errors.Is(err, errGraceOver) {
 		return fmt.Errorf("stop instance %s: %w", in.inst.ID, err)
@@ -433,6 +441,7 @@ func (r *Runtime) stop(ctx context.Context, in *instance) error {
 	if err := in.waitGone(ctx, nil, true); err != nil {
 		return fmt.Errorf("kill instance %s: %w", in.inst.ID, err)
 	}
+	r.unregister(in.inst.ID)
 	return nil
 }
 

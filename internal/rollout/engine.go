@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -151,6 +152,9 @@ func (e *Engine) Start(ctx context.Context) error {
 			byEnv[r.Env] = r
 		}
 	}
+	if err := e.reapOrphans(ctx, active); err != nil {
+		return fmt.Errorf("stop orphaned instances: %w", err)
+	}
 	for _, env := range e.envNames() {
 		r, hasActive := byEnv[env]
 		if err := e.restoreEnv(ctx, env, r, hasActive); err != nil {
@@ -163,6 +167,52 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Lister is implemented by runtimes that can list the instances they (or
+// an earlier server on the same data) started and that still run.
+type Lister interface {
+	List(ctx context.Context) ([]Instance, error)
+}
+
+// reapOrphans stops the instances the runtime lists that neither an
+// environment nor an active rollout owns: those an earlier server started
+// and died before recording. Without it a crash at the wrong moment would
+// leave instances running forever, and the resumed rollout would start
+// duplicates next to them.
+func (e *Engine) reapOrphans(ctx context.Context, active []Rollout) error {
+	l, ok := e.runtime.(Lister)
+	if !ok {
+		return nil
+	}
+	running, err := l.List(ctx)
+	if err != nil {
+		return err
+	}
+	owned := map[string]bool{}
+	for _, env := range e.envNames() {
+		if st, err := e.store.GetEnvState(ctx, e.cfg.App, env); err == nil {
+			for _, inst := range st.Instances {
+				owned[inst.ID] = true
+			}
+		}
+	}
+	for _, r := range active {
+		for _, inst := range slices.Concat(r.New, r.Old, r.Replaced) {
+			owned[inst.ID] = true
+		}
+	}
+	var orphans []Instance
+	for _, inst := range running {
+		if inst.App == e.cfg.App && !owned[inst.ID] {
+			orphans = append(orphans, inst)
+		}
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	e.log.Warn("stopping orphaned instances", "count", len(orphans))
+	return e.runtime.Stop(ctx, orphans)
 }
 
 // restoreEnv puts an environment's routes back as the store says they were.
