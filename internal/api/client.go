@@ -197,3 +197,55 @@ func codeForStatus(status int) string {
 	}
 	return codeInternal
 }
+
+// CreateRelease records a release with its CI checks.
+func (c *Client) CreateRelease(ctx context.Context, req rollout.ReleaseRequest) (rollout.Release, error) {
+	var rel rollout.Release
+	err := c.do(ctx, http.MethodPost, "/v1/releases", req, &rel)
+	return rel, err
+}
+
+// GetRelease returns a release of app.
+func (c *Client) GetRelease(ctx context.Context, app, version string) (rollout.Release, error) {
+	var rel rollout.Release
+	err := c.do(ctx, http.MethodGet, releasePath(app, version), nil, &rel)
+	return rel, err
+}
+
+// Approve approves the rollout waiting for approval in an environment.
+func (c *Client) Approve(ctx context.Context, req rollout.ApproveRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/approvals", req, &ro)
+	return ro, err
+}
+
+// Plan returns what a deploy of req would do, and whether its gates pass
+// now. It changes nothing.
+func (c *Client) Plan(ctx context.Context, req rollout.DeployRequest) (rollout.PlanView, error) {
+	var pv rollout.PlanView
+	err := c.do(ctx, http.MethodPost, "/v1/plans", req, &pv)
+	return pv, err
+}
+
+// Drift compares env of app ("" for the default environment) with against
+// ("" for the drift gate's or the pipeline's choice).
+func (c *Client) Drift(ctx context.Context, app, env, against string) (rollout.DriftReport, error) {
+	q := url.Values{}
+	if env != "" {
+		q.Set("env", env)
+	}
+	if against != "" {
+		q.Set("against", against)
+	}
+	var rep rollout.DriftReport
+	err := c.do(ctx, http.MethodGet, withQuery("/v1/apps/"+url.PathEscape(app)+"/drift", q), nil, &rep)
+	return rep, err
+}
+
+// Drill starts a rollback drill and returns its rollout, which is followed
+// like a deploy's.
+func (c *Client) Drill(ctx context.Context, req rollout.DrillRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/drills", req, &ro)
+	return ro, err
+}

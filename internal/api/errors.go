@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -19,6 +20,7 @@ const (
 	codeInvalid      = "invalid"
 	codeNotFound     = "not_found"
 	codeConflict     = "conflict"
+	codeGate         = "gate"
 	codeUnauthorized = "unauthorized"
 	codeForbidden    = "forbidden"
 	codeInternal     = "internal"
@@ -29,21 +31,44 @@ const (
 type APIError struct {
 	// Status is the HTTP status code.
 	Status int `json:"-"`
-	// Code is one of invalid, not_found, conflict, unauthorized,
+	// Code is one of invalid, not_found, conflict, gate, unauthorized,
 	// forbidden or internal.
 	Code string `json:"code"`
-	// Field names the request field at fault, for invalid requests.
+	// Field names the request field at fault, for invalid requests, or
+	// the gate that refused, for gate errors.
 	Field string `json:"field,omitempty"`
 	// Message says what was wrong, for a person.
 	Message string `json:"message"`
 }
 
 // Error returns the message, prefixed with the field when there is one.
+// A gate error's message already starts with the gate's name.
 func (e *APIError) Error() string {
-	if e.Field != "" {
+	if e.Field != "" && e.Code != codeGate {
 		return e.Field + ": " + e.Message
 	}
 	return e.Message
+}
+
+// Unwrap returns the rollout error kind of the answer, so that code
+// written against Service checks a Client's errors as it checks the
+// engine's: errors.Is(err, rollout.ErrNotFound), errors.As(err, &gateErr).
+// It returns nil for the codes the engine has no kind for.
+func (e *APIError) Unwrap() error {
+	switch e.Code {
+	case codeInvalid:
+		if e.Field != "" {
+			return &rollout.FieldError{Field: e.Field, Message: e.Message}
+		}
+		return rollout.ErrInvalid
+	case codeNotFound:
+		return rollout.ErrNotFound
+	case codeConflict:
+		return rollout.ErrConflict
+	case codeGate:
+		return &rollout.GateError{Gate: e.Field, Message: strings.TrimPrefix(e.Message, e.Field+" gate: ")}
+	}
+	return nil
 }
 
 // errorBody is the JSON body of every error response.
@@ -56,11 +81,16 @@ type errorBody struct {
 func errorFor(err error) (apiErr *APIError, internal bool) {
 	var ae *APIError
 	var fe *rollout.FieldError
+	var ge *rollout.GateError
 	switch {
 	case errors.As(err, &ae):
 		return ae, false
 	case errors.As(err, &fe):
 		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Field: fe.Field, Message: fe.Message}, false
+	case errors.As(err, &ge):
+		// Before ErrConflict, which a GateError matches too: the client
+		// needs to know which gate refused, and a person what to do.
+		return &APIError{Status: http.StatusConflict, Code: codeGate, Field: ge.Gate, Message: ge.Error()}, false
 	case errors.Is(err, rollout.ErrInvalid):
 		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: err.Error()}, false
 	case errors.Is(err, rollout.ErrNotFound):
@@ -134,7 +164,7 @@ func decodeError(err error) error {
 			return invalid("", "the request body must be a JSON object")
 		}
 		got, _, _ := strings.Cut(typeErr.Value, " ")
-		return invalid(typeErr.Field, fmt.Sprintf("must be %s, not %s", jsonKind(typeErr.Type), got))
+		return invalid(jsonPath(typeErr.Field), fmt.Sprintf("must be %s, not %s", jsonKind(typeErr.Type), got))
 	case errors.As(err, &syntaxErr):
 		return invalid("", fmt.Sprintf("the request body is not valid JSON: %s (at byte %d)", syntaxErr, syntaxErr.Offset))
 	case errors.Is(err, io.EOF):
@@ -151,6 +181,18 @@ func decodeError(err error) error {
 		return invalid(field, "is not a known field")
 	}
 	return invalid("", "the request body could not be decoded: "+err.Error())
+}
+
+// jsonPath returns the JSON path of a field as encoding/json reports it,
+// without the Go names of embedded structs (a wire type such as
+// releaseBody embeds the engine's request). Every JSON name of this API is
+// lower case, so a segment that starts with an upper-case letter is one.
+func jsonPath(field string) string {
+	segs := strings.Split(field, ".")
+	for len(segs) > 1 && segs[0] != "" && unicode.IsUpper(rune(segs[0][0])) {
+		segs = segs[1:]
+	}
+	return strings.Join(segs, ".")
 }
 
 func invalid(field, msg string) *APIError {

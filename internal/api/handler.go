@@ -29,6 +29,15 @@ type Service interface {
 	GetRollout(ctx context.Context, id int64) (rollout.Rollout, error)
 	History(ctx context.Context, app, env string, limit int) ([]rollout.Rollout, error)
 	Audit(ctx context.Context, f audit.Filter) ([]audit.Event, error)
+
+	// The release pipeline: releases and their CI checks, the gates a
+	// deploy must pass, approvals and rollback drills.
+	CreateRelease(ctx context.Context, req rollout.ReleaseRequest) (rollout.Release, error)
+	GetRelease(ctx context.Context, app, version string) (rollout.Release, error)
+	Approve(ctx context.Context, req rollout.ApproveRequest) (rollout.Rollout, error)
+	Plan(ctx context.Context, req rollout.DeployRequest) (rollout.PlanView, error)
+	Drift(ctx context.Context, app, env, against string) (rollout.DriftReport, error)
+	Drill(ctx context.Context, req rollout.DrillRequest) (rollout.Rollout, error)
 }
 
 // TokenStore finds API tokens by the hash of their secret.
@@ -94,6 +103,13 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	mux.Handle("GET /v1/apps/{app}/rollouts", h.require(auth.RoleViewer, h.history))
 	mux.Handle("GET /v1/rollouts/{id}", h.require(auth.RoleViewer, h.getRollout))
 	mux.Handle("GET /v1/audit", h.require(auth.RoleViewer, h.audit))
+	// The release pipeline (pipeline.go).
+	mux.Handle("POST /v1/releases", h.require(auth.RoleDeployer, h.createRelease))
+	mux.Handle("GET /v1/apps/{app}/releases/{version}", h.require(auth.RoleViewer, h.getRelease))
+	mux.Handle("POST /v1/approvals", h.require(auth.RoleDeployer, h.approve))
+	mux.Handle("POST /v1/plans", h.require(auth.RoleViewer, h.plan))
+	mux.Handle("GET /v1/apps/{app}/drift", h.require(auth.RoleViewer, h.drift))
+	mux.Handle("POST /v1/drills", h.require(auth.RoleDeployer, h.drill))
 	mux.Handle("GET /metrics", h.require(auth.RoleViewer, h.serveMetrics))
 	return h.logRequests(mux)
 }
@@ -129,10 +145,21 @@ func validateDeploy(req rollout.DeployRequest) error {
 	if req.App == "" {
 		return &rollout.FieldError{Field: "app", Message: "is required"}
 	}
-	if req.Version == "" {
+	if err := validateVersion(req.Version); err != nil {
+		return err
+	}
+	if req.Hotfix && strings.TrimSpace(req.Reason) == "" {
+		return &rollout.FieldError{Field: "reason", Message: "is required for a hotfix: say why it may skip gates"}
+	}
+	return nil
+}
+
+// validateVersion checks a release version, in a body or a path.
+func validateVersion(v string) error {
+	if v == "" {
 		return &rollout.FieldError{Field: "version", Message: "is required"}
 	}
-	if !versionPattern.MatchString(req.Version) {
+	if !versionPattern.MatchString(v) {
 		return &rollout.FieldError{
 			Field:   "version",
 			Message: "must start with a letter or digit and hold at most 128 letters, digits, '.', '_', '+' or '-'",

@@ -32,6 +32,11 @@ type recordingService struct {
 	statusFor []string
 	history   []historyCall
 	filters   []audit.Filter
+	releases  []rollout.ReleaseRequest
+	approvals []rollout.ApproveRequest
+	plans     []rollout.DeployRequest
+	drifts    []driftCall
+	drills    []rollout.DrillRequest
 	// err, when set, is returned by every method.
 	err error
 }
@@ -428,6 +433,26 @@ func TestHandler_InvalidRequest(t *testing.T) {
 		{"bad rollout id", "GET", "/v1/rollouts/abc", ``, 400, "id"},
 		{"bad limit", "GET", "/v1/apps/shop/rollouts?limit=-1", ``, 400, "limit"},
 		{"bad audit limit", "GET", "/v1/audit?limit=many", ``, 400, "limit"},
+		{"hotfix without reason", "POST", "/v1/deploys", `{"app":"shop","version":"1.0.0","hotfix":true}`, 400, "reason"},
+		{"hotfix blank reason", "POST", "/v1/deploys", `{"app":"shop","version":"1.0.0","hotfix":true,"reason":" "}`, 400, "reason"},
+		{"release missing app", "POST", "/v1/releases", `{"version":"1.0.0"}`, 400, "app"},
+		{"release missing version", "POST", "/v1/releases", `{"app":"shop"}`, 400, "version"},
+		{"release bad version", "POST", "/v1/releases", `{"app":"shop","version":"-1"}`, 400, "version"},
+		{"release bad check name", "POST", "/v1/releases", `{"app":"shop","version":"1.0.0","checks":{"unit tests":"passed"}}`, 400, "checks"},
+		{"release bad check state", "POST", "/v1/releases", `{"app":"shop","version":"1.0.0","checks":{"e2e":"green"}}`, 400, "checks"},
+		{"release check not a string", "POST", "/v1/releases", `{"app":"shop","version":"1.0.0","checks":{"e2e":true}}`, 400, "checks"},
+		{"release bad commit time", "POST", "/v1/releases", `{"app":"shop","version":"1.0.0","commit_time":"yesterday"}`, 400, "commit_time"},
+		{"release unknown field", "POST", "/v1/releases", `{"app":"shop","version":"1.0.0","sha":"abc"}`, 400, "sha"},
+		{"get release bad version", "GET", "/v1/apps/shop/releases/_1.0", ``, 400, "version"},
+		{"approval missing app", "POST", "/v1/approvals", `{"env":"production"}`, 400, "app"},
+		{"approval unknown field", "POST", "/v1/approvals", `{"app":"shop","rollout":3}`, 400, "rollout"},
+		{"plan missing version", "POST", "/v1/plans", `{"app":"shop"}`, 400, "version"},
+		{"plan bad version", "POST", "/v1/plans", `{"app":"shop","version":"../x"}`, 400, "version"},
+		{"plan hotfix without reason", "POST", "/v1/plans", `{"app":"shop","version":"1.0.0","hotfix":true}`, 400, "reason"},
+		{"plan unknown field", "POST", "/v1/plans", `{"app":"shop","version":"1.0.0","dry_run":true}`, 400, "dry_run"},
+		{"drift against itself", "GET", "/v1/apps/shop/drift?env=production&against=production", ``, 400, "against"},
+		{"drill missing app", "POST", "/v1/drills", `{}`, 400, "app"},
+		{"drill unknown field", "POST", "/v1/drills", `{"app":"shop","version":"1.0.0"}`, 400, "version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, apiErr := f.raw(t, tc.method, tc.path, f.deployer, tc.body)
@@ -445,8 +470,9 @@ func TestHandler_InvalidRequest(t *testing.T) {
 			}
 		})
 	}
-	if len(f.svc.deploys)+len(f.svc.rollbacks) != 0 {
-		t.Fatalf("service was called for an invalid request")
+	if n := len(f.svc.deploys) + len(f.svc.rollbacks) + len(f.svc.releases) + len(f.svc.approvals) +
+		len(f.svc.plans) + len(f.svc.drifts) + len(f.svc.drills); n != 0 {
+		t.Fatalf("service was called %d times for invalid requests", n)
 	}
 }
 
@@ -489,6 +515,7 @@ func TestHandler_ErrorMapping(t *testing.T) {
 		{"conflict", fmt.Errorf("rollout 3 of shop/production is running: %w", rollout.ErrConflict), 409, "conflict", ""},
 		{"invalid", fmt.Errorf("environment %q: %w", "qa", rollout.ErrInvalid), 400, "invalid", ""},
 		{"field error", fmt.Errorf("deploy: %w", &rollout.FieldError{Field: "env", Message: "unknown environment \"qa\""}), 400, "invalid", "env"},
+		{"gate", fmt.Errorf("deploy shop 1.0.0: %w", &rollout.GateError{Gate: "pipeline", Message: "1.0.0 has not succeeded in staging"}), 409, "gate", "pipeline"},
 		{"internal", errors.New("open /var/lib/shipgate/db: disk I/O error"), 500, "internal", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,7 +3,8 @@
 // (server, demo), and print text for people or JSON for programs.
 //
 // Exit codes are part of the interface, for CI: 0 ok, 1 error, 2 invalid
-// input or config, 3 the deploy was rolled back or failed.
+// input or config, 3 the deploy was rolled back or failed, 4 a gate
+// refused the deploy (or, for plan and drift, would refuse it).
 package cli
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/rollout"
 )
 
 // Exit codes of the shipgate command.
@@ -33,9 +35,12 @@ const (
 	// ExitInvalid means the input was wrong: a flag, an argument, a
 	// config file, or a request the server rejected as invalid.
 	ExitInvalid = 2
-	// ExitRolledBack means the deploy (or rollback) ended rolled back or
-	// failed.
+	// ExitRolledBack means the deploy (or rollback, or drill) ended rolled
+	// back or failed.
 	ExitRolledBack = 3
+	// ExitGate means a deploy gate (pipeline, checks, approval, drill,
+	// drift) refused the deploy, or for plan and drift would refuse it.
+	ExitGate = 4
 )
 
 // ExitError is an error with the exit code it should end the command
@@ -141,6 +146,10 @@ func exitCode(err error) int {
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
+	var ge *rollout.GateError
+	if errors.As(err, &ge) {
+		return ExitGate
+	}
 	var ae *api.APIError
 	if errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusRequestEntityTooLarge) {
 		return ExitInvalid
@@ -186,7 +195,8 @@ new version to a small share of users first, watches its error rate and
 latency against the stable version, and rolls it back by itself when the
 numbers go bad.
 
-Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back.`,
+Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
+4 refused by a gate.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Without Args, cobra would print help and succeed on a mistyped
@@ -218,6 +228,11 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back.`,
 		a.deployCommand(),
 		a.statusCommand(),
 		a.rollbackCommand(),
+		a.releaseCommand(),
+		a.planCommand(),
+		a.approveCommand(),
+		a.driftCommand(),
+		a.drillCommand(),
 		a.historyCommand(),
 		a.auditCommand(),
 		a.demoCommand(),

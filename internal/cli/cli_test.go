@@ -34,6 +34,11 @@ type scriptedService struct {
 	nextID    int64
 	deploys   []rollout.DeployRequest
 	rollbacks []rollout.RollbackRequest
+	releases  []rollout.ReleaseRequest
+	approvals []rollout.ApproveRequest
+	plans     []rollout.DeployRequest
+	drifts    [][2]string // env, against
+	drills    []rollout.DrillRequest
 }
 
 var _ api.Service = (*scriptedService)(nil)
@@ -93,7 +98,8 @@ func newScriptedService() *scriptedService {
 	stuck := []rollout.Rollout{at(rollout.PhaseRunning, 1, 10, judgement(analysis.Inconclusive, 0))}
 
 	return &scriptedService{
-		scripts:  map[string][]rollout.Rollout{"1.1.0": good, "1.2.0": promoted, "6.6.6": bad, "9.9.9": stuck},
+		scripts: map[string][]rollout.Rollout{"1.1.0": good, "1.2.0": promoted, "6.6.6": bad, "9.9.9": stuck,
+			gatedVersion: hotfixScript(good), approvalVersion: approvalScript(base)},
 		rollouts: map[int64][]rollout.Rollout{},
 		polls:    map[int64]int{},
 	}
@@ -105,6 +111,9 @@ func (s *scriptedService) Deploy(_ context.Context, req rollout.DeployRequest) (
 	s.deploys = append(s.deploys, req)
 	if req.Version == "4.0.9" {
 		return rollout.Rollout{}, fmt.Errorf("rollout 1 of shop/production is running: %w", rollout.ErrConflict)
+	}
+	if req.Version == gatedVersion && !req.Hotfix {
+		return rollout.Rollout{}, fmt.Errorf("deploy shop %s: %w", req.Version, pipelineRefusal)
 	}
 	script, ok := s.scripts[req.Version]
 	if !ok {

@@ -38,9 +38,12 @@ type table struct {
 	tw *tabwriter.Writer
 }
 
+// newTable returns a table that starts with the header row, if any.
 func newTable(w io.Writer, header ...string) *table {
 	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
-	t.row(header...)
+	if len(header) > 0 {
+		t.row(header...)
+	}
 	return t
 }
 
@@ -153,6 +156,14 @@ func analysisText(j *rollout.Judgement) string {
 	return fmt.Sprintf("canary err %s p99 %s (%d req) | stable err %s p99 %s | verdict %s",
 		percent(j.Canary.ErrorRate), latency(j.Canary.P99), j.Canary.Requests,
 		percent(j.Stable.ErrorRate), latency(j.Stable.P99), j.Verdict)
+}
+
+// plural returns "1 way" or "2 ways": n and the word that fits it.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // orDash returns s, or "-" when it is empty.

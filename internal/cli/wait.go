@@ -18,9 +18,17 @@ const maxPollFailures = 20
 
 // live reports whether a rollout is over for the person waiting on it: it
 // reached a final phase, or its release was promoted to 100% and only the
-// old instances are left to drain.
+// old instances are left to drain. A drill is not over at its promotion:
+// the release that was current is still to be restored.
 func live(ro rollout.Rollout) bool {
-	return ro.Phase == rollout.PhaseRunning && !ro.PromotedAt.IsZero()
+	return ro.Kind != rollout.KindDrill && ro.Phase == rollout.PhaseRunning && !ro.PromotedAt.IsZero()
+}
+
+// waitingForApproval reports whether a rollout waits for someone to run
+// shipgate approve.
+func waitingForApproval(ro rollout.Rollout) bool {
+	return ro.Phase == rollout.PhaseRunning && ro.Approval == nil &&
+		ro.StepIndex < len(ro.Steps) && ro.Steps[ro.StepIndex].Kind == rollout.StepApproval
 }
 
 func settled(ro rollout.Rollout) bool { return ro.Phase.Final() || live(ro) }
@@ -83,12 +91,30 @@ type progress struct {
 	a      *app
 	last   string
 	lastAt time.Time
+	// asked is set once the command to approve the rollout was printed.
+	asked bool
 }
 
 func (p *progress) show(ro rollout.Rollout) {
-	if p.a.jsonOutput() {
+	if !p.a.jsonOutput() {
+		p.line(ro)
+	}
+	p.askApproval(ro)
+}
+
+// askApproval says once how to approve a rollout that waits for it. It
+// does so with -o json too (on stderr), since nothing moves until someone
+// acts.
+func (p *progress) askApproval(ro rollout.Rollout) {
+	if p.asked || !waitingForApproval(ro) {
 		return
 	}
+	p.asked = true
+	now := p.a.now()
+	fmt.Fprintf(p.a.stderr, "%s  waiting for approval: shipgate approve %s --env %s\n", clock(now, now), ro.App, ro.Env)
+}
+
+func (p *progress) line(ro rollout.Rollout) {
 	verdict := ""
 	if ro.Analysis != nil {
 		verdict = string(ro.Analysis.Verdict)
@@ -139,6 +165,11 @@ func (a *app) report(ro rollout.Rollout) error {
 		took = " (took " + humanDuration(end.Sub(ro.CreatedAt)) + ")"
 	}
 	switch {
+	case ro.Kind == rollout.KindDrill && ro.Phase == rollout.PhaseSucceeded:
+		a.printf("rollout %d succeeded: the rollback drill of %s %s passed%s\n", ro.ID, ro.App, ro.Env, took)
+	case ro.Kind == rollout.KindDrill:
+		a.printf("rollout %d %s: the rollback drill of %s %s failed: %s\n", ro.ID, strings.ReplaceAll(string(ro.Phase), "_", " "), ro.App, ro.Env, reason)
+		a.printf("see what is live with: shipgate status %s\n", ro.App)
 	case ro.Phase == rollout.PhaseSucceeded:
 		a.printf("rollout %d succeeded: %s %s is live in %s%s\n", ro.ID, ro.App, ro.Version, ro.Env, took)
 	case live(ro):

@@ -1,0 +1,192 @@
+package api
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// This file holds the routes of the release pipeline: releases with their
+// CI checks, plans, drift, approvals and rollback drills.
+
+// checkNamePattern is what a CI check's name may look like.
+var checkNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// releaseBody is the wire form of a rollout.ReleaseRequest. commit_time is
+// read as a string and parsed here, because encoding/json reports a bad
+// time without naming the field.
+type releaseBody struct {
+	rollout.ReleaseRequest
+	CommitTime string `json:"commit_time,omitempty"`
+}
+
+// request returns the ReleaseRequest of the body.
+func (b releaseBody) request() (rollout.ReleaseRequest, error) {
+	req := b.ReleaseRequest
+	if b.CommitTime != "" {
+		t, err := time.Parse(time.RFC3339, b.CommitTime)
+		if err != nil {
+			return req, &rollout.FieldError{Field: "commit_time", Message: fmt.Sprintf("%q is not an RFC 3339 time such as 2025-03-01T14:02:00Z", b.CommitTime)}
+		}
+		req.CommitTime = t
+	}
+	return req, nil
+}
+
+func (h *handler) createRelease(w http.ResponseWriter, r *http.Request) {
+	var body releaseBody
+	if err := decodeJSON(w, r, &body); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	req, err := body.request()
+	if err == nil {
+		err = validateRelease(req)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	req.Actor = actorFrom(r.Context())
+	rel, err := h.svc.CreateRelease(r.Context(), req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", releasePath(rel.App, rel.Version))
+	h.writeJSON(w, http.StatusCreated, rel)
+}
+
+func validateRelease(req rollout.ReleaseRequest) error {
+	if req.App == "" {
+		return &rollout.FieldError{Field: "app", Message: "is required"}
+	}
+	if err := validateVersion(req.Version); err != nil {
+		return err
+	}
+	// Sorted, so that the same request always names the same check.
+	for _, name := range slices.Sorted(maps.Keys(req.Checks)) {
+		if !checkNamePattern.MatchString(name) {
+			return &rollout.FieldError{Field: "checks", Message: fmt.Sprintf("check name %q must start with a letter or digit and hold only letters, digits, '.', '_' or '-'", name)}
+		}
+		switch st := req.Checks[name]; st {
+		case rollout.CheckPassed, rollout.CheckFailed, rollout.CheckPending:
+		default:
+			return &rollout.FieldError{Field: "checks", Message: fmt.Sprintf("check %q has state %q; want passed, failed or pending", name, st)}
+		}
+	}
+	return nil
+}
+
+// releasePath is the URL path of a release.
+func releasePath(app, version string) string {
+	return "/v1/apps/" + url.PathEscape(app) + "/releases/" + url.PathEscape(version)
+}
+
+func (h *handler) getRelease(w http.ResponseWriter, r *http.Request) {
+	version := r.PathValue("version")
+	if err := validateVersion(version); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	rel, err := h.svc.GetRelease(r.Context(), r.PathValue("app"), version)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, rel)
+}
+
+func (h *handler) approve(w http.ResponseWriter, r *http.Request) {
+	var req rollout.ApproveRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if req.App == "" {
+		h.writeError(w, r, &rollout.FieldError{Field: "app", Message: "is required"})
+		return
+	}
+	req.Actor = actorFrom(r.Context())
+	ro, err := h.svc.Approve(r.Context(), req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, ro)
+}
+
+// plan answers what a deploy would do. It takes the deploy's own request
+// and validation, so that a plan that passes means the same deploy is not
+// refused for its input.
+func (h *handler) plan(w http.ResponseWriter, r *http.Request) {
+	var req rollout.DeployRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := validateDeploy(req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	// A gate may depend on who asks (an approver cannot approve their own
+	// deploy), so the plan is made for the token's actor.
+	req.Actor = actorFrom(r.Context())
+	pv, err := h.svc.Plan(r.Context(), req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if pv.Gates == nil {
+		pv.Gates = []rollout.GateStatus{}
+	}
+	if pv.Steps == nil {
+		pv.Steps = []rollout.PlannedStep{}
+	}
+	h.writeJSON(w, http.StatusOK, pv)
+}
+
+func (h *handler) drift(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	env, against := q.Get("env"), q.Get("against")
+	if against != "" && against == env {
+		h.writeError(w, r, &rollout.FieldError{Field: "against", Message: fmt.Sprintf("must be another environment than env %q", env)})
+		return
+	}
+	rep, err := h.svc.Drift(r.Context(), r.PathValue("app"), env, against)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if rep.Diffs == nil {
+		rep.Diffs = []rollout.Difference{}
+	}
+	h.writeJSON(w, http.StatusOK, rep)
+}
+
+func (h *handler) drill(w http.ResponseWriter, r *http.Request) {
+	var req rollout.DrillRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if req.App == "" {
+		h.writeError(w, r, &rollout.FieldError{Field: "app", Message: "is required"})
+		return
+	}
+	req.Actor = actorFrom(r.Context())
+	ro, err := h.svc.Drill(r.Context(), req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
+	h.writeJSON(w, http.StatusAccepted, ro)
+}

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+func (a *app) approveCommand() *cobra.Command {
+	var req rollout.ApproveRequest
+	cmd := &cobra.Command{
+		Use:   "approve [APP]",
+		Short: "Approve the rollout waiting for approval in an environment",
+		Long: `Approve the rollout of APP that waits at its approval step in an
+environment, so that it goes on. The approval is recorded with your token's
+name and the comment; a change to the release's checks after it voids it.
+APP defaults to the app the server manages.`,
+		Example: `  shipgate approve
+  shipgate approve shop --env production --comment "dashboards look fine"`,
+		Args: argRange(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if req.App, err = appArg(cmd.Context(), c, args); err != nil {
+				return err
+			}
+			ro, err := c.Approve(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return a.printJSON(ro)
+			}
+			by := ""
+			if ro.Approval != nil {
+				by = " by " + ro.Approval.By
+			}
+			a.printf("rollout %d approved%s: %s %s goes on in %s\n", ro.ID, by, ro.App, ro.Version, ro.Env)
+			a.printf("follow it with: shipgate status %s\n", ro.App)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&req.Env, "env", "", `environment (default "production" when the app has it, else its only one)`)
+	cmd.Flags().StringVar(&req.Comment, "comment", "", "a note recorded with the approval")
+	return cmd
+}
