@@ -28,9 +28,10 @@ type Load struct {
 	// Workers bounds the requests in flight. Default 32.
 	Workers int
 
-	client *http.Client
-	mu     sync.Mutex
-	counts map[string]*VersionCount
+	client   *http.Client
+	mu       sync.Mutex
+	counts   map[string]*VersionCount
+	lastSent map[string]time.Time
 	fails  []Failure
 	total  atomic.Uint64
 	wg     sync.WaitGroup
@@ -67,6 +68,7 @@ func (l *Load) Start(ctx context.Context) {
 		Transport: &http.Transport{MaxIdleConnsPerHost: l.Workers, MaxConnsPerHost: l.Workers},
 	}
 	l.counts = map[string]*VersionCount{}
+	l.lastSent = map[string]time.Time{}
 	ctx, l.stop = context.WithCancel(ctx)
 	jobs := make(chan struct{}, l.Workers)
 	for range l.Workers {
@@ -121,6 +123,7 @@ func (l *Load) one(ctx context.Context) {
 		return
 	}
 	req.Header.Set("X-User-ID", user)
+	sent := time.Now()
 	resp, err := l.client.Do(req)
 	version, status := "unknown", 0
 	if err == nil {
@@ -140,6 +143,9 @@ func (l *Load) one(ctx context.Context) {
 		l.counts[version] = c
 	}
 	c.Served++
+	if sent.After(l.lastSent[version]) {
+		l.lastSent[version] = sent
+	}
 	if err != nil || status >= 500 {
 		c.Failed++
 		l.fails = append(l.fails, Failure{At: time.Now(), Version: version, Path: path, Status: status})
@@ -173,6 +179,13 @@ func (l *Load) FailedSince(t time.Time) int {
 		}
 	}
 	return n
+}
+
+// LastSent returns when the last request that version answered was sent.
+func (l *Load) LastSent(version string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastSent[version]
 }
 
 // Total returns how many requests were sent.
