@@ -1,0 +1,485 @@
+package flags
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// This file compiles targeting rules, once, when a flag is loaded, into a
+// tree of nodes that eval.go walks. The semantics are those of the JSON
+// Logic library flagd uses (github.com/diegoholiveira/jsonlogic/v3) with
+// flagd's operators, quirks included, so that a rule gives the same
+// variant here as in flagd. Rules that could only ever fail there (an
+// unknown operator, a comparison with one operand) are rejected here at
+// load time instead, with the JSON path of the problem.
+
+// opcode is what a node does.
+type opcode uint8
+
+const (
+	opConst opcode = iota
+	opVar
+	opVarDynamic
+	opIf
+	opEq
+	opNe
+	opStrictEq
+	opStrictNe
+	opNot
+	opNotNot
+	opAnd
+	opOr
+	opLt
+	opLe
+	opGt
+	opGe
+	opIn
+	opCat
+	opSubstr
+	opAdd
+	opSub
+	opMul
+	opDiv
+	opMod
+	opMin
+	opMax
+	opAbs
+	opMerge
+	opMissing
+	opMissingSome
+	opStartsWith
+	opEndsWith
+	opSemVer
+	opFractional
+)
+
+// operators maps JSON Logic operator names to opcodes.
+var operators = map[string]opcode{
+	"var": opVar, "if": opIf, "?:": opIf,
+	"==": opEq, "!=": opNe, "===": opStrictEq, "!==": opStrictNe,
+	"!": opNot, "!!": opNotNot, "and": opAnd, "or": opOr,
+	"<": opLt, "<=": opLe, ">": opGt, ">=": opGe,
+	"in": opIn, "cat": opCat, "substr": opSubstr,
+	"+": opAdd, "-": opSub, "*": opMul, "/": opDiv, "%": opMod,
+	"min": opMin, "max": opMax, "abs": opAbs, "merge": opMerge,
+	"missing": opMissing, "missing_some": opMissingSome,
+	"starts_with": opStartsWith, "ends_with": opEndsWith,
+	"sem_ver": opSemVer, "fractional": opFractional,
+}
+
+// unsupported are operators of the JSON Logic library that Shipgate does
+// not evaluate yet; a rule using one is rejected with this explanation.
+var unsupported = map[string]string{
+	"map":    "iterates with a changed data scope",
+	"filter": "iterates with a changed data scope",
+	"reduce": "iterates with a changed data scope",
+	"all":    "iterates with a changed data scope",
+	"none":   "iterates with a changed data scope",
+	"some":   "iterates with a changed data scope",
+	"set":    "is not part of JSON Logic",
+	"log":    "has side effects",
+	"fractionalEvaluation": "is flagd's deprecated operator; use fractional (https://flagd.dev/concepts/#migrating-from-legacy-fractionalevaluation)",
+}
+
+// node is one compiled expression.
+type node struct {
+	op opcode
+	// list is true when the operator's argument was a JSON array: args
+	// then holds one node per element. Otherwise args holds one node, an
+	// expression or a constant, whose value is the argument as a whole.
+	list bool
+	args []node
+	// k is the value of an opConst.
+	k value
+	// path is the split path of a static opVar, without empty parts.
+	path []string
+	// whole is set on an opVar of "" (the whole context).
+	whole bool
+	// def is the default of a static opVar: [path, default].
+	def *node
+	// frac is the precompiled form of an opFractional.
+	frac *fractional
+}
+
+// compiler compiles one rule and collects its problems.
+type compiler struct {
+	problems []Problem
+	// variants are the flag's variant names, to check literal results.
+	variants map[string]any
+	// usesTargetingKey is set when the rule buckets by targeting key.
+	usesTargetingKey bool
+}
+
+func (c *compiler) problem(path, format string, args ...any) {
+	c.problems = append(c.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// compileRule compiles a top-level targeting rule, an object.
+func (c *compiler) compileRule(rule any, path string) *node {
+	obj, ok := rule.(map[string]any)
+	if !ok {
+		c.problem(path, "targeting must be a JSON Logic object such as {\"if\": [...]}, not %s", describe(rule))
+		return nil
+	}
+	n := c.compileValue(obj, path)
+	c.checkResult(&n, obj, path)
+	return &n
+}
+
+// compileValue compiles a value in argument position: an object with one
+// key is an operation, anything else is a constant.
+func (c *compiler) compileValue(x any, path string) node {
+	switch v := x.(type) {
+	case map[string]any:
+		switch len(v) {
+		case 0:
+			return node{op: opConst, k: value{k: kindObject, obj: map[string]any{}}}
+		case 1:
+			for name, arg := range v {
+				return c.compileOp(name, arg, pointer(path, name))
+			}
+		}
+		keys := slices.Sorted(maps.Keys(v))
+		c.problem(path, "an operation is an object with exactly one key, the operator; this one has %d (%s)", len(v), strings.Join(keys, ", "))
+		return node{op: opConst}
+	case []any:
+		for i, e := range v {
+			if m, ok := e.(map[string]any); ok && len(m) == 1 {
+				c.problem(index(path, i), "an operation inside a nested array is not evaluated (JSON Logic evaluates only the operator's own arguments); move it out of the inner array")
+			}
+		}
+		return node{op: opConst, k: value{k: kindArray, arr: v}}
+	}
+	return node{op: opConst, k: fromAny(x)}
+}
+
+// compileArgs compiles an operator's argument: a JSON array gives one node
+// per element, anything else one node.
+func (c *compiler) compileArgs(n *node, arg any, path string) {
+	if list, ok := arg.([]any); ok {
+		n.list = true
+		n.args = make([]node, len(list))
+		for i, e := range list {
+			n.args[i] = c.compileValue(e, index(path, i))
+		}
+		return
+	}
+	n.args = []node{c.compileValue(arg, path)}
+}
+
+// needList reports a problem when an operator that only works on an
+// array of at least min arguments is given something that can never be one.
+func (c *compiler) needList(n *node, name string, minArgs int, path string) {
+	if !n.list {
+		if n.args[0].op == opConst {
+			c.problem(path, "%s takes an array of arguments, not %s", name, describeValue(n.args[0].k))
+		}
+		return
+	}
+	if len(n.args) < minArgs {
+		c.problem(path, "%s takes at least %d argument%s, got %d", name, minArgs, plural(minArgs), len(n.args))
+	}
+}
+
+func (c *compiler) compileOp(name string, arg any, path string) node {
+	op, ok := operators[name]
+	if !ok {
+		if why, known := unsupported[name]; known {
+			c.problem(path, "operator %q is not supported by Shipgate: it %s", name, why)
+		} else {
+			c.problem(path, "unknown operator %q; flagd's JSON Logic has var, if, ==, !=, ===, !==, !, !!, and, or, <, <=, >, >=, in, cat, substr, +, -, *, /, %%, min, max, merge, missing, missing_some, starts_with, ends_with, sem_ver and fractional", name)
+		}
+		return node{op: opConst}
+	}
+	n := node{op: op}
+	c.compileArgs(&n, arg, path)
+	switch op {
+	case opVar:
+		c.compileVar(&n, path)
+	case opIf, opAnd, opOr:
+		if !n.list {
+			c.problem(path, "%s takes an array of arguments, not %s", name, describe(arg))
+		}
+		if op == opIf {
+			c.checkIfResults(&n, arg, path)
+		}
+	case opEq, opNe, opLt, opLe, opGt, opGe, opMod:
+		c.needList(&n, name, 2, path)
+	case opIn, opAbs:
+		c.needList(&n, name, 1, path)
+	case opSubstr, opMissingSome:
+		c.needList(&n, name, 2, path)
+	case opSub, opDiv:
+		// With no operand these return Go's int 0 in the library, a value
+		// no other operation produces; a rule like that is a mistake.
+		c.needList(&n, name, 1, path)
+	case opMul, opMin, opMax:
+		c.needList(&n, name, 0, path)
+	case opStartsWith, opEndsWith:
+		if n.list && len(n.args) != 2 {
+			c.problem(path, "%s takes two arguments, the value and the prefix or suffix, got %d", name, len(n.args))
+		} else if !n.list {
+			c.problem(path, "%s takes an array of two arguments: [{\"var\": \"email\"}, \"@example.com\"]", name)
+		}
+	case opSemVer:
+		c.compileSemVer(&n, path)
+	case opFractional:
+		c.compileFractional(&n, arg, path)
+	case opCat, opAdd, opMerge, opMissing:
+		if !n.list && n.args[0].op == opConst {
+			k := n.args[0].k.k
+			bad := (op == opCat && k != kindString) || (op == opAdd && k != kindNumber && k != kindString) ||
+				(op == opMerge && (k == kindNull || k == kindObject)) || (op == opMissing && k != kindString)
+			if bad {
+				c.problem(path, "%s cannot take %s; give it an array of arguments", name, describeValue(n.args[0].k))
+			}
+		}
+	}
+	return n
+}
+
+// compileVar precompiles a var whose path is a constant.
+func (c *compiler) compileVar(n *node, path string) {
+	var (
+		p      value
+		def    *node
+		static bool
+	)
+	switch {
+	case !n.list && n.args[0].op == opConst:
+		p, static = n.args[0].k, true
+		if p.k == kindNumber {
+			p = stringValue(strconv.FormatFloat(p.n, 'f', -1, 64))
+		}
+	case n.list && len(n.args) > 0 && n.args[0].op == opConst:
+		p, static = n.args[0].k, true
+		if p.k != kindString {
+			c.problem(index(path, 0), "the path of var must be a string, not %s", describeValue(p))
+			return
+		}
+		if len(n.args) == 2 {
+			def = &n.args[1]
+		}
+	case n.list && len(n.args) == 0:
+		n.op, n.list, n.args, n.whole = opVar, false, nil, true
+		return
+	}
+	if !static {
+		n.op = opVarDynamic
+		return
+	}
+	switch p.k {
+	case kindNull:
+		// var null reads nothing from an object: always null.
+		*n = node{op: opConst}
+		return
+	case kindString:
+	default:
+		c.problem(path, "the path of var must be a string, not %s", describeValue(p))
+		return
+	}
+	if p.s == "" {
+		*n = node{op: opVar, whole: true}
+		return
+	}
+	if strings.HasPrefix(p.s, "$flagd.") && p.s != "$flagd.flagKey" && p.s != "$flagd.timestamp" {
+		c.problem(path, "%q is not set by flagd: only $flagd.flagKey and $flagd.timestamp are", p.s)
+	}
+	if p.s == "targetingKey" {
+		c.usesTargetingKey = true
+	}
+	parts := strings.Split(p.s, ".")
+	parts = slices.DeleteFunc(parts, func(s string) bool { return s == "" })
+	if len(parts) == 0 {
+		// "." and ".." walk nothing: the whole context.
+		*n = node{op: opVar, whole: true, def: def}
+		return
+	}
+	*n = node{op: opVar, path: parts, def: def}
+}
+
+// checkIfResults checks the literal results of an if: a string that is
+// not a variant can only ever be an error.
+func (c *compiler) checkIfResults(n *node, arg any, path string) {
+	list, _ := arg.([]any)
+	for i := 1; i < len(list); i += 2 {
+		c.checkResult(&n.args[i], list[i], index(path, i))
+	}
+	if len(list) > 2 && len(list)%2 == 1 {
+		last := len(list) - 1
+		c.checkResult(&n.args[last], list[last], index(path, last))
+	}
+}
+
+// checkResult reports a literal result that names no variant.
+func (c *compiler) checkResult(n *node, raw any, path string) {
+	if n.op != opConst || c.variants == nil {
+		return
+	}
+	switch raw.(type) {
+	case string, bool, float64:
+	default:
+		return
+	}
+	name, ok := variantName(n.k)
+	if !ok {
+		return
+	}
+	if _, known := c.variants[name]; !known {
+		c.problem(path, "%q is not a variant of this flag (variants: %s)", name, strings.Join(slices.Sorted(maps.Keys(c.variants)), ", "))
+	}
+}
+
+func (c *compiler) compileSemVer(n *node, path string) {
+	if !n.list || len(n.args) != 3 {
+		c.problem(path, "sem_ver takes three arguments: a version, an operator (=, !=, <, <=, >, >=, ^, ~) and a version")
+		return
+	}
+	if op := n.args[1]; op.op == opConst {
+		switch op.k.s {
+		case "=", "!=", "<", "<=", ">", ">=", "^", "~":
+		default:
+			c.problem(index(path, 1), "sem_ver operator must be one of =, !=, <, <=, >, >=, ^ (same major), ~ (same minor), not %s", describeValue(op.k))
+		}
+	}
+	for _, i := range []int{0, 2} {
+		if a := n.args[i]; a.op == opConst {
+			if _, ok := semverOf(a.k); !ok {
+				c.problem(index(path, i), "%s is not a semantic version such as 1.2.3", describeValue(a.k))
+			}
+		}
+	}
+}
+
+// fractional is a precompiled fractional operation.
+type fractional struct {
+	// bucketBy computes the bucketing value; nil means flag key +
+	// targeting key.
+	bucketBy *node
+	// variants and their cumulative range ends, in percent, computed
+	// exactly as flagd does so that a value on a boundary falls the same way.
+	variants  []string
+	rangeEnds []float64
+}
+
+// compileFractional checks a fractional operation and precomputes its
+// distribution. Weights are relative in flagd; Shipgate requires whole,
+// non-negative numbers, and that explicit weights add up to 100, since
+// flagd truncates fractions silently and relative weights hide typos.
+func (c *compiler) compileFractional(n *node, arg any, path string) {
+	list, ok := arg.([]any)
+	if !ok {
+		c.problem(path, "fractional takes an array: an optional bucketing expression, then [variant, weight] pairs")
+		return
+	}
+	f := &fractional{}
+	dists := list
+	if len(list) > 0 {
+		switch first := list[0].(type) {
+		case string:
+			f.bucketBy = &n.args[0]
+			dists = list[1:]
+		case nil:
+			dists = list[1:]
+		case map[string]any:
+			f.bucketBy = &n.args[0]
+			dists = list[1:]
+		default:
+			_ = first
+		}
+	}
+	if f.bucketBy == nil {
+		c.usesTargetingKey = true
+	}
+	offset := len(list) - len(dists)
+	if len(dists) == 0 || len(list) < 2 {
+		c.problem(path, "fractional needs at least one [variant, weight] pair")
+		return
+	}
+	var (
+		weights  []int
+		explicit bool
+		total    int
+	)
+	for i, d := range dists {
+		p := index(path, i+offset)
+		pair, ok := d.([]any)
+		if !ok || len(pair) == 0 || len(pair) > 2 {
+			c.problem(p, "each distribution is [variant, weight], like [\"on\", 25]; got %s", describe(d))
+			return
+		}
+		name, ok := pair[0].(string)
+		if !ok {
+			c.problem(index(p, 0), "the variant of a distribution must be a string, not %s", describe(pair[0]))
+			return
+		}
+		if c.variants != nil {
+			if _, known := c.variants[name]; !known {
+				c.problem(index(p, 0), "%q is not a variant of this flag (variants: %s)", name, strings.Join(slices.Sorted(maps.Keys(c.variants)), ", "))
+			}
+		}
+		w := 1
+		if len(pair) == 2 {
+			explicit = true
+			x, ok := pair[1].(float64)
+			switch {
+			case !ok:
+				c.problem(index(p, 1), "the weight must be a number, not %s", describe(pair[1]))
+				return
+			case x < 0 || x != math.Trunc(x) || x > 1e9:
+				c.problem(index(p, 1), "the weight must be a whole number from 0 (flagd drops fractions: %v would count as %d)", x, int(x))
+				return
+			}
+			w = int(x)
+		}
+		f.variants = append(f.variants, name)
+		weights = append(weights, w)
+		total += w
+	}
+	switch {
+	case total == 0:
+		c.problem(path, "the weights add up to 0: no variant can be chosen")
+		return
+	case explicit && total != 100:
+		c.problem(path, "the weights add up to %d, not 100; write them as percentages", total)
+		return
+	}
+	rangeEnd := float64(0)
+	for _, w := range weights {
+		rangeEnd += 100 * float64(w) / float64(total)
+		f.rangeEnds = append(f.rangeEnds, rangeEnd)
+	}
+	n.frac = f
+}
+
+// describe names the JSON type of a decoded value for error messages.
+func describe(x any) string {
+	switch v := x.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return strconv.FormatBool(v)
+	case float64:
+		return "the number " + strconv.FormatFloat(v, 'g', -1, 64)
+	case string:
+		return strconv.Quote(v)
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", x)
+}
+
+func describeValue(v value) string { return describe(v.toAny()) }
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
