@@ -74,14 +74,14 @@ var operators = map[string]opcode{
 // unsupported are operators of the JSON Logic library that Shipgate does
 // not evaluate yet; a rule using one is rejected with this explanation.
 var unsupported = map[string]string{
-	"map":    "iterates with a changed data scope",
-	"filter": "iterates with a changed data scope",
-	"reduce": "iterates with a changed data scope",
-	"all":    "iterates with a changed data scope",
-	"none":   "iterates with a changed data scope",
-	"some":   "iterates with a changed data scope",
-	"set":    "is not part of JSON Logic",
-	"log":    "has side effects",
+	"map":                  "iterates with a changed data scope",
+	"filter":               "iterates with a changed data scope",
+	"reduce":               "iterates with a changed data scope",
+	"all":                  "iterates with a changed data scope",
+	"none":                 "iterates with a changed data scope",
+	"some":                 "iterates with a changed data scope",
+	"set":                  "is not part of JSON Logic",
+	"log":                  "has side effects",
 	"fractionalEvaluation": "is flagd's deprecated operator; use fractional (https://flagd.dev/concepts/#migrating-from-legacy-fractionalevaluation)",
 }
 
