@@ -105,21 +105,28 @@ type Environment struct {
 	// PreviewListen is a second address of the router, host:port, that
 	// sends every request to the release being rolled out, before users
 	// see it: blue-green smoke checks go there, and people can try the
-	// new release by hand. Optional.
+	// new release by hand. Optional. It must differ from every listen and
+	// preview_listen address of every environment.
 	PreviewListen string `yaml:"preview_listen,omitempty" json:"preview_listen,omitempty"`
-	// Vars override the app's vars in this environment.
+	// Vars override the app's vars in this environment; a release's own
+	// variables override both. Names follow the rules of the app's vars.
 	Vars map[string]string `yaml:"vars,omitempty" json:"vars,omitempty"`
-	// Instances overrides run.instances in this environment.
+	// Instances overrides run.instances in this environment, 1 to 100.
 	Instances int `yaml:"instances,omitempty" json:"instances,omitempty"`
 	// Gates must pass before a release may be deployed here.
 	Gates Gates `yaml:"gates,omitempty" json:"gates,omitempty"`
-	// Strategy overrides the app's strategy in this environment.
+	// Strategy replaces the app's strategy in this environment. It must
+	// set one of canary, blue_green and rolling; what it leaves out takes
+	// its default, not the app's value.
 	Strategy *Strategy `yaml:"strategy,omitempty" json:"strategy,omitempty"`
-	// Analysis overrides the app's analysis in this environment.
+	// Analysis replaces the app's analysis in this environment; what it
+	// leaves out takes its default, not the app's value.
 	Analysis *Analysis `yaml:"analysis,omitempty" json:"analysis,omitempty"`
-	// Smoke overrides the app's smoke checks in this environment.
+	// Smoke replaces the app's smoke checks in this environment; an empty
+	// list means no smoke checks here.
 	Smoke []SmokeCheck `yaml:"smoke,omitempty" json:"smoke,omitempty"`
-	// PostSmoke overrides the app's post_smoke checks in this environment.
+	// PostSmoke replaces the app's post_smoke checks in this environment;
+	// an empty list means no post_smoke checks here.
 	PostSmoke []SmokeCheck `yaml:"post_smoke,omitempty" json:"post_smoke,omitempty"`
 }
 
@@ -128,13 +135,16 @@ type Environment struct {
 // unless it is a hotfix and the hotfix rules allow skipping that gate.
 type Gates struct {
 	// Checks are the names of release checks (recorded with shipgate
-	// release create --check NAME=passed) that must have passed.
+	// release create --check NAME=passed) that must have passed. A name is
+	// letters, digits, dots, dashes and underscores, starting with a
+	// letter or digit.
 	Checks []string `yaml:"checks,omitempty" json:"checks,omitempty"`
 	// Approval, when true, makes the rollout wait after its smoke checks,
 	// before any user traffic, until someone runs shipgate approve.
 	Approval bool `yaml:"approval,omitempty" json:"approval,omitempty"`
 	// DrillWithin, when set, requires a successful rollback drill (shipgate
-	// drill) of the app within this long before a deploy here.
+	// drill) of the app within this long before a deploy here. 0s, like
+	// leaving it out, means no drill is required.
 	DrillWithin Duration `yaml:"drill_within,omitempty" json:"drill_within,omitempty"`
 	// Drift, when set, refuses a deploy while this environment differs from
 	// another one in more than the allowed ways.
@@ -143,8 +153,9 @@ type Gates struct {
 
 // DriftGate limits how far an environment may drift from another.
 type DriftGate struct {
-	// Against is the environment to compare with. Default: the environment
-	// before this one in the pipeline.
+	// Against is the environment to compare with, not this one. Default:
+	// the environment before this one in the pipeline; required when there
+	// is none.
 	Against string `yaml:"against,omitempty" json:"against,omitempty"`
 	// Allow lists the kinds of difference that are tolerated: vars (the
 	// names of variables, never their values), command (the shape of the
@@ -156,10 +167,11 @@ type DriftGate struct {
 type Hotfix struct {
 	// Skip lists the gates a hotfix may skip: pipeline (the environment
 	// before), checks, approval, drill, drift. Every skipped gate is
-	// written to the audit log with the hotfix's reason.
+	// written to the audit log with the hotfix's reason. Smoke checks are
+	// not a gate and cannot be listed.
 	Skip []string `yaml:"skip,omitempty" json:"skip,omitempty"`
-	// BakeScale multiplies every bake time of a hotfix, between 0 and 1.
-	// Default 0.1.
+	// BakeScale multiplies every bake time of a hotfix: greater than 0, at
+	// most 1. Default 0.1.
 	BakeScale float64 `yaml:"bake_scale,omitempty" json:"bake_scale,omitempty"`
 }
 
@@ -201,11 +213,11 @@ type BlueGreen struct {
 // batch health-checked and analysed before the next.
 type Rolling struct {
 	// MaxSurge is how many new instances may run beyond the wanted count
-	// during the rollout. Default 1.
-	MaxSurge int `yaml:"max_surge,omitempty" json:"max_surge,omitempty"`
+	// during the rollout, at least 0. Default 1.
+	MaxSurge int `yaml:"max_surge" json:"max_surge"`
 	// MaxUnavailable is how many instances below the wanted count may be
-	// serving during the rollout. Default 0. MaxSurge and MaxUnavailable
-	// cannot both be 0.
+	// serving during the rollout, at least 0. Default 0. MaxSurge and
+	// MaxUnavailable cannot both be 0.
 	MaxUnavailable int `yaml:"max_unavailable,omitempty" json:"max_unavailable,omitempty"`
 	// Bake is how long each batch is analysed before the next. Default 30s.
 	Bake Duration `yaml:"bake,omitempty" json:"bake,omitempty"`
@@ -213,17 +225,19 @@ type Rolling struct {
 
 // Internal routes internal users to the canary before any percentage of
 // the public: requests matching the header, the cookie or the user list.
+// At least one of header, cookie and users is required.
 type Internal struct {
 	// Header is a request header that marks internal users, for example
 	// X-Internal.
 	Header string `yaml:"header,omitempty" json:"header,omitempty"`
 	// Values are the header or cookie values that match; empty means any
-	// value.
+	// value. Only with header or cookie.
 	Values []string `yaml:"values,omitempty" json:"values,omitempty"`
 	// Cookie is a cookie that marks internal users.
 	Cookie string `yaml:"cookie,omitempty" json:"cookie,omitempty"`
 	// Users are user ids (as read from the environment's sticky header or
-	// cookie) that are internal.
+	// cookie) that are internal. Every environment whose strategy has
+	// users must set sticky.
 	Users []string `yaml:"users,omitempty" json:"users,omitempty"`
 	// Bake is how long only internal users see the canary. Default 10m.
 	Bake Duration `yaml:"bake,omitempty" json:"bake,omitempty"`

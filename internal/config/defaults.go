@@ -18,6 +18,11 @@ var (
 	_ defaulter = (*Canary)(nil)
 	_ defaulter = (*CanaryStep)(nil)
 	_ defaulter = (*SmokeCheck)(nil)
+	_ defaulter = (*Analysis)(nil)
+	_ defaulter = (*BlueGreen)(nil)
+	_ defaulter = (*Rolling)(nil)
+	_ defaulter = (*Internal)(nil)
+	_ defaulter = (*Hotfix)(nil)
 )
 
 func (c *Config) setDefaults() {
@@ -41,6 +46,25 @@ func (h *Health) setDefaults() {
 
 func (c *Canary) setDefaults() {
 	c.ScaleDownDelay = Duration(30 * time.Second)
+}
+
+func (b *BlueGreen) setDefaults() {
+	b.KeepBlue = Duration(10 * time.Minute)
+	b.Analysis = Duration(time.Minute)
+}
+
+func (r *Rolling) setDefaults() {
+	r.MaxSurge = 1
+	r.MaxUnavailable = 0
+	r.Bake = Duration(30 * time.Second)
+}
+
+func (i *Internal) setDefaults() {
+	i.Bake = Duration(10 * time.Minute)
+}
+
+func (h *Hotfix) setDefaults() {
+	h.BakeScale = 0.1
 }
 
 func (s *CanaryStep) setDefaults() {
@@ -77,16 +101,48 @@ func defaultGates() []Gate {
 }
 
 // fillEmpty sets the defaults that depend on the whole decoded file rather
-// than on one field: a missing strategy, and empty lists of steps and gates.
+// than on one field: the app's strategy when it sets none, empty lists of
+// steps and gates, and the environment a drift gate compares with.
+//
+// An environment's strategy and analysis replace the app's as a whole, so
+// they are filled the same way; an environment's strategy that sets
+// nothing is left empty for validation to refuse, since leaving it out is
+// the way to use the app's.
 func (c *Config) fillEmpty() {
-	if c.Strategy.Canary == nil {
+	if len(c.Strategy.set()) == 0 {
 		c.Strategy.Canary = &Canary{}
 		c.Strategy.Canary.setDefaults()
 	}
-	if len(c.Strategy.Canary.Steps) == 0 {
-		c.Strategy.Canary.Steps = defaultSteps()
+	c.Strategy.fillEmpty()
+	c.Analysis.fillEmpty()
+	for name, env := range c.Environments {
+		if env == nil {
+			continue
+		}
+		if env.Strategy != nil {
+			env.Strategy.fillEmpty()
+		}
+		if env.Analysis != nil {
+			env.Analysis.fillEmpty()
+		}
+		// Only a predecessor that exists is filled in: a wrong pipeline is
+		// reported there, and not a second time as a missing against.
+		if d := env.Gates.Drift; d != nil && d.Against == "" {
+			if prev := c.previous(name); prev != "" && c.Environments[prev] != nil {
+				d.Against = prev
+			}
+		}
 	}
-	if len(c.Analysis.Gates) == 0 {
-		c.Analysis.Gates = defaultGates()
+}
+
+func (s *Strategy) fillEmpty() {
+	if s.Canary != nil && len(s.Canary.Steps) == 0 {
+		s.Canary.Steps = defaultSteps()
+	}
+}
+
+func (a *Analysis) fillEmpty() {
+	if len(a.Gates) == 0 {
+		a.Gates = defaultGates()
 	}
 }

@@ -67,27 +67,79 @@ func checkInvariants(t *testing.T, c *Config) {
 			t.Errorf("environment %q has no listen address", name)
 		}
 	}
-	if c.Strategy.Canary == nil || len(c.Strategy.Canary.Steps) == 0 {
-		t.Fatal("valid config without canary steps")
+	if got := c.Strategy.set(); len(got) != 1 {
+		t.Errorf("valid config with strategies %q, want exactly one", got)
 	}
-	for i, s := range c.Strategy.Canary.Steps {
-		if s.Weight < 1 || s.Weight > 100 || i > 0 && s.Weight <= c.Strategy.Canary.Steps[i-1].Weight {
-			t.Errorf("bad canary weights: %+v", c.Strategy.Canary.Steps)
+	for name := range c.Environments {
+		s, err := c.Stage(name)
+		if err != nil {
+			t.Fatalf("Stage(%q) of a valid config: %v", name, err)
+		}
+		checkStage(t, c, s)
+	}
+	for _, name := range c.Pipeline {
+		if c.Environments[name] == nil {
+			t.Errorf("pipeline names %q, which is not an environment", name)
 		}
 	}
-	if len(c.Analysis.Gates) == 0 {
-		t.Error("valid config without gates")
-	}
-	for _, g := range c.Analysis.Gates {
-		if g.Max == nil && g.MaxRatioToStable == 0 {
-			t.Errorf("gate %s without a limit", g.Metric)
-		}
+	if h := c.Hotfix; h != nil && (h.BakeScale <= 0 || h.BakeScale > 1) {
+		t.Errorf("hotfix bake_scale %g", h.BakeScale)
 	}
 	if c.Run.Health.Interval <= 0 || c.Analysis.Interval <= 0 {
 		t.Error("valid config with a zero interval")
 	}
 	if !filepath.IsAbs(c.Run.Dir) {
 		t.Errorf("Run.Dir %q is not absolute", c.Run.Dir)
+	}
+}
+
+// checkStage checks what the rollout engine relies on in the effective
+// config of one environment.
+func checkStage(t *testing.T, c *Config, s *Stage) {
+	t.Helper()
+	if got := s.Strategy.set(); len(got) != 1 {
+		t.Errorf("%s: strategies %q, want exactly one", s.Name, got)
+	}
+	if cn := s.Strategy.Canary; cn != nil {
+		if len(cn.Steps) == 0 {
+			t.Errorf("%s: canary without steps", s.Name)
+		}
+		for i, st := range cn.Steps {
+			if st.Weight < 1 || st.Weight > 100 || i > 0 && st.Weight <= cn.Steps[i-1].Weight {
+				t.Errorf("%s: bad canary weights: %+v", s.Name, cn.Steps)
+			}
+		}
+		if in := cn.Internal; in != nil {
+			if in.Header == "" && in.Cookie == "" && len(in.Users) == 0 {
+				t.Errorf("%s: internal step that matches no one", s.Name)
+			}
+			if len(in.Users) > 0 && s.Env.Sticky.Header == "" && s.Env.Sticky.Cookie == "" {
+				t.Errorf("%s: internal users without sticky", s.Name)
+			}
+		}
+	}
+	if r := s.Strategy.Rolling; r != nil && (r.MaxSurge < 0 || r.MaxUnavailable < 0 || r.MaxSurge+r.MaxUnavailable == 0) {
+		t.Errorf("%s: rolling %+v cannot make progress", s.Name, *r)
+	}
+	if len(s.Analysis.Gates) == 0 {
+		t.Errorf("%s: no analysis gates", s.Name)
+	}
+	for _, g := range s.Analysis.Gates {
+		if g.Max == nil && g.MaxRatioToStable == 0 {
+			t.Errorf("%s: gate %s without a limit", s.Name, g.Metric)
+		}
+	}
+	if s.Analysis.Interval <= 0 {
+		t.Errorf("%s: analysis interval %v", s.Name, s.Analysis.Interval)
+	}
+	if s.Instances < 1 || s.Instances > 100 {
+		t.Errorf("%s: %d instances", s.Name, s.Instances)
+	}
+	if s.Env.PreviewListen != "" && s.Env.PreviewListen == s.Env.Listen {
+		t.Errorf("%s: preview_listen is the listen address", s.Name)
+	}
+	if d := s.Env.Gates.Drift; d != nil && (d.Against == s.Name || c.Environments[d.Against] == nil) {
+		t.Errorf("%s: drift against %q", s.Name, d.Against)
 	}
 }
 

@@ -286,6 +286,17 @@ func (d *decoder) decodeKind(path string, n *yaml.Node, v reflect.Value) string 
 			return "must be a whole number, got " + describe(n)
 		}
 		v.SetInt(i)
+	case reflect.Bool:
+		// Only true and false: yaml.v3 would also take yes, no, on and
+		// off (YAML 1.1), which YAML 1.2 and editors read as strings.
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			return "must be true or false, got " + describe(n)
+		}
+		var b bool
+		if n.Decode(&b) != nil {
+			return "must be true or false, got " + describe(n)
+		}
+		v.SetBool(b)
 	case reflect.Float64:
 		var f float64
 		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&f) != nil {
@@ -338,10 +349,18 @@ func yamlFields(t reflect.Type) map[string]int {
 }
 
 func unknownField(name string, fields map[string]int) string {
-	known := make([]string, 0, len(fields))
+	known := sortedKeys(fields)
+	if best := closest(name, known); best != "" {
+		return fmt.Sprintf("unknown field %q; did you mean %q?", name, best)
+	}
+	return fmt.Sprintf("unknown field %q; the fields here are: %s", name, strings.Join(known, ", "))
+}
+
+// closest returns the name in known that name is most likely a typo of, or
+// "" when none is close enough.
+func closest(name string, known []string) string {
 	best, bestDistance := "", 3 // suggest only names within 2 edits
-	for k := range fields {
-		known = append(known, k)
+	for _, k := range known {
 		dist := editDistance(name, k)
 		if min(len(name), len(k)) >= 4 && (strings.HasPrefix(name, k) || strings.HasPrefix(k, name)) {
 			dist = min(dist, 2) // "healthcheck" for "health"
@@ -350,11 +369,7 @@ func unknownField(name string, fields map[string]int) string {
 			best, bestDistance = k, dist
 		}
 	}
-	if best != "" {
-		return fmt.Sprintf("unknown field %q; did you mean %q?", name, best)
-	}
-	slices.Sort(known)
-	return fmt.Sprintf("unknown field %q; the fields here are: %s", name, strings.Join(known, ", "))
+	return best
 }
 
 // editDistance is the Levenshtein distance between a and b.

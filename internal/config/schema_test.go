@@ -110,6 +110,8 @@ func (w schemaWalker) walk(path string, typ reflect.Type, node map[string]any) {
 		w.wantType(path, node, "integer")
 	case reflect.Float64:
 		w.wantType(path, node, "number")
+	case reflect.Bool:
+		w.wantType(path, node, "boolean")
 	default:
 		t.Errorf("%s: the test does not know the kind %s", path, typ.Kind())
 	}
@@ -150,8 +152,10 @@ func (w schemaWalker) resolve(node map[string]any) map[string]any {
 // line, starting with the YAML key instead of the Go name.
 func description(doc, goName, yamlName string) string {
 	doc = strings.Join(strings.Fields(doc), " ")
-	if rest, ok := strings.CutPrefix(doc, goName+" "); ok {
-		return yamlName + " " + rest
+	for _, sep := range []string{" ", ", "} {
+		if rest, ok := strings.CutPrefix(doc, goName+sep); ok {
+			return yamlName + sep + rest
+		}
 	}
 	return doc
 }

@@ -14,9 +14,16 @@ type Stage struct {
 	Vars map[string]string
 	// Instances is the number of instances per release here.
 	Instances int
-	Strategy  Strategy
-	Analysis  Analysis
-	Smoke     []SmokeCheck
+	// Strategy is the environment's strategy if it has one, else the
+	// app's. Exactly one of its fields is set.
+	Strategy Strategy
+	// Analysis is the environment's analysis if it has one, else the app's.
+	Analysis Analysis
+	// Smoke is the environment's smoke checks if it has them, else the
+	// app's.
+	Smoke []SmokeCheck
+	// PostSmoke is the environment's post_smoke checks if it has them,
+	// else the app's.
 	PostSmoke []SmokeCheck
 	// Previous is the environment before this one in the pipeline, "" if
 	// there is none.
@@ -54,8 +61,15 @@ func (c *Config) Stage(name string) (*Stage, error) {
 	if env.PostSmoke != nil {
 		s.PostSmoke = env.PostSmoke
 	}
-	if i := slices.Index(c.Pipeline, name); i > 0 {
-		s.Previous = c.Pipeline[i-1]
-	}
+	s.Previous = c.previous(name)
 	return s, nil
+}
+
+// previous returns the environment before name in the pipeline, "" if there
+// is none.
+func (c *Config) previous(name string) string {
+	if i := slices.Index(c.Pipeline, name); i > 0 {
+		return c.Pipeline[i-1]
+	}
+	return ""
 }

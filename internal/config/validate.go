@@ -19,6 +19,8 @@ var (
 	appName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	envName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// checkName is the syntax of a release check's name (gates.checks).
+	checkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
 
 const varNameRule = "letters, digits and underscores, not starting with a digit"
@@ -32,20 +34,44 @@ func (d *decoder) validate(c *Config) {
 	case !appName.MatchString(c.App):
 		d.problemf("app", "must be lowercase letters, digits and dashes, start with a letter and be at most 63 characters long, got %q", c.App)
 	}
-	for _, name := range sortedKeys(c.Vars) {
+	d.validateVars("vars", c.Vars)
+	d.validateRun(&c.Run)
+	d.validateEnvironments(c)
+	d.validateStrategy("strategy", &c.Strategy, false)
+	d.validateAnalysis("analysis", &c.Analysis)
+	d.validateSmoke("smoke", c.Smoke)
+	d.validateSmoke("post_smoke", c.PostSmoke)
+	d.validatePipeline(c)
+	d.emptySection("hotfix")
+	if c.Hotfix != nil {
+		d.validateHotfix(c.Hotfix)
+	}
+}
+
+// emptySection reports a section whose presence means something (a
+// strategy, a hotfix, an internal step, a drift gate) written with no value,
+// like "blue_green:" alone on its line. An empty value leaves the default,
+// which for these is "not set": rarely what the writer meant.
+func (d *decoder) emptySection(path string) bool {
+	e, ok := d.nodes[path]
+	if !ok || !isNull(e.value) {
+		return false
+	}
+	name := path[strings.LastIndexByte(path, '.')+1:]
+	d.problemf(path, "%s is empty, which leaves it unset; write %s: {} to set it with its defaults, or remove it", name, name)
+	return true
+}
+
+// validateVars checks the names of the release variables at path: the
+// app's vars or an environment's.
+func (d *decoder) validateVars(path string, vars map[string]string) {
+	for _, name := range sortedKeys(vars) {
 		switch {
 		case !varName.MatchString(name):
-			d.keyProblemf("vars."+name, "variable names must be %s, got %q", varNameRule, name)
+			d.keyProblemf(path+"."+name, "variable names must be %s, got %q", varNameRule, name)
 		case name == "VERSION" || name == "PORT":
-			d.keyProblemf("vars."+name, "%s is set by shipgate for every instance; choose another name", name)
+			d.keyProblemf(path+"."+name, "%s is set by shipgate for every instance; choose another name", name)
 		}
-	}
-	d.validateRun(&c.Run)
-	d.validateEnvironments(c.Environments)
-	d.validateCanary(c.Strategy.Canary)
-	d.validateAnalysis(&c.Analysis)
-	for i, s := range c.Smoke {
-		d.validateSmoke(fmt.Sprintf("smoke[%d]", i), s)
 	}
 }
 
@@ -66,9 +92,7 @@ func (d *decoder) validateRun(r *Run) {
 		}
 		d.checkReferences(path, r.Env[name])
 	}
-	if r.Instances < 1 || r.Instances > 100 {
-		d.problemf("run.instances", "must be between 1 and 100, got %d", r.Instances)
-	}
+	d.instances("run.instances", r.Instances)
 	h := r.Health
 	if !strings.HasPrefix(h.Path, "/") {
 		d.problemf("run.health.path", `must start with "/", got %q`, h.Path)
@@ -79,6 +103,12 @@ func (d *decoder) validateRun(r *Run) {
 		d.problemf("run.health.failure_threshold", "must be at least 1, got %d", h.FailureThreshold)
 	}
 	d.positive("run.start_timeout", r.StartTimeout)
+}
+
+func (d *decoder) instances(path string, n int) {
+	if n < 1 || n > 100 {
+		d.problemf(path, "must be between 1 and 100, got %d", n)
+	}
 }
 
 // checkReferences checks that every "${" in s starts a well formed ${NAME}.
@@ -101,21 +131,19 @@ func (d *decoder) checkReferences(path, s string) {
 	}
 }
 
-func (d *decoder) validateEnvironments(envs map[string]*Environment) {
+func (d *decoder) validateEnvironments(c *Config) {
+	envs := c.Environments
 	if len(envs) == 0 {
 		d.problemf("environments", `required: at least one environment, like production: {listen: "127.0.0.1:8080"}`)
 		return
 	}
-	// In file order, so that a clash is reported on the later environment.
+	// In file order, so that a problem between two environments is
+	// reported on the later one.
 	names := sortedKeys(envs)
 	slices.SortStableFunc(names, func(a, b string) int {
 		return cmp.Compare(d.line("environments."+a), d.line("environments."+b))
 	})
-	type listener struct {
-		env, addr string
-		ap        netip.AddrPort
-	}
-	var listeners []listener
+	var addrs []listenAddress
 	for _, name := range names {
 		path := "environments." + name
 		if !envName.MatchString(name) {
@@ -127,23 +155,13 @@ func (d *decoder) validateEnvironments(envs map[string]*Environment) {
 		}
 		if env.Listen == "" {
 			d.problemf(path+".listen", `required: the address of this environment's router, like "127.0.0.1:8080"`)
-		} else if ap, msg := parseListen(env.Listen); msg != "" {
-			d.problemf(path+".listen", "bad listen address %q: %s", env.Listen, msg)
-		} else {
-			for _, l := range listeners {
-				if !overlap(ap, l.ap) {
-					continue
-				}
-				if l.addr == env.Listen {
-					d.problemf(path+".listen", "%q is already the listen address of environment %q (line %d); give each environment its own port",
-						env.Listen, l.env, d.line("environments."+l.env+".listen"))
-				} else {
-					d.problemf(path+".listen", "%q overlaps %q, the listen address of environment %q (line %d); give each environment its own port",
-						env.Listen, l.addr, l.env, d.line("environments."+l.env+".listen"))
-				}
-				break
+		} else if a, ok := d.listenAddress(name, "listen", env.Listen); ok {
+			addrs = append(addrs, a)
+		}
+		if env.PreviewListen != "" || d.isSet(path+".preview_listen") {
+			if a, ok := d.listenAddress(name, "preview_listen", env.PreviewListen); ok {
+				addrs = append(addrs, a)
 			}
-			listeners = append(listeners, listener{env: name, addr: env.Listen, ap: ap})
 		}
 		s := env.Sticky
 		if s.Header != "" && s.Cookie != "" {
@@ -155,6 +173,196 @@ func (d *decoder) validateEnvironments(envs map[string]*Environment) {
 		if s.Cookie != "" && !isToken(s.Cookie) {
 			d.problemf(path+".sticky.cookie", "must be a valid cookie name, like session_id, got %q", s.Cookie)
 		}
+		d.validateVars(path+".vars", env.Vars)
+		if env.Instances != 0 || d.isSet(path+".instances") {
+			d.instances(path+".instances", env.Instances)
+		}
+		d.validateGates(c, name, &env.Gates)
+		if env.Strategy != nil {
+			d.validateStrategy(path+".strategy", env.Strategy, true)
+		}
+		if env.Analysis != nil {
+			d.validateAnalysis(path+".analysis", env.Analysis)
+		}
+		d.validateSmoke(path+".smoke", env.Smoke)
+		d.validateSmoke(path+".post_smoke", env.PostSmoke)
+		d.checkInternalUsers(c, name, env)
+	}
+	d.checkClashes(addrs)
+}
+
+// listenAddress is an address a router binds: an environment's listen or
+// preview_listen.
+type listenAddress struct {
+	env, field, text string
+	ap               netip.AddrPort
+}
+
+func (a listenAddress) path() string { return "environments." + a.env + "." + a.field }
+
+// listenAddress parses the address text of the field (listen or
+// preview_listen) of environment env, and reports it when it is bad.
+func (d *decoder) listenAddress(env, field, text string) (listenAddress, bool) {
+	a := listenAddress{env: env, field: field, text: text}
+	ap, msg := parseListen(text)
+	if msg != "" {
+		d.problemf(a.path(), "bad %s address %q: %s", field, text, msg)
+		return a, false
+	}
+	a.ap = ap
+	return a, true
+}
+
+// checkClashes reports every address that cannot be bound because an
+// address earlier in the file takes it.
+func (d *decoder) checkClashes(addrs []listenAddress) {
+	slices.SortStableFunc(addrs, func(a, b listenAddress) int {
+		na, nb := d.at(a.path()), d.at(b.path())
+		return cmp.Or(cmp.Compare(na.Line, nb.Line), cmp.Compare(na.Column, nb.Column))
+	})
+	for i, a := range addrs {
+		for _, b := range addrs[:i] {
+			if !overlap(a.ap, b.ap) {
+				continue
+			}
+			fix := "give each environment its own port"
+			if a.field != "listen" || b.field != "listen" {
+				fix = "give every listen and preview_listen address its own port"
+			}
+			if a.text == b.text {
+				d.problemf(a.path(), "%q is already the %s address of environment %q (line %d); %s",
+					a.text, b.field, b.env, d.line(b.path()), fix)
+			} else {
+				d.problemf(a.path(), "%q overlaps %q, the %s address of environment %q (line %d); %s",
+					a.text, b.text, b.field, b.env, d.line(b.path()), fix)
+			}
+			break
+		}
+	}
+}
+
+// checkInternalUsers checks that an environment whose strategy lists
+// internal users can recognise them: a user's id is read from the
+// environment's sticky header or cookie.
+func (d *decoder) checkInternalUsers(c *Config, name string, env *Environment) {
+	if env.Sticky.Header != "" || env.Sticky.Cookie != "" {
+		return
+	}
+	s, from, fix := &c.Strategy, "strategy", ", or give this environment a strategy of its own"
+	if env.Strategy != nil {
+		s, from, fix = env.Strategy, "environments."+name+".strategy", ""
+	}
+	if s.Canary == nil || s.Canary.Internal == nil || len(s.Canary.Internal.Users) == 0 {
+		return
+	}
+	users := from + ".canary.internal.users"
+	d.problemf("environments."+name+".sticky", "required by %s (line %d): internal users are recognised by the user id in the sticky header or cookie, and this environment sets neither; set sticky.header or sticky.cookie%s",
+		users, d.line(users), fix)
+}
+
+func (d *decoder) validateGates(c *Config, env string, g *Gates) {
+	path := "environments." + env + ".gates"
+	for i, name := range g.Checks {
+		p := fmt.Sprintf("%s.checks[%d]", path, i)
+		switch j := slices.Index(g.Checks[:i], name); {
+		case !checkName.MatchString(name):
+			d.problemf(p, "check names must be letters, digits, dots, dashes and underscores, starting with a letter or digit, like unit-tests, got %q", name)
+		case j >= 0:
+			d.problemf(p, "%q is already listed (checks[%d]); remove one", name, j)
+		}
+	}
+	d.emptySection(path + ".drift")
+	if g.Drift != nil {
+		d.validateDrift(c, env, path+".drift", g.Drift)
+	}
+}
+
+var driftKinds = []string{"vars", "command", "instances", "migrations"}
+
+func (d *decoder) validateDrift(c *Config, env, path string, g *DriftGate) {
+	var others []string
+	for _, name := range sortedKeys(c.Environments) {
+		if name != env {
+			others = append(others, name)
+		}
+	}
+	like := ""
+	if len(others) > 0 {
+		like = ", like against: " + others[0]
+	}
+	switch {
+	case len(others) == 0:
+		d.problemf(path, "there is no other environment to compare %q with; remove drift", env)
+	case g.Against == "" && c.previous(env) != "":
+		// The environment before this one in the pipeline is wrong and
+		// reported as such; fillEmpty fills in any other.
+	case g.Against == "":
+		d.problemf(path+".against", "required: %q has no environment before it in the pipeline; name the environment to compare with%s", env, like)
+	case g.Against == env:
+		d.problemf(path+".against", "%q is this environment; name another one to compare with%s", env, like)
+	case !slices.Contains(others, g.Against):
+		d.problemf(path+".against", "%s", unknownName("environment", g.Against, others))
+	}
+	d.checkList(path+".allow", g.Allow, "kind of difference", driftKinds)
+}
+
+// checkList checks that every element of list, the field at path, is one
+// of known and is listed once.
+func (d *decoder) checkList(path string, list []string, what string, known []string) {
+	for i, v := range list {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch j := slices.Index(list[:i], v); {
+		case !slices.Contains(known, v):
+			d.problemf(p, "%s", unknownName(what, v, known))
+		case j >= 0:
+			d.problemf(p, "%q is already listed (%s[%d]); remove one", v, path[strings.LastIndexByte(path, '.')+1:], j)
+		}
+	}
+}
+
+// unknownName says that name is not one of known, and which one was
+// probably meant.
+func unknownName(what, name string, known []string) string {
+	if best := closest(name, known); best != "" {
+		return fmt.Sprintf("unknown %s %q; did you mean %q?", what, name, best)
+	}
+	return fmt.Sprintf("unknown %s %q; use one of %s", what, name, strings.Join(known, ", "))
+}
+
+func (d *decoder) validatePipeline(c *Config) {
+	if len(c.Environments) == 0 {
+		return // reported already; every name would be unknown
+	}
+	names := sortedKeys(c.Environments)
+	for i, name := range c.Pipeline {
+		path := fmt.Sprintf("pipeline[%d]", i)
+		switch j := slices.Index(c.Pipeline[:i], name); {
+		case !slices.Contains(names, name):
+			d.problemf(path, "%s", unknownName("environment", name, names))
+		case j >= 0:
+			d.problemf(path, "%q is already in the pipeline (pipeline[%d]); list each environment once", name, j)
+		}
+	}
+}
+
+// hotfixGates are the gates a hotfix may skip, in the order a deploy
+// checks them.
+var hotfixGates = []string{"pipeline", "checks", "approval", "drill", "drift"}
+
+func (d *decoder) validateHotfix(h *Hotfix) {
+	for i, gate := range h.Skip {
+		path := fmt.Sprintf("hotfix.skip[%d]", i)
+		switch j := slices.Index(h.Skip[:i], gate); {
+		case gate == "smoke" || gate == "post_smoke":
+			d.problemf(path, "%s checks are never skipped, not even by a hotfix: a release that fails them is broken; remove %s", gate, gate)
+		case !slices.Contains(hotfixGates, gate):
+			d.problemf(path, "%s", unknownName("gate", gate, hotfixGates))
+		case j >= 0:
+			d.problemf(path, "%q is already listed (skip[%d]); remove one", gate, j)
+		}
+	}
+	if h.BakeScale <= 0 || h.BakeScale > 1 {
+		d.problemf("hotfix.bake_scale", "must be greater than 0 and at most 1 (0.1 makes every bake a tenth as long), got %g", h.BakeScale)
 	}
 }
 
@@ -208,9 +416,63 @@ func isToken(s string) bool {
 	return s != ""
 }
 
-func (d *decoder) validateCanary(c *Canary) {
+// strategies are the fields of Strategy, in the order of the struct.
+var strategies = []string{"canary", "blue_green", "rolling"}
+
+// set returns the YAML names of the strategies s sets.
+func (s *Strategy) set() []string {
+	var names []string
+	for i, ok := range []bool{s.Canary != nil, s.BlueGreen != nil, s.Rolling != nil} {
+		if ok {
+			names = append(names, strategies[i])
+		}
+	}
+	return names
+}
+
+// validateStrategy checks the strategy at path: the app's, or with override
+// an environment's, which must set one.
+func (d *decoder) validateStrategy(path string, s *Strategy, override bool) {
+	set := s.set()
+	empty := false
+	for _, name := range strategies {
+		empty = d.emptySection(path+"."+name) || empty
+	}
+	switch {
+	case len(set) == 0 && override && !empty:
+		d.problemf(path, "set one of %s, or leave strategy out to use the app's", strings.Join(strategies, ", "))
+	case len(set) > 1:
+		slices.SortStableFunc(set, func(a, b string) int {
+			return cmp.Compare(d.keyAt(path+"."+a).Line, d.keyAt(path+"."+b).Line)
+		})
+		for _, name := range set[1:] {
+			d.keyProblemf(path+"."+name, "%s is already set (line %d); set only one of %s",
+				set[0], d.keyAt(path+"."+set[0]).Line, strings.Join(strategies, ", "))
+		}
+	}
+	if s.Canary != nil {
+		d.validateCanary(path+".canary", s.Canary)
+	}
+	if r := s.Rolling; r != nil {
+		path := path + ".rolling"
+		if r.MaxSurge < 0 {
+			d.problemf(path+".max_surge", "must be at least 0, got %d", r.MaxSurge)
+		}
+		if r.MaxUnavailable < 0 {
+			d.problemf(path+".max_unavailable", "must be at least 0, got %d", r.MaxUnavailable)
+		}
+		// max_surge defaults to 1, so both are 0 only when the file says
+		// max_surge: 0.
+		if r.MaxSurge == 0 && r.MaxUnavailable == 0 && !d.hasFailed(path+".max_unavailable") {
+			d.problemf(path+".max_surge", "max_surge and max_unavailable cannot both be 0, or no instance could ever be replaced; "+
+				"set max_surge: 1 to start each new instance before an old one stops, or max_unavailable: 1 to stop an old one first")
+		}
+	}
+}
+
+func (d *decoder) validateCanary(path string, c *Canary) {
 	for i, s := range c.Steps {
-		path := fmt.Sprintf("strategy.canary.steps[%d].weight", i)
+		path := fmt.Sprintf("%s.steps[%d].weight", path, i)
 		switch {
 		case s.Weight == 0 && !d.isSet(path):
 			d.problemf(path, "required: the percentage of users sent to the canary, 1 to 100")
@@ -221,21 +483,53 @@ func (d *decoder) validateCanary(c *Canary) {
 				s.Weight, c.Steps[i-1].Weight, i-1)
 		}
 	}
+	d.emptySection(path + ".internal")
+	if c.Internal != nil {
+		d.validateInternal(path+".internal", c.Internal)
+	}
+}
+
+func (d *decoder) validateInternal(path string, in *Internal) {
+	header := in.Header != "" || d.isSet(path+".header")
+	cookie := in.Cookie != "" || d.isSet(path+".cookie")
+	if !header && !cookie && len(in.Users) == 0 {
+		d.problemf(path, "set at least one of header, cookie and users, to say who is internal")
+	}
+	if header && !isToken(in.Header) {
+		d.problemf(path+".header", "must be a valid HTTP header name, like X-Internal, got %q", in.Header)
+	}
+	if cookie && !isToken(in.Cookie) {
+		d.problemf(path+".cookie", "must be a valid cookie name, like internal, got %q", in.Cookie)
+	}
+	if len(in.Values) > 0 && !header && !cookie {
+		d.problemf(path+".values", "values are matched against the header or the cookie, and neither is set; set header or cookie, or remove values")
+	}
+	for i, u := range in.Users {
+		p := fmt.Sprintf("%s.users[%d]", path, i)
+		switch j := slices.Index(in.Users[:i], u); {
+		case u == "":
+			d.problemf(p, "must be a user id, as sent in the sticky header or cookie; got an empty string")
+		case j >= 0:
+			d.problemf(p, "%q is already listed (users[%d]); remove one", u, j)
+		}
+	}
 }
 
 func validWeight(w int) bool { return w >= 1 && w <= 100 }
 
 var metrics = []Metric{MetricErrorRate, MetricLatencyP50, MetricLatencyP95, MetricLatencyP99}
 
-func (d *decoder) validateAnalysis(a *Analysis) {
-	d.positive("analysis.interval", a.Interval)
+// validateAnalysis checks the analysis at path: the app's or an
+// environment's.
+func (d *decoder) validateAnalysis(path string, a *Analysis) {
+	d.positive(path+".interval", a.Interval)
 	if a.MinRequests < 1 {
-		d.problemf("analysis.min_requests", "must be at least 1, got %d", a.MinRequests)
+		d.problemf(path+".min_requests", "must be at least 1, got %d", a.MinRequests)
 	}
-	d.confidence("analysis.fail_confidence", a.FailConfidence)
-	d.confidence("analysis.pass_confidence", a.PassConfidence)
+	d.confidence(path+".fail_confidence", a.FailConfidence)
+	d.confidence(path+".pass_confidence", a.PassConfidence)
 	for i, g := range a.Gates {
-		d.validateGate(fmt.Sprintf("analysis.gates[%d]", i), g)
+		d.validateGate(fmt.Sprintf("%s.gates[%d]", path, i), g)
 	}
 }
 
@@ -289,7 +583,15 @@ func metricList() string {
 	return strings.Join(names, ", ")
 }
 
-func (d *decoder) validateSmoke(path string, s SmokeCheck) {
+// validateSmoke checks the list of smoke checks at path: smoke or
+// post_smoke, the app's or an environment's.
+func (d *decoder) validateSmoke(path string, checks []SmokeCheck) {
+	for i, s := range checks {
+		d.validateSmokeCheck(fmt.Sprintf("%s[%d]", path, i), s)
+	}
+}
+
+func (d *decoder) validateSmokeCheck(path string, s SmokeCheck) {
 	switch {
 	case s.Path == "" && !d.isSet(path+".path"):
 		d.problemf(path+".path", `required: the path to request, like "/healthz"`)
@@ -324,11 +626,16 @@ func (d *decoder) problemf(path, format string, args ...any) {
 // keyProblemf records a problem with the key of the field at path, such as
 // an environment's name.
 func (d *decoder) keyProblemf(path, format string, args ...any) {
-	n := d.at(path)
+	d.add(path, d.keyAt(path), format, args...)
+}
+
+// keyAt returns the key of the field at path, or the node problems with the
+// field are reported at when it has no key (a list item).
+func (d *decoder) keyAt(path string) *yaml.Node {
 	if e, ok := d.nodes[path]; ok && e.key != nil {
-		n = e.key
+		return e.key
 	}
-	d.add(path, n, format, args...)
+	return d.at(path)
 }
 
 func (d *decoder) add(path string, n *yaml.Node, format string, args ...any) {
