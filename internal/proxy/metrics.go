@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"maps"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shipgate/shipgate/internal/analysis"
@@ -29,6 +31,14 @@ var (
 		"shipgate_router_flag_requests_total",
 		"Requests whose response reported a feature flag variant in an X-Flag-<key> header, by flag, variant and status class.",
 		[]string{"env", "flag", "variant", "code"}, nil)
+	previewRequestsDesc = prometheus.NewDesc(
+		"shipgate_router_preview_requests_total",
+		"Requests the preview listener finished, by version and status class; kept apart from the users' requests.",
+		[]string{"env", "version", "code"}, nil)
+	backendUpDesc = prometheus.NewDesc(
+		"shipgate_router_backend_up",
+		"1 while a backend address gets requests, 0 while it is ejected for failing its health checks.",
+		[]string{"env", "version", "addr"}, nil)
 	flagDroppedDesc = prometheus.NewDesc(
 		"shipgate_router_flag_dropped_total",
 		"Flag variants reported by responses that the router did not count: beyond 64 keys, 8 variants per key, or 64 bytes.",
@@ -40,7 +50,8 @@ var (
 const noReleaseVersion = "none"
 
 // Collector returns a Prometheus collector for the proxy's request counts,
-// latency histograms and canary weight. It reads the same counters as
+// latency histograms, canary weight, flag variant counts, preview requests
+// and backend health. It reads the same counters as
 // Stats at scrape time, so the two never disagree.
 func (p *Proxy) Collector() prometheus.Collector { return collector{p} }
 
@@ -53,6 +64,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- weightDesc
 	ch <- flagRequestsDesc
 	ch <- flagDroppedDesc
+	ch <- previewRequestsDesc
+	ch <- backendUpDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -75,6 +88,33 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	})
 	ch <- prometheus.MustNewConstMetric(flagDroppedDesc, prometheus.CounterValue,
 		float64(c.p.flags.dropped.Load()), env)
+	previews := c.p.previewStats.all()
+	if c.p.previewNone.outcomes[outcome5xx].Load() > 0 {
+		previews = maps.Clone(previews)
+		previews[noReleaseVersion] = &c.p.previewNone
+	}
+	for version, s := range previews {
+		_, counts := s.snapshot()
+		for o, n := range counts {
+			ch <- prometheus.MustNewConstMetric(previewRequestsDesc, prometheus.CounterValue,
+				float64(n), env, version, outcomeLabels[o])
+		}
+	}
+	seen := map[[2]string]bool{}
+	for _, b := range c.p.table.Load().sets() {
+		for _, tg := range b.targets {
+			key := [2]string{b.version, tg.state.addr}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			up := 1.0
+			if tg.state.ejected.Load() {
+				up = 0
+			}
+			ch <- prometheus.MustNewConstMetric(backendUpDesc, prometheus.GaugeValue, up, env, b.version, tg.state.addr)
+		}
+	}
 }
 
 // collectVersion sends the request counts and the latency histogram of one

@@ -30,22 +30,48 @@ func pickFixture(tb testing.TB) *Proxy {
 	return p
 }
 
+// pickMatchFixture is pickFixture with internal users and health checks
+// on, the most a table makes pick do.
+func pickMatchFixture(tb testing.TB) *Proxy {
+	tb.Helper()
+	p := pickFixture(tb)
+	r := p.Routes()
+	r.Match = &rollout.Match{Header: "X-Internal", Cookie: "beta", Values: []string{"yes", "1"},
+		Users: []string{"user-7", "user-8", "user-9"}}
+	r.Health = &rollout.RouteHealth{Path: "/healthz"}
+	if err := p.SetRoutes(context.Background(), r); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
 func TestProxy_PickIsAllocationFree(t *testing.T) {
-	p := pickFixture(t)
+	plain, matching := pickFixture(t), pickMatchFixture(t)
 	tests := []struct {
 		name   string
+		p      *Proxy
 		header string
 		value  string
+		want   string
 	}{
-		{"header key", "X-User", "user-42"},
-		{"cookie key", "Cookie", "theme=dark; uid=user-42; lang=en"},
-		{"quoted cookie key", "Cookie", `uid="user-42"`},
-		{"no key", "Accept", "*/*"},
+		{"header key", plain, "X-User", "user-42", ""},
+		{"cookie key", plain, "Cookie", "theme=dark; uid=user-42; lang=en", ""},
+		{"quoted cookie key", plain, "Cookie", `uid="user-42"`, ""},
+		{"no key", plain, "Accept", "*/*", ""},
+		{"match: header key, no match", matching, "X-User", "user-42", ""},
+		{"match: listed user", matching, "X-User", "user-8", "v2"},
+		{"match: header", matching, "X-Internal", "yes", "v2"},
+		{"match: cookie", matching, "Cookie", "theme=dark; beta=1", "v2"},
+		{"match: no key", matching, "Accept", "*/*", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			p := tt.p
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.Header.Set(tt.header, tt.value)
+			if got := p.table.Load().pick(r, p.stickyHeader, p.stickyCookie).version; tt.want != "" && got != tt.want {
+				t.Fatalf("picked %q, want %q", got, tt.want)
+			}
 			allocs := testing.AllocsPerRun(1000, func() {
 				b := p.table.Load().pick(r, p.stickyHeader, p.stickyCookie)
 				_ = b.next()
@@ -106,6 +132,24 @@ func BenchmarkPick(b *testing.B) {
 	for i := range reqs {
 		reqs[i] = httptest.NewRequest(http.MethodGet, "/", nil)
 		if i%4 != 3 { // most requests carry a user key, some do not
+			reqs[i].Header.Set("X-User", fmt.Sprintf("user-%d", i))
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := reqs[i%len(reqs)]
+		_ = p.table.Load().pick(r, p.stickyHeader, p.stickyCookie).next()
+		i++
+	}
+}
+
+func BenchmarkPickWithMatch(b *testing.B) {
+	p := pickMatchFixture(b)
+	reqs := make([]*http.Request, 1024)
+	for i := range reqs {
+		reqs[i] = httptest.NewRequest(http.MethodGet, "/", nil)
+		if i%4 != 3 {
 			reqs[i].Header.Set("X-User", fmt.Sprintf("user-%d", i))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -36,6 +37,13 @@ type Config struct {
 	// Listen is the TCP address the proxy serves on, for example ":8080" or
 	// "127.0.0.1:0" to let the system pick a free port.
 	Listen string
+	// PreviewListen is an optional second TCP address that sends every
+	// request to the routes' Preview release, whatever the user: smoke
+	// checks and people trying a release before users see it go there. It
+	// answers 503 while there is no preview release. Its requests are not
+	// counted in Stats or FlagStats, which measure users; the metrics count
+	// them apart. Empty means no preview listener.
+	PreviewListen string
 	// StickyHeader is the name of a request header that holds a user key,
 	// for example "X-User-Id". Requests with the same key always reach the
 	// same version for a given rollout. Empty means no header is read.
@@ -66,21 +74,25 @@ const (
 	statusClientClosed = 499
 )
 
-// noReleaseBody is the answer when the table has no live version at all.
-const noReleaseBody = "no release is live\n"
+// Bodies of the 503 answers when there is nothing to send a request to.
+const (
+	noReleaseBody = "no release is live\n"
+	noPreviewBody = "no preview release\n"
+)
 
 // Proxy routes one environment's HTTP traffic between its stable and canary
 // releases. Its zero value is not usable; call New.
 type Proxy struct {
-	env          string
-	listen       string
-	stickyHeader string // canonical form, so the hot path can index Header
-	stickyCookie string
-	logger       *slog.Logger
-	stdLog       *log.Logger // for http.Server and ReverseProxy, which want a *log.Logger
-	transport    *http.Transport
-	bufPool      *bufferPool
-	errLog       *errorLog
+	env           string
+	listen        string
+	previewListen string
+	stickyHeader  string // canonical form, so the hot path can index Header
+	stickyCookie  string
+	logger        *slog.Logger
+	stdLog        *log.Logger // for http.Server and ReverseProxy, which want a *log.Logger
+	transport     *http.Transport
+	bufPool       *bufferPool
+	errLog        *errorLog
 
 	table atomic.Pointer[table]
 	stats *statsRegistry
@@ -89,13 +101,28 @@ type Proxy struct {
 	// live. They belong to no version, so Stats leaves them out; the
 	// metrics show them under version "none".
 	noRelease versionStats
+	// previewStats and previewNone count the preview listener's requests,
+	// apart from the users'.
+	previewStats *statsRegistry
+	previewNone  versionStats
 
-	routesMu sync.Mutex // serializes SetRoutes so two table builds do not interleave
+	// routesMu serializes SetRoutes and the health checker's changes, so
+	// that two table builds do not interleave; it guards addrs, allFailing
+	// and the fields of every addrState but ejected.
+	routesMu   sync.Mutex
+	addrs      map[string]*addrState // health of every address in the table
+	allFailing map[string]bool       // backend sets whose every address fails, to log changes once
+	// routesChanged wakes the health checker when the table changes.
+	routesChanged chan struct{}
+	healthClient  *http.Client
 
-	mu   sync.Mutex // guards srv, ln and done across Start and Shutdown
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{} // closed when the serve goroutine returns
+	mu         sync.Mutex // guards the fields below across Start and Shutdown
+	srv        *http.Server
+	ln         net.Listener
+	previewSrv *http.Server // nil without PreviewListen
+	previewLn  net.Listener
+	stopHealth context.CancelFunc
+	done       chan struct{} // closed when the serving and checking goroutines return
 }
 
 // New returns a proxy with an empty routing table: until SetRoutes is
@@ -115,16 +142,22 @@ func New(cfg Config) *Proxy {
 		header = textproto.CanonicalMIMEHeaderKey(cfg.StickyHeader)
 	}
 	p := &Proxy{
-		env:          cfg.Env,
-		listen:       cfg.Listen,
-		stickyHeader: header,
-		stickyCookie: cfg.StickyCookie,
-		logger:       logger,
-		stdLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		transport:    newTransport(timeout),
-		bufPool:      newBufferPool(),
-		stats:        newStatsRegistry(),
-		flags:        newFlagRegistry(),
+		env:           cfg.Env,
+		listen:        cfg.Listen,
+		previewListen: cfg.PreviewListen,
+		stickyHeader:  header,
+		stickyCookie:  cfg.StickyCookie,
+		logger:        logger,
+		stdLog:        slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		transport:     newTransport(timeout),
+		bufPool:       newBufferPool(),
+		stats:         newStatsRegistry(),
+		flags:         newFlagRegistry(),
+		previewStats:  newStatsRegistry(),
+		addrs:         map[string]*addrState{},
+		allFailing:    map[string]bool{},
+		routesChanged: make(chan struct{}, 1),
+		healthClient:  newHealthClient(),
 	}
 	p.errLog = &errorLog{logger: logger, env: cfg.Env}
 	p.table.Store(&table{})
@@ -149,8 +182,9 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 	}
 }
 
-// Start binds the listener and serves in the background until Shutdown. It
-// returns once the listener accepts connections; ctx bounds only the bind.
+// Start binds the listeners and serves in the background until Shutdown,
+// checking the backends' health when the routes ask for it. It returns
+// once the listeners accept connections; ctx bounds only the binds.
 func (p *Proxy) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -162,22 +196,50 @@ func (p *Proxy) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start proxy: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           p,
+	var previewLn net.Listener
+	if p.previewListen != "" {
+		if previewLn, err = lc.Listen(ctx, "tcp", p.previewListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("start proxy: preview: %w", err)
+		}
+	}
+	p.srv, p.ln = p.newServer(p), ln
+	var wg sync.WaitGroup
+	wg.Go(func() { p.serve(p.srv, ln) })
+	if previewLn != nil {
+		p.previewSrv, p.previewLn = p.newServer(http.HandlerFunc(p.servePreview)), previewLn
+		wg.Go(func() { p.serve(p.previewSrv, previewLn) })
+	}
+	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+	p.stopHealth = stopHealth
+	wg.Go(func() { p.runHealthChecks(healthCtx) })
+	done := make(chan struct{})
+	p.done = done
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	if previewLn != nil {
+		p.logger.Info("proxy listening", "env", p.env, "addr", ln.Addr().String(), "preview_addr", previewLn.Addr().String())
+	} else {
+		p.logger.Info("proxy listening", "env", p.env, "addr", ln.Addr().String())
+	}
+	return nil
+}
+
+func (p *Proxy) newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          p.stdLog,
 	}
-	done := make(chan struct{})
-	p.srv, p.ln, p.done = srv, ln, done
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.logger.Error("proxy stopped serving", "env", p.env, "error", err)
-		}
-	}()
-	p.logger.Info("proxy listening", "env", p.env, "addr", ln.Addr().String())
-	return nil
+}
+
+func (p *Proxy) serve(srv *http.Server, ln net.Listener) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		p.logger.Error("proxy stopped serving", "env", p.env, "addr", ln.Addr().String(), "error", err)
+	}
 }
 
 // Addr returns the address the proxy listens on, or "" before Start.
@@ -190,19 +252,38 @@ func (p *Proxy) Addr() string {
 	return p.ln.Addr().String()
 }
 
-// Shutdown stops accepting connections and waits, until ctx ends, for the
-// requests in flight to finish. Shutting down a proxy that never started is
-// a no-op.
+// PreviewAddr returns the address the preview listener listens on, or ""
+// before Start or without PreviewListen.
+func (p *Proxy) PreviewAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.previewLn == nil {
+		return ""
+	}
+	return p.previewLn.Addr().String()
+}
+
+// Shutdown stops accepting connections and the health checks, and waits,
+// until ctx ends, for the requests in flight to finish. Shutting down a
+// proxy that never started is a no-op.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
-	srv, done := p.srv, p.done
+	srv, previewSrv, stopHealth, done := p.srv, p.previewSrv, p.stopHealth, p.done
 	p.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
-	err := srv.Shutdown(ctx)
+	stopHealth()
+	// One after the other is as quick as both at once: the requests in
+	// flight on the second listener go on while the first one waits.
+	var errs []error
+	for _, s := range []*http.Server{srv, previewSrv} {
+		if s != nil {
+			errs = append(errs, s.Shutdown(ctx))
+		}
+	}
 	p.transport.CloseIdleConnections()
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown proxy: %w", err)
 	}
 	select {
@@ -219,15 +300,37 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // Start; it can also be mounted in another server without Start.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	t := p.table.Load()
-	b := t.pick(r, p.stickyHeader, p.stickyCookie)
+	b := p.table.Load().pick(r, p.stickyHeader, p.stickyCookie)
 	if b == nil {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(noReleaseBody))
+		unavailable(w, noReleaseBody)
 		p.noRelease.record(outcome5xx, time.Since(start))
 		return
 	}
+	p.forward(w, r, b, start, true)
+}
+
+// servePreview sends a request to the preview release.
+func (p *Proxy) servePreview(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	b := p.table.Load().preview
+	if b == nil {
+		unavailable(w, noPreviewBody)
+		p.previewNone.record(outcome5xx, time.Since(start))
+		return
+	}
+	p.forward(w, r, b, start, false)
+}
+
+func unavailable(w http.ResponseWriter, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = io.WriteString(w, body)
+}
+
+// forward sends a request to the next address of b and records its
+// outcome under b's version and, when countFlags is set, under the flag
+// variants its response reports.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *backendSet, start time.Time, countFlags bool) {
 	rec := &recorder{ResponseWriter: w}
 	defer func() {
 		v := recover()
@@ -240,7 +343,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		o, d := rec.outcome(), time.Since(start)
 		b.stats.record(o, d)
-		p.flags.record(rec.Header(), o, d)
+		if countFlags {
+			p.flags.record(rec.Header(), o, d)
+		}
 		if v != nil {
 			panic(v)
 		}

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -22,14 +24,34 @@ const numBuckets = 10000
 // swaps it in; a request keeps the backend it picked from the table it
 // loaded, so a swap never moves a request in flight.
 type table struct {
-	stable *backendSet // nil when there is no live stable version
-	canary *backendSet // nil when there is no canary
+	// routes is the table as it was set, for Routes and the state file.
+	routes  rollout.Routes
+	stable  *backendSet // nil when there is no live stable version
+	canary  *backendSet // nil when there is no canary
+	preview *backendSet // nil when there is no preview release
+	// match selects the requests that go to the canary whatever the
+	// weight; nil when there is no canary or no Match.
+	match *matcher
+	// health is the active health check, with defaults filled in; nil
+	// when the routes ask for none.
+	health *rollout.RouteHealth
 	// threshold is Weight×100: buckets below it go to the canary.
 	threshold uint64
 	// seedHash is the FNV-1a state after hashing Routes.Seed, so the hot
 	// path hashes only the user key.
 	seedHash uint64
 	weight   int
+}
+
+// sets returns the table's backend sets that exist.
+func (t *table) sets() []*backendSet {
+	out := make([]*backendSet, 0, 3)
+	for _, b := range []*backendSet{t.stable, t.canary, t.preview} {
+		if b != nil {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // backendSet is the instances of one version in a table.
@@ -41,22 +63,51 @@ type backendSet struct {
 	// into it.
 	versionValue []string
 	stats        *versionStats
-	proxies      []*httputil.ReverseProxy // one per address
-	rr           atomic.Uint64            // round-robin cursor over proxies
+	targets      []*target // one per address, in the order given
+	// live is the targets that get new requests: all but the ejected
+	// ones. The health checker replaces it when an address is ejected
+	// or readmitted; it is never empty.
+	live atomic.Pointer[[]*target]
+	rr   atomic.Uint64 // round-robin cursor over live
 }
 
-// next returns the proxy to the next address of the version, round-robin.
+// target is one address of a version.
+type target struct {
+	proxy *httputil.ReverseProxy
+	state *addrState
+}
+
+// next returns the proxy to the next live address of the version,
+// round-robin.
 func (b *backendSet) next() *httputil.ReverseProxy {
-	if len(b.proxies) == 1 {
-		return b.proxies[0]
+	live := *b.live.Load()
+	if len(live) == 1 {
+		return live[0].proxy
 	}
-	return b.proxies[(b.rr.Add(1)-1)%uint64(len(b.proxies))]
+	return live[(b.rr.Add(1)-1)%uint64(len(live))].proxy
+}
+
+// publishLive recomputes which targets get new requests from their
+// ejected flags. If every address were ejected it keeps them all, but the
+// health checker never lets that happen.
+func (b *backendSet) publishLive() {
+	live := make([]*target, 0, len(b.targets))
+	for _, t := range b.targets {
+		if !t.state.ejected.Load() {
+			live = append(live, t)
+		}
+	}
+	if len(live) == 0 {
+		live = append(live, b.targets...)
+	}
+	b.live.Store(&live)
 }
 
 // pick returns the backend set a request goes to, or nil when no version
-// is live. A request with a user key lands in a bucket fixed by the seed
-// and the key, so its user stays on one version while the weight grows; a
-// request without one is split at random with the same odds.
+// is live. A request that the table's match selects goes to the canary. A
+// request with a user key lands in a bucket fixed by the seed and the key,
+// so its user stays on one version while the weight grows; a request
+// without one is split at random with the same odds.
 func (t *table) pick(r *http.Request, header, cookie string) *backendSet {
 	switch {
 	case t.canary == nil:
@@ -64,8 +115,12 @@ func (t *table) pick(r *http.Request, header, cookie string) *backendSet {
 	case t.stable == nil:
 		return t.canary
 	}
+	key, hasKey := userKey(r, header, cookie)
+	if t.match != nil && t.match.matches(r, key, hasKey) {
+		return t.canary
+	}
 	var bucket uint64
-	if key, ok := userKey(r, header, cookie); ok {
+	if hasKey {
 		bucket = stickyBucket(t.seedHash, key)
 	} else {
 		bucket = rand.Uint64N(numBuckets)
@@ -76,9 +131,75 @@ func (t *table) pick(r *http.Request, header, cookie string) *backendSet {
 	return t.stable
 }
 
+// matcher is a rollout.Match compiled for the hot path: a canonical header
+// name and sets, so that matching a request is a few map lookups.
+type matcher struct {
+	header string              // canonical; "" when the match reads no header
+	cookie string              // "" when the match reads no cookie
+	values map[string]struct{} // nil means any non-empty value
+	users  map[string]struct{} // nil when the match lists no user
+}
+
+func newMatcher(m *rollout.Match) *matcher {
+	if m == nil {
+		return nil
+	}
+	out := &matcher{cookie: m.Cookie}
+	if m.Header != "" {
+		out.header = textproto.CanonicalMIMEHeaderKey(m.Header)
+	}
+	if len(m.Values) > 0 {
+		out.values = make(map[string]struct{}, len(m.Values))
+		for _, v := range m.Values {
+			out.values[v] = struct{}{}
+		}
+	}
+	if len(m.Users) > 0 {
+		out.users = make(map[string]struct{}, len(m.Users))
+		for _, u := range m.Users {
+			out.users[u] = struct{}{}
+		}
+	}
+	return out
+}
+
+// matches reports whether a request comes from an internal user: it has
+// the header or the cookie with one of the values (any non-empty value
+// when none are listed), or its user key is listed.
+func (m *matcher) matches(r *http.Request, key string, hasKey bool) bool {
+	if hasKey && m.users != nil {
+		if _, ok := m.users[key]; ok {
+			return true
+		}
+	}
+	if m.header != "" {
+		for _, v := range r.Header[m.header] {
+			if m.valueMatches(v) {
+				return true
+			}
+		}
+	}
+	if m.cookie != "" {
+		if v, ok := cookieValue(r, m.cookie); ok && m.valueMatches(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *matcher) valueMatches(v string) bool {
+	if v == "" {
+		return false
+	}
+	if m.values == nil {
+		return true
+	}
+	_, ok := m.values[v]
+	return ok
+}
+
 // userKey returns the request's user key from the sticky header, or else
-// from the sticky cookie. It reads the Cookie header by hand because
-// http.Request.Cookie parses and allocates every cookie of the request.
+// from the sticky cookie.
 func userKey(r *http.Request, header, cookie string) (string, bool) {
 	if header != "" {
 		if v := r.Header[header]; len(v) > 0 && v[0] != "" {
@@ -88,12 +209,19 @@ func userKey(r *http.Request, header, cookie string) (string, bool) {
 	if cookie == "" {
 		return "", false
 	}
+	return cookieValue(r, cookie)
+}
+
+// cookieValue returns the non-empty value of the named cookie. It reads
+// the Cookie header by hand because http.Request.Cookie parses and
+// allocates every cookie of the request.
+func cookieValue(r *http.Request, name string) (string, bool) {
 	for _, line := range r.Header["Cookie"] {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok || name != cookie {
+			n, value, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok || n != name {
 				continue
 			}
 			if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
@@ -147,43 +275,82 @@ func stickyBucket(seedHash uint64, key string) uint64 {
 // Weight splits users between the two versions when both are set. When
 // only one version is set it gets every request whatever the weight, since
 // sending users nowhere is never better; with neither, the proxy answers
-// 503.
+// 503. Match sends the requests it selects to the canary whatever the
+// weight. Preview is what the preview listener serves. Health, when set,
+// makes the proxy check every address and take the failing ones out of
+// rotation (see Health); an address new to the table starts in rotation.
 func (p *Proxy) SetRoutes(_ context.Context, r rollout.Routes) error {
-	if err := validateRoutes(r); err != nil {
+	if err := p.validateRoutes(r); err != nil {
 		return fmt.Errorf("set routes: %w", err)
 	}
+	r = cloneRoutes(r)
 	p.routesMu.Lock()
 	defer p.routesMu.Unlock()
 	t := &table{
-		stable:   p.newBackendSet(r.Stable),
-		canary:   p.newBackendSet(r.Canary),
+		routes:   r,
+		stable:   p.newBackendSet(r.Stable, p.stats),
+		canary:   p.newBackendSet(r.Canary, p.stats),
+		preview:  p.newBackendSet(r.Preview, p.previewStats),
 		weight:   r.Weight,
 		seedHash: fnv1a(fnvOffset64, r.Seed),
+		health:   withHealthDefaults(r.Health),
 	}
 	if t.canary == nil {
 		t.weight = 0
+	} else {
+		t.match = newMatcher(r.Match)
 	}
 	t.threshold = uint64(t.weight) * (numBuckets / 100)
+	changed := p.reconcileHealth(t)
 	p.table.Store(t)
+	p.stampHealth(changed)
+	p.forgetAddrs(t)
+	select {
+	case p.routesChanged <- struct{}{}:
+	default:
+	}
 	p.logger.Info("routes set", "env", p.env, "stable", r.Stable.Version,
-		"canary", r.Canary.Version, "weight", t.weight)
+		"canary", r.Canary.Version, "weight", t.weight, "match", r.Match != nil,
+		"preview", r.Preview.Version, "health_checks", r.Health != nil)
 	return nil
 }
 
+// Routes returns the routing table the proxy serves with.
+func (p *Proxy) Routes() rollout.Routes { return cloneRoutes(p.table.Load().routes) }
+
+// cloneRoutes returns a copy of r that shares no slice or pointer with it,
+// so that neither the caller nor the proxy can change the other's copy.
+func cloneRoutes(r rollout.Routes) rollout.Routes {
+	r.Stable.Addrs = slices.Clone(r.Stable.Addrs)
+	r.Canary.Addrs = slices.Clone(r.Canary.Addrs)
+	r.Preview.Addrs = slices.Clone(r.Preview.Addrs)
+	if r.Match != nil {
+		m := *r.Match
+		m.Values, m.Users = slices.Clone(m.Values), slices.Clone(m.Users)
+		r.Match = &m
+	}
+	if r.Health != nil {
+		h := *r.Health
+		r.Health = &h
+	}
+	return r
+}
+
 // newBackendSet builds the backends of one version, or returns nil for an
-// empty Backend. The version's counters come from the registry, so they
-// carry on from earlier tables.
-func (p *Proxy) newBackendSet(be rollout.Backend) *backendSet {
+// empty Backend. The version's counters come from reg, so they carry on
+// from earlier tables; each address's health state comes from the proxy,
+// so it carries on too.
+func (p *Proxy) newBackendSet(be rollout.Backend, reg *statsRegistry) *backendSet {
 	if be.Version == "" {
 		return nil
 	}
 	b := &backendSet{
 		version:      be.Version,
 		versionValue: []string{be.Version}[:1:1],
-		stats:        p.stats.get(be.Version),
+		stats:        reg.get(be.Version),
 	}
 	for _, addr := range be.Addrs {
-		b.proxies = append(b.proxies, p.newReverseProxy(addr, b))
+		b.targets = append(b.targets, &target{proxy: p.newReverseProxy(addr, b), state: p.addrState(addr)})
 	}
 	return b
 }
@@ -216,8 +383,10 @@ func (p *Proxy) newReverseProxy(addr string, b *backendSet) *httputil.ReversePro
 }
 
 // validateRoutes checks a table before it goes live: a weight is a
-// percentage, a version has instances and instances belong to a version.
-func validateRoutes(r rollout.Routes) error {
+// percentage, a version has instances and instances belong to a version,
+// a match can match something this proxy can see, and a health check has
+// a path and no negative durations.
+func (p *Proxy) validateRoutes(r rollout.Routes) error {
 	if r.Weight < 0 || r.Weight > 100 {
 		return &rollout.FieldError{Field: "weight",
 			Message: fmt.Sprintf("%d is not a percentage; use 0 to 100", r.Weight)}
@@ -225,7 +394,7 @@ func validateRoutes(r rollout.Routes) error {
 	for _, be := range []struct {
 		field string
 		b     rollout.Backend
-	}{{"stable", r.Stable}, {"canary", r.Canary}} {
+	}{{"stable", r.Stable}, {"canary", r.Canary}, {"preview", r.Preview}} {
 		switch {
 		case be.b.Version == "" && len(be.b.Addrs) > 0:
 			return &rollout.FieldError{Field: be.field + ".version",
@@ -241,5 +410,51 @@ func validateRoutes(r rollout.Routes) error {
 			}
 		}
 	}
+	if err := p.validateMatch(r.Match); err != nil {
+		return err
+	}
+	return validateHealth(r.Health)
+}
+
+func (p *Proxy) validateMatch(m *rollout.Match) error {
+	if m == nil {
+		return nil
+	}
+	switch {
+	case len(m.Values) > 0 && m.Header == "" && m.Cookie == "":
+		return &rollout.FieldError{Field: "match.values",
+			Message: "values given without a header or cookie to compare them with"}
+	case m.Header == "" && m.Cookie == "" && len(m.Users) == 0:
+		return &rollout.FieldError{Field: "match",
+			Message: "matches nothing; set a header, a cookie or users"}
+	case m.Header != "" && !isToken(m.Header):
+		return &rollout.FieldError{Field: "match.header",
+			Message: fmt.Sprintf("%q is not a header name", m.Header)}
+	case m.Cookie != "" && !isToken(m.Cookie):
+		return &rollout.FieldError{Field: "match.cookie",
+			Message: fmt.Sprintf("%q is not a cookie name", m.Cookie)}
+	case len(m.Users) > 0 && p.stickyHeader == "" && p.stickyCookie == "":
+		return &rollout.FieldError{Field: "match.users",
+			Message: "the router reads no user key; set the environment's sticky header or cookie"}
+	}
+	for i, u := range m.Users {
+		if u == "" {
+			return &rollout.FieldError{Field: fmt.Sprintf("match.users[%d]", i), Message: "empty user key"}
+		}
+	}
 	return nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2),
+// which header and cookie names are.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return s != ""
 }
