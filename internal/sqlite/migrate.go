@@ -91,6 +91,26 @@ CREATE TABLE tokens (
 ALTER TABLE releases ADD COLUMN commit_time TEXT NOT NULL DEFAULT '';
 ALTER TABLE releases ADD COLUMN checks TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(checks));
 `,
+	// 3: feature flags (flagd definitions), shared rules and evaluation counts.
+	`
+CREATE TABLE flags (
+	key        TEXT PRIMARY KEY,
+	doc        TEXT NOT NULL CHECK (json_valid(doc)),
+	updated_at TEXT NOT NULL
+);
+CREATE TABLE flag_segments (
+	name       TEXT PRIMARY KEY,
+	rule       TEXT NOT NULL CHECK (json_valid(rule)),
+	updated_at TEXT NOT NULL
+);
+CREATE TABLE flag_usage (
+	key     TEXT NOT NULL,
+	variant TEXT NOT NULL,
+	count   INTEGER NOT NULL CHECK (count >= 0),
+	last_at TEXT NOT NULL,
+	PRIMARY KEY (key, variant)
+);
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It
