@@ -111,15 +111,26 @@ const (
 
 func startPlane(t *testing.T, steps string) *plane {
 	t.Helper()
+	return startYAML(t, fmt.Sprintf(testConfig, shopBin, freePort(t), steps))
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startYAML starts a control plane from a shipgate.yaml.
+func startYAML(t *testing.T, yaml string) *plane {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "shipgate.yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, testConfig, shopBin, port, steps), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(path)
@@ -142,7 +153,11 @@ func startPlane(t *testing.T, steps string) *plane {
 		}
 		_ = cp.Close(ctx)
 	})
-	return &plane{ControlPlane: cp, router: "http://" + cp.Routers["production"].Addr(), dataDir: filepath.Join(dir, "data"), logs: logs}
+	p := &plane{ControlPlane: cp, dataDir: filepath.Join(dir, "data"), logs: logs}
+	if _, ok := cfg.Environments["production"]; ok {
+		p.router = "http://" + cp.Routers["production"].Addr()
+	}
+	return p
 }
 
 // deploy deploys a version and waits for its rollout to end.

@@ -155,7 +155,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		}
 		cp.Routers[name] = p
 		routers[name] = p
-		reg.MustRegister(p.Collector())
+		reg.MustRegister(unchecked{p.Collector()})
 	}
 
 	cp.Engine, err = rollout.New(rollout.Options{
@@ -238,7 +238,18 @@ func (cp *ControlPlane) StopInstances(ctx context.Context) error {
 		insts = append(insts, r.New...)
 		insts = append(insts, r.Old...)
 	}
-	return cp.Runtime.Stop(ctx, insts)
+	if listed, err := cp.Runtime.List(ctx); err == nil {
+		insts = append(insts, listed...)
+	}
+	seen := map[string]bool{}
+	unique := insts[:0]
+	for _, inst := range insts {
+		if !seen[inst.ID] {
+			seen[inst.ID] = true
+			unique = append(unique, inst)
+		}
+	}
+	return cp.Runtime.Stop(ctx, unique)
 }
 
 // adminToken returns the admin secret kept in path, creating it (0600) and
