@@ -174,7 +174,7 @@ func (e *Engine) Drift(ctx context.Context, app, env, against string) (DriftRepo
 	if _, err := e.cfg.Environment(against); err != nil {
 		return DriftReport{}, &FieldError{Field: "against", Message: err.Error()}
 	}
-	rep := DriftReport{App: app, Env: env, Against: against, OK: true}
+	rep := DriftReport{App: app, Env: env, Against: against, OK: true, Diffs: []Difference{}}
 	add := func(kind, detail string) {
 		d := Difference{Kind: kind, Detail: detail, Allowed: slices.Contains(allow, kind)}
 		rep.Diffs = append(rep.Diffs, d)

@@ -84,6 +84,9 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	if kind != StepApproval {
 		return Rollout{}, fmt.Errorf("rollout %d of %s in %s is %s, not waiting for approval: %w", r.ID, r.Version, env, describe(r), ErrConflict)
 	}
+	if req.Version != "" && req.Version != r.Version {
+		return Rollout{}, fmt.Errorf("the rollout waiting in %s is of %s, not %s: %w", env, r.Version, req.Version, ErrConflict)
+	}
 	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
 	if err != nil {
 		return Rollout{}, err
@@ -150,6 +153,10 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 		}
 	}
 	view.Gates = gates
+	view.Allowed = true
+	for _, g := range gates {
+		view.Allowed = view.Allowed && (g.OK || g.Bypassed)
+	}
 	from := orNone(state.Stable)
 	for _, s := range Plan(st, opts) {
 		view.Steps = append(view.Steps, PlannedStep{Kind: s.Kind, Description: describeStep(s), Rollback: rollbackPath(s, from, first)})

@@ -72,8 +72,11 @@ type ReleaseRequest struct {
 // ApproveRequest approves the rollout waiting for approval in an
 // environment.
 type ApproveRequest struct {
-	App     string `json:"app"`
-	Env     string `json:"env,omitempty"`
+	App string `json:"app"`
+	Env string `json:"env,omitempty"`
+	// Version, when set, must be the version of the waiting rollout, so
+	// that nobody approves a rollout that replaced the one they looked at.
+	Version string `json:"version,omitempty"`
 	Comment string `json:"comment,omitempty"`
 	Actor   string `json:"-"`
 }
@@ -94,6 +97,9 @@ type PlanView struct {
 	From     string `json:"from,omitempty"`
 	Strategy string `json:"strategy"`
 	Hotfix   bool   `json:"hotfix,omitempty"`
+	// Allowed is true when every gate passes or is bypassed: the deploy
+	// would start.
+	Allowed bool `json:"allowed"`
 	// Gates are the deploy gates and whether they pass now.
 	Gates []GateStatus `json:"gates"`
 	// Steps are the rollout's steps, each with what a rollback at that
