@@ -45,7 +45,7 @@ func Check(migrations []Migration) []Finding {
 			findings = append(findings, down.findings...)
 		}
 	}
-	sortFindings(findings)
+	SortFindings(findings)
 	return findings
 }
 
@@ -281,11 +281,11 @@ func (c *checker) rename(from, to string, line int) {
 	cols := c.tables[from]
 	delete(c.tables, from)
 	c.tables[to] = cols
-	if c.created[from] {
-		c.created[to] = true
-	}
 	old, ok := c.dropped[to]
 	if !ok {
+		if c.created[from] {
+			c.created[to] = true
+		}
 		return
 	}
 	delete(c.dropped, to)
@@ -359,12 +359,13 @@ loop:
 	if end == 0 {
 		return ""
 	}
-	return normaliseType(sql[toks[0].start:toks[end-1].end])
+	return NormaliseType(sql[toks[0].start:toks[end-1].end])
 }
 
-// normaliseType puts a type as written into one spelling: lower case,
-// single spaces, "varchar(255)" and "numeric(10,2)" without spaces.
-func normaliseType(s string) string {
+// NormaliseType puts a type as written into one spelling: lower case,
+// single spaces, "varchar(255)" and "numeric(10,2)" without spaces, so
+// that types read from different catalogs compare.
+func NormaliseType(s string) string {
 	s = strings.ToLower(strings.Join(strings.Fields(s), " "))
 	s = strings.ReplaceAll(s, " (", "(")
 	s = strings.ReplaceAll(s, "( ", "(")
@@ -581,4 +582,36 @@ func upperWords(toks []token) string {
 		}
 	}
 	return b.String()
+}
+
+// TableChecks returns the expressions of the CHECK constraints, of the
+// table and of its columns, in a CREATE TABLE statement, with single
+// spaces: SQLite keeps them only in the statement's text.
+func TableChecks(createTable string) []string {
+	toks, err := lex(createTable, 1)
+	if err != nil {
+		return nil
+	}
+	var checks []string
+	for i := 0; i < len(toks); i++ {
+		if toks[i].word() != "CHECK" || i+1 >= len(toks) || toks[i+1].text != "(" {
+			continue
+		}
+		depth := 0
+		for j := i + 1; j < len(toks); j++ {
+			switch toks[j].text {
+			case "(":
+				depth++
+			case ")":
+				depth--
+			}
+			if depth == 0 {
+				expr := createTable[toks[i+2].start:toks[j].start]
+				checks = append(checks, strings.Join(strings.Fields(expr), " "))
+				i = j
+				break
+			}
+		}
+	}
+	return checks
 }

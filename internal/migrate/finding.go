@@ -60,9 +60,9 @@ func HasErrors(findings []Finding) bool {
 	return slices.ContainsFunc(findings, func(f Finding) bool { return f.Severity == SeverityError })
 }
 
-// sortFindings orders findings by version, then file and line, keeping
+// SortFindings orders findings by version, then file and line, keeping
 // the order of findings at the same place.
-func sortFindings(findings []Finding) {
+func SortFindings(findings []Finding) {
 	slices.SortStableFunc(findings, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(a.Version, b.Version), cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
 	})

@@ -197,7 +197,7 @@ func ParseFiles(files []File) ([]Migration, error) {
 	}
 
 	if len(problems) > 0 {
-		sortFindings(problems)
+		SortFindings(problems)
 		return nil, &Error{Findings: problems}
 	}
 	migrations := make([]Migration, 0, len(byVersion))

@@ -64,6 +64,9 @@ type Failure struct {
 // up (db/004_users_email.up.sql:7)".
 func (f Failure) Where() string {
 	s := fmt.Sprintf("statement %d of %d_%s %s", f.Statement, f.Version, f.Name, f.Direction)
+	if f.Statement == 0 {
+		s = fmt.Sprintf("the commit of %d_%s %s", f.Version, f.Name, f.Direction)
+	}
 	if f.File != "" {
 		s += fmt.Sprintf(" (%s:%d)", f.File, f.Line)
 	}

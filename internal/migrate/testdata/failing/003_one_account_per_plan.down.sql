@@ -1,0 +1,2 @@
+DROP INDEX accounts_plan;
+DELETE FROM accounts WHERE id = 3;
