@@ -24,18 +24,22 @@ const (
 	RoleDeployer Role = "deployer"
 	// RoleAdmin may also manage tokens.
 	RoleAdmin Role = "admin"
+	// RoleFlagClient may only evaluate feature flags (OFREP). It is the
+	// key an app's OpenFeature SDK holds, and no admin route accepts it.
+	RoleFlagClient Role = "flag-client"
 )
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
 	switch r := Role(s); r {
-	case RoleViewer, RoleDeployer, RoleAdmin:
+	case RoleViewer, RoleDeployer, RoleAdmin, RoleFlagClient:
 		return r, nil
 	}
-	return "", fmt.Errorf("unknown role %q: want viewer, deployer or admin", s)
+	return "", fmt.Errorf("unknown role %q: want viewer, deployer, admin or flag-client", s)
 }
 
-// Allows reports whether a token with role r may act with role need.
+// Allows reports whether a token with role r may act with role need. A
+// flag-client allows nothing but itself: it ranks below viewer.
 func (r Role) Allows(need Role) bool { return rank(r) >= rank(need) }
 
 func rank(r Role) int {
