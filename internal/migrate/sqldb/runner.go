@@ -354,6 +354,14 @@ func (r *Runner) down(ctx context.Context, pick func(migrate.Status) ([]int64, e
 			undone = append(undone, v)
 		}
 	}
+	if len(todo) > 0 {
+		// Undoing the versions below a failed migration is one of the two
+		// ways out of its failure: forget it, unless it left the database
+		// dirty (then nothing ran).
+		if _, err := s.conn.ExecContext(ctx, `DELETE FROM `+failuresTable+` WHERE version > `+r.t.d.arg(1)+` AND NOT dirty`, slices.Min(todo)); err != nil {
+			return undone, fmt.Errorf("clear failures: %w", err)
+		}
+	}
 	return undone, nil
 }
 
