@@ -56,6 +56,10 @@ type HandlerOptions struct {
 	Metrics http.Handler
 	// App is the one app the server manages; GET /v1/status reports it.
 	App string
+	// Flags, when set, serves the flag admin routes under /v1/flags, and
+	// FlagKeys creates flag client keys for them.
+	Flags    FlagService
+	FlagKeys FlagKeyStore
 }
 
 // Limits of the API.
@@ -111,6 +115,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	mux.Handle("GET /v1/apps/{app}/drift", h.require(auth.RoleViewer, h.drift))
 	mux.Handle("POST /v1/drills", h.require(auth.RoleDeployer, h.drill))
 	mux.Handle("GET /metrics", h.require(auth.RoleViewer, h.serveMetrics))
+	if opts.Flags != nil {
+		mountFlags(mux, h, opts.Flags, opts.FlagKeys)
+	}
 	return h.logRequests(mux)
 }
 

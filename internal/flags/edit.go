@@ -422,3 +422,22 @@ func ApplyPlan(f *Flag, p Plan, now time.Time) error {
 	}
 	return nil
 }
+
+// RulesLogic returns the JSON Logic of a segment made of attribute rules:
+// it matches when any rule does.
+func RulesLogic(rules []Rule) (json.RawMessage, error) {
+	if len(rules) == 0 {
+		return nil, fmt.Errorf("give at least one rule")
+	}
+	logic := make([]any, len(rules))
+	for i, r := range rules {
+		if err := r.check(); err != nil {
+			return nil, err
+		}
+		logic[i] = r.logic()
+	}
+	if len(logic) == 1 {
+		return marshalCompact(logic[0])
+	}
+	return marshalCompact(map[string]any{"or": logic})
+}

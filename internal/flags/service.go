@@ -88,6 +88,9 @@ type Options struct {
 	RecentlyEvaluated time.Duration
 	// Stale is the staleness policy of the debt report.
 	Stale StalePolicy
+	// Stats, when set, measures flag-on and flag-off traffic for guarded
+	// rollouts (the builtin router).
+	Stats FlagStatsSource
 }
 
 // Service is the flags application: it serves evaluations from an
@@ -110,6 +113,10 @@ type Service struct {
 
 	guardsMu sync.Mutex
 	guards   map[string]*guardRun
+	stats    FlagStatsSource
+	// life bounds the guarded rollouts the service runs; Close ends it.
+	life context.Context
+	stop context.CancelFunc
 }
 
 // NewService loads the flags from the store and compiles them.
@@ -124,7 +131,9 @@ func NewService(ctx context.Context, opts Options) (*Service, error) {
 		stale:    opts.Stale.withDefaults(),
 		watchers: map[chan struct{}]struct{}{},
 		guards:   map[string]*guardRun{},
+		stats:    opts.Stats,
 	}
+	s.life, s.stop = context.WithCancel(context.WithoutCancel(ctx))
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -142,6 +151,16 @@ func NewService(ctx context.Context, opts Options) (*Service, error) {
 	}
 	s.snap.Store(snap)
 	return s, nil
+}
+
+// Close stops the guarded rollouts in progress; each stays at the
+// percentage it had reached.
+func (s *Service) Close() { s.stop() }
+
+// StartGuardedRollout starts a guarded rollout measured by the service's
+// stats source; it runs until it ends or the service is closed.
+func (s *Service) StartGuardedRollout(key string, spec GuardSpec, who Who) (GuardStatus, error) {
+	return s.StartGuarded(s.life, key, spec, s.stats, who)
 }
 
 // Snapshot returns the flags being served now.

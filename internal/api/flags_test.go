@@ -1,0 +1,236 @@
+package api_test
+
+// Tests of the flag admin routes with the real flags service on the real
+// SQLite store, through the API's Go client over real HTTP.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/sqlite"
+)
+
+type flagEnv struct {
+	url    string
+	store  *sqlite.Store
+	svc    *flags.Service
+	admin  *api.Client
+	secret map[auth.Role]string
+}
+
+func startFlagAPI(t *testing.T) *flagEnv {
+	t.Helper()
+	ctx := t.Context()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shipgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	svc, err := flags.NewService(ctx, flags.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	e := &flagEnv{store: store, svc: svc, secret: map[auth.Role]string{}}
+	for _, role := range []auth.Role{auth.RoleAdmin, auth.RoleViewer, auth.RoleFlagClient} {
+		secret, err := auth.NewSecret()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.CreateToken(ctx, auth.Token{Name: string(role) + "-token", Role: role}, auth.Hash(secret)); err != nil {
+			t.Fatal(err)
+		}
+		e.secret[role] = secret
+	}
+	srv := httptest.NewServer(api.NewHandler(nil, store, api.HandlerOptions{Flags: svc, FlagKeys: store}))
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	e.admin = api.NewClient(srv.URL, e.secret[auth.RoleAdmin], nil)
+	return e
+}
+
+func apiError(t *testing.T, err error) *api.APIError {
+	t.Helper()
+	var ae *api.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("error %v is not an API error", err)
+	}
+	return ae
+}
+
+func TestFlagsAPI_Lifecycle(t *testing.T) {
+	e := startFlagAPI(t)
+	ctx := t.Context()
+	c := e.admin
+	if _, err := c.CreateFlag(ctx, api.CreateFlagRequest{Key: "new-checkout", Owner: "payments", Expires: "2020-01-31", Reason: "ship dark"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateFlag(ctx, api.CreateFlagRequest{Key: "new-checkout"}); apiError(t, err).Status != http.StatusConflict {
+		t.Fatalf("second create: %v, want 409", err)
+	}
+	if _, err := c.PutSegment(ctx, "internal", api.SegmentRequest{Rules: []string{"email ends_with @shipgate.dev"}, Reason: "staff"}); err != nil {
+		t.Fatal(err)
+	}
+	pct := 5
+	d, err := c.TargetFlag(ctx, "new-checkout", api.TargetRequest{Percent: &pct, Segments: []string{"internal"}, Users: []string{"u-42"}, Reason: "first users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"if":[{"in":[{"var":"targetingKey"},["u-42"]]},"on",{"$ref":"internal"},"on",{"fractional":[["on",5],["off",95]]}]}`
+	if got := string(d.Definition.Targeting); got != want {
+		t.Fatalf("targeting\n got %s\nwant %s", got, want)
+	}
+	// Raising the percentage keeps the users and the segment.
+	pct = 25
+	if d, err = c.TargetFlag(ctx, "new-checkout", api.TargetRequest{Percent: &pct}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(d.Definition.Targeting), `"u-42"`) || !strings.Contains(string(d.Definition.Targeting), `["on",25]`) {
+		t.Fatalf("after rollout 25%%: %s", d.Definition.Targeting)
+	}
+	for key, wantOn := range map[string]bool{"u-42": true, "nobody-in-particular-7": flags.BucketFor("new-checkout", "nobody-in-particular-7") < 25} {
+		if r := e.svc.Evaluate("new-checkout", map[string]any{"targetingKey": key}); (r.Value == true) != wantOn {
+			t.Errorf("%s: %+v, want on=%v", key, r, wantOn)
+		}
+	}
+	if r := e.svc.Evaluate("new-checkout", map[string]any{"targetingKey": "x", "email": "a@shipgate.dev"}); r.Value != true || r.Reason != flags.ReasonTargetingMatch {
+		t.Errorf("internal user: %+v, want on by targeting match", r)
+	}
+
+	// Disabling is audited with before and after.
+	if _, err := c.FlagAction(ctx, "new-checkout", "disable", "errors on /pay"); err != nil {
+		t.Fatal(err)
+	}
+	events, err := e.store.ListAudit(ctx, audit.Filter{Subject: "flag/new-checkout", Action: flags.ActionDisable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Actor != "user:admin-token" || events[0].Reason != "errors on /pay" ||
+		!strings.Contains(events[0].Data["before"], `"ENABLED"`) || !strings.Contains(events[0].Data["after"], `"DISABLED"`) {
+		t.Fatalf("audit of disable = %+v", events)
+	}
+
+	// Expired, so it is debt, with its owner.
+	debts, err := c.StaleFlags(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(debts) != 1 || debts[0].Key != "new-checkout" || debts[0].Owner != "payments" || !strings.Contains(debts[0].Reasons[0], "expired") {
+		t.Fatalf("stale = %+v", debts)
+	}
+
+	// Evaluated a moment ago: deleting needs force, and force needs a reason.
+	if err := c.DeleteFlag(ctx, "new-checkout", false, ""); apiError(t, err).Status != http.StatusConflict {
+		t.Fatalf("delete without force: %v, want 409", err)
+	}
+	if err := c.DeleteFlag(ctx, "new-checkout", true, ""); apiError(t, err).Status != http.StatusBadRequest {
+		t.Fatalf("delete by force without reason: %v, want 400", err)
+	}
+	if err := c.DeleteFlag(ctx, "new-checkout", true, "replaced by checkout-v3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetFlag(ctx, "new-checkout"); apiError(t, err).Status != http.StatusNotFound {
+		t.Fatalf("get after delete: %v, want 404", err)
+	}
+}
+
+func TestFlagsAPI_InvalidDefinitionsChangeNothing(t *testing.T) {
+	e := startFlagAPI(t)
+	ctx := t.Context()
+	if _, err := e.admin.ImportFlags(ctx, []byte(`{"flags": {"checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}`), "fixture"); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.admin.ExportFlags(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, definition, field string
+	}{
+		{"unknown operator", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+			"targeting": {"if": [{"equals": [{"var": "plan"}, "pro"]}, "on", "off"]}}`, "/flags/checkout/targeting/if/0/equals"},
+		{"unknown default variant", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "maybe"}`,
+			"/flags/checkout/defaultVariant"},
+		{"weights that do not add up", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+			"targeting": {"fractional": [["on", 30], ["off", 60]]}}`, "/flags/checkout/targeting/fractional"},
+		{"fractional weight", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+			"targeting": {"fractional": [["on", 50.5], ["off", 49.5]]}}`, "/flags/checkout/targeting/fractional/0/1"},
+		{"variant that does not exist", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+			"targeting": {"if": [{"==": [{"var": "plan"}, "pro"]}, "onn", "off"]}}`, "/flags/checkout/targeting/if/1"},
+		{"bad state", `{"state": "ON", "variants": {"on": true}, "defaultVariant": "on"}`, "/flags/checkout/state"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.admin.PutFlag(ctx, "checkout", api.PutFlagRequest{Definition: json.RawMessage(tc.definition), Reason: "try"})
+			ae := apiError(t, err)
+			if ae.Status != http.StatusBadRequest || ae.Field != tc.field {
+				t.Fatalf("got %d field %q (%s), want 400 naming %s", ae.Status, ae.Field, ae.Message, tc.field)
+			}
+			// The same through an import of a flagd file.
+			file := `{"flags": {"checkout": ` + tc.definition + `}}`
+			_, err = e.admin.ImportFlags(ctx, []byte(file), "try")
+			if ae := apiError(t, err); ae.Status != http.StatusBadRequest || !strings.Contains(ae.Message, tc.field) {
+				t.Fatalf("import: got %d %s, want 400 naming %s", ae.Status, ae.Message, tc.field)
+			}
+			after, err := e.admin.ExportFlags(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, after) {
+				t.Fatalf("the stored flags changed:\n%s\n%s", before, after)
+			}
+		})
+	}
+}
+
+// TestFlagsAPI_FlagClientKeyRefused: a flag client key only evaluates; it
+// is refused on every admin route, and a viewer cannot change flags.
+func TestFlagsAPI_FlagClientKeyRefused(t *testing.T) {
+	e := startFlagAPI(t)
+	routes := []struct{ method, path string }{
+		{"GET", "/v1/flags"}, {"POST", "/v1/flags"}, {"GET", "/v1/flags/stale"}, {"GET", "/v1/flags/export"},
+		{"POST", "/v1/flags/import"}, {"GET", "/v1/flags/segments"}, {"PUT", "/v1/flags/segments/x"},
+		{"DELETE", "/v1/flags/segments/x"}, {"POST", "/v1/flags/keys"}, {"GET", "/v1/flags/x"}, {"PUT", "/v1/flags/x"},
+		{"DELETE", "/v1/flags/x"}, {"POST", "/v1/flags/x/enable"}, {"POST", "/v1/flags/x/disable"},
+		{"POST", "/v1/flags/x/archive"}, {"POST", "/v1/flags/x/target"}, {"POST", "/v1/flags/x/guarded-rollout"},
+		{"GET", "/v1/flags/x/guarded-rollout"}, {"GET", "/v1/status"}, {"GET", "/v1/audit"}, {"POST", "/v1/deploys"},
+		{"POST", "/v1/rollbacks"}, {"GET", "/metrics"},
+	}
+	for _, r := range routes {
+		req, err := http.NewRequestWithContext(t.Context(), r.method, e.url+r.path, strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.secret[auth.RoleFlagClient])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s with a flag client key: %d, want 403", r.method, r.path, resp.StatusCode)
+		}
+	}
+	viewer := api.NewClient(e.url, e.secret[auth.RoleViewer], nil)
+	if _, err := viewer.CreateFlag(t.Context(), api.CreateFlagRequest{Key: "x"}); apiError(t, err).Status != http.StatusForbidden {
+		t.Errorf("viewer create: %v, want 403", err)
+	}
+	key, err := e.admin.CreateFlagKey(t.Context(), "shop")
+	if err != nil || key.Role != "flag-client" || !strings.HasPrefix(key.Secret, "sgt_") {
+		t.Fatalf("CreateFlagKey = %+v, %v", key, err)
+	}
+	tok, err := e.store.TokenByHash(t.Context(), auth.Hash(key.Secret))
+	if err != nil || tok.Role != auth.RoleFlagClient {
+		t.Fatalf("stored key = %+v, %v", tok, err)
+	}
+}
