@@ -159,3 +159,46 @@ func LengthViolations(s Schema, d Data) []Difference {
 	}
 	return diffs
 }
+
+// volatileDefaults are the functions whose value changes from one call to
+// the next, in the defaults of PostgreSQL and SQLite columns.
+var volatileDefaults = []string{
+	"now()", "current_timestamp", "current_date", "current_time", "localtimestamp", "localtime",
+	"clock_timestamp(", "statement_timestamp(", "transaction_timestamp(", "timeofday(",
+	"random(", "gen_random_uuid(", "uuid_generate_", "randomblob(", "'now'",
+}
+
+// VolatileDefault reports whether a column default gives another value
+// each time (now(), CURRENT_TIMESTAMP, gen_random_uuid()...). Such
+// columns (updated_at, touched by triggers too) change whenever a
+// migration rewrites rows, by design, so data comparisons leave them out.
+func VolatileDefault(def string) bool {
+	d := strings.ToLower(def)
+	for _, v := range volatileDefaults {
+		if strings.Contains(d, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// Restrict returns d with only the tables and columns that s has: the
+// data a down followed by an up should keep is the data in the columns
+// the down does not remove.
+func (d Data) Restrict(s Schema) Data {
+	out := make(Data, len(d))
+	for name, td := range d {
+		t, ok := s.Tables[name]
+		if !ok {
+			continue
+		}
+		cols := make(map[string]ColumnData, len(td.Columns))
+		for c, cd := range td.Columns {
+			if _, ok := t.Columns[c]; ok {
+				cols[c] = cd
+			}
+		}
+		out[name] = TableData{Rows: td.Rows, Columns: cols}
+	}
+	return out
+}

@@ -160,3 +160,46 @@ func TestParseFiles_IgnoresOtherFiles(t *testing.T) {
 		t.Errorf("migrations = %+v, want only version 1", migs)
 	}
 }
+
+// TestLoadDir_RealisticFormatsAgree checks that the realistic test data
+// says the same in golang-migrate and goose format, but for the one goose
+// migration that uses NO TRANSACTION to build an index concurrently.
+func TestLoadDir_RealisticFormatsAgree(t *testing.T) {
+	for _, dialect := range []string{"postgres", "sqlite"} {
+		gm, err := LoadDir(filepath.Join("testdata/realistic", dialect, "golang-migrate"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs, err := LoadDir(filepath.Join("testdata/realistic", dialect, "goose"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gm) != len(gs) || len(gm) < 24 {
+			t.Fatalf("%s: %d golang-migrate and %d goose migrations", dialect, len(gm), len(gs))
+		}
+		for i := range gm {
+			a, b := gm[i], gs[i]
+			if a.ID != b.ID {
+				t.Errorf("%s: migration %d is %s and %s", dialect, i, a.ID, b.ID)
+			}
+			if b.NoTransaction {
+				continue
+			}
+			if !sameSQL(a.Up.Statements, b.Up.Statements) || !sameSQL(a.Down.Statements, b.Down.Statements) {
+				t.Errorf("%s: %s differs between formats", dialect, a.ID)
+			}
+		}
+	}
+}
+
+func sameSQL(a, b []Statement) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].SQL != b[i].SQL {
+			return false
+		}
+	}
+	return true
+}

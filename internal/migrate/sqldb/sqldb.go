@@ -111,7 +111,11 @@ func redact(u string) string {
 func (t target) open(ctx context.Context) (*sql.DB, error) {
 	var db *sql.DB
 	if t.pg != nil {
-		db = stdlib.OpenDB(*t.pg)
+		cfg := t.pg.Copy()
+		// No statement cache: migrations change the tables that the same
+		// query text reads, and a cached plan would refuse the new shape.
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+		db = stdlib.OpenDB(*cfg)
 	} else {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
@@ -235,14 +239,18 @@ func runScript(ctx context.Context, db *sql.DB, m migrate.Migration, s migrate.S
 	return nil
 }
 
-// readData returns the fingerprint of the rows of every table of s.
+// readData returns the fingerprint of the rows of every table of s,
+// leaving out the columns whose default is volatile (see
+// migrate.VolatileDefault).
 func readData(ctx context.Context, q querier, s migrate.Schema) (migrate.Data, error) {
 	data := migrate.Data{}
 	for name, t := range s.Tables {
 		cols := make([]string, 0, len(t.Columns))
 		quoted := make([]string, 0, len(t.Columns))
-		for c := range t.Columns {
-			cols = append(cols, c)
+		for c, col := range t.Columns {
+			if !migrate.VolatileDefault(col.Default) {
+				cols = append(cols, c)
+			}
 		}
 		if len(cols) == 0 {
 			continue

@@ -337,7 +337,9 @@ func (v *verifier) dataRoundTrip(ctx context.Context, opts migrate.VerifyOptions
 		if err != nil {
 			return err
 		}
-		v.differ(m, m.Down, "down then up loses seeded data", migrate.DiffData(before.data, again.data), "after down and up")
+		// Columns the down removes hold what the up put there, not the seed's
+		// rows: compare the others.
+		v.differ(m, m.Down, "down then up loses seeded data", migrate.DiffData(before.data.Restrict(down.schema), again.data.Restrict(down.schema)), "after down and up")
 		if err := runScript(ctx, v.db, m, m.Down); err != nil {
 			v.fail(m, m.Down, err, "down fails on the seeded rows, the second time")
 			return nil

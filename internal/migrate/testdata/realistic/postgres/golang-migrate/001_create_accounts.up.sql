@@ -1,0 +1,5 @@
+CREATE TABLE accounts (
+    id         BIGSERIAL PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);

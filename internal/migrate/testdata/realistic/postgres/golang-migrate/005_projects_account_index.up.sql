@@ -1,0 +1,1 @@
+CREATE INDEX projects_account ON projects (account_id);

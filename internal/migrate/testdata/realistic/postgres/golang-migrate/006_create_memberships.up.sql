@@ -1,0 +1,6 @@
+CREATE TABLE memberships (
+    user_id    BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    project_id BIGINT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    role       TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'member', 'viewer')),
+    PRIMARY KEY (user_id, project_id)
+);

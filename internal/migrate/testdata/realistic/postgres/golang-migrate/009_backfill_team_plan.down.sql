@@ -1,0 +1,1 @@
+UPDATE accounts SET plan = 'free' WHERE plan = 'team';

@@ -1,0 +1,1 @@
+CREATE INDEX invoices_unpaid ON invoices (account_id, issued_at) WHERE paid_at IS NULL;

@@ -1,0 +1,1 @@
+ALTER TABLE memberships RENAME COLUMN project_id TO workspace_id;

@@ -1,0 +1,1 @@
+ALTER TABLE memberships ADD COLUMN invited_by BIGINT REFERENCES users (id) ON DELETE SET NULL;

@@ -1,0 +1,1 @@
+CREATE INDEX workspaces_slug_lower ON workspaces (lower(slug));

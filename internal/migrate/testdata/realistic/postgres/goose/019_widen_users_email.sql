@@ -1,0 +1,6 @@
+-- +goose Up
+-- RFC 5321 allows 320 characters.
+ALTER TABLE users ALTER COLUMN email TYPE VARCHAR(320);
+
+-- +goose Down
+ALTER TABLE users ALTER COLUMN email TYPE VARCHAR(255);

@@ -1,0 +1,7 @@
+-- +goose Up
+ALTER TABLE users ADD COLUMN first_name TEXT, ADD COLUMN last_name TEXT;
+UPDATE users SET first_name = split_part(display_name, ' ', 1),
+                 last_name = nullif(substr(display_name, length(split_part(display_name, ' ', 1)) + 2), '');
+
+-- +goose Down
+ALTER TABLE users DROP COLUMN last_name, DROP COLUMN first_name;

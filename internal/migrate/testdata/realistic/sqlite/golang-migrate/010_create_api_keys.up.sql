@@ -1,0 +1,8 @@
+CREATE TABLE api_keys (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    token_hash CHAR(64) NOT NULL UNIQUE,
+    label      TEXT,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    revoked_at TEXT
+);

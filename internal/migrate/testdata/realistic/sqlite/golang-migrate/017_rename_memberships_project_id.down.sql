@@ -1,0 +1,1 @@
+ALTER TABLE memberships RENAME COLUMN workspace_id TO project_id;

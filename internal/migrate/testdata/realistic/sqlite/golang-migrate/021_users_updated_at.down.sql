@@ -1,0 +1,2 @@
+DROP TRIGGER users_touch;
+ALTER TABLE users DROP COLUMN updated_at;

@@ -1,0 +1,6 @@
+CREATE TABLE sessions (
+    id         TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX sessions_expires_at ON sessions (expires_at);

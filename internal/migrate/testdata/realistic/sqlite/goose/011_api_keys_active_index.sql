@@ -1,0 +1,5 @@
+-- +goose Up
+CREATE INDEX api_keys_active ON api_keys (account_id) WHERE revoked_at IS NULL;
+
+-- +goose Down
+DROP INDEX api_keys_active;

@@ -1,0 +1,5 @@
+-- +goose Up
+ALTER TABLE projects RENAME TO workspaces;
+
+-- +goose Down
+ALTER TABLE workspaces RENAME TO projects;

@@ -1,0 +1,5 @@
+-- +goose Up
+ALTER TABLE workspaces ADD COLUMN description TEXT;
+
+-- +goose Down
+ALTER TABLE workspaces DROP COLUMN description;

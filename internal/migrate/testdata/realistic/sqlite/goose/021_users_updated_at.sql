@@ -1,0 +1,12 @@
+-- +goose Up
+ALTER TABLE users ADD COLUMN updated_at TEXT;
+-- +goose StatementBegin
+CREATE TRIGGER users_touch AFTER UPDATE OF display_name, email ON users
+BEGIN
+    UPDATE users SET updated_at = CURRENT_TIMESTAMP WHERE id = NEW.id;
+END;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP TRIGGER users_touch;
+ALTER TABLE users DROP COLUMN updated_at;

@@ -1,0 +1,6 @@
+-- +goose Up
+ALTER TABLE invoices ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+UPDATE invoices SET status = 'paid' WHERE paid_at IS NOT NULL;
+
+-- +goose Down
+ALTER TABLE invoices DROP COLUMN status;
