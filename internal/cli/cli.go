@@ -237,6 +237,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.auditCommand(),
 		a.demoCommand(),
 		a.exampleShopCommand(),
+		a.flagsCommand(),
 		a.versionCommand(),
 	)
 	return root

@@ -56,6 +56,9 @@ type Options struct {
 	// KeepAlive is the time between two comments on an idle stream, so
 	// that proxies keep it open. Default 15s.
 	KeepAlive time.Duration
+	// Done, when closed, ends every change stream, so that the server can
+	// shut down (http.Server.Shutdown waits for streams that never idle).
+	Done <-chan struct{}
 }
 
 // maxBody caps a request body.
@@ -66,11 +69,12 @@ type handler struct {
 	tokens    TokenStore
 	log       *slog.Logger
 	keepAlive time.Duration
+	done      <-chan struct{}
 }
 
 // NewHandler returns the OFREP handler; mount it at "/ofrep/".
 func NewHandler(eval Evaluator, tokens TokenStore, opts Options) http.Handler {
-	h := &handler{eval: eval, tokens: tokens, log: opts.Logger, keepAlive: opts.KeepAlive}
+	h := &handler{eval: eval, tokens: tokens, log: opts.Logger, keepAlive: opts.KeepAlive, done: opts.Done}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -331,6 +335,8 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-h.done:
 			return
 		case <-changes:
 			if err := send(); err != nil {

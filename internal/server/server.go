@@ -24,6 +24,8 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/ofrep"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -69,6 +71,11 @@ type ControlPlane struct {
 	APIURL string
 	// AdminToken is the admin secret (from the data dir's token file).
 	AdminToken string
+	// Flags serves feature flags: admin routes under /v1/flags, OFREP
+	// under /ofrep/ on the API listener.
+	Flags *flags.Service
+
+	stopFlags func()
 
 	log  *slog.Logger
 	http *http.Server
@@ -169,6 +176,22 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 
+	var flagStats flags.FlagStatsSource // the production router's per-flag counters, or the only router's
+	if p := cp.Routers["production"]; p != nil {
+		flagStats = p
+	} else if len(cp.Routers) == 1 {
+		for _, p := range cp.Routers {
+			flagStats = p
+		}
+	}
+	if cp.Flags, err = flags.NewService(ctx, flags.Options{Store: cp.Store, Stats: flagStats}); err != nil {
+		return nil, fmt.Errorf("start flags: %w", err)
+	}
+	flagsCtx, endFlags := context.WithCancel(context.WithoutCancel(ctx))
+	flagsDone := make(chan error, 1)
+	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
+	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
+
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the API on %s: %w", listen, err)
@@ -178,8 +201,13 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
+		Flags:   cp.Flags, FlagKeys: cp.Store,
 	})
-	cp.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
+	mux.Handle("/", handler)
+	cp.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	cp.http.RegisterOnShutdown(endFlags) // ends the OFREP change streams
 	go func() {
 		err := cp.http.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -205,6 +233,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	}
 	if cp.Engine != nil {
 		cp.Engine.Close()
+	}
+	if cp.stopFlags != nil {
+		cp.stopFlags() // flushes the evaluation counts
 	}
 	for _, p := range cp.Routers {
 		errs = append(errs, p.Shutdown(ctx))
