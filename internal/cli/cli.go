@@ -239,6 +239,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.exampleShopCommand(),
 		a.flagsCommand(),
 		a.versionCommand(),
+		a.migrateCommand(),
 	)
 	return root
 }

@@ -59,6 +59,9 @@ func Open(ctx context.Context, url string, migrations []migrate.Migration) (*Run
 	return r, nil
 }
 
+// Migrations returns the runner's migrations, in version order.
+func (r *Runner) Migrations() []migrate.Migration { return r.migrations }
+
 // Close closes the connections to the database.
 func (r *Runner) Close() error { return r.db.Close() }
 

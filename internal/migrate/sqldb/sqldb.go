@@ -68,6 +68,9 @@ type target struct {
 	path string
 }
 
+// ErrDatabaseURL means a database URL could not be read.
+var ErrDatabaseURL = errors.New("invalid database URL")
+
 // parseURL reads a database URL: postgres://..., postgresql://..., a
 // key=value PostgreSQL connection string, sqlite:PATH, or sqlite alone
 // when scratch is allowed.
@@ -77,7 +80,7 @@ func parseURL(u string, scratch bool) (target, error) {
 		!strings.Contains(u, "://") && strings.Contains(u, "="):
 		cfg, err := pgx.ParseConfig(u)
 		if err != nil {
-			return target{}, fmt.Errorf("database URL: %w", err)
+			return target{}, fmt.Errorf("%w: %w", ErrDatabaseURL, err)
 		}
 		return target{d: postgres{}, pg: cfg}, nil
 	case u == "sqlite" && scratch:
@@ -85,7 +88,7 @@ func parseURL(u string, scratch bool) (target, error) {
 	case strings.HasPrefix(u, "sqlite:"):
 		p := strings.TrimPrefix(strings.TrimPrefix(u, "sqlite:"), "//")
 		if p == "" {
-			return target{}, fmt.Errorf("database URL %q: want sqlite:PATH", u)
+			return target{}, fmt.Errorf("%w %q: want sqlite:PATH", ErrDatabaseURL, u)
 		}
 		return target{d: sqlite{}, path: p}, nil
 	}
@@ -93,7 +96,7 @@ func parseURL(u string, scratch bool) (target, error) {
 	if scratch {
 		want += " or sqlite (a scratch file)"
 	}
-	return target{}, fmt.Errorf("database URL %q: want %s", redact(u), want)
+	return target{}, fmt.Errorf("%w %q: want %s", ErrDatabaseURL, redact(u), want)
 }
 
 // redact hides a password in a URL for messages.
