@@ -36,7 +36,9 @@ func (e *env) fail(format string, args ...any) value {
 
 // argv evaluates the argument of n. For an array argument, or an
 // expression that yields an array, it returns the elements (in buf when
-// they fit) and true; otherwise the single value and false.
+// they fit) and true; otherwise the single value and false. eval inlines
+// the same steps: a buffer passed through the recursive eval would be
+// moved to the heap.
 func (e *env) argv(n *node, buf []value) ([]value, value, bool) {
 	if n.list {
 		for i := range n.args {
@@ -46,12 +48,17 @@ func (e *env) argv(n *node, buf []value) ([]value, value, bool) {
 	}
 	v := e.eval(&n.args[0])
 	if v.k == kindArray {
-		for _, x := range v.arr {
-			buf = append(buf, fromAny(x))
-		}
-		return buf, nullValue, true
+		return appendValues(buf, v.arr), nullValue, true
 	}
 	return nil, v, false
+}
+
+// appendValues appends the elements of a decoded JSON array to buf.
+func appendValues(buf []value, arr []any) []value {
+	for _, x := range arr {
+		buf = append(buf, fromAny(x))
+	}
+	return buf
 }
 
 // eval evaluates one node. It is a single switch rather than a method per
@@ -75,9 +82,22 @@ func (e *env) eval(n *node) value {
 			}
 		}
 		return falseValue
+	}
+	var (
+		buf    [4]value
+		vals   = buf[:0]
+		single value
+		isList = n.list
+	)
+	if isList {
+		for i := range n.args {
+			vals = append(vals, e.eval(&n.args[i]))
+		}
+	} else if single = e.eval(&n.args[0]); single.k == kindArray {
+		vals, isList = appendValues(vals, single.arr), true
+	}
+	switch n.op {
 	case opNot, opNotNot:
-		var buf [4]value
-		vals, single, isList := e.argv(n, buf[:0])
 		var t bool
 		if isList && len(vals) > 0 {
 			t = vals[0].truthy()
@@ -89,8 +109,6 @@ func (e *env) eval(n *node) value {
 		}
 		return boolValue(t)
 	}
-	var buf [4]value
-	vals, single, isList := e.argv(n, buf[:0])
 	if e.err != nil {
 		return nullValue
 	}
