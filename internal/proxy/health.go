@@ -56,11 +56,11 @@ type AddrHealth struct {
 	LastError string `json:"last_error,omitempty"`
 	// LastCheck is when the address was last checked.
 	LastCheck time.Time `json:"last_check,omitzero"`
-	// EjectedAt is when the address was last ejected: the router sent it
-	// no request that arrived after this moment, until ReadmittedAt.
-	EjectedAt time.Time `json:"ejected_at,omitzero"`
-	// ReadmittedAt is when it was last put back into rotation after
-	// EjectedAt; zero while it is still ejected.
+	// EjectedAt is when the address was last ejected, and ReadmittedAt
+	// when it was put back into rotation after that (zero while it is
+	// still ejected). No request that reached the router after EjectedAt
+	// reached the address before ReadmittedAt.
+	EjectedAt    time.Time `json:"ejected_at,omitzero"`
 	ReadmittedAt time.Time `json:"readmitted_at,omitzero"`
 }
 
@@ -126,9 +126,14 @@ func validateHealth(h *rollout.RouteHealth) error {
 // it failed FailureThreshold checks in a row, unless that would leave one
 // of its versions with no address at all: then the whole version stays in
 // rotation, since a 502 from a maybe-dead instance is better than a
-// certain one. It returns the addresses whose state changed, for
-// stampHealth once t serves. The caller holds routesMu.
-func (p *Proxy) reconcileHealth(t *table) []*addrState {
+// certain one. It returns the addresses it ejected, for stampEjected once
+// t serves. The caller holds routesMu.
+//
+// The two times bracket the ejection from the outside: ReadmittedAt is
+// taken before the address is back in the live lists, EjectedAt after it
+// left them. So no request that reached the proxy after EjectedAt reached
+// the address before ReadmittedAt.
+func (p *Proxy) reconcileHealth(t *table) (ejected []*addrState) {
 	failing := func(st *addrState) bool {
 		return t.health != nil && st.failures >= t.health.FailureThreshold
 	}
@@ -151,34 +156,34 @@ func (p *Proxy) reconcileHealth(t *table) []*addrState {
 			want[st] = failing(st) && healthy && (eject || !seen)
 		}
 	}
-	var changed []*addrState
+	now := time.Now()
 	for st, eject := range want {
-		if st.ejected.Load() != eject {
-			st.ejected.Store(eject)
-			changed = append(changed, st)
+		switch was := st.ejected.Load(); {
+		case eject && !was:
+			ejected = append(ejected, st)
+		case !eject && was:
+			st.readmittedAt = now
+			p.logger.Info("backend back in rotation", "env", p.env, "addr", st.addr)
+		default:
+			continue
 		}
+		st.ejected.Store(eject)
 	}
 	for _, b := range sets {
 		b.publishLive()
 	}
-	return changed
+	return ejected
 }
 
-// stampHealth records when the addresses changed state and logs it. The
+// stampEjected records when addresses were ejected, and logs it. The
 // caller holds routesMu, and calls it once the table whose live lists
-// reconcileHealth changed serves: a request that reaches the proxy later
-// than EjectedAt cannot pick the address.
-func (p *Proxy) stampHealth(changed []*addrState) {
+// reconcileHealth changed serves.
+func (p *Proxy) stampEjected(ejected []*addrState) {
 	now := time.Now()
-	for _, st := range changed {
-		if st.ejected.Load() {
-			st.ejectedAt, st.readmittedAt = now, time.Time{}
-			p.logger.Warn("backend ejected: failing its health checks", "env", p.env,
-				"addr", st.addr, "failures", st.failures, "error", st.lastErr)
-			continue
-		}
-		st.readmittedAt = now
-		p.logger.Info("backend back in rotation", "env", p.env, "addr", st.addr)
+	for _, st := range ejected {
+		st.ejectedAt, st.readmittedAt = now, time.Time{}
+		p.logger.Warn("backend ejected: failing its health checks", "env", p.env,
+			"addr", st.addr, "failures", st.failures, "error", st.lastErr)
 	}
 }
 
@@ -302,7 +307,7 @@ func (p *Proxy) applyChecks(addrs []string, errs []error) {
 		st.lastErr = errs[i].Error()
 	}
 	if t := p.table.Load(); t.health != nil {
-		p.stampHealth(p.reconcileHealth(t))
+		p.stampEjected(p.reconcileHealth(t))
 	}
 }
 

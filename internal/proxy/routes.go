@@ -301,9 +301,9 @@ func (p *Proxy) SetRoutes(_ context.Context, r rollout.Routes) error {
 		t.match = newMatcher(r.Match)
 	}
 	t.threshold = uint64(t.weight) * (numBuckets / 100)
-	changed := p.reconcileHealth(t)
+	ejected := p.reconcileHealth(t)
 	p.table.Store(t)
-	p.stampHealth(changed)
+	p.stampEjected(ejected)
 	p.forgetAddrs(t)
 	select {
 	case p.routesChanged <- struct{}{}:
