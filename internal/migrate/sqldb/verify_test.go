@@ -43,7 +43,9 @@ func verifyDir(t *testing.T, url, dir string, opts migrate.VerifyOptions) migrat
 	return r
 }
 
-func seed(t *testing.T, file string) migrate.VerifyOptions {
+func seed(t *testing.T, file string) migrate.VerifyOptions { return seedOptions(t, file) }
+
+func seedOptions(t testing.TB, file string) migrate.VerifyOptions {
 	t.Helper()
 	data, err := os.ReadFile(file) //nolint:gosec // test data
 	if err != nil {
