@@ -5,15 +5,25 @@
 set -euo pipefail
 
 case "${1:-test}" in
-  test)  need=() ;;                 # the tests need nothing beyond Go yet
+  test)  need=(pg-server:postgresql) ;;  # internal/pgtest runs a throwaway PostgreSQL
   bench) need=(nginx:nginx-light wrk:wrk) ;;
   *) echo "usage: deps.sh test|bench" >&2; exit 2 ;;
 esac
 
+# found reports whether a command is installed. pg-server stands for the
+# PostgreSQL server binaries, which Debian keeps off PATH, in
+# /usr/lib/postgresql/<major>/bin.
+found() {
+  case "$1" in
+    pg-server) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
+  esac
+}
+
 missing=()
 for pair in "${need[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  found "$cmd" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
