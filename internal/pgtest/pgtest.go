@@ -115,7 +115,12 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
+	base := ""
+	if cred != nil {
+		// nobody must reach the directory, and $TMPDIR may be under /root.
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
