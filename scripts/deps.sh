@@ -4,7 +4,8 @@
 # machine is never changed behind their back.
 set -euo pipefail
 
-case "${1:-test}" in
+target=${1:-test}
+case "$target" in
   test)  need=(pg-server:postgresql) ;;  # internal/pgtest runs a throwaway PostgreSQL
   bench) need=(nginx:nginx-light wrk:wrk) ;;
   *) echo "usage: deps.sh test|bench" >&2; exit 2 ;;
@@ -34,5 +35,11 @@ if [ "$(id -u)" = 0 ] && { [ "${CI:-}" = true ] || [ "${SHIPGATE_INSTALL_DEPS:-}
   apt-get install -y -qq "${missing[@]}" >/dev/null
 else
   echo "deps: missing Debian packages: ${missing[*]} (apt-get install ${missing[*]}, or run as root with SHIPGATE_INSTALL_DEPS=1)" >&2
+  # Outside CI the tests that need a missing package skip with a loud
+  # message; in CI they fail, so a missing install step cannot hide.
+  if [ "$target" = test ] && [ "${CI:-}" != true ]; then
+    echo "deps: the tests that need them will be SKIPPED" >&2
+    exit 0
+  fi
   exit 1
 fi
