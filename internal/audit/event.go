@@ -22,6 +22,9 @@ const (
 	ActionApprovalVoid   = "approval.void"   // the release changed after it was approved
 	ActionRelease        = "release.record"  // CI recorded a release or its check results
 	ActionDrill          = "drill"           // a rollback drill ended (outcome ok or failed)
+	ActionMigrateUp      = "migrate.up"      // a rollout applied migrations (the versions in data)
+	ActionMigrateDown    = "migrate.down"    // a rollback reverted the migrations its rollout applied
+	ActionMigrateFailed  = "migrate.failed"  // a migration failed; data says where
 )
 
 // Event is one audit record. Seq, PrevHash and Hash are set by the store.

@@ -49,6 +49,12 @@ type Config struct {
 	// --reason ...) may skip and how much shorter its bakes are. Without
 	// it, --hotfix is refused. Smoke checks are never skipped.
 	Hotfix *Hotfix `yaml:"hotfix,omitempty" json:"hotfix,omitempty"`
+	// Migrations are the schema migrations each release brings. When set,
+	// a deploy is refused unless every migration's down restores the
+	// schema and the data (checked on a scratch database), the ups are
+	// applied before the new release gets traffic, and a rollback runs the
+	// downs of exactly the migrations its rollout applied.
+	Migrations *Migrations `yaml:"migrations,omitempty" json:"migrations,omitempty"`
 
 	// Source is the path the config was loaded from, as it was given to
 	// Load or Parse. It is not part of the file.
@@ -161,6 +167,25 @@ type DriftGate struct {
 	// names of variables, never their values), command (the shape of the
 	// run command), instances, migrations. Default: none.
 	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+}
+
+// Migrations says where a release's migrations are and which database
+// they change.
+type Migrations struct {
+	// Dir is the directory of migration files, golang-migrate style
+	// (NNN_name.up.sql / NNN_name.down.sql) or goose style, relative to the
+	// directory of shipgate.yaml. Release variables and ${VERSION} are
+	// substituted, so each release can bring its own. Required.
+	Dir string `yaml:"dir" json:"dir"`
+	// Database is the URL of the database: postgres://... or sqlite:PATH.
+	// Variables are substituted (an environment's vars can point each
+	// environment at its own database). Verification runs on a scratch
+	// database created on the same server. Required.
+	Database string `yaml:"database" json:"database"`
+	// Seed is an SQL file of representative rows, relative to the directory
+	// of shipgate.yaml; with it, verification also catches a migration that
+	// loses data or cannot hold it.
+	Seed string `yaml:"seed,omitempty" json:"seed,omitempty"`
 }
 
 // Hotfix holds the emergency rules.

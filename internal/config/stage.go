@@ -1,6 +1,9 @@
 package config
 
-import "slices"
+import (
+	"path/filepath"
+	"slices"
+)
 
 // Stage is the effective configuration of one environment: the app's
 // settings with the environment's overrides applied. The rollout engine
@@ -72,4 +75,20 @@ func (c *Config) previous(name string) string {
 		return c.Pipeline[i-1]
 	}
 	return ""
+}
+
+// Path resolves a path written in the config (relative to the directory of
+// shipgate.yaml) to one the server can open.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	base := "."
+	if c.Source != "" {
+		base = filepath.Dir(c.Source)
+	}
+	if abs, err := filepath.Abs(filepath.Join(base, p)); err == nil {
+		return abs
+	}
+	return filepath.Join(base, p)
 }

@@ -46,6 +46,39 @@ func (d *decoder) validate(c *Config) {
 	if c.Hotfix != nil {
 		d.validateHotfix(c.Hotfix)
 	}
+	if !d.emptySection("migrations") && c.Migrations != nil {
+		d.validateMigrations(c.Migrations)
+	}
+}
+
+// validateMigrations checks the migrations section.
+func (d *decoder) validateMigrations(m *Migrations) {
+	if m.Dir == "" {
+		d.problemf("migrations.dir", `required: the directory of migration files, like "./migrations"`)
+	}
+	d.checkReferences("migrations.dir", m.Dir)
+	switch {
+	case m.Database == "":
+		d.problemf("migrations.database", `required: the database URL, like "postgres://app@127.0.0.1:5432/shop" or "sqlite:./shop.db"`)
+	case !strings.HasPrefix(m.Database, "postgres://") && !strings.HasPrefix(m.Database, "postgresql://") &&
+		!strings.HasPrefix(m.Database, "sqlite:") && !strings.HasPrefix(m.Database, "${"):
+		d.problemf("migrations.database", "must be a postgres:// URL or sqlite:PATH, got %q", redactURL(m.Database))
+	}
+	d.checkReferences("migrations.database", m.Database)
+}
+
+// redactURL hides a password in a database URL that goes into an error.
+func redactURL(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	scheme := strings.Index(s, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return s
+	}
+	userinfo := s[scheme+3 : at]
+	if i := strings.IndexByte(userinfo, ':'); i >= 0 {
+		return s[:scheme+3] + userinfo[:i] + ":xxxxx" + s[at:]
+	}
+	return s
 }
 
 // emptySection reports a section whose presence means something (a

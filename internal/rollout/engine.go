@@ -30,6 +30,9 @@ type Options struct {
 	// Routers holds the router of each environment, by name.
 	Routers map[string]Router
 	Prober  Prober
+	// Migrations runs the releases' migrations; needed when the config
+	// declares migrations.
+	Migrations Migrations
 	// Clock defaults to the wall clock.
 	Clock  Clock
 	Logger *slog.Logger
@@ -49,14 +52,15 @@ type Adopter interface {
 // them on Close. A stopped rollout is resumed from its last committed step
 // by the next Start.
 type Engine struct {
-	cfg     *config.Config
-	store   Store
-	runtime Runtime
-	routers map[string]Router
-	prober  Prober
-	clock   Clock
-	log     *slog.Logger
-	tick    time.Duration
+	cfg        *config.Config
+	store      Store
+	runtime    Runtime
+	routers    map[string]Router
+	prober     Prober
+	migrations Migrations
+	clock      Clock
+	log        *slog.Logger
+	tick       time.Duration
 
 	mu        sync.Mutex
 	drivers   map[string]*driver // by environment
@@ -115,7 +119,7 @@ func New(o Options) (*Engine, error) {
 		}
 	}
 	e := &Engine{
-		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober,
+		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations,
 		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{}, baselines: map[int64]analysis.Sample{},
 	}
 	if e.clock == nil {
@@ -353,6 +357,9 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if err != nil {
 		return Rollout{}, err
 	}
+	if err := e.checkMigrations(ctx, st, rel); err != nil {
+		return Rollout{}, err
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -367,7 +374,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if !first && state.Stable == req.Version {
 		return Rollout{}, fmt.Errorf("%s is already live in %s: %w", req.Version, env, ErrConflict)
 	}
-	opts := planOptions{first: first, approval: st.Env.Gates.Approval}
+	opts := planOptions{first: first, approval: st.Env.Gates.Approval, migrate: e.cfg.Migrations != nil}
 	var events []audit.Event
 	now := e.clock.Now()
 	r := Rollout{
@@ -736,6 +743,8 @@ func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 		return e.stepObserve(ctx, st, r, step)
 	case StepRestore:
 		return e.stepRestore(ctx, r)
+	case StepMigrate:
+		return e.stepMigrate(ctx, st, r)
 	case StepScaleDown:
 		return e.stepScaleDown(ctx, d, r, step)
 	}
@@ -1113,11 +1122,22 @@ func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 	}
 	e.mustSave(ctx, r, env)
 	d.markRestored()
+	final := PhaseRolledBack
+	if r.MigrationFailed {
+		final = PhaseFailed
+	}
+	if err := e.revertMigrations(ctx, r); err != nil {
+		// The old release serves, but the schema is not what it was: say
+		// so loudly rather than call the rollback done.
+		e.log.Error("revert migrations", "rollout", r.ID, "err", err)
+		r.Reason += "; " + err.Error()
+		final = PhaseFailed
+	}
 	if err := e.runtime.Stop(ctx, r.New); err != nil {
 		e.log.Error("stop rolled back instances", "rollout", r.ID, "err", err)
 	}
 	now := e.clock.Now()
-	r.Phase, r.FinishedAt = PhaseRolledBack, now
+	r.Phase, r.FinishedAt = final, now
 	ev := e.event(r, ActorEngine, audit.ActionRolledBack, fmt.Sprintf("traffic back on %s; %s stopped", orNone(r.FromVersion), r.Version))
 	if !r.FirstTrafficAt.IsZero() {
 		ev.Data["seconds_from_first_traffic"] = strconv.FormatFloat(r.TrafficRestoredAt.Sub(r.FirstTrafficAt).Seconds(), 'f', 2, 64)

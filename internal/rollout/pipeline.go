@@ -138,7 +138,18 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil {
 		return PlanView{}, err
 	}
-	opts := planOptions{first: first, approval: st.Env.Gates.Approval}
+	opts := planOptions{first: first, approval: st.Env.Gates.Approval, migrate: e.cfg.Migrations != nil}
+	if opts.migrate {
+		g := GateStatus{Gate: "migrations", OK: true, Detail: "every migration's down restores the schema on a scratch database"}
+		if err := e.checkMigrations(ctx, st, rel); err != nil {
+			g.OK, g.Detail = false, err.Error()
+		}
+		gates = append(gates, g)
+		if m, err := e.openMigrator(ctx, st, rel); err == nil {
+			view.Migrations, _ = m.Pending(ctx)
+			m.Close()
+		}
+	}
 	if req.Hotfix && e.cfg.Hotfix != nil {
 		opts.bakeScale = e.cfg.Hotfix.BakeScale
 		for i := range gates {
@@ -158,8 +169,14 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 		view.Allowed = view.Allowed && (g.OK || g.Bypassed)
 	}
 	from := orNone(state.Stable)
+	migrated := false
 	for _, s := range Plan(st, opts) {
-		view.Steps = append(view.Steps, PlannedStep{Kind: s.Kind, Description: describeStep(s), Rollback: rollbackPath(s, from, first)})
+		migrated = migrated || s.Kind == StepMigrate
+		back := rollbackPath(s, from, first)
+		if migrated && len(view.Migrations) > 0 {
+			back += fmt.Sprintf("; then the downs of migrations %s, newest first", versions(view.Migrations))
+		}
+		view.Steps = append(view.Steps, PlannedStep{Kind: s.Kind, Description: describeStep(s), Rollback: back})
 	}
 	return view, nil
 }
@@ -170,7 +187,7 @@ func rollbackPath(s Step, from string, first bool) string {
 		return "stop the new instances; nothing was live before"
 	}
 	switch s.Kind {
-	case StepStart, StepSmoke, StepApproval:
+	case StepStart, StepSmoke, StepApproval, StepMigrate:
 		return "stop the new instances; no user has reached them"
 	case StepInternal, StepWeight:
 		return fmt.Sprintf("all traffic back to %s in one routing change, then stop the new instances", from)

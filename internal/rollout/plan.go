@@ -39,6 +39,9 @@ type planOptions struct {
 	approval bool
 	// bakeScale multiplies every bake (a hotfix's bake_scale); 0 means 1.
 	bakeScale float64
+	// migrate adds the step that applies the release's migrations, before
+	// the release gets any traffic.
+	migrate bool
 }
 
 // Plan returns the steps that move an environment from its stable release
@@ -66,6 +69,9 @@ func Plan(st *config.Stage, o planOptions) []Step {
 	approval := func() {
 		if o.approval {
 			add(Step{Kind: StepApproval})
+		}
+		if o.migrate {
+			add(Step{Kind: StepMigrate})
 		}
 	}
 	postSmoke := func() {
@@ -189,14 +195,7 @@ func instanceSpec(cfg *config.Config, env string, rel Release) (InstanceSpec, er
 	if err != nil {
 		return InstanceSpec{}, &FieldError{Field: "env", Message: err.Error()}
 	}
-	vars := map[string]string{}
-	for k, v := range st.Vars {
-		vars[k] = v
-	}
-	for k, v := range rel.Vars {
-		vars[k] = v
-	}
-	vars["VERSION"], vars["APP"], vars["ENV"] = rel.Version, cfg.App, env
+	vars := releaseVars(st, rel)
 	cmd := make([]string, len(cfg.Run.Command))
 	for i, c := range cfg.Run.Command {
 		v, err := Expand(c, vars)
@@ -228,6 +227,20 @@ func instanceSpec(cfg *config.Config, env string, rel Release) (InstanceSpec, er
 	}, nil
 }
 
+// releaseVars are the variables substituted for a release in a stage: the
+// stage's vars, the release's own, and VERSION, APP and ENV.
+func releaseVars(st *config.Stage, rel Release) map[string]string {
+	vars := map[string]string{}
+	for k, v := range st.Vars {
+		vars[k] = v
+	}
+	for k, v := range rel.Vars {
+		vars[k] = v
+	}
+	vars["VERSION"], vars["APP"], vars["ENV"] = rel.Version, rel.App, st.Name
+	return vars
+}
+
 func smokeChecks(checks []config.SmokeCheck) []SmokeCheck {
 	out := make([]SmokeCheck, 0, len(checks))
 	for _, s := range checks {
@@ -254,6 +267,8 @@ func describeStep(s Step) string {
 		return "post-deploy smoke checks through the router"
 	case StepRestore:
 		return "switch back to the current release"
+	case StepMigrate:
+		return "apply the release's migrations"
 	default:
 		return strings.ReplaceAll(string(s.Kind), "_", " ")
 	}

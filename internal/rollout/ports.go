@@ -89,3 +89,30 @@ type SmokeCheck struct {
 type Clock interface {
 	Now() time.Time
 }
+
+// Migrations opens the schema migrations of a release against a database.
+type Migrations interface {
+	// Open loads the migrations in dir for database (a postgres:// URL or
+	// sqlite:PATH). The caller closes the Migrator.
+	Open(ctx context.Context, dir, database string) (Migrator, error)
+}
+
+// Migrator runs one release's migrations against one database.
+type Migrator interface {
+	// Verify checks, on a scratch database of the same kind, that every
+	// migration has a down and that each down restores the schema (and,
+	// with a seed file, the data). It returns the problems, none when all
+	// is well.
+	Verify(ctx context.Context, seedFile string) (problems []string, err error)
+	// Up applies the pending migrations and returns the versions it
+	// applied, also when it fails (those before the failure).
+	Up(ctx context.Context) (applied []int64, err error)
+	// Down reverts exactly these versions, newest first.
+	Down(ctx context.Context, versions []int64) error
+	// Status describes the database's migration state in words: the
+	// version, and where and why the last migration failed.
+	Status(ctx context.Context) (string, error)
+	// Pending returns the versions Up would apply, in order.
+	Pending(ctx context.Context) ([]int64, error)
+	Close() error
+}

@@ -105,6 +105,9 @@ type PlanView struct {
 	// Steps are the rollout's steps, each with what a rollback at that
 	// step would do.
 	Steps []PlannedStep `json:"steps"`
+	// Migrations are the versions the deploy would apply; a rollback runs
+	// their downs, newest first.
+	Migrations []int64 `json:"migrations,omitempty"`
 }
 
 // PlannedStep is one step of a plan.

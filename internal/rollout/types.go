@@ -166,6 +166,7 @@ const (
 	StepObserve   StepKind = "observe"    // blue-green: analyse green after the switch, blue still running
 	StepBatch     StepKind = "batch"      // rolling: replace one batch of instances and bake
 	StepRestore   StepKind = "restore"    // drill: switch back to the release that was current
+	StepMigrate   StepKind = "migrate"    // apply the release's migrations, before any traffic
 )
 
 // Step is one action of a rollout plan.
@@ -253,6 +254,14 @@ type Rollout struct {
 	Bypassed []string `json:"bypassed,omitempty"`
 	// Approval is set once someone approved the rollout.
 	Approval *Approval `json:"approval,omitempty"`
+	// Migrated are the migration versions this rollout applied, in order:
+	// exactly the ones its rollback reverts.
+	Migrated []int64 `json:"migrated,omitempty"`
+	// MigrationFailed is set when a migration failed: the rollout ends
+	// failed with the database as the last successful migration left it,
+	// and MigrationStatus says where it stopped and the way out.
+	MigrationFailed bool   `json:"migration_failed,omitempty"`
+	MigrationStatus string `json:"migration_status,omitempty"`
 	// FirstTrafficAt is when the new release first got user traffic.
 	FirstTrafficAt time.Time `json:"first_traffic_at,omitzero"`
 	// PromotedAt is when the new release got 100% of traffic.

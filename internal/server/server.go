@@ -27,7 +27,6 @@ import (
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/ofrep"
 	"github.com/shipgate/shipgate/internal/process"
-	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
 	"github.com/shipgate/shipgate/internal/sqlite"
@@ -57,6 +56,12 @@ type Options struct {
 	Out io.Writer
 	// Tick overrides how often a bake looks at instance health (tests).
 	Tick time.Duration
+	// RouterCommand, when set, runs each environment's router as its own
+	// process, started with this command and the router flags (for
+	// example the shipgate binary and "router"), so that users keep being
+	// served while the server is down. Nil runs the routers inside the
+	// server.
+	RouterCommand []string
 }
 
 // ControlPlane is a running control plane.
@@ -66,7 +71,7 @@ type ControlPlane struct {
 	Store   *sqlite.Store
 	Runtime *process.Runtime
 	// Routers are the builtin routers, by environment.
-	Routers map[string]*proxy.Proxy
+	Routers map[string]Router
 	// APIURL is the base URL of the API, e.g. http://127.0.0.1:7070.
 	APIURL string
 	// AdminToken is the admin secret (from the data dir's token file).
@@ -135,7 +140,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cp = &ControlPlane{Config: cfg, Routers: map[string]*proxy.Proxy{}, log: log, done: make(chan error, 1), lock: lock}
+	cp = &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), lock: lock}
 	defer func() {
 		if err != nil {
 			_ = cp.Close(context.WithoutCancel(ctx))
@@ -153,12 +158,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	routers := map[string]rollout.Router{}
 	for name, env := range cfg.Environments {
-		p := proxy.New(proxy.Config{
-			Env: name, Listen: env.Listen, StickyHeader: env.Sticky.Header, StickyCookie: env.Sticky.Cookie,
-			Logger: log.With("component", "router", "env", name),
-		})
-		if err := p.Start(ctx); err != nil {
-			return nil, fmt.Errorf("start router of %s on %s: %w", name, env.Listen, err)
+		p, err := startRouter(ctx, opts, name, env, log)
+		if err != nil {
+			return nil, err
 		}
 		cp.Routers[name] = p
 		routers[name] = p
@@ -166,7 +168,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 
 	cp.Engine, err = rollout.New(rollout.Options{
-		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(),
+		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{},
 		Logger: log.With("component", "engine"), Tick: opts.Tick,
 	})
 	if err != nil {
@@ -237,9 +239,7 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.stopFlags != nil {
 		cp.stopFlags() // flushes the evaluation counts
 	}
-	for _, p := range cp.Routers {
-		errs = append(errs, p.Shutdown(ctx))
-	}
+	errs = append(errs, cp.closeRouters(ctx))
 	if cp.Runtime != nil {
 		cp.Runtime.Close()
 	}

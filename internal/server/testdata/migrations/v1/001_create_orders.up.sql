@@ -1,0 +1,1 @@
+CREATE TABLE orders (id INTEGER PRIMARY KEY, total_cents INTEGER NOT NULL, created_at TEXT NOT NULL DEFAULT 'now');

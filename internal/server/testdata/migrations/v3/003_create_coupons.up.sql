@@ -1,0 +1,1 @@
+CREATE TABLE coupons (code VARCHAR(32) PRIMARY KEY, percent_off INTEGER NOT NULL);
