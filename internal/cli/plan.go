@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -78,6 +80,14 @@ func (a *app) printPlan(pv rollout.PlanView) error {
 		if err := t.flush(); err != nil {
 			return err
 		}
+	}
+
+	if len(pv.Migrations) > 0 {
+		vs := make([]string, len(pv.Migrations))
+		for i, v := range pv.Migrations {
+			vs[i] = strconv.FormatInt(v, 10)
+		}
+		a.printf("migrations: applies %s before any traffic; a rollback runs their downs, newest first\n", strings.Join(vs, ", "))
 	}
 
 	a.printf("steps:\n")
