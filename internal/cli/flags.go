@@ -90,6 +90,9 @@ func (a *app) flagsListCommand() *cobra.Command {
 
 // planText describes a plan: "5% + 2 users, segment internal".
 func planText(p flags.Plan) string {
+	if p.Percent == 0 && !p.HasConditions() {
+		return "nobody (dark)"
+	}
 	parts := []string{fmt.Sprintf("%d%%", p.Percent)}
 	if n := len(p.Users); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d user%s", n, pluralS(n)))
@@ -266,7 +269,7 @@ func (a *app) flagsRolloutCommand() *cobra.Command {
 	var (
 		targets, segments, users, guards []string
 		steps                            []int
-		clear, replace, noWait           bool
+		clear, replace, noWait, follow   bool
 		reason, bake, interval           string
 		minRequests                      int
 		timeout                          time.Duration
@@ -293,6 +296,9 @@ unless --no-wait: exit 0 at 100%, 3 when the flag was switched off.`,
 		Args: argRange(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[0]
+			if follow {
+				return a.followGuarded(cmd.Context(), key, timeout)
+			}
 			if len(steps) > 0 || len(guards) > 0 || bake != "" {
 				if len(args) > 1 || len(targets)+len(segments)+len(users) > 0 || clear {
 					return invalidf("a guarded rollout (--steps) sets the percentage itself; set users, segments and rules first")
@@ -340,6 +346,7 @@ unless --no-wait: exit 0 at 100%, 3 when the flag was switched off.`,
 	f.StringVar(&interval, "interval", "", "guarded rollout: how often the guards are judged (default 1s)")
 	f.IntVar(&minRequests, "min-requests", 0, "guarded rollout: flag-on requests needed before a guard passes (default 50)")
 	f.BoolVar(&noWait, "no-wait", false, "guarded rollout: start it and return")
+	f.BoolVar(&follow, "follow", false, "follow the flag's guarded rollout in progress until it ends")
 	f.DurationVar(&timeout, "timeout", 24*time.Hour, "guarded rollout: how long to wait for the end")
 	return cmd
 }
@@ -374,9 +381,30 @@ func (a *app) guardedRollout(ctx context.Context, key string, req api.GuardReque
 		if a.jsonOutput() {
 			return a.printJSON(st)
 		}
-		a.printf("guarded rollout of %s started: %v%%; follow it with 'shipgate flags rollout %s --steps ...' or the API\n", key, st.Steps, key)
+		a.printf("guarded rollout of %s started: %v%%; follow it with 'shipgate flags rollout %s --follow'\n", key, st.Steps, key)
 		return nil
 	}
+	return a.waitGuarded(ctx, c, st, timeout)
+}
+
+// followGuarded follows the guarded rollout of key that is in progress.
+func (a *app) followGuarded(ctx context.Context, key string, timeout time.Duration) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	st, err := c.GuardedRollout(ctx, key)
+	if err != nil {
+		return err
+	}
+	return a.waitGuarded(ctx, c, st, timeout)
+}
+
+// waitGuarded polls a guarded rollout until it ends and exits like
+// deploy --wait: 0 at 100%, 3 when the flag was switched off.
+func (a *app) waitGuarded(ctx context.Context, c *api.Client, st flags.GuardStatus, timeout time.Duration) error {
+	key := st.Key
+	var err error
 	deadline := a.now().Add(timeout)
 	lastLine := ""
 	for {
