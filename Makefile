@@ -16,8 +16,12 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+# The end-to-end packages judge real latency: they run after the others,
+# one at a time, so that no other test binary competes for the two cores.
+E2E := ./internal/server ./internal/demo
 test: deps vet
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e /internal/server$$ -e /internal/demo$$)
+	$(GO) test -count=1 -timeout 30m -p 1 $(E2E)
 
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...

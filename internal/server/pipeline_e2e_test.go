@@ -103,8 +103,16 @@ func TestE2E_BlueGreenSwitchAndSwitchBack(t *testing.T) {
 strategy:
   blue_green: {keep_blue: 60s, analysis: 2s}
 `+baseAnalysis, shopBin, prod, preview))
-	if r := p.deploy(t, "v1", nil); r.Phase != rollout.PhaseSucceeded {
-		// The first deploy also waits for approval.
+	// The first deploy waits for approval too.
+	first, err := p.Engine.Deploy(context.Background(), rollout.DeployRequest{App: "shop", Version: "v1", Actor: "user:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.waitStep(t, first.ID, rollout.StepApproval)
+	if _, err := p.Engine.Approve(context.Background(), rollout.ApproveRequest{App: "shop", Version: "v1", Actor: "user:alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := p.wait(t, first.ID); r.Phase != rollout.PhaseSucceeded {
 		t.Fatalf("v1: %s %s", r.Phase, r.Reason)
 	}
 	load := p.load(t, 150)
