@@ -272,7 +272,8 @@ func (s *supervisor) start(ctx context.Context) error {
 			return fmt.Errorf("router process for %s did not answer on %s within %v; killed it%s",
 				s.cfg.Env, s.socket, s.startTimeout, s.logTail())
 		case <-ctx.Done():
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			// Left to come up: a router serving the saved table is
+			// better than none, and the next server adopts it.
 			return fmt.Errorf("router process for %s: %w", s.cfg.Env, ctx.Err())
 		case <-tick.C:
 		}
