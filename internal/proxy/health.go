@@ -190,18 +190,18 @@ func (p *Proxy) stampEjected(ejected []*addrState) {
 // noteAllFailing logs when every address of a set starts or stops
 // failing its checks. The caller holds routesMu.
 func (p *Proxy) noteAllFailing(b *backendSet, all bool) {
-	key := b.version + "\x00" + strings.Join(addrsOf(b), ",")
+	key := b.role + "\x00" + b.version + "\x00" + strings.Join(addrsOf(b), ",")
 	if p.allFailing[key] == all {
 		return
 	}
 	if all {
 		p.allFailing[key] = true
 		p.logger.Error("every address of a version fails its health checks; keeping them all in rotation",
-			"env", p.env, "version", b.version, "addrs", addrsOf(b))
+			"env", p.env, "role", b.role, "version", b.version, "addrs", addrsOf(b))
 		return
 	}
 	delete(p.allFailing, key)
-	p.logger.Info("a version has a healthy address again", "env", p.env, "version", b.version)
+	p.logger.Info("a version has a healthy address again", "env", p.env, "role", b.role, "version", b.version)
 }
 
 func addrsOf(b *backendSet) []string {

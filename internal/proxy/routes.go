@@ -56,6 +56,7 @@ func (t *table) sets() []*backendSet {
 
 // backendSet is the instances of one version in a table.
 type backendSet struct {
+	role    string // stable, canary or preview, for logs
 	version string
 	// versionValue is the X-Shipgate-Version header value, built once so
 	// the hot path does not allocate it. Responses share it, so its
@@ -288,9 +289,9 @@ func (p *Proxy) SetRoutes(_ context.Context, r rollout.Routes) error {
 	defer p.routesMu.Unlock()
 	t := &table{
 		routes:   r,
-		stable:   p.newBackendSet(r.Stable, p.stats),
-		canary:   p.newBackendSet(r.Canary, p.stats),
-		preview:  p.newBackendSet(r.Preview, p.previewStats),
+		stable:   p.newBackendSet("stable", r.Stable, p.stats),
+		canary:   p.newBackendSet("canary", r.Canary, p.stats),
+		preview:  p.newBackendSet("preview", r.Preview, p.previewStats),
 		weight:   r.Weight,
 		seedHash: fnv1a(fnvOffset64, r.Seed),
 		health:   withHealthDefaults(r.Health),
@@ -340,11 +341,12 @@ func cloneRoutes(r rollout.Routes) rollout.Routes {
 // empty Backend. The version's counters come from reg, so they carry on
 // from earlier tables; each address's health state comes from the proxy,
 // so it carries on too.
-func (p *Proxy) newBackendSet(be rollout.Backend, reg *statsRegistry) *backendSet {
+func (p *Proxy) newBackendSet(role string, be rollout.Backend, reg *statsRegistry) *backendSet {
 	if be.Version == "" {
 		return nil
 	}
 	b := &backendSet{
+		role:         role,
 		version:      be.Version,
 		versionValue: []string{be.Version}[:1:1],
 		stats:        reg.get(be.Version),

@@ -42,14 +42,14 @@ type SupervisorConfig struct {
 	// control socket. Zero means 10 seconds.
 	StartTimeout time.Duration
 	// CheckInterval is how often the supervisor checks that a router it
-	// did not start itself is still alive. Zero means 200ms.
+	// did not start itself is still alive. Zero means 100ms.
 	CheckInterval time.Duration
 }
 
 // Defaults of SupervisorConfig.
 const (
 	defaultStartTimeout  = 10 * time.Second
-	defaultCheckInterval = 200 * time.Millisecond
+	defaultCheckInterval = 100 * time.Millisecond
 	// maxRestartBackoff caps the wait between two failed restarts.
 	maxRestartBackoff = 10 * time.Second
 	// logTailLines is how many lines of the router's log an error quotes.
