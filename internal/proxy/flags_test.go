@@ -115,7 +115,7 @@ shipgate_router_flag_requests_total{code="transport_error",env="production",flag
 func TestProxy_FlagStatsAreBounded(t *testing.T) {
 	// Every response reports a new key, and the key "many" a new variant.
 	var count atomic.Int64
-	noisy := startApp(t, "v1", func(w http.ResponseWriter, r *http.Request) {
+	noisy := startApp(t, "v1", func(w http.ResponseWriter, _ *http.Request) {
 		n := count.Add(1)
 		w.Header().Set(fmt.Sprintf("X-Flag-K%d", n), "on")
 		w.Header().Set("X-Flag-Many", fmt.Sprintf("variant-%d", n))
