@@ -31,12 +31,15 @@ include bench.mk
 bench: bench-router
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/analysis/
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 3 ./internal/migrate/sqldb/
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/flags/
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGoose$$' -fuzztime $(FUZZTIME) ./internal/migrate/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGolangMigrate$$' -fuzztime $(FUZZTIME) ./internal/migrate/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime $(FUZZTIME) ./internal/flags/
+	$(GO) test -run '^$$' -fuzz '^FuzzCompileRule$$' -fuzztime $(FUZZTIME) ./internal/flags/
 
 demo:
 	$(GO) run ./cmd/shipgate demo
