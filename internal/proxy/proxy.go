@@ -7,6 +7,11 @@
 // never drops or reroutes a request already in flight. The hot path takes no
 // lock: it loads the table, picks a backend and adds to per-version atomic
 // counters that Stats and the Prometheus collector read.
+//
+// The proxy runs inside the control plane, or as a process of its own
+// (RunProcess) that keeps serving users when the control plane is down; the
+// control plane reaches that process through Client and keeps it alive
+// with EnsureProcess. docs/router.md describes both for users.
 package proxy
 
 import (
