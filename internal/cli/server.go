@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -12,9 +14,10 @@ import (
 
 func (a *app) serverCommand() *cobra.Command {
 	var (
-		file     string
-		listen   string
-		logLevel string
+		file             string
+		listen           string
+		logLevel         string
+		inProcessRouters bool
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -23,6 +26,10 @@ func (a *app) serverCommand() *cobra.Command {
 interrupted. The API listens on --listen; the database, the admin token and
 the instances' logs live in --data. The admin token is written to
 <data>/token, where the other commands find it.
+
+Each environment's router runs as a process of its own, started by the
+server and left running when the server stops or dies, so users keep
+being served; a restarted server reuses it.
 
 With -o json the logs on stderr are JSON lines.`,
 		Example: `  shipgate server -f shipgate.yaml
@@ -38,13 +45,23 @@ With -o json the logs on stderr are JSON lines.`,
 			if a.jsonOutput() {
 				h = slog.NewJSONHandler(a.stderr, hopts)
 			}
-			err := server.Run(cmd.Context(), server.Options{
+			opts := server.Options{
 				ConfigPath: file,
 				DataDir:    a.data,
 				Listen:     listen,
 				Logger:     slog.New(h),
 				Out:        a.stdout,
-			})
+			}
+			if !inProcessRouters {
+				// Each environment's router runs as a process of its own,
+				// so that users keep being served when the server dies.
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("find own executable for the routers: %w", err)
+				}
+				opts.RouterCommand = []string{exe, "router"}
+			}
+			err := server.Run(cmd.Context(), opts)
 			// Being interrupted is how a server is meant to stop.
 			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				return nil
@@ -55,5 +72,6 @@ With -o json the logs on stderr are JSON lines.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "shipgate.yaml", "path of the config file")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address the API listens on")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().BoolVar(&inProcessRouters, "in-process-routers", false, "run the routers inside the server (they stop with it) instead of as their own processes")
 	return cmd
 }

@@ -161,7 +161,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	for _, env := range e.envNames() {
 		r, hasActive := byEnv[env]
-		if err := e.restoreEnv(ctx, env, r, hasActive); err != nil {
+		if err := e.restoreEnv(ctx, env, &r, hasActive); err != nil {
 			return fmt.Errorf("restore %s: %w", env, err)
 		}
 		if hasActive {
@@ -220,7 +220,7 @@ func (e *Engine) reapOrphans(ctx context.Context, active []Rollout) error {
 }
 
 // restoreEnv puts an environment's routes back as the store says they were.
-func (e *Engine) restoreEnv(ctx context.Context, env string, r Rollout, hasActive bool) error {
+func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
 	state, err := e.store.GetEnvState(ctx, e.cfg.App, env)
 	if errors.Is(err, ErrNotFound) {
 		if !hasActive {
@@ -237,10 +237,14 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r Rollout, hasActiv
 		if !sameInstances(insts, state.Instances) {
 			state.Instances = insts
 			state.UpdatedAt = e.clock.Now()
+			c := Change{Env: &state}
 			if hasActive {
 				r.Old = insts
+				r.UpdatedAt = state.UpdatedAt
+				cp := *r
+				c.Rollout = &cp
 			}
-			if err := e.store.Commit(ctx, Change{Env: &state}); err != nil {
+			if err := e.store.Commit(ctx, c); err != nil {
 				return err
 			}
 		}
@@ -250,15 +254,23 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r Rollout, hasActiv
 			e.adopt(ctx, env, inst)
 		}
 	}
+	st, err := e.cfg.Stage(env)
+	if err != nil {
+		return err
+	}
 	routes := Routes{}
 	switch {
 	case hasActive && !r.PromotedAt.IsZero():
-		routes = Routes{Stable: Backend{Version: r.Version, Addrs: addrs(r.New)}, Seed: r.Seed}
-	case hasActive && r.Weight > 0 && r.Phase == PhaseRunning:
-		routes = Routes{Stable: Backend{Version: state.Stable, Addrs: addrs(state.Instances)},
-			Canary: Backend{Version: r.Version, Addrs: addrs(r.New)}, Weight: r.Weight, Seed: r.Seed}
+		routes = e.stableRoutes(r.Version, r.New, r.Seed)
+		if st.Env.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
+			routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
+		}
+	case hasActive && r.Phase == PhaseRunning && (r.Weight > 0 || r.reached(StepInternal)):
+		routes = e.routes(st, r, r.Weight)
+	case hasActive && r.Phase == PhaseRunning && len(r.New) > 0:
+		routes = e.routes(st, r, 0)
 	case state.Stable != "":
-		routes = Routes{Stable: Backend{Version: state.Stable, Addrs: addrs(state.Instances)}}
+		routes = e.stableRoutes(state.Stable, state.Instances, "")
 	}
 	return e.routers[env].SetRoutes(ctx, routes)
 }
@@ -1014,9 +1026,14 @@ func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step 
 		}
 	}
 	stop := r.Old
+	keep, keepInsts := r.Version, r.New
 	if r.Kind == KindDrill {
 		// The drill switched back: the previous release is the one to stop.
-		stop = r.New
+		stop, keep, keepInsts = r.New, r.FromVersion, r.Old
+	}
+	// Take the old release off the preview address before it stops.
+	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(keep, keepInsts, r.Seed)); err != nil {
+		return fmt.Errorf("clear the preview: %w", err)
 	}
 	if err := e.runtime.Stop(ctx, stop); err != nil {
 		return fmt.Errorf("stop %s: %w", orNone(r.FromVersion), err)

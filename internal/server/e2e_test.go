@@ -28,7 +28,7 @@ import (
 	"github.com/shipgate/shipgate/internal/server"
 )
 
-var shopBin string
+var shopBin, shipgateBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "shipgate-e2e-")
@@ -37,10 +37,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	shopBin = filepath.Join(dir, "shop")
-	out, err := exec.Command("go", "build", "-o", shopBin, "../../examples/shop").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build example shop: %v\n%s", err, out)
-		os.Exit(1)
+	shipgateBin = filepath.Join(dir, "shipgate")
+	for bin, pkg := range map[string]string{shopBin: "../../examples/shop", shipgateBin: "../../cmd/shipgate"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := pgtest.Main(m)
 	os.RemoveAll(dir)
