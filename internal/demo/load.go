@@ -32,10 +32,10 @@ type Load struct {
 	mu       sync.Mutex
 	counts   map[string]*VersionCount
 	lastSent map[string]time.Time
-	fails  []Failure
-	total  atomic.Uint64
-	wg     sync.WaitGroup
-	stop   context.CancelFunc
+	fails    []Failure
+	total    atomic.Uint64
+	wg       sync.WaitGroup
+	stop     context.CancelFunc
 }
 
 // VersionCount is what one version did for users.
