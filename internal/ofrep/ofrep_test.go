@@ -308,14 +308,17 @@ func TestOFREP_KillSwitchUnderLoad(t *testing.T) {
 		if !c.Bool("new-checkout", false) {
 			t.Fatalf("client %d does not see the flag on before the switch", i)
 		}
+		// Run refetches once when it connects; that is when it listens.
+		// Take the channel before Run starts, or a quick connect closes it
+		// before anyone waits on it.
+		refreshed := c.Refreshed()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_ = c.Run(ctx)
 		}()
-		// Run refetches once when it connects; that is when it listens.
 		go func() {
-			<-c.Refreshed()
+			<-refreshed
 			ready <- struct{}{}
 		}()
 		for range workersPerClient {
