@@ -43,8 +43,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "routerload:", err)
 		os.Exit(1)
 	}
@@ -163,9 +164,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		r, err := gen.run(ctx, t.url, o.duration)
-		stopProfile()
+		perr := stopProfile()
 		if err != nil {
 			return fmt.Errorf("load %s: %w", t.name, err)
+		}
+		if perr != nil {
+			return perr
 		}
 		ds, dc := stable.hits.Load()-s0, canary.hits.Load()-c0
 		if ds+dc > 0 {
@@ -178,22 +182,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // startProfile starts a CPU profile into path when path is set and on is
-// true, and returns the function that stops it.
-func startProfile(path string, on bool) (stop func(), err error) {
+// true, and returns the function that stops it and reports whether the
+// whole profile reached the file.
+func startProfile(path string, on bool) (stop func() error, err error) {
 	if path == "" || !on {
-		return func() {}, nil
+		return func() error { return nil }, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
-	return func() {
+	return func() error {
 		pprof.StopCPUProfile()
-		f.Close()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
 	}, nil
 }
 
@@ -350,7 +358,7 @@ func startNginx(ctx context.Context, o options, stableAddr, canaryAddr string) (
 		case err := <-n.done:
 			logText, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("exited before serving (%v): %s%s", err, out.String(), logText)
+			return nil, fmt.Errorf("exited before serving (%w): %s%s", err, out.String(), logText)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -390,7 +398,7 @@ func cpuModel() string {
 	if err != nil {
 		return "unknown CPU"
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
