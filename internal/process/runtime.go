@@ -142,7 +142,7 @@ func (r *Runtime) Start(ctx context.Context, spec rollout.InstanceSpec) ([]rollo
 	}
 	r.forgetOld()
 
-	ports, err := freePorts(spec.Count)
+	ports, err := freePorts(ctx, spec.Count)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", describe(spec), err)
 	}
@@ -274,13 +274,14 @@ func (r *Runtime) launch(spec rollout.InstanceSpec, n, port int) (*instance, err
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
 		return nil, fmt.Errorf("instance %s: create log directory: %w", id, err)
 	}
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: open log: %w", id, err)
 	}
 	// The child gets its own copy of the descriptor: no pipe whose reader
-	// dies with the server, so the instance can outlive the server.
-	defer logFile.Close()
+	// dies with the server, so the instance can outlive the server. This
+	// process never writes to its copy.
+	defer func() { _ = logFile.Close() }()
 
 	// Not CommandContext: the instance must outlive both ctx and the server.
 	// Running the configured command is what this package is for.
@@ -627,7 +628,8 @@ func environ(vars map[string]string, port string) (env, names []string) {
 // ago. All listeners stay open until all ports are picked, so that the
 // kernel cannot hand out one port twice. Another process may still take a
 // port before the instance binds it; that instance then fails to start.
-func freePorts(n int) ([]int, error) {
+func freePorts(ctx context.Context, n int) ([]int, error) {
+	var lc net.ListenConfig
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -636,7 +638,7 @@ func freePorts(n int) ([]int, error) {
 	}()
 	ports := make([]int, 0, n)
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("pick a free port: %w", err)
 		}
