@@ -100,7 +100,7 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	port, err := freePort()
+	port, err := freePort(ctx)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,8 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
+	// Only the server's log, in a directory removed at the end.
+	defer func() { _ = logFile.Close() }()
 
 	p.say("Shipgate demo: the shop app behind the builtin router, a healthy canary, then a bad one.")
 	p.say("Data dir %s (removed at the end).", dir)
@@ -350,8 +351,9 @@ func orDash(s string) string {
 	return s
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}

@@ -180,7 +180,7 @@ func serverEnv(dir string) []string {
 }
 
 func startServer(ctx context.Context, bin, dir string, cred *syscall.Credential) (*Server, error) {
-	port, err := freePort()
+	port, err := freePort(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
@@ -193,7 +193,8 @@ func startServer(ctx context.Context, bin, dir string, cred *syscall.Credential)
 		done:      make(chan struct{}),
 	}
 	// Not CommandContext: ctx bounds the start, not the server's life.
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), //nolint:gosec // the server binary found by BinDir
+	//nolint:gosec,noctx // The server binary found by BinDir; see above.
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"),
 		"-D", filepath.Join(dir, "data"),
 		"-p", strconv.Itoa(port),
 		"-k", dir,
@@ -223,8 +224,9 @@ func startServer(ctx context.Context, bin, dir string, cred *syscall.Credential)
 	return s, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}

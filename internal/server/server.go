@@ -194,7 +194,8 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
-	ln, err := net.Listen("tcp", listen)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the API on %s: %w", listen, err)
 	}
