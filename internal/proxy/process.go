@@ -233,13 +233,13 @@ func lockFile(path string) (unlock func(), err error) {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
+		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("another router process holds %s", path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil // a lock file: nothing is written to it
 }
 
 // loadState returns the routing table saved in path, or nil when there is
@@ -276,11 +276,11 @@ func saveState(path string, r rollout.Routes) error {
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
 	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {
@@ -293,7 +293,7 @@ func saveState(path string, r rollout.Routes) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // a directory: its Sync is what counts
 	return d.Sync()
 }
 

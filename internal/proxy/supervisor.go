@@ -211,8 +211,8 @@ func (s *supervisor) start(ctx context.Context) error {
 		return fmt.Errorf("router process for %s: open log: %w", s.cfg.Env, err)
 	}
 	// The child gets its own copy of the descriptor: no pipe whose reader
-	// dies with the server.
-	defer logFile.Close()
+	// dies with the server. This process never writes to its copy.
+	defer func() { _ = logFile.Close() }()
 	// Not CommandContext: the router must outlive ctx and the caller.
 	//nolint:gosec,noctx // Running the router command is what this is for.
 	cmd := exec.Command(s.cfg.Command[0], args...)
@@ -470,7 +470,7 @@ func tailFile(path string, n int) []string {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	st, err := f.Stat()
 	if err != nil {
 		return nil

@@ -33,7 +33,7 @@ func lockDataDir(dir string) (*dataLock, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)
-		f.Close()
+		_ = f.Close() // nothing was written: another process holds the lock
 		holder := strings.TrimSpace(string(b))
 		if holder == "" {
 			holder = "unknown"
