@@ -44,6 +44,16 @@ type Options struct {
 	PassConfidence float64
 }
 
+// minRequests is MinRequests as a count to compare with a sample's. A
+// negative MinRequests is a caller's mistake, and like too little data it
+// never lets a gate pass.
+func (o Options) minRequests() uint64 {
+	if o.MinRequests < 0 {
+		return math.MaxUint64
+	}
+	return uint64(o.MinRequests)
+}
+
 // Judge judges the canary window against every gate, comparing it with
 // the stable window where a gate is relative. The overall verdict is Fail
 // if any gate fails, Pass if every gate passes, and Inconclusive otherwise.
@@ -99,7 +109,7 @@ func judgeErrorRate(g Gate, canary Sample, opts Options, r Result) Result {
 		r.Verdict = Fail
 		r.Detail = fmt.Sprintf("%d of %d canary requests failed (%s); at %s confidence the rate is at least %s, above %s",
 			canary.Errors(), canary.Requests, percent(r.Value), percent(opts.FailConfidence), percent(lo), percent(g.Max))
-	case hi <= g.Max && canary.Requests >= uint64(opts.MinRequests):
+	case hi <= g.Max && canary.Requests >= opts.minRequests():
 		r.Verdict = Pass
 		r.Detail = fmt.Sprintf("%d of %d canary requests failed (%s); at %s confidence the rate is at most %s",
 			canary.Errors(), canary.Requests, percent(r.Value), percent(opts.PassConfidence), percent(hi))
@@ -114,7 +124,7 @@ func judgeLatency(g Gate, q float64, canary, stable Sample, opts Options, r Resu
 	limit := time.Duration(math.MaxInt64)
 	var stableQ time.Duration
 	if g.MaxRatio > 0 {
-		if stable.Requests < uint64(opts.MinRequests) {
+		if stable.Requests < opts.minRequests() {
 			r.Detail = fmt.Sprintf("only %d stable requests to compare with, need %d", stable.Requests, opts.MinRequests)
 			return r
 		}
@@ -147,7 +157,7 @@ func judgeLatency(g Gate, q float64, canary, stable Sample, opts Options, r Resu
 		r.Verdict = Fail
 		r.Detail = fmt.Sprintf("%s: %d of %d canary requests slower than %s, at most %s allowed",
 			what, surelyAbove, canary.Requests, limit.Round(10*time.Microsecond), percent(allowed))
-	case hi <= allowed && canary.Requests >= uint64(opts.MinRequests):
+	case hi <= allowed && canary.Requests >= opts.minRequests():
 		r.Verdict = Pass
 		r.Detail = fmt.Sprintf("%s: %d of %d canary requests slower than %s", what, maybeAbove, canary.Requests, limit.Round(10*time.Microsecond))
 	default:

@@ -30,7 +30,7 @@ func BucketFor(flagKey, targetingKey string) float64 {
 }
 
 func bucketOf(h uint32) float64 {
-	return math.Abs(float64(int32(h))) / math.MaxInt32 * 100
+	return math.Abs(float64(int32(h))) / math.MaxInt32 * 100 //nolint:gosec // flagd reads the hash as an int32: the wrap is the point
 }
 
 // pick returns the variant whose range holds bucket, "" when none does
@@ -139,7 +139,7 @@ func murmur3(a, b string) uint32 {
 		k *= c2
 		h ^= k
 	}
-	h ^= uint32(len(a) + len(b))
+	h ^= uint32(len(a) + len(b)) //nolint:gosec // murmur3 mixes in the length modulo 2^32
 	h ^= h >> 16
 	h *= 0x85ebca6b
 	h ^= h >> 13

@@ -279,7 +279,7 @@ func (s *Service) RunGuarded(ctx context.Context, key string, spec GuardSpec, sr
 			}
 			onWin := cur[on].Sub(base[on])
 			offWin := cur[off].Sub(base[off])
-			if p == 100 || offWin.Requests < uint64(spec.MinRequests) && lastOff.Requests > offWin.Requests {
+			if p == 100 || offWin.Requests < uint64(spec.MinRequests) && lastOff.Requests > offWin.Requests { //nolint:gosec // check made MinRequests at least 1
 				// Nobody is flag-off any more: compare with the last
 				// window that had flag-off users.
 				offWin = lastOff

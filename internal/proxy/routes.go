@@ -301,7 +301,7 @@ func (p *Proxy) SetRoutes(_ context.Context, r rollout.Routes) error {
 	} else {
 		t.match = newMatcher(r.Match)
 	}
-	t.threshold = uint64(t.weight) * (numBuckets / 100)
+	t.threshold = uint64(t.weight) * (numBuckets / 100) //nolint:gosec // validateRoutes keeps the weight in 0..100
 	ejected := p.reconcileHealth(t)
 	p.table.Store(t)
 	p.stampEjected(ejected)

@@ -126,7 +126,9 @@ func (s *Store) FlagUsage(ctx context.Context) (map[string]flags.Usage, error) {
 		if !ok {
 			u = flags.Usage{Variants: map[string]uint64{}}
 		}
-		u.Variants[variant] += uint64(count)
+		// Counts only ever grow from non-negative ones, and SQLite turns
+		// a sum past 2^63 into a REAL, which Scan refuses.
+		u.Variants[variant] += uint64(count) //nolint:gosec // see above
 		if t.After(u.Last) {
 			u.Last = t
 		}

@@ -361,6 +361,7 @@ func (r *Runner) down(ctx context.Context, pick func(migrate.Status) ([]int64, e
 		// Undoing the versions below a failed migration is one of the two
 		// ways out of its failure: forget it, unless it left the database
 		// dirty (then nothing ran).
+		//nolint:gosec // G202: a constant table name and the dialect's placeholders; values are bound
 		if _, err := s.conn.ExecContext(ctx, `DELETE FROM `+failuresTable+` WHERE version > `+r.t.d.arg(1)+` AND NOT dirty`, slices.Min(todo)); err != nil {
 			return undone, fmt.Errorf("clear failures: %w", err)
 		}
@@ -388,6 +389,7 @@ func (r *Runner) Resolve(ctx context.Context, version int64, applied bool) error
 	}
 	defer func() { _ = tx.Rollback() }()
 	d := r.t.d
+	//nolint:gosec // G202: a constant table name and the dialect's placeholders; values are bound
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+migrationsTable+` WHERE version = `+d.arg(1), version); err != nil {
 		return fmt.Errorf("resolve: %w", err)
 	}
@@ -396,6 +398,7 @@ func (r *Runner) Resolve(ctx context.Context, version int64, applied bool) error
 			return fmt.Errorf("resolve: %w", err)
 		}
 	}
+	//nolint:gosec // G202: a constant table name and the dialect's placeholders; values are bound
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+failuresTable+` WHERE version = `+d.arg(1), version); err != nil {
 		return fmt.Errorf("resolve: %w", err)
 	}
@@ -498,6 +501,7 @@ func (s *session) fail(ctx context.Context, m migrate.Migration, dir migrate.Dir
 	}
 	// The failure is written on the session's connection outside any
 	// transaction: the migration's own was rolled back.
+	//nolint:gosec // G202: a constant table name and the dialect's placeholders; values are bound
 	_, rerr := s.conn.ExecContext(context.WithoutCancel(ctx), `INSERT INTO `+failuresTable+` (version, name, direction, statement_index, file, line, error, dirty, at) VALUES (`+strings.Join(ph, ", ")+`)
 ON CONFLICT (version) DO UPDATE SET name = excluded.name, direction = excluded.direction, statement_index = excluded.statement_index,
   file = excluded.file, line = excluded.line, error = excluded.error, dirty = excluded.dirty, at = excluded.at`, args...)
