@@ -267,12 +267,12 @@ func (a *app) flagsActionCommand(action, short string) *cobra.Command {
 
 func (a *app) flagsRolloutCommand() *cobra.Command {
 	var (
-		targets, segments, users, guards []string
-		steps                            []int
-		clear, replace, noWait, follow   bool
-		reason, bake, interval           string
-		minRequests                      int
-		timeout                          time.Duration
+		targets, segments, users, guards    []string
+		steps                               []int
+		clearFirst, replace, noWait, follow bool
+		reason, bake, interval              string
+		minRequests                         int
+		timeout                             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "rollout FLAG [PERCENT%]",
@@ -300,13 +300,13 @@ unless --no-wait: exit 0 at 100%, 3 when the flag was switched off.`,
 				return a.followGuarded(cmd.Context(), key, timeout)
 			}
 			if len(steps) > 0 || len(guards) > 0 || bake != "" {
-				if len(args) > 1 || len(targets)+len(segments)+len(users) > 0 || clear {
+				if len(args) > 1 || len(targets)+len(segments)+len(users) > 0 || clearFirst {
 					return invalidf("a guarded rollout (--steps) sets the percentage itself; set users, segments and rules first")
 				}
 				return a.guardedRollout(cmd.Context(), key, api.GuardRequest{Steps: steps, Bake: bake, Interval: interval, Guards: guards,
 					MinRequests: minRequests, Reason: reason}, noWait, timeout)
 			}
-			req := api.TargetRequest{Users: users, Segments: segments, Rules: targets, Clear: clear, Replace: replace, Reason: reason}
+			req := api.TargetRequest{Users: users, Segments: segments, Rules: targets, Clear: clearFirst, Replace: replace, Reason: reason}
 			for _, t := range targets {
 				if _, err := flags.ParseRule(t); err != nil {
 					return invalidf("invalid --target: %v", err)
@@ -319,7 +319,7 @@ unless --no-wait: exit 0 at 100%, 3 when the flag was switched off.`,
 				}
 				req.Percent = &p
 			}
-			if req.Percent == nil && len(targets)+len(segments)+len(users) == 0 && !clear {
+			if req.Percent == nil && len(targets)+len(segments)+len(users) == 0 && !clearFirst {
 				return invalidf("say who gets the flag: a percentage (5%%), --users, --segment or --target; see 'shipgate flags rollout --help'")
 			}
 			c, err := a.client()
@@ -337,7 +337,7 @@ unless --no-wait: exit 0 at 100%, 3 when the flag was switched off.`,
 	f.StringArrayVar(&targets, "target", nil, `attribute rule, e.g. "email ends_with @acme.com" (repeatable)`)
 	f.StringSliceVar(&segments, "segment", nil, "segment (shared rule) whose users get the flag (repeatable)")
 	f.StringSliceVar(&users, "users", nil, "targeting keys that get the flag, comma-separated")
-	f.BoolVar(&clear, "clear", false, "drop the flag's users, segments and rules first")
+	f.BoolVar(&clearFirst, "clear", false, "drop the flag's users, segments and rules first")
 	f.BoolVar(&replace, "replace", false, "overwrite hand-written targeting")
 	f.StringVar(&reason, "reason", "", "why (recorded in the audit log)")
 	f.IntSliceVar(&steps, "steps", nil, "guarded rollout: percentages, e.g. 1,5,25,100")

@@ -425,14 +425,14 @@ func typeLength(typ string) (int, bool) {
 	return 0, false
 }
 
-// narrows says how changing a column from type old to type new can lose
-// or refuse existing values, or "" when it cannot.
-func narrows(old, new string) string {
-	if old == new {
+// narrows says how changing a column from oldType to newType can lose or
+// refuse existing values, or "" when it cannot.
+func narrows(oldType, newType string) string {
+	if oldType == newType {
 		return ""
 	}
-	of, op := typeFamily(old)
-	nf, np := typeFamily(new)
+	of, op := typeFamily(oldType)
+	nf, np := typeFamily(newType)
 	switch {
 	case of == "text" && nf == "varchar" && len(np) > 0:
 		return fmt.Sprintf("values longer than %d characters fail or are cut", np[0])

@@ -276,8 +276,8 @@ func TestShop_latency(t *testing.T) {
 		start := time.Now()
 		get(t, p.url+path)
 		// The jitter is ±10%, so no request may be faster than 270ms.
-		if got, min := time.Since(start), 270*time.Millisecond; got < min {
-			t.Errorf("GET %s took %v, want at least %v", path, got, min)
+		if got, least := time.Since(start), 270*time.Millisecond; got < least {
+			t.Errorf("GET %s took %v, want at least %v", path, got, least)
 		}
 	}
 
