@@ -43,7 +43,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("*config.Error without problems")
 		}
 		for _, p := range cerr.Problems {
-			if p.Line < 1 && !(p.Message == emptyMessage && hasNoDocument(data)) {
+			if p.Line < 1 && (p.Message != emptyMessage || !hasNoDocument(data)) {
 				t.Errorf("problem without a line: %s", p)
 			}
 			if p.Message == "" {

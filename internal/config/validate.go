@@ -412,10 +412,10 @@ func parseListen(addr string) (netip.AddrPort, string) {
 		return netip.AddrPort{}, reason + want
 	}
 	var ip netip.Addr
-	switch {
-	case host == "":
+	switch host {
+	case "":
 		return netip.AddrPort{}, `the host is missing; write "127.0.0.1:` + port + `" to serve this machine only, or "0.0.0.0:` + port + `" to serve every network`
-	case host == "localhost":
+	case "localhost":
 		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	default:
 		if ip, err = netip.ParseAddr(host); err != nil {

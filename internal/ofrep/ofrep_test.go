@@ -94,9 +94,7 @@ func TestOFREP_OpenFeatureSDK(t *testing.T) {
 	s := startServer(t)
 	c := sdkClient(t, s)
 	ctx := t.Context()
-	user := func(key string, attrs map[string]any) openfeature.EvaluationContext {
-		return openfeature.NewEvaluationContext(key, attrs)
-	}
+	user := openfeature.NewEvaluationContext
 
 	t.Run("targeting match", func(t *testing.T) {
 		d, err := c.BooleanValueDetails(ctx, "new-checkout", false, user("u1", map[string]any{"email": "ana@shipgate.dev"}))

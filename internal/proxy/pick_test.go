@@ -18,7 +18,7 @@ import (
 func pickFixture(tb testing.TB) *Proxy {
 	tb.Helper()
 	p := New(Config{Env: "bench", StickyHeader: "X-User", StickyCookie: "uid",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.DiscardHandler)})
 	err := p.SetRoutes(context.Background(), rollout.Routes{
 		Stable: rollout.Backend{Version: "v1", Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}},
 		Canary: rollout.Backend{Version: "v2", Addrs: []string{"127.0.0.1:3"}},

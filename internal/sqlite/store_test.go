@@ -1005,6 +1005,9 @@ func migrationRows(t *testing.T, db *sql.DB) []string {
 		}
 		out = append(out, fmt.Sprintf("%d@%s", v, at))
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 
