@@ -280,11 +280,12 @@ func stickyBucket(seedHash uint64, key string) uint64 {
 // weight. Preview is what the preview listener serves. Health, when set,
 // makes the proxy check every address and take the failing ones out of
 // rotation (see Health); an address new to the table starts in rotation.
-func (p *Proxy) SetRoutes(_ context.Context, r rollout.Routes) error {
+func (p *Proxy) SetRoutes(ctx context.Context, r rollout.Routes) error {
 	if err := p.validateRoutes(r); err != nil {
 		return fmt.Errorf("set routes: %w", err)
 	}
 	r = cloneRoutes(r)
+	p.warm(ctx, r)
 	p.routesMu.Lock()
 	defer p.routesMu.Unlock()
 	t := &table{
