@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -77,25 +78,30 @@ type errorBody struct {
 }
 
 // errorFor maps an error to the APIError the client sees. It is the one
-// place where error kinds become status codes.
+// place where error kinds, the rollout engine's and the flags service's,
+// become status codes. A *flags.ValidationError names the JSON path of its
+// first problem as the field and lists them all in the message.
 func errorFor(err error) (apiErr *APIError, internal bool) {
 	var ae *APIError
 	var fe *rollout.FieldError
 	var ge *rollout.GateError
+	var ve *flags.ValidationError
 	switch {
 	case errors.As(err, &ae):
 		return ae, false
 	case errors.As(err, &fe):
 		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Field: fe.Field, Message: fe.Message}, false
+	case errors.As(err, &ve) && len(ve.Problems) > 0:
+		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Field: ve.Problems[0].Path, Message: ve.Error()}, false
 	case errors.As(err, &ge):
 		// Before ErrConflict, which a GateError matches too: the client
 		// needs to know which gate refused, and a person what to do.
 		return &APIError{Status: http.StatusConflict, Code: codeGate, Field: ge.Gate, Message: ge.Error()}, false
-	case errors.Is(err, rollout.ErrInvalid):
+	case errors.Is(err, rollout.ErrInvalid), errors.Is(err, flags.ErrInvalid):
 		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: err.Error()}, false
-	case errors.Is(err, rollout.ErrNotFound):
+	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, flags.ErrNotFound):
 		return &APIError{Status: http.StatusNotFound, Code: codeNotFound, Message: err.Error()}, false
-	case errors.Is(err, rollout.ErrConflict):
+	case errors.Is(err, rollout.ErrConflict), errors.Is(err, flags.ErrConflict):
 		return &APIError{Status: http.StatusConflict, Code: codeConflict, Message: err.Error()}, false
 	default:
 		return &APIError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error; the server log has the details"}, true
@@ -131,19 +137,55 @@ func (h *handler) writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 }
 
+// respond answers v as JSON with status, or err when it is not nil. It
+// ends the handlers that call the Service and have nothing to add but the
+// status of a success.
+func (h *handler) respond(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, status, v)
+}
+
+// orEmpty returns s, or an empty slice when s is nil, so that a list is
+// answered as [] and never as null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 // decodeJSON decodes the request body, one JSON object of at most
-// maxBodyBytes, into v. Unknown fields are an error, so that a typo in a
-// field name is never silently ignored.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+// maxBodyBytes, into a T, and validates it with validate unless that is
+// nil. Unknown fields are an error, so that a typo in a field name is
+// never silently ignored. The errors are the answers to send: a 400 or a
+// 413 naming the field at fault when there is one.
+func decodeJSON[T any](w http.ResponseWriter, r *http.Request, validate func(T) error) (T, error) {
+	var v T
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
+	if err := dec.Decode(&v); err != nil {
+		return v, decodeError(err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return invalid("", "the request body must hold one JSON object and nothing after it")
+		return v, invalid("", "the request body must hold one JSON object and nothing after it")
 	}
-	return nil
+	if validate != nil {
+		return v, validate(v)
+	}
+	return v, nil
+}
+
+// decodeOptionalJSON is decodeJSON for a body that may be empty, which
+// decodes to the zero T.
+func decodeOptionalJSON[T any](w http.ResponseWriter, r *http.Request) (T, error) {
+	if r.ContentLength == 0 {
+		var zero T
+		return zero, nil
+	}
+	return decodeJSON[T](w, r, nil)
 }
 
 // decodeError turns an error of json.Decoder into a 400 that names the

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -175,28 +174,6 @@ func mountFlags(mux *http.ServeMux, h *handler, svc FlagService, keys FlagKeySto
 	mux.Handle("GET /v1/flags/{key}/guarded-rollout", h.require(auth.RoleViewer, f.guardStatus))
 }
 
-// flagError maps the flags package's error kinds to API errors: the one
-// place where they become status codes. A *flags.ValidationError names
-// the JSON path of its first problem as the field and lists them all.
-func flagError(err error) error {
-	var ve *flags.ValidationError
-	switch {
-	case errors.As(err, &ve) && len(ve.Problems) > 0:
-		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Field: ve.Problems[0].Path, Message: ve.Error()}
-	case errors.Is(err, flags.ErrInvalid):
-		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: err.Error()}
-	case errors.Is(err, flags.ErrNotFound):
-		return &APIError{Status: http.StatusNotFound, Code: codeNotFound, Message: err.Error()}
-	case errors.Is(err, flags.ErrConflict):
-		return &APIError{Status: http.StatusConflict, Code: codeConflict, Message: err.Error()}
-	}
-	return err
-}
-
-func (f *flagHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	f.writeError(w, r, flagError(err))
-}
-
 func who(r *http.Request, reason string) flags.Who {
 	return flags.Who{Actor: actorFrom(r.Context()), Reason: strings.TrimSpace(reason)}
 }
@@ -204,7 +181,7 @@ func who(r *http.Request, reason string) flags.Who {
 func (f *flagHandler) list(w http.ResponseWriter, r *http.Request) {
 	usage, err := f.svc.Usage(r.Context())
 	if err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	out := []FlagSummary{}
@@ -234,20 +211,16 @@ func (f *flagHandler) get(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	fl, ok := f.svc.Snapshot().Flag(key)
 	if !ok {
-		f.fail(w, r, fmt.Errorf("flag %q: %w", key, flags.ErrNotFound))
+		f.writeError(w, r, fmt.Errorf("flag %q: %w", key, flags.ErrNotFound))
 		return
 	}
 	usage, err := f.svc.Usage(r.Context())
-	if err != nil {
-		f.fail(w, r, err)
-		return
-	}
-	f.writeJSON(w, http.StatusOK, FlagDetail{Key: key, Definition: fl, Usage: usage[key]})
+	f.respond(w, r, http.StatusOK, FlagDetail{Key: key, Definition: fl, Usage: usage[key]}, err)
 }
 
 func (f *flagHandler) create(w http.ResponseWriter, r *http.Request) {
-	var req CreateFlagRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	req, err := decodeJSON[CreateFlagRequest](w, r, nil)
+	if err != nil {
 		f.writeError(w, r, err)
 		return
 	}
@@ -259,7 +232,7 @@ func (f *flagHandler) create(w http.ResponseWriter, r *http.Request) {
 	if len(req.Definition) > 0 {
 		var problems []flags.Problem
 		if fl, problems = flags.ParseFlag(req.Key, req.Definition); len(problems) > 0 {
-			f.fail(w, r, &flags.ValidationError{Problems: problems})
+			f.writeError(w, r, &flags.ValidationError{Problems: problems})
 			return
 		}
 	} else {
@@ -276,7 +249,7 @@ func (f *flagHandler) create(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := f.svc.Create(r.Context(), fl, who(r, req.Reason))
 	if err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/v1/flags/"+out.Key)
@@ -285,8 +258,8 @@ func (f *flagHandler) create(w http.ResponseWriter, r *http.Request) {
 
 func (f *flagHandler) put(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	var req PutFlagRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	req, err := decodeJSON[PutFlagRequest](w, r, nil)
+	if err != nil {
 		f.writeError(w, r, err)
 		return
 	}
@@ -296,38 +269,30 @@ func (f *flagHandler) put(w http.ResponseWriter, r *http.Request) {
 	}
 	fl, problems := flags.ParseFlag(key, req.Definition)
 	if len(problems) > 0 {
-		f.fail(w, r, &flags.ValidationError{Problems: problems})
+		f.writeError(w, r, &flags.ValidationError{Problems: problems})
 		return
 	}
 	out, err := f.svc.Put(r.Context(), fl, who(r, req.Reason))
-	if err != nil {
-		f.fail(w, r, err)
-		return
-	}
-	f.writeJSON(w, http.StatusOK, FlagDetail{Key: key, Definition: out})
+	f.respond(w, r, http.StatusOK, FlagDetail{Key: key, Definition: out}, err)
 }
 
 // simple serves a change that takes only a reason.
 func (f *flagHandler) simple(change func(context.Context, string, flags.Who) (*flags.Flag, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req ReasonRequest
-		if err := decodeOptionalJSON(w, r, &req); err != nil {
+		req, err := decodeOptionalJSON[ReasonRequest](w, r)
+		if err != nil {
 			f.writeError(w, r, err)
 			return
 		}
 		key := r.PathValue("key")
 		out, err := change(r.Context(), key, who(r, req.Reason))
-		if err != nil {
-			f.fail(w, r, err)
-			return
-		}
-		f.writeJSON(w, http.StatusOK, FlagDetail{Key: key, Definition: out})
+		f.respond(w, r, http.StatusOK, FlagDetail{Key: key, Definition: out}, err)
 	}
 }
 
 func (f *flagHandler) target(w http.ResponseWriter, r *http.Request) {
-	var req TargetRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	req, err := decodeJSON[TargetRequest](w, r, nil)
+	if err != nil {
 		f.writeError(w, r, err)
 		return
 	}
@@ -361,11 +326,7 @@ func (f *flagHandler) target(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	if err != nil {
-		f.fail(w, r, err)
-		return
-	}
-	f.writeJSON(w, http.StatusOK, FlagDetail{Key: key, Definition: out})
+	f.respond(w, r, http.StatusOK, FlagDetail{Key: key, Definition: out}, err)
 }
 
 func appendNew(list []string, add ...string) []string {
@@ -395,7 +356,7 @@ func (f *flagHandler) delete(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	force := q.Get("force") == "true"
 	if err := f.svc.Delete(r.Context(), r.PathValue("key"), force, who(r, q.Get("reason"))); err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -409,7 +370,7 @@ func (f *flagHandler) importFile(w http.ResponseWriter, r *http.Request) {
 	}
 	changed, err := f.svc.Import(r.Context(), data, who(r, r.URL.Query().Get("reason")))
 	if err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	res := ImportResult{Changed: []string{}}
@@ -423,7 +384,7 @@ func (f *flagHandler) export(w http.ResponseWriter, r *http.Request) {
 	snap := f.svc.Snapshot()
 	b, err := flags.Marshal(snap.Flags(), snap.Segments())
 	if err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -433,27 +394,16 @@ func (f *flagHandler) export(w http.ResponseWriter, r *http.Request) {
 
 func (f *flagHandler) stale(w http.ResponseWriter, r *http.Request) {
 	debts, err := f.svc.Stale(r.Context())
-	if err != nil {
-		f.fail(w, r, err)
-		return
-	}
-	if debts == nil {
-		debts = []flags.Debt{}
-	}
-	f.writeJSON(w, http.StatusOK, debts)
+	f.respond(w, r, http.StatusOK, orEmpty(debts), err)
 }
 
 func (f *flagHandler) segments(w http.ResponseWriter, _ *http.Request) {
-	segs := f.svc.Snapshot().Segments()
-	if segs == nil {
-		segs = []flags.Segment{}
-	}
-	f.writeJSON(w, http.StatusOK, segs)
+	f.writeJSON(w, http.StatusOK, orEmpty(f.svc.Snapshot().Segments()))
 }
 
 func (f *flagHandler) putSegment(w http.ResponseWriter, r *http.Request) {
-	var req SegmentRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	req, err := decodeJSON[SegmentRequest](w, r, nil)
+	if err != nil {
 		f.writeError(w, r, err)
 		return
 	}
@@ -463,7 +413,6 @@ func (f *flagHandler) putSegment(w http.ResponseWriter, r *http.Request) {
 			f.writeError(w, r, invalid("rules", "give either rule (JSON Logic) or rules, not both"))
 			return
 		}
-		var err error
 		if rule, err = segmentLogic(req.Rules); err != nil {
 			f.writeError(w, r, invalid("rules", err.Error()))
 			return
@@ -475,7 +424,7 @@ func (f *flagHandler) putSegment(w http.ResponseWriter, r *http.Request) {
 	}
 	seg := flags.Segment{Name: r.PathValue("name"), Rule: rule}
 	if err := f.svc.PutSegment(r.Context(), seg, who(r, req.Reason)); err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	f.writeJSON(w, http.StatusOK, seg)
@@ -496,15 +445,15 @@ func segmentLogic(rules []string) (json.RawMessage, error) {
 
 func (f *flagHandler) deleteSegment(w http.ResponseWriter, r *http.Request) {
 	if err := f.svc.DeleteSegment(r.Context(), r.PathValue("name"), who(r, r.URL.Query().Get("reason"))); err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (f *flagHandler) createKey(w http.ResponseWriter, r *http.Request) {
-	var req FlagKeyRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	req, err := decodeJSON[FlagKeyRequest](w, r, nil)
+	if err != nil {
 		f.writeError(w, r, err)
 		return
 	}
@@ -514,7 +463,7 @@ func (f *flagHandler) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, err := auth.NewSecret()
 	if err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	tok := auth.Token{Name: req.Name, Role: auth.RoleFlagClient, CreatedAt: time.Now().UTC()}
@@ -526,8 +475,8 @@ func (f *flagHandler) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *flagHandler) startGuard(w http.ResponseWriter, r *http.Request) {
-	var req GuardRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	req, err := decodeJSON[GuardRequest](w, r, nil)
+	if err != nil {
 		f.writeError(w, r, err)
 		return
 	}
@@ -550,7 +499,7 @@ func (f *flagHandler) startGuard(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	st, err := f.svc.StartGuardedRollout(key, spec, who(r, req.Reason))
 	if err != nil {
-		f.fail(w, r, err)
+		f.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/v1/flags/"+key+"/guarded-rollout")
@@ -561,16 +510,8 @@ func (f *flagHandler) guardStatus(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	st, ok := f.svc.GuardedStatus(key)
 	if !ok {
-		f.fail(w, r, fmt.Errorf("no guarded rollout of flag %q: %w", key, flags.ErrNotFound))
+		f.writeError(w, r, fmt.Errorf("no guarded rollout of flag %q: %w", key, flags.ErrNotFound))
 		return
 	}
 	f.writeJSON(w, http.StatusOK, st)
-}
-
-// decodeOptionalJSON decodes a body that may be empty.
-func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	if r.ContentLength == 0 {
-		return nil
-	}
-	return decodeJSON(w, r, v)
 }

@@ -127,12 +127,8 @@ func (h *handler) health(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (h *handler) deploy(w http.ResponseWriter, r *http.Request) {
-	var req rollout.DeployRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := validateDeploy(req); err != nil {
+	req, err := decodeJSON(w, r, validateDeploy)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -140,23 +136,35 @@ func (h *handler) deploy(w http.ResponseWriter, r *http.Request) {
 	// json:"-" tag already keeps it out of decoding, this makes it certain.
 	req.Actor = actorFrom(r.Context())
 	ro, err := h.svc.Deploy(r.Context(), req)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
+	h.respondStarted(w, r, ro, err)
+}
+
+// respondStarted answers a rollout that was just started, or err: 202,
+// with the Location to follow it at.
+func (h *handler) respondStarted(w http.ResponseWriter, r *http.Request, ro rollout.Rollout, err error) {
+	if err == nil {
+		w.Header().Set("Location", "/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
 	}
-	w.Header().Set("Location", "/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
-	h.writeJSON(w, http.StatusAccepted, ro)
+	h.respond(w, r, http.StatusAccepted, ro, err)
 }
 
 func validateDeploy(req rollout.DeployRequest) error {
-	if req.App == "" {
-		return &rollout.FieldError{Field: "app", Message: "is required"}
+	if err := requireApp(req.App); err != nil {
+		return err
 	}
 	if err := validateVersion(req.Version); err != nil {
 		return err
 	}
 	if req.Hotfix && strings.TrimSpace(req.Reason) == "" {
 		return &rollout.FieldError{Field: "reason", Message: "is required for a hotfix: say why it may skip gates"}
+	}
+	return nil
+}
+
+// requireApp checks the app of a request body.
+func requireApp(app string) error {
+	if app == "" {
+		return &rollout.FieldError{Field: "app", Message: "is required"}
 	}
 	return nil
 }
@@ -175,28 +183,25 @@ func validateVersion(v string) error {
 	return nil
 }
 
-func (h *handler) rollback(w http.ResponseWriter, r *http.Request) {
-	var req rollout.RollbackRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if req.App == "" {
-		h.writeError(w, r, &rollout.FieldError{Field: "app", Message: "is required"})
-		return
+func validateRollback(req rollout.RollbackRequest) error {
+	if err := requireApp(req.App); err != nil {
+		return err
 	}
 	if strings.TrimSpace(req.Reason) == "" {
-		h.writeError(w, r, &rollout.FieldError{Field: "reason", Message: "is required: say why you roll back"})
-		return
+		return &rollout.FieldError{Field: "reason", Message: "is required: say why you roll back"}
 	}
-	req.Actor = actorFrom(r.Context())
-	ro, err := h.svc.Rollback(r.Context(), req)
+	return nil
+}
+
+func (h *handler) rollback(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeJSON(w, r, validateRollback)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
-	h.writeJSON(w, http.StatusAccepted, ro)
+	req.Actor = actorFrom(r.Context())
+	ro, err := h.svc.Rollback(r.Context(), req)
+	h.respondStarted(w, r, ro, err)
 }
 
 func (h *handler) defaultStatus(w http.ResponseWriter, r *http.Request) {
@@ -217,11 +222,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) writeStatus(w http.ResponseWriter, r *http.Request, app string) {
 	st, err := h.svc.Status(r.Context(), app)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	h.writeJSON(w, http.StatusOK, st)
+	h.respond(w, r, http.StatusOK, st, err)
 }
 
 func (h *handler) getRollout(w http.ResponseWriter, r *http.Request) {
@@ -231,11 +232,7 @@ func (h *handler) getRollout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ro, err := h.svc.GetRollout(r.Context(), id)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	h.writeJSON(w, http.StatusOK, ro)
+	h.respond(w, r, http.StatusOK, ro, err)
 }
 
 func (h *handler) history(w http.ResponseWriter, r *http.Request) {
@@ -245,14 +242,7 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	list, err := h.svc.History(r.Context(), r.PathValue("app"), r.URL.Query().Get("env"), limit)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if list == nil {
-		list = []rollout.Rollout{}
-	}
-	h.writeJSON(w, http.StatusOK, list)
+	h.respond(w, r, http.StatusOK, orEmpty(list), err)
 }
 
 func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
@@ -268,14 +258,7 @@ func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
 		Action:  q.Get("action"),
 		Limit:   limit,
 	})
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if events == nil {
-		events = []audit.Event{}
-	}
-	h.writeJSON(w, http.StatusOK, events)
+	h.respond(w, r, http.StatusOK, orEmpty(events), err)
 }
 
 // queryLimit reads the limit query parameter, def when it is absent.

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -41,32 +40,35 @@ func (b releaseBody) request() (rollout.ReleaseRequest, error) {
 }
 
 func (h *handler) createRelease(w http.ResponseWriter, r *http.Request) {
-	var body releaseBody
-	if err := decodeJSON(w, r, &body); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	req, err := body.request()
-	if err == nil {
-		err = validateRelease(req)
-	}
+	req, err := decodeRelease(w, r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	req.Actor = actorFrom(r.Context())
 	rel, err := h.svc.CreateRelease(r.Context(), req)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
+	if err == nil {
+		w.Header().Set("Location", releasePath(rel.App, rel.Version))
 	}
-	w.Header().Set("Location", releasePath(rel.App, rel.Version))
-	h.writeJSON(w, http.StatusCreated, rel)
+	h.respond(w, r, http.StatusCreated, rel, err)
+}
+
+// decodeRelease decodes and validates the body of POST /v1/releases.
+func decodeRelease(w http.ResponseWriter, r *http.Request) (rollout.ReleaseRequest, error) {
+	body, err := decodeJSON[releaseBody](w, r, nil)
+	if err != nil {
+		return rollout.ReleaseRequest{}, err
+	}
+	req, err := body.request()
+	if err != nil {
+		return req, err
+	}
+	return req, validateRelease(req)
 }
 
 func validateRelease(req rollout.ReleaseRequest) error {
-	if req.App == "" {
-		return &rollout.FieldError{Field: "app", Message: "is required"}
+	if err := requireApp(req.App); err != nil {
+		return err
 	}
 	if err := validateVersion(req.Version); err != nil {
 		return err
@@ -97,42 +99,26 @@ func (h *handler) getRelease(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rel, err := h.svc.GetRelease(r.Context(), r.PathValue("app"), version)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	h.writeJSON(w, http.StatusOK, rel)
+	h.respond(w, r, http.StatusOK, rel, err)
 }
 
 func (h *handler) approve(w http.ResponseWriter, r *http.Request) {
-	var req rollout.ApproveRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	req, err := decodeJSON(w, r, func(req rollout.ApproveRequest) error { return requireApp(req.App) })
+	if err != nil {
 		h.writeError(w, r, err)
-		return
-	}
-	if req.App == "" {
-		h.writeError(w, r, &rollout.FieldError{Field: "app", Message: "is required"})
 		return
 	}
 	req.Actor = actorFrom(r.Context())
 	ro, err := h.svc.Approve(r.Context(), req)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	h.writeJSON(w, http.StatusOK, ro)
+	h.respond(w, r, http.StatusOK, ro, err)
 }
 
 // plan answers what a deploy would do. It takes the deploy's own request
 // and validation, so that a plan that passes means the same deploy is not
 // refused for its input.
 func (h *handler) plan(w http.ResponseWriter, r *http.Request) {
-	var req rollout.DeployRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := validateDeploy(req); err != nil {
+	req, err := decodeJSON(w, r, validateDeploy)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -140,17 +126,8 @@ func (h *handler) plan(w http.ResponseWriter, r *http.Request) {
 	// deploy), so the plan is made for the token's actor.
 	req.Actor = actorFrom(r.Context())
 	pv, err := h.svc.Plan(r.Context(), req)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if pv.Gates == nil {
-		pv.Gates = []rollout.GateStatus{}
-	}
-	if pv.Steps == nil {
-		pv.Steps = []rollout.PlannedStep{}
-	}
-	h.writeJSON(w, http.StatusOK, pv)
+	pv.Gates, pv.Steps = orEmpty(pv.Gates), orEmpty(pv.Steps)
+	h.respond(w, r, http.StatusOK, pv, err)
 }
 
 func (h *handler) drift(w http.ResponseWriter, r *http.Request) {
@@ -161,32 +138,17 @@ func (h *handler) drift(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, err := h.svc.Drift(r.Context(), r.PathValue("app"), env, against)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if rep.Diffs == nil {
-		rep.Diffs = []rollout.Difference{}
-	}
-	h.writeJSON(w, http.StatusOK, rep)
+	rep.Diffs = orEmpty(rep.Diffs)
+	h.respond(w, r, http.StatusOK, rep, err)
 }
 
 func (h *handler) drill(w http.ResponseWriter, r *http.Request) {
-	var req rollout.DrillRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	req, err := decodeJSON(w, r, func(req rollout.DrillRequest) error { return requireApp(req.App) })
+	if err != nil {
 		h.writeError(w, r, err)
-		return
-	}
-	if req.App == "" {
-		h.writeError(w, r, &rollout.FieldError{Field: "app", Message: "is required"})
 		return
 	}
 	req.Actor = actorFrom(r.Context())
 	ro, err := h.svc.Drill(r.Context(), req)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
-	h.writeJSON(w, http.StatusAccepted, ro)
+	h.respondStarted(w, r, ro, err)
 }
