@@ -19,13 +19,11 @@ APP defaults to the app the server manages.`,
   shipgate approve shop --env production --comment "dashboards look fine"`,
 		Args: argRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			c, app, err := a.appClient(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
-			if req.App, err = appArg(cmd.Context(), c, args); err != nil {
-				return err
-			}
+			req.App = app
 			ro, err := c.Approve(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -42,7 +40,7 @@ APP defaults to the app the server manages.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&req.Env, "env", "", `environment (default "production" when the app has it, else its only one)`)
+	cmd.Flags().StringVar(&req.Env, "env", "", envUsage)
 	cmd.Flags().StringVar(&req.Comment, "comment", "", "a note recorded with the approval")
 	return cmd
 }

@@ -294,6 +294,27 @@ func (a *app) client() (*api.Client, error) {
 	return api.NewClient(a.server, token, &http.Client{Timeout: 30 * time.Second}), nil
 }
 
+// appClient returns a client of the server and the APP argument, or the
+// app the server manages when there is none.
+func (a *app) appClient(ctx context.Context, args []string) (*api.Client, string, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(args) > 0 {
+		return c, args[0], nil
+	}
+	st, err := c.Status(ctx, "")
+	if err != nil {
+		return nil, "", err
+	}
+	return c, st.App, nil
+}
+
+// envUsage is the help of --env for the commands that act on one
+// environment.
+const envUsage = `environment (default "production" when the app has it, else its only one)`
+
 // argRange returns a cobra.PositionalArgs that accepts min to max arguments
 // and otherwise fails with ExitInvalid and the command's usage line.
 func argRange(minN, maxN int) cobra.PositionalArgs {

@@ -2,18 +2,17 @@ package cli
 
 import (
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
 func (a *app) deployCommand() *cobra.Command {
 	var (
-		df      deployFlags
-		wait    bool
-		timeout time.Duration
+		df deployFlags
+		wf waitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy APP VERSION",
@@ -36,14 +35,10 @@ skipped, each skip audited with --reason, which is required.`,
   shipgate deploy shop 1.4.2 --wait -o json > rollout.json`,
 		Args: argRange(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if timeout <= 0 {
-				return invalidf("invalid --timeout %s: want a positive duration such as 30m", timeout)
-			}
-			req, err := df.request(args[0], args[1])
-			if err != nil {
+			if err := wf.check(); err != nil {
 				return err
 			}
-			c, err := a.client()
+			c, req, err := a.deployClient(&df, args)
 			if err != nil {
 				return err
 			}
@@ -51,16 +46,11 @@ skipped, each skip audited with --reason, which is required.`,
 			if err != nil {
 				return err
 			}
-			if wait {
-				return a.waitAndReport(cmd.Context(), c, ro, timeout)
-			}
-			return a.printStarted(ro)
+			return a.follow(cmd.Context(), c, ro, wf)
 		},
 	}
 	df.register(cmd)
-	f := cmd.Flags()
-	f.BoolVar(&wait, "wait", false, "follow the rollout until it is live or rolled back")
-	f.DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait, how long to wait before giving up (the rollout goes on)")
+	wf.register(cmd, "rollout", "it is live or rolled back")
 	return cmd
 }
 
@@ -76,7 +66,7 @@ type deployFlags struct {
 
 func (df *deployFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&df.env, "env", "", `environment (default "production" when the app has it, else its only one)`)
+	f.StringVar(&df.env, "env", "", envUsage)
 	f.StringArrayVar(&df.vars, "var", nil, "release variable `KEY=VALUE` (repeatable); overrides the app's vars")
 	f.StringVar(&df.commit, "commit", "", "source commit SHA of the release")
 	f.BoolVar(&df.hotfix, "hotfix", false, "emergency deploy: skip the gates the config's hotfix rules allow, with shorter bakes (needs --reason)")
@@ -101,6 +91,17 @@ func (df *deployFlags) request(app, version string) (rollout.DeployRequest, erro
 		Hotfix:  df.hotfix,
 		Reason:  df.reason,
 	}, nil
+}
+
+// deployClient returns the DeployRequest of the flags for the arguments
+// APP VERSION, and a client to send it with.
+func (a *app) deployClient(df *deployFlags, args []string) (*api.Client, rollout.DeployRequest, error) {
+	req, err := df.request(args[0], args[1])
+	if err != nil {
+		return nil, req, err
+	}
+	c, err := a.client()
+	return c, req, err
 }
 
 // parseVars turns KEY=VALUE flags into a map.

@@ -26,11 +26,7 @@ Exits 0 when every difference is allowed, 4 when one is not.`,
   shipgate drift shop --env production --against staging -o json`,
 		Args: argRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			app, err := appArg(cmd.Context(), c, args)
+			c, app, err := a.appClient(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
@@ -38,17 +34,13 @@ Exits 0 when every difference is allowed, 4 when one is not.`,
 			if err != nil {
 				return err
 			}
-			if a.jsonOutput() {
-				if err := a.printJSON(rep); err != nil {
-					return err
-				}
-			} else if err := a.printDrift(rep); err != nil {
+			if err := render(a, rep, a.printDrift); err != nil {
 				return err
 			}
 			return driftRefusal(rep)
 		},
 	}
-	cmd.Flags().StringVar(&env, "env", "", `environment (default "production" when the app has it, else its only one)`)
+	cmd.Flags().StringVar(&env, "env", "", envUsage)
 	cmd.Flags().StringVar(&against, "against", "", "environment to compare with (default: the drift gate's, else the one before in the pipeline)")
 	return cmd
 }

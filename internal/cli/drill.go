@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"time"
-
 	"github.com/spf13/cobra"
 
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -10,9 +8,8 @@ import (
 
 func (a *app) drillCommand() *cobra.Command {
 	var (
-		env     string
-		wait    bool
-		timeout time.Duration
+		env string
+		wf  waitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "drill [APP]",
@@ -28,14 +25,10 @@ failed or was rolled back, printing why, 1 on timeout.`,
   shipgate drill shop --env staging --wait -o json`,
 		Args: argRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if timeout <= 0 {
-				return invalidf("invalid --timeout %s: want a positive duration such as 30m", timeout)
-			}
-			c, err := a.client()
-			if err != nil {
+			if err := wf.check(); err != nil {
 				return err
 			}
-			app, err := appArg(cmd.Context(), c, args)
+			c, app, err := a.appClient(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
@@ -43,15 +36,10 @@ failed or was rolled back, printing why, 1 on timeout.`,
 			if err != nil {
 				return err
 			}
-			if wait {
-				return a.waitAndReport(cmd.Context(), c, ro, timeout)
-			}
-			return a.printStarted(ro)
+			return a.follow(cmd.Context(), c, ro, wf)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&env, "env", "", `environment (default "production" when the app has it, else its only one)`)
-	f.BoolVar(&wait, "wait", false, "follow the drill until it passed or failed")
-	f.DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait, how long to wait before giving up (the drill goes on)")
+	cmd.Flags().StringVar(&env, "env", "", envUsage)
+	wf.register(cmd, "drill", "it passed or failed")
 	return cmd
 }

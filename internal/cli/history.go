@@ -24,11 +24,7 @@ the server manages.`,
 			if limit < 1 || limit > 1000 {
 				return invalidf("invalid --limit %d: want 1 to 1000", limit)
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			app, err := appArg(cmd.Context(), c, args)
+			c, app, err := a.appClient(cmd.Context(), args)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -237,33 +238,12 @@ applied, and 'shipgate migrate status' says where it stopped and what to do.`,
   shipgate migrate up db/migrations --database sqlite:app.db --to 12`,
 		Args: argRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := a.openRunner(cmd, args[0], database)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			applied, upErr := r.Up(cmd.Context(), to)
-			st, err := r.Status(cmd.Context())
-			if err != nil {
-				return errors.Join(upErr, err)
-			}
-			if a.jsonOutput() {
-				if err := a.printJSON(migrationChange{Applied: applied, Version: st.Version}); err != nil {
-					return err
-				}
-			} else {
-				for _, v := range applied {
-					a.printf("applied %s\n", idOf(r, v))
-				}
-				a.printf("version %d, %d pending\n", st.Version, len(st.Pending))
-			}
-			if upErr != nil {
-				return fmt.Errorf("%w\n%s", upErr, wayOut(st, false))
-			}
-			return nil
+			return a.migrateChange(cmd, args[0], database, false, func(ctx context.Context, r *sqldb.Runner) ([]int64, error) {
+				return r.Up(ctx, to)
+			})
 		},
 	}
-	cmd.Flags().StringVar(&database, "database", "", "postgres:// URL or sqlite:PATH of the database")
+	databaseFlag(cmd, &database)
 	cmd.Flags().Int64Var(&to, "to", 0, "apply up to this version (default: all)")
 	return cmd
 }
@@ -281,35 +261,55 @@ func (a *app) migrateDownCommand() *cobra.Command {
 			if !cmd.Flags().Changed("to") {
 				return invalidf("--to is required: the version to go back to (0 for none)")
 			}
-			r, err := a.openRunner(cmd, args[0], database)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			undone, downErr := r.DownTo(cmd.Context(), to)
-			st, err := r.Status(cmd.Context())
-			if err != nil {
-				return errors.Join(downErr, err)
-			}
-			if a.jsonOutput() {
-				if err := a.printJSON(migrationChange{Undone: undone, Version: st.Version}); err != nil {
-					return err
-				}
-			} else {
-				for _, v := range undone {
-					a.printf("undone %s\n", idOf(r, v))
-				}
-				a.printf("version %d, %d pending\n", st.Version, len(st.Pending))
-			}
-			if downErr != nil {
-				return fmt.Errorf("%w\n%s", downErr, wayOut(st, false))
-			}
-			return nil
+			return a.migrateChange(cmd, args[0], database, true, func(ctx context.Context, r *sqldb.Runner) ([]int64, error) {
+				return r.DownTo(ctx, to)
+			})
 		},
 	}
-	cmd.Flags().StringVar(&database, "database", "", "postgres:// URL or sqlite:PATH of the database")
+	databaseFlag(cmd, &database)
 	cmd.Flags().Int64Var(&to, "to", 0, "the version to go back to (0 undoes everything)")
 	return cmd
+}
+
+// databaseFlag registers --database, the database that migrate up, down,
+// status and resolve work on.
+func databaseFlag(cmd *cobra.Command, database *string) {
+	cmd.Flags().StringVar(database, "database", "", "postgres:// URL or sqlite:PATH of the database")
+}
+
+// migrateChange runs change, migrate up or (undo) down, on the migrations
+// of dir, and reports each version it applied or undid and the version the
+// database is at. A failed change is reported with the ways out of it,
+// after what it did before it failed.
+func (a *app) migrateChange(cmd *cobra.Command, dir, database string, undo bool, change func(context.Context, *sqldb.Runner) ([]int64, error)) error {
+	r, err := a.openRunner(cmd, dir, database)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	versions, changeErr := change(cmd.Context(), r)
+	st, err := r.Status(cmd.Context())
+	if err != nil {
+		return errors.Join(changeErr, err)
+	}
+	verb, out := "applied", migrationChange{Applied: versions, Version: st.Version}
+	if undo {
+		verb, out = "undone", migrationChange{Undone: versions, Version: st.Version}
+	}
+	if a.jsonOutput() {
+		if err := a.printJSON(out); err != nil {
+			return err
+		}
+	} else {
+		for _, v := range versions {
+			a.printf("%s %s\n", verb, idOf(r, v))
+		}
+		a.printf("version %d, %d pending\n", st.Version, len(st.Pending))
+	}
+	if changeErr != nil {
+		return fmt.Errorf("%w\n%s", changeErr, wayOut(st, false))
+	}
+	return nil
 }
 
 func (a *app) migrateStatusCommand() *cobra.Command {
@@ -336,7 +336,7 @@ func (a *app) migrateStatusCommand() *cobra.Command {
 			return a.printMigrationStatus(r, st)
 		},
 	}
-	cmd.Flags().StringVar(&database, "database", "", "postgres:// URL or sqlite:PATH of the database")
+	databaseFlag(cmd, &database)
 	return cmd
 }
 
@@ -447,7 +447,7 @@ undoing its statements by hand, record that with --undone.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&database, "database", "", "postgres:// URL or sqlite:PATH of the database")
+	databaseFlag(cmd, &database)
 	cmd.Flags().BoolVar(&applied, "applied", false, "the migration was finished by hand: record it as applied")
 	cmd.Flags().BoolVar(&undone, "undone", false, "its statements were undone by hand: record it as not applied")
 	return cmd

@@ -28,6 +28,14 @@ func (a *app) printJSON(v any) error {
 	return err
 }
 
+// render prints v as JSON with -o json, and as text prints it otherwise.
+func render[T any](a *app, v T, text func(T) error) error {
+	if a.jsonOutput() {
+		return a.printJSON(v)
+	}
+	return text(v)
+}
+
 // printf prints a line of text output on stdout.
 func (a *app) printf(format string, args ...any) {
 	fmt.Fprintf(a.stdout, format, args...)

@@ -27,11 +27,7 @@ would refuse the deploy, so that CI can call plan as a pre-check.`,
   shipgate plan shop 1.4.2 --env staging -o json`,
 		Args: argRange(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := df.request(args[0], args[1])
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			c, req, err := a.deployClient(&df, args)
 			if err != nil {
 				return err
 			}
@@ -39,11 +35,7 @@ would refuse the deploy, so that CI can call plan as a pre-check.`,
 			if err != nil {
 				return err
 			}
-			if a.jsonOutput() {
-				if err := a.printJSON(pv); err != nil {
-					return err
-				}
-			} else if err := a.printPlan(pv); err != nil {
+			if err := render(a, pv, a.printPlan); err != nil {
 				return err
 			}
 			return refusal(pv.Gates)

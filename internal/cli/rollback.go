@@ -1,22 +1,17 @@
 package cli
 
 import (
-	"context"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
 func (a *app) rollbackCommand() *cobra.Command {
 	var (
-		env     string
-		reason  string
-		wait    bool
-		timeout time.Duration
+		env, reason string
+		wf          waitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "rollback [APP] --reason TEXT",
@@ -34,14 +29,10 @@ follows the rollback like deploy --wait.`,
 			if strings.TrimSpace(reason) == "" {
 				return invalidf("--reason is required: say why you roll back, for example --reason \"errors on /pay\"")
 			}
-			if timeout <= 0 {
-				return invalidf("invalid --timeout %s: want a positive duration such as 30m", timeout)
-			}
-			c, err := a.client()
-			if err != nil {
+			if err := wf.check(); err != nil {
 				return err
 			}
-			app, err := appArg(cmd.Context(), c, args)
+			c, app, err := a.appClient(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
@@ -49,29 +40,12 @@ follows the rollback like deploy --wait.`,
 			if err != nil {
 				return err
 			}
-			if wait {
-				return a.waitAndReport(cmd.Context(), c, ro, timeout)
-			}
-			return a.printStarted(ro)
+			return a.follow(cmd.Context(), c, ro, wf)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&reason, "reason", "", "why you roll back (required; recorded in the audit log)")
-	f.StringVar(&env, "env", "", `environment (default "production" when the app has it, else its only one)`)
-	f.BoolVar(&wait, "wait", false, "follow the rollback until it is done")
-	f.DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait, how long to wait before giving up")
+	f.StringVar(&env, "env", "", envUsage)
+	wf.register(cmd, "rollback", "it is done")
 	return cmd
-}
-
-// appArg returns the APP argument, or the app the server manages when
-// there is none.
-func appArg(ctx context.Context, c *api.Client, args []string) (string, error) {
-	if len(args) > 0 {
-		return args[0], nil
-	}
-	st, err := c.Status(ctx, "")
-	if err != nil {
-		return "", err
-	}
-	return st.App, nil
 }

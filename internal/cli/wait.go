@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -32,6 +34,38 @@ func waitingForApproval(ro rollout.Rollout) bool {
 }
 
 func settled(ro rollout.Rollout) bool { return ro.Phase.Final() || live(ro) }
+
+// waitFlags are --wait and --timeout, of the commands that start a
+// rollout: deploy, rollback and drill.
+type waitFlags struct {
+	wait    bool
+	timeout time.Duration
+}
+
+// register adds the flags to cmd, whose rollout is called what (a
+// rollout, a rollback, a drill) and is over when until says.
+func (wf *waitFlags) register(cmd *cobra.Command, what, until string) {
+	f := cmd.Flags()
+	f.BoolVar(&wf.wait, "wait", false, "follow the "+what+" until "+until)
+	f.DurationVar(&wf.timeout, "timeout", 30*time.Minute, "with --wait, how long to wait before giving up (the "+what+" goes on)")
+}
+
+// check returns the ExitInvalid error of a --timeout that is not positive.
+func (wf waitFlags) check() error {
+	if wf.timeout <= 0 {
+		return invalidf("invalid --timeout %s: want a positive duration such as 30m", wf.timeout)
+	}
+	return nil
+}
+
+// follow reports a rollout that was just started: with --wait it follows
+// it until it settles, else it says that it started.
+func (a *app) follow(ctx context.Context, c *api.Client, ro rollout.Rollout, wf waitFlags) error {
+	if wf.wait {
+		return a.waitAndReport(ctx, c, ro, wf.timeout)
+	}
+	return a.printStarted(ro)
+}
 
 // waitAndReport follows a rollout until it settles, then prints the
 // outcome and returns the error that gives the exit code.
