@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -15,6 +16,16 @@ import (
 // rollout.ErrConflict; an empty name, an unknown role or an empty hash is
 // a *rollout.FieldError. A zero CreatedAt is stored as now.
 func (s *Store) CreateToken(ctx context.Context, t auth.Token, secretHash string) error {
+	return s.createToken(ctx, t, secretHash, nil)
+}
+
+// CreateTokenAudited is CreateToken with the audit event that records it,
+// appended in the same transaction: either both are stored or neither.
+func (s *Store) CreateTokenAudited(ctx context.Context, t auth.Token, secretHash string, e audit.Event) error {
+	return s.createToken(ctx, t, secretHash, []audit.Event{e})
+}
+
+func (s *Store) createToken(ctx context.Context, t auth.Token, secretHash string, events []audit.Event) error {
 	if t.Name == "" {
 		return fmt.Errorf("create token: %w", &rollout.FieldError{Field: "name", Message: "must not be empty"})
 	}
@@ -42,7 +53,7 @@ ON CONFLICT (name) DO NOTHING`,
 		if n == 0 {
 			return fmt.Errorf("%w: a token with this name exists; delete it first or pick another name", rollout.ErrConflict)
 		}
-		return nil
+		return s.appendAudit(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("create token %q: %w", t.Name, err)
@@ -89,16 +100,35 @@ func (s *Store) ListTokens(ctx context.Context) ([]auth.Token, error) {
 // working at once. Deleting a token that does not exist is an error
 // wrapping rollout.ErrNotFound, and changes nothing.
 func (s *Store) DeleteToken(ctx context.Context, name string) error {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM tokens WHERE name = ?`, name)
+	return s.deleteToken(ctx, name, nil)
+}
+
+// DeleteTokenAudited is DeleteToken with the audit event that records it,
+// which event makes from the token being deleted (its role, say), appended
+// in the same transaction: either both are stored or neither.
+func (s *Store) DeleteTokenAudited(ctx context.Context, name string, event func(auth.Token) audit.Event) error {
+	return s.deleteToken(ctx, name, event)
+}
+
+func (s *Store) deleteToken(ctx context.Context, name string, event func(auth.Token) audit.Event) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		t, err := scanToken(tx.QueryRowContext(ctx, `SELECT name, role, created_at FROM tokens WHERE name = ?`, name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return rollout.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE name = ?`, name); err != nil {
+			return err
+		}
+		if event == nil {
+			return nil
+		}
+		return s.appendAudit(ctx, tx, []audit.Event{event(t)})
+	})
 	if err != nil {
 		return fmt.Errorf("delete token %q: %w", name, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete token %q: %w", name, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("delete token %q: %w", name, rollout.ErrNotFound)
 	}
 	return nil
 }
