@@ -8,12 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/api/apitest"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/flags"
@@ -30,32 +29,12 @@ type flagEnv struct {
 
 func startFlagAPI(t *testing.T) *flagEnv {
 	t.Helper()
-	ctx := t.Context()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shipgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	svc, err := flags.NewService(ctx, flags.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	e := &flagEnv{store: store, svc: svc, secret: map[auth.Role]string{}}
+	srv := apitest.Start(t, apitest.Options{Flags: true})
+	e := &flagEnv{url: srv.URL, store: srv.Store, svc: srv.Flags, secret: map[auth.Role]string{}}
 	for _, role := range []auth.Role{auth.RoleAdmin, auth.RoleViewer, auth.RoleFlagClient} {
-		secret, err := auth.NewSecret()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := store.CreateToken(ctx, auth.Token{Name: string(role) + "-token", Role: role}, auth.Hash(secret)); err != nil {
-			t.Fatal(err)
-		}
-		e.secret[role] = secret
+		e.secret[role] = srv.Token(t, string(role)+"-token", role)
 	}
-	srv := httptest.NewServer(api.NewHandler(nil, store, api.HandlerOptions{Flags: svc, FlagKeys: store}))
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
-	e.admin = api.NewClient(srv.URL, e.secret[auth.RoleAdmin], nil)
+	e.admin = srv.Client(e.secret[auth.RoleAdmin])
 	return e
 }
 

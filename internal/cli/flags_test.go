@@ -6,7 +6,6 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +13,9 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/api/apitest"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/flags"
-	"github.com/shipgate/shipgate/internal/sqlite"
 )
 
 type flagsCLI struct {
@@ -26,24 +25,8 @@ type flagsCLI struct {
 
 func startFlagsCLI(t *testing.T) *flagsCLI {
 	t.Helper()
-	ctx := t.Context()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shipgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	svc, err := flags.NewService(ctx, flags.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	secret, _ := auth.NewSecret()
-	if err := store.CreateToken(ctx, auth.Token{Name: "ana", Role: auth.RoleAdmin}, auth.Hash(secret)); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.NewHandler(nil, store, api.HandlerOptions{Flags: svc, FlagKeys: store}))
-	t.Cleanup(srv.Close)
-	return &flagsCLI{url: srv.URL, token: secret, svc: svc}
+	srv := apitest.Start(t, apitest.Options{Flags: true})
+	return &flagsCLI{url: srv.URL, token: srv.Token(t, "ana", auth.RoleAdmin), svc: srv.Flags}
 }
 
 func (e *flagsCLI) run(t *testing.T, args ...string) result {

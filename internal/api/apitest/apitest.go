@@ -1,0 +1,85 @@
+// Package apitest serves the real API handler over loopback HTTP on a
+// real SQLite store in a temporary directory, for the tests of the API
+// and of its clients (the CLI), as net/http/httptest serves a handler.
+package apitest
+
+import (
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/sqlite"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Service serves the rollout routes. Nil leaves them unusable, for
+	// tests of other routes.
+	Service api.Service
+	// Flags starts the flags service on the store and serves the flag
+	// routes.
+	Flags bool
+	// Logger receives the handler's logs. Nil discards them.
+	Logger *slog.Logger
+	// App is the app the server manages.
+	App string
+}
+
+// Server is an API server whose tokens, flags and audit log are in a
+// SQLite store. It is closed when the test ends.
+type Server struct {
+	// URL is the base URL of the API, such as http://127.0.0.1:38127.
+	URL string
+	// Store holds the tokens, the flags and the audit log.
+	Store *sqlite.Store
+	// Flags is the flags service, nil unless Options.Flags is set.
+	Flags *flags.Service
+}
+
+// Start starts a Server for the test t, with the flag client keys on its
+// store.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	ctx := t.Context()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shipgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	s := &Server{Store: store}
+	hopts := api.HandlerOptions{Logger: opts.Logger, App: opts.App}
+	if opts.Flags {
+		if s.Flags, err = flags.NewService(ctx, flags.Options{Store: store}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Flags.Close)
+		hopts.Flags, hopts.FlagKeys = s.Flags, store
+	}
+	srv := httptest.NewServer(api.NewHandler(opts.Service, store, hopts))
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+// Token stores a token named name with role, as the server stores its
+// admin token at first start, and returns its secret.
+func (s *Server) Token(t testing.TB, name string, role auth.Role) string {
+	t.Helper()
+	secret, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.CreateToken(t.Context(), auth.Token{Name: name, Role: role}, auth.Hash(secret)); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// Client returns a client of the server that authenticates with secret.
+func (s *Server) Client(secret string) *api.Client {
+	return api.NewClient(s.URL, secret, nil)
+}
