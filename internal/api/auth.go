@@ -80,8 +80,11 @@ func bearer(header string) (string, bool) {
 
 func actorOf(tok auth.Token) string { return "user:" + tok.Name }
 
-// actorFrom returns the actor of an authenticated request.
-func actorFrom(ctx context.Context) string {
+// tokenFrom returns the token of an authenticated request.
+func tokenFrom(ctx context.Context) auth.Token {
 	tok, _ := ctx.Value(tokenKey{}).(auth.Token)
-	return actorOf(tok)
+	return tok
 }
+
+// actorFrom returns the actor of an authenticated request.
+func actorFrom(ctx context.Context) string { return actorOf(tokenFrom(ctx)) }

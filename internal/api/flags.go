@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/flags"
 )
@@ -34,9 +35,10 @@ type FlagService interface {
 	GuardedStatus(key string) (flags.GuardStatus, bool)
 }
 
-// FlagKeyStore creates flag client keys.
+// FlagKeyStore stores flag client keys, each with the audit event of its
+// creation in the same transaction.
 type FlagKeyStore interface {
-	CreateToken(ctx context.Context, t auth.Token, secretHash string) error
+	CreateTokenAudited(ctx context.Context, t auth.Token, secretHash string, e audit.Event) error
 }
 
 // FlagSummary is one line of the flag list.
@@ -461,17 +463,10 @@ func (f *flagHandler) createKey(w http.ResponseWriter, r *http.Request) {
 		f.writeError(w, r, invalid("name", "is required: name the app that will hold the key"))
 		return
 	}
-	secret, err := auth.NewSecret()
-	if err != nil {
-		f.writeError(w, r, err)
-		return
-	}
 	tok := auth.Token{Name: req.Name, Role: auth.RoleFlagClient, CreatedAt: time.Now().UTC()}
-	if err := f.keys.CreateToken(r.Context(), tok, auth.Hash(secret)); err != nil {
-		f.writeError(w, r, err)
-		return
-	}
-	f.writeJSON(w, http.StatusCreated, FlagKey{Name: req.Name, Role: string(auth.RoleFlagClient), Secret: secret})
+	secret, err := createToken(r, f.keys.CreateTokenAudited, tok)
+	noStore(w)
+	f.respond(w, r, http.StatusCreated, FlagKey{Name: req.Name, Role: string(auth.RoleFlagClient), Secret: secret}, err)
 }
 
 func (f *flagHandler) startGuard(w http.ResponseWriter, r *http.Request) {

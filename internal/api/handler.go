@@ -60,6 +60,9 @@ type HandlerOptions struct {
 	// FlagKeys creates flag client keys for them.
 	Flags    FlagService
 	FlagKeys FlagKeyStore
+	// Tokens, when set, serves the token routes under /v1/tokens to
+	// admin tokens.
+	Tokens TokenAdmin
 }
 
 // Limits of the API.
@@ -117,6 +120,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	mux.Handle("GET /metrics", h.require(auth.RoleViewer, h.serveMetrics))
 	if opts.Flags != nil {
 		mountFlags(mux, h, opts.Flags, opts.FlagKeys)
+	}
+	if opts.Tokens != nil {
+		mountTokens(mux, h, opts.Tokens)
 	}
 	return h.logRequests(mux)
 }

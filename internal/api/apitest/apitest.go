@@ -40,8 +40,8 @@ type Server struct {
 	Flags *flags.Service
 }
 
-// Start starts a Server for the test t, with the flag client keys on its
-// store.
+// Start starts a Server for the test t, with the token routes and the
+// flag client keys on its store.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	ctx := t.Context()
@@ -51,7 +51,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	s := &Server{Store: store}
-	hopts := api.HandlerOptions{Logger: opts.Logger, App: opts.App}
+	hopts := api.HandlerOptions{Logger: opts.Logger, App: opts.App, Tokens: store}
 	if opts.Flags {
 		if s.Flags, err = flags.NewService(ctx, flags.Options{Store: store}); err != nil {
 			t.Fatal(err)
