@@ -241,6 +241,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.flagsCommand(),
 		a.versionCommand(),
 		a.migrateCommand(),
+		a.tokenCommand(),
 	)
 	return root
 }
@@ -314,6 +315,18 @@ func (a *app) appClient(ctx context.Context, args []string) (*api.Client, string
 // envUsage is the help of --env for the commands that act on one
 // environment.
 const envUsage = `environment (default "production" when the app has it, else its only one)`
+
+// subcommandArgs returns the cobra.PositionalArgs of a command that only
+// groups subcommands: as for the root, a mistyped subcommand is an error
+// with ExitInvalid, not help.
+func subcommandArgs(parent string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return invalidf("unknown command %q for 'shipgate %s'; see 'shipgate %s --help'", args[0], parent, parent)
+		}
+		return nil
+	}
+}
 
 // argRange returns a cobra.PositionalArgs that accepts min to max arguments
 // and otherwise fails with ExitInvalid and the command's usage line.

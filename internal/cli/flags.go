@@ -26,12 +26,7 @@ OFREP endpoint /ofrep/v1 of the server, with a key from 'flags keys create'.
 
 Every change is written to the audit log with your token's name and the
 --reason you give.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return invalidf("unknown flags command %q; see 'shipgate flags --help'", args[0])
-			}
-			return nil
-		},
+		Args: subcommandArgs("flags"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(

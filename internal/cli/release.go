@@ -17,13 +17,7 @@ func (a *app) releaseCommand() *cobra.Command {
 		Short: "Record releases and their CI checks",
 		Long: `Record a release with the results of its CI checks (release create), or
 show one (release show). A deploy's checks gate reads them.`,
-		// As for the root: a mistyped subcommand is an error, not help.
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return invalidf("unknown command %q for 'shipgate release'; see 'shipgate release --help'", args[0])
-			}
-			return nil
-		},
+		Args: subcommandArgs("release"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(a.releaseCreateCommand(), a.releaseShowCommand())
