@@ -204,7 +204,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
-		Flags:   cp.Flags, FlagKeys: cp.Store,
+		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
