@@ -186,16 +186,7 @@ func TestFlagsAPI_FlagClientKeyRefused(t *testing.T) {
 		{"POST", "/v1/rollbacks"}, {"GET", "/metrics"},
 	}
 	for _, r := range routes {
-		req, err := http.NewRequestWithContext(t.Context(), r.method, e.url+r.path, strings.NewReader(`{}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+e.secret[auth.RoleFlagClient])
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := send(t, r.method, e.url+r.path, e.secret[auth.RoleFlagClient], `{}`)
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s %s with a flag client key: %d, want 403", r.method, r.path, resp.StatusCode)
 		}

@@ -166,22 +166,7 @@ func (f *fixture) client(token string) *api.Client {
 // decoded error, if the body is one.
 func (f *fixture) raw(t *testing.T, method, path, token, body string) (*http.Response, *api.APIError) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, f.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, data := send(t, method, f.srv.URL+path, token, body)
 	var eb struct {
 		Error *api.APIError `json:"error"`
 	}
@@ -191,6 +176,29 @@ func (f *fixture) raw(t *testing.T, method, path, token, body string) (*http.Res
 		}
 	}
 	return resp, eb.Error
+}
+
+// send sends a request with a raw body and, unless it is empty, the
+// token, and returns the answer and its body.
+func send(t *testing.T, method, url, token, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, data
 }
 
 func newSecret(t *testing.T) string {

@@ -5,7 +5,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -52,25 +51,12 @@ func (e *tokenEnv) create(t *testing.T, name string, role auth.Role) string {
 	return nt.Secret
 }
 
-// send sends a request with the token secret and returns the status and
-// the body.
+// send sends a request with the token secret and returns the answer and
+// its body.
 func (e *tokenEnv) send(t *testing.T, method, path, secret, body string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, e.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
+	resp, data := send(t, method, e.srv.URL+path, secret, body)
+	return resp, string(data)
 }
 
 func statusOf(t *testing.T, err error) int {
