@@ -34,8 +34,8 @@ type TokenAdmin interface {
 // Audit actions of the token routes. The subject is "token/<name>" and
 // the data holds the token's role.
 const (
-	ActionTokenCreate = "token.create"
-	ActionTokenRevoke = "token.revoke"
+	ActionTokenCreate = audit.ActionTokenCreate
+	ActionTokenRevoke = audit.ActionTokenRevoke
 )
 
 // adminTokenName is the name of the admin token the server makes at its

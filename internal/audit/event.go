@@ -25,6 +25,8 @@ const (
 	ActionMigrateUp      = "migrate.up"      // a rollout applied migrations (the versions in data)
 	ActionMigrateDown    = "migrate.down"    // a rollback reverted the migrations its rollout applied
 	ActionMigrateFailed  = "migrate.failed"  // a migration failed; data says where
+	ActionTokenCreate    = "token.create"    // an admin created an API token (data: role)
+	ActionTokenRevoke    = "token.revoke"    // an admin revoked an API token
 )
 
 // Event is one audit record. Seq, PrevHash and Hash are set by the store.

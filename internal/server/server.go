@@ -223,7 +223,12 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	for name, p := range cp.Routers {
 		fmt.Fprintf(out, "shipgate: %s router on http://%s\n", name, p.Addr())
 	}
-	fmt.Fprintf(out, "shipgate: admin token in %s\n", filepath.Join(opts.DataDir, TokenFile))
+	if cp.AdminToken == "" {
+		fmt.Fprintf(out, "shipgate: the admin token in %s was revoked; use another admin token\n", filepath.Join(opts.DataDir, TokenFile))
+		log.Warn("the admin token file holds a revoked token", "path", filepath.Join(opts.DataDir, TokenFile))
+	} else {
+		fmt.Fprintf(out, "shipgate: admin token in %s\n", filepath.Join(opts.DataDir, TokenFile))
+	}
 	return cp, nil
 }
 
@@ -296,7 +301,14 @@ func adminToken(ctx context.Context, store *sqlite.Store, path string) (string, 
 		} else if !errors.Is(err, rollout.ErrNotFound) {
 			return "", fmt.Errorf("look up admin token: %w", err)
 		}
-		// The database is new but the token file is not: register it again.
+		// The token file names a secret the store does not know. With an
+		// empty store (a new database beside an old data dir) it is
+		// registered again; otherwise it was revoked, and stays revoked.
+		if tokens, err := store.ListTokens(ctx); err != nil {
+			return "", fmt.Errorf("list tokens: %w", err)
+		} else if len(tokens) > 0 {
+			return "", nil
+		}
 		_ = store.DeleteToken(ctx, "admin")
 		if err := store.CreateToken(ctx, auth.Token{Name: "admin", Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
 			return "", fmt.Errorf("register admin token: %w", err)
