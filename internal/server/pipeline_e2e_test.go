@@ -307,6 +307,8 @@ analysis:
 smoke: [{path: /healthz}]
 `, shopBin, freePort(t)))
 	p.deploy(t, "v1", nil)
+	// Background users give the percentage steps enough evidence to pass.
+	p.load(t, 150)
 	r, err := p.Engine.Deploy(context.Background(), rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:test"})
 	if err != nil {
 		t.Fatal(err)
