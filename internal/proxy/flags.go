@@ -45,8 +45,7 @@ type flagRegistry struct {
 // flagStats holds the counters of one flag key, by variant.
 type flagStats struct {
 	key      string
-	mu       sync.Mutex // serializes writers of variants
-	variants atomic.Pointer[map[string]*versionStats]
+	variants cowMap[*versionStats]
 }
 
 func newFlagRegistry() *flagRegistry {
@@ -100,8 +99,6 @@ func (r *flagRegistry) flag(header string) *flagStats {
 			return nil
 		}
 		f = &flagStats{key: key}
-		m := map[string]*versionStats{}
-		f.variants.Store(&m)
 		r.byKey[key] = f
 	}
 	// Spellings are bounded too: an app sends one or two per key.
@@ -120,28 +117,16 @@ func (r *flagRegistry) flag(header string) *flagStats {
 // variant returns the counters of a variant, creating them on first use,
 // or nil when the variant is too long or the flag has too many.
 func (f *flagStats) variant(v string) *versionStats {
-	if s, ok := (*f.variants.Load())[v]; ok {
+	if s, ok := f.variants.all()[v]; ok {
 		return s
 	}
 	if len(v) > maxFlagNameLen {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	old := *f.variants.Load()
-	if s, ok := old[v]; ok {
-		return s
-	}
-	if len(old) >= maxFlagVariants {
+	s, ok := f.variants.getOrAdd(v, maxFlagVariants, func() *versionStats { return &versionStats{} })
+	if !ok {
 		return nil
 	}
-	m := make(map[string]*versionStats, len(old)+1)
-	for k, s := range old {
-		m[k] = s
-	}
-	s := &versionStats{}
-	m[v] = s
-	f.variants.Store(&m)
 	return s
 }
 
@@ -154,7 +139,7 @@ func (r *flagRegistry) each(fn func(key, variant string, s *versionStats)) {
 	}
 	r.mu.Unlock()
 	for _, f := range flags {
-		for v, s := range *f.variants.Load() {
+		for v, s := range f.variants.all() {
 			fn(f.key, v, s)
 		}
 	}

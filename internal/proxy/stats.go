@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,41 +81,19 @@ func (s *versionStats) snapshot() (analysis.Sample, [numOutcomes]uint64) {
 // window over a route change adds up. Versions are never removed: a
 // process sees a handful per rollout, each under a kilobyte.
 type statsRegistry struct {
-	mu       sync.Mutex // serializes writers of versions
-	versions atomic.Pointer[map[string]*versionStats]
+	versions cowMap[*versionStats]
 }
 
-func newStatsRegistry() *statsRegistry {
-	r := &statsRegistry{}
-	m := map[string]*versionStats{}
-	r.versions.Store(&m)
-	return r
-}
+func newStatsRegistry() *statsRegistry { return &statsRegistry{} }
 
-// get returns the counters of a version, creating them on first use. It
-// copies the map on write, so readers never lock.
+// get returns the counters of a version, creating them on first use.
 func (r *statsRegistry) get(version string) *versionStats {
-	if s, ok := (*r.versions.Load())[version]; ok {
-		return s
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := *r.versions.Load()
-	if s, ok := old[version]; ok {
-		return s
-	}
-	m := make(map[string]*versionStats, len(old)+1)
-	for v, s := range old {
-		m[v] = s
-	}
-	s := &versionStats{}
-	m[version] = s
-	r.versions.Store(&m)
+	s, _ := r.versions.getOrAdd(version, 0, func() *versionStats { return &versionStats{} })
 	return s
 }
 
 // all returns every version's counters. The map must not be modified.
-func (r *statsRegistry) all() map[string]*versionStats { return *r.versions.Load() }
+func (r *statsRegistry) all() map[string]*versionStats { return r.versions.all() }
 
 // Stats returns each version's counters since the proxy started: every
 // version that has been in the table, including ones that have left it.
