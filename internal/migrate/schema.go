@@ -133,16 +133,8 @@ func diffTable(subject string, want, got Table) []Difference {
 	add := func(what, change, detail string) {
 		diffs = append(diffs, Difference{Subject: subject + ": " + what, Change: change, Detail: detail})
 	}
-	for _, name := range unionKeys(want.Columns, got.Columns) {
-		w, inWant := want.Columns[name]
-		g, inGot := got.Columns[name]
-		what := "column " + name
-		switch {
-		case !inGot:
-			add(what, "missing", "was "+w.describe())
-		case !inWant:
-			add(what, "left behind", "it did not exist before")
-		default:
+	diffKeyed(want.Columns, got.Columns, "column ", add, func(c Column) string { return "was " + c.describe() }, notBefore[Column],
+		func(what string, w, g Column) {
 			if w.Type != g.Type {
 				add(what, "type differs", fmt.Sprintf("now %s, was %s", orNone(g.Type), orNone(w.Type)))
 			}
@@ -152,18 +144,9 @@ func diffTable(subject string, want, got Table) []Difference {
 			if w.Default != g.Default {
 				add(what, "default differs", fmt.Sprintf("now %s, was %s", orNone(g.Default), orNone(w.Default)))
 			}
-		}
-	}
-	for _, name := range unionKeys(want.Indexes, got.Indexes) {
-		w, inWant := want.Indexes[name]
-		g, inGot := got.Indexes[name]
-		what := "index " + name
-		switch {
-		case !inGot:
-			add(what, "missing", "was "+w.describe())
-		case !inWant:
-			add(what, "left behind", "it did not exist before")
-		default:
+		})
+	diffKeyed(want.Indexes, got.Indexes, "index ", add, func(ix Index) string { return "was " + ix.describe() }, notBefore[Index],
+		func(what string, w, g Index) {
 			if !slices.Equal(w.Columns, g.Columns) {
 				add(what, "columns differ", fmt.Sprintf("now (%s), was (%s)", strings.Join(g.Columns, ", "), strings.Join(w.Columns, ", ")))
 			}
@@ -173,28 +156,42 @@ func diffTable(subject string, want, got Table) []Difference {
 			if w.Where != g.Where {
 				add(what, "predicate differs", fmt.Sprintf("now %s, was %s", orNone(g.Where), orNone(w.Where)))
 			}
-		}
-	}
-	wc, gc := constraintsByKey(want.Constraints), constraintsByKey(got.Constraints)
-	for _, key := range unionKeys(wc, gc) {
-		w, inWant := wc[key]
-		g, inGot := gc[key]
-		what := "constraint " + key
-		switch {
-		case !inGot:
-			add(what, "missing", nameDetail(w.Name))
-		case !inWant:
-			add(what, "left behind", nameDetail(g.Name))
-		default:
+		})
+	byName := func(c Constraint) string { return nameDetail(c.Name) }
+	diffKeyed(constraintsByKey(want.Constraints), constraintsByKey(got.Constraints), "constraint ", add, byName, byName,
+		func(what string, w, g Constraint) {
 			if w.Name != g.Name {
 				add(what, "name differs", fmt.Sprintf("now %s, was %s", orNone(g.Name), orNone(w.Name)))
 			}
 			if w.OnDelete != g.OnDelete || w.OnUpdate != g.OnUpdate {
 				add(what, "actions differ", fmt.Sprintf("now on delete %s on update %s, was on delete %s on update %s", g.OnDelete, g.OnUpdate, w.OnDelete, w.OnUpdate))
 			}
+		})
+	return diffs
+}
+
+// notBefore is the detail of a column or index left behind by a down.
+func notBefore[V any](V) string { return "it did not exist before" }
+
+// diffKeyed compares two keyed sets of one kind (columns, indexes,
+// constraints), in key order: a key only before is "missing", a key only
+// after is "left behind", each with the detail its function gives, and a
+// key on both sides is handed to both.
+func diffKeyed[V any](want, got map[string]V, kind string, add func(what, change, detail string),
+	missing, leftBehind func(V) string, both func(what string, w, g V)) {
+	for _, key := range unionKeys(want, got) {
+		w, inWant := want[key]
+		g, inGot := got[key]
+		what := kind + key
+		switch {
+		case !inGot:
+			add(what, "missing", missing(w))
+		case !inWant:
+			add(what, "left behind", leftBehind(g))
+		default:
+			both(what, w, g)
 		}
 	}
-	return diffs
 }
 
 func constraintsByKey(cs []Constraint) map[string]Constraint {
