@@ -38,6 +38,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGoose$$' -fuzztime $(FUZZTIME) ./internal/migrate/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGolangMigrate$$' -fuzztime $(FUZZTIME) ./internal/migrate/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDbmate$$' -fuzztime $(FUZZTIME) ./internal/migrate/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSQLMigrate$$' -fuzztime $(FUZZTIME) ./internal/migrate/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNames$$' -fuzztime $(FUZZTIME) ./internal/migrate/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime $(FUZZTIME) ./internal/flags/
 	$(GO) test -run '^$$' -fuzz '^FuzzCompileRule$$' -fuzztime $(FUZZTIME) ./internal/flags/
 

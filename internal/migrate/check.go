@@ -11,7 +11,10 @@ import (
 // in version order:
 //
 //   - errors: an up without a down, or with a down that has no statements
-//     (only comments); such a migration cannot be rolled back;
+//     (only comments), unless the migration is marked
+//     "-- shipgate:irreversible REASON" (then a warning: the deploy needs
+//     an approval) or its up is empty too; a statement PostgreSQL refuses
+//     in a transaction in a migration its tool runs in one;
 //   - warnings, at file:line: statements that destroy data or can fail on
 //     existing rows: DROP TABLE and DROP COLUMN in an up (and in a down,
 //     when they drop what the up did not create), TRUNCATE, type changes
@@ -25,17 +28,8 @@ func Check(migrations []Migration) []Finding {
 	var findings []Finding
 	tables := map[string]map[string]string{}
 	for _, m := range migrations {
-		switch {
-		case m.Down.Missing() && m.Format == FormatGoose:
-			findings = append(findings, Finding{Severity: SeverityError, File: m.Up.File, Version: m.Version, Migration: m.ID,
-				Message: "no down migration: add a -- +goose Down section that undoes the up section"})
-		case m.Down.Missing():
-			findings = append(findings, Finding{Severity: SeverityError, File: strings.TrimSuffix(m.Up.File, ".up.sql") + ".down.sql", Version: m.Version, Migration: m.ID,
-				Message: "no down migration: add this file with statements that undo " + m.Up.File})
-		case len(m.Down.Statements) == 0:
-			findings = append(findings, Finding{Severity: SeverityError, File: m.Down.File, Line: m.Down.Line, Version: m.Version, Migration: m.ID,
-				Message: "down migration is empty (only comments or space): write the statements that undo the up migration"})
-		}
+		findings = append(findings, downFindings(m)...)
+		findings = append(findings, transactionFindings(m)...)
 		up := &checker{m: m, script: m.Up, tables: tables, up: true}
 		up.run()
 		findings = append(findings, up.findings...)
@@ -47,6 +41,66 @@ func Check(migrations []Migration) []Finding {
 	}
 	SortFindings(findings)
 	return findings
+}
+
+// irreversibleHint is how to say a migration cannot be undone on purpose.
+const irreversibleHint = "; or, if it cannot be undone on purpose, say why with -- shipgate:irreversible REASON"
+
+// downFindings reports a missing or empty down, and a down declared
+// irreversible.
+func downFindings(m Migration) []Finding {
+	f := Finding{Severity: SeverityError, File: m.Down.File, Line: m.Down.Line, Version: m.Version, Migration: m.ID}
+	switch {
+	case m.Irreversible != nil:
+		f.Severity, f.File, f.Line = SeverityWarning, m.Irreversible.File, m.Irreversible.Line
+		f.Message = "irreversible on purpose: " + m.Irreversible.Reason + "; a deploy of it needs an approval (or a hotfix rule that skips the migrations gate)"
+	case len(m.Up.Statements) == 0 && (m.Down.Missing() || len(m.Down.Statements) == 0):
+		// Nothing to undo: a placeholder, or a migration whose SQL was
+		// removed.
+		return nil
+	case m.Down.Missing() && !m.Format.wrapsInTransaction() && m.Format != "":
+		f.File, f.Line = DownFile(m), 0
+		f.Message = "no down migration: add this file with statements that undo " + m.Up.File + irreversibleHint
+	case m.Down.Missing():
+		f.File, f.Line = m.Up.File, 0
+		f.Message = "no down migration: add a " + syntaxOf(m.Format).down + " section that undoes the up section" + irreversibleHint
+	case len(m.Down.Statements) == 0:
+		f.Message = "down migration is empty (only comments or space): write the statements that undo the up migration" + irreversibleHint
+	default:
+		return nil
+	}
+	return []Finding{f}
+}
+
+// transactionFindings reports statements PostgreSQL refuses inside a
+// transaction where the migration's own tool would run them in one, or
+// send them in one query with others.
+func transactionFindings(m Migration) []Finding {
+	var out []Finding
+	for _, s := range []Script{m.Up, m.Down} {
+		for _, st := range s.Statements {
+			what, refused := NoTransactionStatement(st.SQL)
+			if !refused {
+				continue
+			}
+			f := Finding{File: s.File, Line: st.Line, Version: m.Version, Migration: m.ID}
+			switch {
+			case m.Format.wrapsInTransaction() && !s.NoTransaction:
+				f.Severity = SeverityError
+				f.Message = fmt.Sprintf("PostgreSQL refuses %s inside a transaction, and %s runs this migration in one: add %s", what, syntaxOf(m.Format).tool, syntaxOf(m.Format).noTx)
+			case m.Format == FormatGolangMigrate && len(s.Statements) > 1:
+				f.Severity = SeverityWarning
+				f.Message = fmt.Sprintf("%s in a file with other statements: golang-migrate sends a file as one query, which PostgreSQL runs as one transaction, so it fails unless the database URL has x-multi-statement=true; Shipgate runs the file statement by statement outside a transaction; put it in a migration of its own", what)
+			case m.Format == FormatFlyway && len(s.Statements) > 1:
+				f.Severity = SeverityWarning
+				f.Message = fmt.Sprintf("%s mixed with other statements: Flyway refuses to mix statements that cannot run in a transaction with others unless mixed=true; Shipgate runs the script statement by statement outside a transaction", what)
+			default:
+				continue
+			}
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func cloneTables(t map[string]map[string]string) map[string]map[string]string {
@@ -176,6 +230,21 @@ func (c *checker) statement(sql string, toks []token) {
 		if name := cur.name(); name != "" && !c.ownedTable(name) {
 			c.warn(line, "truncates table %s: every row in it is lost", name)
 		}
+	case cur.accept("DO"):
+		c.doBlock(cur.rest())
+	case cur.accept("DELETE"):
+		cur.accept("FROM")
+		cur.accept("ONLY")
+		line := cur.line()
+		if name := cur.name(); name != "" && !c.up && !c.ownedTable(name) {
+			c.warn(line, "down deletes rows from table %s: the rows are gone after a rollback, and an up again does not bring them back unless it inserts them", name)
+		}
+	case cur.accept("UPDATE"):
+		cur.accept("ONLY")
+		line := cur.line()
+		if name := cur.name(); name != "" && !c.up && !c.ownedTable(name) {
+			c.warn(line, "down updates rows of table %s: check that the values are what the old code expects, and that an up again restores them", name)
+		}
 	case cur.accept("ALTER", "TABLE"):
 		cur.accept("IF", "EXISTS")
 		cur.accept("ONLY")
@@ -187,6 +256,63 @@ func (c *checker) statement(sql string, toks []token) {
 			table = c.alter(sql, table, action)
 		}
 	}
+}
+
+// doBlock follows the statements inside the body of a PostgreSQL DO
+// block (a dollar-quoted or quoted string), so that a column added there
+// is known: the CREATE TABLE, ALTER TABLE, DROP TABLE and TRUNCATE
+// statements of the body, wherever they start in a PL/pgSQL statement
+// (after THEN, BEGIN, ...). Statements built as strings for EXECUTE stay
+// unknown.
+func (c *checker) doBlock(toks []token) {
+	for _, t := range toks {
+		if t.kind != tokString {
+			continue
+		}
+		body, offset := stringBody(t.text)
+		if body == "" {
+			continue
+		}
+		line := t.line + strings.Count(t.text[:offset], "\n")
+		inner, err := lex(body, line)
+		if err != nil {
+			return
+		}
+		for _, group := range splitTokens(inner) {
+			for i, w := range group {
+				next := ""
+				if i+1 < len(group) {
+					next = group[i+1].word()
+				}
+				word := w.word()
+				if (word == "CREATE" || word == "ALTER" || word == "DROP") && next == "TABLE" || word == "TRUNCATE" {
+					c.statement(body, group[i:])
+					break
+				}
+			}
+		}
+		return
+	}
+}
+
+// stringBody returns the text inside a string token ('x' or $tag$x$tag$)
+// and the offset of that text in the token.
+func stringBody(s string) (string, int) {
+	if strings.HasPrefix(s, "$") {
+		end := strings.Index(s[1:], "$")
+		if end < 0 {
+			return "", 0
+		}
+		tag := s[:end+2]
+		if len(s) < 2*len(tag) {
+			return "", 0
+		}
+		return s[len(tag) : len(s)-len(tag)], len(tag)
+	}
+	if len(s) >= 2 && s[0] == '\'' {
+		return strings.ReplaceAll(s[1:len(s)-1], "''", "'"), 1
+	}
+	return "", 0
 }
 
 // alter follows one action of ALTER TABLE table and returns the table's

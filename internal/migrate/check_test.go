@@ -16,8 +16,8 @@ func TestCheck_Broken(t *testing.T) {
 		got = append(got, f.String())
 	}
 	want := []string{
-		"testdata/broken/002_create_posts.down.sql: error: 002_create_posts: no down migration: add this file with statements that undo testdata/broken/002_create_posts.up.sql",
-		"testdata/broken/003_add_nickname.down.sql:1: error: 003_add_nickname: down migration is empty (only comments or space): write the statements that undo the up migration",
+		"testdata/broken/002_create_posts.down.sql: error: 002_create_posts: no down migration: add this file with statements that undo testdata/broken/002_create_posts.up.sql" + irreversibleHint,
+		"testdata/broken/003_add_nickname.down.sql:1: error: 003_add_nickname: down migration is empty (only comments or space): write the statements that undo the up migration" + irreversibleHint,
 		"testdata/broken/004_replace_bio.up.sql:3: warning: 004_replace_bio: drops column users.bio and the data in it; the down migration can recreate the table or column but not its data",
 	}
 	if !reflect.DeepEqual(got, want) {

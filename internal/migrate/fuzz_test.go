@@ -72,8 +72,57 @@ func FuzzParseGoose(f *testing.F) {
 	seedCorpus(f, func(data []byte) { f.Add(data) })
 	f.Add([]byte("-- +goose Up\n-- +goose StatementBegin\nSELECT $a$ ; $a$;\n-- +goose StatementEnd\n-- +goose Down\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		migs, err := ParseFiles([]File{{Path: "db/001_fuzz.sql", Data: data}})
+		migs, err := Parse([]File{{Path: "db/001_fuzz.sql", Data: data}}, FormatGoose)
 		checkParsed(t, migs, err, data)
+	})
+}
+
+// FuzzParseDbmate does the same for a dbmate file.
+func FuzzParseDbmate(f *testing.F) {
+	seedCorpus(f, func(data []byte) { f.Add(data) })
+	f.Add([]byte("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (a);\n-- migrate:down\nDROP INDEX i;\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		migs, err := Parse([]File{{Path: "db/20240101000000_fuzz.sql", Data: data}}, FormatDbmate)
+		checkParsed(t, migs, err, data)
+	})
+}
+
+// FuzzParseSQLMigrate does the same for a sql-migrate file.
+func FuzzParseSQLMigrate(f *testing.F) {
+	seedCorpus(f, func(data []byte) { f.Add(data) })
+	f.Add([]byte("-- +migrate Up notransaction\n-- +migrate StatementBegin\nSELECT 1;\n-- +migrate StatementEnd\n-- +migrate Down\nSELECT 2;\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		migs, err := Parse([]File{{Path: "db/1-fuzz.sql", Data: data}}, FormatSQLMigrate)
+		checkParsed(t, migs, err, data)
+	})
+}
+
+// FuzzParseNames checks that any set of file names and contents either
+// parses or fails with findings that name a file, and never panics: the
+// format detection of every name.
+func FuzzParseNames(f *testing.F) {
+	for _, n := range []string{"001_a.up.sql", "0175.up.sql", "V1__a.sql", "U1__a.sql", "R__a.sql", "1_a.sql", "V0001.Name.up.sql", "20240101_x.sql", "2_x.go"} {
+		f.Add(n, []byte("-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n"))
+		f.Add(n, []byte("-- migrate:up\nSELECT 1;\n"))
+	}
+	f.Fuzz(func(t *testing.T, name string, data []byte) {
+		if strings.ContainsAny(name, "/\\") {
+			return
+		}
+		migs, err := ParseFiles([]File{{Path: name, Data: data}, {Path: "V9__b.sql", Data: []byte("SELECT 1;")}})
+		if err != nil {
+			var perr *Error
+			if !errors.As(err, &perr) || len(perr.Findings) == 0 {
+				t.Fatalf("error %T without findings: %v", err, err)
+			}
+			for _, f := range perr.Findings {
+				if f.File == "" || f.Message == "" {
+					t.Errorf("finding without file or message: %s", f)
+				}
+			}
+			return
+		}
+		_ = Check(migs)
 	})
 }
 

@@ -20,10 +20,54 @@ const (
 	// FormatGolangMigrate is golang-migrate's: a pair of files
 	// NNN_name.up.sql and NNN_name.down.sql.
 	FormatGolangMigrate Format = "golang-migrate"
+	// FormatStem is a pair of files whose whole stem is the version:
+	// NNN.up.sql and NNN.down.sql.
+	FormatStem Format = "stem"
 	// FormatGoose is goose's: one file NNN_name.sql with "-- +goose Up"
 	// and "-- +goose Down" sections.
 	FormatGoose Format = "goose"
+	// FormatDbmate is dbmate's: one file NNN_name.sql (any name after the
+	// digits) with "-- migrate:up" and "-- migrate:down" sections.
+	FormatDbmate Format = "dbmate"
+	// FormatSQLMigrate is sql-migrate's: one file NNN_name.sql (any name
+	// after the digits) with "-- +migrate Up" and "-- +migrate Down"
+	// sections.
+	FormatSQLMigrate Format = "sql-migrate"
+	// FormatFlyway is Flyway's: V1__name.sql, undone by U1__name.sql.
+	FormatFlyway Format = "flyway"
 )
+
+// Formats are the formats Shipgate reads, in the order detection tries
+// them.
+var Formats = []Format{FormatFlyway, FormatGolangMigrate, FormatStem, FormatGoose, FormatSQLMigrate, FormatDbmate}
+
+// ParseFormat returns the Format named s, "" for "" or "auto".
+func ParseFormat(s string) (Format, error) {
+	if s == "" || s == "auto" {
+		return "", nil
+	}
+	for _, f := range Formats {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	names := make([]string, len(Formats))
+	for i, f := range Formats {
+		names[i] = string(f)
+	}
+	return "", fmt.Errorf("unknown migration format %q: want auto, %s", s, strings.Join(names, ", "))
+}
+
+// wrapsInTransaction reports whether the format's own tool runs a
+// migration in a transaction unless told not to. golang-migrate and
+// Flyway do not decide per file: golang-migrate sends a file as one
+// query (PostgreSQL runs a multi-statement query as one implicit
+// transaction; its SQLite driver wraps it in one), and Flyway runs a
+// script outside a transaction when it holds a statement PostgreSQL
+// refuses in one.
+func (f Format) wrapsInTransaction() bool {
+	return f == FormatGoose || f == FormatDbmate || f == FormatSQLMigrate
+}
 
 // Migration is one versioned schema change and the change that undoes it.
 type Migration struct {
@@ -40,18 +84,29 @@ type Migration struct {
 	// exist; one without statements is empty. Either makes the migration
 	// irreversible.
 	Up, Down Script
-	// NoTransaction is set by goose's "-- +goose NO TRANSACTION": the
-	// statements run one by one outside a transaction, as CREATE INDEX
-	// CONCURRENTLY needs. A failure halfway leaves the database dirty.
-	NoTransaction bool
+	// Irreversible is set by "-- shipgate:irreversible REASON" in one of
+	// the migration's files: the down is missing or does not restore
+	// everything on purpose, and a deploy of it needs an approval.
+	Irreversible *Marker
 	// Checksum is the hex SHA-256 of the file that holds the up script,
 	// recorded when the migration is applied so that an edit after the
 	// fact can be noticed.
 	Checksum string
 }
 
+// Marker is a "-- shipgate:" comment of a migration file.
+type Marker struct {
+	// Reason is the text after the marker's name.
+	Reason string
+	File   string
+	Line   int
+}
+
 // String returns the migration's ID.
 func (m Migration) String() string { return m.ID }
+
+// Reversible reports whether the migration has a down with statements.
+func (m Migration) Reversible() bool { return !m.Down.Missing() && len(m.Down.Statements) > 0 }
 
 // Script is the up or down half of a migration.
 type Script struct {
@@ -62,6 +117,15 @@ type Script struct {
 	Line int
 	// Statements are what runs, in order.
 	Statements []Statement
+	// NoTransaction runs the statements one by one outside a
+	// transaction, as CREATE INDEX CONCURRENTLY needs: set by goose's
+	// "-- +goose NO TRANSACTION", sql-migrate's "notransaction", dbmate's
+	// "transaction:false", "-- shipgate:no-transaction", and, in the
+	// formats whose tools do not wrap files in transactions themselves
+	// (golang-migrate, stem, Flyway), by a statement PostgreSQL refuses
+	// in a transaction or a script that manages its own (BEGIN ...
+	// COMMIT). A failure halfway leaves the database dirty.
+	NoTransaction bool
 }
 
 // Missing reports whether the script does not exist.
@@ -77,135 +141,384 @@ type File struct {
 
 var (
 	golangMigrateName = regexp.MustCompile(`^([0-9]+)_(.*)\.(up|down)\.sql$`)
+	stemName          = regexp.MustCompile(`^([0-9]+)\.(up|down)\.sql$`)
 	gooseName         = regexp.MustCompile(`^([0-9]+)_(.*)\.sql$`)
+	// dbmate and sql-migrate take the leading digits of any .sql file.
+	numberedName     = regexp.MustCompile(`^([0-9]+)(.*)\.sql$`)
+	flywayName       = regexp.MustCompile(`^([VU])([0-9]+(?:[._][0-9]+)*)__(.*)\.sql$`)
+	flywayRepeatable = regexp.MustCompile(`^R__.*\.sql$`)
+	gooseGoName      = regexp.MustCompile(`^[0-9]+_.*\.go$`)
 )
 
-// LoadDir reads the migrations in dir, in golang-migrate or goose format
-// (or both, one format per version). Files whose names do not start with
-// a version and end in .sql are ignored, as both tools ignore them. The
-// error, if any, is an *Error with every problem at file:line.
-func LoadDir(dir string) ([]Migration, error) {
+// LoadOptions say how to read a migration directory.
+type LoadOptions struct {
+	// Format reads every file in that format; "" recognises each file's
+	// format by its name and content.
+	Format Format
+	// Ignore lists file names (or path.Match patterns of base names) of
+	// .sql files that are not migrations: a seed, a setup script.
+	Ignore []string
+}
+
+// LoadDir reads the migrations in dir, recognising each file's format.
+// See Load.
+func LoadDir(dir string) ([]Migration, error) { return Load(dir, LoadOptions{}) }
+
+// Load reads the migrations in dir. Every .sql file must be a migration
+// in a format Shipgate reads, or be ignored: a file it cannot read as
+// one is an error that names it, never skipped, so that a directory is
+// never passed for what was not looked at. The error, if any, is an
+// *Error with every problem at file:line.
+func Load(dir string, opts LoadOptions) ([]Migration, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
 	}
 	var files []File
 	for _, e := range entries {
-		if e.IsDir() || !gooseName.MatchString(e.Name()) {
+		name := e.Name()
+		if e.IsDir() || ignored(name, opts.Ignore) || !strings.HasSuffix(name, ".sql") && !gooseGoName.MatchString(name) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(p) //nolint:gosec // a file of the directory the user named
-		if err != nil {
-			return nil, fmt.Errorf("read migrations: %w", err)
+		p := filepath.Join(dir, name)
+		var data []byte
+		if strings.HasSuffix(name, ".sql") {
+			data, err = os.ReadFile(p) //nolint:gosec // a file of the directory the user named
+			if err != nil {
+				return nil, fmt.Errorf("read migrations: %w", err)
+			}
 		}
 		files = append(files, File{Path: p, Data: data})
 	}
-	return ParseFiles(files)
+	if len(files) == 0 {
+		return nil, &Error{Findings: []Finding{{Severity: SeverityError, File: dir, Message: "no .sql migration files in this directory"}}}
+	}
+	return Parse(files, opts.Format)
 }
 
-// ParseFiles parses the files of a migration directory and returns the
-// migrations in version order. The error, if any, is an *Error with every
-// problem found, each at file:line.
-func ParseFiles(files []File) ([]Migration, error) {
-	var problems []Finding
-	byVersion := map[int64]*Migration{}
-	// downs holds golang-migrate down files until their up is known.
-	type down struct {
-		file File
-		name string
-	}
-	downs := map[int64]down{}
-	problem := func(file string, line int, version int64, id, format string, args ...any) {
-		problems = append(problems, Finding{Severity: SeverityError, File: file, Line: line, Version: version, Migration: id, Message: fmt.Sprintf(format, args...)})
-	}
-	add := func(m *Migration, file string) {
-		if prev, ok := byVersion[m.Version]; ok {
-			problem(file, 0, m.Version, m.ID, "version %d is also used by %s; each version must be unique", m.Version, prev.Up.File)
-			return
+// ignored reports whether the file name matches one of patterns: a base
+// name, a path whose base is the name, or a path.Match pattern.
+func ignored(name string, patterns []string) bool {
+	for _, p := range patterns {
+		if filepath.Base(p) == name {
+			return true
 		}
-		byVersion[m.Version] = m
+		if ok, err := path.Match(p, name); err == nil && ok {
+			return true
+		}
 	}
+	return false
+}
 
+// ParseFiles parses the files of a migration directory, recognising each
+// file's format, and returns the migrations in version order. See Parse.
+func ParseFiles(files []File) ([]Migration, error) { return Parse(files, "") }
+
+// half is one file of a two-file migration (golang-migrate, stem,
+// Flyway V and U).
+type half struct {
+	file    File
+	version int64
+	name    string
+	id      string
+	format  Format
+}
+
+// Parse parses the files of a migration directory, all in format, or
+// each in the format its name and content say when format is "". It
+// returns the migrations in version order. The error, if any, is an
+// *Error with every problem found, each at file:line: a .sql file that is
+// not a migration in a known format is one.
+func Parse(files []File, format Format) ([]Migration, error) {
+	p := &parser{byVersion: map[int64]*Migration{}, downs: map[int64]half{}}
 	for _, f := range files {
-		base := path.Base(filepath.ToSlash(f.Path))
-		if sm := golangMigrateName.FindStringSubmatch(base); sm != nil {
-			v, err := strconv.ParseInt(sm[1], 10, 64)
-			if err != nil {
-				problem(f.Path, 0, 0, "", "version %s is not a 64-bit integer", sm[1])
-				continue
-			}
-			if sm[3] == "down" {
-				if prev, ok := downs[v]; ok {
-					problem(f.Path, 0, v, "", "version %d has two down files: this one and %s", v, prev.file.Path)
-					continue
-				}
-				downs[v] = down{file: f, name: sm[2]}
-				continue
-			}
-			stmts, err := Split(string(f.Data), 1)
-			m := &Migration{Version: v, Name: sm[2], ID: strings.TrimSuffix(base, ".up.sql"), Format: FormatGolangMigrate,
-				Up: Script{File: f.Path, Line: 1, Statements: stmts}, Checksum: checksum(f.Data)}
-			if err != nil {
-				problem(f.Path, syntaxLine(err), v, m.ID, "%s", syntaxMessage(err))
-				continue
-			}
-			add(m, f.Path)
-			continue
-		}
-		sm := gooseName.FindStringSubmatch(base)
-		if sm == nil {
-			continue
-		}
-		v, err := strconv.ParseInt(sm[1], 10, 64)
-		if err != nil {
-			problem(f.Path, 0, 0, "", "version %s is not a 64-bit integer", sm[1])
-			continue
-		}
-		m, errs := parseGoose(f)
-		m.Version, m.Name, m.ID = v, sm[2], strings.TrimSuffix(base, ".sql")
-		if len(errs) > 0 {
-			for _, e := range errs {
-				problem(f.Path, e.Line, v, m.ID, "%s", e.Message)
-			}
-			continue
-		}
-		add(m, f.Path)
+		p.file(f, format)
 	}
-
-	for v, d := range downs {
-		m, ok := byVersion[v]
-		switch {
-		case !ok:
-			if !slices.ContainsFunc(problems, func(p Finding) bool { return p.Version == v }) {
-				problem(d.file.Path, 0, v, "", "down migration without an up migration (add %s)", strings.TrimSuffix(path.Base(filepath.ToSlash(d.file.Path)), ".down.sql")+".up.sql")
-			}
-			continue
-		case m.Format == FormatGoose:
-			problem(d.file.Path, 0, v, m.ID, "version %d is a goose file (%s) and also has this down file; use one format per version", v, m.Up.File)
-			continue
-		case d.name != m.Name:
-			problem(d.file.Path, 0, v, m.ID, "down file name %q does not match its up file %s", d.name, m.Up.File)
-			continue
-		}
-		stmts, err := Split(string(d.file.Data), 1)
-		if err != nil {
-			problem(d.file.Path, syntaxLine(err), v, m.ID, "%s", syntaxMessage(err))
-			continue
-		}
-		m.Down = Script{File: d.file.Path, Line: 1, Statements: stmts}
+	for _, v := range slices.Sorted(mapKeys(p.downs)) {
+		p.pairDown(p.downs[v])
 	}
-
-	if len(problems) > 0 {
-		SortFindings(problems)
-		return nil, &Error{Findings: problems}
+	for _, m := range p.byVersion {
+		p.settle(m)
 	}
-	migrations := make([]Migration, 0, len(byVersion))
-	for _, m := range byVersion {
+	if len(p.problems) > 0 {
+		SortFindings(p.problems)
+		return nil, &Error{Findings: p.problems}
+	}
+	migrations := make([]Migration, 0, len(p.byVersion))
+	for _, m := range p.byVersion {
 		migrations = append(migrations, *m)
 	}
 	slices.SortFunc(migrations, func(a, b Migration) int { return cmpInt64(a.Version, b.Version) })
 	return migrations, nil
+}
+
+func mapKeys[V any](m map[int64]V) func(func(int64) bool) {
+	return func(yield func(int64) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+type parser struct {
+	problems  []Finding
+	byVersion map[int64]*Migration
+	// downs holds the down halves until every up is known.
+	downs map[int64]half
+	// data holds the files of each migration, for its markers.
+	data map[int64][]File
+}
+
+func (p *parser) problem(file string, line int, version int64, id, format string, args ...any) {
+	p.problems = append(p.problems, Finding{Severity: SeverityError, File: file, Line: line, Version: version, Migration: id, Message: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) add(m *Migration, files ...File) {
+	if prev, ok := p.byVersion[m.Version]; ok {
+		p.problem(files[0].Path, 0, m.Version, m.ID, "version %d is also used by %s; each version must be unique", m.Version, prev.Up.File)
+		return
+	}
+	p.byVersion[m.Version] = m
+	if p.data == nil {
+		p.data = map[int64][]File{}
+	}
+	p.data[m.Version] = append(p.data[m.Version], files...)
+}
+
+// version reads the digits of a version.
+func (p *parser) version(f File, digits string) (int64, bool) {
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		p.problem(f.Path, 0, 0, "", "version %s is not a 64-bit integer", digits)
+		return 0, false
+	}
+	if v == 0 {
+		p.problem(f.Path, 0, 0, "", "version 0: versions start at 1 (0 means no migration applied)")
+		return 0, false
+	}
+	return v, true
+}
+
+// unrecognised reports a file that is not a migration Shipgate can read.
+func (p *parser) unrecognised(f File, why string) {
+	p.problem(f.Path, 0, 0, "", "not read as a migration: %s; rename it, give --format, or list it in --ignore if it is not a migration", why)
+}
+
+// file reads one file.
+func (p *parser) file(f File, format Format) {
+	base := path.Base(filepath.ToSlash(f.Path))
+	if gooseGoName.MatchString(base) {
+		p.problem(f.Path, 0, 0, "", "a goose Go migration: Shipgate runs SQL migrations only and cannot verify this one; write it in SQL")
+		return
+	}
+	try := Formats
+	if format != "" {
+		try = []Format{format}
+	}
+	for _, fm := range try {
+		switch fm {
+		case FormatFlyway:
+			if flywayRepeatable.MatchString(base) {
+				p.problem(f.Path, 0, 0, "", "a Flyway repeatable migration (R__): it has no version and no undo, so Shipgate cannot verify it; make it a versioned V migration with a U undo")
+				return
+			}
+			if sm := flywayName.FindStringSubmatch(base); sm != nil {
+				p.flyway(f, base, sm)
+				return
+			}
+		case FormatGolangMigrate:
+			if sm := golangMigrateName.FindStringSubmatch(base); sm != nil {
+				p.pairHalf(f, sm[1], sm[2], strings.TrimSuffix(strings.TrimSuffix(base, ".sql"), "."+sm[3]), sm[3] == "down", FormatGolangMigrate)
+				return
+			}
+		case FormatStem:
+			if sm := stemName.FindStringSubmatch(base); sm != nil {
+				p.pairHalf(f, sm[1], "", sm[1], sm[2] == "down", FormatStem)
+				return
+			}
+		default:
+			syn := syntaxOf(fm)
+			re := numberedName
+			if fm == FormatGoose {
+				re = gooseName
+			}
+			sm := re.FindStringSubmatch(base)
+			if sm == nil {
+				continue
+			}
+			if format == "" && detectSyntax(f.Data) != fm {
+				continue
+			}
+			p.annotated(f, base, sm[1], syn)
+			return
+		}
+	}
+	switch {
+	case format != "":
+		p.unrecognised(f, fmt.Sprintf("not a %s file name (want %s)", format, formatExample(format)))
+	case numberedName.MatchString(base):
+		if detectSyntax(f.Data) == FormatGoose {
+			p.unrecognised(f, "goose annotations, but goose needs NNN_name.sql with an underscore after the version")
+			return
+		}
+		p.unrecognised(f, "a numbered .sql file without -- +goose Up, -- +migrate Up or -- migrate:up sections, and not NNN_name.up.sql or NNN_name.down.sql")
+	default:
+		p.unrecognised(f, "the name matches no migration format ("+strings.Join(formatExamples(), ", ")+")")
+	}
+}
+
+func formatExample(f Format) string {
+	switch f {
+	case FormatGolangMigrate:
+		return "NNN_name.up.sql and NNN_name.down.sql"
+	case FormatStem:
+		return "NNN.up.sql and NNN.down.sql"
+	case FormatGoose:
+		return "NNN_name.sql with -- +goose Up"
+	case FormatDbmate:
+		return "NNNname.sql with -- migrate:up"
+	case FormatSQLMigrate:
+		return "NNNname.sql with -- +migrate Up"
+	case FormatFlyway:
+		return "V1__name.sql and U1__name.sql"
+	}
+	return string(f)
+}
+
+func formatExamples() []string {
+	out := make([]string, len(Formats))
+	for i, f := range Formats {
+		out[i] = string(f) + ": " + formatExample(f)
+	}
+	return out
+}
+
+// pairHalf reads the up or down file of a two-file migration.
+func (p *parser) pairHalf(f File, digits, name, id string, down bool, format Format) {
+	v, ok := p.version(f, digits)
+	if !ok {
+		return
+	}
+	h := half{file: f, version: v, name: name, id: id, format: format}
+	if down {
+		if prev, ok := p.downs[v]; ok {
+			p.problem(f.Path, 0, v, "", "version %d has two down files: this one and %s", v, prev.file.Path)
+			return
+		}
+		p.downs[v] = h
+		return
+	}
+	stmts, err := Split(string(f.Data), 1)
+	m := &Migration{Version: v, Name: name, ID: id, Format: format,
+		Up: Script{File: f.Path, Line: 1, Statements: stmts}, Checksum: checksum(f.Data)}
+	if err != nil {
+		p.problem(f.Path, syntaxLine(err), v, m.ID, "%s", syntaxMessage(err))
+		return
+	}
+	p.add(m, f)
+}
+
+// flyway reads a Flyway V (up) or U (undo) file.
+func (p *parser) flyway(f File, base string, sm []string) {
+	digits := sm[2]
+	if strings.ContainsAny(digits, "._") {
+		p.problem(f.Path, 0, 0, "", "Flyway version %s has several parts; Shipgate orders migrations by whole-number versions (V1__, V2__ ...)", digits)
+		return
+	}
+	id := strings.TrimSuffix(base, ".sql")
+	p.pairHalf(f, digits, sm[3], "V"+strings.TrimPrefix(id, sm[1]), sm[1] == "U", FormatFlyway)
+}
+
+// pairDown attaches a down file to its up.
+func (p *parser) pairDown(d half) {
+	v := d.version
+	m, ok := p.byVersion[v]
+	switch {
+	case !ok:
+		if !slices.ContainsFunc(p.problems, func(f Finding) bool { return f.Version == v }) {
+			p.problem(d.file.Path, 0, v, "", "down migration without an up migration (add %s)", upFileFor(d))
+		}
+		return
+	case m.Format != d.format:
+		p.problem(d.file.Path, 0, v, m.ID, "version %d is a %s migration (%s) and also has this %s down file; use one format per version", v, m.Format, m.Up.File, d.format)
+		return
+	}
+	stmts, err := Split(string(d.file.Data), 1)
+	if err != nil {
+		p.problem(d.file.Path, syntaxLine(err), v, m.ID, "%s", syntaxMessage(err))
+		return
+	}
+	m.Down = Script{File: d.file.Path, Line: 1, Statements: stmts}
+	p.data[v] = append(p.data[v], d.file)
+}
+
+func upFileFor(d half) string {
+	base := path.Base(filepath.ToSlash(d.file.Path))
+	switch d.format {
+	case FormatFlyway:
+		return "V" + strings.TrimPrefix(base, "U")
+	default:
+		return strings.TrimSuffix(base, ".down.sql") + ".up.sql"
+	}
+}
+
+// DownFile returns the path where the down file of a two-file migration
+// belongs, for a message saying to add it; "" for one-file formats.
+func DownFile(m Migration) string {
+	switch m.Format {
+	case FormatGolangMigrate, FormatStem:
+		return strings.TrimSuffix(m.Up.File, ".up.sql") + ".down.sql"
+	case FormatFlyway:
+		dir, base := filepath.Split(m.Up.File)
+		return dir + "U" + strings.TrimPrefix(base, "V")
+	}
+	return ""
+}
+
+// markerLine matches a "-- shipgate:NAME text" comment line.
+var markerLine = regexp.MustCompile(`^\s*--\s*shipgate:([A-Za-z-]+)\s*(.*?)\s*$`)
+
+// settle reads the markers of m's files and decides which scripts run
+// outside a transaction.
+func (p *parser) settle(m *Migration) {
+	noTx := false
+	for _, f := range p.data[m.Version] {
+		for i, line := range strings.Split(string(f.Data), "\n") {
+			sm := markerLine.FindStringSubmatch(line)
+			if sm == nil {
+				continue
+			}
+			switch strings.ToLower(sm[1]) {
+			case "irreversible":
+				if sm[2] == "" {
+					p.problem(f.Path, i+1, m.Version, m.ID, "-- shipgate:irreversible needs a reason after it: why this migration cannot be undone, for the person approving the deploy")
+					continue
+				}
+				if m.Irreversible == nil {
+					m.Irreversible = &Marker{Reason: sm[2], File: f.Path, Line: i + 1}
+				}
+			case "no-transaction":
+				noTx = true
+			default:
+				p.problem(f.Path, i+1, m.Version, m.ID, "unknown marker -- shipgate:%s; want -- shipgate:irreversible REASON or -- shipgate:no-transaction", sm[1])
+			}
+		}
+	}
+	for _, s := range []*Script{&m.Up, &m.Down} {
+		if noTx {
+			s.NoTransaction = true
+		}
+		if m.Format.wrapsInTransaction() {
+			continue
+		}
+		for _, st := range s.Statements {
+			if _, refused := NoTransactionStatement(st.SQL); refused || TransactionControl(st.SQL) {
+				s.NoTransaction = true
+			}
+		}
+	}
 }
 
 func cmpInt64(a, b int64) int {
@@ -235,165 +548,6 @@ func syntaxMessage(err error) string {
 		return se.Message
 	}
 	return err.Error()
-}
-
-// gooseAnnotation returns the annotation of a goose line such as
-// "-- +goose StatementBegin", in lower case with single spaces, and
-// whether the line is one.
-func gooseAnnotation(line string) (string, bool) {
-	s := strings.TrimSpace(line)
-	if !strings.HasPrefix(s, "--") {
-		return "", false
-	}
-	s = strings.TrimSpace(strings.TrimPrefix(s, "--"))
-	if !strings.HasPrefix(s, "+goose") {
-		return "", false
-	}
-	return strings.ToLower(strings.Join(strings.Fields(strings.TrimPrefix(s, "+goose")), " ")), true
-}
-
-// parseGoose parses a goose SQL file. It returns every problem found as a
-// SyntaxError with its line.
-func parseGoose(f File) (*Migration, []*SyntaxError) {
-	m := &Migration{Format: FormatGoose, Checksum: checksum(f.Data)}
-	var errs []*SyntaxError
-	fail := func(line int, format string, args ...any) {
-		errs = append(errs, &SyntaxError{Line: line, Message: fmt.Sprintf(format, args...)})
-	}
-
-	const (
-		beforeUp = iota
-		inUp
-		inDown
-	)
-	section := beforeUp
-	// chunk collects the lines of plain SQL since the last annotation;
-	// chunkLine is the line of its first byte.
-	var chunk strings.Builder
-	chunkLine := 1
-	// block collects the lines between StatementBegin and StatementEnd.
-	var block strings.Builder
-	blockLine := 0 // line of the StatementBegin, 0 outside a block
-
-	current := func() *Script {
-		if section == inDown {
-			return &m.Down
-		}
-		return &m.Up
-	}
-	flush := func(next int) {
-		text := chunk.String()
-		chunk.Reset()
-		defer func() { chunkLine = next }()
-		stmts, err := Split(text, chunkLine)
-		if err != nil {
-			fail(syntaxLine(err), "%s", syntaxMessage(err))
-			return
-		}
-		if len(stmts) == 0 {
-			return
-		}
-		if section == beforeUp {
-			fail(stmts[0].Line, "statement before the -- +goose Up annotation")
-			return
-		}
-		s := current()
-		s.Statements = append(s.Statements, stmts...)
-	}
-
-	lines := strings.SplitAfter(string(f.Data), "\n")
-	for i, line := range lines {
-		n := i + 1
-		ann, ok := gooseAnnotation(line)
-		if !ok {
-			if blockLine > 0 {
-				block.WriteString(line)
-			} else {
-				chunk.WriteString(line)
-			}
-			continue
-		}
-		if blockLine > 0 && ann != "statementend" {
-			fail(n, "-- +goose %s inside the StatementBegin block of line %d; close it with -- +goose StatementEnd first", annotationName(ann), blockLine)
-			continue
-		}
-		switch ann {
-		case "up":
-			flush(n + 1)
-			if section != beforeUp {
-				fail(n, "second -- +goose Up annotation; a file has one Up section, then one Down section")
-				continue
-			}
-			section = inUp
-			m.Up = Script{File: f.Path, Line: n}
-		case "down":
-			flush(n + 1)
-			switch section {
-			case beforeUp:
-				fail(n, "-- +goose Down before -- +goose Up; the Up section comes first")
-				continue
-			case inDown:
-				fail(n, "second -- +goose Down annotation")
-				continue
-			}
-			section = inDown
-			m.Down = Script{File: f.Path, Line: n}
-		case "statementbegin":
-			flush(n + 1)
-			if section == beforeUp {
-				fail(n, "-- +goose StatementBegin before -- +goose Up")
-			}
-			blockLine = n
-		case "statementend":
-			if blockLine == 0 {
-				fail(n, "-- +goose StatementEnd without a StatementBegin")
-				continue
-			}
-			if st, err := blockStatement(block.String(), blockLine+1); err != nil {
-				fail(syntaxLine(err), "%s (in the StatementBegin block of line %d)", syntaxMessage(err), blockLine)
-			} else if st != nil && section != beforeUp {
-				s := current()
-				s.Statements = append(s.Statements, *st)
-			}
-			block.Reset()
-			blockLine = 0
-			chunkLine = n + 1
-		case "no transaction":
-			m.NoTransaction = true
-			flush(n + 1)
-		case "envsub on", "envsub off":
-			// Accepted so that goose files read unchanged; Shipgate runs
-			// the SQL as written, without substituting variables.
-			flush(n + 1)
-		default:
-			fail(n, "unknown goose annotation %q; want Up, Down, StatementBegin, StatementEnd or NO TRANSACTION", strings.TrimSpace(line))
-			flush(n + 1)
-		}
-	}
-	if blockLine > 0 {
-		fail(blockLine, "-- +goose StatementBegin is never closed by -- +goose StatementEnd")
-	} else {
-		flush(len(lines) + 1)
-	}
-	if section == beforeUp && len(errs) == 0 {
-		fail(1, "no -- +goose Up annotation; a goose migration starts its up section with it")
-	}
-	return m, errs
-}
-
-// annotationName returns an annotation as goose spells it, for messages.
-func annotationName(ann string) string {
-	switch ann {
-	case "up":
-		return "Up"
-	case "down":
-		return "Down"
-	case "statementbegin":
-		return "StatementBegin"
-	case "no transaction":
-		return "NO TRANSACTION"
-	}
-	return ann
 }
 
 // blockStatement returns the statement of a StatementBegin block: its

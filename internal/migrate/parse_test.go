@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -20,7 +21,7 @@ func TestLoadDir_Goose(t *testing.T) {
 	if got, want := m.ID, "001_create_accounts"; got != want {
 		t.Errorf("ID = %q, want %q", got, want)
 	}
-	if m.Version != 1 || m.Name != "create_accounts" || m.Format != FormatGoose || m.NoTransaction {
+	if m.Version != 1 || m.Name != "create_accounts" || m.Format != FormatGoose || m.Up.NoTransaction {
 		t.Errorf("migration 1 = %+v", m)
 	}
 	file := filepath.Join("testdata", "goose", "001_create_accounts.sql")
@@ -42,7 +43,7 @@ func TestLoadDir_Goose(t *testing.T) {
 	if len(m.Checksum) != 64 {
 		t.Errorf("Checksum = %q, want hex SHA-256", m.Checksum)
 	}
-	if !migs[1].NoTransaction {
+	if !migs[1].Up.NoTransaction || !migs[1].Down.NoTransaction {
 		t.Error("002: NO TRANSACTION not seen")
 	}
 }
@@ -85,9 +86,9 @@ func TestParseFiles_Errors(t *testing.T) {
 			want:  []string{"db/001_a.sql:1: error: 001_a: statement before the -- +goose Up annotation"},
 		},
 		{
-			name:  "no Up at all",
+			name:  "no annotation at all",
 			files: []File{{Path: "db/001_a.sql", Data: []byte("-- just a comment\n")}},
-			want:  []string{"db/001_a.sql:1: error: 001_a: no -- +goose Up annotation; a goose migration starts its up section with it"},
+			want:  []string{"db/001_a.sql: error: not read as a migration: a numbered .sql file without -- +goose Up, -- +migrate Up or -- migrate:up sections, and not NNN_name.up.sql or NNN_name.down.sql; rename it, give --format, or list it in --ignore if it is not a migration"},
 		},
 		{
 			name:  "unclosed StatementBegin",
@@ -148,16 +149,10 @@ func TestParseFiles_Errors(t *testing.T) {
 	}
 }
 
-func TestParseFiles_IgnoresOtherFiles(t *testing.T) {
-	migs, err := ParseFiles([]File{
-		{Path: "README.sql", Data: []byte("not a migration")},
-		{Path: "001_a.sql", Data: []byte("-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(migs) != 1 || migs[0].Version != 1 {
-		t.Errorf("migrations = %+v, want only version 1", migs)
+func TestParse_GooseWithoutUp(t *testing.T) {
+	_, err := Parse([]File{{Path: "db/001_a.sql", Data: []byte("-- just a comment\n")}}, FormatGoose)
+	if got, want := fmt.Sprint(err), "db/001_a.sql:1: error: 001_a: no -- +goose Up annotation; a goose migration starts its up section with it"; got != want {
+		t.Errorf("error = %q, want %q", got, want)
 	}
 }
 
@@ -182,7 +177,7 @@ func TestLoadDir_RealisticFormatsAgree(t *testing.T) {
 			if a.ID != b.ID {
 				t.Errorf("%s: migration %d is %s and %s", dialect, i, a.ID, b.ID)
 			}
-			if b.NoTransaction {
+			if b.Up.NoTransaction {
 				continue
 			}
 			if !sameSQL(a.Up.Statements, b.Up.Statements) || !sameSQL(a.Down.Statements, b.Down.Statements) {
