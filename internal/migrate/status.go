@@ -101,6 +101,24 @@ type VerifyOptions struct {
 	// seed is applied after the first migration after which it runs
 	// without error: as soon as its tables and columns exist.
 	SeedAfter int64
+	// Setup is SQL run on each scratch database before any migration:
+	// what the project's migrations expect to find there (a runner's
+	// bookkeeping table, an extension, a custom SQL function). SetupFile
+	// names it in findings.
+	Setup     []byte
+	SetupFile string
+	// SQLiteForeignKeys turns SQLite's foreign key enforcement on while
+	// migrations run, for a project whose runner does so. Off by
+	// default; PRAGMA foreign_key_check runs after each script either way.
+	SQLiteForeignKeys bool
+}
+
+// Unverified is a migration a verification could not check in full, and
+// why.
+type Unverified struct {
+	Version   int64  `json:"version"`
+	Migration string `json:"migration"`
+	Reason    string `json:"reason"`
 }
 
 // Report is the outcome of a verification.
@@ -109,12 +127,28 @@ type Report struct {
 	// migration that fails or loses seeded data) and warnings, in version
 	// order.
 	Findings []Finding `json:"findings"`
-	// Migrations is how many migrations were verified.
+	// Migrations is how many migrations the directory has.
 	Migrations int `json:"migrations"`
+	// Verified is how many went through every check that applies to them
+	// without an error: run up, down and up again with the schema
+	// restored each time (and with the seed, the same over its rows).
+	// NotVerified are the others, in version order, each with why;
+	// Irreversible are those marked -- shipgate:irreversible, whose up
+	// was checked but whose down is declared not to restore everything.
+	Verified     int          `json:"verified"`
+	NotVerified  []Unverified `json:"not_verified"`
+	Irreversible []Unverified `json:"irreversible,omitempty"`
 	// SeedAfter is the version after which the seed was applied, 0
-	// without a seed.
-	SeedAfter int64 `json:"seed_after,omitempty"`
+	// without a seed. DataChecked counts the migrations whose down and
+	// up were run over the seeded rows; DataNotChecked are the migrations
+	// from the seed's on that could not be, with why. Migrations before
+	// the seed's are not data-checked by design: the seed's tables do not
+	// exist yet.
+	SeedAfter      int64        `json:"seed_after,omitempty"`
+	DataChecked    int          `json:"data_checked,omitempty"`
+	DataNotChecked []Unverified `json:"data_not_checked,omitempty"`
 }
 
-// OK reports whether the report has no errors.
-func (r Report) OK() bool { return !HasErrors(r.Findings) }
+// OK reports whether the report has no errors and every migration was
+// verified.
+func (r Report) OK() bool { return !HasErrors(r.Findings) && len(r.NotVerified) == 0 }

@@ -79,7 +79,7 @@ func BenchmarkApplyUps(b *testing.B) {
 				b.Fatal(err)
 			}
 			for _, m := range migs {
-				if err := runScript(b.Context(), db, m, m.Up); err != nil {
+				if err := runScript(b.Context(), db, t.d, m.Up); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -39,6 +39,9 @@ func (postgres) lock(ctx context.Context, conn *sql.Conn) (func(), error) {
 	}, nil
 }
 
+// checkAfter does nothing: PostgreSQL checks foreign keys as it goes.
+func (postgres) checkAfter(context.Context, querier) error { return nil }
+
 func (postgres) stateDDL() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + migrationsTable + ` (

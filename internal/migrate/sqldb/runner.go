@@ -43,10 +43,13 @@ var _ migrate.Migrator = (*Runner)(nil)
 // Open connects to the database at url (postgres://... or sqlite:PATH)
 // and returns a Runner for migrations, which must be in version order as
 // migrate.LoadDir returns them. Close it when done.
-func Open(ctx context.Context, url string, migrations []migrate.Migration) (*Runner, error) {
+func Open(ctx context.Context, url string, migrations []migrate.Migration, opts ...Option) (*Runner, error) {
 	t, err := parseURL(url, false)
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range opts {
+		o(&t)
 	}
 	db, err := t.open(ctx)
 	if err != nil {
@@ -58,6 +61,16 @@ func Open(ctx context.Context, url string, migrations []migrate.Migration) (*Run
 	}
 	return r, nil
 }
+
+// Option configures a Runner.
+type Option func(*target)
+
+// SQLiteForeignKeys turns SQLite's foreign key enforcement on while
+// migrations run (on a PostgreSQL database it changes nothing). By
+// default it is off, as SQLite and the common runners leave it, and
+// PRAGMA foreign_key_check runs after each migration instead: a
+// migration that leaves rows pointing at nothing fails there.
+func SQLiteForeignKeys(on bool) Option { return func(t *target) { t.foreignKeys = on } }
 
 // Migrations returns the runner's migrations, in version order.
 func (r *Runner) Migrations() []migrate.Migration { return r.migrations }
@@ -343,7 +356,9 @@ func (r *Runner) down(ctx context.Context, pick func(migrate.Status) ([]int64, e
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("%w: cannot undo version %d: it is not in the directory; run with the migrations of the release that applied it", migrate.ErrUnknownVersion, v)
-		case m.Down.Missing() || len(m.Down.Statements) == 0:
+		case m.Irreversible != nil && !m.Reversible():
+			return nil, fmt.Errorf("%w: cannot undo %s: it is irreversible on purpose (%s:%d: %s)", migrate.ErrNotReversible, m.ID, m.Irreversible.File, m.Irreversible.Line, m.Irreversible.Reason)
+		case !m.Reversible():
 			return nil, fmt.Errorf("%w: cannot undo %s: it has no down statements", migrate.ErrNotReversible, m.ID)
 		}
 	}
@@ -450,12 +465,20 @@ func (s *session) apply(ctx context.Context, m migrate.Migration, dir migrate.Di
 		return (n == 0) == (dir == migrate.DirectionUp), nil
 	}
 
-	if m.NoTransaction {
+	if script.NoTransaction {
 		if ok, err := pending(s.conn); err != nil || !ok {
 			return false, err
 		}
 		if err := execScript(ctx, s.conn, script); err != nil {
 			return false, s.fail(ctx, m, dir, script, err, true)
+		}
+		if err := d.checkAfter(ctx, s.conn); err != nil {
+			// Every statement took effect: record it, and say what the
+			// check found.
+			if cerr := change(s.conn); cerr != nil {
+				return false, cerr
+			}
+			return true, fmt.Errorf("migrate %s %s: %w", dir, m.ID, err)
 		}
 		return true, change(s.conn)
 	}
@@ -469,6 +492,10 @@ func (s *session) apply(ctx context.Context, m migrate.Migration, dir migrate.Di
 		return false, err
 	}
 	if err := execScript(ctx, tx, script); err != nil {
+		_ = tx.Rollback()
+		return false, s.fail(ctx, m, dir, script, err, false)
+	}
+	if err := d.checkAfter(ctx, tx); err != nil {
 		_ = tx.Rollback()
 		return false, s.fail(ctx, m, dir, script, err, false)
 	}

@@ -47,6 +47,9 @@ type dialect interface {
 	lock(ctx context.Context, conn *sql.Conn) (func(), error)
 	// stateDDL creates the tables of the recorded state if missing.
 	stateDDL() []string
+	// checkAfter checks what the database leaves unchecked while a
+	// script runs: SQLite's foreign keys, with PRAGMA foreign_key_check.
+	checkAfter(ctx context.Context, q querier) error
 	// schema reads the schema from the catalog, without the recorded
 	// state's tables.
 	schema(ctx context.Context, q querier) (migrate.Schema, error)
@@ -66,6 +69,12 @@ type target struct {
 	pg *pgx.ConnConfig
 	// path is the file of a SQLite database, "" for a scratch one.
 	path string
+	// foreignKeys turns SQLite's foreign key enforcement on while
+	// migrations run. Off by default, as SQLite itself and the runners of
+	// golang-migrate, goose and dbmate leave it: a table rebuild (create
+	// the new table, copy, drop the old one, rename) fails with it on.
+	// Either way, PRAGMA foreign_key_check runs after each script.
+	foreignKeys bool
 }
 
 // ErrDatabaseURL means a database URL could not be read.
@@ -109,8 +118,8 @@ func redact(u string) string {
 }
 
 // open opens the database of t. SQLite gets one connection, so that its
-// pragmas hold for every statement, foreign keys on, as the store has
-// them, and BEGIN IMMEDIATE for transactions.
+// pragmas hold for every statement, foreign keys as t says, and BEGIN
+// IMMEDIATE for transactions.
 func (t target) open(ctx context.Context) (*sql.DB, error) {
 	var db *sql.DB
 	if t.pg != nil {
@@ -122,7 +131,11 @@ func (t target) open(ctx context.Context) (*sql.DB, error) {
 	} else {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
-		q.Add("_pragma", "foreign_keys(1)")
+		if t.foreignKeys {
+			q.Add("_pragma", "foreign_keys(1)")
+		} else {
+			q.Add("_pragma", "foreign_keys(0)")
+		}
 		q.Set("_txlock", "immediate")
 		var err error
 		db, err = sql.Open("sqlite", "file:"+(&url.URL{Path: t.path}).EscapedPath()+"?"+q.Encode())
@@ -151,7 +164,7 @@ func (t target) scratchDB(ctx context.Context) (*sql.DB, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("scratch database: %w", err)
 		}
-		st := target{d: t.d, path: filepath.Join(dir, "verify.db")}
+		st := target{d: t.d, path: filepath.Join(dir, "verify.db"), foreignKeys: t.foreignKeys}
 		db, err := st.open(ctx)
 		if err != nil {
 			_ = os.RemoveAll(dir)
@@ -222,17 +235,25 @@ func execScript(ctx context.Context, q querier, s migrate.Script) error {
 	return nil
 }
 
-// runScript runs a script of m the way the runner does, without recording
-// anything: in a transaction unless m is NO TRANSACTION.
-func runScript(ctx context.Context, db *sql.DB, m migrate.Migration, s migrate.Script) error {
-	if m.NoTransaction {
-		return execScript(ctx, db, s)
+// runScript runs a script the way the runner does, without recording
+// anything: in a transaction unless it is NO TRANSACTION, followed by the
+// dialect's integrity check (SQLite's foreign_key_check).
+func runScript(ctx context.Context, db *sql.DB, d dialect, s migrate.Script) error {
+	if s.NoTransaction {
+		if err := execScript(ctx, db, s); err != nil {
+			return err
+		}
+		return d.checkAfter(ctx, db)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	if err := execScript(ctx, tx, s); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := d.checkAfter(ctx, tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,6 +25,38 @@ func (sqlite) arg(int) string { return "?" }
 // write lock; the runner checks inside it that the migration is still
 // pending, so two runners never apply one twice.
 func (sqlite) lock(context.Context, *sql.Conn) (func(), error) { return func() {}, nil }
+
+// ErrForeignKey means a migration left rows whose foreign keys point at
+// nothing, as PRAGMA foreign_key_check reports them.
+var ErrForeignKey = errors.New("foreign key check failed")
+
+// checkAfter runs PRAGMA foreign_key_check: with foreign keys off while
+// migrating (the default), this is where a migration that orphans rows
+// is caught, as SQLite's documented table rebuild procedure does.
+func (sqlite) checkAfter(ctx context.Context, q querier) error {
+	var bad []string
+	n := 0
+	err := queryEach(ctx, q, `PRAGMA foreign_key_check`, func(rows *sql.Rows) error {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fkid int
+		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
+			return err
+		}
+		n++
+		if len(bad) < 3 {
+			bad = append(bad, fmt.Sprintf("table %s row %d references a missing row of %s", table, rowid.Int64, parent))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("PRAGMA foreign_key_check: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w after the script: %d row(s): %s", ErrForeignKey, n, strings.Join(bad, "; "))
+	}
+	return nil
+}
 
 func (sqlite) stateDDL() []string {
 	return []string{

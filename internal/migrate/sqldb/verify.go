@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/shipgate/shipgate/internal/migrate"
@@ -49,36 +50,105 @@ func verify(ctx context.Context, t target, migrations []migrate.Migration, opts 
 	if t.pg == nil {
 		// A runner's own SQLite file is never touched: verify on a
 		// scratch file beside nothing.
-		t = target{d: t.d}
+		t = target{d: t.d, foreignKeys: t.foreignKeys || opts.SQLiteForeignKeys}
 	}
-	v := &verifier{t: t, migrations: migrations}
-	ok, err := v.schemaRoundTrip(ctx)
-	if err != nil {
+	v := &verifier{t: t, migrations: migrations, skipped: map[int]bool{}}
+	if err := v.parseSetup(opts); err != nil {
 		return report, err
 	}
-	if ok && len(opts.Seed) > 0 {
+	if !v.setupBroken {
+		if err := v.schemaRoundTrip(ctx); err != nil {
+			return report, err
+		}
+	}
+	if len(opts.Seed) > 0 && !v.setupBroken {
 		if err := v.dataRoundTrip(ctx, opts); err != nil {
 			return report, err
 		}
-		report.SeedAfter = v.seedAfter
+		report.SeedAfter, report.DataChecked, report.DataNotChecked = v.seedAfter, v.dataChecked, v.dataGaps
 	}
 	report.Findings = append(report.Findings, v.findings...)
 	migrate.SortFindings(report.Findings)
+	tally(&report, migrations, v.setupBroken)
 	return report, nil
+}
+
+// tally fills the report's Verified, NotVerified and Irreversible from
+// its findings: a migration with an error is not verified, and the
+// reasons are its errors' first clauses.
+func tally(r *migrate.Report, migrations []migrate.Migration, setupBroken bool) {
+	reasons := map[int64][]string{}
+	for _, f := range r.Findings {
+		if f.Severity != migrate.SeverityError || f.Version == 0 {
+			continue
+		}
+		why, _, _ := strings.Cut(f.Message, ": ")
+		if !slices.Contains(reasons[f.Version], why) {
+			reasons[f.Version] = append(reasons[f.Version], why)
+		}
+	}
+	r.NotVerified = []migrate.Unverified{}
+	for _, m := range migrations {
+		switch {
+		case setupBroken:
+			r.NotVerified = append(r.NotVerified, migrate.Unverified{Version: m.Version, Migration: m.ID, Reason: "the setup script fails"})
+		case len(reasons[m.Version]) > 0:
+			r.NotVerified = append(r.NotVerified, migrate.Unverified{Version: m.Version, Migration: m.ID, Reason: strings.Join(reasons[m.Version], "; ")})
+		case m.Irreversible != nil:
+			r.Irreversible = append(r.Irreversible, migrate.Unverified{Version: m.Version, Migration: m.ID, Reason: m.Irreversible.Reason})
+		default:
+			r.Verified++
+		}
+	}
 }
 
 type verifier struct {
 	t          target
 	migrations []migrate.Migration
 	findings   []migrate.Finding
-	seedAfter  int64
+	// setup is the setup script's statements, run on every scratch
+	// database first; setupBroken is set when it fails.
+	setup       migrate.Script
+	setupBroken bool
+	// skipped are the indexes of the migrations whose up failed on the
+	// schema of the ones before it: later passes leave them out.
+	skipped map[int]bool
+	// seedAfter, dataChecked and dataGaps are the data pass's outcome.
+	seedAfter   int64
+	dataChecked int
+	dataGaps    []migrate.Unverified
 	// db is the scratch database in use, drop the function that drops it.
 	db   *sql.DB
 	drop func()
 }
 
-// reversible reports whether m has a down to run.
-func reversible(m migrate.Migration) bool { return !m.Down.Missing() && len(m.Down.Statements) > 0 }
+// parseSetup reads the setup script of opts.
+func (v *verifier) parseSetup(opts migrate.VerifyOptions) error {
+	if len(opts.Setup) == 0 {
+		return nil
+	}
+	file := cmpOr(opts.SetupFile, "setup")
+	stmts, err := migrate.Split(string(opts.Setup), 1)
+	if err != nil {
+		var se *migrate.SyntaxError
+		line := 0
+		if errors.As(err, &se) {
+			line, err = se.Line, errors.New(se.Message)
+		}
+		v.findings = append(v.findings, migrate.Finding{Severity: migrate.SeverityError, File: file, Line: line, Message: "setup: " + err.Error()})
+		v.setupBroken = true
+		return nil
+	}
+	v.setup = migrate.Script{File: file, Line: 1, Statements: stmts}
+	return nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
 
 func (v *verifier) fail(m migrate.Migration, s migrate.Script, err error, format string, args ...any) {
 	f := migrate.Finding{Severity: migrate.SeverityError, File: s.File, Line: s.Line, Version: m.Version, Migration: m.ID, Message: fmt.Sprintf(format, args...)}
@@ -88,6 +158,9 @@ func (v *verifier) fail(m migrate.Migration, s migrate.Script, err error, format
 		f.Message += fmt.Sprintf(": statement %d: %v", se.Index+1, se.Err)
 	} else if err != nil {
 		f.Message += ": " + err.Error()
+	}
+	if s.NoTransaction {
+		f.Message += " (ran outside a transaction)"
 	}
 	v.findings = append(v.findings, f)
 }
@@ -99,22 +172,50 @@ func (v *verifier) differ(m migrate.Migration, s migrate.Script, what string, di
 	}
 }
 
-// fresh replaces the scratch database with an empty one and applies the
-// ups of the first n migrations, without checks. It returns false if an
-// up fails there, which the first pass has reported already.
-func (v *verifier) fresh(ctx context.Context, n int) (bool, error) {
+func (v *verifier) dataGap(m migrate.Migration, why string) {
+	v.dataGaps = append(v.dataGaps, migrate.Unverified{Version: m.Version, Migration: m.ID, Reason: why})
+}
+
+// errRebuild means a scratch database could not be brought back to a
+// state it was in before: an up that ran there fails now.
+var errRebuild = errors.New("rebuild failed")
+
+// rebuild replaces the scratch database with an empty one, runs the
+// setup script, and applies the ups of the first n migrations that are
+// not skipped, without checks; with seed, the seed goes in after the
+// migration at index seeded. It returns errRebuild if an up fails, and
+// records a finding when the setup script does.
+func (v *verifier) rebuild(ctx context.Context, n int, keep func(int) bool, seeded int, seed []migrate.Statement) error {
 	v.close()
 	db, drop, err := v.t.scratchDB(ctx)
 	if err != nil {
-		return false, err
+		return err
 	}
 	v.db, v.drop = db, drop
-	for _, m := range v.migrations[:n] {
-		if err := runScript(ctx, v.db, m, m.Up); err != nil {
-			return false, nil
+	if len(v.setup.Statements) > 0 {
+		if err := runScript(ctx, v.db, v.t.d, v.setup); err != nil {
+			if !v.setupBroken {
+				v.setupBroken = true
+				f := seedFinding(v.setup.File, err, "the setup script fails on an empty database")
+				v.findings = append(v.findings, f)
+			}
+			return errRebuild
 		}
 	}
-	return true, nil
+	for i, m := range v.migrations[:n] {
+		if v.skipped[i] || keep != nil && !keep(i) {
+			continue
+		}
+		if err := runScript(ctx, v.db, v.t.d, m.Up); err != nil {
+			return errRebuild
+		}
+		if i == seeded && seed != nil {
+			if err := execScript(ctx, v.db, migrate.Script{Statements: seed}); err != nil {
+				return errRebuild
+			}
+		}
+	}
+	return nil
 }
 
 func (v *verifier) close() {
@@ -132,46 +233,72 @@ func (v *verifier) schema(ctx context.Context) (migrate.Schema, error) {
 	return s, nil
 }
 
-// schemaRoundTrip is the first pass. It returns false if an up failed on
-// the empty database: the passes after it would only fail the same way.
-func (v *verifier) schemaRoundTrip(ctx context.Context) (bool, error) {
+// schemaRoundTrip is the first pass. An up that fails is reported and
+// left out: the migrations after it run without it, and those that fail
+// for want of it say so.
+func (v *verifier) schemaRoundTrip(ctx context.Context) error {
 	defer v.close()
-	if _, err := v.fresh(ctx, 0); err != nil {
-		return false, err
+	if err := v.rebuild(ctx, 0, nil, -1, nil); err != nil {
+		return ignoreRebuild(err)
+	}
+	var failed []string
+	// again brings the database back to the state after migration i, when
+	// a failed script left it in another; false when it cannot.
+	again := func(i int) (bool, error) {
+		err := v.rebuild(ctx, i+1, nil, -1, nil)
+		if errors.Is(err, errRebuild) {
+			for _, m := range v.migrations[i+1:] {
+				v.findings = append(v.findings, migrate.Finding{Severity: migrate.SeverityError, File: m.Up.File, Version: m.Version, Migration: m.ID,
+					Message: "not run: the scratch database could not be rebuilt after " + v.migrations[i].ID + " failed"})
+			}
+			return false, nil
+		}
+		return err == nil, err
 	}
 	for i, m := range v.migrations {
 		before, err := v.schema(ctx)
 		if err != nil {
-			return false, err
+			return err
 		}
-		if err := runScript(ctx, v.db, m, m.Up); err != nil {
-			v.fail(m, m.Up, err, "up fails on the schema of the migrations before it")
-			return false, nil
+		if err := runScript(ctx, v.db, v.t.d, m.Up); err != nil {
+			if len(failed) == 0 {
+				v.fail(m, m.Up, err, "up fails on the schema of the migrations before it")
+			} else {
+				v.fail(m, m.Up, err, "up fails on the schema of the migrations before it, without %s, which failed (it may depend on it)", strings.Join(failed, ", "))
+			}
+			v.skipped[i] = true
+			failed = append(failed, m.ID)
+			if m.Up.NoTransaction {
+				if ok, err := again(i); !ok {
+					return err
+				}
+			}
+			continue
 		}
-		if !reversible(m) {
+		if !m.Reversible() {
 			continue
 		}
 		after, err := v.schema(ctx)
 		if err != nil {
-			return false, err
+			return err
 		}
-		if err := runScript(ctx, v.db, m, m.Down); err != nil {
+		if err := runScript(ctx, v.db, v.t.d, m.Down); err != nil {
 			v.fail(m, m.Down, err, "down fails right after up")
-			if _, err := v.fresh(ctx, i+1); err != nil {
-				return false, err
+			if ok, err := again(i); !ok {
+				return err
 			}
 			continue
 		}
 		restored, err := v.schema(ctx)
 		if err != nil {
-			return false, err
+			return err
 		}
 		diffs := migrate.DiffSchemas(before, restored)
 		v.differ(m, m.Down, "down does not restore the schema", diffs, "after down")
-		if err := runScript(ctx, v.db, m, m.Up); err != nil {
+		if err := runScript(ctx, v.db, v.t.d, m.Up); err != nil {
 			v.fail(m, m.Up, err, "up fails after its down")
-			if _, err := v.fresh(ctx, i+1); err != nil {
-				return false, err
+			if ok, err := again(i); !ok {
+				return err
 			}
 			continue
 		}
@@ -180,13 +307,21 @@ func (v *verifier) schemaRoundTrip(ctx context.Context) (bool, error) {
 			// would only repeat the differences above.
 			continue
 		}
-		again, err := v.schema(ctx)
+		twice, err := v.schema(ctx)
 		if err != nil {
-			return false, err
+			return err
 		}
-		v.differ(m, m.Up, "up after down gives another schema", migrate.DiffSchemas(after, again), "after up, down, up")
+		v.differ(m, m.Up, "up after down gives another schema", migrate.DiffSchemas(after, twice), "after up, down, up")
 	}
-	return true, nil
+	return nil
+}
+
+// ignoreRebuild turns errRebuild, already reported, into no error.
+func ignoreRebuild(err error) error {
+	if errors.Is(err, errRebuild) {
+		return nil
+	}
+	return err
 }
 
 // state is a schema with the fingerprint of its rows.
@@ -236,13 +371,14 @@ func (v *verifier) seed(ctx context.Context, stmts []migrate.Statement, file str
 	return nil, nil
 }
 
-// dataRoundTrip is the second pass, with the seed.
+// dataRoundTrip is the second pass, with the seed. It covers every
+// migration from the seed's on that it can: one that fails over the rows
+// is reported and left out, and below a migration without a down (or
+// whose down fails) the walk goes on from a database rebuilt to the
+// state under it.
 func (v *verifier) dataRoundTrip(ctx context.Context, opts migrate.VerifyOptions) error {
 	defer v.close()
-	file := opts.SeedFile
-	if file == "" {
-		file = "seed"
-	}
+	file := cmpOr(opts.SeedFile, "seed")
 	stmts, err := migrate.Split(string(opts.Seed), 1)
 	if err != nil {
 		var se *migrate.SyntaxError
@@ -253,22 +389,35 @@ func (v *verifier) dataRoundTrip(ctx context.Context, opts migrate.VerifyOptions
 		v.findings = append(v.findings, migrate.Finding{Severity: migrate.SeverityError, File: file, Line: line, Message: "seed: " + err.Error()})
 		return nil
 	}
-	if _, err := v.fresh(ctx, 0); err != nil {
-		return err
+	if err := v.rebuild(ctx, 0, nil, -1, nil); err != nil {
+		return ignoreRebuild(err)
 	}
 	seeded, top := -1, -1
+	applied := map[int]bool{}
 	// forward[k] is the state after the up of migration k, with the
 	// seeded rows, for k from seeded on.
 	forward := map[int]state{}
 	var seedErr error
 	for i, m := range v.migrations {
-		if err := runScript(ctx, v.db, m, m.Up); err != nil {
+		if v.skipped[i] {
+			if seeded >= 0 {
+				v.dataGap(m, "its up fails on the schema before it")
+			}
+			continue
+		}
+		if err := runScript(ctx, v.db, v.t.d, m.Up); err != nil {
 			if seeded >= 0 {
 				v.fail(m, m.Up, err, "up fails on the seeded rows")
+				v.dataGap(m, "its up fails on the seeded rows")
 			}
-			break
+			if m.Up.NoTransaction {
+				if err := v.rebuild(ctx, i, func(j int) bool { return applied[j] }, seeded, stmts); err != nil {
+					return ignoreRebuild(err)
+				}
+			}
+			continue
 		}
-		top = i
+		applied[i], top = true, i
 		if seeded < 0 {
 			if opts.SeedAfter != 0 && m.Version < opts.SeedAfter {
 				continue
@@ -304,21 +453,59 @@ func (v *verifier) dataRoundTrip(ctx context.Context, opts migrate.VerifyOptions
 		return nil
 	}
 
+	below := func(k int) int {
+		for j := k - 1; j >= 0; j-- {
+			if applied[j] {
+				return j
+			}
+		}
+		return -1
+	}
+	// under brings the database to the state under migration k (the
+	// migrations applied below it, and the seed), when k cannot be
+	// walked down through.
+	under := func(k int) error {
+		return v.rebuild(ctx, k, func(j int) bool { return applied[j] }, seeded, stmts)
+	}
+	var gaps []migrate.Unverified
+	defer func() { v.dataGaps = append(v.dataGaps, gaps...) }()
+	gap := func(m migrate.Migration, why string) { gaps = append(gaps, migrate.Unverified{Version: m.Version, Migration: m.ID, Reason: why}) }
+
 	// Walk down from the top to the seed's migration. Below it, the rows
 	// would be gone with the tables that hold them, as they should.
 	for k := top; k >= seeded; k-- {
+		if !applied[k] {
+			continue
+		}
 		m := v.migrations[k]
-		if !reversible(m) {
-			// Check has reported it; nothing below it can be undone.
-			return nil
+		if !m.Reversible() {
+			why := "it has no down to run"
+			if m.Irreversible != nil {
+				why = "it is irreversible on purpose"
+			}
+			gap(m, why)
+			if k == seeded {
+				return nil
+			}
+			if err := under(k); err != nil {
+				return v.rebuildFailed(err, m)
+			}
+			continue
 		}
 		before, err := v.state(ctx)
 		if err != nil {
 			return err
 		}
-		if err := runScript(ctx, v.db, m, m.Down); err != nil {
+		if err := runScript(ctx, v.db, v.t.d, m.Down); err != nil {
 			v.fail(m, m.Down, err, "down fails on the seeded rows")
-			return nil
+			gap(m, "its down fails on the seeded rows")
+			if k == seeded {
+				return nil
+			}
+			if err := under(k); err != nil {
+				return v.rebuildFailed(err, m)
+			}
+			continue
 		}
 		down, err := v.state(ctx)
 		if err != nil {
@@ -326,12 +513,17 @@ func (v *verifier) dataRoundTrip(ctx context.Context, opts migrate.VerifyOptions
 		}
 		v.differ(m, m.Down, "down cannot hold the seeded rows", migrate.LengthViolations(down.schema, down.data), "after down")
 		if k == seeded {
+			v.dataChecked++
 			return nil
 		}
-		v.differ(m, m.Down, "up then down loses seeded data", migrate.DiffData(forward[k-1].data, down.data), "after up and down")
-		if err := runScript(ctx, v.db, m, m.Up); err != nil {
+		v.differ(m, m.Down, "up then down loses seeded data", migrate.DiffData(forward[below(k)].data, down.data), "after up and down")
+		if err := runScript(ctx, v.db, v.t.d, m.Up); err != nil {
 			v.fail(m, m.Up, err, "up fails after its down on the seeded rows")
-			return nil
+			gap(m, "its up fails after its down on the seeded rows")
+			if err := under(k); err != nil {
+				return v.rebuildFailed(err, m)
+			}
+			continue
 		}
 		again, err := v.state(ctx)
 		if err != nil {
@@ -340,11 +532,27 @@ func (v *verifier) dataRoundTrip(ctx context.Context, opts migrate.VerifyOptions
 		// Columns the down removes hold what the up put there, not the seed's
 		// rows: compare the others.
 		v.differ(m, m.Down, "down then up loses seeded data", migrate.DiffData(before.data.Restrict(down.schema), again.data.Restrict(down.schema)), "after down and up")
-		if err := runScript(ctx, v.db, m, m.Down); err != nil {
+		if err := runScript(ctx, v.db, v.t.d, m.Down); err != nil {
 			v.fail(m, m.Down, err, "down fails on the seeded rows, the second time")
-			return nil
+			gap(m, "its down fails on the seeded rows the second time")
+			if err := under(k); err != nil {
+				return v.rebuildFailed(err, m)
+			}
+			continue
 		}
+		v.dataChecked++
 	}
+	return nil
+}
+
+// rebuildFailed reports that the data pass stopped at m because the
+// state under it could not be rebuilt.
+func (v *verifier) rebuildFailed(err error, m migrate.Migration) error {
+	if !errors.Is(err, errRebuild) {
+		return err
+	}
+	v.findings = append(v.findings, migrate.Finding{Severity: migrate.SeverityWarning, File: m.Up.File, Version: m.Version, Migration: m.ID,
+		Message: "the seeded data check stops here: the database under this migration could not be rebuilt"})
 	return nil
 }
 

@@ -138,7 +138,7 @@ func TestVerify_NarrowingWithoutSeed(t *testing.T) {
 
 func TestVerify_DroppedColumnData(t *testing.T) {
 	databases(t, func(t *testing.T, dialect, _, url string) {
-		r := verifyDir(t, url, "../testdata/dataloss", seed(t, "../testdata/dataloss/seed.sql"))
+		r := verifyDir(t, url, "../testdata/dataloss", seed(t, "../testdata/dataloss.seed.sql"))
 		wantFindings(t, r,
 			"002_drop_bio: up then down loses seeded data: table users: column bio values lost or changed after up and down (2 of 2 values are now NULL or default)",
 		)
@@ -181,7 +181,7 @@ func TestVerify_Realistic(t *testing.T) {
 // are dropped.
 func TestVerify_LeavesNoScratchDatabase(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
-	verifyDir(t, url, "../testdata/dataloss", seed(t, "../testdata/dataloss/seed.sql"))
+	verifyDir(t, url, "../testdata/dataloss", seed(t, "../testdata/dataloss.seed.sql"))
 	tg, err := parseURL(url, false)
 	if err != nil {
 		t.Fatal(err)
