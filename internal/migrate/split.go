@@ -329,3 +329,56 @@ func splitTokens(toks []token) [][]token {
 	}
 	return groups
 }
+
+// NormaliseSQL puts an SQL fragment as SQLite keeps it (an index's
+// columns and predicate, a default, a check) into one spelling, so that
+// two fragments that mean the same compare equal: words in lower case,
+// quoted identifiers unquoted, single spaces between tokens and none
+// inside parentheses or before commas, and redundant outer parentheses
+// removed. String constants are kept as written. A fragment that does not
+// lex is returned with its white space collapsed.
+func NormaliseSQL(s string) string {
+	toks, err := lex(s, 1)
+	if err != nil {
+		return strings.Join(strings.Fields(s), " ")
+	}
+	for len(toks) >= 2 && toks[0].text == "(" && toks[len(toks)-1].text == ")" && closes(toks) {
+		toks = toks[1 : len(toks)-1]
+	}
+	var b strings.Builder
+	for i, t := range toks {
+		text := t.text
+		switch t.kind {
+		case tokWord:
+			text = strings.ToLower(text)
+		case tokQuoted:
+			text = unquoteIdent(text)
+		}
+		if i > 0 {
+			prev := toks[i-1].text
+			if prev != "(" && prev != "." && text != ")" && text != "," && text != "." && !(text == "(" && toks[i-1].kind != tokPunct) {
+				b.WriteByte(' ')
+			}
+		}
+		b.WriteString(text)
+	}
+	return b.String()
+}
+
+// closes reports whether the opening parenthesis toks[0] is closed by the
+// last token, not before it.
+func closes(toks []token) bool {
+	depth := 0
+	for i, t := range toks {
+		switch t.text {
+		case "(":
+			depth++
+		case ")":
+			depth--
+			if depth == 0 && i < len(toks)-1 {
+				return false
+			}
+		}
+	}
+	return true
+}

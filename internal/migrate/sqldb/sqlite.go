@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/shipgate/shipgate/internal/migrate"
@@ -107,6 +108,33 @@ func (sqlite) schema(ctx context.Context, q querier) (migrate.Schema, error) {
 	return s, nil
 }
 
+// sqlitePrimaryKey returns the primary key columns of table, in key
+// order: what a foreign key without columns refers to.
+func sqlitePrimaryKey(ctx context.Context, q querier, table string) ([]string, error) {
+	type col struct {
+		name string
+		pos  int
+	}
+	var cols []col
+	err := queryEach(ctx, q, `SELECT name, pk FROM pragma_table_info(?) WHERE pk > 0`, func(rows *sql.Rows) error {
+		var c col
+		if err := rows.Scan(&c.name, &c.pos); err != nil {
+			return err
+		}
+		cols = append(cols, c)
+		return nil
+	}, table)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(cols, func(a, b col) int { return a.pos - b.pos })
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = c.name
+	}
+	return out, nil
+}
+
 func sqliteTable(ctx context.Context, q querier, name, createSQL string) (migrate.Table, error) {
 	t := migrate.Table{Name: name, Columns: map[string]migrate.Column{}, Indexes: map[string]migrate.Index{}}
 	var pk []string
@@ -118,6 +146,11 @@ func sqliteTable(ctx context.Context, q querier, name, createSQL string) (migrat
 			return err
 		}
 		c.Type = migrate.NormaliseType(c.Type)
+		// SQLite keeps a default as written: FALSE and false, (0) and 0
+		// are one default.
+		if c.Default != "" {
+			c.Default = migrate.NormaliseSQL(c.Default)
+		}
 		t.Columns[c.Name] = c
 		if pos > 0 {
 			pk = append(pk, c.Name)
@@ -181,11 +214,13 @@ func sqliteTable(ctx context.Context, q querier, name, createSQL string) (migrat
 				return t, err
 			}
 			// The text after the index name says what an expression or a
-			// partial index covers.
-			if i := strings.Index(strings.ToUpper(def), " ON "); i >= 0 {
+			// partial index covers; normalised, so that white space,
+			// quoting and the case of keywords do not count.
+			def = migrate.NormaliseSQL(def)
+			if i := strings.Index(def, " on "); i >= 0 {
 				def = def[i+4:]
 			}
-			index.Where = strings.Join(strings.Fields(def), " ")
+			index.Where = def
 		}
 		t.Indexes[ix.name] = index
 	}
@@ -216,10 +251,19 @@ func sqliteTable(ctx context.Context, q querier, name, createSQL string) (migrat
 		return t, err
 	}
 	for _, id := range order {
-		t.Constraints = append(t.Constraints, *fks[id])
+		c := fks[id]
+		// REFERENCES parent without columns means the parent's primary
+		// key: say which, so that it compares equal to REFERENCES
+		// parent(id).
+		if slices.Contains(c.RefColumns, "") {
+			if pk, err := sqlitePrimaryKey(ctx, q, c.RefTable); err == nil && len(pk) == len(c.RefColumns) {
+				c.RefColumns = pk
+			}
+		}
+		t.Constraints = append(t.Constraints, *c)
 	}
 	for _, check := range migrate.TableChecks(createSQL) {
-		t.Constraints = append(t.Constraints, migrate.Constraint{Kind: migrate.CheckKind, Check: check})
+		t.Constraints = append(t.Constraints, migrate.Constraint{Kind: migrate.CheckKind, Check: migrate.NormaliseSQL(check)})
 	}
 	return t, nil
 }

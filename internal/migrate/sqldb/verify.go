@@ -469,7 +469,9 @@ func (v *verifier) dataRoundTrip(ctx context.Context, opts migrate.VerifyOptions
 	}
 	var gaps []migrate.Unverified
 	defer func() { v.dataGaps = append(v.dataGaps, gaps...) }()
-	gap := func(m migrate.Migration, why string) { gaps = append(gaps, migrate.Unverified{Version: m.Version, Migration: m.ID, Reason: why}) }
+	gap := func(m migrate.Migration, why string) {
+		gaps = append(gaps, migrate.Unverified{Version: m.Version, Migration: m.ID, Reason: why})
+	}
 
 	// Walk down from the top to the seed's migration. Below it, the rows
 	// would be gone with the tables that hold them, as they should.
