@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,13 @@ type migrationReport struct {
 	Warnings   int                `json:"warnings"`
 	SeedAfter  int64              `json:"seed_after,omitempty"`
 	Findings   []migrationFinding `json:"findings"`
+	// Verified, NotVerified, Irreversible, DataChecked and DataNotChecked
+	// are verify's: see migrate.Report.
+	Verified       *int                 `json:"verified,omitempty"`
+	NotVerified    []migrate.Unverified `json:"not_verified,omitempty"`
+	Irreversible   []migrate.Unverified `json:"irreversible,omitempty"`
+	DataChecked    int                  `json:"data_checked,omitempty"`
+	DataNotChecked []migrate.Unverified `json:"data_not_checked,omitempty"`
 }
 
 // migrationFinding is a finding as migrate check and verify print it in
@@ -56,16 +64,22 @@ func (a *app) migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Check, verify and apply schema migrations that can always be undone",
-		Long: `Work with a directory of SQL migrations in golang-migrate format
-(NNN_name.up.sql and NNN_name.down.sql) or goose format (NNN_name.sql with
--- +goose Up and -- +goose Down), on PostgreSQL (--database postgres://...)
-or SQLite (--database sqlite:PATH).
+		Long: `Work with a directory of SQL migrations as golang-migrate (NNN_name.up.sql
+and NNN_name.down.sql), goose (NNN_name.sql with -- +goose Up and Down),
+dbmate (-- migrate:up and -- migrate:down), sql-migrate (-- +migrate Up and
+Down) or Flyway (V1__name.sql undone by U1__name.sql) write them, or as
+NNN.up.sql and NNN.down.sql; on PostgreSQL (--database postgres://...) or
+SQLite (--database sqlite:PATH). Every .sql file in the directory must be a
+migration, or be named in --ignore.
 
-check and verify exit 2 when a migration cannot be undone; up, down and
-resolve exit 1 when the database refuses. See docs/migrations.md.`,
+check and verify exit 2 when a migration cannot be undone or a file cannot
+be read; up, down and resolve exit 1 when the database refuses. See
+docs/migrations.md.`,
 		Args: argRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	cmd.PersistentFlags().String("format", "auto", "read every file in this format: auto, golang-migrate, stem, goose, dbmate, sql-migrate, flyway")
+	cmd.PersistentFlags().StringSlice("ignore", nil, ".sql files of the directory that are not migrations (names or patterns; repeatable)")
 	cmd.AddCommand(
 		a.migrateCheckCommand(),
 		a.migrateVerifyCommand(),
@@ -77,14 +91,27 @@ resolve exit 1 when the database refuses. See docs/migrations.md.`,
 	return cmd
 }
 
-// loadMigrations reads a migration directory; a directory that cannot be
-// read as migrations is invalid input, printed like check's findings.
-func (a *app) loadMigrations(dir string) ([]migrate.Migration, error) {
-	migs, err := migrate.LoadDir(dir)
+// loadMigrations reads a migration directory, in the format of --format,
+// leaving out the files of --ignore and the extra ones (the seed and
+// setup files, when they live in it); a directory that cannot be read as
+// migrations is invalid input, printed like check's findings.
+func (a *app) loadMigrations(cmd *cobra.Command, dir string, extra ...string) ([]migrate.Migration, error) {
+	name, _ := cmd.Flags().GetString("format")
+	format, err := migrate.ParseFormat(name)
+	if err != nil {
+		return nil, invalidf("--format: %w", err)
+	}
+	ignore, _ := cmd.Flags().GetStringSlice("ignore")
+	for _, f := range extra {
+		if f != "" && filepath.Clean(filepath.Dir(f)) == filepath.Clean(dir) {
+			ignore = append(ignore, filepath.Base(f))
+		}
+	}
+	migs, err := migrate.Load(dir, migrate.LoadOptions{Format: format, Ignore: ignore})
 	var merr *migrate.Error
 	switch {
 	case errors.As(err, &merr):
-		if perr := a.printFindings(dir, 0, 0, merr.Findings); perr != nil {
+		if perr := a.printReport(dir, migrate.Report{Findings: merr.Findings}, false); perr != nil {
 			return nil, perr
 		}
 		return nil, &ExitError{Code: ExitInvalid}
@@ -96,10 +123,16 @@ func (a *app) loadMigrations(dir string) ([]migrate.Migration, error) {
 	return migs, nil
 }
 
-// printFindings prints a check or verify report, as text or JSON, and
-// returns the quiet ExitError of invalid input if it has errors.
-func (a *app) printFindings(dir string, migrations int, seedAfter int64, findings []migrate.Finding) error {
-	out := migrationReport{Dir: dir, Migrations: migrations, SeedAfter: seedAfter, Findings: make([]migrationFinding, len(findings))}
+// printReport prints a check or (verified) verify report, as text or
+// JSON, and returns the quiet ExitError of invalid input if it has errors
+// or, for verify, migrations it could not verify.
+func (a *app) printReport(dir string, rep migrate.Report, verified bool) error {
+	findings := rep.Findings
+	out := migrationReport{Dir: dir, Migrations: rep.Migrations, SeedAfter: rep.SeedAfter, Findings: make([]migrationFinding, len(findings)),
+		NotVerified: rep.NotVerified, Irreversible: rep.Irreversible, DataChecked: rep.DataChecked, DataNotChecked: rep.DataNotChecked}
+	if verified {
+		out.Verified = &rep.Verified
+	}
 	for i, f := range findings {
 		out.Findings[i] = migrationFinding{Severity: string(f.Severity), File: f.File, Line: f.Line, Version: f.Version, Migration: f.Migration, Message: f.Message}
 		if f.Severity == migrate.SeverityError {
@@ -108,7 +141,7 @@ func (a *app) printFindings(dir string, migrations int, seedAfter int64, finding
 			out.Warnings++
 		}
 	}
-	out.OK = out.Errors == 0
+	out.OK = out.Errors == 0 && len(rep.NotVerified) == 0
 	if a.jsonOutput() {
 		if err := a.printJSON(out); err != nil {
 			return err
@@ -119,12 +152,38 @@ func (a *app) printFindings(dir string, migrations int, seedAfter int64, finding
 			// print, so that editors can jump to the place.
 			a.printf("%s\n", f)
 		}
-		a.printf("%s: %d migrations, %s, %s\n", dir, migrations, plural(out.Errors, "error", "errors"), plural(out.Warnings, "warning", "warnings"))
+		a.printf("%s: %d migrations, %s, %s\n", dir, rep.Migrations, plural(out.Errors, "error", "errors"), plural(out.Warnings, "warning", "warnings"))
+		if verified {
+			a.printf("verified %d of %d", rep.Verified, rep.Migrations)
+			if len(rep.NotVerified) > 0 {
+				a.printf("; not verified: %s", unverifiedList(rep.NotVerified))
+			}
+			a.printf("\n")
+			if rep.SeedAfter != 0 {
+				a.printf("seeded data: checked %d migrations, from version %d (where the seed went in) up", rep.DataChecked, rep.SeedAfter)
+				if len(rep.DataNotChecked) > 0 {
+					a.printf("; not checked: %s", unverifiedList(rep.DataNotChecked))
+				}
+				a.printf("\n")
+			}
+			if len(rep.Irreversible) > 0 {
+				a.printf("irreversible on purpose, a deploy needs an approval: %s\n", unverifiedList(rep.Irreversible))
+			}
+		}
 	}
 	if !out.OK {
 		return &ExitError{Code: ExitInvalid}
 	}
 	return nil
+}
+
+// unverifiedList reads "005_x (up fails), 007_y (no down migration)".
+func unverifiedList(us []migrate.Unverified) string {
+	parts := make([]string, len(us))
+	for i, u := range us {
+		parts[i] = u.Migration + " (" + u.Reason + ")"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (a *app) migrateCheckCommand() *cobra.Command {
@@ -139,19 +198,20 @@ without a DEFAULT.`,
 		Example: `  shipgate migrate check db/migrations
   shipgate migrate check db/migrations -o json`,
 		Args: argRange(1, 1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			migs, err := a.loadMigrations(args[0])
+		RunE: func(cmd *cobra.Command, args []string) error {
+			migs, err := a.loadMigrations(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			return a.printFindings(args[0], len(migs), 0, migrate.Check(migs))
+			return a.printReport(args[0], migrate.Report{Migrations: len(migs), Findings: migrate.Check(migs)}, false)
 		},
 	}
 }
 
 func (a *app) migrateVerifyCommand() *cobra.Command {
-	var database, seedFile string
+	var database, seedFile, setupFile string
 	var seedAfter int64
+	var foreignKeys bool
 	cmd := &cobra.Command{
 		Use:   "verify DIR --database URL|sqlite [--seed FILE]",
 		Short: "Run every migration up, down and up on a scratch database and compare",
@@ -160,13 +220,23 @@ up, down and up again, and report every migration whose down does not give
 back the schema it started from (tables, columns, types, nullability,
 defaults, indexes, constraints). With --seed, also apply the seed's rows
 once its tables exist, and report migrations that fail over them or lose
-them on the way down and up again.
+them on the way down and up again. A migration that fails is reported and
+the others still run; the last line says "verified N of M" and names every
+migration not verified, and why.
+
+--setup runs a SQL file on the scratch database before the migrations:
+what they expect to find there (a runner's bookkeeping table, an
+extension, a function). On SQLite, foreign keys are off while migrating,
+as SQLite and the common runners leave them, and PRAGMA foreign_key_check
+runs after each script; --sqlite-foreign-keys turns them on.
 
 --database sqlite verifies on a temporary SQLite file. With a PostgreSQL
 URL, a database shipgate_verify_<random> is created on that server and
 dropped at the end; the user needs the CREATEDB privilege.
 
-Exit 2 when a migration cannot be undone, 0 otherwise.`,
+Exit 2 when a migration cannot be undone or was not verified, 0
+otherwise (migrations marked -- shipgate:irreversible are listed, and need
+an approval at deploy).`,
 		Example: `  shipgate migrate verify db/migrations --database sqlite
   shipgate migrate verify db/migrations --database postgres://ci@127.0.0.1/app --seed db/seed.sql`,
 		Args: argRange(1, 1),
@@ -174,11 +244,18 @@ Exit 2 when a migration cannot be undone, 0 otherwise.`,
 			if database == "" {
 				return invalidf("--database is required: a postgres:// URL or sqlite")
 			}
-			migs, err := a.loadMigrations(args[0])
+			migs, err := a.loadMigrations(cmd, args[0], seedFile, setupFile)
 			if err != nil {
 				return err
 			}
-			opts := migrate.VerifyOptions{SeedAfter: seedAfter}
+			opts := migrate.VerifyOptions{SeedAfter: seedAfter, SQLiteForeignKeys: foreignKeys}
+			if setupFile != "" {
+				opts.Setup, err = os.ReadFile(setupFile) //nolint:gosec // the setup file the user named
+				if err != nil {
+					return invalidf("read setup: %w", err)
+				}
+				opts.SetupFile = setupFile
+			}
 			if seedFile != "" {
 				opts.Seed, err = os.ReadFile(seedFile) //nolint:gosec // the seed file the user named
 				if err != nil {
@@ -190,9 +267,11 @@ Exit 2 when a migration cannot be undone, 0 otherwise.`,
 			if err != nil {
 				return databaseError(err)
 			}
-			return a.printFindings(args[0], report.Migrations, report.SeedAfter, report.Findings)
+			return a.printReport(args[0], report, true)
 		},
 	}
+	cmd.Flags().StringVar(&setupFile, "setup", "", "SQL file run on the scratch database before the migrations")
+	cmd.Flags().BoolVar(&foreignKeys, "sqlite-foreign-keys", false, "SQLite: enforce foreign keys while migrating (default off, with PRAGMA foreign_key_check after each script)")
 	cmd.Flags().StringVar(&database, "database", "", "postgres:// URL of a server to create a scratch database on, or sqlite for a scratch file")
 	cmd.Flags().StringVar(&seedFile, "seed", "", "SQL file inserting representative rows")
 	cmd.Flags().Int64Var(&seedAfter, "seed-after", 0, "apply the seed after this version (default: after the first migration it fits)")
@@ -213,11 +292,12 @@ func (a *app) openRunner(cmd *cobra.Command, dir, database string) (*sqldb.Runne
 	if database == "" {
 		return nil, invalidf("--database is required: postgres://USER@HOST/DB or sqlite:PATH")
 	}
-	migs, err := a.loadMigrations(dir)
+	migs, err := a.loadMigrations(cmd, dir)
 	if err != nil {
 		return nil, err
 	}
-	r, err := sqldb.Open(cmd.Context(), database, migs)
+	fk, _ := cmd.Flags().GetBool("sqlite-foreign-keys")
+	r, err := sqldb.Open(cmd.Context(), database, migs, sqldb.SQLiteForeignKeys(fk))
 	if err != nil {
 		return nil, databaseError(err)
 	}
@@ -275,6 +355,7 @@ func (a *app) migrateDownCommand() *cobra.Command {
 // status and resolve work on.
 func databaseFlag(cmd *cobra.Command, database *string) {
 	cmd.Flags().StringVar(database, "database", "", "postgres:// URL or sqlite:PATH of the database")
+	cmd.Flags().Bool("sqlite-foreign-keys", false, "SQLite: enforce foreign keys while migrating (default off, with PRAGMA foreign_key_check after each migration)")
 }
 
 // migrateChange runs change, migrate up or (undo) down, on the migrations
