@@ -1,0 +1,1 @@
+CREATE INDEX accounts_owner ON accounts (owner_id);
