@@ -166,8 +166,11 @@ func TestVerify_Realistic(t *testing.T) {
 				dir := filepath.Join("../testdata/realistic", dialect, format)
 				r := verifyDir(t, url, dir, seed(t, filepath.Join("../testdata/realistic", dialect, "seed.sql")))
 				wantFindings(t, r)
-				if r.Migrations < 24 {
-					t.Errorf("only %d migrations verified", r.Migrations)
+				if r.Migrations < 24 || r.Verified != r.Migrations || len(r.NotVerified) > 0 {
+					t.Errorf("verified %d of %d; not verified: %v", r.Verified, r.Migrations, r.NotVerified)
+				}
+				if r.DataChecked != r.Migrations-5 || len(r.DataNotChecked) > 0 {
+					t.Errorf("data checked for %d migrations, want %d from the seed's on; not checked: %v", r.DataChecked, r.Migrations-5, r.DataNotChecked)
 				}
 				if got, want := r.SeedAfter, int64(6); got != want {
 					t.Errorf("SeedAfter = %d, want %d (create_memberships, the first schema the seed fits)", got, want)
