@@ -141,3 +141,91 @@ func TestCLI_MigrateUpStatusDown(t *testing.T) {
 		t.Errorf("stdout = %q, want %q", r.stdout, want)
 	}
 }
+
+// TestCLI_MigrateFolders checks the folders of the naming conventions
+// from the command line: files it cannot read make it fail, listing them;
+// --format and --ignore; and verify's "verified N of M" line after a
+// failure in the middle.
+func TestCLI_MigrateFolders(t *testing.T) {
+	e := &env{getenv: map[string]string{}, data: t.TempDir()}
+	formats := filepath.Join(migrateTestdata, "formats")
+
+	t.Run("unrecognised files exit 2 listing them", func(t *testing.T) {
+		dir := filepath.Join(formats, "unrecognised")
+		for _, args := range [][]string{{"check", dir}, {"verify", dir, "--database", "sqlite"}} {
+			cmd := args[0]
+			r := e.runRaw(t, append([]string{"migrate"}, args...)...)
+			r.wantCode(t, ExitInvalid)
+			for _, f := range []string{"0002_b.sql", "V0001.Create_a.down.sql", "V0001.Create_a.up.sql", "fixtures.sql"} {
+				if want := filepath.Join(dir, f) + ": error: not read as a migration"; !strings.Contains(r.stdout, want) {
+					t.Errorf("%s: stdout does not contain %q:\n%s", cmd, want, r.stdout)
+				}
+			}
+			if want := dir + ": 0 migrations, 4 errors, 0 warnings\n"; !strings.HasSuffix(r.stdout, want) {
+				t.Errorf("%s: stdout does not end with %q:\n%s", cmd, want, r.stdout)
+			}
+		}
+		r := e.runRaw(t, "migrate", "check", dir, "--ignore", "fixtures.sql", "--ignore", "V0001.*", "-o", "json")
+		r.wantCode(t, ExitInvalid)
+		var rep migrationReport
+		decodeOne(t, r.stdout, &rep)
+		if rep.OK || rep.Errors != 1 || rep.Findings[0].File != filepath.Join(dir, "0002_b.sql") {
+			t.Errorf("with --ignore: %+v", rep)
+		}
+	})
+	t.Run("format override", func(t *testing.T) {
+		r := e.runRaw(t, "migrate", "check", filepath.Join(formats, "dbmate"), "--format", "dbmate")
+		r.wantCode(t, ExitOK)
+		r = e.runRaw(t, "migrate", "check", filepath.Join(formats, "dbmate"), "--format", "goose")
+		r.wantCode(t, ExitInvalid)
+		if !strings.Contains(r.stdout, "statement before the -- +goose Up annotation") {
+			t.Errorf("dbmate files read as goose:\n%s", r.stdout)
+		}
+		r = e.runRaw(t, "migrate", "check", filepath.Join(formats, "dbmate"), "--format", "liquibase")
+		r.wantCode(t, ExitInvalid)
+		if !strings.Contains(r.stderr, `unknown migration format "liquibase"`) {
+			t.Errorf("stderr = %q", r.stderr)
+		}
+	})
+	t.Run("verify goes on past a failure", func(t *testing.T) {
+		dir := filepath.Join(formats, "failing-middle")
+		r := e.runRaw(t, "migrate", "verify", dir, "--database", "sqlite")
+		r.wantCode(t, ExitInvalid)
+		want := "verified 3 of 5; not verified: 002_account_owner (up fails on the schema of the migrations before it), " +
+			"004_index_owner (up fails on the schema of the migrations before it, without 002_account_owner, which failed (it may depend on it))\n"
+		if !strings.HasSuffix(r.stdout, want) {
+			t.Errorf("stdout does not end with %q:\n%s", want, r.stdout)
+		}
+		r = e.runRaw(t, "migrate", "verify", dir, "--database", "sqlite", "-o", "json")
+		var rep migrationReport
+		decodeOne(t, r.stdout, &rep)
+		if rep.Verified == nil || *rep.Verified != 3 || len(rep.NotVerified) != 2 || rep.NotVerified[1].Version != 4 {
+			t.Errorf("json: verified %v, not verified %+v", rep.Verified, rep.NotVerified)
+		}
+	})
+	t.Run("verify all", func(t *testing.T) {
+		dir := filepath.Join(migrateTestdata, "realistic", "sqlite", "golang-migrate")
+		r := e.runRaw(t, "migrate", "verify", dir, "--database", "sqlite")
+		r.wantCode(t, ExitOK)
+		if want := "verified 30 of 30\n"; !strings.HasSuffix(r.stdout, want) {
+			t.Errorf("stdout does not end with %q:\n%s", want, r.stdout)
+		}
+	})
+	t.Run("irreversible on purpose", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "001_a.up.sql"), "CREATE TABLE a (id int);")
+		writeFile(t, filepath.Join(dir, "001_a.down.sql"), "DROP TABLE a;")
+		writeFile(t, filepath.Join(dir, "002_b.up.sql"), "INSERT INTO a VALUES (1);")
+		writeFile(t, filepath.Join(dir, "002_b.down.sql"), "-- shipgate:irreversible the row is read by billing at once\n")
+		r := e.runRaw(t, "migrate", "verify", dir, "--database", "sqlite")
+		r.wantCode(t, ExitOK)
+		for _, want := range []string{
+			filepath.Join(dir, "002_b.down.sql") + ":1: warning: 002_b: irreversible on purpose: the row is read by billing at once",
+			"verified 1 of 2\nirreversible on purpose, a deploy needs an approval: 002_b (the row is read by billing at once)\n",
+		} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("stdout does not contain %q:\n%s", want, r.stdout)
+			}
+		}
+	})
+}
