@@ -48,7 +48,31 @@ func (e *Engine) checkMigrations(ctx context.Context, st *config.Stage, rel Rele
 	if len(problems) > 0 {
 		return &GateError{Gate: "migrations", Message: fmt.Sprintf("%d problem(s) on a scratch database: %s", len(problems), strings.Join(problems, "; "))}
 	}
+	if im, ok := m.(irreversibleMigrator); ok {
+		return irreversibleGate(st, im.Irreversible())
+	}
 	return nil
+}
+
+// irreversibleMigrator is a Migrator that names the migrations marked
+// "-- shipgate:irreversible REASON": their downs do not restore
+// everything, on purpose.
+type irreversibleMigrator interface {
+	// Irreversible returns "ID (reason)" for each marked migration.
+	Irreversible() []string
+}
+
+// irreversibleGate lets a release whose migrations include some marked
+// irreversible deploy only behind an approval: a rollback would not undo
+// them, so a person decides, and the approval is audited with who and
+// when. A hotfix whose rules skip the approval skips it here too, and
+// that bypass is audited.
+func irreversibleGate(st *config.Stage, irreversible []string) error {
+	if len(irreversible) == 0 || st.Env.Gates.Approval {
+		return nil
+	}
+	return &GateError{Gate: "migrations", Message: fmt.Sprintf("irreversible on purpose: %s; a rollback cannot undo it, so this stage needs an approval before traffic: add gates: {approval: true} to environment %s and approve the rollout",
+		strings.Join(irreversible, ", "), st.Name)}
 }
 
 // stepMigrate applies the release's pending migrations before it gets any

@@ -34,13 +34,24 @@ func (migrations) Open(ctx context.Context, dir, database string) (rollout.Migra
 	if err != nil {
 		return nil, fmt.Errorf("open the migration database: %w", err)
 	}
-	return &migrator{r: r, static: static}, nil
+	var irreversible []string
+	for _, m := range migs {
+		if m.Irreversible != nil {
+			irreversible = append(irreversible, m.ID+" ("+m.Irreversible.Reason+")")
+		}
+	}
+	return &migrator{r: r, static: static, irreversible: irreversible}, nil
 }
 
 type migrator struct {
-	r      *sqldb.Runner
-	static []string
+	r            *sqldb.Runner
+	static       []string
+	irreversible []string
 }
+
+// Irreversible names the migrations marked -- shipgate:irreversible, for
+// the engine's migration gate.
+func (m *migrator) Irreversible() []string { return m.irreversible }
 
 func (m *migrator) Verify(ctx context.Context, seedFile string) ([]string, error) {
 	if len(m.static) > 0 {
