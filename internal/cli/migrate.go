@@ -311,8 +311,9 @@ func (a *app) migrateUpCommand() *cobra.Command {
 		Use:   "up DIR --database URL [--to N]",
 		Short: "Apply pending migrations, each in its own transaction",
 		Long: `Apply the pending migrations in DIR, in order, up to version N (all by
-default), each in a transaction of its own unless it is a goose NO
-TRANSACTION migration. A failure stops there; the migrations before it stay
+default), each in a transaction of its own unless it must run outside one
+(goose NO TRANSACTION, sql-migrate notransaction, dbmate transaction:false,
+CREATE INDEX CONCURRENTLY alone in a golang-migrate file). A failure stops there; the migrations before it stay
 applied, and 'shipgate migrate status' says where it stopped and what to do.`,
 		Example: `  shipgate migrate up db/migrations --database postgres://app@db/app
   shipgate migrate up db/migrations --database sqlite:app.db --to 12`,
@@ -495,7 +496,7 @@ func (a *app) migrateResolveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "resolve DIR VERSION --database URL --applied|--undone",
 		Short: "Record by hand how a dirty migration ended, after repairing the database",
-		Long: `A goose NO TRANSACTION migration that fails after some of its statements
+		Long: `A migration run outside a transaction that fails after some of its statements
 took effect leaves the database dirty: nothing runs until a person repairs
 it. After finishing the migration by hand, record it with --applied; after
 undoing its statements by hand, record that with --undone.`,

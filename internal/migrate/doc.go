@@ -3,7 +3,8 @@
 // code cannot use.
 //
 // This package is the logic, with no database in it: it reads migration
-// directories in golang-migrate or goose format (LoadDir, ParseFiles),
+// directories as golang-migrate, goose, sql-migrate, dbmate and Flyway
+// write them (Load, LoadDir, Parse), refusing files it cannot read,
 // splits SQL into statements (Split), checks migrations statically
 // (Check), and compares schemas and data fingerprints (DiffSchemas,
 // DiffData, LengthViolations). The package sqldb beside it runs migrations
