@@ -156,7 +156,7 @@ func TestCLI_MigrateFolders(t *testing.T) {
 			cmd := args[0]
 			r := e.runRaw(t, append([]string{"migrate"}, args...)...)
 			r.wantCode(t, ExitInvalid)
-			for _, f := range []string{"0002_b.sql", "V0001.Create_a.down.sql", "V0001.Create_a.up.sql", "fixtures.sql"} {
+			for _, f := range []string{"0002_b.sql", "2024-01-01-init.sql", "fixtures.sql", "schema.sql"} {
 				if want := filepath.Join(dir, f) + ": error: not read as a migration"; !strings.Contains(r.stdout, want) {
 					t.Errorf("%s: stdout does not contain %q:\n%s", cmd, want, r.stdout)
 				}
@@ -165,7 +165,7 @@ func TestCLI_MigrateFolders(t *testing.T) {
 				t.Errorf("%s: stdout does not end with %q:\n%s", cmd, want, r.stdout)
 			}
 		}
-		r := e.runRaw(t, "migrate", "check", dir, "--ignore", "fixtures.sql", "--ignore", "V0001.*", "-o", "json")
+		r := e.runRaw(t, "migrate", "check", dir, "--ignore", "fixtures.sql", "--ignore", "s*.sql,2024-*", "-o", "json")
 		r.wantCode(t, ExitInvalid)
 		var rep migrationReport
 		decodeOne(t, r.stdout, &rep)

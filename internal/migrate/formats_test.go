@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ func TestLoad_Formats(t *testing.T) {
 	tests := []struct {
 		dir    string
 		format Format
+		// forced is set for a folder read right only with --format.
+		forced bool
 		n      int
 		// finding is a static finding the corpus must give, "" when its
 		// finding needs a database (see sqldb's TestVerify_Formats).
@@ -21,6 +24,8 @@ func TestLoad_Formats(t *testing.T) {
 	}{
 		{dir: "golang-migrate", format: FormatGolangMigrate, n: 2},
 		{dir: "stem", format: FormatStem, n: 2, finding: "stem/0002.down.sql:1: error: 0002: down migration is empty"},
+		{dir: "stem-named", format: FormatStem, n: 2},
+		{dir: "maragudk", format: FormatStem, forced: true, n: 3, finding: "maragudk/0002_create_index_users_email.down.sql:1: error: 0002_create_index_users_email: down migration is empty"},
 		{dir: "goose", format: FormatGoose, n: 2},
 		{dir: "dbmate", format: FormatDbmate, n: 2},
 		{dir: "sql-migrate", format: FormatSQLMigrate, n: 2, finding: "sql-migrate/2_tag_colors.sql:6: warning: 2_tag_colors: down deletes rows from table tags"},
@@ -29,7 +34,11 @@ func TestLoad_Formats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
 			dir := filepath.Join("testdata", "formats", tt.dir)
-			for _, format := range []Format{"", tt.format} {
+			tries := []Format{"", tt.format}
+			if tt.forced {
+				tries = tries[1:]
+			}
+			for _, format := range tries {
 				migs, err := Load(dir, LoadOptions{Format: format})
 				if err != nil {
 					t.Fatalf("Load(%s, %q): %v", dir, format, err)
@@ -69,7 +78,7 @@ func TestLoad_Unrecognised(t *testing.T) {
 	if !errors.As(err, &perr) {
 		t.Fatalf("LoadDir = %v, want an *Error", err)
 	}
-	want := []string{"0002_b.sql", "V0001.Create_a.down.sql", "V0001.Create_a.up.sql", "fixtures.sql"}
+	want := []string{"0002_b.sql", "2024-01-01-init.sql", "fixtures.sql", "schema.sql"}
 	if len(perr.Findings) != len(want) {
 		t.Fatalf("findings:\n%v\nwant one per file: %v", err, want)
 	}
@@ -79,8 +88,8 @@ func TestLoad_Unrecognised(t *testing.T) {
 		}
 	}
 	// Ignoring the fixtures leaves the others.
-	_, err = Load(dir, LoadOptions{Ignore: []string{"fixtures.sql"}})
-	if !errors.As(err, &perr) || len(perr.Findings) != 3 {
+	_, err = Load(dir, LoadOptions{Ignore: []string{"fixtures.sql", "s*.sql"}})
+	if !errors.As(err, &perr) || len(perr.Findings) != 2 {
 		t.Errorf("with fixtures.sql ignored: %v", err)
 	}
 	// A forced format says what it wanted.
@@ -203,5 +212,41 @@ func TestCheck_DoBlocks(t *testing.T) {
 	want := "003_drop.up.sql:2: warning: 003_drop: drops column users.email"
 	if len(all) != 1 || !strings.HasPrefix(all[0], want) {
 		t.Errorf("findings:\n%s\nwant only %q", strings.Join(all, "\n"), want)
+	}
+}
+
+// TestLoad_StemVersions checks folders whose versions are whole file
+// stems: ordered by name, as maragudk/migrate orders them, when they are
+// not numbers; and a folder of golang-migrate names with duplicate
+// versions, which is how such a folder reads without --format, says how
+// to read it.
+func TestLoad_StemVersions(t *testing.T) {
+	migs, err := LoadDir(filepath.Join("testdata", "formats", "stem-named"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(migs) != 2 || migs[0].ID != "V0001.Create_a" || migs[0].Version != 1 || migs[1].ID != "V0002.Index_a" || !migs[1].OrderedByName {
+		t.Errorf("migrations = %+v", migs)
+	}
+	dir := filepath.Join("testdata", "formats", "maragudk")
+	_, err = LoadDir(dir)
+	if err == nil || !strings.Contains(err.Error(), "version 1 is also used by "+filepath.Join(dir, "0001_create_table_a_users.up.sql")+"; each version must be unique (if the whole file stem is the version, as maragudk/migrate reads it, give --format stem)") {
+		t.Errorf("LoadDir(maragudk) = %v", err)
+	}
+	migs, err = Load(dir, LoadOptions{Format: FormatStem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range migs {
+		ids = append(ids, fmt.Sprintf("%d:%s", m.Version, m.ID))
+	}
+	if got, want := strings.Join(ids, " "), "1:0001_create_table_a_users 2:0001_create_table_b_posts 3:0002_create_index_users_email"; got != want {
+		t.Errorf("order = %s, want %s", got, want)
+	}
+	// Named stems do not mix with numbered migrations.
+	_, err = ParseFiles([]File{{Path: "001_a.up.sql", Data: []byte("SELECT 1;")}, {Path: "V2.b.up.sql", Data: []byte("SELECT 1;")}})
+	if err == nil || !strings.Contains(err.Error(), `V2.b.up.sql: error: a migration whose version is its whole file stem "V2.b"`) {
+		t.Errorf("mixed: %v", err)
 	}
 }

@@ -20,8 +20,9 @@ const (
 	// FormatGolangMigrate is golang-migrate's: a pair of files
 	// NNN_name.up.sql and NNN_name.down.sql.
 	FormatGolangMigrate Format = "golang-migrate"
-	// FormatStem is a pair of files whose whole stem is the version:
-	// NNN.up.sql and NNN.down.sql.
+	// FormatStem is a pair of files whose whole stem is the version, as
+	// maragudk/migrate names them: NNN.up.sql and NNN.down.sql, or
+	// V0001.Name.up.sql, ordered by name when the stems are not numbers.
 	FormatStem Format = "stem"
 	// FormatGoose is goose's: one file NNN_name.sql with "-- +goose Up"
 	// and "-- +goose Down" sections.
@@ -84,6 +85,13 @@ type Migration struct {
 	// exist; one without statements is empty. Either makes the migration
 	// irreversible.
 	Up, Down Script
+	// OrderedByName is set when the versions are whole file stems that
+	// are not numbers (V0001.Name, or 0001_create_users as
+	// maragudk/migrate reads it): Version is then the migration's place in
+	// the stems' lexical order, which is how those tools order them. Such
+	// migrations can be checked and verified; the runner, which records
+	// numeric versions, refuses to apply them.
+	OrderedByName bool
 	// Irreversible is set by "-- shipgate:irreversible REASON" in one of
 	// the migration's files: the down is missing or does not restore
 	// everything on purpose, and a deploy of it needs an approval.
@@ -141,7 +149,8 @@ type File struct {
 
 var (
 	golangMigrateName = regexp.MustCompile(`^([0-9]+)_(.*)\.(up|down)\.sql$`)
-	stemName          = regexp.MustCompile(`^([0-9]+)\.(up|down)\.sql$`)
+	stemName          = regexp.MustCompile(`^(.+)\.(up|down)\.sql$`)
+	digitsOnly        = regexp.MustCompile(`^[0-9]+$`)
 	gooseName         = regexp.MustCompile(`^([0-9]+)_(.*)\.sql$`)
 	// dbmate and sql-migrate take the leading digits of any .sql file.
 	numberedName     = regexp.MustCompile(`^([0-9]+)(.*)\.sql$`)
@@ -234,6 +243,7 @@ func Parse(files []File, format Format) ([]Migration, error) {
 	for _, f := range files {
 		p.file(f, format)
 	}
+	p.resolveStems()
 	for _, v := range slices.Sorted(mapKeys(p.downs)) {
 		p.pairDown(p.downs[v])
 	}
@@ -262,7 +272,15 @@ func mapKeys[V any](m map[int64]V) func(func(int64) bool) {
 	}
 }
 
+// stemFile is a file of the stem format, until every file is known.
+type stemFile struct {
+	file File
+	stem string
+	down bool
+}
+
 type parser struct {
+	stems     []stemFile
 	problems  []Finding
 	byVersion map[int64]*Migration
 	// downs holds the down halves until every up is known.
@@ -277,7 +295,11 @@ func (p *parser) problem(file string, line int, version int64, id, format string
 
 func (p *parser) add(m *Migration, files ...File) {
 	if prev, ok := p.byVersion[m.Version]; ok {
-		p.problem(files[0].Path, 0, m.Version, m.ID, "version %d is also used by %s; each version must be unique", m.Version, prev.Up.File)
+		hint := ""
+		if prev.Format == FormatGolangMigrate && m.Format == FormatGolangMigrate {
+			hint = " (if the whole file stem is the version, as maragudk/migrate reads it, give --format stem)"
+		}
+		p.problem(files[0].Path, 0, m.Version, m.ID, "version %d is also used by %s; each version must be unique%s", m.Version, prev.Up.File, hint)
 		return
 	}
 	p.byVersion[m.Version] = m
@@ -335,7 +357,7 @@ func (p *parser) file(f File, format Format) {
 			}
 		case FormatStem:
 			if sm := stemName.FindStringSubmatch(base); sm != nil {
-				p.pairHalf(f, sm[1], "", sm[1], sm[2] == "down", FormatStem)
+				p.stems = append(p.stems, stemFile{file: f, stem: sm[1], down: sm[2] == "down"})
 				return
 			}
 		default:
@@ -374,7 +396,7 @@ func formatExample(f Format) string {
 	case FormatGolangMigrate:
 		return "NNN_name.up.sql and NNN_name.down.sql"
 	case FormatStem:
-		return "NNN.up.sql and NNN.down.sql"
+		return "VERSION.up.sql and VERSION.down.sql, the whole stem being the version"
 	case FormatGoose:
 		return "NNN_name.sql with -- +goose Up"
 	case FormatDbmate:
@@ -395,12 +417,52 @@ func formatExamples() []string {
 	return out
 }
 
+// resolveStems gives the stem-format files their versions: the stems
+// themselves when they are all numbers, else their places in the stems'
+// lexical order, which is how the tools that name migrations so order
+// them.
+func (p *parser) resolveStems() {
+	numeric := true
+	for _, s := range p.stems {
+		numeric = numeric && digitsOnly.MatchString(s.stem)
+	}
+	if numeric {
+		for _, s := range p.stems {
+			p.pairHalf(s.file, s.stem, "", s.stem, s.down, FormatStem)
+		}
+		return
+	}
+	if len(p.byVersion) > 0 || len(p.downs) > 0 {
+		for _, s := range p.stems {
+			p.problem(s.file.Path, 0, 0, "", "a migration whose version is its whole file stem %q, ordered by name, in a folder of numbered migrations; give --format for the folder's format, or --ignore the others", s.stem)
+		}
+		return
+	}
+	var stems []string
+	for _, s := range p.stems {
+		if !slices.Contains(stems, s.stem) {
+			stems = append(stems, s.stem)
+		}
+	}
+	slices.Sort(stems)
+	for _, s := range p.stems {
+		p.pairHalfVersion(s.file, int64(slices.Index(stems, s.stem)+1), s.stem, s.stem, s.down, FormatStem)
+	}
+	for _, m := range p.byVersion {
+		m.OrderedByName = true
+	}
+}
+
 // pairHalf reads the up or down file of a two-file migration.
 func (p *parser) pairHalf(f File, digits, name, id string, down bool, format Format) {
 	v, ok := p.version(f, digits)
 	if !ok {
 		return
 	}
+	p.pairHalfVersion(f, v, name, id, down, format)
+}
+
+func (p *parser) pairHalfVersion(f File, v int64, name, id string, down bool, format Format) {
 	h := half{file: f, version: v, name: name, id: id, format: format}
 	if down {
 		if prev, ok := p.downs[v]; ok {

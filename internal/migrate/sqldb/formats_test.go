@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -27,9 +28,12 @@ func notVerified(r migrate.Report) string {
 func TestVerify_Formats(t *testing.T) {
 	tests := []struct {
 		dir      string
+		format   migrate.Format
 		want     []string
 		verified int
 	}{
+		{dir: "stem-named", want: []string{"V0002.Index_a: down fails right after up: statement 1:"}, verified: 1},
+		{dir: "maragudk", format: migrate.FormatStem, want: []string{"0002_create_index_users_email: down migration is empty"}, verified: 2},
 		{dir: "golang-migrate", want: []string{"002_add_bio: down fails right after up: statement 1:"}, verified: 1},
 		{dir: "stem", want: []string{"0002: down migration is empty"}, verified: 1},
 		{dir: "goose", want: []string{
@@ -43,7 +47,14 @@ func TestVerify_Formats(t *testing.T) {
 	databases(t, func(t *testing.T, dialect, _, url string) {
 		for _, tt := range tests {
 			t.Run(tt.dir, func(t *testing.T) {
-				r := verifyDir(t, url, filepath.Join(formats, tt.dir), migrate.VerifyOptions{})
+				migs, err := migrate.Load(filepath.Join(formats, tt.dir), migrate.LoadOptions{Format: tt.format})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := Verify(t.Context(), url, migs, migrate.VerifyOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
 				wantFindings(t, r, tt.want...)
 				if r.Verified != tt.verified || len(r.NotVerified) != r.Migrations-tt.verified {
 					t.Errorf("verified %d of %d, want %d; not verified: %s", r.Verified, r.Migrations, tt.verified, notVerified(r))
@@ -203,5 +214,16 @@ func TestVerify_Setup(t *testing.T) {
 	}
 	if got := notVerified(r); got != "001_t (the setup script fails)" {
 		t.Errorf("broken setup: not verified %q", got)
+	}
+}
+
+// TestOpen_NamedVersions checks that the runner refuses migrations
+// ordered by name: it records numeric versions, and a file added in the
+// middle would shift them.
+func TestOpen_NamedVersions(t *testing.T) {
+	migs := load(t, filepath.Join(formats, "stem-named"))
+	_, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "app.db"), migs)
+	if !errors.Is(err, ErrNamedVersions) || !strings.Contains(err.Error(), "V0001.Create_a") {
+		t.Errorf("Open = %v, want ErrNamedVersions naming V0001.Create_a", err)
 	}
 }

@@ -48,6 +48,11 @@ func Open(ctx context.Context, url string, migrations []migrate.Migration, opts 
 	if err != nil {
 		return nil, err
 	}
+	for _, m := range migrations {
+		if m.OrderedByName {
+			return nil, fmt.Errorf("%w: %s: its version is a file stem ordered by name, which Shipgate can check and verify but not apply (it records numeric versions); apply these migrations with their own tool", ErrNamedVersions, m.ID)
+		}
+	}
 	for _, o := range opts {
 		o(&t)
 	}
@@ -61,6 +66,10 @@ func Open(ctx context.Context, url string, migrations []migrate.Migration, opts 
 	}
 	return r, nil
 }
+
+// ErrNamedVersions means the migrations are ordered by file name, not by
+// numeric version, and cannot be applied by the Runner.
+var ErrNamedVersions = errors.New("migrations ordered by name")
 
 // Option configures a Runner.
 type Option func(*target)

@@ -1,0 +1,1 @@
+-- Forgets the index: the down leaves it behind.

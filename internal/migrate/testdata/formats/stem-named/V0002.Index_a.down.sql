@@ -1,0 +1,2 @@
+-- Misspelled: the down fails.
+DROP INDEX a_idx;
