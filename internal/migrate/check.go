@@ -236,13 +236,13 @@ func (c *checker) statement(sql string, toks []token) {
 		cur.accept("FROM")
 		cur.accept("ONLY")
 		line := cur.line()
-		if name := cur.name(); name != "" && !c.up && !c.ownedTable(name) {
+		if name := cur.name(); name != "" && !c.up && !c.ownedTable(name) && !bookkeeping(name) {
 			c.warn(line, "down deletes rows from table %s: the rows are gone after a rollback, and an up again does not bring them back unless it inserts them", name)
 		}
 	case cur.accept("UPDATE"):
 		cur.accept("ONLY")
 		line := cur.line()
-		if name := cur.name(); name != "" && !c.up && !c.ownedTable(name) {
+		if name := cur.name(); name != "" && !c.up && !c.ownedTable(name) && !bookkeeping(name) {
 			c.warn(line, "down updates rows of table %s: check that the values are what the old code expects, and that an up again restores them", name)
 		}
 	case cur.accept("ALTER", "TABLE"):
@@ -257,6 +257,11 @@ func (c *checker) statement(sql string, toks []token) {
 		}
 	}
 }
+
+// bookkeeping reports whether a table is the database's own (SQLite's
+// sqlite_sequence, reset by downs that recreate AUTOINCREMENT tables),
+// whose rows are no application data.
+func bookkeeping(table string) bool { return strings.HasPrefix(table, "sqlite_") }
 
 // doBlock follows the statements inside the body of a PostgreSQL DO
 // block (a dollar-quoted or quoted string), so that a column added there
