@@ -106,7 +106,7 @@ func FuzzParseNames(f *testing.F) {
 		f.Add(n, []byte("-- migrate:up\nSELECT 1;\n"))
 	}
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
-		if strings.ContainsAny(name, "/\\") {
+		if name == "" || strings.ContainsAny(name, "/\\") {
 			return
 		}
 		migs, err := ParseFiles([]File{{Path: name, Data: data}, {Path: "V9__b.sql", Data: []byte("SELECT 1;")}})
