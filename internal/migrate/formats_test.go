@@ -250,3 +250,10 @@ func TestLoad_StemVersions(t *testing.T) {
 		t.Errorf("mixed: %v", err)
 	}
 }
+
+func TestParse_AnnotatedWithoutNumber(t *testing.T) {
+	_, err := ParseFiles([]File{{Path: "init.sql", Data: []byte("-- +migrate Up\nCREATE TABLE a (id int);\n-- +migrate Down\nDROP TABLE a;\n")}})
+	if want := "init.sql: error: not read as a migration: sql-migrate annotations, but no version number at the start of the name; Shipgate orders such files by that number: rename it NNN_init.sql"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}

@@ -386,6 +386,8 @@ func (p *parser) file(f File, format Format) {
 			return
 		}
 		p.unrecognised(f, "a numbered .sql file without -- +goose Up, -- +migrate Up or -- migrate:up sections, and not NNN_name.up.sql or NNN_name.down.sql")
+	case detectSyntax(f.Data) != "":
+		p.unrecognised(f, fmt.Sprintf("%s annotations, but no version number at the start of the name; Shipgate orders such files by that number: rename it NNN_%s", detectSyntax(f.Data), base))
 	default:
 		p.unrecognised(f, "the name matches no migration format ("+strings.Join(formatExamples(), ", ")+")")
 	}
