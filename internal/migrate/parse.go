@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -244,7 +245,7 @@ func Parse(files []File, format Format) ([]Migration, error) {
 		p.file(f, format)
 	}
 	p.resolveStems()
-	for _, v := range slices.Sorted(mapKeys(p.downs)) {
+	for _, v := range slices.Sorted(maps.Keys(p.downs)) {
 		p.pairDown(p.downs[v])
 	}
 	for _, m := range p.byVersion {
@@ -260,16 +261,6 @@ func Parse(files []File, format Format) ([]Migration, error) {
 	}
 	slices.SortFunc(migrations, func(a, b Migration) int { return cmpInt64(a.Version, b.Version) })
 	return migrations, nil
-}
-
-func mapKeys[V any](m map[int64]V) func(func(int64) bool) {
-	return func(yield func(int64) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // stemFile is a file of the stem format, until every file is known.
