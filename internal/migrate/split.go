@@ -356,7 +356,7 @@ func NormaliseSQL(s string) string {
 		}
 		if i > 0 {
 			prev := toks[i-1].text
-			if prev != "(" && prev != "." && text != ")" && text != "," && text != "." && !(text == "(" && toks[i-1].kind != tokPunct) {
+			if prev != "(" && prev != "." && text != ")" && text != "," && text != "." && (text != "(" || toks[i-1].kind == tokPunct) {
 				b.WriteByte(' ')
 			}
 		}
