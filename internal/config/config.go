@@ -173,8 +173,9 @@ type DriftGate struct {
 // they change.
 type Migrations struct {
 	// Dir is the directory of migration files, golang-migrate style
-	// (NNN_name.up.sql / NNN_name.down.sql) or goose style, relative to the
-	// directory of shipgate.yaml. Release variables and ${VERSION} are
+	// (NNN_name.up.sql / NNN_name.down.sql), goose, dbmate, sql-migrate or
+	// Flyway style, relative to the directory of shipgate.yaml. Every .sql
+	// file in it must be a migration, or be listed in ignore. Release variables and ${VERSION} are
 	// substituted, so each release can bring its own. Required.
 	Dir string `yaml:"dir" json:"dir"`
 	// Database is the URL of the database: postgres://... or sqlite:PATH.
@@ -186,6 +187,23 @@ type Migrations struct {
 	// of shipgate.yaml; with it, verification also catches a migration that
 	// loses data or cannot hold it.
 	Seed string `yaml:"seed,omitempty" json:"seed,omitempty"`
+	// Setup is an SQL file run on the scratch database before the
+	// migrations when they are verified, relative to the directory of
+	// shipgate.yaml: what they expect to find there, such as their runner's
+	// bookkeeping table, an extension or a function.
+	Setup string `yaml:"setup,omitempty" json:"setup,omitempty"`
+	// Format reads every file of dir in one format: golang-migrate, stem,
+	// goose, sql-migrate, dbmate or flyway. Default: each file's format is
+	// recognised from its name and content.
+	Format string `yaml:"format,omitempty" json:"format,omitempty"`
+	// Ignore lists the .sql files of dir that are not migrations, by name
+	// or pattern (seed.sql, fixtures_*.sql).
+	Ignore []string `yaml:"ignore,omitempty" json:"ignore,omitempty"`
+	// SQLiteForeignKeys enforces SQLite's foreign keys while migrations
+	// run, for a project whose own runner does. Default: off, as SQLite
+	// and the common runners leave them, with PRAGMA foreign_key_check
+	// after each migration.
+	SQLiteForeignKeys bool `yaml:"sqlite_foreign_keys,omitempty" json:"sqlite_foreign_keys,omitempty"`
 }
 
 // Hotfix holds the emergency rules.

@@ -65,6 +65,11 @@ func (d *decoder) validateMigrations(m *Migrations) {
 		d.problemf("migrations.database", "must be a postgres:// URL or sqlite:PATH, got %q", redactURL(m.Database))
 	}
 	d.checkReferences("migrations.database", m.Database)
+	switch m.Format {
+	case "", "auto", "golang-migrate", "stem", "goose", "sql-migrate", "dbmate", "flyway":
+	default:
+		d.problemf("migrations.format", "unknown migration format %q: want golang-migrate, stem, goose, sql-migrate, dbmate or flyway (or leave it out to recognise each file)", m.Format)
+	}
 }
 
 // redactURL hides a password in a database URL that goes into an error.

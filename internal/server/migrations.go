@@ -5,20 +5,44 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 
+	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/migrate"
 	"github.com/shipgate/shipgate/internal/migrate/sqldb"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
-// migrations adapts the migrate packages to the rollout engine's port.
-type migrations struct{}
+// migrations adapts the migrate packages to the rollout engine's port,
+// with the options of the config's migrations section.
+type migrations struct {
+	// cfg is the migrations section, nil when there is none; path
+	// resolves a file named in it.
+	cfg  *config.Migrations
+	path func(string) string
+}
 
 var _ rollout.Migrations = migrations{}
 
 // Open loads the migrations in dir and connects to database.
-func (migrations) Open(ctx context.Context, dir, database string) (rollout.Migrator, error) {
-	migs, err := migrate.LoadDir(dir)
+func (ms migrations) Open(ctx context.Context, dir, database string) (rollout.Migrator, error) {
+	var c config.Migrations
+	if ms.cfg != nil {
+		c = *ms.cfg
+	}
+	ignore := slices.Clone(c.Ignore)
+	// The seed and setup files may live among the migrations.
+	for _, f := range []string{c.Seed, c.Setup} {
+		if f != "" && ms.path != nil && filepath.Clean(filepath.Dir(ms.path(f))) == filepath.Clean(dir) {
+			ignore = append(ignore, filepath.Base(f))
+		}
+	}
+	format, err := migrate.ParseFormat(c.Format)
+	if err != nil {
+		return nil, err
+	}
+	migs, err := migrate.Load(dir, migrate.LoadOptions{Format: format, Ignore: ignore})
 	if err != nil {
 		return nil, fmt.Errorf("load migrations from %s: %w", dir, err)
 	}
@@ -30,7 +54,7 @@ func (migrations) Open(ctx context.Context, dir, database string) (rollout.Migra
 			static = append(static, f.String())
 		}
 	}
-	r, err := sqldb.Open(ctx, database, migs)
+	r, err := sqldb.Open(ctx, database, migs, sqldb.SQLiteForeignKeys(c.SQLiteForeignKeys))
 	if err != nil {
 		return nil, fmt.Errorf("open the migration database: %w", err)
 	}
@@ -40,13 +64,19 @@ func (migrations) Open(ctx context.Context, dir, database string) (rollout.Migra
 			irreversible = append(irreversible, m.ID+" ("+m.Irreversible.Reason+")")
 		}
 	}
-	return &migrator{r: r, static: static, irreversible: irreversible}, nil
+	m := &migrator{r: r, static: static, irreversible: irreversible, foreignKeys: c.SQLiteForeignKeys}
+	if c.Setup != "" && ms.path != nil {
+		m.setupFile = ms.path(c.Setup)
+	}
+	return m, nil
 }
 
 type migrator struct {
 	r            *sqldb.Runner
 	static       []string
 	irreversible []string
+	setupFile    string
+	foreignKeys  bool
 }
 
 // Irreversible names the migrations marked -- shipgate:irreversible, for
@@ -57,7 +87,14 @@ func (m *migrator) Verify(ctx context.Context, seedFile string) ([]string, error
 	if len(m.static) > 0 {
 		return m.static, nil
 	}
-	opts := migrate.VerifyOptions{}
+	opts := migrate.VerifyOptions{SQLiteForeignKeys: m.foreignKeys}
+	if m.setupFile != "" {
+		setup, err := os.ReadFile(m.setupFile)
+		if err != nil {
+			return nil, fmt.Errorf("read setup: %w", err)
+		}
+		opts.Setup, opts.SetupFile = setup, m.setupFile
+	}
 	if seedFile != "" {
 		seed, err := os.ReadFile(seedFile)
 		if err != nil {

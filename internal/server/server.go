@@ -168,7 +168,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 
 	cp.Engine, err = rollout.New(rollout.Options{
-		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{},
+		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path},
 		Logger: log.With("component", "engine"), Tick: opts.Tick,
 	})
 	if err != nil {
