@@ -17,7 +17,10 @@
 //
 //  1. before the deploy starts: Verify, and refuse to deploy if the
 //     report has errors (Report.OK). This is the migration gate:
-//     migrations are reversible or the deploy does not start;
+//     migrations are reversible or the deploy does not start. Migrations
+//     marked "-- shipgate:irreversible REASON" (Migration.Irreversible,
+//     Report.Irreversible) are not errors: the deploy waits for an
+//     approval instead;
 //  2. before the canary gets traffic: Up(ctx, 0), and keep the returned
 //     versions in the rollout's durable state, even when Up fails (the
 //     versions applied before the failure are returned with the error);
