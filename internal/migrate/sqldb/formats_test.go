@@ -227,3 +227,29 @@ func TestOpen_NamedVersions(t *testing.T) {
 		t.Errorf("Open = %v, want ErrNamedVersions naming V0001.Create_a", err)
 	}
 }
+
+// TestVerify_OwnTransaction checks a golang-migrate file that manages its
+// own transaction (BEGIN; ... COMMIT;), as golang-migrate runs it: not
+// inside another one.
+func TestVerify_OwnTransaction(t *testing.T) {
+	migs, err := migrate.ParseFiles([]migrate.File{
+		{Path: "001_t.up.sql", Data: []byte("BEGIN;\nCREATE TABLE t (id integer PRIMARY KEY);\nCREATE INDEX t_id ON t (id);\nCOMMIT;\n")},
+		{Path: "001_t.down.sql", Data: []byte("BEGIN TRANSACTION;\nDROP TABLE t;\nEND;\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !migs[0].Up.NoTransaction || !migs[0].Down.NoTransaction {
+		t.Fatalf("scripts with their own transaction run inside Shipgate's: up %t, down %t", migs[0].Up.NoTransaction, migs[0].Down.NoTransaction)
+	}
+	databases(t, func(t *testing.T, dialect, _, url string) {
+		r, err := Verify(t.Context(), url, migs, migrate.VerifyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFindings(t, r)
+		if r.Verified != 1 {
+			t.Errorf("verified %d of 1: %s", r.Verified, notVerified(r))
+		}
+	})
+}
