@@ -18,8 +18,13 @@ type File struct {
 	Flags []*Flag
 	// Segments are the file's "$evaluators", by name.
 	Segments []Segment
-	// Metadata is the flag set's metadata.
+	// Metadata is the flag set's metadata. Flags inherit it, as in flagd:
+	// ParseFile copies it into each flag's metadata, where the flag's own
+	// keys win.
 	Metadata map[string]any
+	// Warnings are what looks wrong in targeting rules that flagd loads
+	// all the same (see Compile).
+	Warnings []Problem
 }
 
 // maxKeyLen bounds a flag key or segment name: it goes into URLs and logs.
@@ -70,9 +75,12 @@ func ParseFile(data []byte) (*File, error) {
 		problems = append(problems, checkMetadata(f.Metadata, "/metadata")...)
 	}
 	if len(problems) == 0 {
-		if _, err := Compile(f.Flags, f.Segments); err != nil {
+		snap, err := Compile(f.Flags, f.Segments)
+		if err != nil {
 			return nil, err
 		}
+		f.Warnings = snap.Warnings()
+		inherit(f.Flags, f.Metadata)
 		return f, nil
 	}
 	// Report the compile problems too, so that one run shows everything.
@@ -81,6 +89,26 @@ func ParseFile(data []byte) (*File, error) {
 		problems = append(problems, ve.Problems...)
 	}
 	return nil, &ValidationError{Problems: dedupe(problems)}
+}
+
+// inherit copies the flag set's metadata into each flag's, as flagd's
+// store does: a flag's own keys win, and null values are dropped.
+func inherit(flags []*Flag, set map[string]any) {
+	if len(set) == 0 {
+		return
+	}
+	for _, f := range flags {
+		m := make(map[string]any, len(set)+len(f.Metadata))
+		for k, v := range set {
+			if v != nil {
+				m[k] = v
+			}
+		}
+		for k, v := range f.Metadata {
+			m[k] = v
+		}
+		f.Metadata = m
+	}
 }
 
 // parseFlags parses the "flags" member: an object or an array.
