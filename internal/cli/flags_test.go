@@ -85,7 +85,7 @@ func TestFlagsCommand_InvalidExitsTwo(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(bad, []byte(`{"flags": {"a": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "maybe"},
-		"b": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"fractional": [["on", 10], ["off", 80]]}}}}`), 0o600); err != nil {
+		"b": {"state": "ENABLED", "variants": {"on": true, "off": "no"}, "defaultVariant": "on"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.run(t, "flags", "import", good); r.code != ExitOK {
@@ -96,7 +96,7 @@ func TestFlagsCommand_InvalidExitsTwo(t *testing.T) {
 	if r.code != ExitInvalid {
 		t.Fatalf("import bad: exit %d, want %d", r.code, ExitInvalid)
 	}
-	for _, want := range []string{bad + ": /flags/a/defaultVariant", bad + ": /flags/b/targeting/fractional: the weights add up to 90"} {
+	for _, want := range []string{bad + ": /flags/a/defaultVariant", bad + ": /flags/b/variants: all variants must have the same type"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr %q does not name %q", r.stderr, want)
 		}
