@@ -122,6 +122,9 @@ type compiler struct {
 	variants map[string]any
 	// usesTargetingKey is set when the rule buckets by targeting key.
 	usesTargetingKey bool
+	// operand counts the operations other than if being compiled around
+	// the current node: an if there gives an operand, not a result.
+	operand int
 }
 
 func (c *compiler) problem(path, format string, args ...any) {
@@ -229,7 +232,13 @@ func (c *compiler) compileOp(name string, arg any, path string) node {
 		return node{op: opFail, k: stringValue(msg)}
 	}
 	n := node{op: op}
+	if op != opIf {
+		c.operand++
+	}
 	c.compileArgs(&n, arg, path)
+	if op != opIf {
+		c.operand--
+	}
 	switch op {
 	case opVar:
 		c.compileVar(&n, path)
@@ -350,7 +359,7 @@ func (c *compiler) checkIfResults(n *node, arg any, path string) {
 
 // checkResult reports a literal result that names no variant.
 func (c *compiler) checkResult(n *node, raw any, path string) {
-	if n.op != opConst || c.variants == nil {
+	if n.op != opConst || c.variants == nil || c.operand > 0 {
 		return
 	}
 	switch raw.(type) {
