@@ -38,6 +38,16 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
+	data, err := os.ReadFile("testdata/flags.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServerWith(t, data)
+}
+
+// startServerWith serves the flags of a flagd file.
+func startServerWith(t *testing.T, data []byte) *server {
+	t.Helper()
 	ctx := t.Context()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shipgate.db"))
 	if err != nil {
@@ -45,10 +55,6 @@ func startServer(t *testing.T) *server {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	svc, err := flags.NewService(ctx, flags.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile("testdata/flags.json")
 	if err != nil {
 		t.Fatal(err)
 	}
