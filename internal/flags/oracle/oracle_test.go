@@ -17,6 +17,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,7 +146,16 @@ func TestOFREP_MatchesFlagd_Generated(t *testing.T) {
 		flagsPerFile = 24
 		contexts     = 80
 	)
-	rng := rand.New(rand.NewPCG(7, 11))
+	// ORACLE_SEED explores other files than the pinned ones.
+	seed := uint64(7)
+	if s := os.Getenv("ORACLE_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("ORACLE_SEED: %v", err)
+		}
+		seed = n
+	}
+	rng := rand.New(rand.NewPCG(seed, 11))
 	var compared, loaded, errs, defaults, matches int
 	reasons := map[string]int{}
 	for fi := range files {
@@ -273,11 +283,13 @@ func (g *gen) variant() any {
 }
 
 func (g *gen) cond(depth int) any {
-	n := 16
+	n := 17
 	if depth <= 0 {
 		n = 9
 	}
 	switch g.rng.IntN(n) {
+	case 16:
+		return g.misc(depth)
 	case 0:
 		return map[string]any{g.pick("==", "!=", "===", "!==").(string): []any{g.attr(), g.literal()}}
 	case 1:
@@ -332,6 +344,42 @@ func (g *gen) cond(depth int) any {
 		return map[string]any{"cat": []any{g.attr(), "x"}}
 	default:
 		return map[string]any{"if": []any{g.cond(depth - 1), g.cond(depth - 1), g.cond(depth - 1)}}
+	}
+}
+
+// misc is the rest of JSON Logic: operations inside nested arrays,
+// var defaults and indexes, arithmetic, strings, and operators given
+// something other than an array.
+func (g *gen) misc(depth int) any {
+	switch g.rng.IntN(14) {
+	case 0:
+		return map[string]any{"in": []any{g.attr(), []any{"CA", map[string]any{"var": "plan"}, []any{map[string]any{"var": "tier"}}}}}
+	case 1:
+		return map[string]any{"var": []any{g.pick("missing", "plan", "user.name", "user.name.0", "user.0").(string), g.literal()}}
+	case 2:
+		return map[string]any{g.pick("and", "or", "if").(string): g.attr()}
+	case 3:
+		return map[string]any{"substr": []any{g.attr(), g.pick(0.0, -2.0, 1.0), g.pick(2.0, -1.0, 10.0)}}
+	case 4:
+		return map[string]any{g.pick("+", "-", "*", "/", "%", "max", "min").(string): []any{g.attr(), g.pick(1.0, 2.0, "3")}}
+	case 5:
+		return map[string]any{"merge": []any{[]any{"a"}, g.attr()}}
+	case 6:
+		return map[string]any{"missing_some": []any{1.0, []any{"email", "plan", "tier"}}}
+	case 7:
+		return map[string]any{"cat": []any{g.attr(), " ", g.attr()}}
+	case 8:
+		return map[string]any{"==": []any{[]any{map[string]any{"var": "plan"}}, []any{"pro"}}}
+	case 9:
+		return map[string]any{"!==": []any{g.attr(), g.attr()}}
+	case 10:
+		return map[string]any{"var": g.pick("$flagd.flagKey", "$flagd", "", "user").(string)}
+	case 11:
+		return map[string]any{"abs": g.attr()}
+	case 12:
+		return map[string]any{"in": []any{g.attr(), g.attr()}}
+	default:
+		return map[string]any{"if": []any{g.cond(depth - 1), map[string]any{"a": 1.0, "b": 2.0}, g.cond(depth - 1)}}
 	}
 }
 
