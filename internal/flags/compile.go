@@ -120,8 +120,6 @@ type compiler struct {
 	problems []Problem
 	// variants are the flag's variant names, to check literal results.
 	variants map[string]any
-	// usesTargetingKey is set when the rule buckets by targeting key.
-	usesTargetingKey bool
 	// operand counts the operations other than if being compiled around
 	// the current node: an if there gives an operand, not a result.
 	operand int
@@ -330,9 +328,6 @@ func (c *compiler) compileVar(n *node, path string) {
 	}
 	if strings.HasPrefix(p.s, "$flagd.") && p.s != "$flagd.flagKey" && p.s != "$flagd.timestamp" {
 		c.problem(path, "%q is not set by flagd: only $flagd.flagKey and $flagd.timestamp are", p.s)
-	}
-	if p.s == "targetingKey" {
-		c.usesTargetingKey = true
 	}
 	parts := strings.Split(p.s, ".")
 	parts = slices.DeleteFunc(parts, func(s string) bool { return s == "" })

@@ -60,9 +60,6 @@ type Result struct {
 type compiledFlag struct {
 	flag *Flag
 	rule *node
-	// usesTargetingKey is set when the rule reads or buckets by the
-	// targeting key.
-	usesTargetingKey bool
 	// warnings are what looks wrong in the targeting; flagd loads it all
 	// the same, and so does Shipgate.
 	warnings []Problem
@@ -133,7 +130,6 @@ func compileFlag(f *Flag, refs map[string]any, path string) (*compiledFlag, []Pr
 	rule, ps := resolveRefs(rule, refs, path+"/targeting", nil)
 	c := &compiler{variants: f.Variants, problems: ps}
 	cf.rule = c.compileRule(rule, path+"/targeting")
-	cf.usesTargetingKey = c.usesTargetingKey
 	cf.warnings = c.problems
 	return cf, problems
 }
