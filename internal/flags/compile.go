@@ -80,7 +80,8 @@ var operators = map[string]opcode{
 }
 
 // unsupported are operators of the JSON Logic library that Shipgate does
-// not evaluate yet; a rule using one is rejected with this explanation.
+// not evaluate yet: a rule using one loads with this warning, and
+// evaluating it fails with PARSE_ERROR.
 var unsupported = map[string]string{
 	"map":                  "iterates with a changed data scope",
 	"filter":               "iterates with a changed data scope",
@@ -89,8 +90,11 @@ var unsupported = map[string]string{
 	"none":                 "iterates with a changed data scope",
 	"some":                 "iterates with a changed data scope",
 	"set":                  "is not part of JSON Logic",
-	"log":                  "has side effects",
-	"fractionalEvaluation": "is flagd's deprecated operator; use fractional (https://flagd.dev/concepts/#migrating-from-legacy-fractionalevaluation)",
+	"contains_all":         "is an extension of the JSON Logic library, not of JSON Logic",
+	"contains_any":         "is an extension of the JSON Logic library, not of JSON Logic",
+	"contains_none":        "is an extension of the JSON Logic library, not of JSON Logic",
+	"log":                  "has side effects (flagd does not have it either)",
+	"fractionalEvaluation": "is flagd's removed operator; use fractional (https://flagd.dev/concepts/#migrating-from-legacy-fractionalevaluation)",
 }
 
 // node is one compiled expression.
