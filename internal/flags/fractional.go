@@ -82,13 +82,12 @@ func parseDistributions(dists []value) (distribution, bool) {
 			switch x := fromAny(dv.arr[1]); x.k {
 			case kindNull:
 			case kindNumber:
-				if x.n != math.Trunc(x.n) || math.IsInf(x.n, 0) {
-					return d, false
-				}
-				if x.n > maxWeight {
-					return d, false
-				}
+				// flagd's test of a whole number: it round-trips through
+				// int64, so a number beyond int64's range is not one.
 				w = int64(x.n)
+				if x.n != float64(w) || w > maxWeight {
+					return d, false
+				}
 			default:
 				return d, false
 			}

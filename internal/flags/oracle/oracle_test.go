@@ -390,7 +390,7 @@ func (g *gen) weight() any {
 	case 1:
 		return -float64(g.rng.IntN(50))
 	case 2:
-		return 12.5
+		return g.pick(12.5, -1e19, 1e300, 2147483648.0, 2147483647.0)
 	case 3:
 		return nil
 	case 4:
