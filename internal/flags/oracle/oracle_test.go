@@ -252,6 +252,11 @@ func randomContext(rng *rand.Rand) map[string]any {
 	if rng.IntN(3) != 0 {
 		ctx["user"] = map[string]any{"name": pick("jack", "queen", "ten", "nine", "3", 3.0)}
 	}
+	if rng.IntN(4) == 0 {
+		// An object that an if result applies again as a rule.
+		ctx["rule"] = pick(map[string]any{"==": []any{1.0, 1.0}}, map[string]any{"<": []any{1.0}}, map[string]any{"nope": 1.0},
+			map[string]any{"var": "plan"}, map[string]any{"a": 1.0, "b": 2.0}, map[string]any{})
+	}
 	return ctx
 }
 
@@ -351,7 +356,7 @@ func (g *gen) cond(depth int) any {
 // var defaults and indexes, arithmetic, strings, and operators given
 // something other than an array.
 func (g *gen) misc(depth int) any {
-	switch g.rng.IntN(14) {
+	switch g.rng.IntN(15) {
 	case 0:
 		return map[string]any{"in": []any{g.attr(), []any{"CA", map[string]any{"var": "plan"}, []any{map[string]any{"var": "tier"}}}}}
 	case 1:
@@ -378,6 +383,8 @@ func (g *gen) misc(depth int) any {
 		return map[string]any{"abs": g.attr()}
 	case 12:
 		return map[string]any{"in": []any{g.attr(), g.attr()}}
+	case 13:
+		return map[string]any{"if": []any{g.cond(depth - 1), map[string]any{"var": "rule"}, map[string]any{"var": "rule"}}}
 	default:
 		return map[string]any{"if": []any{g.cond(depth - 1), map[string]any{"a": 1.0, "b": 2.0}, g.cond(depth - 1)}}
 	}
