@@ -114,3 +114,24 @@ func TestFlagsCommand_InvalidExitsTwo(t *testing.T) {
 		t.Errorf("create --file with a whole file: exit %d, want %d: %s", r.code, ExitInvalid, r.stderr)
 	}
 }
+
+// TestFlagsCommand_ImportWarns: a file flagd loads is imported even where
+// its targeting can only fail at evaluation time; the CLI says where.
+func TestFlagsCommand_ImportWarns(t *testing.T) {
+	e := startFlagsCLI(t)
+	path := filepath.Join(t.TempDir(), "flagd.json")
+	if err := os.WriteFile(path, []byte(`{"flags": {"a": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+		"targeting": {"if": [{"equals": [{"var": "plan"}, "pro"]}, "on", "off"]}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(t, "flags", "import", path)
+	if r.code != ExitOK {
+		t.Fatalf("import: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if want := "warning: " + path + ": /flags/a/targeting/if/0/equals: unknown operator \"equals\""; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout %q does not hold %q", r.stdout, want)
+	}
+	if _, ok := e.svc.Snapshot().Flag("a"); !ok {
+		t.Error("the flag was not imported")
+	}
+}
