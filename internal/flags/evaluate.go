@@ -116,8 +116,8 @@ func (s *Snapshot) Warnings() []Problem { return s.warnings }
 // compileFlag validates one flag and compiles its targeting. Problems
 // are what flagd refuses too; the rest goes to the flag's warnings.
 func compileFlag(f *Flag, refs map[string]any, path string) (*compiledFlag, []Problem) {
-	problems := checkFlag(f, path)
-	cf := &compiledFlag{flag: f}
+	problems, warnings := checkFlag(f, path)
+	cf := &compiledFlag{flag: f, warnings: warnings}
 	if !hasTargeting(f.Targeting) {
 		return cf, problems
 	}
@@ -130,7 +130,7 @@ func compileFlag(f *Flag, refs map[string]any, path string) (*compiledFlag, []Pr
 	rule, ps := resolveRefs(rule, refs, path+"/targeting", nil)
 	c := &compiler{variants: f.Variants, problems: ps}
 	cf.rule = c.compileRule(rule, path+"/targeting")
-	cf.warnings = c.problems
+	cf.warnings = append(cf.warnings, c.problems...)
 	return cf, problems
 }
 
