@@ -514,8 +514,14 @@ func generateFile(rng *rand.Rand, n int) []byte {
 		default:
 			f["targeting"] = g.result(3)
 		}
-		if rng.IntN(3) == 0 {
+		switch rng.IntN(6) {
+		case 0, 1:
 			f["metadata"] = map[string]any{"owner": "payments", "version": 1.0}
+		case 2:
+			// Shipgate's own keys in another format, and a field flagd
+			// does not know: both load.
+			f["metadata"] = map[string]any{"stage": "beta", "expires": "soon", "owner": true}
+			f["description"] = "ignored"
 		}
 		fl[fmt.Sprintf("flag-%02d", i)] = f
 	}
