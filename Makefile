@@ -20,10 +20,10 @@ vet:
 # The end-to-end packages judge real latency: they run after the others,
 # one at a time, so that no other test binary competes for the two cores.
 E2E := ./internal/server ./internal/demo
+# flagd's evaluator, the oracle of the flag tests, is a separate module
+# (internal/flags/oracle); -mod=mod lets it follow the main go.mod.
 test: deps vet
 	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e /internal/server$$ -e /internal/demo$$)
-	# flagd's evaluator, the oracle of the flag tests, is a separate module;
-	# -mod=mod lets it follow the main module's go.mod as that changes.
 	cd internal/flags/oracle && $(GO) test -mod=mod -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -p 1 $(E2E)
 
