@@ -15,12 +15,16 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	cd internal/flags/oracle && $(GO) vet -mod=mod ./...
 
 # The end-to-end packages judge real latency: they run after the others,
 # one at a time, so that no other test binary competes for the two cores.
 E2E := ./internal/server ./internal/demo
+# flagd's evaluator, the oracle of the flag tests, is a separate module
+# (internal/flags/oracle); -mod=mod lets it follow the main go.mod.
 test: deps vet
 	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e /internal/server$$ -e /internal/demo$$)
+	cd internal/flags/oracle && $(GO) test -mod=mod -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -p 1 $(E2E)
 
 lint:
@@ -32,6 +36,7 @@ bench: bench-router
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/analysis/
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 3 ./internal/migrate/sqldb/
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/flags/
+	cd internal/flags/oracle && $(GO) test -mod=mod -run '^$$' -bench . -benchmem -count 5 ./...
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -140,9 +140,12 @@ type GuardRequest struct {
 	Reason      string   `json:"reason,omitempty"`
 }
 
-// ImportResult lists the flags an import created or changed.
+// ImportResult lists the flags an import created or changed, and what
+// looks wrong in the imported flags' targeting: flagd loads such rules
+// and resolves them at evaluation time, and so does Shipgate.
 type ImportResult struct {
-	Changed []string `json:"changed"`
+	Changed  []string        `json:"changed"`
+	Warnings []flags.Problem `json:"warnings"`
 }
 
 type flagHandler struct {
@@ -375,9 +378,15 @@ func (f *flagHandler) importFile(w http.ResponseWriter, r *http.Request) {
 		f.writeError(w, r, err)
 		return
 	}
-	res := ImportResult{Changed: []string{}}
+	res := ImportResult{Changed: []string{}, Warnings: []flags.Problem{}}
 	for _, fl := range changed {
 		res.Changed = append(res.Changed, fl.Key)
+		prefix := "/flags/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(fl.Key) + "/"
+		for _, p := range f.svc.Snapshot().Warnings() {
+			if strings.HasPrefix(p.Path, prefix) {
+				res.Warnings = append(res.Warnings, p)
+			}
+		}
 	}
 	f.writeJSON(w, http.StatusOK, res)
 }

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/api/apitest"
@@ -136,16 +138,11 @@ func TestFlagsAPI_InvalidDefinitionsChangeNothing(t *testing.T) {
 	cases := []struct {
 		name, definition, field string
 	}{
-		{"unknown operator", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
-			"targeting": {"if": [{"equals": [{"var": "plan"}, "pro"]}, "on", "off"]}}`, "/flags/checkout/targeting/if/0/equals"},
+		// flagd refuses an unknown default variant too; the others break
+		// its schema, which Shipgate holds to.
 		{"unknown default variant", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "maybe"}`,
 			"/flags/checkout/defaultVariant"},
-		{"weights that do not add up", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
-			"targeting": {"fractional": [["on", 30], ["off", 60]]}}`, "/flags/checkout/targeting/fractional"},
-		{"fractional weight", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
-			"targeting": {"fractional": [["on", 50.5], ["off", 49.5]]}}`, "/flags/checkout/targeting/fractional/0/1"},
-		{"variant that does not exist", `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
-			"targeting": {"if": [{"==": [{"var": "plan"}, "pro"]}, "onn", "off"]}}`, "/flags/checkout/targeting/if/1"},
+		{"mixed variant types", `{"state": "ENABLED", "variants": {"on": true, "off": "no"}, "defaultVariant": "on"}`, "/flags/checkout/variants"},
 		{"bad state", `{"state": "ON", "variants": {"on": true}, "defaultVariant": "on"}`, "/flags/checkout/state"},
 	}
 	for _, tc := range cases {
@@ -202,5 +199,65 @@ func TestFlagsAPI_FlagClientKeyRefused(t *testing.T) {
 	tok, err := e.store.TokenByHash(t.Context(), auth.Hash(key.Secret))
 	if err != nil || tok.Role != auth.RoleFlagClient {
 		t.Fatalf("stored key = %+v, %v", tok, err)
+	}
+}
+
+// TestFlagsAPI_ImportLoadsWhatFlagdLoads: a file flagd loads is imported
+// even where its targeting can only fail or fall to the default at
+// evaluation time (each problem comes back as a warning), and a $ref may
+// name a shared rule stored on the server.
+func TestFlagsAPI_ImportLoadsWhatFlagdLoads(t *testing.T) {
+	e := startFlagAPI(t)
+	ctx := t.Context()
+	if _, err := e.admin.PutSegment(ctx, "staff", api.SegmentRequest{Rules: []string{"email ends_with @shipgate.dev"}, Reason: "staff"}); err != nil {
+		t.Fatal(err)
+	}
+	file := `{"metadata": {"team": "growth"}, "flags": {
+		"unknown-op": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+			"targeting": {"if": [{"equals": [{"var": "plan"}, "pro"]}, "on", "off"]}},
+		"relative": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+			"targeting": {"fractional": [["on", 1], ["off", 1]]}},
+		"no-such-variant": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+			"targeting": {"if": [{"==": [{"var": "plan"}, "pro"]}, "onn", "off"]}},
+		"stored-ref": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+			"targeting": {"if": [{"$ref": "staff"}, "on", "off"]}, "metadata": {"owner": "web"}}}}`
+	res, err := e.admin.ImportFlags(ctx, []byte(file), "from flagd")
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if got, want := strings.Join(res.Changed, ","), "no-such-variant,relative,stored-ref,unknown-op"; got != want {
+		t.Errorf("changed %s, want %s", got, want)
+	}
+	var paths []string
+	for _, w := range res.Warnings {
+		paths = append(paths, w.Path)
+	}
+	if got, want := strings.Join(paths, " "), "/flags/no-such-variant/targeting/if/1 /flags/unknown-op/targeting/if/0/equals"; got != want {
+		t.Errorf("warnings at %s, want %s", got, want)
+	}
+	snap := e.svc.Snapshot()
+	now := time.Now()
+	for _, tc := range []struct {
+		key     string
+		ctx     map[string]any
+		variant string
+		reason  flags.Reason
+		code    flags.ErrorCode
+	}{
+		{"unknown-op", map[string]any{"plan": "pro"}, "", flags.ReasonError, flags.CodeParseError},
+		{"no-such-variant", map[string]any{"plan": "pro"}, "", flags.ReasonError, flags.CodeGeneral},
+		{"no-such-variant", map[string]any{"plan": "free"}, "off", flags.ReasonTargetingMatch, ""},
+		{"stored-ref", map[string]any{"email": "ana@shipgate.dev"}, "on", flags.ReasonTargetingMatch, ""},
+		{"stored-ref", map[string]any{"email": "bo@example.com"}, "off", flags.ReasonTargetingMatch, ""},
+	} {
+		r := snap.Evaluate(tc.key, tc.ctx, now)
+		if r.Variant != tc.variant || r.Reason != tc.reason || r.ErrorCode != tc.code {
+			t.Errorf("%s %v: %+v, want %q %s %s", tc.key, tc.ctx, r, tc.variant, tc.reason, tc.code)
+		}
+	}
+	// Metadata as flagd serves it: the file's, inherited, nothing added.
+	r := snap.Evaluate("stored-ref", nil, now)
+	if want := map[string]any{"team": "growth", "owner": "web"}; !reflect.DeepEqual(r.Metadata, want) {
+		t.Errorf("metadata %v, want %v", r.Metadata, want)
 	}
 }

@@ -486,8 +486,12 @@ func (a *app) flagsImportCommand() *cobra.Command {
 		Short: "Load a flagd flags file: every flag and shared rule in it is created or replaced",
 		Long: `Load a flagd flag-definition file (JSON). Its flags and $evaluators are
 created or replaced in one change; flags not in the file are left alone.
-The file is checked before anything is sent: every problem is printed
-with its JSON path, and the command exits 2 without changing anything.`,
+The file is checked before anything is sent: what flagd refuses to load
+is printed with its JSON path, and the command exits 2 without changing
+anything. What flagd loads and resolves at evaluation time (an unknown
+operator, a $ref to no shared rule, a result that is not a variant) is
+imported, and printed as a warning. A $ref may name a shared rule
+already stored on the server.`,
 		Example: "  shipgate flags import flags.flagd.json --reason \"move from flagd\"",
 		Args:    argRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -514,6 +518,9 @@ with its JSON path, and the command exits 2 without changing anything.`,
 				return nil
 			}
 			a.printf("%s: %d flag%s created or changed: %s\n", args[0], len(res.Changed), pluralS(len(res.Changed)), strings.Join(res.Changed, ", "))
+			for _, w := range res.Warnings {
+				a.printf("warning: %s: %s\n", args[0], w)
+			}
 			return nil
 		},
 	}

@@ -85,7 +85,7 @@ func TestFlagsCommand_InvalidExitsTwo(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(bad, []byte(`{"flags": {"a": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "maybe"},
-		"b": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"fractional": [["on", 10], ["off", 80]]}}}}`), 0o600); err != nil {
+		"b": {"state": "ENABLED", "variants": {"on": true, "off": "no"}, "defaultVariant": "on"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.run(t, "flags", "import", good); r.code != ExitOK {
@@ -96,7 +96,7 @@ func TestFlagsCommand_InvalidExitsTwo(t *testing.T) {
 	if r.code != ExitInvalid {
 		t.Fatalf("import bad: exit %d, want %d", r.code, ExitInvalid)
 	}
-	for _, want := range []string{bad + ": /flags/a/defaultVariant", bad + ": /flags/b/targeting/fractional: the weights add up to 90"} {
+	for _, want := range []string{bad + ": /flags/a/defaultVariant", bad + ": /flags/b/variants: all variants must have the same type"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr %q does not name %q", r.stderr, want)
 		}
@@ -112,5 +112,26 @@ func TestFlagsCommand_InvalidExitsTwo(t *testing.T) {
 	r = e.run(t, "flags", "create", "c", "--file", bad)
 	if r.code != ExitInvalid {
 		t.Errorf("create --file with a whole file: exit %d, want %d: %s", r.code, ExitInvalid, r.stderr)
+	}
+}
+
+// TestFlagsCommand_ImportWarns: a file flagd loads is imported even where
+// its targeting can only fail at evaluation time; the CLI says where.
+func TestFlagsCommand_ImportWarns(t *testing.T) {
+	e := startFlagsCLI(t)
+	path := filepath.Join(t.TempDir(), "flagd.json")
+	if err := os.WriteFile(path, []byte(`{"flags": {"a": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+		"targeting": {"if": [{"equals": [{"var": "plan"}, "pro"]}, "on", "off"]}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(t, "flags", "import", path)
+	if r.code != ExitOK {
+		t.Fatalf("import: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if want := "warning: " + path + ": /flags/a/targeting/if/0/equals: unknown operator \"equals\""; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout %q does not hold %q", r.stdout, want)
+	}
+	if _, ok := e.svc.Snapshot().Flag("a"); !ok {
+		t.Error("the flag was not imported")
 	}
 }

@@ -1,7 +1,6 @@
 package flags_test
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
@@ -9,10 +8,12 @@ import (
 	"github.com/shipgate/shipgate/internal/flags"
 )
 
-// The benchmarks evaluate the same definitions and context here and in
-// flagd's own evaluator (flagd/core v0.13.2), in the same run:
+// The benchmarks evaluate the definitions of testdata/bench.flagd.json;
+// the oracle module (oracle/) runs the same ones in flagd's own
+// evaluator (flagd/core v0.16.1):
 //
 //	go test -run '^$' -bench . -benchmem -count 5 ./internal/flags/
+//	(cd internal/flags/oracle && go test -run '^$' -bench . -benchmem -count 5 .)
 //
 // BENCHMARKS.md ("## Flags") has the figures and the ratio.
 
@@ -46,25 +47,8 @@ func benchShipgate(b *testing.B, key, want string) {
 	}
 }
 
-func benchFlagd(b *testing.B, key, want string) {
-	data, err := os.ReadFile("testdata/bench.flagd.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	je := flagdEvaluator(b, data)
-	ctx := context.Background()
-	if r := je.ResolveAsAnyValue(ctx, "bench", key, benchCtx); r.Variant != want {
-		b.Fatalf("%s: %+v, want %s", key, r, want)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		je.ResolveAsAnyValue(ctx, "bench", key, benchCtx)
-	}
-}
-
 func BenchmarkEvaluate_Targeted(b *testing.B) {
 	b.Run("shipgate", func(b *testing.B) { benchShipgate(b, "targeted", "on") })
-	b.Run("flagd", func(b *testing.B) { benchFlagd(b, "targeted", "on") })
 }
 
 func BenchmarkEvaluate_Fractional(b *testing.B) {
@@ -73,5 +57,4 @@ func BenchmarkEvaluate_Fractional(b *testing.B) {
 		want = "on"
 	}
 	b.Run("shipgate", func(b *testing.B) { benchShipgate(b, "fractional", want) })
-	b.Run("flagd", func(b *testing.B) { benchFlagd(b, "fractional", want) })
 }

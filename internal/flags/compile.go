@@ -13,9 +13,11 @@ import (
 // tree of nodes that eval.go walks. The semantics are those of the JSON
 // Logic library flagd uses (github.com/diegoholiveira/jsonlogic/v3) with
 // flagd's operators, quirks included, so that a rule gives the same
-// variant here as in flagd. Rules that could only ever fail there (an
-// unknown operator, a comparison with one operand) are rejected here at
-// load time instead, with the JSON path of the problem.
+// variant here as in flagd (core v0.16, jsonlogic v3.9). A rule flagd
+// loads is never refused: what looks wrong (an unknown operator, a result
+// that names no variant, a comparison with one operand) is reported as a
+// warning with the JSON path of the problem, and evaluates as in flagd:
+// often to an error or to the default variant.
 
 // opcode is what a node does.
 type opcode uint8
@@ -55,6 +57,12 @@ const (
 	opEndsWith
 	opSemVer
 	opFractional
+	// opArray builds an array whose elements hold operations: the JSON
+	// Logic library evaluates operations inside nested arrays.
+	opArray
+	// opFail is an operation the library does not know: evaluating it
+	// fails (flagd's PARSE_ERROR); k.s says why.
+	opFail
 )
 
 // operators maps JSON Logic operator names to opcodes.
@@ -72,7 +80,8 @@ var operators = map[string]opcode{
 }
 
 // unsupported are operators of the JSON Logic library that Shipgate does
-// not evaluate yet; a rule using one is rejected with this explanation.
+// not evaluate yet: a rule using one loads with this warning, and
+// evaluating it fails with PARSE_ERROR.
 var unsupported = map[string]string{
 	"map":                  "iterates with a changed data scope",
 	"filter":               "iterates with a changed data scope",
@@ -81,8 +90,11 @@ var unsupported = map[string]string{
 	"none":                 "iterates with a changed data scope",
 	"some":                 "iterates with a changed data scope",
 	"set":                  "is not part of JSON Logic",
-	"log":                  "has side effects",
-	"fractionalEvaluation": "is flagd's deprecated operator; use fractional (https://flagd.dev/concepts/#migrating-from-legacy-fractionalevaluation)",
+	"contains_all":         "is an extension of the JSON Logic library, not of JSON Logic",
+	"contains_any":         "is an extension of the JSON Logic library, not of JSON Logic",
+	"contains_none":        "is an extension of the JSON Logic library, not of JSON Logic",
+	"log":                  "has side effects (flagd does not have it either)",
+	"fractionalEvaluation": "is flagd's removed operator; use fractional (https://flagd.dev/concepts/#migrating-from-legacy-fractionalevaluation)",
 }
 
 // node is one compiled expression.
@@ -101,17 +113,20 @@ type node struct {
 	whole bool
 	// def is the default of a static opVar: [path, default].
 	def *node
-	// frac is the precompiled form of an opFractional.
-	frac *fractional
+	// frac is the precompiled distribution of an opFractional whose
+	// distributions are constant.
+	frac *distribution
 }
 
-// compiler compiles one rule and collects its problems.
+// compiler compiles one rule and collects its warnings.
 type compiler struct {
+	// problems are warnings: the rule compiles whatever they say.
 	problems []Problem
 	// variants are the flag's variant names, to check literal results.
 	variants map[string]any
-	// usesTargetingKey is set when the rule buckets by targeting key.
-	usesTargetingKey bool
+	// operand counts the operations other than if being compiled around
+	// the current node: an if there gives an operand, not a result.
+	operand int
 }
 
 func (c *compiler) problem(path, format string, args ...any) {
@@ -120,13 +135,11 @@ func (c *compiler) problem(path, format string, args ...any) {
 
 // compileRule compiles a top-level targeting rule, an object.
 func (c *compiler) compileRule(rule any, path string) *node {
-	obj, ok := rule.(map[string]any)
-	if !ok {
-		c.problem(path, "targeting must be a JSON Logic object such as {\"if\": [...]}, not %s", describe(rule))
-		return nil
+	if _, ok := rule.(map[string]any); !ok {
+		c.problem(path, "targeting should be a JSON Logic object such as {\"if\": [...]}, not %s; flagd serves it as the result", describe(rule))
 	}
-	n := c.compileValue(obj, path)
-	c.checkResult(&n, obj, path)
+	n := c.compileValue(rule, path)
+	c.checkResult(&n, rule, path)
 	return &n
 }
 
@@ -144,17 +157,36 @@ func (c *compiler) compileValue(x any, path string) node {
 			}
 		}
 		keys := slices.Sorted(maps.Keys(v))
-		c.problem(path, "an operation is an object with exactly one key, the operator; this one has %d (%s)", len(v), strings.Join(keys, ", "))
-		return node{op: opConst}
+		c.problem(path, "an operation is an object with exactly one key, the operator; this one has %d (%s), so it is a plain object", len(v), strings.Join(keys, ", "))
+		return node{op: opConst, k: value{k: kindObject, obj: v}}
 	case []any:
-		for i, e := range v {
-			if m, ok := e.(map[string]any); ok && len(m) == 1 {
-				c.problem(index(path, i), "an operation inside a nested array is not evaluated (JSON Logic evaluates only the operator's own arguments); move it out of the inner array")
-			}
+		if !hasOperation(v) {
+			return node{op: opConst, k: value{k: kindArray, arr: v}}
 		}
-		return node{op: opConst, k: value{k: kindArray, arr: v}}
+		n := node{op: opArray, list: true, args: make([]node, len(v))}
+		for i, e := range v {
+			n.args[i] = c.compileValue(e, index(path, i))
+		}
+		return n
 	}
 	return node{op: opConst, k: fromAny(x)}
+}
+
+// hasOperation reports whether an array holds an operation, at any depth.
+func hasOperation(arr []any) bool {
+	for _, e := range arr {
+		switch v := e.(type) {
+		case map[string]any:
+			if len(v) == 1 {
+				return true
+			}
+		case []any:
+			if hasOperation(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // compileArgs compiles an operator's argument: a JSON array gives one node
@@ -188,15 +220,27 @@ func (c *compiler) needList(n *node, name string, minArgs int, path string) {
 func (c *compiler) compileOp(name string, arg any, path string) node {
 	op, ok := operators[name]
 	if !ok {
-		if why, known := unsupported[name]; known {
-			c.problem(path, "operator %q is not supported by Shipgate: it %s", name, why)
-		} else {
-			c.problem(path, "unknown operator %q; flagd's JSON Logic has var, if, ==, !=, ===, !==, !, !!, and, or, <, <=, >, >=, in, cat, substr, +, -, *, /, %%, min, max, merge, missing, missing_some, starts_with, ends_with, sem_ver and fractional", name)
+		var msg string
+		if name == "$ref" {
+			// resolveRefs has warned: the shared rule does not exist.
+			return node{op: opFail, k: stringValue(fmt.Sprintf("$ref %s names no shared rule", describe(arg)))}
 		}
-		return node{op: opConst}
+		if why, known := unsupported[name]; known {
+			msg = fmt.Sprintf("operator %q is not supported by Shipgate: it %s", name, why)
+		} else {
+			msg = fmt.Sprintf("unknown operator %q; flagd's JSON Logic has var, if, ==, !=, ===, !==, !, !!, and, or, <, <=, >, >=, in, cat, substr, +, -, *, /, %%, min, max, merge, missing, missing_some, starts_with, ends_with, sem_ver and fractional", name)
+		}
+		c.problem(path, "%s; evaluating it fails with PARSE_ERROR", msg)
+		return node{op: opFail, k: stringValue(msg)}
 	}
 	n := node{op: op}
+	if op != opIf {
+		c.operand++
+	}
 	c.compileArgs(&n, arg, path)
+	if op != opIf {
+		c.operand--
+	}
 	switch op {
 	case opVar:
 		c.compileVar(&n, path)
@@ -289,9 +333,6 @@ func (c *compiler) compileVar(n *node, path string) {
 	if strings.HasPrefix(p.s, "$flagd.") && p.s != "$flagd.flagKey" && p.s != "$flagd.timestamp" {
 		c.problem(path, "%q is not set by flagd: only $flagd.flagKey and $flagd.timestamp are", p.s)
 	}
-	if p.s == "targetingKey" {
-		c.usesTargetingKey = true
-	}
 	parts := strings.Split(p.s, ".")
 	parts = slices.DeleteFunc(parts, func(s string) bool { return s == "" })
 	if len(parts) == 0 {
@@ -317,7 +358,7 @@ func (c *compiler) checkIfResults(n *node, arg any, path string) {
 
 // checkResult reports a literal result that names no variant.
 func (c *compiler) checkResult(n *node, raw any, path string) {
-	if n.op != opConst || c.variants == nil {
+	if n.op != opConst || c.variants == nil || c.operand > 0 {
 		return
 	}
 	switch raw.(type) {
@@ -355,105 +396,59 @@ func (c *compiler) compileSemVer(n *node, path string) {
 	}
 }
 
-// fractional is a precompiled fractional operation.
-type fractional struct {
-	// bucketBy computes the bucketing value; nil means flag key +
-	// targeting key.
-	bucketBy *node
-	// variants and their cumulative range ends, in percent, computed
-	// exactly as flagd does so that a value on a boundary falls the same way.
-	variants  []string
-	rangeEnds []float64
-}
-
-// compileFractional checks a fractional operation and precomputes its
-// distribution. Weights are relative in flagd; Shipgate requires whole,
-// non-negative numbers, and that explicit weights add up to 100, since
-// flagd truncates fractions silently and relative weights hide typos.
+// compileFractional precomputes the distribution of a fractional
+// operation whose distributions are constants, and warns about what flagd
+// would read as no distribution at all (the operation then gives null,
+// and the flag its default).
 func (c *compiler) compileFractional(n *node, arg any, path string) {
 	list, ok := arg.([]any)
 	if !ok {
-		c.problem(path, "fractional takes an array: an optional bucketing expression, then [variant, weight] pairs")
+		c.problem(path, "fractional takes an array: an optional bucketing expression, then [variant, weight] distributions")
 		return
 	}
-	f := &fractional{}
-	dists := list
+	dists, offset := list, 0
 	if len(list) > 0 {
-		switch first := list[0].(type) {
-		case string:
-			f.bucketBy = &n.args[0]
-			dists = list[1:]
-		case nil:
-			dists = list[1:]
-		case map[string]any:
-			f.bucketBy = &n.args[0]
-			dists = list[1:]
-		default:
-			_ = first
+		if _, isArray := list[0].([]any); !isArray {
+			dists, offset = list[1:], 1
 		}
 	}
-	if f.bucketBy == nil {
-		c.usesTargetingKey = true
-	}
-	offset := len(list) - len(dists)
-	if len(dists) == 0 || len(list) < 2 {
-		c.problem(path, "fractional needs at least one [variant, weight] pair")
+	if len(dists) == 0 {
+		c.problem(path, "fractional needs at least one [variant, weight] distribution")
 		return
 	}
-	var (
-		weights  []int
-		explicit bool
-		total    int
-	)
+	vals := make([]value, 0, len(dists))
 	for i, d := range dists {
 		p := index(path, i+offset)
-		pair, ok := d.([]any)
-		if !ok || len(pair) == 0 || len(pair) > 2 {
-			c.problem(p, "each distribution is [variant, weight], like [\"on\", 25]; got %s", describe(d))
+		pair, isArray := d.([]any)
+		if !isArray || len(pair) == 0 {
+			c.problem(p, "each distribution is [variant, weight], like [\"on\", 25]; got %s, so the operation gives null", describe(d))
 			return
 		}
-		name, ok := pair[0].(string)
-		if !ok {
-			c.problem(index(p, 0), "the variant of a distribution must be a string, not %s", describe(pair[0]))
+		if hasOperation(pair) {
+			// Evaluated at each evaluation.
 			return
 		}
-		if c.variants != nil {
+		if name, isString := pair[0].(string); isString && c.variants != nil {
 			if _, known := c.variants[name]; !known {
 				c.problem(index(p, 0), "%q is not a variant of this flag (variants: %s)", name, strings.Join(slices.Sorted(maps.Keys(c.variants)), ", "))
 			}
 		}
-		w := 1
-		if len(pair) == 2 {
-			explicit = true
-			x, ok := pair[1].(float64)
-			switch {
-			case !ok:
-				c.problem(index(p, 1), "the weight must be a number, not %s", describe(pair[1]))
-				return
-			case x < 0 || x != math.Trunc(x) || x > 1e9:
-				c.problem(index(p, 1), "the weight must be a whole number from 0 (flagd drops fractions: %v would count as %d)", x, int(x))
-				return
+		if len(pair) >= 2 {
+			if w, isNumber := pair[1].(float64); isNumber && w != math.Trunc(w) {
+				c.problem(index(p, 1), "the weight must be a whole number; flagd gives null for %v", w)
 			}
-			w = int(x)
 		}
-		f.variants = append(f.variants, name)
-		weights = append(weights, w)
-		total += w
+		vals = append(vals, value{k: kindArray, arr: pair})
 	}
-	switch {
-	case total == 0:
-		c.problem(path, "the weights add up to 0: no variant can be chosen")
-		return
-	case explicit && total != 100:
-		c.problem(path, "the weights add up to %d, not 100; write them as percentages", total)
+	d, ok := parseDistributions(vals)
+	if !ok {
+		c.problem(path, "flagd reads these distributions as invalid, so the operation gives null")
 		return
 	}
-	rangeEnd := float64(0)
-	for _, w := range weights {
-		rangeEnd += 100 * float64(w) / float64(total)
-		f.rangeEnds = append(f.rangeEnds, rangeEnd)
+	if d.total == 0 {
+		c.problem(path, "the weights add up to 0, so the operation gives null")
 	}
-	n.frac = f
+	n.frac = &d
 }
 
 // describe names the JSON type of a decoded value for error messages.

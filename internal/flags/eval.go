@@ -16,9 +16,6 @@ type env struct {
 	now     int64
 	// err is the first evaluation error; once set, results are ignored.
 	err error
-	// keyMissing is set when a fractional operation needed the targeting
-	// key and the context had none.
-	keyMissing bool
 }
 
 // evalError is a targeting rule failing at evaluation time, where flagd
@@ -71,17 +68,41 @@ func (e *env) eval(n *node) value {
 		return e.lookup(n)
 	case opVarDynamic:
 		return e.varDynamic(n)
-	case opIf:
-		return e.evalIf(n)
-	case opAnd:
-		return e.evalAnd(n)
-	case opOr:
-		for i := range n.args {
-			if v := e.eval(&n.args[i]); v.truthy() {
-				return v
-			}
+	case opIf, opAnd, opOr:
+		if !n.list {
+			// The library asserts an array there, and panics.
+			return e.fail("the operation takes an array of arguments")
 		}
-		return falseValue
+		switch n.op {
+		case opIf:
+			return e.evalIf(n)
+		case opAnd:
+			// JavaScript's &&: the first falsy operand, else the last.
+			last := nullValue
+			for i := range n.args {
+				if last = e.eval(&n.args[i]); !last.truthy() {
+					return last
+				}
+			}
+			return last
+		default:
+			// JavaScript's ||: the first truthy operand, else the last.
+			last := nullValue
+			for i := range n.args {
+				if last = e.eval(&n.args[i]); last.truthy() {
+					return last
+				}
+			}
+			return last
+		}
+	case opFail:
+		return e.fail("%s", n.k.s)
+	case opArray:
+		arr := make([]any, len(n.args))
+		for i := range n.args {
+			arr[i] = e.eval(&n.args[i]).toAny()
+		}
+		return value{k: kindArray, arr: arr}
 	}
 	var (
 		buf    [4]value
@@ -119,9 +140,12 @@ func (e *env) eval(n *node) value {
 	case opStartsWith, opEndsWith:
 		return stringCompare(n.op, vals, isList)
 	case opSemVer:
-		return boolValue(isList && semverCompare(vals))
+		if !isList {
+			return nullValue
+		}
+		return semverCompare(vals)
 	case opFractional:
-		return e.fractional(n, vals)
+		return e.fractional(n, vals, single, isList)
 	case opAdd:
 		return e.add(vals, single, isList)
 	case opMerge:
@@ -156,13 +180,12 @@ func (e *env) eval(n *node) value {
 	}
 	switch n.op {
 	case opEq, opNe:
-		if len(vals) < 2 {
-			return e.fail("comparison needs two operands")
-		}
-		return boolValue(looseEqual(vals[0], vals[1]) == (n.op == opEq))
+		// With fewer than two operands the library's == is false.
+		eq := len(vals) >= 2 && looseEqual(vals[0], vals[1])
+		return boolValue(eq == (n.op == opEq))
 	case opLt, opLe, opGt, opGe:
 		if len(vals) < 2 {
-			return e.fail("comparison needs two operands")
+			return falseValue
 		}
 		return boolValue(compare(n.op, vals))
 	case opIn:
@@ -208,47 +231,11 @@ func (e *env) applyObject(obj map[string]any) value {
 	if len(obj) != 1 {
 		return value{k: kindObject, obj: obj}
 	}
+	// Warnings do not matter here: what fails, an unknown operator,
+	// compiles to a node that fails.
 	c := &compiler{}
 	n := c.compileValue(obj, "")
-	if len(c.problems) > 0 {
-		return e.fail("rule computed at evaluation time: %s", c.problems[0].Message)
-	}
 	return e.eval(&n)
-}
-
-// evalAnd is the library's "and", which is not JavaScript's: it returns
-// the first false, empty string or array it meets; otherwise the largest
-// number among its operands (at least 0) if there was any number, else
-// true. A null operand is skipped.
-func (e *env) evalAnd(n *node) value {
-	var (
-		largest float64
-		numbers bool
-	)
-	for i := range n.args {
-		v := e.eval(&n.args[i])
-		switch v.k {
-		case kindArray:
-			return v
-		case kindBool:
-			if !v.b {
-				return falseValue
-			}
-		case kindString:
-			if v.s == "" {
-				return v
-			}
-		case kindNumber:
-			numbers = true
-			if v.n > largest {
-				largest = v.n
-			}
-		}
-	}
-	if !numbers {
-		return trueValue
-	}
-	return numberValue(largest)
 }
 
 func strictEqual(a, b value) bool {
@@ -567,11 +554,8 @@ func (e *env) missingSome(v []value) value {
 
 func stringCompare(op opcode, v []value, isList bool) value {
 	if !isList || len(v) != 2 || v[0].k != kindString || v[1].k != kindString {
-		// flagd's starts_with answers null on bad input, ends_with false.
-		if op == opStartsWith {
-			return nullValue
-		}
-		return falseValue
+		// flagd answers null on bad input: the default variant.
+		return nullValue
 	}
 	if op == opStartsWith {
 		return boolValue(strings.HasPrefix(v[0].s, v[1].s))
@@ -580,7 +564,8 @@ func stringCompare(op opcode, v []value, isList bool) value {
 }
 
 // semverOf turns a value into a canonical "vX.Y.Z" string as flagd does:
-// anything but a string is formatted with %v, and a "v" is prefixed.
+// anything but a string is formatted with %v, a "V" prefix is read as
+// "v", and a "v" is prefixed when missing.
 func semverOf(v value) (string, bool) {
 	var s string
 	if v.k == kindString {
@@ -589,46 +574,45 @@ func semverOf(v value) (string, bool) {
 		s = fmt.Sprintf("%v", v.toAny())
 	}
 	if !strings.HasPrefix(s, "v") {
-		s = "v" + s
+		s = "v" + strings.TrimPrefix(s, "V")
 	}
 	return s, semver.IsValid(s)
 }
 
-func semverCompare(v []value) bool {
+// semverCompare is flagd's sem_ver: null (the default variant) for a
+// wrong argument count, an invalid version or an unknown operator.
+func semverCompare(v []value) value {
 	if len(v) != 3 {
-		return false
+		return nullValue
 	}
 	a, ok := semverOf(v[0])
-	if !ok {
-		return false
-	}
-	if v[1].k != kindString {
-		return false
+	if !ok || v[1].k != kindString {
+		return nullValue
 	}
 	b, ok := semverOf(v[2])
 	if !ok {
-		return false
+		return nullValue
 	}
 	c := semver.Compare(a, b)
 	switch v[1].s {
 	case "<":
-		return c == -1
+		return boolValue(c == -1)
 	case "=":
-		return c == 0
+		return boolValue(c == 0)
 	case "!=":
-		return c != 0
+		return boolValue(c != 0)
 	case "<=":
-		return c <= 0
+		return boolValue(c <= 0)
 	case ">=":
-		return c >= 0
+		return boolValue(c >= 0)
 	case ">":
-		return c == 1
+		return boolValue(c == 1)
 	case "~":
-		return semver.Compare(semver.MajorMinor(a), semver.MajorMinor(b)) == 0
+		return boolValue(semver.Compare(semver.MajorMinor(a), semver.MajorMinor(b)) == 0)
 	case "^":
-		return semver.Compare(semver.Major(a), semver.Major(b)) == 0
+		return boolValue(semver.Compare(semver.Major(a), semver.Major(b)) == 0)
 	}
-	return false
+	return nullValue
 }
 
 // lookup evaluates a var with a precompiled path.
@@ -673,7 +657,7 @@ func (e *env) walk(parts []string, def value) value {
 		case kindArray:
 			f, _ := strconv.ParseFloat(part, 64)
 			if !(f > -1 && f < float64(len(cur.arr))) {
-				return e.fail("var: index %s is outside an array of %d", part, len(cur.arr))
+				return def
 			}
 			x := cur.arr[int(f)]
 			if x == nil {

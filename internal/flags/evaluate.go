@@ -20,10 +20,8 @@ const (
 	ReasonStatic Reason = "STATIC"
 	// ReasonTargetingMatch: the targeting chose the variant.
 	ReasonTargetingMatch Reason = "TARGETING_MATCH"
-	// ReasonSplit: a percentage split (fractional) chose the variant.
-	// flagd says TARGETING_MATCH there; the variant is the same.
-	ReasonSplit Reason = "SPLIT"
-	// ReasonDefault: the targeting matched nothing; the default variant.
+	// ReasonDefault: the targeting matched nothing; the default variant,
+	// or, for a flag without one, no value: the client's code default.
 	ReasonDefault Reason = "DEFAULT"
 	// ReasonDisabled: the flag is disabled; the client uses its code default.
 	ReasonDisabled Reason = "DISABLED"
@@ -36,17 +34,18 @@ type ErrorCode string
 
 // Error codes.
 const (
-	CodeFlagNotFound        ErrorCode = "FLAG_NOT_FOUND"
-	CodeParseError          ErrorCode = "PARSE_ERROR"
-	CodeTargetingKeyMissing ErrorCode = "TARGETING_KEY_MISSING"
-	CodeInvalidContext      ErrorCode = "INVALID_CONTEXT"
-	CodeGeneral             ErrorCode = "GENERAL"
+	CodeFlagNotFound   ErrorCode = "FLAG_NOT_FOUND"
+	CodeParseError     ErrorCode = "PARSE_ERROR"
+	CodeInvalidContext ErrorCode = "INVALID_CONTEXT"
+	CodeGeneral        ErrorCode = "GENERAL"
 )
 
 // Result is the outcome of evaluating one flag for one context.
 type Result struct {
 	Key string
-	// Variant and Value are set unless the reason is DISABLED or ERROR.
+	// Variant and Value are set unless the reason is DISABLED or ERROR,
+	// or the reason is DEFAULT and the flag has no default variant: then
+	// Variant is "" and the client uses its code default.
 	Variant string
 	Value   any
 	Reason  Reason
@@ -61,9 +60,9 @@ type Result struct {
 type compiledFlag struct {
 	flag *Flag
 	rule *node
-	// usesTargetingKey is set when the rule reads or buckets by the
-	// targeting key.
-	usesTargetingKey bool
+	// warnings are what looks wrong in the targeting; flagd loads it all
+	// the same, and so does Shipgate.
+	warnings []Problem
 }
 
 // Snapshot is an immutable, compiled set of flags and segments: what the
@@ -73,22 +72,28 @@ type Snapshot struct {
 	keys     []string
 	segments map[string]Segment
 	etag     string
+	warnings []Problem
 }
 
 // Compile validates and compiles flags against segments. It returns a
 // *ValidationError naming every problem with its JSON path (under
-// /flags/<key>/ and /$evaluators/<name>/).
+// /flags/<key>/ and /$evaluators/<name>/) for what flagd refuses to load
+// too; what flagd loads and resolves at evaluation time (an unknown
+// operator, a $ref to no shared rule, a result that names no variant)
+// compiles, and is listed by Warnings.
 func Compile(flags []*Flag, segments []Segment) (*Snapshot, error) {
 	s := &Snapshot{flags: make(map[string]*compiledFlag, len(flags)), segments: map[string]Segment{}}
 	var problems []Problem
 	for _, seg := range segments {
 		s.segments[seg.Name] = seg
 	}
-	refs, segProblems := decodeSegments(segments)
+	refs, segProblems, segWarnings := decodeSegments(segments)
 	problems = append(problems, segProblems...)
+	s.warnings = append(s.warnings, segWarnings...)
 	for _, f := range flags {
 		cf, ps := compileFlag(f, refs, pointer("/flags", f.Key))
 		problems = append(problems, ps...)
+		s.warnings = append(s.warnings, cf.warnings...)
 		if _, dup := s.flags[f.Key]; dup {
 			problems = append(problems, Problem{Path: pointer("/flags", f.Key), Message: "the flag is defined twice"})
 		}
@@ -100,13 +105,19 @@ func Compile(flags []*Flag, segments []Segment) (*Snapshot, error) {
 	}
 	s.keys = slices.Sorted(maps.Keys(s.flags))
 	s.etag = s.computeETag()
+	slices.SortStableFunc(s.warnings, func(a, b Problem) int { return cmp.Compare(a.Path, b.Path) })
 	return s, nil
 }
 
-// compileFlag validates one flag and compiles its targeting.
+// Warnings lists what looks wrong in the targeting rules and shared
+// rules, by JSON path; none of it stops the flags from being served.
+func (s *Snapshot) Warnings() []Problem { return s.warnings }
+
+// compileFlag validates one flag and compiles its targeting. Problems
+// are what flagd refuses too; the rest goes to the flag's warnings.
 func compileFlag(f *Flag, refs map[string]any, path string) (*compiledFlag, []Problem) {
-	problems := checkFlag(f, path)
-	cf := &compiledFlag{flag: f}
+	problems, warnings := checkFlag(f, path)
+	cf := &compiledFlag{flag: f, warnings: warnings}
 	if !hasTargeting(f.Targeting) {
 		return cf, problems
 	}
@@ -114,15 +125,13 @@ func compileFlag(f *Flag, refs map[string]any, path string) (*compiledFlag, []Pr
 	if err := json.Unmarshal(f.Targeting, &rule); err != nil {
 		return cf, append(problems, Problem{Path: path + "/targeting", Message: "not valid JSON: " + err.Error()})
 	}
+	// A $ref that names no shared rule stays: evaluating it fails, as in
+	// flagd, where "$ref" is then an unknown operator.
 	rule, ps := resolveRefs(rule, refs, path+"/targeting", nil)
-	problems = append(problems, ps...)
-	if len(ps) > 0 {
-		return cf, problems
-	}
-	c := &compiler{variants: f.Variants}
+	c := &compiler{variants: f.Variants, problems: ps}
 	cf.rule = c.compileRule(rule, path+"/targeting")
-	cf.usesTargetingKey = c.usesTargetingKey
-	return cf, append(problems, c.problems...)
+	cf.warnings = append(cf.warnings, c.problems...)
+	return cf, problems
 }
 
 // hasTargeting reports whether raw holds a rule: not absent, null or {}.
@@ -137,10 +146,12 @@ func hasTargeting(raw json.RawMessage) bool {
 	return string(raw) != "null"
 }
 
-// decodeSegments decodes the rules of segments for $ref resolution.
-func decodeSegments(segments []Segment) (map[string]any, []Problem) {
+// decodeSegments decodes the rules of segments for $ref resolution. It
+// returns the problems that make a segment unusable, and the warnings
+// about rules that compile.
+func decodeSegments(segments []Segment) (map[string]any, []Problem, []Problem) {
 	refs := map[string]any{}
-	var problems []Problem
+	var problems, warnings []Problem
 	for _, seg := range segments {
 		path := pointer("/$evaluators", seg.Name)
 		var rule any
@@ -163,14 +174,11 @@ func decodeSegments(segments []Segment) (map[string]any, []Problem) {
 		}
 		path := pointer("/$evaluators", seg.Name)
 		resolved, ps := resolveRefs(rule, refs, path, []string{seg.Name})
-		problems = append(problems, ps...)
-		if len(ps) == 0 {
-			c := &compiler{}
-			c.compileRule(resolved, path)
-			problems = append(problems, c.problems...)
-		}
+		c := &compiler{problems: ps}
+		c.compileRule(resolved, path)
+		warnings = append(warnings, c.problems...)
 	}
-	return refs, problems
+	return refs, problems, warnings
 }
 
 // resolveRefs replaces every {"$ref": "name"} object with the shared rule
@@ -187,7 +195,7 @@ func resolveRefs(x any, refs map[string]any, path string, stack []string) (any, 
 			case !isString:
 				return x, []Problem{{Path: pointer(path, "$ref"), Message: "$ref must name a shared rule (an entry of $evaluators), not " + describe(ref)}}
 			case !known:
-				return x, []Problem{{Path: pointer(path, "$ref"), Message: fmt.Sprintf("no shared rule (segment) named %q; define it under $evaluators or with `shipgate flags segment set`", name)}}
+				return x, []Problem{{Path: pointer(path, "$ref"), Message: fmt.Sprintf("no shared rule (segment) named %q, so evaluating it fails with PARSE_ERROR; define it under $evaluators or with `shipgate flags segment set`", name)}}
 			case slices.Contains(stack, name):
 				return x, []Problem{{Path: pointer(path, "$ref"), Message: fmt.Sprintf("shared rule %q refers to itself through %v", name, stack)}}
 			}
@@ -273,10 +281,8 @@ func (s *Snapshot) Segments() []Segment {
 }
 
 // Evaluate evaluates the flag key for the context ctx (a decoded JSON
-// object) at time now. It gives flagd's variant for the same definition
-// and context; where flagd's answer is silently the default because the
-// context lacks the targeting key a percentage split needs, it answers
-// TARGETING_KEY_MISSING instead, and a disabled flag answers DISABLED.
+// object) at time now. It gives flagd's answer for the same definition
+// and context: value, variant, reason and error code.
 func (s *Snapshot) Evaluate(key string, ctx map[string]any, now time.Time) Result {
 	cf, ok := s.flags[key]
 	if !ok {
@@ -293,6 +299,9 @@ func (cf *compiledFlag) evaluate(key string, ctx map[string]any, now time.Time) 
 		return r
 	}
 	if cf.rule == nil {
+		if f.DefaultVariant == nil {
+			return cf.defaultResult(r, ReasonDefault)
+		}
 		return cf.defaultResult(r, ReasonStatic)
 	}
 	e := env{data: ctx, flagKey: key, now: now.Unix()}
@@ -300,8 +309,6 @@ func (cf *compiledFlag) evaluate(key string, ctx map[string]any, now time.Time) 
 	switch {
 	case e.err != nil:
 		return errorResult(r, CodeParseError, fmt.Sprintf("targeting of flag %q failed: %v", key, e.err))
-	case e.keyMissing:
-		return errorResult(r, CodeTargetingKeyMissing, fmt.Sprintf("flag %q splits users by targeting key, and the context has no targetingKey string", key))
 	case v.k == kindNull:
 		return cf.defaultResult(r, ReasonDefault)
 	}
@@ -314,20 +321,18 @@ func (cf *compiledFlag) evaluate(key string, ctx map[string]any, now time.Time) 
 		return errorResult(r, CodeGeneral, fmt.Sprintf("targeting of flag %q returned %q, which is not one of its variants", key, name))
 	}
 	r.Variant, r.Value, r.Reason = name, val, ReasonTargetingMatch
-	if v.split && v.k == kindString {
-		r.Reason = ReasonSplit
-	}
 	return r
 }
 
+// defaultResult serves the default variant; a flag without one serves no
+// value, and the client its code default, as flagd does.
 func (cf *compiledFlag) defaultResult(r Result, reason Reason) Result {
+	r.Reason = reason
 	if cf.flag.DefaultVariant == nil {
-		// flagd's answer for a flag whose default is left to the code.
-		return errorResult(r, CodeFlagNotFound, fmt.Sprintf("flag %q has no default variant: use the code default", r.Key))
+		return r
 	}
 	r.Variant = *cf.flag.DefaultVariant
 	r.Value = cf.flag.Variants[r.Variant]
-	r.Reason = reason
 	return r
 }
 

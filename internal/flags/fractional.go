@@ -5,82 +5,137 @@ import (
 	"math/bits"
 )
 
-// This file is flagd's fractional operation (flagd core v0.13, the
-// scheme in force since flagd replaced fractionalEvaluation):
+// This file is flagd's fractional operation as flagd core v0.16 has it
+// (the "v2" bucketing of the flagd-testbed suites; flagd offers no other):
 //
-//  1. The bucketing value is the rule's first argument when that is a
-//     string, otherwise the flag key followed by the targeting key.
-//  2. Its 32-bit murmur3 hash (seed 0) is read as a signed int32; the
-//     bucket is |hash| / MaxInt32 × 100, a float in [0, 100].
-//  3. Each variant owns the range of width 100 × weight / total weight,
-//     in the order written; the first range whose end is above the bucket
-//     wins. The range ends are summed in float64 in the same order as
-//     flagd, so a bucket on a boundary falls on the same side.
+//  1. The operation's arguments are evaluated first, nested arrays
+//     included, so a variant name or a weight may itself be an expression.
+//  2. The bucketing value is the first argument when it evaluates to a
+//     string; otherwise (null, or a distribution) it is the flag key
+//     followed by the targeting key. No targeting key, an empty one or one
+//     that is not a string gives null: the flag's default.
+//  3. Each distribution is [variant] or [variant, weight]: the variant a
+//     string, boolean, number or null; the weight a whole number (1 when
+//     absent, 0 when negative). Weights are relative shares.
+//  4. The bucket is (murmur3(value) × total weight) >> 32, an integer in
+//     [0, total); the first variant whose cumulative weight is above the
+//     bucket wins. All weights 0 gives null.
 //
 // Raising a variant's weight only moves the boundary, so a user who was
 // in the first 5% is still in the first 25%.
 
-// Bucket returns the bucket in [0, 100] of a bucketing value.
-func Bucket(bucketingValue string) float64 { return bucketOf(murmur3(bucketingValue, "")) }
+// maxWeight bounds a weight and the sum of the weights, as in flagd.
+const maxWeight = math.MaxInt32
 
-// BucketFor returns the bucket of a targeting key for a flag, as flagd
-// computes it when the rule gives no bucketing expression.
+// Bucket returns the bucket of a bucketing value as a percentage in
+// [0, 100): a variant with p% of the weight, first in the list, is chosen
+// exactly when the bucket is below p.
+func Bucket(bucketingValue string) float64 { return bucketPercent(murmur3(bucketingValue, "")) }
+
+// BucketFor returns the bucket of a targeting key for a flag (see Bucket),
+// as flagd computes it when the rule gives no bucketing expression.
 func BucketFor(flagKey, targetingKey string) float64 {
-	return bucketOf(murmur3(flagKey, targetingKey))
+	return bucketPercent(murmur3(flagKey, targetingKey))
 }
 
-func bucketOf(h uint32) float64 {
-	return math.Abs(float64(int32(h))) / math.MaxInt32 * 100 //nolint:gosec // flagd reads the hash as an int32: the wrap is the point
+func bucketPercent(h uint32) float64 { return float64(h) / (1 << 32) * 100 }
+
+// distribution is the weighted variants of a fractional operation.
+type distribution struct {
+	variants []value
+	weights  []uint64
+	total    uint64
 }
 
-// pick returns the variant whose range holds bucket, "" when none does
-// (flagd's answer too, possible only for the hash -2^31 whose bucket is
-// just above 100).
-func (f *fractional) pick(bucket float64) string {
-	for i, end := range f.rangeEnds {
-		if bucket < end {
-			return f.variants[i]
-		}
-	}
-	return ""
-}
-
-// fractional evaluates a fractional node.
-func (e *env) fractional(n *node, vals []value) value {
-	f := n.frac
-	var h uint32
-	if f.bucketBy != nil {
-		// vals[0] is the evaluated bucketing expression.
-		switch b := vals[0]; b.k {
-		case kindString:
-			h = murmur3(b.s, "")
-		case kindNull:
-			h, _ = e.targetingKeyHash()
-		default:
-			// flagd reads a bucketing expression that yields neither a
-			// string nor null as a malformed distribution: null.
-			return nullValue
-		}
-	} else {
-		h, _ = e.targetingKeyHash()
-	}
-	if e.keyMissing {
+// pick returns the variant of a hash, null when the weights are all 0.
+func (d *distribution) pick(h uint32) value {
+	if d.total == 0 {
 		return nullValue
 	}
-	v := stringValue(f.pick(bucketOf(h)))
-	v.split = true
-	return v
+	bucket := (uint64(h) * d.total) >> 32
+	var end uint64
+	for i, w := range d.weights {
+		end += w
+		if bucket < end {
+			return d.variants[i]
+		}
+	}
+	return nullValue
 }
 
-// targetingKeyHash hashes flag key + targeting key, or marks the
-// evaluation as missing its targeting key.
-func (e *env) targetingKeyHash() (uint32, bool) {
-	tk, ok := e.data["targetingKey"].(string)
-	if !ok {
-		e.keyMissing = true
-		return 0, false
+// parseDistributions reads evaluated distributions as flagd does; false
+// means flagd rejects them and the operation gives null.
+func parseDistributions(dists []value) (distribution, bool) {
+	var d distribution
+	for _, dv := range dists {
+		if dv.k != kindArray || len(dv.arr) == 0 {
+			return d, false
+		}
+		v := fromAny(dv.arr[0])
+		switch v.k {
+		case kindString, kindBool, kindNumber, kindNull:
+		default:
+			return d, false
+		}
+		w := int64(1)
+		if len(dv.arr) >= 2 {
+			switch x := fromAny(dv.arr[1]); x.k {
+			case kindNull:
+			case kindNumber:
+				// flagd's test of a whole number: it round-trips through
+				// int64, so a number beyond int64's range is not one.
+				w = int64(x.n)
+				if x.n != float64(w) || w > maxWeight {
+					return d, false
+				}
+			default:
+				return d, false
+			}
+		}
+		if w < 0 {
+			w = 0
+		}
+		d.variants = append(d.variants, v)
+		d.weights = append(d.weights, uint64(w))
+		d.total += uint64(w)
 	}
-	return murmur3(e.flagKey, tk), true
+	if d.total > maxWeight {
+		return d, false
+	}
+	return d, true
+}
+
+// fractional evaluates a fractional node whose arguments are vals.
+func (e *env) fractional(n *node, vals []value, single value, isList bool) value {
+	if !isList || len(vals) == 0 {
+		return nullValue
+	}
+	var (
+		h     uint32
+		dists = vals
+	)
+	switch first := vals[0]; first.k {
+	case kindString:
+		h, dists = murmur3(first.s, ""), vals[1:]
+	default:
+		if first.k == kindNull {
+			dists = vals[1:]
+		}
+		tk, ok := e.data["targetingKey"].(string)
+		if !ok || tk == "" {
+			return nullValue
+		}
+		h = murmur3(e.flagKey, tk)
+	}
+	if f := n.frac; f != nil && len(dists) == len(f.variants) {
+		// The distributions were constant: precompiled.
+		return f.pick(h)
+	}
+	d, ok := parseDistributions(dists)
+	if !ok {
+		return nullValue
+	}
+	return d.pick(h)
 }
 
 // murmur3 is the 32-bit MurmurHash3 (x86_32, seed 0) of a followed by b,

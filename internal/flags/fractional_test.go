@@ -36,11 +36,17 @@ type golden struct {
 	At50 string `json:"at50"`
 }
 
-func rollout(p int) *fractional {
+func rollout(p int) *distribution {
 	c := &compiler{}
 	n := node{}
 	c.compileFractional(&n, []any{[]any{"on", float64(p)}, []any{"off", float64(100 - p)}}, "")
 	return n.frac
+}
+
+// variantAt is the variant name a distribution gives a hash.
+func variantAt(d *distribution, h uint32) string {
+	v := d.pick(h)
+	return v.s
 }
 
 // TestBucketFor_Golden checks the published vectors of
@@ -55,7 +61,7 @@ func TestBucketFor_Golden(t *testing.T) {
 			h := murmur3(key, tk)
 			b := BucketFor(key, tk)
 			vectors = append(vectors, golden{FlagKey: key, TargetingKey: tk, Hash: h, Bucket: b,
-				At5: rollout(5).pick(b), At25: rollout(25).pick(b), At50: rollout(50).pick(b)})
+				At5: variantAt(rollout(5), h), At25: variantAt(rollout(25), h), At50: variantAt(rollout(50), h)})
 		}
 	}
 	const path = "testdata/bucketing.golden.json"
@@ -90,10 +96,13 @@ func TestFractional_Sticky(t *testing.T) {
 	// A user on at a lower percentage stays on at every higher one.
 	steps := []int{1, 5, 25, 50, 100}
 	for i := range 5000 {
-		b := BucketFor("sticky", fmt.Sprintf("u%d", i))
+		h := murmur3("sticky", fmt.Sprintf("u%d", i))
 		on := false
 		for _, p := range steps {
-			now := rollout(p).pick(b) == "on"
+			now := variantAt(rollout(p), h) == "on"
+			if want := BucketFor("sticky", fmt.Sprintf("u%d", i)) < float64(p); now != want {
+				t.Fatalf("user u%d at %d%%: on = %v, but BucketFor says %v", i, p, now, want)
+			}
 			if on && !now {
 				t.Fatalf("user u%d was on and is off at %d%%", i, p)
 			}
@@ -102,19 +111,24 @@ func TestFractional_Sticky(t *testing.T) {
 	}
 }
 
-func TestBucketOf_Extremes(t *testing.T) {
-	if got := bucketOf(0); got != 0 {
-		t.Errorf("bucketOf(0) = %v, want 0", got)
+func TestDistribution_Extremes(t *testing.T) {
+	// The smallest hash falls in the first variant, the largest in the
+	// last, and every weight 0 gives no variant (null: the default).
+	d := rollout(50)
+	if got := variantAt(d, 0); got != "on" {
+		t.Errorf("hash 0: %q, want on", got)
 	}
-	// The one hash whose bucket is above 100: flagd picks no variant.
-	b := bucketOf(1 << 31)
-	if b <= 100 {
-		t.Errorf("bucketOf(-2^31) = %v, want just above 100", b)
+	if got := variantAt(d, math.MaxUint32); got != "off" {
+		t.Errorf("hash 2^32-1: %q, want off", got)
 	}
-	if got := rollout(50).pick(b); got != "" {
-		t.Errorf("pick(%v) = %q, want no variant as in flagd", b, got)
+	if got := variantAt(d, 1<<31-1); got != "on" {
+		t.Errorf("hash 2^31-1: %q, want on", got)
 	}
-	if got := bucketOf(math.MaxInt32); got != 100 {
-		t.Errorf("bucketOf(MaxInt32) = %v, want 100", got)
+	if got := variantAt(d, 1<<31); got != "off" {
+		t.Errorf("hash 2^31: %q, want off", got)
+	}
+	zero, ok := parseDistributions([]value{{k: kindArray, arr: []any{"a", 0.0}}, {k: kindArray, arr: []any{"b", -5.0}}})
+	if !ok || zero.pick(12345).k != kindNull {
+		t.Errorf("all-zero weights: %+v, %v; want null", zero.pick(12345), ok)
 	}
 }

@@ -18,8 +18,13 @@ type File struct {
 	Flags []*Flag
 	// Segments are the file's "$evaluators", by name.
 	Segments []Segment
-	// Metadata is the flag set's metadata.
+	// Metadata is the flag set's metadata. Flags inherit it, as in flagd:
+	// ParseFile copies it into each flag's metadata, where the flag's own
+	// keys win.
 	Metadata map[string]any
+	// Warnings are what looks wrong in targeting rules that flagd loads
+	// all the same (see Compile).
+	Warnings []Problem
 }
 
 // maxKeyLen bounds a flag key or segment name: it goes into URLs and logs.
@@ -35,21 +40,21 @@ func ParseFile(data []byte) (*File, error) {
 	if err := decodeStrict(data, &top); err != nil {
 		return nil, invalidf("", "the file is not a JSON object: %v", err)
 	}
-	var problems []Problem
+	var problems, warnings []Problem
 	f := &File{}
 	for k := range top {
 		switch k {
 		case "flags", "$evaluators", "metadata", "$schema":
 		default:
-			problems = append(problems, Problem{Path: pointer("", k), Message: "unknown top-level field; a flagd file has flags, $evaluators and metadata"})
+			warnings = append(warnings, Problem{Path: pointer("", k), Message: "unknown top-level field, ignored; a flagd file has flags, $evaluators and metadata"})
 		}
 	}
 	raw, ok := top["flags"]
 	if !ok {
 		problems = append(problems, Problem{Path: "/flags", Message: "is required: the object of flag definitions"})
 	} else {
-		flags, ps := parseFlags(raw)
-		f.Flags, problems = flags, append(problems, ps...)
+		flags, ps, ws := parseFlags(raw)
+		f.Flags, problems, warnings = flags, append(problems, ps...), append(warnings, ws...)
 	}
 	if raw, ok := top["$evaluators"]; ok {
 		var evals map[string]json.RawMessage
@@ -67,12 +72,17 @@ func ParseFile(data []byte) (*File, error) {
 		if err := json.Unmarshal(raw, &f.Metadata); err != nil {
 			problems = append(problems, Problem{Path: "/metadata", Message: "must be an object of strings, numbers and booleans"})
 		}
-		problems = append(problems, checkMetadata(f.Metadata, "/metadata")...)
+		ps, ws := checkMetadata(f.Metadata, "/metadata")
+		problems, warnings = append(problems, ps...), append(warnings, ws...)
 	}
 	if len(problems) == 0 {
-		if _, err := Compile(f.Flags, f.Segments); err != nil {
+		snap, err := Compile(f.Flags, f.Segments)
+		if err != nil {
 			return nil, err
 		}
+		f.Warnings = append(warnings, snap.Warnings()...)
+		slices.SortStableFunc(f.Warnings, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
+		inherit(f.Flags, f.Metadata)
 		return f, nil
 	}
 	// Report the compile problems too, so that one run shows everything.
@@ -83,9 +93,29 @@ func ParseFile(data []byte) (*File, error) {
 	return nil, &ValidationError{Problems: dedupe(problems)}
 }
 
+// inherit copies the flag set's metadata into each flag's, as flagd's
+// store does: a flag's own keys win, and null values are dropped.
+func inherit(flags []*Flag, set map[string]any) {
+	if len(set) == 0 {
+		return
+	}
+	for _, f := range flags {
+		m := make(map[string]any, len(set)+len(f.Metadata))
+		for k, v := range set {
+			if v != nil {
+				m[k] = v
+			}
+		}
+		for k, v := range f.Metadata {
+			m[k] = v
+		}
+		f.Metadata = m
+	}
+}
+
 // parseFlags parses the "flags" member: an object or an array.
-func parseFlags(raw json.RawMessage) ([]*Flag, []Problem) {
-	var problems []Problem
+func parseFlags(raw json.RawMessage) ([]*Flag, []Problem, []Problem) {
+	var problems, warnings []Problem
 	trimmed := bytes.TrimSpace(raw)
 	entries := map[string]json.RawMessage{}
 	paths := map[string]string{}
@@ -93,7 +123,7 @@ func parseFlags(raw json.RawMessage) ([]*Flag, []Problem) {
 	case len(trimmed) > 0 && trimmed[0] == '[':
 		var list []json.RawMessage
 		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, []Problem{{Path: "/flags", Message: "must be an object (or array) of flag definitions"}}
+			return nil, []Problem{{Path: "/flags", Message: "must be an object (or array) of flag definitions"}}, nil
 		}
 		for i, item := range list {
 			var k struct {
@@ -112,7 +142,7 @@ func parseFlags(raw json.RawMessage) ([]*Flag, []Problem) {
 		}
 	default:
 		if err := json.Unmarshal(raw, &entries); err != nil {
-			return nil, []Problem{{Path: "/flags", Message: "must be an object (or array) of flag definitions"}}
+			return nil, []Problem{{Path: "/flags", Message: "must be an object (or array) of flag definitions"}}, nil
 		}
 	}
 	var flags []*Flag
@@ -121,41 +151,51 @@ func parseFlags(raw json.RawMessage) ([]*Flag, []Problem) {
 		if path == "" {
 			path = pointer("/flags", key)
 		}
-		f, ps := ParseFlag(key, entries[key])
+		f, ps, ws := parseFlag(key, entries[key])
 		for i := range ps {
 			ps[i].Path = path + strings.TrimPrefix(ps[i].Path, pointer("/flags", key))
 		}
-		problems = append(problems, ps...)
+		for i := range ws {
+			ws[i].Path = path + strings.TrimPrefix(ws[i].Path, pointer("/flags", key))
+		}
+		problems, warnings = append(problems, ps...), append(warnings, ws...)
 		if f != nil {
 			flags = append(flags, f)
 		}
 	}
-	return flags, problems
+	return flags, problems, warnings
 }
 
 // ParseFlag decodes one flag definition and checks its fields (not its
-// targeting, which Compile checks). Problems have paths under /flags/<key>.
+// targeting, which Compile checks). Problems have paths under /flags/<key>;
+// a field flagd does not know is one.
 func ParseFlag(key string, raw json.RawMessage) (*Flag, []Problem) {
+	f, problems, warnings := parseFlag(key, raw)
+	return f, append(warnings, problems...)
+}
+
+// parseFlag is ParseFlag, with the fields flagd ignores as warnings.
+func parseFlag(key string, raw json.RawMessage) (*Flag, []Problem, []Problem) {
 	path := pointer("/flags", key)
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return nil, []Problem{{Path: path, Message: "a flag definition must be a JSON object with state, variants and defaultVariant"}}
+		return nil, []Problem{{Path: path, Message: "a flag definition must be a JSON object with state, variants and defaultVariant"}}, nil
 	}
-	var problems []Problem
+	var problems, warnings []Problem
 	for k := range fields {
 		switch k {
 		case "state", "variants", "defaultVariant", "targeting", "metadata", "key", "source", "flagSetId":
 		default:
-			problems = append(problems, Problem{Path: pointer(path, k), Message: "unknown field; a flag has state, variants, defaultVariant, targeting and metadata"})
+			warnings = append(warnings, Problem{Path: pointer(path, k), Message: "unknown field, ignored; a flag has state, variants, defaultVariant, targeting and metadata"})
 		}
 	}
 	f := &Flag{Key: key}
 	if err := json.Unmarshal(raw, f); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, append(problems, Problem{Path: path + "/" + strings.ReplaceAll(te.Field, ".", "/"), Message: fmt.Sprintf("must be %s, not %s", jsonType(te.Type.Kind().String()), te.Value)})
+			return nil, append(problems, Problem{Path: path + "/" + strings.ReplaceAll(te.Field, ".", "/"), Message: fmt.Sprintf("must be %s, not %s", jsonType(te.Type.Kind().String()), te.Value)}), warnings
 		}
-		return nil, append(problems, Problem{Path: path, Message: err.Error()})
+		return nil, append(problems, Problem{Path: path, Message: err.Error()}), warnings
 	}
 	if _, ok := fields["state"]; !ok {
 		problems = append(problems, Problem{Path: path + "/state", Message: "is required: ENABLED or DISABLED"})
@@ -170,7 +210,7 @@ func ParseFlag(key string, raw json.RawMessage) (*Flag, []Problem) {
 	if len(f.Targeting) > 0 {
 		f.Targeting = compact(f.Targeting)
 	}
-	return f, problems
+	return f, problems, warnings
 }
 
 func jsonType(kind string) string {
@@ -185,9 +225,9 @@ func jsonType(kind string) string {
 	return kind
 }
 
-// checkFlag checks a decoded flag's fields.
-func checkFlag(f *Flag, path string) []Problem {
-	var problems []Problem
+// checkFlag checks a decoded flag's fields: problems make it unloadable,
+// warnings do not.
+func checkFlag(f *Flag, path string) (problems, warnings []Problem) {
 	add := func(p, format string, args ...any) {
 		problems = append(problems, Problem{Path: p, Message: fmt.Sprintf(format, args...)})
 	}
@@ -236,13 +276,14 @@ func checkFlag(f *Flag, path string) []Problem {
 			add(path+"/defaultVariant", "%q is not one of the variants (%s)", *d, strings.Join(slices.Sorted(maps.Keys(f.Variants)), ", "))
 		}
 	}
-	problems = append(problems, checkMetadata(f.Metadata, path+"/metadata")...)
-	return problems
+	ps, ws := checkMetadata(f.Metadata, path+"/metadata")
+	return append(problems, ps...), ws
 }
 
-// checkMetadata checks metadata values, and Shipgate's own keys.
-func checkMetadata(m map[string]any, path string) []Problem {
-	var problems []Problem
+// checkMetadata checks metadata values: problems are values flagd's
+// schema refuses; warnings are Shipgate's own keys with a value of the
+// wrong type or format, which flagd loads (Shipgate then ignores them).
+func checkMetadata(m map[string]any, path string) (problems, warnings []Problem) {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		p := pointer(path, k)
 		switch v := m[k].(type) {
@@ -250,25 +291,25 @@ func checkMetadata(m map[string]any, path string) []Problem {
 			switch k {
 			case MetaCreated, MetaExpires, MetaFullSince:
 				if _, err := ParseTime(v); err != nil {
-					problems = append(problems, Problem{Path: p, Message: fmt.Sprintf("must be a date (2025-12-31) or an RFC 3339 time, not %q", v)})
+					warnings = append(warnings, Problem{Path: p, Message: fmt.Sprintf("must be a date (2025-12-31) or an RFC 3339 time, not %q; Shipgate ignores it", v)})
 				}
 			case MetaStage:
 				switch Stage(v) {
 				case StageDark, StageTargeted, StageRollout, StageReleased, StageArchived:
 				default:
-					problems = append(problems, Problem{Path: p, Message: fmt.Sprintf("must be dark, targeted, rollout, released or archived, not %q", v)})
+					warnings = append(warnings, Problem{Path: p, Message: fmt.Sprintf("must be dark, targeted, rollout, released or archived, not %q; Shipgate ignores it", v)})
 				}
 			}
 		case bool, float64:
 			switch k {
 			case MetaOwner, MetaDescription, MetaCreated, MetaExpires, MetaStage, MetaFullSince:
-				problems = append(problems, Problem{Path: p, Message: "must be a string"})
+				warnings = append(warnings, Problem{Path: p, Message: "must be a string; Shipgate ignores it"})
 			}
 		default:
 			problems = append(problems, Problem{Path: p, Message: "metadata values are strings, numbers or booleans, not " + describe(v)})
 		}
 	}
-	return problems
+	return problems, warnings
 }
 
 // ParseTime reads a date (2025-12-31, the end of that day in UTC) or an

@@ -45,6 +45,49 @@ func TestParseFile_Invalid(t *testing.T) {
 	}
 }
 
+// TestParseFile_Warnings checks each fixture in testdata/warnings, which
+// flagd loads and so Shipgate loads too, against its exact expected
+// warnings in the .warn file beside it (-update rewrites them).
+func TestParseFile_Warnings(t *testing.T) {
+	files, err := filepath.Glob("testdata/warnings/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := ParseFile(data)
+			if err != nil {
+				t.Fatalf("ParseFile refused what flagd loads: %v", err)
+			}
+			if len(f.Warnings) == 0 {
+				t.Fatal("no warning")
+			}
+			var b strings.Builder
+			for _, w := range f.Warnings {
+				b.WriteString(w.String() + "\n")
+			}
+			got := b.String()
+			warnPath := strings.TrimSuffix(path, ".json") + ".warn"
+			if *update {
+				if err := os.WriteFile(warnPath, []byte(got), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(warnPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
 func TestParseFile_FlagdFixtureRoundTrips(t *testing.T) {
 	data, err := os.ReadFile("testdata/flagd/flags.json")
 	if err != nil {

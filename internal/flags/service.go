@@ -324,13 +324,12 @@ func (s *Service) Put(ctx context.Context, f *Flag, who Who) (*Flag, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	before, exists := s.snap.Load().Flag(f.Key)
+	// A whole definition is stored as given: flagd would serve no
+	// metadata it does not have.
 	f = f.Clone()
 	action := ActionUpdate
 	if !exists {
 		action = ActionCreate
-		if f.MetaString(MetaCreated) == "" {
-			f.SetMeta(MetaCreated, s.now().UTC().Format(time.RFC3339))
-		}
 	}
 	if _, err := s.commit(ctx, Change{Put: []*Flag{f}, Audit: []audit.Event{event(action, f.Key, who, before, f)}}); err != nil {
 		return nil, err
@@ -452,7 +451,10 @@ func (s *Service) Delete(ctx context.Context, key string, force bool, who Who) e
 
 // Import loads a flagd file: every flag and shared rule in it is created
 // or replaced, in one transaction, each with its own audit event.
-// Flags not in the file are left alone.
+// Flags not in the file are left alone. A flag is stored as the file
+// has it, with the file's metadata inherited as flagd does, and nothing
+// added, so that it evaluates with the metadata flagd would return. A
+// $ref may name a shared rule already stored.
 func (s *Service) Import(ctx context.Context, data []byte, who Who) ([]*Flag, error) {
 	if err := checkWho(who); err != nil {
 		return nil, err
@@ -465,7 +467,6 @@ func (s *Service) Import(ctx context.Context, data []byte, who Who) ([]*Flag, er
 	defer s.mu.Unlock()
 	cur := s.snap.Load()
 	c := Change{PutSegments: file.Segments}
-	now := s.now().UTC().Format(time.RFC3339)
 	var changed []*Flag
 	for _, sg := range file.Segments {
 		c.Audit = append(c.Audit, audit.Event{Actor: who.Actor, Action: ActionSegmentSet, Subject: "segment/" + sg.Name, Reason: who.Reason, Outcome: "ok",
@@ -475,9 +476,6 @@ func (s *Service) Import(ctx context.Context, data []byte, who Who) ([]*Flag, er
 		before, exists := cur.Flag(f.Key)
 		if exists && same(before, f) {
 			continue
-		}
-		if !exists && f.MetaString(MetaCreated) == "" {
-			f.SetMeta(MetaCreated, now)
 		}
 		c.Put = append(c.Put, f)
 		c.Audit = append(c.Audit, event(ActionImport, f.Key, who, before, f))

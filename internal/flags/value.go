@@ -23,15 +23,12 @@ const (
 // than an interface so that evaluating a rule boxes nothing: numbers,
 // booleans and strings stay on the stack.
 type value struct {
-	k kind
-	// split marks a string that a fractional operation chose, so that the
-	// result can be reported with reason SPLIT.
-	split bool
-	b     bool
-	n     float64
-	s     string
-	arr   []any
-	obj   map[string]any
+	k   kind
+	b   bool
+	n   float64
+	s   string
+	arr []any
+	obj map[string]any
 }
 
 var (

@@ -120,8 +120,9 @@ func (h *handler) authenticated(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// success is an evaluationSuccess; Value is omitted for codeDefault
-// answers (a disabled flag).
+// success is an evaluationSuccess; Value and Variant are omitted where
+// the client is to use its code default (a disabled flag, or a flag with
+// no default variant that served its default), as flagd's OFREP does.
 type success struct {
 	Key      string         `json:"key"`
 	Value    any            `json:"value,omitempty"`
@@ -186,11 +187,16 @@ type bulkResponse struct {
 	EventStreams []eventStream  `json:"eventStreams"`
 }
 
+// Answer returns the OFREP status and body of a result, exactly as
+// flagd's OFREP service builds them (core/pkg/service/ofrep) but for the
+// wording of errorDetails.
+func Answer(r flags.Result) (int, any) { return answer(r) }
+
 // answer turns a result into its OFREP body and status.
 func answer(r flags.Result) (int, any) {
 	if r.Reason != flags.ReasonError {
 		return http.StatusOK, success{Key: r.Key, Value: r.Value, Reason: r.Reason, Variant: r.Variant, Metadata: primitives(r.Metadata),
-			hasValue: r.Reason != flags.ReasonDisabled}
+			hasValue: r.Reason != flags.ReasonDisabled && r.Variant != ""}
 	}
 	status := http.StatusBadRequest
 	if r.ErrorCode == flags.CodeFlagNotFound {
@@ -242,11 +248,8 @@ func readContext(w http.ResponseWriter, r *http.Request) (map[string]any, flags.
 	if err := json.Unmarshal(body.Context, &ctx); err != nil || ctx == nil {
 		return nil, flags.CodeInvalidContext, "context must be a JSON object"
 	}
-	if tk, ok := ctx["targetingKey"]; ok {
-		if _, isString := tk.(string); !isString {
-			return nil, flags.CodeInvalidContext, "context.targetingKey must be a string"
-		}
-	}
+	// A targetingKey that is not a string is evaluated as flagd does: a
+	// percentage split without one serves the default.
 	return ctx, "", ""
 }
 

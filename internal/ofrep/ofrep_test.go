@@ -38,6 +38,16 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
+	data, err := os.ReadFile("testdata/flags.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServerWith(t, data)
+}
+
+// startServerWith serves the flags of a flagd file.
+func startServerWith(t *testing.T, data []byte) *server {
+	t.Helper()
 	ctx := t.Context()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shipgate.db"))
 	if err != nil {
@@ -45,10 +55,6 @@ func startServer(t *testing.T) *server {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	svc, err := flags.NewService(ctx, flags.Options{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile("testdata/flags.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +136,8 @@ func TestOFREP_OpenFeatureSDK(t *testing.T) {
 		for i := range 200 {
 			key := fmt.Sprintf("user-%d", i)
 			d, err := c.BooleanValueDetails(ctx, "half", false, user(key, nil))
-			if err != nil || d.Reason != openfeature.SplitReason {
-				t.Fatalf("%s: got %+v, %v; want reason SPLIT", key, d, err)
+			if err != nil || d.Reason != openfeature.TargetingMatchReason {
+				t.Fatalf("%s: got %+v, %v; want reason TARGETING_MATCH, as flagd answers for a split", key, d, err)
 			}
 			if want := flags.BucketFor("half", key) < 50; d.Value != want {
 				t.Fatalf("%s: got %v, the published bucketing says %v", key, d.Value, want)
@@ -157,10 +163,6 @@ func TestOFREP_OpenFeatureSDK(t *testing.T) {
 			d, _ := c.BooleanValueDetails(ctx, "fragile", true, user("u1", map[string]any{"n": 5}))
 			return d.ErrorCode, d.Reason, d.Value
 		}, openfeature.ParseErrorCode},
-		{"targeting key missing", func() (openfeature.ErrorCode, openfeature.Reason, any) {
-			d, _ := c.BooleanValueDetails(ctx, "half", true, openfeature.NewTargetlessEvaluationContext(nil))
-			return d.ErrorCode, d.Reason, d.Value
-		}, openfeature.TargetingKeyMissingCode},
 		{"type mismatch", func() (openfeature.ErrorCode, openfeature.Reason, any) {
 			d, _ := c.BooleanValueDetails(ctx, "banner-text", true, user("u1", nil))
 			return d.ErrorCode, d.Reason, d.Value
@@ -174,6 +176,13 @@ func TestOFREP_OpenFeatureSDK(t *testing.T) {
 			}
 		})
 	}
+	t.Run("targeting key missing", func(t *testing.T) {
+		// flagd's split without a targeting key serves the default.
+		d, err := c.BooleanValueDetails(ctx, "half", true, openfeature.NewTargetlessEvaluationContext(nil))
+		if err != nil || d.Value || d.Variant != "off" || d.Reason != openfeature.DefaultReason {
+			t.Fatalf("got %+v, %v; want false, off, DEFAULT", d, err)
+		}
+	})
 	t.Run("disabled", func(t *testing.T) {
 		d, err := c.BooleanValueDetails(ctx, "dormant", false, user("u1", nil))
 		if err != nil || d.Value || d.Reason != openfeature.DisabledReason {
@@ -259,7 +268,8 @@ func TestOFREP_ErrorsAndAuth(t *testing.T) {
 		{"admin token", single, s.adminKey, `{"context":{}}`, http.StatusForbidden, ""},
 		{"bad json", single, s.clientKey, `{"context":`, http.StatusBadRequest, "PARSE_ERROR"},
 		{"context not an object", single, s.clientKey, `{"context":[1]}`, http.StatusBadRequest, "INVALID_CONTEXT"},
-		{"targeting key not a string", single, s.clientKey, `{"context":{"targetingKey":7}}`, http.StatusBadRequest, "INVALID_CONTEXT"},
+		// flagd evaluates a targetingKey that is not a string: no refusal.
+		{"targeting key not a string", single, s.clientKey, `{"context":{"targetingKey":7}}`, http.StatusOK, ""},
 		{"not found", s.url + ofrep.PathEvaluate + "/nope", s.clientKey, `{"context":{}}`, http.StatusNotFound, "FLAG_NOT_FOUND"},
 		{"bulk bad context", s.url + ofrep.PathEvaluate, s.clientKey, `{"context":"x"}`, http.StatusBadRequest, "INVALID_CONTEXT"},
 	}
