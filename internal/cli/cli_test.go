@@ -97,8 +97,32 @@ func newScriptedService() *scriptedService {
 
 	stuck := []rollout.Rollout{at(rollout.PhaseRunning, 1, 10, judgement(analysis.Inconclusive, 0))}
 
+	// afterPromotion is a rollout promoted to 100% with a step ahead that
+	// can still roll it back (a blue-green observe, a post-promotion smoke
+	// check), which then does.
+	afterPromotion := func(strategy string, steps []rollout.Step, promoteAt int) []rollout.Rollout {
+		b := base
+		b.Phase, b.Strategy, b.Steps = rollout.PhaseRunning, strategy, steps
+		states := []rollout.Rollout{b, b, b, b}
+		states[1].StepIndex, states[1].Weight, states[1].PromotedAt = promoteAt, 100, t0.Add(time.Minute)
+		states[2] = states[1]
+		states[2].StepIndex++
+		states[3].Phase, states[3].StepIndex, states[3].Reason = rollout.PhaseRolledBack, promoteAt+1, "gate error_rate <= 1% failed after promotion"
+		states[3].PromotedAt, states[3].FinishedAt = states[1].PromotedAt, t0.Add(90*time.Second)
+		return states
+	}
+	blueGreen := afterPromotion("blue_green", []rollout.Step{{Kind: rollout.StepStart}, {Kind: rollout.StepSmoke},
+		{Kind: rollout.StepPromote}, {Kind: rollout.StepObserve, Duration: time.Minute}, {Kind: rollout.StepScaleDown, Duration: 10 * time.Minute}}, 2)
+	canaryPostSmoke := afterPromotion("canary", []rollout.Step{{Kind: rollout.StepStart}, {Kind: rollout.StepSmoke},
+		{Kind: rollout.StepWeight, Weight: 10, Duration: time.Minute}, {Kind: rollout.StepPromote}, {Kind: rollout.StepPostSmoke},
+		{Kind: rollout.StepScaleDown, Duration: 30 * time.Second}}, 3)
+	rolling := afterPromotion("rolling", []rollout.Step{{Kind: rollout.StepBatch, Count: 1, Duration: time.Minute},
+		{Kind: rollout.StepBatch, Count: 1, Duration: time.Minute}, {Kind: rollout.StepPromote}, {Kind: rollout.StepPostSmoke},
+		{Kind: rollout.StepScaleDown}}, 2)
+
 	return &scriptedService{
 		scripts: map[string][]rollout.Rollout{"1.1.0": good, "1.2.0": promoted, "6.6.6": bad, "9.9.9": stuck,
+			"3.0.0": blueGreen, "3.1.0": canaryPostSmoke, "3.2.0": rolling,
 			gatedVersion: hotfixScript(good), approvalVersion: approvalScript(base)},
 		rollouts: map[int64][]rollout.Rollout{},
 		polls:    map[int64]int{},
@@ -134,6 +158,16 @@ func (s *scriptedService) Rollback(_ context.Context, req rollout.RollbackReques
 	defer s.mu.Unlock()
 	s.rollbacks = append(s.rollbacks, req)
 	s.nextID++
+	if req.Reason == "stop the canary" {
+		// A rollback of the running rollout: the deploy it interrupts ends
+		// rolled back, as asked.
+		r := rollout.Rollout{ID: s.nextID, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", FromVersion: "1.0.0",
+			Phase: rollout.PhaseRollingBack, Steps: canarySteps(), StepIndex: 2, Reason: "rolled back by " + req.Actor + ": " + req.Reason, CreatedAt: t0}
+		done := r
+		done.Phase, done.FinishedAt = rollout.PhaseRolledBack, t0.Add(time.Minute)
+		s.rollouts[r.ID] = []rollout.Rollout{r, done}
+		return r, nil
+	}
 	r := rollout.Rollout{ID: s.nextID, App: req.App, Env: "production", Kind: rollout.KindRollback, Version: "1.0.0", FromVersion: "1.1.0", Phase: rollout.PhaseRunning, Reason: req.Reason, Actor: req.Actor, CreatedAt: t0}
 	done := r
 	done.Phase, done.FinishedAt = rollout.PhaseSucceeded, t0.Add(800*time.Millisecond)
@@ -318,6 +352,36 @@ func TestCLI_DeployWait(t *testing.T) {
 	}
 }
 
+// TestCLI_DeployWaitUntilFinal is defect 1 of issue 10: deploy --wait
+// returned (exit 0, "promoted ... draining") as soon as the release was
+// promoted, while a blue-green observe step or a post-promotion smoke
+// check could still roll it back. It must wait until nothing can, and
+// exit 3 when the release was rolled back, for every strategy.
+func TestCLI_DeployWaitUntilFinal(t *testing.T) {
+	for _, tc := range []struct{ strategy, version string }{
+		{"blue_green", "3.0.0"}, {"canary", "3.1.0"}, {"rolling", "3.2.0"},
+	} {
+		t.Run(tc.strategy, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.run(t, "deploy", "shop", tc.version, "--wait")
+			r.wantCode(t, ExitRolledBack)
+			if want := "rollout 1 rolled back: gate error_rate <= 1% failed after promotion"; !strings.Contains(r.stdout, want) {
+				t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
+			}
+			if strings.Contains(r.stdout, "promoted") {
+				t.Fatalf("stdout reports a promotion that did not last:\n%s", r.stdout)
+			}
+			r = e.run(t, "deploy", "shop", tc.version, "--wait", "-o", "json")
+			r.wantCode(t, ExitRolledBack)
+			var ro rollout.Rollout
+			decodeOne(t, r.stdout, &ro)
+			if ro.Phase != rollout.PhaseRolledBack {
+				t.Fatalf("phase = %s, want rolled_back", ro.Phase)
+			}
+		})
+	}
+}
+
 func TestCLI_DeployWaitProgressLines(t *testing.T) {
 	e := newEnv(t)
 	r := e.run(t, "deploy", "shop", "1.1.0", "--wait")
@@ -476,7 +540,16 @@ func TestCLI_Rollback(t *testing.T) {
 		if got, want := e.svc.rollbacks, []rollout.RollbackRequest{{App: "shop", Reason: "checkout errors", Actor: "user:ci"}}; len(got) != 1 || got[0] != want[0] {
 			t.Fatalf("server got %+v, want %+v", got, want)
 		}
-		if want := "rollout 1 succeeded: shop 1.0.0 is live in production (took 800ms)"; !strings.Contains(r.stdout, want) {
+		if want := "rollback 1 done: shop production is back on 1.0.0; 1.1.0 is stopped (took 800ms)"; !strings.Contains(r.stdout, want) {
+			t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
+		}
+	})
+	t.Run("wait on the rollback of a running rollout", func(t *testing.T) {
+		e := newEnv(t)
+		r := e.run(t, "rollback", "--reason", "stop the canary", "--wait")
+		// Rolled back is what was asked for: success, and says so.
+		r.wantCode(t, ExitOK)
+		if want := "rollback done: rollout 1 of 1.1.0 was stopped; shop production is back on 1.0.0; 1.1.0 is stopped (took 1m)"; !strings.Contains(r.stdout, want) {
 			t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
 		}
 	})

@@ -40,7 +40,7 @@ follows the rollback like deploy --wait.`,
 			if err != nil {
 				return err
 			}
-			return a.follow(cmd.Context(), c, ro, wf)
+			return a.follow(cmd.Context(), c, ro, wf, a.reportRollback)
 		},
 	}
 	f := cmd.Flags()
