@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -196,16 +197,15 @@ func (p *Proxy) Start(ctx context.Context) error {
 	if p.srv != nil {
 		return errors.New("start proxy: already started")
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", p.listen)
+	ln, err := listener.Listen(ctx, "the "+p.env+" router", p.listen)
 	if err != nil {
 		return fmt.Errorf("start proxy: %w", err)
 	}
 	var previewLn net.Listener
 	if p.previewListen != "" {
-		if previewLn, err = lc.Listen(ctx, "tcp", p.previewListen); err != nil {
+		if previewLn, err = listener.Listen(ctx, "the "+p.env+" router's preview", p.previewListen); err != nil {
 			ln.Close()
-			return fmt.Errorf("start proxy: preview: %w", err)
+			return fmt.Errorf("start proxy: %w", err)
 		}
 	}
 	p.srv, p.ln = p.newServer(p), ln

@@ -25,8 +25,10 @@ import (
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/ofrep"
 	"github.com/shipgate/shipgate/internal/process"
+	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
 	"github.com/shipgate/shipgate/internal/sqlite"
@@ -86,6 +88,8 @@ type ControlPlane struct {
 	http *http.Server
 	done chan error
 	lock *dataLock
+	// apiListener is the API's listener until the API serves on it.
+	apiListener net.Listener
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -140,12 +144,21 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cp = &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), lock: lock}
+	// plane, not the named result, is what a failed start cleans up: a
+	// "return nil, err" sets cp to nil before deferred calls run.
+	plane := &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), lock: lock}
+	cp = plane
 	defer func() {
 		if err != nil {
-			_ = cp.Close(context.WithoutCancel(ctx))
+			plane.abandon(context.WithoutCancel(ctx))
 		}
 	}()
+	// The API's address first: when it is taken, nothing else starts.
+	ln, err := listener.Listen(ctx, "the API", listen)
+	if err != nil {
+		return nil, err
+	}
+	plane.apiListener = ln
 	if cp.Store, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "shipgate.db")); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -194,11 +207,6 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen for the API on %s: %w", listen, err)
-	}
 	cp.APIURL = "http://" + ln.Addr().String()
 	handler := api.NewHandler(cp.Engine, cp.Store, api.HandlerOptions{
 		Logger:  log.With("component", "api"),
@@ -211,6 +219,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	mux.Handle("/", handler)
 	cp.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	cp.http.RegisterOnShutdown(endFlags) // ends the OFREP change streams
+	cp.apiListener = nil // Serve owns it now
 	go func() {
 		err := cp.http.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -254,6 +263,23 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	}
 	errs = append(errs, cp.lock.release())
 	return errors.Join(errs...)
+}
+
+// abandon undoes a failed Start: it closes what Start opened, and stops
+// the router processes Start itself started (a router that was already
+// serving users is left serving them), so that nothing is left running.
+func (cp *ControlPlane) abandon(ctx context.Context) {
+	if cp.apiListener != nil {
+		_ = cp.apiListener.Close()
+	}
+	for name, r := range cp.Routers {
+		if c, ok := r.(*proxy.Client); ok && c.Started() {
+			if err := c.StopProcess(ctx); err != nil {
+				cp.log.Error("stop the router process of a failed start", "env", name, "error", err)
+			}
+		}
+	}
+	_ = cp.Close(ctx)
 }
 
 // StopInstances stops every instance the store knows of: the stable ones
