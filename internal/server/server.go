@@ -219,7 +219,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	mux.Handle("/", handler)
 	cp.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	cp.http.RegisterOnShutdown(endFlags) // ends the OFREP change streams
-	cp.apiListener = nil // Serve owns it now
+	cp.apiListener = nil                 // Serve owns it now
 	go func() {
 		err := cp.http.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
