@@ -1,6 +1,7 @@
 // Package listener opens the TCP listeners of the server and of its
-// routers, and when an address is already taken says which process holds
-// it, so that "address already in use" comes with what to stop.
+// routers: when an address is already taken it says which process holds
+// it, so that "address already in use" comes with what to stop, and it
+// bounds how many connections a listener holds open at once.
 package listener
 
 import (
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -34,7 +36,7 @@ func (e *InUseError) Error() string {
 	if e.PID > 0 {
 		who = fmt.Sprintf("process %d (%s)", e.PID, e.Command)
 	}
-	return fmt.Sprintf("%s cannot listen on %s: the address is already in use by %s; stop it or choose another address", e.What, e.Addr, who)
+	return fmt.Sprintf("%s cannot listen on %s: address already in use by %s; stop it or choose another address", e.What, e.Addr, who)
 }
 
 // Unwrap returns the listen error.
@@ -138,4 +140,53 @@ func commandLine(pid int) string {
 		return strings.TrimSpace(string(b))
 	}
 	return "unknown"
+}
+
+// Limit returns a listener that holds at most n connections of ln open
+// at once: Accept waits while n are open, and the connections beyond wait
+// in the kernel's backlog instead of taking file descriptors. n <= 0 means
+// no limit.
+func Limit(ln net.Listener, n int) net.Listener {
+	if n <= 0 {
+		return ln
+	}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +65,25 @@ type Options struct {
 	// served while the server is down. Nil runs the routers inside the
 	// server.
 	RouterCommand []string
+	// ReadTimeout bounds how long an API client may take to send a
+	// request body. Zero means 30 seconds.
+	ReadTimeout time.Duration
 }
+
+// Limits of the API listener. docs/security.md lists them for users.
+const (
+	// apiReadHeaderTimeout bounds the reading of a request's headers.
+	apiReadHeaderTimeout = 10 * time.Second
+	// apiReadTimeout bounds the reading of a request's body, by default.
+	apiReadTimeout = 30 * time.Second
+	// apiIdleTimeout closes a kept-alive connection without requests.
+	apiIdleTimeout = 2 * time.Minute
+	// apiMaxConns bounds the connections the API holds open at once.
+	apiMaxConns = 1024
+	// shutdownGrace is how long Close lets requests in flight finish
+	// before it cuts their connections.
+	shutdownGrace = 5 * time.Second
+)
 
 // ControlPlane is a running control plane.
 type ControlPlane struct {
@@ -217,11 +236,15 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
 	mux.Handle("/", handler)
-	cp.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	readTimeout := opts.ReadTimeout
+	if readTimeout <= 0 {
+		readTimeout = apiReadTimeout
+	}
+	cp.http = &http.Server{Handler: bodyDeadline(mux, readTimeout), ReadHeaderTimeout: apiReadHeaderTimeout, IdleTimeout: apiIdleTimeout}
 	cp.http.RegisterOnShutdown(endFlags) // ends the OFREP change streams
 	cp.apiListener = nil                 // Serve owns it now
 	go func() {
-		err := cp.http.Serve(ln)
+		err := cp.http.Serve(listener.Limit(ln, apiMaxConns))
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
@@ -246,7 +269,15 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 func (cp *ControlPlane) Close(ctx context.Context) error {
 	var errs []error
 	if cp.http != nil {
-		errs = append(errs, cp.http.Shutdown(ctx))
+		// Requests in flight get a short grace, then their connections
+		// are cut: a client sending its body slowly must not hold the
+		// server up.
+		grace, cancel := context.WithTimeout(ctx, shutdownGrace)
+		if err := cp.http.Shutdown(grace); err != nil {
+			cp.log.Warn("requests still in flight after the shutdown grace; closing their connections", "grace", shutdownGrace, "error", err)
+			errs = append(errs, cp.http.Close())
+		}
+		cancel()
 	}
 	if cp.Engine != nil {
 		cp.Engine.Close()
@@ -263,6 +294,40 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	}
 	errs = append(errs, cp.lock.release())
 	return errors.Join(errs...)
+}
+
+// bodyDeadline gives a request with a body d to send it whole: a client
+// that sends its body slowly, or never, loses its connection instead of
+// holding it. The deadline is lifted once the body is read, so that a
+// handler that takes long (a deploy waiting for room) is not cut; a
+// request without a body (an event stream) has none.
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts its read deadline once it is read to the end. On
+// another error the deadline stays: the server then gives up on the rest
+// of the body and closes the connection instead of waiting for it.
+type deadlineBody struct {
+	io.ReadCloser
+	lift func()
+	once sync.Once
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.once.Do(b.lift)
+	}
+	return n, err
 }
 
 // abandon undoes a failed Start: it closes what Start opened, and stops
