@@ -1137,8 +1137,8 @@ func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 	if r.TrafficRestoredAt.IsZero() {
 		r.TrafficRestoredAt = e.clock.Now()
 	}
+	d.markRestored() // traffic is back: a manual rollback need not wait for a full disk
 	e.mustSave(ctx, r, env)
-	d.markRestored()
 	final := PhaseRolledBack
 	if r.MigrationFailed {
 		final = PhaseFailed
