@@ -164,7 +164,7 @@ func validateDeploy(req rollout.DeployRequest) error {
 	if req.Hotfix && strings.TrimSpace(req.Reason) == "" {
 		return &rollout.FieldError{Field: "reason", Message: "is required for a hotfix: say why it may skip gates"}
 	}
-	return nil
+	return validateVarNames(req.Vars)
 }
 
 // requireApp checks the app of a request body.

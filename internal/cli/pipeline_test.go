@@ -95,7 +95,7 @@ func (s *scriptedService) GetRelease(_ context.Context, app, version string) (ro
 	if version != "1.1.0" {
 		return rollout.Release{}, fmt.Errorf("release %s of %s: %w", version, app, rollout.ErrNotFound)
 	}
-	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed, "e2e": rollout.CheckFailed}, CreatedAt: t0}, nil
+	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed, "e2e": rollout.CheckFailed}, Vars: map[string]string{"DB_PASSWORD": "hunter2"}, CreatedAt: t0}, nil
 }
 
 func (s *scriptedService) Approve(_ context.Context, req rollout.ApproveRequest) (rollout.Rollout, error) {
