@@ -98,14 +98,27 @@ func errorFor(err error) (apiErr *APIError, internal bool) {
 		// needs to know which gate refused, and a person what to do.
 		return &APIError{Status: http.StatusConflict, Code: codeGate, Field: ge.Gate, Message: ge.Error()}, false
 	case errors.Is(err, rollout.ErrInvalid), errors.Is(err, flags.ErrInvalid):
-		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: err.Error()}, false
+		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: kindless(err)}, false
 	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, flags.ErrNotFound):
-		return &APIError{Status: http.StatusNotFound, Code: codeNotFound, Message: err.Error()}, false
+		return &APIError{Status: http.StatusNotFound, Code: codeNotFound, Message: kindless(err)}, false
 	case errors.Is(err, rollout.ErrConflict), errors.Is(err, flags.ErrConflict):
-		return &APIError{Status: http.StatusConflict, Code: codeConflict, Message: err.Error()}, false
+		return &APIError{Status: http.StatusConflict, Code: codeConflict, Message: kindless(err)}, false
 	default:
 		return &APIError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error; the server log has the details"}, true
 	}
+}
+
+// kindless returns err's message without the error kind wrapped at its
+// end ("...: conflict", "...: not found"): the kind is in the answer's
+// code, and a person reads the sentence before it.
+func kindless(err error) string {
+	msg := err.Error()
+	for _, kind := range []error{rollout.ErrInvalid, rollout.ErrNotFound, rollout.ErrConflict, flags.ErrInvalid, flags.ErrNotFound, flags.ErrConflict} {
+		if trimmed, ok := strings.CutSuffix(msg, ": "+kind.Error()); ok && trimmed != "" {
+			return trimmed
+		}
+	}
+	return msg
 }
 
 // writeError answers err. The detail of an internal error is logged, not

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -211,10 +212,14 @@ func (s *scriptedService) History(_ context.Context, app, _ string, _ int) ([]ro
 }
 
 func (s *scriptedService) Audit(_ context.Context, f audit.Filter) ([]audit.Event, error) {
-	return []audit.Event{
+	events := []audit.Event{
 		{Seq: 2, Time: t0, Actor: "shipgate", Action: audit.ActionRollbackAuto, Subject: "rollout/2", Reason: "error_rate 40.00% > 1.00%"},
 		{Seq: 1, Time: t0, Actor: "user:ci", Action: audit.ActionDeploy, Subject: "shop/production/6.6.6"},
-	}[:min(2, max(f.Limit, 1))], nil
+	}[:min(2, max(f.Limit, 1))]
+	if f.Action != "" {
+		events = slices.DeleteFunc(events, func(e audit.Event) bool { return e.Action != f.Action })
+	}
+	return events, nil
 }
 
 type tokenMap map[string]auth.Token
@@ -498,8 +503,8 @@ func TestCLI_DeployErrors(t *testing.T) {
 		wantStderr string
 	}{
 		{"invalid version", []string{"deploy", "shop", "../x"}, ExitInvalid, "error: version: must start with a letter or digit"},
-		{"unknown release", []string{"deploy", "shop", "7.0.0"}, ExitFailure, "error: release 7.0.0: not found"},
-		{"conflict", []string{"deploy", "shop", "4.0.9"}, ExitFailure, "error: rollout 1 of shop/production is running: conflict"},
+		{"unknown release", []string{"deploy", "shop", "7.0.0"}, ExitFailure, "error: release 7.0.0\n"},
+		{"conflict", []string{"deploy", "shop", "4.0.9"}, ExitFailure, "error: rollout 1 of shop/production is running\n"},
 		{"bad var", []string{"deploy", "shop", "1.1.0", "--var", "NOVALUE"}, ExitInvalid, `error: invalid --var "NOVALUE": want KEY=VALUE`},
 		{"missing version", []string{"deploy", "shop"}, ExitInvalid, "error: wrong number of arguments (got 1); usage: shipgate deploy APP VERSION"},
 		{"bad timeout", []string{"deploy", "shop", "1.1.0", "--wait", "--timeout", "0s"}, ExitInvalid, "error: invalid --timeout 0s"},
@@ -586,7 +591,7 @@ func TestCLI_TextOutput(t *testing.T) {
 			"shipgate  rollback.auto  rollout/2              error_rate 40.00% > 1.00%",
 			"user:ci   deploy         shop/production/6.6.6  -",
 		}},
-		{"version", []string{"version"}, []string{"shipgate dev (go"}},
+		{"version", []string{"version"}, []string{"shipgate dev, commit ", "(module github.com/shipgate/shipgate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -635,8 +640,9 @@ func TestCLI_JSONOutput(t *testing.T) {
 		r.wantCode(t, ExitOK)
 		var v versionInfo
 		decodeOne(t, r.stdout, &v)
-		if v.Version == "" || v.Go == "" {
-			t.Fatalf("version = %+v, want version and go set", v)
+		// A test binary is built from the shipgate module, so Go records it.
+		if v.Version == "" || v.Go == "" || !strings.HasPrefix(v.Module, "github.com/shipgate/shipgate ") {
+			t.Fatalf("version = %+v, want version, go and the module set", v)
 		}
 	})
 }
@@ -673,7 +679,7 @@ func TestCLI_Token(t *testing.T) {
 		e := newEnv(t)
 		r := e.run(t, "--token", "sgt_notarealtoken", "deploy", "shop", "1.1.0")
 		r.wantCode(t, ExitFailure)
-		want := "error: unknown token (the token comes from --token, $SHIPGATE_TOKEN or " + filepath.Join(e.data, "token") + ")"
+		want := "error: the server at " + e.url + " (from --server) refused the token: unknown token; the token comes from --token, $SHIPGATE_TOKEN or " + filepath.Join(e.data, "token")
 		if !strings.Contains(r.stderr, want) {
 			t.Fatalf("stderr does not contain %q:\n%s", want, r.stderr)
 		}
@@ -688,7 +694,7 @@ func TestCLI_Token(t *testing.T) {
 		e := newEnv(t)
 		r := e.runRaw(t, "--server", e.url, "--data", e.data, "status")
 		r.wantCode(t, ExitFailure)
-		if !strings.Contains(r.stderr, "error: missing token") {
+		if !strings.Contains(r.stderr, "refused the token: missing token") {
 			t.Fatalf("stderr does not say the token is missing:\n%s", r.stderr)
 		}
 	})

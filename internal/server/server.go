@@ -42,6 +42,11 @@ const DefaultListen = "127.0.0.1:7070"
 // TokenFile is the name of the admin token file in the data dir.
 const TokenFile = "token"
 
+// APIURLFile is the name of the file in the data dir that holds the URL
+// of the API of the server running on it, so that the CLI finds the
+// server of a data dir without --server.
+const APIURLFile = "api_url"
+
 // Options configure a control plane.
 type Options struct {
 	// ConfigPath is the path of shipgate.yaml.
@@ -109,6 +114,8 @@ type ControlPlane struct {
 	lock *dataLock
 	// apiListener is the API's listener until the API serves on it.
 	apiListener net.Listener
+	// urlFile is the data dir's APIURLFile, once written.
+	urlFile string
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -231,7 +238,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
-		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
+		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store, AuditChain: cp.Store,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
@@ -250,6 +257,10 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		}
 		cp.done <- err
 	}()
+	cp.urlFile = filepath.Join(opts.DataDir, APIURLFile)
+	if err := os.WriteFile(cp.urlFile, []byte(cp.APIURL+"\n"), 0o600); err != nil {
+		log.Warn("cannot write the API URL for the CLI", "path", cp.urlFile, "error", err)
+	}
 	log.Info("control plane started", "api", cp.APIURL, "app", cfg.App, "data", opts.DataDir)
 	fmt.Fprintf(out, "shipgate: API on %s, managing %s\n", cp.APIURL, cfg.App)
 	for name, p := range cp.Routers {
@@ -291,6 +302,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	}
 	if cp.Store != nil {
 		errs = append(errs, cp.Store.Close())
+	}
+	if cp.urlFile != "" {
+		_ = os.Remove(cp.urlFile) // the CLI then falls back to its default
 	}
 	errs = append(errs, cp.lock.release())
 	return errors.Join(errs...)
