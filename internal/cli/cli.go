@@ -220,9 +220,9 @@ type app struct {
 	// printedJSON is set once a JSON document went to stdout: a failing
 	// command that printed its result adds no error document.
 	printedJSON bool
-	token  string
-	data   string
-	output string
+	token       string
+	data        string
+	output      string
 }
 
 func (a *app) rootCommand() *cobra.Command {
