@@ -9,6 +9,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,6 +85,9 @@ const (
 	envServer = "SHIPGATE_SERVER"
 	envToken  = "SHIPGATE_TOKEN"
 	envData   = "SHIPGATE_DATA"
+	// envCACert names a PEM file of the CA to trust for an HTTPS server
+	// whose certificate the system does not trust (self-signed).
+	envCACert = "SHIPGATE_CA_CERT"
 )
 
 // Output formats.
@@ -336,7 +341,24 @@ func (a *app) client() (*api.Client, error) {
 			token = strings.TrimSpace(string(b))
 		}
 	}
-	return api.NewClient(a.server, token, &http.Client{Timeout: 30 * time.Second}), nil
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if ca := a.getenv(envCACert); ca != "" {
+		// A server with its own certificate authority (a self-signed
+		// certificate): trust that CA, besides the system's.
+		pem, err := os.ReadFile(ca) //nolint:gosec // a file the user names
+		if err != nil {
+			return nil, invalidf("read $%s: %v", envCACert, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, invalidf("$%s (%s) holds no PEM certificate", envCACert, ca)
+		}
+		hc.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return api.NewClient(a.server, token, hc), nil
 }
 
 // appClient returns a client of the server and the APP argument, or the

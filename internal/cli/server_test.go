@@ -66,3 +66,35 @@ func TestCLI_JSONErrorsOnStdout(t *testing.T) {
 		}
 	}
 }
+
+// TestCLI_ServerWarnsOnPlainHTTPBeyondLoopback is item 15 of issue 10:
+// --listen on an address other machines reach, without TLS, warns that
+// tokens cross the network in clear text; loopback and TLS do not.
+func TestCLI_ServerWarnsOnPlainHTTPBeyondLoopback(t *testing.T) {
+	e := newEnv(t)
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--listen", "0.0.0.0:7070"}, true},
+		{[]string{"--listen", ":7070"}, true},
+		{[]string{"--listen", "10.1.2.3:7070"}, true},
+		{[]string{"--listen", "127.0.0.1:7070"}, false},
+		{[]string{"--listen", "localhost:7070"}, false},
+		{[]string{"--listen", "0.0.0.0:7070", "--tls-cert", "a.pem", "--tls-key", "k.pem"}, false},
+	} {
+		// The config is missing: the command fails after the warning,
+		// without starting anything.
+		r := e.runRaw(t, append([]string{"--data", e.data, "server", "-f", missing}, tc.args...)...)
+		r.wantCode(t, ExitInvalid)
+		if got := strings.Contains(r.stderr, "warning: the API listens on"); got != tc.warn {
+			t.Errorf("%v: warned %v, want %v:\n%s", tc.args, got, tc.warn, r.stderr)
+		}
+	}
+	r := e.runRaw(t, "--data", e.data, "server", "-f", missing, "--tls-cert", "a.pem")
+	r.wantCode(t, ExitInvalid)
+	if !strings.Contains(r.stderr, "--tls-cert and --tls-key go together") {
+		t.Fatalf("stderr:\n%s", r.stderr)
+	}
+}

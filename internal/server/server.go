@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,11 @@ type Options struct {
 	// ReadTimeout bounds how long an API client may take to send a
 	// request body. Zero means 30 seconds.
 	ReadTimeout time.Duration
+	// TLSCert and TLSKey, when both set, are the PEM files of the API's
+	// certificate (with its chain) and private key: the API then speaks
+	// HTTPS only.
+	TLSCert string
+	TLSKey  string
 }
 
 // Limits of the API listener. docs/security.md lists them for users.
@@ -179,6 +185,17 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 			plane.abandon(context.WithoutCancel(ctx))
 		}
 	}()
+	var tlsConfig *tls.Config
+	switch {
+	case opts.TLSCert != "" && opts.TLSKey != "":
+		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load the API's TLS certificate %s and key %s: %w", opts.TLSCert, opts.TLSKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	case opts.TLSCert != "" || opts.TLSKey != "":
+		return nil, errors.New("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+	}
 	// The API's address first: when it is taken, nothing else starts.
 	ln, err := listener.Listen(ctx, "the API", listen)
 	if err != nil {
@@ -234,6 +251,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
 	cp.APIURL = "http://" + ln.Addr().String()
+	if tlsConfig != nil {
+		cp.APIURL = "https://" + ln.Addr().String()
+	}
 	handler := api.NewHandler(cp.Engine, cp.Store, api.HandlerOptions{
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
@@ -251,7 +271,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	cp.http.RegisterOnShutdown(endFlags) // ends the OFREP change streams
 	cp.apiListener = nil                 // Serve owns it now
 	go func() {
-		err := cp.http.Serve(listener.Limit(ln, apiMaxConns))
+		ln := listener.Limit(ln, apiMaxConns)
+		if tlsConfig != nil {
+			ln = tls.NewListener(ln, tlsConfig)
+		}
+		err := cp.http.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
@@ -342,6 +366,21 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		b.once.Do(b.lift)
 	}
 	return n, err
+}
+
+// IsLoopback reports whether the listen address host:port only accepts
+// connections from this machine. An empty host, 0.0.0.0 and :: listen on
+// every interface.
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // abandon undoes a failed Start: it closes what Start opened, and stops
