@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,9 +45,10 @@ func TestE2E_ManualRollbackWithTheDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := &syncBuffer{}
 	cp, err := server.Start(context.Background(), server.Options{
 		Config: cfg, DataDir: data, Listen: "127.0.0.1:0", Tick: 50 * time.Millisecond,
-		RouterCommand: []string{shipgateBin, "router"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RouterCommand: []string{shipgateBin, "router"}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -89,8 +90,24 @@ func TestE2E_ManualRollbackWithTheDiskFull(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := cp.Engine.Rollback(ctx, rollout.RollbackRequest{App: "shop", Env: "production", Reason: "disk full drill", Actor: "user:test"}); err != nil {
+	start := time.Now()
+	if _, err := cp.Engine.Rollback(ctx, rollout.RollbackRequest{App: "shop", Env: "production", Reason: "payments fail", Actor: "user:test"}); err != nil {
 		t.Fatalf("rollback with the disk full: %v", err)
+	}
+	t.Logf("the rollback answered after %s with the disk full", time.Since(start))
+	// The store could not record it either: the full disk is real.
+	waitForLog := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "disk is full") && time.Now().Before(waitForLog) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "disk is full") {
+		t.Fatalf("no write failed on the full disk; the test proves nothing:\n%s", logs.String())
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "disk is full") {
+			t.Logf("first full-disk log line: %s", line)
+			break
+		}
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for u := range 40 {
