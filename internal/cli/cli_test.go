@@ -558,6 +558,14 @@ func TestCLI_Rollback(t *testing.T) {
 			t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
 		}
 	})
+	t.Run("no wait on the rollback of a running rollout", func(t *testing.T) {
+		e := newEnv(t)
+		r := e.run(t, "rollback", "--reason", "stop the canary")
+		r.wantCode(t, ExitOK)
+		if want := "rolling back rollout 1 of 1.1.0: shop production is back on 1.0.0; 1.1.0 is being stopped"; !strings.Contains(r.stdout, want) {
+			t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
+		}
+	})
 	t.Run("no wait", func(t *testing.T) {
 		e := newEnv(t)
 		r := e.run(t, "rollback", "shop", "--env", "production", "--reason", "slow")
