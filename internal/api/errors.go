@@ -108,17 +108,48 @@ func errorFor(err error) (apiErr *APIError, internal bool) {
 	}
 }
 
-// kindless returns err's message without the error kind wrapped at its
-// end ("...: conflict", "...: not found"): the kind is in the answer's
-// code, and a person reads the sentence before it.
+// kindless returns err's message without the error kind wrapped into it
+// ("...: conflict", "not found: ..."): the kind is in the answer's code,
+// and a person reads a sentence. A message that is only a name ("release
+// 1.4.2 of shop: not found") becomes one ("release 1.4.2 of shop not
+// found").
 func kindless(err error) string {
 	msg := err.Error()
-	for _, kind := range []error{rollout.ErrInvalid, rollout.ErrNotFound, rollout.ErrConflict, flags.ErrInvalid, flags.ErrNotFound, flags.ErrConflict} {
-		if trimmed, ok := strings.CutSuffix(msg, ": "+kind.Error()); ok && trimmed != "" {
-			return trimmed
+	for _, k := range []struct {
+		kind   []error
+		phrase string
+	}{
+		{[]error{rollout.ErrNotFound, flags.ErrNotFound}, "not found"},
+		{[]error{rollout.ErrConflict, flags.ErrConflict}, "conflicts with the current state"},
+		{[]error{rollout.ErrInvalid, flags.ErrInvalid}, "is invalid"},
+	} {
+		for _, kind := range k.kind {
+			if rest, ok := strings.CutPrefix(msg, kind.Error()+": "); ok && rest != "" {
+				return rest
+			}
+			rest, ok := strings.CutSuffix(msg, ": "+kind.Error())
+			if !ok || rest == "" {
+				continue
+			}
+			if sentence(rest) {
+				return rest
+			}
+			return rest + " " + k.phrase
 		}
 	}
 	return msg
+}
+
+// sentence reports whether msg says something of its own, rather than
+// only naming a thing.
+func sentence(msg string) bool {
+	lower := " " + strings.ToLower(msg) + " "
+	for _, w := range []string{" is ", " are ", " has ", " have ", " not ", " no ", " exists", " need", ";", " waits", " was "} {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeError answers err. The detail of an internal error is logged, not

@@ -503,7 +503,7 @@ func TestCLI_DeployErrors(t *testing.T) {
 		wantStderr string
 	}{
 		{"invalid version", []string{"deploy", "shop", "../x"}, ExitInvalid, "error: version: must start with a letter or digit"},
-		{"unknown release", []string{"deploy", "shop", "7.0.0"}, ExitFailure, "error: release 7.0.0\n"},
+		{"unknown release", []string{"deploy", "shop", "7.0.0"}, ExitFailure, "error: release 7.0.0 not found\n"},
 		{"conflict", []string{"deploy", "shop", "4.0.9"}, ExitFailure, "error: rollout 1 of shop/production is running\n"},
 		{"bad var", []string{"deploy", "shop", "1.1.0", "--var", "NOVALUE"}, ExitInvalid, `error: invalid --var "NOVALUE": want KEY=VALUE`},
 		{"missing version", []string{"deploy", "shop"}, ExitInvalid, "error: wrong number of arguments (got 1); usage: shipgate deploy APP VERSION"},

@@ -483,5 +483,5 @@ func TestCLI_ReleaseShow(t *testing.T) {
 
 	r = e.run(t, "release", "show", "shop", "7.0.0")
 	r.wantCode(t, ExitFailure)
-	wantContains(t, "stderr", r.stderr, "error: release 7.0.0 of shop\n")
+	wantContains(t, "stderr", r.stderr, "error: release 7.0.0 of shop not found\n")
 }
