@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 .PHONY: build test deps vet lint bench fuzz demo clean
 
 build:
-	$(GO) build -o bin/shipgate ./cmd/shipgate
+	$(GO) build -ldflags "-X github.com/shipgate/shipgate/internal/cli.Commit=$$(git rev-parse HEAD 2>/dev/null) -X github.com/shipgate/shipgate/internal/cli.Version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/shipgate ./cmd/shipgate
 
 deps:
 	@scripts/deps.sh test

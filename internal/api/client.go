@@ -106,6 +106,15 @@ func (c *Client) Audit(ctx context.Context, f audit.Filter) ([]audit.Event, erro
 	return events, err
 }
 
+// AuditChain returns at most limit audit events from seq from on, oldest
+// first, with their hashes.
+func (c *Client) AuditChain(ctx context.Context, from int64, limit int) ([]audit.Event, error) {
+	q := url.Values{"from": {strconv.FormatInt(from, 10)}, "limit": {strconv.Itoa(limit)}}
+	var events []audit.Event
+	err := c.do(ctx, http.MethodGet, withQuery("/v1/audit/chain", q), nil, &events)
+	return events, err
+}
+
 // Health returns nil when the server answers its health check.
 func (c *Client) Health(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)

@@ -98,14 +98,58 @@ func errorFor(err error) (apiErr *APIError, internal bool) {
 		// needs to know which gate refused, and a person what to do.
 		return &APIError{Status: http.StatusConflict, Code: codeGate, Field: ge.Gate, Message: ge.Error()}, false
 	case errors.Is(err, rollout.ErrInvalid), errors.Is(err, flags.ErrInvalid):
-		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: err.Error()}, false
+		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: kindless(err)}, false
 	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, flags.ErrNotFound):
-		return &APIError{Status: http.StatusNotFound, Code: codeNotFound, Message: err.Error()}, false
+		return &APIError{Status: http.StatusNotFound, Code: codeNotFound, Message: kindless(err)}, false
 	case errors.Is(err, rollout.ErrConflict), errors.Is(err, flags.ErrConflict):
-		return &APIError{Status: http.StatusConflict, Code: codeConflict, Message: err.Error()}, false
+		return &APIError{Status: http.StatusConflict, Code: codeConflict, Message: kindless(err)}, false
 	default:
 		return &APIError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error; the server log has the details"}, true
 	}
+}
+
+// kindless returns err's message without the error kind wrapped into it
+// ("...: conflict", "not found: ..."): the kind is in the answer's code,
+// and a person reads a sentence. A message that is only a name ("release
+// 1.4.2 of shop: not found") becomes one ("release 1.4.2 of shop not
+// found").
+func kindless(err error) string {
+	msg := err.Error()
+	for _, k := range []struct {
+		kind   []error
+		phrase string
+	}{
+		{[]error{rollout.ErrNotFound, flags.ErrNotFound}, "not found"},
+		{[]error{rollout.ErrConflict, flags.ErrConflict}, "conflicts with the current state"},
+		{[]error{rollout.ErrInvalid, flags.ErrInvalid}, "is invalid"},
+	} {
+		for _, kind := range k.kind {
+			if rest, ok := strings.CutPrefix(msg, kind.Error()+": "); ok && rest != "" {
+				return rest
+			}
+			rest, ok := strings.CutSuffix(msg, ": "+kind.Error())
+			if !ok || rest == "" {
+				continue
+			}
+			if sentence(rest) {
+				return rest
+			}
+			return rest + " " + k.phrase
+		}
+	}
+	return msg
+}
+
+// sentence reports whether msg says something of its own, rather than
+// only naming a thing.
+func sentence(msg string) bool {
+	lower := " " + strings.ToLower(msg) + " "
+	for _, w := range []string{" is ", " are ", " has ", " have ", " not ", " no ", " exists", " need", ";", " waits", " was "} {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeError answers err. The detail of an internal error is logged, not

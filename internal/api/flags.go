@@ -248,6 +248,11 @@ func (f *flagHandler) create(w http.ResponseWriter, r *http.Request) {
 				f.writeError(w, r, invalid("expires", err.Error()))
 				return
 			}
+			// A date is read as its last second, so today is accepted.
+			if t.Before(time.Now()) {
+				f.writeError(w, r, invalid("expires", fmt.Sprintf("%s is in the past; give the date the flag should be gone by, today at the earliest", req.Expires)))
+				return
+			}
 			expires = t
 		}
 		fl = flags.NewBooleanFlag(req.Key, req.Owner, req.Description, expires, time.Now())

@@ -53,7 +53,10 @@ func TestFlagsAPI_Lifecycle(t *testing.T) {
 	e := startFlagAPI(t)
 	ctx := t.Context()
 	c := e.admin
-	if _, err := c.CreateFlag(ctx, api.CreateFlagRequest{Key: "new-checkout", Owner: "payments", Expires: "2020-01-31", Reason: "ship dark"}); err != nil {
+	// An --expires in the past is refused; a definition imported with
+	// one (a flag that is already debt) is taken as it is.
+	def := `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "metadata": {"owner": "payments", "expires": "2020-01-31"}}`
+	if _, err := c.CreateFlag(ctx, api.CreateFlagRequest{Key: "new-checkout", Definition: json.RawMessage(def), Reason: "ship dark"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CreateFlag(ctx, api.CreateFlagRequest{Key: "new-checkout"}); apiError(t, err).Status != http.StatusConflict {

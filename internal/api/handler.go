@@ -63,6 +63,9 @@ type HandlerOptions struct {
 	// Tokens, when set, serves the token routes under /v1/tokens to
 	// admin tokens.
 	Tokens TokenAdmin
+	// AuditChain, when set, serves GET /v1/audit/chain: the audit events
+	// in ascending order with their hashes, for `shipgate audit verify`.
+	AuditChain AuditChainReader
 }
 
 // Limits of the API.
@@ -124,6 +127,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	if opts.Tokens != nil {
 		mountTokens(mux, h, opts.Tokens)
 	}
+	if opts.AuditChain != nil {
+		mux.Handle("GET /v1/audit/chain", h.require(auth.RoleViewer, h.auditChain(opts.AuditChain)))
+	}
 	return h.logRequests(mux)
 }
 
@@ -164,7 +170,7 @@ func validateDeploy(req rollout.DeployRequest) error {
 	if req.Hotfix && strings.TrimSpace(req.Reason) == "" {
 		return &rollout.FieldError{Field: "reason", Message: "is required for a hotfix: say why it may skip gates"}
 	}
-	return nil
+	return validateVarNames(req.Vars)
 }
 
 // requireApp checks the app of a request body.
@@ -259,7 +265,7 @@ func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	events, err := h.svc.Audit(r.Context(), audit.Filter{
+	events, err := h.auditEvents(r.Context(), audit.Filter{
 		Subject: q.Get("subject"),
 		Action:  q.Get("action"),
 		Limit:   limit,

@@ -50,7 +50,7 @@ func (h *handler) createRelease(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		w.Header().Set("Location", releasePath(rel.App, rel.Version))
 	}
-	h.respond(w, r, http.StatusCreated, rel, err)
+	h.respond(w, r, http.StatusCreated, redactRelease(r.Context(), rel), err)
 }
 
 // decodeRelease decodes and validates the body of POST /v1/releases.
@@ -71,6 +71,9 @@ func validateRelease(req rollout.ReleaseRequest) error {
 		return err
 	}
 	if err := validateVersion(req.Version); err != nil {
+		return err
+	}
+	if err := validateVarNames(req.Vars); err != nil {
 		return err
 	}
 	// Sorted, so that the same request always names the same check.
@@ -99,7 +102,7 @@ func (h *handler) getRelease(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rel, err := h.svc.GetRelease(r.Context(), r.PathValue("app"), version)
-	h.respond(w, r, http.StatusOK, rel, err)
+	h.respond(w, r, http.StatusOK, redactRelease(r.Context(), rel), err)
 }
 
 func (h *handler) approve(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,9 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +26,7 @@ import (
 
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/server"
 )
 
 // Exit codes of the shipgate command.
@@ -81,6 +85,9 @@ const (
 	envServer = "SHIPGATE_SERVER"
 	envToken  = "SHIPGATE_TOKEN"
 	envData   = "SHIPGATE_DATA"
+	// envCACert names a PEM file of the CA to trust for an HTTPS server
+	// whose certificate the system does not trust (self-signed).
+	envCACert = "SHIPGATE_CA_CERT"
 )
 
 // Output formats.
@@ -136,8 +143,39 @@ func run(ctx context.Context, args []string, d deps) int {
 	var ee *ExitError
 	if !errors.As(err, &ee) || ee.Err != nil {
 		fmt.Fprintf(d.stderr, "error: %s\n", err)
+		if a.output == outputJSON && !a.printedJSON {
+			a.printJSONError(err, code)
+		}
 	}
 	return code
+}
+
+// jsonError is what -o json prints on stdout when a command fails, so
+// that a program reading stdout gets JSON whatever happened; stderr has
+// the same message for people.
+type jsonError struct {
+	Error struct {
+		Message string `json:"message"`
+		// ExitCode is the command's exit code.
+		ExitCode int `json:"exit_code"`
+		// Code and Field are the API's, when the server refused.
+		Code  string `json:"code,omitempty"`
+		Field string `json:"field,omitempty"`
+	} `json:"error"`
+}
+
+func (a *app) printJSONError(err error, code int) {
+	var je jsonError
+	je.Error.Message, je.Error.ExitCode = err.Error(), code
+	var ae *api.APIError
+	if errors.As(err, &ae) {
+		je.Error.Code, je.Error.Field = ae.Code, ae.Field
+	}
+	b, merr := json.Marshal(je)
+	if merr != nil {
+		return
+	}
+	fmt.Fprintf(a.stdout, "%s\n", b)
 }
 
 // exitCode returns the exit code err ends the command with.
@@ -168,11 +206,12 @@ func (a *app) explain(ctx context.Context, err error) error {
 		// Already says what to do.
 		return err
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
-		return fmt.Errorf("%w (the token comes from --token, $%s or %s)", err, envToken, a.tokenPath())
+		return fmt.Errorf("the server at %s (from %s) refused the token: %w; the token comes from --token, $%s or %s: is it this server's? (set the server with --server or $%s)",
+			a.server, a.serverFrom, err, envToken, a.tokenPath(), envServer)
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return fmt.Errorf("interrupted: %w", err)
 	case errors.As(err, &ue):
-		return fmt.Errorf("cannot reach the shipgate server at %s: %w; is `shipgate server` running? (set it with --server or $%s)", a.server, ue.Err, envServer)
+		return fmt.Errorf("cannot reach the shipgate server at %s (from %s): %w; is `shipgate server` running? (set it with --server or $%s)", a.server, a.serverFrom, ue.Err, envServer)
 	}
 	return err
 }
@@ -181,9 +220,14 @@ func (a *app) explain(ctx context.Context, err error) error {
 type app struct {
 	deps
 	server string
-	token  string
-	data   string
-	output string
+	// serverFrom says where server came from, for errors.
+	serverFrom string
+	// printedJSON is set once a JSON document went to stdout: a failing
+	// command that printed its result adds no error document.
+	printedJSON bool
+	token       string
+	data        string
+	output      string
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -242,6 +286,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.versionCommand(),
 		a.migrateCommand(),
 		a.tokenCommand(),
+		a.downCommand(),
 	)
 	return root
 }
@@ -250,14 +295,19 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 // environment and checks them.
 func (a *app) resolveGlobals(cmd *cobra.Command) error {
 	flags := cmd.Flags()
-	if !flags.Changed("server") {
-		if v := a.getenv(envServer); v != "" {
-			a.server = v
-		}
-	}
 	if !flags.Changed("data") {
 		if v := a.getenv(envData); v != "" {
 			a.data = v
+		}
+	}
+	a.serverFrom = "--server"
+	if !flags.Changed("server") {
+		a.serverFrom = "the default"
+		if v := a.getenv(envServer); v != "" {
+			a.server, a.serverFrom = v, "$"+envServer
+		} else if b, err := os.ReadFile(filepath.Join(a.data, server.APIURLFile)); err == nil && strings.TrimSpace(string(b)) != "" { //nolint:gosec // the data dir the user chose
+			// The server running on this data dir wrote where it listens.
+			a.server, a.serverFrom = strings.TrimSpace(string(b)), filepath.Join(a.data, server.APIURLFile)
 		}
 	}
 	if !flags.Changed("token") {
@@ -292,7 +342,24 @@ func (a *app) client() (*api.Client, error) {
 			token = strings.TrimSpace(string(b))
 		}
 	}
-	return api.NewClient(a.server, token, &http.Client{Timeout: 30 * time.Second}), nil
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if ca := a.getenv(envCACert); ca != "" {
+		// A server with its own certificate authority (a self-signed
+		// certificate): trust that CA, besides the system's.
+		pem, err := os.ReadFile(ca) //nolint:gosec // a file the user names
+		if err != nil {
+			return nil, invalidf("read $%s: %v", envCACert, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, invalidf("$%s (%s) holds no PEM certificate", envCACert, ca)
+		}
+		hc.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return api.NewClient(a.server, token, hc), nil
 }
 
 // appClient returns a client of the server and the APP argument, or the

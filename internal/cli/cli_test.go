@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -97,8 +98,32 @@ func newScriptedService() *scriptedService {
 
 	stuck := []rollout.Rollout{at(rollout.PhaseRunning, 1, 10, judgement(analysis.Inconclusive, 0))}
 
+	// afterPromotion is a rollout promoted to 100% with a step ahead that
+	// can still roll it back (a blue-green observe, a post-promotion smoke
+	// check), which then does.
+	afterPromotion := func(strategy string, steps []rollout.Step, promoteAt int) []rollout.Rollout {
+		b := base
+		b.Phase, b.Strategy, b.Steps = rollout.PhaseRunning, strategy, steps
+		states := []rollout.Rollout{b, b, b, b}
+		states[1].StepIndex, states[1].Weight, states[1].PromotedAt = promoteAt, 100, t0.Add(time.Minute)
+		states[2] = states[1]
+		states[2].StepIndex++
+		states[3].Phase, states[3].StepIndex, states[3].Reason = rollout.PhaseRolledBack, promoteAt+1, "gate error_rate <= 1% failed after promotion"
+		states[3].PromotedAt, states[3].FinishedAt = states[1].PromotedAt, t0.Add(90*time.Second)
+		return states
+	}
+	blueGreen := afterPromotion("blue_green", []rollout.Step{{Kind: rollout.StepStart}, {Kind: rollout.StepSmoke},
+		{Kind: rollout.StepPromote}, {Kind: rollout.StepObserve, Duration: time.Minute}, {Kind: rollout.StepScaleDown, Duration: 10 * time.Minute}}, 2)
+	canaryPostSmoke := afterPromotion("canary", []rollout.Step{{Kind: rollout.StepStart}, {Kind: rollout.StepSmoke},
+		{Kind: rollout.StepWeight, Weight: 10, Duration: time.Minute}, {Kind: rollout.StepPromote}, {Kind: rollout.StepPostSmoke},
+		{Kind: rollout.StepScaleDown, Duration: 30 * time.Second}}, 3)
+	rolling := afterPromotion("rolling", []rollout.Step{{Kind: rollout.StepBatch, Count: 1, Duration: time.Minute},
+		{Kind: rollout.StepBatch, Count: 1, Duration: time.Minute}, {Kind: rollout.StepPromote}, {Kind: rollout.StepPostSmoke},
+		{Kind: rollout.StepScaleDown}}, 2)
+
 	return &scriptedService{
 		scripts: map[string][]rollout.Rollout{"1.1.0": good, "1.2.0": promoted, "6.6.6": bad, "9.9.9": stuck,
+			"3.0.0": blueGreen, "3.1.0": canaryPostSmoke, "3.2.0": rolling,
 			gatedVersion: hotfixScript(good), approvalVersion: approvalScript(base)},
 		rollouts: map[int64][]rollout.Rollout{},
 		polls:    map[int64]int{},
@@ -134,6 +159,16 @@ func (s *scriptedService) Rollback(_ context.Context, req rollout.RollbackReques
 	defer s.mu.Unlock()
 	s.rollbacks = append(s.rollbacks, req)
 	s.nextID++
+	if req.Reason == "stop the canary" {
+		// A rollback of the running rollout: the deploy it interrupts ends
+		// rolled back, as asked.
+		r := rollout.Rollout{ID: s.nextID, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", FromVersion: "1.0.0",
+			Phase: rollout.PhaseRollingBack, Steps: canarySteps(), StepIndex: 2, Reason: "rolled back by " + req.Actor + ": " + req.Reason, CreatedAt: t0}
+		done := r
+		done.Phase, done.FinishedAt = rollout.PhaseRolledBack, t0.Add(time.Minute)
+		s.rollouts[r.ID] = []rollout.Rollout{r, done}
+		return r, nil
+	}
 	r := rollout.Rollout{ID: s.nextID, App: req.App, Env: "production", Kind: rollout.KindRollback, Version: "1.0.0", FromVersion: "1.1.0", Phase: rollout.PhaseRunning, Reason: req.Reason, Actor: req.Actor, CreatedAt: t0}
 	done := r
 	done.Phase, done.FinishedAt = rollout.PhaseSucceeded, t0.Add(800*time.Millisecond)
@@ -177,10 +212,14 @@ func (s *scriptedService) History(_ context.Context, app, _ string, _ int) ([]ro
 }
 
 func (s *scriptedService) Audit(_ context.Context, f audit.Filter) ([]audit.Event, error) {
-	return []audit.Event{
+	events := []audit.Event{
 		{Seq: 2, Time: t0, Actor: "shipgate", Action: audit.ActionRollbackAuto, Subject: "rollout/2", Reason: "error_rate 40.00% > 1.00%"},
 		{Seq: 1, Time: t0, Actor: "user:ci", Action: audit.ActionDeploy, Subject: "shop/production/6.6.6"},
-	}[:min(2, max(f.Limit, 1))], nil
+	}[:min(2, max(f.Limit, 1))]
+	if f.Action != "" {
+		events = slices.DeleteFunc(events, func(e audit.Event) bool { return e.Action != f.Action })
+	}
+	return events, nil
 }
 
 type tokenMap map[string]auth.Token
@@ -318,6 +357,36 @@ func TestCLI_DeployWait(t *testing.T) {
 	}
 }
 
+// TestCLI_DeployWaitUntilFinal is defect 1 of issue 10: deploy --wait
+// returned (exit 0, "promoted ... draining") as soon as the release was
+// promoted, while a blue-green observe step or a post-promotion smoke
+// check could still roll it back. It must wait until nothing can, and
+// exit 3 when the release was rolled back, for every strategy.
+func TestCLI_DeployWaitUntilFinal(t *testing.T) {
+	for _, tc := range []struct{ strategy, version string }{
+		{"blue_green", "3.0.0"}, {"canary", "3.1.0"}, {"rolling", "3.2.0"},
+	} {
+		t.Run(tc.strategy, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.run(t, "deploy", "shop", tc.version, "--wait")
+			r.wantCode(t, ExitRolledBack)
+			if want := "rollout 1 rolled back: gate error_rate <= 1% failed after promotion"; !strings.Contains(r.stdout, want) {
+				t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
+			}
+			if strings.Contains(r.stdout, "promoted") {
+				t.Fatalf("stdout reports a promotion that did not last:\n%s", r.stdout)
+			}
+			r = e.run(t, "deploy", "shop", tc.version, "--wait", "-o", "json")
+			r.wantCode(t, ExitRolledBack)
+			var ro rollout.Rollout
+			decodeOne(t, r.stdout, &ro)
+			if ro.Phase != rollout.PhaseRolledBack {
+				t.Fatalf("phase = %s, want rolled_back", ro.Phase)
+			}
+		})
+	}
+}
+
 func TestCLI_DeployWaitProgressLines(t *testing.T) {
 	e := newEnv(t)
 	r := e.run(t, "deploy", "shop", "1.1.0", "--wait")
@@ -434,8 +503,8 @@ func TestCLI_DeployErrors(t *testing.T) {
 		wantStderr string
 	}{
 		{"invalid version", []string{"deploy", "shop", "../x"}, ExitInvalid, "error: version: must start with a letter or digit"},
-		{"unknown release", []string{"deploy", "shop", "7.0.0"}, ExitFailure, "error: release 7.0.0: not found"},
-		{"conflict", []string{"deploy", "shop", "4.0.9"}, ExitFailure, "error: rollout 1 of shop/production is running: conflict"},
+		{"unknown release", []string{"deploy", "shop", "7.0.0"}, ExitFailure, "error: release 7.0.0 not found\n"},
+		{"conflict", []string{"deploy", "shop", "4.0.9"}, ExitFailure, "error: rollout 1 of shop/production is running\n"},
 		{"bad var", []string{"deploy", "shop", "1.1.0", "--var", "NOVALUE"}, ExitInvalid, `error: invalid --var "NOVALUE": want KEY=VALUE`},
 		{"missing version", []string{"deploy", "shop"}, ExitInvalid, "error: wrong number of arguments (got 1); usage: shipgate deploy APP VERSION"},
 		{"bad timeout", []string{"deploy", "shop", "1.1.0", "--wait", "--timeout", "0s"}, ExitInvalid, "error: invalid --timeout 0s"},
@@ -476,7 +545,24 @@ func TestCLI_Rollback(t *testing.T) {
 		if got, want := e.svc.rollbacks, []rollout.RollbackRequest{{App: "shop", Reason: "checkout errors", Actor: "user:ci"}}; len(got) != 1 || got[0] != want[0] {
 			t.Fatalf("server got %+v, want %+v", got, want)
 		}
-		if want := "rollout 1 succeeded: shop 1.0.0 is live in production (took 800ms)"; !strings.Contains(r.stdout, want) {
+		if want := "rollback 1 done: shop production is back on 1.0.0; 1.1.0 is stopped (took 800ms)"; !strings.Contains(r.stdout, want) {
+			t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
+		}
+	})
+	t.Run("wait on the rollback of a running rollout", func(t *testing.T) {
+		e := newEnv(t)
+		r := e.run(t, "rollback", "--reason", "stop the canary", "--wait")
+		// Rolled back is what was asked for: success, and says so.
+		r.wantCode(t, ExitOK)
+		if want := "rollback done: rollout 1 of 1.1.0 was stopped; shop production is back on 1.0.0; 1.1.0 is stopped (took 1m)"; !strings.Contains(r.stdout, want) {
+			t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
+		}
+	})
+	t.Run("no wait on the rollback of a running rollout", func(t *testing.T) {
+		e := newEnv(t)
+		r := e.run(t, "rollback", "--reason", "stop the canary")
+		r.wantCode(t, ExitOK)
+		if want := "rolling back rollout 1 of 1.1.0: shop production is back on 1.0.0; 1.1.0 is being stopped"; !strings.Contains(r.stdout, want) {
 			t.Fatalf("stdout does not contain %q:\n%s", want, r.stdout)
 		}
 	})
@@ -513,7 +599,7 @@ func TestCLI_TextOutput(t *testing.T) {
 			"shipgate  rollback.auto  rollout/2              error_rate 40.00% > 1.00%",
 			"user:ci   deploy         shop/production/6.6.6  -",
 		}},
-		{"version", []string{"version"}, []string{"shipgate dev (go"}},
+		{"version", []string{"version"}, []string{"shipgate dev, commit ", "(module github.com/shipgate/shipgate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -562,8 +648,9 @@ func TestCLI_JSONOutput(t *testing.T) {
 		r.wantCode(t, ExitOK)
 		var v versionInfo
 		decodeOne(t, r.stdout, &v)
-		if v.Version == "" || v.Go == "" {
-			t.Fatalf("version = %+v, want version and go set", v)
+		// A test binary is built from the shipgate module, so Go records it.
+		if v.Version == "" || v.Go == "" || !strings.HasPrefix(v.Module, "github.com/shipgate/shipgate ") {
+			t.Fatalf("version = %+v, want version, go and the module set", v)
 		}
 	})
 }
@@ -600,7 +687,7 @@ func TestCLI_Token(t *testing.T) {
 		e := newEnv(t)
 		r := e.run(t, "--token", "sgt_notarealtoken", "deploy", "shop", "1.1.0")
 		r.wantCode(t, ExitFailure)
-		want := "error: unknown token (the token comes from --token, $SHIPGATE_TOKEN or " + filepath.Join(e.data, "token") + ")"
+		want := "error: the server at " + e.url + " (from --server) refused the token: unknown token; the token comes from --token, $SHIPGATE_TOKEN or " + filepath.Join(e.data, "token")
 		if !strings.Contains(r.stderr, want) {
 			t.Fatalf("stderr does not contain %q:\n%s", want, r.stderr)
 		}
@@ -615,7 +702,7 @@ func TestCLI_Token(t *testing.T) {
 		e := newEnv(t)
 		r := e.runRaw(t, "--server", e.url, "--data", e.data, "status")
 		r.wantCode(t, ExitFailure)
-		if !strings.Contains(r.stderr, "error: missing token") {
+		if !strings.Contains(r.stderr, "refused the token: missing token") {
 			t.Fatalf("stderr does not say the token is missing:\n%s", r.stderr)
 		}
 	})

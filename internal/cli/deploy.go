@@ -46,7 +46,7 @@ skipped, each skip audited with --reason, which is required.`,
 			if err != nil {
 				return err
 			}
-			return a.follow(cmd.Context(), c, ro, wf)
+			return a.follow(cmd.Context(), c, ro, wf, a.report)
 		},
 	}
 	df.register(cmd)

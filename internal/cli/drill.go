@@ -36,7 +36,7 @@ failed or was rolled back, printing why, 1 on timeout.`,
 			if err != nil {
 				return err
 			}
-			return a.follow(cmd.Context(), c, ro, wf)
+			return a.follow(cmd.Context(), c, ro, wf, a.report)
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", envUsage)

@@ -24,6 +24,7 @@ func (a *app) printJSON(v any) error {
 		return fmt.Errorf("encode output: %w", err)
 	}
 	b = append(b, '\n')
+	a.printedJSON = true
 	_, err = a.stdout.Write(b)
 	return err
 }

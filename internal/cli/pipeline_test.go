@@ -95,7 +95,7 @@ func (s *scriptedService) GetRelease(_ context.Context, app, version string) (ro
 	if version != "1.1.0" {
 		return rollout.Release{}, fmt.Errorf("release %s of %s: %w", version, app, rollout.ErrNotFound)
 	}
-	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed, "e2e": rollout.CheckFailed}, CreatedAt: t0}, nil
+	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed, "e2e": rollout.CheckFailed}, Vars: map[string]string{"DB_PASSWORD": "hunter2"}, CreatedAt: t0}, nil
 }
 
 func (s *scriptedService) Approve(_ context.Context, req rollout.ApproveRequest) (rollout.Rollout, error) {
@@ -369,8 +369,13 @@ func TestCLI_DeployGate(t *testing.T) {
 			if got, want := r.stderr, "error: pipeline gate: "+gatedVersion+" has not succeeded in staging\n"; got != want {
 				t.Fatalf("stderr = %q, want %q", got, want)
 			}
-			if r.stdout != "" {
-				t.Fatalf("stdout = %q, want nothing", r.stdout)
+			// With -o json, the error is JSON on stdout too.
+			want := ""
+			if hasFlag(args, "-o") {
+				want = `{"error":{"message":"pipeline gate: ` + gatedVersion + ` has not succeeded in staging","exit_code":4,"code":"gate","field":"pipeline"}}` + "\n"
+			}
+			if r.stdout != want {
+				t.Fatalf("stdout = %q, want %q", r.stdout, want)
 			}
 		})
 	}
@@ -410,7 +415,7 @@ func TestCLI_Approve(t *testing.T) {
 
 	r = e.run(t, "approve", "shop", "--env", "staging")
 	r.wantCode(t, ExitFailure)
-	wantContains(t, "stderr", r.stderr, "error: no rollout of shop/staging waits for approval: not found")
+	wantContains(t, "stderr", r.stderr, "error: no rollout of shop/staging waits for approval\n")
 }
 
 func TestCLI_ReleaseCreate(t *testing.T) {
@@ -478,5 +483,5 @@ func TestCLI_ReleaseShow(t *testing.T) {
 
 	r = e.run(t, "release", "show", "shop", "7.0.0")
 	r.wantCode(t, ExitFailure)
-	wantContains(t, "stderr", r.stderr, "error: release 7.0.0 of shop: not found")
+	wantContains(t, "stderr", r.stderr, "error: release 7.0.0 of shop not found\n")
 }

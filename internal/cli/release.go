@@ -99,7 +99,7 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 func (a *app) releaseShowCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "show APP VERSION",
-		Short:   "Show a release: its commit and CI checks",
+		Short:   "Show a release: its commit, CI checks and variables (values for admin tokens only)",
 		Example: `  shipgate release show shop 1.4.2 -o json`,
 		Args:    argRange(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -152,5 +152,14 @@ func (a *app) printRelease(rel rollout.Release) error {
 		checks[i] = n + " " + string(rel.Checks[n])
 	}
 	t.row("checks", strings.Join(checks, ", "))
+	// Values are secrets: the server sends them to admin tokens only, and
+	// "[redacted]" to the others.
+	vars := make([]string, 0, len(rel.Vars))
+	for _, n := range slices.Sorted(maps.Keys(rel.Vars)) {
+		vars = append(vars, n+"="+rel.Vars[n])
+	}
+	if len(vars) > 0 {
+		t.row("vars", strings.Join(vars, ", "))
+	}
 	return t.flush()
 }

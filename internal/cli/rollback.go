@@ -40,7 +40,10 @@ follows the rollback like deploy --wait.`,
 			if err != nil {
 				return err
 			}
-			return a.follow(cmd.Context(), c, ro, wf)
+			if !wf.wait && ro.Kind != rollout.KindRollback {
+				return a.printRollbackStarted(ro)
+			}
+			return a.follow(cmd.Context(), c, ro, wf, a.reportRollback)
 		},
 	}
 	f := cmd.Flags()
@@ -48,4 +51,25 @@ follows the rollback like deploy --wait.`,
 	f.StringVar(&env, "env", "", envUsage)
 	wf.register(cmd, "rollback", "it is done")
 	return cmd
+}
+
+// printRollbackStarted reports the rollback of a running rollout, which
+// the server answers once traffic is back on the old release: the rollout
+// it answers is the one rolled back, whose record may lag behind (the
+// server records it after moving traffic, and a full disk delays that).
+func (a *app) printRollbackStarted(ro rollout.Rollout) error {
+	if a.jsonOutput() {
+		return a.printJSON(ro)
+	}
+	if ro.Phase == rollout.PhaseSucceeded {
+		a.printf("nothing rolled back: rollout %d of %s had already succeeded; roll back again to go back to %s\n", ro.ID, ro.Version, orDash(ro.FromVersion))
+		return nil
+	}
+	back := "has no release to go back to (it was the first deploy): " + ro.Version + " gets no more traffic"
+	if ro.FromVersion != "" {
+		back = "is back on " + ro.FromVersion
+	}
+	a.printf("rolling back rollout %d of %s: %s %s %s; %s is being stopped\n", ro.ID, ro.Version, ro.App, ro.Env, back, ro.Version)
+	a.printf("follow it with: shipgate status %s\n", ro.App)
+	return nil
 }

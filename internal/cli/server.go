@@ -18,6 +18,7 @@ func (a *app) serverCommand() *cobra.Command {
 		listen           string
 		logLevel         string
 		inProcessRouters bool
+		tlsCert, tlsKey  string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -33,7 +34,7 @@ being served; a restarted server reuses it.
 
 With -o json the logs on stderr are JSON lines.`,
 		Example: `  shipgate server -f shipgate.yaml
-  shipgate server --listen 0.0.0.0:7070 --data /var/lib/shipgate --log-level debug`,
+  shipgate server --listen 0.0.0.0:7070 --tls-cert api.pem --tls-key api-key.pem --data /var/lib/shipgate`,
 		Args: argRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -45,12 +46,22 @@ With -o json the logs on stderr are JSON lines.`,
 			if a.jsonOutput() {
 				h = slog.NewJSONHandler(a.stderr, hopts)
 			}
+			if (tlsCert == "") != (tlsKey == "") {
+				return invalidf("--tls-cert and --tls-key go together: give both, or neither")
+			}
+			if !server.IsLoopback(listen) && tlsCert == "" {
+				// Said on stderr before anything else: tokens would cross
+				// the network in clear text.
+				fmt.Fprintf(a.stderr, "warning: the API listens on %s, beyond this machine, in plain HTTP: tokens cross the network readable by anyone on the way. Give --tls-cert and --tls-key, or put a TLS-terminating proxy in front (docs/security.md)\n", listen)
+			}
 			opts := server.Options{
 				ConfigPath: file,
 				DataDir:    a.data,
 				Listen:     listen,
 				Logger:     slog.New(h),
 				Out:        a.stdout,
+				TLSCert:    tlsCert,
+				TLSKey:     tlsKey,
 			}
 			if !inProcessRouters {
 				// Each environment's router runs as a process of its own,
@@ -72,6 +83,8 @@ With -o json the logs on stderr are JSON lines.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "shipgate.yaml", "path of the config file")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address the API listens on")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM file of the API's TLS certificate (with its chain); with --tls-key the API speaks HTTPS only")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM file of the private key of --tls-cert")
 	cmd.Flags().BoolVar(&inProcessRouters, "in-process-routers", false, "run the routers inside the server (they stop with it) instead of as their own processes")
 	return cmd
 }

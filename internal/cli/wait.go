@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -13,17 +14,22 @@ import (
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
-// maxPollFailures is how many polls in a row may fail to reach the server
-// before --wait gives up; a server restart takes a few seconds, and the
-// rollout resumes on its own after it.
-const maxPollFailures = 20
-
-// live reports whether a rollout is over for the person waiting on it: it
-// reached a final phase, or its release was promoted to 100% and only the
-// old instances are left to drain. A drill is not over at its promotion:
-// the release that was current is still to be restored.
+// live reports whether a running rollout's outcome is decided: its release
+// was promoted to 100% and every step left is a scale-down, which only
+// stops the old instances and cannot roll the release back. A promoted
+// rollout with a post-promotion smoke check or a blue-green observe step
+// ahead is not decided: either can still roll it back. A drill is not over
+// at its promotion: the release that was current is still to be restored.
 func live(ro rollout.Rollout) bool {
-	return ro.Kind != rollout.KindDrill && ro.Phase == rollout.PhaseRunning && !ro.PromotedAt.IsZero()
+	if ro.Kind == rollout.KindDrill || ro.Phase != rollout.PhaseRunning || ro.PromotedAt.IsZero() {
+		return false
+	}
+	for _, s := range ro.Steps[min(ro.StepIndex, len(ro.Steps)):] {
+		if s.Kind != rollout.StepScaleDown {
+			return false
+		}
+	}
+	return true
 }
 
 // waitingForApproval reports whether a rollout waits for someone to run
@@ -59,26 +65,24 @@ func (wf waitFlags) check() error {
 }
 
 // follow reports a rollout that was just started: with --wait it follows
-// it until it settles, else it says that it started.
-func (a *app) follow(ctx context.Context, c *api.Client, ro rollout.Rollout, wf waitFlags) error {
-	if wf.wait {
-		return a.waitAndReport(ctx, c, ro, wf.timeout)
+// it until it settles and reports the outcome with report, else it says
+// that it started.
+func (a *app) follow(ctx context.Context, c *api.Client, ro rollout.Rollout, wf waitFlags, report func(rollout.Rollout) error) error {
+	if !wf.wait {
+		return a.printStarted(ro)
 	}
-	return a.printStarted(ro)
-}
-
-// waitAndReport follows a rollout until it settles, then prints the
-// outcome and returns the error that gives the exit code.
-func (a *app) waitAndReport(ctx context.Context, c *api.Client, ro rollout.Rollout, timeout time.Duration) error {
-	ro, err := a.wait(ctx, c, ro, timeout)
+	ro, err := a.wait(ctx, c, ro, wf.timeout)
 	if err != nil {
 		return err
 	}
-	return a.report(ro)
+	return report(ro)
 }
 
 // wait polls a rollout until it settles or timeout passes, showing its
-// progress on stderr in text mode.
+// progress on stderr in text mode. A server that cannot be reached (it
+// restarts, or its host does) does not end the wait: the rollout goes on
+// without it, and a restarted server resumes it, so wait keeps polling
+// until timeout and says when it reaches the server again.
 func (a *app) wait(ctx context.Context, c *api.Client, ro rollout.Rollout, timeout time.Duration) (rollout.Rollout, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -86,13 +90,18 @@ func (a *app) wait(ctx context.Context, c *api.Client, ro rollout.Rollout, timeo
 	p.show(ro)
 	tick := time.NewTicker(a.pollInterval)
 	defer tick.Stop()
-	failures := 0
+	// lostAt is when the server stopped answering, zero while it answers.
+	var lostAt time.Time
+	var lastErr error
 	for !settled(ro) {
 		select {
 		case <-wctx.Done():
 			goesOn := fmt.Sprintf("rollout %d goes on on the server (%s, %s); follow it with: shipgate status %s", ro.ID, ro.Phase, stepText(ro), ro.App)
 			if ctx.Err() != nil {
 				return ro, &ExitError{Code: ExitFailure, Err: errors.New("interrupted; " + goesOn)}
+			}
+			if !lostAt.IsZero() {
+				goesOn = fmt.Sprintf("the server at %s has not answered since %s (%v); %s", a.server, clock(lostAt, a.now()), lastErr, goesOn)
 			}
 			return ro, &ExitError{Code: ExitFailure, Err: fmt.Errorf("timed out after %s; %s", humanDuration(timeout), goesOn)}
 		case <-tick.C:
@@ -102,21 +111,43 @@ func (a *app) wait(ctx context.Context, c *api.Client, ro rollout.Rollout, timeo
 			if wctx.Err() != nil {
 				continue // the select above says why
 			}
-			var ae *api.APIError
-			if errors.As(err, &ae) || failures >= maxPollFailures {
+			if !unreachable(err) {
 				return ro, fmt.Errorf("follow rollout %d: %w", ro.ID, err)
 			}
-			failures++
-			if !a.jsonOutput() {
-				fmt.Fprintf(a.stderr, "%s  cannot reach the server, retrying: %v\n", clock(a.now(), a.now()), err)
+			if lostAt.IsZero() {
+				lostAt = a.now()
+				// Said once, also with -o json (on stderr): a silent wait
+				// of minutes looks like a hang.
+				fmt.Fprintf(a.stderr, "%s  lost the server at %s (%v); the rollout goes on without it; retrying until the --timeout\n",
+					clock(lostAt, lostAt), a.server, err)
 			}
+			lastErr = err
 			continue
 		}
-		failures = 0
+		if !lostAt.IsZero() {
+			now := a.now()
+			fmt.Fprintf(a.stderr, "%s  reconnected to the server at %s after %s\n", clock(now, now), a.server, humanDuration(now.Sub(lostAt)))
+			lostAt, lastErr = time.Time{}, nil
+		}
 		ro = next
 		p.show(ro)
 	}
 	return ro, nil
+}
+
+// unreachable reports whether err means the server could not be asked, or
+// could not answer for now: it is down, restarting, or behind a proxy that
+// says so. Any other answer (a refused token, an unknown rollout) is final.
+func unreachable(err error) bool {
+	var ae *api.APIError
+	if errors.As(err, &ae) {
+		switch ae.Status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	return true
 }
 
 // progress prints one line per change of a rollout, and at least one every
@@ -207,7 +238,8 @@ func (a *app) report(ro rollout.Rollout) error {
 	case ro.Phase == rollout.PhaseSucceeded:
 		a.printf("rollout %d succeeded: %s %s is live in %s%s\n", ro.ID, ro.App, ro.Version, ro.Env, took)
 	case live(ro):
-		a.printf("rollout %d promoted: %s %s is live in %s at 100%%, the old instances are draining%s\n", ro.ID, ro.App, ro.Version, ro.Env, took)
+		a.printf("rollout %d promoted: %s %s is live in %s at 100%%, nothing left can roll it back; the old instances stop %s%s\n",
+			ro.ID, ro.App, ro.Version, ro.Env, scaleDownText(ro), took)
 	case ro.Phase == rollout.PhaseRolledBack:
 		a.printf("rollout %d rolled back: %s\n", ro.ID, reason)
 		if ro.FromVersion != "" {
@@ -217,6 +249,69 @@ func (a *app) report(ro rollout.Rollout) error {
 		a.printf("rollout %d %s: %s\n", ro.ID, ro.Phase, reason)
 	}
 	if bad {
+		return &ExitError{Code: ExitRolledBack}
+	}
+	return nil
+}
+
+// scaleDownText says when a decided rollout stops the old instances.
+func scaleDownText(ro rollout.Rollout) string {
+	if ro.StepIndex < len(ro.Steps) && ro.Steps[ro.StepIndex].Duration > 0 && !ro.StepStartedAt.IsZero() {
+		return "at " + clock(ro.StepStartedAt.Add(ro.Steps[ro.StepIndex].Duration), ro.StepStartedAt)
+	}
+	return "now"
+}
+
+// reportRollback prints what a settled rollback did and returns the error
+// that gives the exit code. The rollout followed is either the one a
+// rollback interrupted (a deploy: rolled back is what was asked for) or a
+// rollback to the previous release (succeeded is what was asked for).
+func (a *app) reportRollback(ro rollout.Rollout) error {
+	var ok bool
+	var text string
+	switch {
+	case ro.Kind == rollout.KindRollback && (ro.Phase == rollout.PhaseSucceeded || live(ro)):
+		ok = true
+		text = fmt.Sprintf("rollback %d done: %s %s is back on %s", ro.ID, ro.App, ro.Env, ro.Version)
+		if ro.FromVersion != "" {
+			text += fmt.Sprintf("; %s gets no traffic and its instances stop %s", ro.FromVersion, scaleDownText(ro))
+			if ro.Phase == rollout.PhaseSucceeded {
+				text = fmt.Sprintf("rollback %d done: %s %s is back on %s; %s is stopped", ro.ID, ro.App, ro.Env, ro.Version, ro.FromVersion)
+			}
+		}
+	case ro.Kind == rollout.KindRollback:
+		text = fmt.Sprintf("rollback %d %s: %s; %s %s stays on %s", ro.ID, strings.ReplaceAll(string(ro.Phase), "_", " "),
+			orDash(ro.Reason), ro.App, ro.Env, orDash(ro.FromVersion))
+	case ro.Phase == rollout.PhaseRolledBack:
+		ok = true
+		back := "has no release live (it was the first deploy)"
+		if ro.FromVersion != "" {
+			back = "is back on " + ro.FromVersion
+		}
+		text = fmt.Sprintf("rollback done: rollout %d of %s was stopped; %s %s %s; %s is stopped", ro.ID, ro.Version, ro.App, ro.Env, back, ro.Version)
+	case ro.Phase == rollout.PhaseFailed:
+		text = fmt.Sprintf("rollback of rollout %d failed: %s; see what is live with: shipgate status %s", ro.ID, orDash(ro.Reason), ro.App)
+	default:
+		// The rollout ended before the rollback reached it.
+		text = fmt.Sprintf("nothing rolled back: rollout %d of %s had already %s", ro.ID, ro.Version, strings.ReplaceAll(string(ro.Phase), "_", " "))
+		if live(ro) {
+			text = fmt.Sprintf("nothing rolled back: rollout %d of %s was already promoted", ro.ID, ro.Version)
+		}
+	}
+	if a.jsonOutput() {
+		if err := a.printJSON(ro); err != nil {
+			return err
+		}
+		if !ok {
+			return &ExitError{Code: ExitRolledBack, Err: errors.New(text)}
+		}
+		return nil
+	}
+	if end := ro.FinishedAt; !end.IsZero() && !ro.CreatedAt.IsZero() {
+		text += " (took " + humanDuration(end.Sub(ro.CreatedAt)) + ")"
+	}
+	a.printf("%s\n", text)
+	if !ok {
 		return &ExitError{Code: ExitRolledBack}
 	}
 	return nil

@@ -102,7 +102,7 @@ type stateFile struct {
 // connections and waits for the requests in flight. It serves users with
 // the table in the state file from the start, then serves the control API:
 //
-//	PUT /routes     validate, save to the state file, then apply; answers the table
+//	PUT /routes     validate, apply, then save to the state file; answers the table
 //	GET /routes     the table served now
 //	GET /stats      requests per version (wire samples, with histograms)
 //	GET /flagstats  requests per flag key and variant
@@ -194,7 +194,11 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 		ln.Close()
 		return fmt.Errorf("router: control socket: %w", err)
 	}
-	api := &controlAPI{p: p, stateFile: cfg.StateFile, info: info, log: log}
+	api := &controlAPI{p: p, stateFile: cfg.StateFile, info: info, log: log, unsaved: make(chan struct{}, 1)}
+	persistCtx, stopPersist := context.WithCancel(ctx)
+	persistDone := make(chan struct{})
+	go func() { defer close(persistDone); api.persist(persistCtx) }()
+	defer func() { stopPersist(); <-persistDone; api.saveLatest() }() // one last try on the way out
 	srv := &http.Server{Handler: api.handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -304,6 +308,60 @@ type controlAPI struct {
 	info      ProcessInfo
 	log       *slog.Logger
 	putMu     sync.Mutex // keeps the state file's order the order tables are applied in
+
+	// saveMu guards latest, the applied table the state file does not
+	// hold yet (nil when it holds the last one).
+	saveMu sync.Mutex
+	latest *rollout.Routes
+	// unsaved wakes persist when a table could not be saved.
+	unsaved chan struct{}
+}
+
+// Bounds of the retries of a state file save that failed.
+const (
+	minSaveRetry = 100 * time.Millisecond
+	maxSaveRetry = 5 * time.Second
+)
+
+// RoutesSavedHeader is set to "false" on the answer to PUT /routes when
+// the table is applied but could not be saved yet (a full disk): the
+// router retries saving it in the background.
+const RoutesSavedHeader = "Shipgate-Routes-Saved"
+
+// saveLatest writes the latest applied table to the state file if it is
+// not there yet, and reports whether the file is now up to date.
+func (a *controlAPI) saveLatest() bool {
+	a.saveMu.Lock()
+	defer a.saveMu.Unlock()
+	if a.latest == nil {
+		return true
+	}
+	if err := saveState(a.stateFile, *a.latest); err != nil {
+		a.log.Error("save routing table; the router serves it and retries saving", "env", a.info.Env, "state_file", a.stateFile, "error", err)
+		return false
+	}
+	a.latest = nil
+	return true
+}
+
+// persist retries saving the latest table, with a growing delay, each
+// time a save failed, until ctx ends.
+func (a *controlAPI) persist(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.unsaved:
+		}
+		for delay := minSaveRetry; !a.saveLatest(); delay = min(2*delay, maxSaveRetry) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+		a.log.Info("routing table saved after a failed save", "env", a.info.Env, "state_file", a.stateFile)
+	}
 }
 
 func (a *controlAPI) handler() http.Handler {
@@ -332,8 +390,12 @@ func (a *controlAPI) handler() http.Handler {
 	return mux
 }
 
-// putRoutes validates a table, saves it, then applies it: a table the
-// router answered for is one a restarted router serves.
+// putRoutes validates a table, applies it, then saves it. Traffic moves
+// first, whatever the disk does: a table that cannot be saved (a full
+// disk) is served all the same, the answer says it is not saved yet, and
+// the router retries saving it in the background. Until then a restarted
+// router would serve the table before; the supervisor sets the last one
+// again on a restarted router.
 func (a *controlAPI) putRoutes(w http.ResponseWriter, r *http.Request) {
 	var routes rollout.Routes
 	body := http.MaxBytesReader(w, r.Body, maxRoutesBody)
@@ -349,14 +411,21 @@ func (a *controlAPI) putRoutes(w http.ResponseWriter, r *http.Request) {
 	}
 	a.putMu.Lock()
 	defer a.putMu.Unlock()
-	if err := saveState(a.stateFile, routes); err != nil {
-		a.log.Error("save routing table", "env", a.info.Env, "state_file", a.stateFile, "error", err)
-		writeError(w, http.StatusInternalServerError, fmt.Errorf("save routing table: %w", err))
-		return
-	}
-	if err := a.p.SetRoutes(r.Context(), routes); err != nil {
+	// Not the request's context: once applied, a table must be saved
+	// even if the caller hangs up.
+	if err := a.p.SetRoutes(context.WithoutCancel(r.Context()), routes); err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
+	}
+	a.saveMu.Lock()
+	a.latest = &routes
+	a.saveMu.Unlock()
+	if !a.saveLatest() {
+		select {
+		case a.unsaved <- struct{}{}:
+		default: // persist is already on it
+		}
+		w.Header().Set(RoutesSavedHeader, "false")
 	}
 	writeJSON(w, http.StatusOK, a.p.Routes())
 }

@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -60,6 +61,16 @@ type Config struct {
 	// response headers before it answers 504 Gateway Timeout. Zero means 30
 	// seconds.
 	ResponseTimeout time.Duration
+	// ReadTimeout bounds how long a client may take to send one request,
+	// headers and body, so that a client that sends its body slowly, or
+	// never, cannot hold a connection (and a file descriptor) forever.
+	// Requests that upgrade the connection (websockets) are exempt once
+	// upgraded. Zero means 60 seconds.
+	ReadTimeout time.Duration
+	// MaxConns bounds the client connections held open at once on each
+	// listener; the ones beyond wait in the kernel's backlog. Zero means
+	// 4096.
+	MaxConns int
 	// Logger receives the proxy's log lines. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -67,7 +78,15 @@ type Config struct {
 // Defaults for Config and the transport to the backends.
 const (
 	defaultResponseTimeout = 30 * time.Second
-	dialTimeout            = 5 * time.Second
+	// defaultReadTimeout bounds the reading of one request from a client.
+	defaultReadTimeout = 60 * time.Second
+	// readHeaderTimeout bounds the reading of a request's headers.
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout closes a kept-alive client connection without requests.
+	idleTimeout = 2 * time.Minute
+	// defaultMaxConns bounds the client connections of one listener.
+	defaultMaxConns = 4096
+	dialTimeout     = 5 * time.Second
 	// maxIdlePerBackend keeps enough warm connections to one backend
 	// for a few hundred concurrent requests without redialling.
 	maxIdlePerBackend = 256
@@ -91,6 +110,8 @@ type Proxy struct {
 	env           string
 	listen        string
 	previewListen string
+	readTimeout   time.Duration
+	maxConns      int
 	stickyHeader  string // canonical form, so the hot path can index Header
 	stickyCookie  string
 	logger        *slog.Logger
@@ -146,8 +167,18 @@ func New(cfg Config) *Proxy {
 	if cfg.StickyHeader != "" {
 		header = textproto.CanonicalMIMEHeaderKey(cfg.StickyHeader)
 	}
+	readTimeout := cfg.ReadTimeout
+	if readTimeout <= 0 {
+		readTimeout = defaultReadTimeout
+	}
+	maxConns := cfg.MaxConns
+	if maxConns <= 0 {
+		maxConns = defaultMaxConns
+	}
 	p := &Proxy{
 		env:           cfg.Env,
+		readTimeout:   readTimeout,
+		maxConns:      maxConns,
 		listen:        cfg.Listen,
 		previewListen: cfg.PreviewListen,
 		stickyHeader:  header,
@@ -196,17 +227,20 @@ func (p *Proxy) Start(ctx context.Context) error {
 	if p.srv != nil {
 		return errors.New("start proxy: already started")
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", p.listen)
+	ln, err := listener.Listen(ctx, "the "+p.env+" router", p.listen)
 	if err != nil {
 		return fmt.Errorf("start proxy: %w", err)
 	}
 	var previewLn net.Listener
 	if p.previewListen != "" {
-		if previewLn, err = lc.Listen(ctx, "tcp", p.previewListen); err != nil {
+		if previewLn, err = listener.Listen(ctx, "the "+p.env+" router's preview", p.previewListen); err != nil {
 			ln.Close()
-			return fmt.Errorf("start proxy: preview: %w", err)
+			return fmt.Errorf("start proxy: %w", err)
 		}
+	}
+	ln = listener.Limit(ln, p.maxConns)
+	if previewLn != nil {
+		previewLn = listener.Limit(previewLn, p.maxConns)
 	}
 	p.srv, p.ln = p.newServer(p), ln
 	var wg sync.WaitGroup
@@ -235,8 +269,9 @@ func (p *Proxy) Start(ctx context.Context) error {
 func (p *Proxy) newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       p.readTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          p.stdLog,
 	}
 }
@@ -305,6 +340,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // Start; it can also be mounted in another server without Start.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	exemptUpgrade(w, r)
 	b := p.table.Load().pick(r, p.stickyHeader, p.stickyCookie)
 	if b == nil {
 		unavailable(w, noReleaseBody)
@@ -317,6 +353,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // servePreview sends a request to the preview release.
 func (p *Proxy) servePreview(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	exemptUpgrade(w, r)
 	b := p.table.Load().preview
 	if b == nil {
 		unavailable(w, noPreviewBody)
@@ -324,6 +361,15 @@ func (p *Proxy) servePreview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.forward(w, r, b, start, false)
+}
+
+// exemptUpgrade lifts the read deadline of a request that asks to upgrade
+// its connection (a websocket): once upgraded, the connection carries a
+// stream for as long as both ends keep it, not one request.
+func exemptUpgrade(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != "" {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	}
 }
 
 func unavailable(w http.ResponseWriter, body string) {

@@ -376,6 +376,18 @@ func (s *supervisor) close() {
 	})
 }
 
+// Started reports whether the client's supervisor started the router
+// process it serves, rather than reusing one that was already running.
+func (c *Client) Started() bool {
+	s := c.sup
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exited != nil
+}
+
 // StopProcess stops the router process gracefully, with SIGTERM, and
 // waits until it is gone or ctx ends (then it kills it). A client of
 // EnsureProcess stops supervising it first. The state file stays, so a

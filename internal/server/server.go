@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,8 +27,10 @@ import (
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/ofrep"
 	"github.com/shipgate/shipgate/internal/process"
+	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
 	"github.com/shipgate/shipgate/internal/sqlite"
@@ -38,6 +42,11 @@ const DefaultListen = "127.0.0.1:7070"
 
 // TokenFile is the name of the admin token file in the data dir.
 const TokenFile = "token"
+
+// APIURLFile is the name of the file in the data dir that holds the URL
+// of the API of the server running on it, so that the CLI finds the
+// server of a data dir without --server.
+const APIURLFile = "api_url"
 
 // Options configure a control plane.
 type Options struct {
@@ -62,7 +71,30 @@ type Options struct {
 	// served while the server is down. Nil runs the routers inside the
 	// server.
 	RouterCommand []string
+	// ReadTimeout bounds how long an API client may take to send a
+	// request body. Zero means 30 seconds.
+	ReadTimeout time.Duration
+	// TLSCert and TLSKey, when both set, are the PEM files of the API's
+	// certificate (with its chain) and private key: the API then speaks
+	// HTTPS only.
+	TLSCert string
+	TLSKey  string
 }
+
+// Limits of the API listener. docs/security.md lists them for users.
+const (
+	// apiReadHeaderTimeout bounds the reading of a request's headers.
+	apiReadHeaderTimeout = 10 * time.Second
+	// apiReadTimeout bounds the reading of a request's body, by default.
+	apiReadTimeout = 30 * time.Second
+	// apiIdleTimeout closes a kept-alive connection without requests.
+	apiIdleTimeout = 2 * time.Minute
+	// apiMaxConns bounds the connections the API holds open at once.
+	apiMaxConns = 1024
+	// shutdownGrace is how long Close lets requests in flight finish
+	// before it cuts their connections.
+	shutdownGrace = 5 * time.Second
+)
 
 // ControlPlane is a running control plane.
 type ControlPlane struct {
@@ -86,6 +118,10 @@ type ControlPlane struct {
 	http *http.Server
 	done chan error
 	lock *dataLock
+	// apiListener is the API's listener until the API serves on it.
+	apiListener net.Listener
+	// urlFile is the data dir's APIURLFile, once written.
+	urlFile string
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -140,12 +176,32 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cp = &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), lock: lock}
+	// plane, not the named result, is what a failed start cleans up: a
+	// "return nil, err" sets cp to nil before deferred calls run.
+	plane := &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), lock: lock}
+	cp = plane
 	defer func() {
 		if err != nil {
-			_ = cp.Close(context.WithoutCancel(ctx))
+			plane.abandon(context.WithoutCancel(ctx))
 		}
 	}()
+	var tlsConfig *tls.Config
+	switch {
+	case opts.TLSCert != "" && opts.TLSKey != "":
+		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load the API's TLS certificate %s and key %s: %w", opts.TLSCert, opts.TLSKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	case opts.TLSCert != "" || opts.TLSKey != "":
+		return nil, errors.New("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+	}
+	// The API's address first: when it is taken, nothing else starts.
+	ln, err := listener.Listen(ctx, "the API", listen)
+	if err != nil {
+		return nil, err
+	}
+	plane.apiListener = ln
 	if cp.Store, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "shipgate.db")); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -194,30 +250,41 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen for the API on %s: %w", listen, err)
-	}
 	cp.APIURL = "http://" + ln.Addr().String()
+	if tlsConfig != nil {
+		cp.APIURL = "https://" + ln.Addr().String()
+	}
 	handler := api.NewHandler(cp.Engine, cp.Store, api.HandlerOptions{
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
-		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
+		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store, AuditChain: cp.Store,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
 	mux.Handle("/", handler)
-	cp.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	readTimeout := opts.ReadTimeout
+	if readTimeout <= 0 {
+		readTimeout = apiReadTimeout
+	}
+	cp.http = &http.Server{Handler: bodyDeadline(mux, readTimeout), ReadHeaderTimeout: apiReadHeaderTimeout, IdleTimeout: apiIdleTimeout}
 	cp.http.RegisterOnShutdown(endFlags) // ends the OFREP change streams
+	cp.apiListener = nil                 // Serve owns it now
 	go func() {
+		ln := listener.Limit(ln, apiMaxConns)
+		if tlsConfig != nil {
+			ln = tls.NewListener(ln, tlsConfig)
+		}
 		err := cp.http.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
 		cp.done <- err
 	}()
+	cp.urlFile = filepath.Join(opts.DataDir, APIURLFile)
+	if err := os.WriteFile(cp.urlFile, []byte(cp.APIURL+"\n"), 0o600); err != nil {
+		log.Warn("cannot write the API URL for the CLI", "path", cp.urlFile, "error", err)
+	}
 	log.Info("control plane started", "api", cp.APIURL, "app", cfg.App, "data", opts.DataDir)
 	fmt.Fprintf(out, "shipgate: API on %s, managing %s\n", cp.APIURL, cfg.App)
 	for name, p := range cp.Routers {
@@ -237,7 +304,15 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 func (cp *ControlPlane) Close(ctx context.Context) error {
 	var errs []error
 	if cp.http != nil {
-		errs = append(errs, cp.http.Shutdown(ctx))
+		// Requests in flight get a short grace, then their connections
+		// are cut: a client sending its body slowly must not hold the
+		// server up.
+		grace, cancel := context.WithTimeout(ctx, shutdownGrace)
+		if err := cp.http.Shutdown(grace); err != nil {
+			cp.log.Warn("requests still in flight after the shutdown grace; closing their connections", "grace", shutdownGrace, "error", err)
+			errs = append(errs, cp.http.Close())
+		}
+		cancel()
 	}
 	if cp.Engine != nil {
 		cp.Engine.Close()
@@ -252,8 +327,77 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.Store != nil {
 		errs = append(errs, cp.Store.Close())
 	}
+	if cp.urlFile != "" {
+		_ = os.Remove(cp.urlFile) // the CLI then falls back to its default
+	}
 	errs = append(errs, cp.lock.release())
 	return errors.Join(errs...)
+}
+
+// bodyDeadline gives a request with a body d to send it whole: a client
+// that sends its body slowly, or never, loses its connection instead of
+// holding it. The deadline is lifted once the body is read, so that a
+// handler that takes long (a deploy waiting for room) is not cut; a
+// request without a body (an event stream) has none.
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts its read deadline once it is read to the end. On
+// another error the deadline stays: the server then gives up on the rest
+// of the body and closes the connection instead of waiting for it.
+type deadlineBody struct {
+	io.ReadCloser
+	lift func()
+	once sync.Once
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.once.Do(b.lift)
+	}
+	return n, err
+}
+
+// IsLoopback reports whether the listen address host:port only accepts
+// connections from this machine. An empty host, 0.0.0.0 and :: listen on
+// every interface.
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// abandon undoes a failed Start: it closes what Start opened, and stops
+// the router processes Start itself started (a router that was already
+// serving users is left serving them), so that nothing is left running.
+func (cp *ControlPlane) abandon(ctx context.Context) {
+	if cp.apiListener != nil {
+		_ = cp.apiListener.Close()
+	}
+	for name, r := range cp.Routers {
+		if c, ok := r.(*proxy.Client); ok && c.Started() {
+			if err := c.StopProcess(ctx); err != nil {
+				cp.log.Error("stop the router process of a failed start", "env", name, "error", err)
+			}
+		}
+	}
+	_ = cp.Close(ctx)
 }
 
 // StopInstances stops every instance the store knows of: the stable ones

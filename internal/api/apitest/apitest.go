@@ -38,6 +38,9 @@ type Server struct {
 	Store *sqlite.Store
 	// Flags is the flags service, nil unless Options.Flags is set.
 	Flags *flags.Service
+	// DBPath is the SQLite database file, for tests that alter it behind
+	// the store's back.
+	DBPath string
 }
 
 // Start starts a Server for the test t, with the token routes and the
@@ -45,13 +48,14 @@ type Server struct {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	ctx := t.Context()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shipgate.db"))
+	dbPath := filepath.Join(t.TempDir(), "shipgate.db")
+	store, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	s := &Server{Store: store}
-	hopts := api.HandlerOptions{Logger: opts.Logger, App: opts.App, Tokens: store}
+	s := &Server{Store: store, DBPath: dbPath}
+	hopts := api.HandlerOptions{Logger: opts.Logger, App: opts.App, Tokens: store, AuditChain: store}
 	if opts.Flags {
 		if s.Flags, err = flags.NewService(ctx, flags.Options{Store: store}); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/listener"
+	"github.com/shipgate/shipgate/internal/proxy"
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// TestE2E_Down is item 15 of issue 10: after the server stops, its
+// routers and the app's instances keep serving users (by design);
+// `shipgate down` stops them cleanly, and refuses while a server runs.
+func TestE2E_Down(t *testing.T) {
+	dir := t.TempDir()
+	routerPort := freePort(t)
+	s := &serverProc{t: t, cfg: filepath.Join(dir, "shipgate.yaml"), data: filepath.Join(dir, "data"),
+		api: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), logPath: filepath.Join(dir, "server.log")}
+	yaml := fmt.Sprintf(`app: shop
+`+baseVars+baseRun+`environments:
+  production:
+    listen: 127.0.0.1:%d
+`+baseAnalysis, shopBin, routerPort)
+	if err := os.WriteFile(s.cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s.cmd != nil && s.cmd.ProcessState == nil {
+			s.kill9()
+		}
+		if c, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(s.data, "production")); err == nil {
+			_ = c.StopProcess(context.Background())
+		}
+		for _, inst := range registered(t, s.data) {
+			_ = syscall.Kill(-inst.PID, syscall.SIGKILL)
+		}
+	})
+	s.start()
+	token, err := os.ReadFile(filepath.Join(s.data, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := api.NewClient(s.api, strings.TrimSpace(string(token)), nil)
+	ro, err := client.Deploy(context.Background(), rollout.DeployRequest{App: "shop", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for ro.Phase != rollout.PhaseSucceeded {
+		if time.Now().After(deadline) || ro.Phase.Final() {
+			t.Fatalf("v1: %s %s", ro.Phase, ro.Reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if ro, err = client.GetRollout(context.Background(), ro.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	down := func() (int, string) {
+		cmd := exec.Command(shipgateBin, "--data", s.data, "down")
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := down(); code != 1 || !strings.Contains(out, "a server runs on") {
+		t.Fatalf("down with the server running: exit %d, want 1 saying a server runs:\n%s", code, out)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.cmd.Wait()
+	insts := registered(t, s.data)
+	if len(insts) == 0 {
+		t.Fatal("no instance survived the server: the test proves nothing")
+	}
+	if pid, _ := listener.Holder(routerPort); pid == 0 {
+		t.Fatal("no router survived the server: the test proves nothing")
+	}
+
+	code, out := down()
+	if code != 0 {
+		t.Fatalf("down exited %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "stopped the router of production") || !strings.Contains(out, "stopped instance ") {
+		t.Fatalf("down did not say what it stopped:\n%s", out)
+	}
+	if left := registered(t, s.data); len(left) > 0 {
+		t.Fatalf("instances still running after down: %+v", left)
+	}
+	for _, inst := range insts {
+		if isRunning(inst.PID) {
+			t.Fatalf("instance %s (pid %d) still runs after down", inst.ID, inst.PID)
+		}
+	}
+	if pid, command := listener.Holder(routerPort); pid != 0 {
+		t.Fatalf("the router port is still held by %d (%s) after down", pid, command)
+	}
+	if code, out := down(); code != 0 || !strings.Contains(out, "nothing was running") {
+		t.Fatalf("a second down: exit %d:\n%s", code, out)
+	}
+}
