@@ -63,6 +63,10 @@ type HandlerOptions struct {
 	// Tokens, when set, serves the token routes under /v1/tokens to
 	// admin tokens.
 	Tokens TokenAdmin
+	// DORA, when set, serves GET /v1/dora; Incidents serves the release
+	// change and incident routes (dora.go).
+	DORA      DORAService
+	Incidents IncidentStore
 }
 
 // Limits of the API.
@@ -124,6 +128,7 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	if opts.Tokens != nil {
 		mountTokens(mux, h, opts.Tokens)
 	}
+	mountDORA(mux, h, opts.DORA, opts.Incidents)
 	return h.logRequests(mux)
 }
 

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -242,6 +243,8 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.versionCommand(),
 		a.migrateCommand(),
 		a.tokenCommand(),
+		a.doraCommand(),
+		a.incidentCommand(),
 	)
 	return root
 }
@@ -265,6 +268,10 @@ func (a *app) resolveGlobals(cmd *cobra.Command) error {
 	}
 	switch a.output {
 	case outputText, outputJSON:
+	case outputMarkdown, outputHTML: // only where a command offers them (dora.go)
+		if !slices.Contains(strings.Fields(cmd.Annotations[annotationFormats]), a.output) {
+			return invalidf("invalid --output %q for %s: want text or json", a.output, cmd.CommandPath())
+		}
 	default:
 		return invalidf("invalid --output %q: want text or json", a.output)
 	}

@@ -86,3 +86,31 @@ type History struct {
 	Deploys   []Deploy
 	Incidents []Incident
 }
+
+// Commit is one commit of a change.
+type Commit struct {
+	SHA  string    `json:"sha"`
+	Time time.Time `json:"time"`
+}
+
+// Change is what a release changed since the previous one: its commits
+// (for lead time) and its size (for the fail rate by change size).
+type Change struct {
+	App     string   `json:"app"`
+	Version string   `json:"version"`
+	Commits []Commit `json:"commits,omitempty"`
+	// Size is nil when it was not recorded.
+	Size *Size `json:"size,omitempty"`
+}
+
+// FirstCommitAt returns the time of the change's oldest commit, zero when
+// it has none.
+func (c Change) FirstCommitAt() time.Time {
+	var first time.Time
+	for _, cm := range c.Commits {
+		if !cm.Time.IsZero() && (first.IsZero() || cm.Time.Before(first)) {
+			first = cm.Time
+		}
+	}
+	return first
+}

@@ -24,9 +24,11 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/dora"
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/ofrep"
 	"github.com/shipgate/shipgate/internal/process"
+	"github.com/shipgate/shipgate/internal/report"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
 	"github.com/shipgate/shipgate/internal/sqlite"
@@ -205,6 +207,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
+		DORA: &report.Service{Store: cp.Store, Calendar: dora.DefaultCalendar(time.Local)}, Incidents: cp.Store,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))

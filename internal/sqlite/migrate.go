@@ -111,6 +111,31 @@ CREATE TABLE flag_usage (
 	PRIMARY KEY (key, variant)
 );
 `,
+	// DORA: the commits and size of each release's change, and incidents
+	// linked to the deploy that caused them and the one that fixed them.
+	`
+CREATE TABLE release_changes (
+	app        TEXT NOT NULL,
+	version    TEXT NOT NULL,
+	commits    TEXT NOT NULL CHECK (json_valid(commits)),
+	files      INTEGER,
+	lines      INTEGER,
+	prs        INTEGER,
+	updated_at TEXT NOT NULL,
+	PRIMARY KEY (app, version)
+);
+CREATE TABLE incidents (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	app           TEXT NOT NULL,
+	env           TEXT NOT NULL,
+	deploy_id     INTEGER NOT NULL DEFAULT 0,
+	fix_deploy_id INTEGER NOT NULL DEFAULT 0,
+	title         TEXT NOT NULL,
+	opened_at     TEXT NOT NULL,
+	resolved_at   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX incidents_app_env ON incidents (app, env, id);
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It

@@ -1,0 +1,293 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/dora"
+	"github.com/shipgate/shipgate/internal/report"
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// This file holds the DORA routes: the numbers, the release changes they
+// read (commits and size) and incidents linked to deploys.
+
+// DORAService computes DORA numbers.
+type DORAService interface {
+	DORA(ctx context.Context, q report.Query) (report.View, error)
+}
+
+// IncidentStore stores release changes and incidents, each change with
+// its audit event in one transaction.
+type IncidentStore interface {
+	PutChangeAudited(ctx context.Context, c dora.Change, e audit.Event) error
+	OpenIncidentAudited(ctx context.Context, in *dora.Incident, event func(dora.Incident) audit.Event) error
+	ResolveIncidentAudited(ctx context.Context, id int64, resolvedAt time.Time, fixDeployID int64, event func(dora.Incident) audit.Event) (dora.Incident, error)
+	ListIncidents(ctx context.Context, app, env string) ([]dora.Incident, error)
+	GetRollout(ctx context.Context, id int64) (rollout.Rollout, error)
+}
+
+// ChangeRequest records what a release changed since the previous one.
+type ChangeRequest struct {
+	// Commits are the change's commits with their times; the oldest is
+	// where lead time starts.
+	Commits []dora.Commit `json:"commits,omitempty"`
+	// Size, when set, is the files, lines and pull requests changed.
+	Size *dora.Size `json:"size,omitempty"`
+}
+
+// IncidentRequest opens an incident.
+type IncidentRequest struct {
+	App string `json:"app"`
+	Env string `json:"env"`
+	// DeployID is the rollout that caused it; 0 when unknown.
+	DeployID int64  `json:"deploy_id,omitempty"`
+	Title    string `json:"title"`
+	// OpenedAt is when the problem was detected; now when zero.
+	OpenedAt time.Time `json:"opened_at,omitzero"`
+}
+
+// ResolveRequest resolves an incident.
+type ResolveRequest struct {
+	// FixDeployID is the deploy (a hotfix, usually) that fixed it.
+	FixDeployID int64 `json:"fix_deploy_id,omitempty"`
+	// ResolvedAt is when service was restored; now when zero.
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+}
+
+type doraHandler struct {
+	*handler
+	svc   DORAService
+	store IncidentStore
+}
+
+// mountDORA adds the DORA, change and incident routes.
+func mountDORA(mux *http.ServeMux, h *handler, svc DORAService, store IncidentStore) {
+	d := &doraHandler{handler: h, svc: svc, store: store}
+	if svc != nil {
+		mux.Handle("GET /v1/dora", h.require(auth.RoleViewer, d.dora))
+	}
+	if store != nil {
+		mux.Handle("PUT /v1/apps/{app}/releases/{version}/change", h.require(auth.RoleDeployer, d.putChange))
+		mux.Handle("POST /v1/incidents", h.require(auth.RoleDeployer, d.openIncident))
+		mux.Handle("POST /v1/incidents/{id}/resolve", h.require(auth.RoleDeployer, d.resolveIncident))
+		mux.Handle("GET /v1/incidents", h.require(auth.RoleViewer, d.listIncidents))
+	}
+}
+
+func (d *doraHandler) dora(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since, err := report.ParseSince(q.Get("since"))
+	if err != nil {
+		d.writeError(w, r, &rollout.FieldError{Field: "since", Message: err.Error()})
+		return
+	}
+	v, err := d.svc.DORA(r.Context(), report.Query{
+		App: q.Get("app"), Env: q.Get("env"), Week: q.Get("week"), Since: since,
+		Timezone: q.Get("timezone"), WeekStart: q.Get("week_start"),
+	})
+	d.respond(w, r, http.StatusOK, v, err)
+}
+
+func (d *doraHandler) putChange(w http.ResponseWriter, r *http.Request) {
+	app, version := r.PathValue("app"), r.PathValue("version")
+	if err := validateVersion(version); err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	req, err := decodeJSON(w, r, validateChange)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	c := dora.Change{App: app, Version: version, Commits: req.Commits, Size: req.Size}
+	e := audit.Event{Actor: actorFrom(r.Context()), Action: audit.ActionReleaseChange, Subject: app + "/" + version,
+		Outcome: "ok", Data: map[string]string{"commits": strconv.Itoa(len(c.Commits))}}
+	if first := c.FirstCommitAt(); !first.IsZero() {
+		e.Data["first_commit_at"] = first.UTC().Format(time.RFC3339)
+	}
+	if c.Size != nil {
+		e.Data["files"], e.Data["lines"], e.Data["prs"] = strconv.Itoa(c.Size.Files), strconv.Itoa(c.Size.Lines), strconv.Itoa(c.Size.PRs)
+	}
+	err = d.store.PutChangeAudited(r.Context(), c, e)
+	d.respond(w, r, http.StatusOK, c, err)
+}
+
+func validateChange(req ChangeRequest) error {
+	for i, c := range req.Commits {
+		field := fmt.Sprintf("commits[%d]", i)
+		if strings.TrimSpace(c.SHA) == "" {
+			return &rollout.FieldError{Field: field + ".sha", Message: "is required"}
+		}
+		if c.Time.IsZero() {
+			return &rollout.FieldError{Field: field + ".time", Message: "is required: the commit's time, RFC 3339"}
+		}
+	}
+	if s := req.Size; s != nil && (s.Files < 0 || s.Lines < 0 || s.PRs < 0) {
+		return &rollout.FieldError{Field: "size", Message: "files, lines and prs must be 0 or more"}
+	}
+	return nil
+}
+
+func (d *doraHandler) openIncident(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeJSON(w, r, validateIncident)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	if err := d.checkDeploy(r.Context(), "deploy_id", req.DeployID, req.App, req.Env); err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	in := dora.Incident{App: req.App, Env: req.Env, DeployID: req.DeployID, Title: req.Title, OpenedAt: req.OpenedAt}
+	actor := actorFrom(r.Context())
+	err = d.store.OpenIncidentAudited(r.Context(), &in, func(in dora.Incident) audit.Event {
+		return incidentEvent(actor, audit.ActionIncidentOpen, in)
+	})
+	if err == nil {
+		w.Header().Set("Location", "/v1/incidents/"+strconv.FormatInt(in.ID, 10))
+	}
+	d.respond(w, r, http.StatusCreated, in, err)
+}
+
+func incidentEvent(actor, action string, in dora.Incident) audit.Event {
+	e := audit.Event{Actor: actor, Action: action, Subject: "incident/" + strconv.FormatInt(in.ID, 10),
+		Reason: in.Title, Outcome: "ok", Data: map[string]string{"app": in.App, "env": in.Env}}
+	if in.DeployID != 0 {
+		e.Data["deploy"] = strconv.FormatInt(in.DeployID, 10)
+	}
+	if in.FixDeployID != 0 {
+		e.Data["fix_deploy"] = strconv.FormatInt(in.FixDeployID, 10)
+	}
+	return e
+}
+
+func validateIncident(req IncidentRequest) error {
+	if err := requireApp(req.App); err != nil {
+		return err
+	}
+	if req.Env == "" {
+		return &rollout.FieldError{Field: "env", Message: "is required"}
+	}
+	if strings.TrimSpace(req.Title) == "" {
+		return &rollout.FieldError{Field: "title", Message: "is required: say what went wrong"}
+	}
+	if req.DeployID < 0 {
+		return &rollout.FieldError{Field: "deploy_id", Message: "must be a rollout id"}
+	}
+	return nil
+}
+
+// checkDeploy checks that rollout id (when not 0) is a deploy of app in env.
+func (d *doraHandler) checkDeploy(ctx context.Context, field string, id int64, app, env string) error {
+	if id == 0 {
+		return nil
+	}
+	ro, err := d.store.GetRollout(ctx, id)
+	if err != nil {
+		return &rollout.FieldError{Field: field, Message: fmt.Sprintf("rollout %d does not exist", id)}
+	}
+	if ro.App != app || ro.Env != env || ro.Kind != rollout.KindDeploy {
+		return &rollout.FieldError{Field: field, Message: fmt.Sprintf("rollout %d is a %s of %s in %s, not a deploy of %s in %s", id, ro.Kind, ro.App, ro.Env, app, env)}
+	}
+	return nil
+}
+
+func (d *doraHandler) resolveIncident(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		d.writeError(w, r, &rollout.FieldError{Field: "id", Message: fmt.Sprintf("%q is not an incident id", r.PathValue("id"))})
+		return
+	}
+	req, err := decodeJSON[ResolveRequest](w, r, nil)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	if req.FixDeployID != 0 {
+		ins, err := d.store.ListIncidents(r.Context(), "", "")
+		if err != nil {
+			d.writeError(w, r, err)
+			return
+		}
+		for _, in := range ins {
+			if in.ID == id {
+				if err := d.checkDeploy(r.Context(), "fix_deploy_id", req.FixDeployID, in.App, in.Env); err != nil {
+					d.writeError(w, r, err)
+					return
+				}
+			}
+		}
+	}
+	actor := actorFrom(r.Context())
+	in, err := d.store.ResolveIncidentAudited(r.Context(), id, req.ResolvedAt, req.FixDeployID, func(in dora.Incident) audit.Event {
+		return incidentEvent(actor, audit.ActionIncidentResolve, in)
+	})
+	d.respond(w, r, http.StatusOK, in, err)
+}
+
+func (d *doraHandler) listIncidents(w http.ResponseWriter, r *http.Request) {
+	ins, err := d.store.ListIncidents(r.Context(), r.URL.Query().Get("app"), r.URL.Query().Get("env"))
+	if ins == nil {
+		ins = []dora.Incident{}
+	}
+	d.respond(w, r, http.StatusOK, ins, err)
+}
+
+// DORA returns the DORA numbers q asks for.
+func (c *Client) DORA(ctx context.Context, q report.Query) (report.View, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"app": q.App, "env": q.Env, "week": q.Week, "timezone": q.Timezone, "week_start": q.WeekStart} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Since != 0 {
+		v.Set("since", q.Since.String())
+	}
+	var out report.View
+	err := c.do(ctx, http.MethodGet, withQuery("/v1/dora", v), nil, &out)
+	return out, err
+}
+
+// PutChange records the commits and size of a release's change.
+func (c *Client) PutChange(ctx context.Context, app, version string, req ChangeRequest) (dora.Change, error) {
+	var out dora.Change
+	err := c.do(ctx, http.MethodPut, releasePath(app, version)+"/change", req, &out)
+	return out, err
+}
+
+// OpenIncident opens an incident.
+func (c *Client) OpenIncident(ctx context.Context, req IncidentRequest) (dora.Incident, error) {
+	var out dora.Incident
+	err := c.do(ctx, http.MethodPost, "/v1/incidents", req, &out)
+	return out, err
+}
+
+// ResolveIncident resolves incident id.
+func (c *Client) ResolveIncident(ctx context.Context, id int64, req ResolveRequest) (dora.Incident, error) {
+	var out dora.Incident
+	err := c.do(ctx, http.MethodPost, "/v1/incidents/"+strconv.FormatInt(id, 10)+"/resolve", req, &out)
+	return out, err
+}
+
+// ListIncidents lists incidents of app in env ("" for all).
+func (c *Client) ListIncidents(ctx context.Context, app, env string) ([]dora.Incident, error) {
+	v := url.Values{}
+	if app != "" {
+		v.Set("app", app)
+	}
+	if env != "" {
+		v.Set("env", env)
+	}
+	var out []dora.Incident
+	err := c.do(ctx, http.MethodGet, withQuery("/v1/incidents", v), nil, &out)
+	return out, err
+}

@@ -1,0 +1,8 @@
+package audit
+
+// Actions recorded for incidents and release changes (the DORA record).
+const (
+	ActionIncidentOpen    = "incident.open"    // someone opened an incident against a deploy
+	ActionIncidentResolve = "incident.resolve" // someone resolved it (data: fix_deploy)
+	ActionReleaseChange   = "release.change"   // CI recorded a release's commits and size
+)
