@@ -19,9 +19,10 @@ import (
 // This file holds the DORA routes: the numbers, the release changes they
 // read (commits and size) and incidents linked to deploys.
 
-// DORAService computes DORA numbers.
+// DORAService computes DORA numbers and the weekly report.
 type DORAService interface {
 	DORA(ctx context.Context, q report.Query) (report.View, error)
+	Report(ctx context.Context, q report.ReportQuery) (report.Report, error)
 }
 
 // IncidentStore stores release changes and incidents, each change with
@@ -73,6 +74,7 @@ func mountDORA(mux *http.ServeMux, h *handler, svc DORAService, store IncidentSt
 	d := &doraHandler{handler: h, svc: svc, store: store}
 	if svc != nil {
 		mux.Handle("GET /v1/dora", h.require(auth.RoleViewer, d.dora))
+		mux.Handle("GET /v1/report", h.require(auth.RoleViewer, d.report))
 	}
 	if store != nil {
 		mux.Handle("PUT /v1/apps/{app}/releases/{version}/change", h.require(auth.RoleDeployer, d.putChange))
@@ -94,6 +96,15 @@ func (d *doraHandler) dora(w http.ResponseWriter, r *http.Request) {
 		Timezone: q.Get("timezone"), WeekStart: q.Get("week_start"),
 	})
 	d.respond(w, r, http.StatusOK, v, err)
+}
+
+func (d *doraHandler) report(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	rep, err := d.svc.Report(r.Context(), report.ReportQuery{
+		App: q.Get("app"), Env: q.Get("env"), Week: q.Get("week"),
+		Timezone: q.Get("timezone"), WeekStart: q.Get("week_start"),
+	})
+	d.respond(w, r, http.StatusOK, rep, err)
 }
 
 func (d *doraHandler) putChange(w http.ResponseWriter, r *http.Request) {
@@ -254,6 +265,19 @@ func (c *Client) DORA(ctx context.Context, q report.Query) (report.View, error) 
 	}
 	var out report.View
 	err := c.do(ctx, http.MethodGet, withQuery("/v1/dora", v), nil, &out)
+	return out, err
+}
+
+// Report returns the weekly report q asks for.
+func (c *Client) Report(ctx context.Context, q report.ReportQuery) (report.Report, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"app": q.App, "env": q.Env, "week": q.Week, "timezone": q.Timezone, "week_start": q.WeekStart} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	var out report.Report
+	err := c.do(ctx, http.MethodGet, withQuery("/v1/report", v), nil, &out)
 	return out, err
 }
 

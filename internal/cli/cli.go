@@ -245,6 +245,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.tokenCommand(),
 		a.doraCommand(),
 		a.incidentCommand(),
+		a.reportCommand(),
 	)
 	return root
 }

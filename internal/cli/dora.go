@@ -298,3 +298,46 @@ func (c *changeFlags) request(cmd *cobra.Command) (*api.ChangeRequest, error) {
 	}
 	return req, nil
 }
+
+func (a *app) reportCommand() *cobra.Command {
+	var q report.ReportQuery
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "The Monday report: last week's deploy success rate and DORA keys",
+		Long: `Print the weekly report of an environment (production by default): the
+deploy success rate as the headline, the DORA keys of each app with their
+band and trend (sparklines of the four weeks before), the failed deploys
+with the gate, value and threshold that convicted them, the slowest lead
+times, the fail rate by change size, flags past their expiry and the
+migrations that were reverted.
+
+-o md (the default text output is the same Markdown), -o html (one
+self-contained page with inline SVG charts) or -o json.`,
+		Example: `  shipgate report --week last -o html > report.html
+  shipgate report --week 2026-W48 --env production -o json`,
+		Annotations: map[string]string{annotationFormats: outputMarkdown + " " + outputHTML},
+		Args:        argRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			rep, err := c.Report(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			format := a.output
+			if format == outputText {
+				format = report.FormatMarkdown
+			}
+			return report.Render(a.stdout, rep, format)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&q.Week, "week", "last", "the week: last, this or an ISO week such as 2026-W48")
+	f.StringVar(&q.App, "app", "", "only this app")
+	f.StringVar(&q.Env, "env", "production", "the environment")
+	f.StringVar(&q.Timezone, "timezone", "", "time zone of week boundaries (IANA name; default the server's)")
+	f.StringVar(&q.WeekStart, "week-start", "", "first day of the week (default monday)")
+	return cmd
+}

@@ -140,6 +140,25 @@ func TestDORACommand_FromStoreIncidentsAndChanges(t *testing.T) {
 		t.Fatalf("empty week:\n%s", r.stdout)
 	}
 
+	// The Monday report, in every format.
+	r = e.run(t, "report", "--week", "2026-W48")
+	r.wantCode(t, ExitOK)
+	if want := "**Deploy success rate: 50.0% (2 of 4 deploys)**"; !strings.Contains(r.stdout, want) {
+		t.Fatalf("report lacks %q:\n%s", want, r.stdout)
+	}
+	r = e.run(t, "report", "--week", "2026-W48", "-o", "html")
+	r.wantCode(t, ExitOK)
+	if !strings.Contains(r.stdout, `<p id="headline">50.0%`) || strings.Count(r.stdout, `<svg class="spark"`) != 5 {
+		t.Fatalf("html report:\n%s", r.stdout)
+	}
+	r = e.run(t, "report", "--week", "2026-W48", "-o", "json")
+	r.wantCode(t, ExitOK)
+	var rep report.Report
+	decodeOne(t, r.stdout, &rep)
+	if rep.Headline.Count != 2 || rep.Headline.Of != 4 || len(rep.Apps) != 1 || len(rep.Apps[0].Failures) != 2 {
+		t.Fatalf("json report = %+v", rep)
+	}
+
 	// The incident changes and the release change are in the audit log.
 	events, err := srv.Store.ListAudit(t.Context(), audit.Filter{})
 	if err != nil {

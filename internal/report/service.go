@@ -45,6 +45,8 @@ type Service struct {
 	Calendar dora.Calendar
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Flags, when set, lists the flags past their expiry in the report.
+	Flags FlagDebt
 }
 
 func (s *Service) now() time.Time {

@@ -207,7 +207,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
-		DORA: &report.Service{Store: cp.Store, Calendar: dora.DefaultCalendar(time.Local)}, Incidents: cp.Store,
+		DORA: &report.Service{Store: cp.Store, Calendar: dora.DefaultCalendar(time.Local), Flags: cp.Flags}, Incidents: cp.Store,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
