@@ -109,7 +109,9 @@ func seededStore(t *testing.T) (*sqlite.Store, *flags.Service) {
 	}
 	// 1.4.0 broke the invoice page; the hotfix 1.6.1 fixed it.
 	in := dora.Incident{App: "shop", Env: "production", DeployID: 6, Title: "invoices render blank", OpenedAt: d(0, 3, 15*time.Hour)}
-	ev := func(dora.Incident) audit.Event { return audit.Event{Actor: "user:ana", Action: audit.ActionIncidentOpen, Subject: "incident"} }
+	ev := func(dora.Incident) audit.Event {
+		return audit.Event{Actor: "user:ana", Action: audit.ActionIncidentOpen, Subject: "incident"}
+	}
 	if err := st.OpenIncidentAudited(ctx, &in, ev); err != nil {
 		t.Fatal(err)
 	}
