@@ -67,6 +67,8 @@ type HandlerOptions struct {
 	// change and incident routes (dora.go).
 	DORA      DORAService
 	Incidents IncidentStore
+	// Notifications, when set, serves GET /v1/notifications.
+	Notifications NotificationLister
 }
 
 // Limits of the API.
@@ -129,6 +131,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 		mountTokens(mux, h, opts.Tokens)
 	}
 	mountDORA(mux, h, opts.DORA, opts.Incidents)
+	if opts.Notifications != nil {
+		mountNotifications(mux, h, opts.Notifications)
+	}
 	return h.logRequests(mux)
 }
 

@@ -246,6 +246,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.doraCommand(),
 		a.incidentCommand(),
 		a.reportCommand(),
+		a.notificationsCommand(),
 	)
 	return root
 }

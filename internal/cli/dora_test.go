@@ -12,6 +12,7 @@ import (
 	"github.com/shipgate/shipgate/internal/api/apitest"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/notify"
 	"github.com/shipgate/shipgate/internal/report"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -206,5 +207,42 @@ func TestDORACommand_BadInput(t *testing.T) {
 				t.Fatalf("stderr = %q, want %q", r.stderr, tt.want)
 			}
 		})
+	}
+}
+
+func TestNotificationsCommand(t *testing.T) {
+	e, srv := startDORACLI(t)
+	if _, err := srv.Store.EnqueueNotifications(t.Context(), -1, []notify.Delivery{
+		{EventID: "audit-9", EventType: notify.RolloutRolledBack, Webhook: "team-slack", Payload: []byte(`{}`)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := srv.Store.ListNotifications(t.Context(), "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ds[0]
+	d.Attempts, d.LastError, d.LastStatus, d.NextAt = 3, "team-slack answered 503 busy", 503, time.Now().Add(time.Minute)
+	if err := srv.Store.UpdateNotification(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(t, "notifications", "--state", "pending")
+	r.wantCode(t, ExitOK)
+	for _, want := range []string{"audit-9", "rollout.rolled_back", "team-slack", "pending", "answered 503 busy"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("notifications lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = e.run(t, "notifications", "-o", "json")
+	r.wantCode(t, ExitOK)
+	var got []notify.Delivery
+	decodeOne(t, r.stdout, &got)
+	if len(got) != 1 || got[0].Attempts != 3 || got[0].LastStatus != 503 {
+		t.Fatalf("notifications -o json = %+v", got)
+	}
+	r = e.run(t, "notifications", "--state", "lost")
+	r.wantCode(t, ExitInvalid)
+	if !strings.Contains(r.stderr, `state: "lost" is not pending, sent or failed`) {
+		t.Fatalf("stderr = %q", r.stderr)
 	}
 }

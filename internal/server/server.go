@@ -24,7 +24,6 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/config"
-	"github.com/shipgate/shipgate/internal/dora"
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/ofrep"
 	"github.com/shipgate/shipgate/internal/process"
@@ -83,6 +82,8 @@ type ControlPlane struct {
 	Flags *flags.Service
 
 	stopFlags func()
+	// stopNotifier stops the webhook notifier (notify.go).
+	stopNotifier func()
 
 	log  *slog.Logger
 	http *http.Server
@@ -202,12 +203,17 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, fmt.Errorf("listen for the API on %s: %w", listen, err)
 	}
 	cp.APIURL = "http://" + ln.Addr().String()
+	reports := &report.Service{Store: cp.Store, Calendar: calendarOf(cfg), Flags: cp.Flags}
+	if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("start notifications: %w", err)
+	}
 	handler := api.NewHandler(cp.Engine, cp.Store, api.HandlerOptions{
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
-		DORA: &report.Service{Store: cp.Store, Calendar: dora.DefaultCalendar(time.Local), Flags: cp.Flags}, Incidents: cp.Store,
+		DORA: reports, Incidents: cp.Store, Notifications: cp.Store,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
@@ -247,6 +253,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	}
 	if cp.stopFlags != nil {
 		cp.stopFlags() // flushes the evaluation counts
+	}
+	if cp.stopNotifier != nil {
+		cp.stopNotifier()
 	}
 	errs = append(errs, cp.closeRouters(ctx))
 	if cp.Runtime != nil {

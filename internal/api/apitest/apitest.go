@@ -68,6 +68,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.DORA {
 		hopts.DORA = &report.Service{Store: store, Calendar: dora.DefaultCalendar(time.UTC)}
 		hopts.Incidents = store
+		hopts.Notifications = store
 	}
 	srv := httptest.NewServer(api.NewHandler(opts.Service, store, hopts))
 	t.Cleanup(srv.Close)
