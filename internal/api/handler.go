@@ -69,6 +69,9 @@ type HandlerOptions struct {
 	Incidents IncidentStore
 	// Notifications, when set, serves GET /v1/notifications.
 	Notifications NotificationLister
+	// Done, when closed, ends the event streams (GET /v1/events), so that
+	// a graceful shutdown does not wait for their clients.
+	Done <-chan struct{}
 }
 
 // Limits of the API.
@@ -92,6 +95,7 @@ type handler struct {
 	log     *slog.Logger
 	metrics http.Handler
 	app     string
+	done    <-chan struct{}
 }
 
 // NewHandler returns the API's HTTP handler.
@@ -102,6 +106,7 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 		log:     opts.Logger,
 		metrics: opts.Metrics,
 		app:     opts.App,
+		done:    opts.Done,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -131,6 +136,7 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 		mountTokens(mux, h, opts.Tokens)
 	}
 	mountDORA(mux, h, opts.DORA, opts.Incidents)
+	mountEvents(mux, h) // events.go
 	if opts.Notifications != nil {
 		mountNotifications(mux, h, opts.Notifications)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/dashboard"
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/ofrep"
 	"github.com/shipgate/shipgate/internal/process"
@@ -213,10 +214,17 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
-		DORA: reports, Incidents: cp.Store, Notifications: cp.Store,
+		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(),
 	})
+	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: cp.Engine, Tokens: cp.Store, Chain: cp.Store,
+		Reports: reports, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("start dashboard: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
+	mux.Handle(dashboard.Prefix, dash)
 	mux.Handle("/", handler)
 	cp.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	cp.http.RegisterOnShutdown(endFlags) // ends the OFREP change streams
