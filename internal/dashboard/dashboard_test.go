@@ -37,7 +37,9 @@ func (e *engine) Status(context.Context, string) (rollout.AppStatus, error) {
 		State: &rollout.EnvState{App: "shop", Env: "production", Stable: "v1"}, Active: active}}}, nil
 }
 
-func (e *engine) History(context.Context, string, string, int) ([]rollout.Rollout, error) { return nil, nil }
+func (e *engine) History(context.Context, string, string, int) ([]rollout.Rollout, error) {
+	return nil, nil
+}
 
 func (e *engine) Rollback(_ context.Context, req rollout.RollbackRequest) (rollout.Rollout, error) {
 	e.mu.Lock()
@@ -161,7 +163,9 @@ func TestDashboard_SessionsCSRFAndRoles(t *testing.T) {
 
 	dc, dcsrf := f.login(t, deployer)
 	vc, vcsrf := f.login(t, viewer)
-	form := func(csrf string) url.Values { return url.Values{"env": {"production"}, "reason": {"bad"}, "csrf": {csrf}} }
+	form := func(csrf string) url.Values {
+		return url.Values{"env": {"production"}, "reason": {"bad"}, "csrf": {csrf}}
+	}
 	tests := []struct {
 		name   string
 		cookie *http.Cookie
