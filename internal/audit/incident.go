@@ -6,3 +6,7 @@ const (
 	ActionIncidentResolve = "incident.resolve" // someone resolved it (data: fix_deploy)
 	ActionReleaseChange   = "release.change"   // CI recorded a release's commits and size
 )
+
+// ActionNotifyConfig records that the server started with other webhooks
+// or another report schedule than the last time (data: digest, webhooks).
+const ActionNotifyConfig = "notify.config"

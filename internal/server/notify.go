@@ -1,17 +1,24 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/dora"
 	"github.com/shipgate/shipgate/internal/notify"
 	"github.com/shipgate/shipgate/internal/report"
+	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/sqlite"
 )
 
@@ -37,6 +44,9 @@ func calendarOf(cfg *config.Config) dora.Calendar {
 // on its own goroutine: the engine never waits for it.
 func startNotifier(ctx context.Context, cfg *config.Config, store *sqlite.Store, reports *report.Service, log *slog.Logger) (stop func(), err error) {
 	n := cfg.Notifications
+	if err := auditNotifyConfig(ctx, n, store); err != nil {
+		return nil, err
+	}
 	if n == nil || len(n.Webhooks) == 0 {
 		return func() {}, nil
 	}
@@ -81,4 +91,56 @@ func startNotifier(ctx context.Context, cfg *config.Config, store *sqlite.Store,
 	}
 	log.Info("notifications on", "webhooks", strings.Join(names, ","))
 	return func() { cancel(); <-done }, nil
+}
+
+// auditNotifyConfig appends a notify.config event when the webhooks or the
+// report schedule differ from those of the last recorded start: who gets
+// told what is part of the record. URLs are reduced to their host, since
+// chat webhook URLs are secrets.
+func auditNotifyConfig(ctx context.Context, n *config.Notifications, store *sqlite.Store) error {
+	type hook struct {
+		Name, Host, Format string
+		Events             []string
+		Signed             bool
+	}
+	var (
+		hooks []hook
+		names []string
+		sched string
+	)
+	if n != nil {
+		for _, w := range n.Webhooks {
+			host := w.URL
+			if u, err := url.Parse(w.URL); err == nil {
+				host = u.Scheme + "://" + u.Host
+			}
+			hooks = append(hooks, hook{w.Name, host, w.Format, w.Events, w.SecretEnv != ""})
+			names = append(names, w.Name+" ("+cmp.Or(w.Format, "json")+", "+host+")")
+		}
+		if r := n.Report; r != nil {
+			sched = r.Every + " to " + strings.Join(r.To, ", ")
+		}
+	}
+	b, _ := json.Marshal(struct {
+		Hooks []hook
+		Sched string
+	}{hooks, sched})
+	sum := sha256.Sum256(b)
+	digest := hex.EncodeToString(sum[:])
+	last, err := store.ListAudit(ctx, audit.Filter{Action: audit.ActionNotifyConfig, Limit: 1})
+	if err != nil {
+		return fmt.Errorf("read last notification config: %w", err)
+	}
+	if len(last) == 0 && len(hooks) == 0 || len(last) > 0 && last[0].Data["digest"] == digest {
+		return nil
+	}
+	reason := "notifications off"
+	if len(hooks) > 0 {
+		reason = "webhooks: " + strings.Join(names, "; ")
+		if sched != "" {
+			reason += "; weekly report " + sched
+		}
+	}
+	return store.Commit(ctx, rollout.Change{Audit: []audit.Event{{Actor: "shipgate", Action: audit.ActionNotifyConfig,
+		Subject: "notifications", Reason: reason, Outcome: "ok", Data: map[string]string{"digest": digest}}}})
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/demo"
 	"github.com/shipgate/shipgate/internal/notify"
 	"github.com/shipgate/shipgate/internal/proxy"
@@ -106,6 +107,12 @@ func TestE2E_WebhookRolledBackWhileAnotherHangs(t *testing.T) {
     - {name: stuck, url: %q, timeout: 60s}
 `, ok.url(), hung.url())
 	p := startYAML(t, yaml)
+	// The webhooks in force are on the record, without their URLs' paths
+	// (a chat webhook's path is its secret).
+	cfgEv, found := hasAction(auditActions(t, p, "notifications"), audit.ActionNotifyConfig)
+	if !found || !strings.Contains(cfgEv.Reason, "ops (json, http://127.0.0.1:") || strings.Contains(cfgEv.Reason, "/hook") {
+		t.Fatalf("notify.config event = %+v (found %v)", cfgEv, found)
+	}
 	p.deploy(t, "v1", nil)
 	load := p.load(t, 120)
 	time.Sleep(time.Second)
