@@ -71,7 +71,9 @@ type Options struct {
 	// DORA page.
 	Chain   Chain
 	Reports Reports
-	Logger  *slog.Logger
+	// Flags, when set, serves the flags page and its kill switch.
+	Flags  Flags
+	Logger *slog.Logger
 	// SessionTTL is how long a session lasts without a new login (12h).
 	SessionTTL time.Duration
 	// Poll is how often the event stream looks for changes (250ms).
@@ -116,7 +118,7 @@ func New(opts Options) (*Handler, error) {
 		opts.Poll = 250 * time.Millisecond
 	}
 	h := &Handler{opts: opts, log: opts.Logger, pages: map[string]*template.Template{}, sessions: map[string]*session{}}
-	for _, page := range []string{"login", "home", "audit", "dora"} {
+	for _, page := range []string{"login", "home", "audit", "dora", "flags"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -138,6 +140,8 @@ func New(opts Options) (*Handler, error) {
 	m.Handle("GET /ui/dora", h.need(auth.RoleViewer, false, h.dora))
 	m.Handle("POST /ui/rollback", h.need(auth.RoleDeployer, true, h.rollback))
 	m.Handle("POST /ui/approve", h.need(auth.RoleDeployer, true, h.approve))
+	m.Handle("GET /ui/flags", h.need(auth.RoleViewer, false, h.flagsPage))
+	m.Handle("POST /ui/flags/disable", h.need(auth.RoleDeployer, true, h.killFlag))
 	h.mux = m
 	return h, nil
 }
@@ -220,6 +224,8 @@ func sessionOf(r *http.Request) *session {
 	s, _ := r.Context().Value(sessionKey{}).(*session)
 	return s
 }
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -16,6 +16,7 @@ import (
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/dashboard"
+	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/sqlite"
 )
@@ -33,12 +34,18 @@ func (e *engine) Status(context.Context, string) (rollout.AppStatus, error) {
 	defer e.mu.Unlock()
 	active := &rollout.Rollout{ID: 2, App: "shop", Env: "production", Version: "v2", Phase: rollout.PhaseRunning, Weight: e.weight,
 		Steps: []rollout.Step{{Kind: rollout.StepWeight, Weight: e.weight, Duration: time.Minute}}}
-	return rollout.AppStatus{App: "shop", Envs: []rollout.EnvStatus{{Env: "production",
+	return rollout.AppStatus{App: "shop", Envs: []rollout.EnvStatus{{Env: "staging"}, {Env: "production",
 		State: &rollout.EnvState{App: "shop", Env: "production", Stable: "v1"}, Active: active}}}, nil
 }
 
 func (e *engine) History(context.Context, string, string, int) ([]rollout.Rollout, error) {
-	return nil, nil
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	return []rollout.Rollout{ // newest first
+		{ID: 4, Env: "production", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseRunning, CreatedAt: at.Add(3 * time.Hour)},
+		{ID: 3, Env: "staging", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseSucceeded, CreatedAt: at.Add(2 * time.Hour)},
+		{ID: 2, Env: "staging", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseRolledBack, CreatedAt: at.Add(time.Hour)},
+		{ID: 1, Env: "production", Kind: rollout.KindDeploy, Version: "v1", Phase: rollout.PhaseSucceeded, CreatedAt: at},
+	}, nil
 }
 
 func (e *engine) Rollback(_ context.Context, req rollout.RollbackRequest) (rollout.Rollout, error) {
@@ -58,6 +65,7 @@ type fixture struct {
 	srv   *httptest.Server
 	store *sqlite.Store
 	eng   *engine
+	flags *flags.Service
 }
 
 func start(t *testing.T) *fixture {
@@ -69,13 +77,23 @@ func start(t *testing.T) *fixture {
 	t.Cleanup(func() { _ = st.Close() })
 	eng := &engine{weight: 10}
 	done := make(chan struct{})
-	h, err := dashboard.New(dashboard.Options{App: "shop", Service: eng, Tokens: st, Chain: st, Poll: 10 * time.Millisecond, Done: done})
+	fs, err := flags.NewService(t.Context(), flags.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fs.Close)
+	if _, err := fs.Import(t.Context(), []byte(`{"flags": {"new-checkout": {"state": "ENABLED", "variants": {"on": true, "off": false},
+		"defaultVariant": "off", "targeting": {"if": [{"in": ["@shop.test", {"var": "email"}]}, "on", null]}, "metadata": {"owner": "ana"}}}}`),
+		flags.Who{Actor: "user:ana"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := dashboard.New(dashboard.Options{App: "shop", Service: eng, Tokens: st, Chain: st, Flags: fs, Poll: 10 * time.Millisecond, Done: done})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { close(done); srv.Close() })
-	return &fixture{srv: srv, store: st, eng: eng}
+	return &fixture{srv: srv, store: st, eng: eng, flags: fs}
 }
 
 func (f *fixture) token(t *testing.T, name string, role auth.Role) string {
@@ -238,5 +256,47 @@ func TestDashboard_EventStream(t *testing.T) {
 	f.eng.mu.Unlock()
 	if d := next(); !strings.Contains(d, `"weight":25`) {
 		t.Fatalf("second event %s, want the new weight", d)
+	}
+}
+
+func TestDashboard_FlagsKillSwitchAndPipeline(t *testing.T) {
+	f := start(t)
+	vc, vcsrf := f.login(t, f.token(t, "vic", auth.RoleViewer))
+	dc, dcsrf := f.login(t, f.token(t, "dana", auth.RoleDeployer))
+
+	// The pipeline: v2 succeeded in staging (its latest rollout there) and
+	// runs in production; v1 never went to staging.
+	_, page := f.get(t, "/ui/", dc)
+	for _, want := range []string{
+		`<tr><td>v2</td><td><span class="phase-succeeded">succeeded</span> <small>#3 2026-11-24 12:00</small></td><td><span class="phase-running">running</span> <small>#4`,
+		`<tr><td>v1</td><td>-</td><td><span class="phase-succeeded">succeeded</span>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("pipeline lacks %q:\n%s", want, page)
+		}
+	}
+
+	_, page = f.get(t, "/ui/flags", vc)
+	if !strings.Contains(page, `id="flag-new-checkout"`) || !strings.Contains(page, "@shop.test") || !strings.Contains(page, `class="kill danger" disabled`) {
+		t.Fatalf("viewer's flags page:\n%s", page)
+	}
+	if resp := f.post(t, "/ui/flags/disable", url.Values{"key": {"new-checkout"}, "csrf": {vcsrf}}, vc, ""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("viewer's kill switch = %d, want 403", resp.StatusCode)
+	}
+	if resp := f.post(t, "/ui/flags/disable", url.Values{"key": {"new-checkout"}}, dc, ""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("kill switch without CSRF = %d, want 403", resp.StatusCode)
+	}
+	if fl, _ := f.flags.Snapshot().Flag("new-checkout"); fl.State != flags.Enabled {
+		t.Fatal("a refused kill switch changed the flag")
+	}
+	if resp := f.post(t, "/ui/flags/disable", url.Values{"key": {"new-checkout"}, "csrf": {dcsrf}, "reason": {"checkout errors"}}, dc, ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("kill switch = %d", resp.StatusCode)
+	}
+	if fl, _ := f.flags.Snapshot().Flag("new-checkout"); fl.State != flags.Disabled {
+		t.Fatal("the kill switch did not disable the flag")
+	}
+	events, err := f.store.ListAudit(t.Context(), audit.Filter{Subject: "flag/new-checkout", Action: flags.ActionDisable})
+	if err != nil || len(events) != 1 || events[0].Actor != "user:dana" || events[0].Reason != "checkout errors" {
+		t.Fatalf("audit of the kill switch = %+v (%v)", events, err)
 	}
 }

@@ -53,12 +53,16 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	hist, err := h.opts.Service.History(r.Context(), h.opts.App, "", 15)
+	hist, err := h.opts.Service.History(r.Context(), h.opts.App, "", 50)
 	if err != nil {
 		http.Error(w, "history: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	h.render(w, r, "home", h.data(r, map[string]any{"Status": st, "History": hist}), http.StatusOK)
+	envs := make([]string, len(st.Envs))
+	for i, e := range st.Envs {
+		envs[i] = e.Env
+	}
+	h.render(w, r, "home", h.data(r, map[string]any{"Status": st, "History": hist, "Envs": envs, "Timeline": timeline(envs, hist)}), http.StatusOK)
 }
 
 func (h *Handler) audit(w http.ResponseWriter, r *http.Request) {

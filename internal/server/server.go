@@ -217,7 +217,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(),
 	})
 	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: cp.Engine, Tokens: cp.Store, Chain: cp.Store,
-		Reports: reports, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
+		Reports: reports, Flags: cp.Flags, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("start dashboard: %w", err)
