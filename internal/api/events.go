@@ -1,11 +1,16 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/auth"
@@ -158,3 +163,63 @@ func mountEvents(mux *http.ServeMux, h *handler) {
 		StreamStatus(w, r, h.svc, app, eventsPoll, h.done)
 	}))
 }
+
+// Events follows the rollout event stream of app ("" for the server's) and
+// calls fn with each Snapshot until fn returns an error (returned, but
+// ErrStopEvents is returned as nil), the stream ends, or ctx ends.
+func (c *Client) Events(ctx context.Context, app string, fn func(Snapshot) error) error {
+	path := "/v1/events"
+	if app != "" {
+		path += "?app=" + url.QueryEscape(app)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	hc := *c.hc
+	hc.Timeout = 0 // a stream lasts as long as it is followed
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		return responseError(resp.StatusCode, data)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), maxResponseBytes)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && event == "status":
+			var s Snapshot
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &s); err != nil {
+				return fmt.Errorf("GET %s: decode event: %w", path, err)
+			}
+			if err := fn(s); err != nil {
+				if errors.Is(err, ErrStopEvents) {
+					return nil
+				}
+				return err
+			}
+		case line == "":
+			event = ""
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
+
+// ErrStopEvents, returned by the func given to Client.Events, ends the
+// stream without an error.
+var ErrStopEvents = errors.New("stop following events")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/api/apitest"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
@@ -244,5 +245,25 @@ func TestNotificationsCommand(t *testing.T) {
 	r.wantCode(t, ExitInvalid)
 	if !strings.Contains(r.stderr, `state: "lost" is not pending, sent or failed`) {
 		t.Fatalf("stderr = %q", r.stderr)
+	}
+}
+
+func TestStatusCommand_Watch(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "status", "--watch", "--timeout", "400ms")
+	r.wantCode(t, ExitOK)
+	if want := "production stable 1.0.0; rollout #42 1.1.0 running"; !strings.Contains(r.stdout, want) {
+		t.Fatalf("status --watch printed:\n%s\nwant a line with %q", r.stdout, want)
+	}
+	// The scripted status does not change: one line, not one per poll.
+	if n := strings.Count(r.stdout, "\n"); n != 1 {
+		t.Fatalf("status --watch printed %d lines, want 1:\n%s", n, r.stdout)
+	}
+	r = e.run(t, "status", "--watch", "--timeout", "300ms", "-o", "json")
+	r.wantCode(t, ExitOK)
+	var s api.Snapshot
+	decodeOne(t, strings.SplitN(r.stdout, "\n", 2)[0], &s)
+	if s.App != "shop" || len(s.Envs) != 1 || s.Envs[0].Rollout == nil || s.Envs[0].Rollout.ID != 42 {
+		t.Fatalf("status --watch -o json = %+v", s)
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -10,7 +11,11 @@ import (
 )
 
 func (a *app) statusCommand() *cobra.Command {
-	return &cobra.Command{
+	var (
+		watch   bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
 		Use:   "status [APP]",
 		Short: "Show what is live in each environment and the rollout in progress",
 		Long: `Show, for each environment of APP, the router address, the stable release
@@ -29,6 +34,9 @@ manages.`,
 			if len(args) > 0 {
 				app = args[0]
 			}
+			if watch { // watch.go
+				return a.watchStatus(cmd.Context(), c, app, timeout)
+			}
 			st, err := c.Status(cmd.Context(), app)
 			if err != nil {
 				return err
@@ -39,6 +47,9 @@ manages.`,
 			return a.printStatus(st)
 		},
 	}
+	cmd.Flags().BoolVar(&watch, "watch", false, "follow the rollout in progress live (server-sent events) until it ends")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --watch, stop after this long (default: when no rollout is in progress)")
+	return cmd
 }
 
 func (a *app) printStatus(st rollout.AppStatus) error {
