@@ -269,6 +269,7 @@ func parseChangeCommits(flags []string) ([]dora.Commit, error) {
 type changeFlags struct {
 	commits           []string
 	files, lines, prs int
+	gitRange          string
 }
 
 func (c *changeFlags) register(f *pflag.FlagSet) {
@@ -276,6 +277,7 @@ func (c *changeFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&c.files, "files", 0, "files changed since the previous release")
 	f.IntVar(&c.lines, "lines", 0, "lines changed (added + deleted) since the previous release")
 	f.IntVar(&c.prs, "prs", 0, "pull requests merged since the previous release")
+	f.StringVar(&c.gitRange, "git-range", "", "read the change from the git repository here: the commits, files, lines and PRs of `FROM..TO` (the previous release's commit to this one's)")
 }
 
 // request returns the change to record, nil when no change flag was given.
@@ -286,6 +288,16 @@ func (c *changeFlags) request(cmd *cobra.Command) (*api.ChangeRequest, error) {
 	}
 	f := cmd.Flags()
 	sized := f.Changed("files") || f.Changed("lines") || f.Changed("prs")
+	if c.gitRange != "" {
+		if len(commits) > 0 || sized {
+			return nil, invalidf("give --git-range, or --change-commit and --files/--lines/--prs, not both")
+		}
+		gc, size, err := gitChange(cmd.Context(), c.gitRange)
+		if err != nil {
+			return nil, err
+		}
+		return &api.ChangeRequest{Commits: gc, Size: &size}, nil
+	}
 	if len(commits) == 0 && !sized {
 		return nil, nil
 	}

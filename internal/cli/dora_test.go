@@ -5,6 +5,9 @@ package cli
 // rollouts are written as the engine writes them.
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +269,74 @@ func TestStatusCommand_Watch(t *testing.T) {
 	if s.App != "shop" || len(s.Envs) != 1 || s.Envs[0].Rollout == nil || s.Envs[0].Rollout.ID != 42 {
 		t.Fatalf("status --watch -o json = %+v", s)
 	}
+}
+
+// gitRepo makes a git repository in a temporary directory, changes to it,
+// and commits: a base (tagged v1), then three commits at known times.
+func gitRepo(t *testing.T) (first time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	base := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	run := func(at time.Time, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
+			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_AUTHOR_DATE="+at.Format(time.RFC3339), "GIT_COMMITTER_DATE="+at.Format(time.RFC3339))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(base, "init", "-q", "-b", "main")
+	write("a.txt", "one\n")
+	run(base, "add", ".")
+	run(base, "commit", "-q", "-m", "base")
+	run(base, "tag", "v1")
+	write("a.txt", "one\ntwo\nthree\n")
+	run(base.Add(time.Hour), "commit", "-q", "-am", "Merge pull request #12 from team/feature")
+	write("b.txt", "x\ny\n")
+	run(base.Add(2*time.Hour), "add", ".")
+	run(base.Add(2*time.Hour), "commit", "-q", "-m", "checkout: retry payments (#15)")
+	write("a.txt", "one\n")
+	run(base.Add(3*time.Hour), "commit", "-q", "-am", "revert a")
+	return base.Add(time.Hour)
+}
+
+func TestReleaseCreate_GitRange(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("SKIPPED: git is not installed")
+	}
+	e, srv := startDORACLI(t)
+	first := gitRepo(t)
+	r := e.run(t, "release", "create", "shop", "v3", "--commit", "cv3", "--git-range", "HEAD")
+	r.wantCode(t, ExitInvalid)
+	if !strings.Contains(r.stderr, `invalid --git-range "HEAD": want FROM..TO`) {
+		t.Fatalf("stderr = %q", r.stderr)
+	}
+	e.run(t, "release", "create", "shop", "v3", "--commit", "cv3", "--git-range", "v1..HEAD").wantCode(t, ExitOK)
+	changes, err := srv.Store.ListChanges(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Version != "v3" {
+			continue
+		}
+		// Three commits since v1, and the release's own commit time.
+		if len(c.Commits) != 4 || !c.FirstCommitAt().Equal(first) {
+			t.Fatalf("v3 commits = %+v, want 3 from git (first at %v) and the release's", c.Commits, first)
+		}
+		// b.txt is new (2 lines); a.txt ends as it began, but diff
+		// --shortstat counts the net change from v1: 1 file.
+		if c.Size == nil || c.Size.Files != 1 || c.Size.Lines != 2 || c.Size.PRs != 2 {
+			t.Fatalf("v3 size = %+v, want 1 file, 2 lines, 2 PRs", c.Size)
+		}
+		return
+	}
+	t.Fatal("no change recorded for v3")
 }
