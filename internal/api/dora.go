@@ -33,6 +33,29 @@ type IncidentStore interface {
 	ResolveIncidentAudited(ctx context.Context, id int64, resolvedAt time.Time, fixDeployID int64, event func(dora.Incident) audit.Event) (dora.Incident, error)
 	ListIncidents(ctx context.Context, app, env string) ([]dora.Incident, error)
 	GetRollout(ctx context.Context, id int64) (rollout.Rollout, error)
+	// Commit stores an external deploy as a rollout with its audit event.
+	Commit(ctx context.Context, c rollout.Change) error
+}
+
+// KindExternal is the kind of a rollout that records a deploy made outside
+// Shipgate (POST /v1/deploys/external): DORA counts it as a deployment;
+// the engine ignores it.
+const KindExternal rollout.Kind = "external"
+
+// ExternalDeployRequest records a deploy made outside Shipgate.
+type ExternalDeployRequest struct {
+	App     string `json:"app"`
+	Env     string `json:"env"`
+	Version string `json:"version"`
+	// StartedAt is when it began; LiveAt when it served every user.
+	StartedAt time.Time `json:"started_at"`
+	LiveAt    time.Time `json:"live_at,omitzero"`
+	// RolledBackAt is when it was found bad and undone; RestoredAt when
+	// the old version served everyone again.
+	RolledBackAt time.Time `json:"rolled_back_at,omitzero"`
+	RestoredAt   time.Time `json:"restored_at,omitzero"`
+	Hotfix       bool      `json:"hotfix,omitempty"`
+	Reason       string    `json:"reason,omitempty"`
 }
 
 // ChangeRequest records what a release changed since the previous one.
@@ -81,6 +104,7 @@ func mountDORA(mux *http.ServeMux, h *handler, svc DORAService, store IncidentSt
 		mux.Handle("POST /v1/incidents", h.require(auth.RoleDeployer, d.openIncident))
 		mux.Handle("POST /v1/incidents/{id}/resolve", h.require(auth.RoleDeployer, d.resolveIncident))
 		mux.Handle("GET /v1/incidents", h.require(auth.RoleViewer, d.listIncidents))
+		mux.Handle("POST /v1/deploys/external", h.require(auth.RoleDeployer, d.externalDeploy))
 	}
 }
 
@@ -205,7 +229,7 @@ func (d *doraHandler) checkDeploy(ctx context.Context, field string, id int64, a
 	if err != nil {
 		return &rollout.FieldError{Field: field, Message: fmt.Sprintf("rollout %d does not exist", id)}
 	}
-	if ro.App != app || ro.Env != env || ro.Kind != rollout.KindDeploy {
+	if ro.App != app || ro.Env != env || (ro.Kind != rollout.KindDeploy && ro.Kind != KindExternal) {
 		return &rollout.FieldError{Field: field, Message: fmt.Sprintf("rollout %d is a %s of %s in %s, not a deploy of %s in %s", id, ro.Kind, ro.App, ro.Env, app, env)}
 	}
 	return nil
@@ -242,6 +266,63 @@ func (d *doraHandler) resolveIncident(w http.ResponseWriter, r *http.Request) {
 		return incidentEvent(actor, audit.ActionIncidentResolve, in)
 	})
 	d.respond(w, r, http.StatusOK, in, err)
+}
+
+func validateExternal(req ExternalDeployRequest) error {
+	if err := requireApp(req.App); err != nil {
+		return err
+	}
+	if req.Env == "" {
+		return &rollout.FieldError{Field: "env", Message: "is required"}
+	}
+	if err := validateVersion(req.Version); err != nil {
+		return err
+	}
+	switch {
+	case req.StartedAt.IsZero():
+		return &rollout.FieldError{Field: "started_at", Message: "is required: when the deploy began"}
+	case !req.LiveAt.IsZero() && req.LiveAt.Before(req.StartedAt):
+		return &rollout.FieldError{Field: "live_at", Message: "is before started_at"}
+	case !req.RolledBackAt.IsZero() && req.RolledBackAt.Before(req.StartedAt):
+		return &rollout.FieldError{Field: "rolled_back_at", Message: "is before started_at"}
+	case !req.RestoredAt.IsZero() && req.RolledBackAt.IsZero():
+		return &rollout.FieldError{Field: "restored_at", Message: "needs rolled_back_at"}
+	case !req.RestoredAt.IsZero() && req.RestoredAt.Before(req.RolledBackAt):
+		return &rollout.FieldError{Field: "restored_at", Message: "is before rolled_back_at"}
+	}
+	return nil
+}
+
+// externalDeploy records a deploy made outside Shipgate as a finished
+// rollout of kind external, so that DORA counts it and incidents can name
+// it; the engine never acts on it.
+func (d *doraHandler) externalDeploy(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeJSON(w, r, validateExternal)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	actor := actorFrom(r.Context())
+	ro := rollout.Rollout{App: req.App, Env: req.Env, Kind: KindExternal, Version: req.Version, Phase: rollout.PhaseSucceeded,
+		Actor: actor, Reason: req.Reason, Hotfix: req.Hotfix, CreatedAt: req.StartedAt, UpdatedAt: req.StartedAt,
+		FirstTrafficAt: req.StartedAt, PromotedAt: req.LiveAt, FinishedAt: req.LiveAt}
+	if !req.RolledBackAt.IsZero() {
+		ro.Phase, ro.RollbackStartedAt, ro.TrafficRestoredAt, ro.FinishedAt = rollout.PhaseRolledBack, req.RolledBackAt, req.RestoredAt, req.RestoredAt
+	}
+	e := audit.Event{Actor: actor, Action: audit.ActionDeployExternal, Subject: req.App + "/" + req.Env + "/" + req.Version,
+		Reason: "deploy made outside Shipgate, recorded", Outcome: "ok", Data: map[string]string{"phase": string(ro.Phase)}}
+	err = d.store.Commit(r.Context(), rollout.Change{Rollout: &ro, Audit: []audit.Event{e}})
+	if err == nil {
+		w.Header().Set("Location", "/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
+	}
+	d.respond(w, r, http.StatusCreated, ro, err)
+}
+
+// RecordExternalDeploy records a deploy made outside Shipgate.
+func (c *Client) RecordExternalDeploy(ctx context.Context, req ExternalDeployRequest) (rollout.Rollout, error) {
+	var out rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/deploys/external", req, &out)
+	return out, err
 }
 
 func (d *doraHandler) listIncidents(w http.ResponseWriter, r *http.Request) {

@@ -10,3 +10,7 @@ const (
 // ActionNotifyConfig records that the server started with other webhooks
 // or another report schedule than the last time (data: digest, webhooks).
 const ActionNotifyConfig = "notify.config"
+
+// ActionDeployExternal records a deploy made outside Shipgate, recorded
+// so that DORA counts it (data: live_at, rolled_back_at).
+const ActionDeployExternal = "deploy.external"

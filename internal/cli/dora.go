@@ -11,6 +11,7 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/dora"
 	"github.com/shipgate/shipgate/internal/report"
+	"github.com/shipgate/shipgate/internal/rollout"
 )
 
 // Output formats some commands offer besides text and json; a command
@@ -67,6 +68,7 @@ The period is --week (last, this or 2026-W48) or the --since before now
 			return a.printDORA(v)
 		},
 	}
+	cmd.AddCommand(a.doraRecordCommand())
 	f := cmd.Flags()
 	f.StringVar(&q.App, "app", "", "only this app")
 	f.StringVar(&q.Env, "env", "production", "only this environment (\"\" for all)")
@@ -351,5 +353,64 @@ self-contained page with inline SVG charts) or -o json.`,
 	f.StringVar(&q.Env, "env", "production", "the environment")
 	f.StringVar(&q.Timezone, "timezone", "", "time zone of week boundaries (IANA name; default the server's)")
 	f.StringVar(&q.WeekStart, "week-start", "", "first day of the week (default monday)")
+	return cmd
+}
+
+func (a *app) doraRecordCommand() *cobra.Command {
+	var (
+		req                                   api.ExternalDeployRequest
+		started, live, rolledBack, restoredAt string
+	)
+	cmd := &cobra.Command{
+		Use:   "record APP VERSION --at T [--live-at T] [--rolled-back-at T --restored-at T]",
+		Short: "Record a deploy made outside Shipgate, so that DORA counts it",
+		Long: `Record a deploy that happened outside Shipgate (before it was adopted, or
+by another tool) as a finished rollout of kind external: DORA counts it as
+a deployment, incidents can name it by its rollout id, and the engine never
+acts on it. Give --rolled-back-at (and --restored-at) for one that was
+undone.`,
+		Example: `  shipgate dora record shop 1.3.0 --env production --at 2026-11-02T10:00:00Z --live-at 2026-11-02T10:20:00Z
+  shipgate dora record shop 1.3.1 --at 2026-11-03T09:00:00Z --rolled-back-at 2026-11-03T09:40:00Z --restored-at 2026-11-03T09:45:00Z`,
+		Args: argRange(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.App, req.Version = args[0], args[1]
+			for _, t := range []struct {
+				flag, s string
+				into    *time.Time
+			}{{"at", started, &req.StartedAt}, {"live-at", live, &req.LiveAt}, {"rolled-back-at", rolledBack, &req.RolledBackAt}, {"restored-at", restoredAt, &req.RestoredAt}} {
+				v, err := parseOptionalTime(t.flag, t.s)
+				if err != nil {
+					return err
+				}
+				*t.into = v
+			}
+			if req.StartedAt.IsZero() {
+				return invalidf("--at is required: when the deploy began, RFC 3339")
+			}
+			if req.LiveAt.IsZero() && req.RolledBackAt.IsZero() {
+				req.LiveAt = req.StartedAt
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ro, err := c.RecordExternalDeploy(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return render(a, ro, func(ro rollout.Rollout) error {
+				a.printf("deploy of %s %s in %s recorded as rollout %d (%s)\n", ro.App, ro.Version, ro.Env, ro.ID, ro.Phase)
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Env, "env", "production", "environment")
+	f.StringVar(&started, "at", "", "when the deploy began, RFC 3339 (required)")
+	f.StringVar(&live, "live-at", "", "when it served every user (default --at, unless it was rolled back)")
+	f.StringVar(&rolledBack, "rolled-back-at", "", "when it was found bad and undone")
+	f.StringVar(&restoredAt, "restored-at", "", "when the old version served everyone again")
+	f.BoolVar(&req.Hotfix, "hotfix", false, "it was an emergency fix (rework)")
+	f.StringVar(&req.Reason, "reason", "", "why, in words")
 	return cmd
 }

@@ -340,3 +340,36 @@ func TestReleaseCreate_GitRange(t *testing.T) {
 	}
 	t.Fatal("no change recorded for v3")
 }
+
+func TestDORARecord_ExternalDeploys(t *testing.T) {
+	e, _ := startDORACLI(t)
+	at := func(h time.Duration) string { return w48.Add(h).Format(time.RFC3339) }
+	r := e.run(t, "dora", "record", "shop", "0.9.0", "--at", at(100*time.Hour), "--live-at", at(100*time.Hour+10*time.Minute))
+	r.wantCode(t, ExitOK)
+	if want := "deploy of shop 0.9.0 in production recorded as rollout 5 (succeeded)"; !strings.Contains(r.stdout, want) {
+		t.Fatalf("stdout = %q, want %q", r.stdout, want)
+	}
+	e.run(t, "dora", "record", "shop", "0.9.1", "--at", at(110*time.Hour), "--rolled-back-at", at(110*time.Hour+30*time.Minute),
+		"--restored-at", at(110*time.Hour+40*time.Minute)).wantCode(t, ExitOK)
+	// An incident may name an external deploy.
+	e.run(t, "incident", "open", "shop", "--deploy", "5", "--title", "slow pages", "--at", at(120*time.Hour)).wantCode(t, ExitOK)
+
+	r = e.run(t, "dora", "--week", "2026-W48", "-o", "json")
+	r.wantCode(t, ExitOK)
+	var v report.View
+	decodeOne(t, r.stdout, &v)
+	k := v.Summaries[0].Keys
+	// The four seeded deploys (v2 failed) and the two recorded ones (both
+	// failed: one rolled back, one with an incident).
+	if got := k.ChangeFailRate.String(); got != "50.0% (3 of 6 deploys)" {
+		t.Fatalf("change fail rate = %q; failures %+v", got, v.Summaries[0].Failures)
+	}
+	r = e.run(t, "dora", "record", "shop", "0.9.2", "--at", at(0), "--restored-at", at(time.Hour))
+	r.wantCode(t, ExitInvalid)
+	if !strings.Contains(r.stderr, "restored_at: needs rolled_back_at") {
+		t.Fatalf("stderr = %q", r.stderr)
+	}
+	if f := v.Summaries[0].Failures[1]; f.DeployID != 6 || f.Causes[0] != "manual rollback" || time.Duration(*f.Recovery) != 10*time.Minute {
+		t.Fatalf("the recorded rollback = %+v", f)
+	}
+}

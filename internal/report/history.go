@@ -27,6 +27,10 @@ type Store interface {
 	ListIncidents(ctx context.Context, app, env string) ([]dora.Incident, error)
 }
 
+// kindExternal is the rollout kind of a deploy made outside Shipgate and
+// recorded through the API (api.KindExternal).
+const kindExternal rollout.Kind = "external"
+
 // allRows is the limit that reads a whole table.
 const allRows = 1 << 30
 
@@ -52,23 +56,29 @@ func Gather(ctx context.Context, st Store, app string) (dora.History, error) {
 	var h dora.History
 	for i := len(rollouts) - 1; i >= 0; i-- { // oldest first
 		r := rollouts[i]
-		if r.Kind != rollout.KindDeploy && r.Kind != rollout.KindRollback {
+		kind := dora.Kind(r.Kind)
+		switch r.Kind {
+		case rollout.KindDeploy, rollout.KindRollback:
+		case kindExternal: // a deploy made outside Shipgate, recorded
+			kind = dora.KindDeploy
+		default:
 			continue
 		}
 		d := dora.Deploy{
-			ID: r.ID, App: r.App, Env: r.Env, Kind: dora.Kind(r.Kind), Version: r.Version, FromVersion: r.FromVersion,
+			ID: r.ID, App: r.App, Env: r.Env, Kind: kind, Version: r.Version, FromVersion: r.FromVersion,
 			Hotfix: r.Hotfix, StartedAt: r.CreatedAt, FirstTrafficAt: r.FirstTrafficAt, LiveAt: r.PromotedAt,
 			RollbackStartedAt: r.RollbackStartedAt, TrafficRestoredAt: r.TrafficRestoredAt,
 		}
 		if !r.RollbackStartedAt.IsZero() && (r.Phase == rollout.PhaseRolledBack || r.Phase == rollout.PhaseFailed || r.Phase == rollout.PhaseRollingBack) {
 			d.RolledBack = true
-			d.ManualRollback = strings.HasPrefix(r.Reason, "rolled back by ")
+			// A recorded external rollback was a person's doing.
+			d.ManualRollback = strings.HasPrefix(r.Reason, "rolled back by ") || r.Kind == kindExternal
 			d.Reason = r.Reason
 			if ev, ok := evidence[r.ID]; ok {
 				d.Gate, d.Value, d.Threshold = ev.Data["gate"], ev.Data["value"], ev.Data["threshold"]
 			}
 		}
-		if c, ok := byRelease[r.App+"\x00"+r.Version]; ok && r.Kind == rollout.KindDeploy {
+		if c, ok := byRelease[r.App+"\x00"+r.Version]; ok && kind == dora.KindDeploy {
 			d.FirstCommitAt = c.FirstCommitAt()
 			d.Size = c.Size
 		}
