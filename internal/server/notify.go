@@ -82,6 +82,12 @@ func startNotifier(ctx context.Context, cfg *config.Config, store *sqlite.Store,
 	if err != nil {
 		return nil, err
 	}
+	// The first read happens now, before the API takes requests, so that
+	// when notifications are first set up the cursor is placed before
+	// anything new can happen.
+	if err := nt.Collect(ctx); err != nil {
+		return nil, fmt.Errorf("notifications: %w", err)
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = nt.Run(runCtx) }()
