@@ -129,10 +129,13 @@ func TestE2E_WebhookRolledBackWhileAnotherHangs(t *testing.T) {
 	if hungSince.IsZero() || !hungSince.Before(r.CreatedAt) {
 		t.Fatalf("the hanging receiver got its first request at %v, want before v3 began at %v", hungSince, r.CreatedAt)
 	}
-	// The same bound as without webhooks (TestE2E_FailingPaymentsRolledBackAutomatically).
+	// The rollback itself, from the decision to all traffic on stable,
+	// is the one step a notifier could delay: it is a weight change. (How
+	// soon the canary is convicted depends on the analysis and the
+	// machine's load, not on webhooks.)
 	toStable := r.TrafficRestoredAt.Sub(r.FirstTrafficAt)
-	if toStable > 10*time.Second {
-		t.Fatalf("traffic back on stable %v after the canary's first request, want within 10s", toStable)
+	if restore := r.TrafficRestoredAt.Sub(r.RollbackStartedAt); restore > 2*time.Second {
+		t.Fatalf("traffic back on stable %v after the rollback decision, want within 2s while a receiver hangs", restore)
 	}
 	t.Logf("v3 rolled back: traffic on stable %.2fs after its first request, decision to restore %v, while a receiver hung",
 		toStable.Seconds(), r.TrafficRestoredAt.Sub(r.RollbackStartedAt))
