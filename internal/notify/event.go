@@ -75,8 +75,7 @@ func FromAudit(e audit.Event) (Event, bool) {
 		if strings.HasPrefix(e.Reason, "wait for approval") {
 			ev.Type, ev.Title = RolloutWaitingApproval, where("waits for approval")
 		} else {
-			ev.Type, ev.Title = RolloutStep, where("step "+e.Data["step"]+": "+e.Reason+",")
-			ev.Title = strings.TrimSuffix(ev.Title, ",")
+			ev.Type, ev.Title = RolloutStep, where("is at step "+e.Data["step"]+" ("+e.Reason+")")
 		}
 	case audit.ActionSucceed:
 		ev.Type, ev.Title = RolloutSucceeded, where("is live")
