@@ -6,7 +6,7 @@ set -euo pipefail
 
 target=${1:-test}
 case "$target" in
-  test)  need=(pg-server:postgresql) ;;  # internal/pgtest runs a throwaway PostgreSQL
+  test)  need=(pg-server:postgresql chromium:chromium) ;;  # internal/pgtest runs a throwaway PostgreSQL; internal/report opens its HTML in headless Chromium
   bench) need=(nginx:nginx-light wrk:wrk) ;;
   *) echo "usage: deps.sh test|bench" >&2; exit 2 ;;
 esac

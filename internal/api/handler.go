@@ -66,6 +66,15 @@ type HandlerOptions struct {
 	// AuditChain, when set, serves GET /v1/audit/chain: the audit events
 	// in ascending order with their hashes, for `shipgate audit verify`.
 	AuditChain AuditChainReader
+	// DORA, when set, serves GET /v1/dora; Incidents serves the release
+	// change and incident routes (dora.go).
+	DORA      DORAService
+	Incidents IncidentStore
+	// Notifications, when set, serves GET /v1/notifications.
+	Notifications NotificationLister
+	// Done, when closed, ends the event streams (GET /v1/events), so that
+	// a graceful shutdown does not wait for their clients.
+	Done <-chan struct{}
 }
 
 // Limits of the API.
@@ -89,6 +98,7 @@ type handler struct {
 	log     *slog.Logger
 	metrics http.Handler
 	app     string
+	done    <-chan struct{}
 }
 
 // NewHandler returns the API's HTTP handler.
@@ -99,6 +109,7 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 		log:     opts.Logger,
 		metrics: opts.Metrics,
 		app:     opts.App,
+		done:    opts.Done,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -129,6 +140,11 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	}
 	if opts.AuditChain != nil {
 		mux.Handle("GET /v1/audit/chain", h.require(auth.RoleViewer, h.auditChain(opts.AuditChain)))
+	}
+	mountDORA(mux, h, opts.DORA, opts.Incidents)
+	mountEvents(mux, h) // events.go
+	if opts.Notifications != nil {
+		mountNotifications(mux, h, opts.Notifications)
 	}
 	return h.logRequests(mux)
 }

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -287,6 +288,10 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.migrateCommand(),
 		a.tokenCommand(),
 		a.downCommand(),
+		a.doraCommand(),
+		a.incidentCommand(),
+		a.reportCommand(),
+		a.notificationsCommand(),
 	)
 	return root
 }
@@ -315,6 +320,10 @@ func (a *app) resolveGlobals(cmd *cobra.Command) error {
 	}
 	switch a.output {
 	case outputText, outputJSON:
+	case outputMarkdown, outputHTML: // only where a command offers them (dora.go)
+		if !slices.Contains(strings.Fields(cmd.Annotations[annotationFormats]), a.output) {
+			return invalidf("invalid --output %q for %s: want text or json", a.output, cmd.CommandPath())
+		}
 	default:
 		return invalidf("invalid --output %q: want text or json", a.output)
 	}

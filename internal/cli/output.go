@@ -29,6 +29,16 @@ func (a *app) printJSON(v any) error {
 	return err
 }
 
+// printJSONLine prints v as one line of JSON (a stream of events).
+func (a *app) printJSONLine(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode output: %w", err)
+	}
+	_, err = a.stdout.Write(append(b, '\n'))
+	return err
+}
+
 // render prints v as JSON with -o json, and as text prints it otherwise.
 func render[T any](a *app, v T, text func(T) error) error {
 	if a.jsonOutput() {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/auth"
-	"github.com/shipgate/shipgate/internal/rollout"
 )
 
 // lockedBuffer is a bytes.Buffer that a running command writes to while
@@ -126,46 +123,5 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// TestCLI_StatusWatch is a follow-up of issue 10: status --watch shows the
-// status again and again until interrupted, which ends it with exit 0;
-// with -o json each look is one JSON line.
-func TestCLI_StatusWatch(t *testing.T) {
-	e := newEnv(t)
-	for _, output := range []string{"text", "json"} {
-		ctx, cancel := context.WithCancel(t.Context())
-		var stdout, stderr lockedBuffer
-		done := make(chan int, 1)
-		go func() {
-			done <- run(ctx, []string{"--server", e.url, "--token", e.token, "--data", e.data, "-o", output,
-				"status", "--watch", "--interval", "10ms"}, deps{
-				stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
-				getenv: func(string) string { return "" }, now: time.Now,
-				pollInterval: 5 * time.Millisecond, progressEvery: time.Minute,
-			})
-		}()
-		looks := func() int {
-			if output == "json" {
-				return strings.Count(stdout.String(), "\n")
-			}
-			return strings.Count(stdout.String(), "app shop")
-		}
-		waitFor(t, func() bool { return looks() >= 3 })
-		cancel()
-		if code := <-done; code != ExitOK {
-			t.Fatalf("%s: interrupted watch exited %d:\n%s", output, code, stderr.String())
-		}
-		if output == "json" {
-			for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-				var st rollout.AppStatus
-				if err := json.Unmarshal([]byte(line), &st); err != nil || st.App != "shop" {
-					t.Fatalf("line %q is not a status: %v", line, err)
-				}
-			}
-		} else if n := strings.Count(stdout.String(), "app shop"); n < 3 {
-			t.Fatalf("%d looks, want 3 or more:\n%s", n, stdout.String())
-		}
 	}
 }

@@ -55,6 +55,11 @@ type Config struct {
 	// applied before the new release gets traffic, and a rollback runs the
 	// downs of exactly the migrations its rollout applied.
 	Migrations *Migrations `yaml:"migrations,omitempty" json:"migrations,omitempty"`
+	// Notifications are the webhooks Shipgate tells what happened, and the
+	// weekly report's schedule.
+	Notifications *Notifications `yaml:"notifications,omitempty" json:"notifications,omitempty"`
+	// DORA sets the calendar of the DORA numbers and the weekly report.
+	DORA *DORA `yaml:"dora,omitempty" json:"dora,omitempty"`
 
 	// Source is the path the config was loaded from, as it was given to
 	// Load or Parse. It is not part of the file.

@@ -163,11 +163,20 @@ func description(doc, goName, yamlName string) string {
 // fieldDocs reads the doc comments of the struct fields in config.go.
 func fieldDocs(t *testing.T) map[string]map[string]string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "config.go", nil, parser.ParseComments)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The config types live in config.go and, for newer sections, in
+	// files of their own (notifications.go).
 	docs := map[string]map[string]string{}
+	for _, file := range []string{"config.go", "notifications.go"} {
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inspectDocs(f, docs)
+	}
+	return docs
+}
+
+func inspectDocs(f *ast.File, docs map[string]map[string]string) {
 	ast.Inspect(f, func(n ast.Node) bool {
 		ts, ok := n.(*ast.TypeSpec)
 		if !ok {
@@ -185,7 +194,6 @@ func fieldDocs(t *testing.T) map[string]map[string]string {
 		}
 		return false
 	})
-	return docs
 }
 
 func readSchema(t *testing.T) map[string]any {

@@ -49,6 +49,12 @@ func (d *decoder) validate(c *Config) {
 	if !d.emptySection("migrations") && c.Migrations != nil {
 		d.validateMigrations(c.Migrations)
 	}
+	if c.Notifications != nil {
+		d.validateNotifications(c.Notifications) // notifications.go
+	}
+	if c.DORA != nil {
+		d.validateDORA(c.DORA)
+	}
 }
 
 // validateMigrations checks the migrations section.

@@ -26,11 +26,13 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/dashboard"
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/ofrep"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
+	"github.com/shipgate/shipgate/internal/report"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
 	"github.com/shipgate/shipgate/internal/sqlite"
@@ -113,6 +115,8 @@ type ControlPlane struct {
 	Flags *flags.Service
 
 	stopFlags func()
+	// stopNotifier stops the webhook notifier (notify.go).
+	stopNotifier func()
 
 	log  *slog.Logger
 	http *http.Server
@@ -254,14 +258,25 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if tlsConfig != nil {
 		cp.APIURL = "https://" + ln.Addr().String()
 	}
+	reports := &report.Service{Store: cp.Store, Calendar: calendarOf(cfg), Flags: cp.Flags}
+	if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
+		return nil, fmt.Errorf("start notifications: %w", err)
+	}
 	handler := api.NewHandler(cp.Engine, cp.Store, api.HandlerOptions{
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store, AuditChain: cp.Store,
+		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(),
 	})
+	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: cp.Engine, Tokens: cp.Store, Chain: cp.Store,
+		Reports: reports, Flags: cp.Flags, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
+	if err != nil {
+		return nil, fmt.Errorf("start dashboard: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
+	mux.Handle(dashboard.Prefix, dash)
 	mux.Handle("/", handler)
 	readTimeout := opts.ReadTimeout
 	if readTimeout <= 0 {
@@ -319,6 +334,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	}
 	if cp.stopFlags != nil {
 		cp.stopFlags() // flushes the evaluation counts
+	}
+	if cp.stopNotifier != nil {
+		cp.stopNotifier()
 	}
 	errs = append(errs, cp.closeRouters(ctx))
 	if cp.Runtime != nil {

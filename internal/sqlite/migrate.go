@@ -111,6 +111,55 @@ CREATE TABLE flag_usage (
 	PRIMARY KEY (key, variant)
 );
 `,
+	// DORA: the commits and size of each release's change, and incidents
+	// linked to the deploy that caused them and the one that fixed them.
+	`
+CREATE TABLE release_changes (
+	app        TEXT NOT NULL,
+	version    TEXT NOT NULL,
+	commits    TEXT NOT NULL CHECK (json_valid(commits)),
+	files      INTEGER,
+	lines      INTEGER,
+	prs        INTEGER,
+	updated_at TEXT NOT NULL,
+	PRIMARY KEY (app, version)
+);
+CREATE TABLE incidents (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	app           TEXT NOT NULL,
+	env           TEXT NOT NULL,
+	deploy_id     INTEGER NOT NULL DEFAULT 0,
+	fix_deploy_id INTEGER NOT NULL DEFAULT 0,
+	title         TEXT NOT NULL,
+	opened_at     TEXT NOT NULL,
+	resolved_at   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX incidents_app_env ON incidents (app, env, id);
+`,
+	// The notification outbox: one row per event and webhook, so an event
+	// is queued once; the cursor is the last audit event the notifier read.
+	`
+CREATE TABLE notification_cursor (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
+);
+CREATE TABLE notification_outbox (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	event_id        TEXT NOT NULL,
+	event_type      TEXT NOT NULL,
+	webhook         TEXT NOT NULL,
+	payload         BLOB NOT NULL,
+	state           TEXT NOT NULL DEFAULT 'pending',
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at TEXT NOT NULL,
+	last_error      TEXT NOT NULL DEFAULT '',
+	last_status     INTEGER NOT NULL DEFAULT 0,
+	created_at      TEXT NOT NULL,
+	sent_at         TEXT NOT NULL DEFAULT '',
+	UNIQUE (event_id, webhook)
+);
+CREATE INDEX notification_outbox_due ON notification_outbox (state, next_attempt_at);
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It

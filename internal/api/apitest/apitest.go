@@ -8,10 +8,13 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/dora"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/report"
 	"github.com/shipgate/shipgate/internal/sqlite"
 )
 
@@ -27,6 +30,9 @@ type Options struct {
 	Logger *slog.Logger
 	// App is the app the server manages.
 	App string
+	// DORA serves the DORA, release change and incident routes on the
+	// store, with weeks starting Monday in UTC.
+	DORA bool
 }
 
 // Server is an API server whose tokens, flags and audit log are in a
@@ -62,6 +68,11 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		t.Cleanup(s.Flags.Close)
 		hopts.Flags, hopts.FlagKeys = s.Flags, store
+	}
+	if opts.DORA {
+		hopts.DORA = &report.Service{Store: store, Calendar: dora.DefaultCalendar(time.UTC)}
+		hopts.Incidents = store
+		hopts.Notifications = store
 	}
 	srv := httptest.NewServer(api.NewHandler(opts.Service, store, hopts))
 	t.Cleanup(srv.Close)

@@ -1,0 +1,302 @@
+package dashboard_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/dashboard"
+	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/sqlite"
+)
+
+// engine stands in for the rollout engine, which needs processes and a
+// router; the tokens are in a real store.
+type engine struct {
+	mu        sync.Mutex
+	weight    int
+	rollbacks []rollout.RollbackRequest
+}
+
+func (e *engine) Status(context.Context, string) (rollout.AppStatus, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	active := &rollout.Rollout{ID: 2, App: "shop", Env: "production", Version: "v2", Phase: rollout.PhaseRunning, Weight: e.weight,
+		Steps: []rollout.Step{{Kind: rollout.StepWeight, Weight: e.weight, Duration: time.Minute}}}
+	return rollout.AppStatus{App: "shop", Envs: []rollout.EnvStatus{{Env: "staging"}, {Env: "production",
+		State: &rollout.EnvState{App: "shop", Env: "production", Stable: "v1"}, Active: active}}}, nil
+}
+
+func (e *engine) History(context.Context, string, string, int) ([]rollout.Rollout, error) {
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	return []rollout.Rollout{ // newest first
+		{ID: 4, Env: "production", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseRunning, CreatedAt: at.Add(3 * time.Hour)},
+		{ID: 3, Env: "staging", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseSucceeded, CreatedAt: at.Add(2 * time.Hour)},
+		{ID: 2, Env: "staging", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseRolledBack, CreatedAt: at.Add(time.Hour)},
+		{ID: 1, Env: "production", Kind: rollout.KindDeploy, Version: "v1", Phase: rollout.PhaseSucceeded, CreatedAt: at},
+	}, nil
+}
+
+func (e *engine) Rollback(_ context.Context, req rollout.RollbackRequest) (rollout.Rollout, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rollbacks = append(e.rollbacks, req)
+	return rollout.Rollout{ID: 2, Env: "production", Version: "v2"}, nil
+}
+
+func (e *engine) Approve(context.Context, rollout.ApproveRequest) (rollout.Rollout, error) {
+	return rollout.Rollout{}, rollout.ErrConflict
+}
+
+func (e *engine) Audit(context.Context, audit.Filter) ([]audit.Event, error) { return nil, nil }
+
+type fixture struct {
+	srv   *httptest.Server
+	store *sqlite.Store
+	eng   *engine
+	flags *flags.Service
+}
+
+func start(t *testing.T) *fixture {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "shipgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	eng := &engine{weight: 10}
+	done := make(chan struct{})
+	fs, err := flags.NewService(t.Context(), flags.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fs.Close)
+	if _, err := fs.Import(t.Context(), []byte(`{"flags": {"new-checkout": {"state": "ENABLED", "variants": {"on": true, "off": false},
+		"defaultVariant": "off", "targeting": {"if": [{"in": ["@shop.test", {"var": "email"}]}, "on", null]}, "metadata": {"owner": "ana"}}}}`),
+		flags.Who{Actor: "user:ana"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := dashboard.New(dashboard.Options{App: "shop", Service: eng, Tokens: st, Chain: st, Flags: fs, Poll: 10 * time.Millisecond, Done: done})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { close(done); srv.Close() })
+	return &fixture{srv: srv, store: st, eng: eng, flags: fs}
+}
+
+func (f *fixture) token(t *testing.T, name string, role auth.Role) string {
+	t.Helper()
+	secret, _ := auth.NewSecret()
+	if err := f.store.CreateToken(t.Context(), auth.Token{Name: name, Role: role}, auth.Hash(secret)); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+var client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func (f *fixture) post(t *testing.T, path string, form url.Values, cookie *http.Cookie, origin string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func (f *fixture) get(t *testing.T, path string, cookie *http.Cookie) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+path, nil)
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// login returns the session cookie and the page's CSRF token.
+func (f *fixture) login(t *testing.T, secret string) (*http.Cookie, string) {
+	t.Helper()
+	resp := f.post(t, "/ui/login", url.Values{"token": {secret}}, nil, f.srv.URL)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login = %d, want 303", resp.StatusCode)
+	}
+	var c *http.Cookie
+	for _, k := range resp.Cookies() {
+		if k.Name == dashboard.CookieName {
+			c = k
+		}
+	}
+	if c == nil || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/ui/" {
+		t.Fatalf("session cookie = %+v", c)
+	}
+	_, page := f.get(t, "/ui/", c)
+	i := strings.Index(page, `name="csrf" value="`)
+	if i < 0 {
+		t.Fatalf("no CSRF token in the page:\n%s", page)
+	}
+	rest := page[i+len(`name="csrf" value="`):]
+	return c, rest[:strings.IndexByte(rest, '"')]
+}
+
+func TestDashboard_SessionsCSRFAndRoles(t *testing.T) {
+	f := start(t)
+	deployer, viewer := f.token(t, "dana", auth.RoleDeployer), f.token(t, "vic", auth.RoleViewer)
+
+	if resp, _ := f.get(t, "/ui/audit", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/login?next=%2Fui%2Faudit" {
+		t.Fatalf("no session: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := f.post(t, "/ui/login", url.Values{"token": {"sgt_wrong"}}, nil, f.srv.URL); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong token login = %d", resp.StatusCode)
+	}
+	if resp := f.post(t, "/ui/login", url.Values{"token": {deployer}}, nil, "https://evil.example"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site login = %d", resp.StatusCode)
+	}
+
+	dc, dcsrf := f.login(t, deployer)
+	vc, vcsrf := f.login(t, viewer)
+	form := func(csrf string) url.Values {
+		return url.Values{"env": {"production"}, "reason": {"bad"}, "csrf": {csrf}}
+	}
+	tests := []struct {
+		name   string
+		cookie *http.Cookie
+		csrf   string
+		want   int
+	}{
+		{"deployer without csrf", dc, "", http.StatusForbidden},
+		{"deployer with the viewer's csrf", dc, vcsrf, http.StatusForbidden},
+		{"viewer with its csrf", vc, vcsrf, http.StatusForbidden},
+		{"no session", nil, dcsrf, http.StatusUnauthorized},
+		{"deployer with its csrf", dc, dcsrf, http.StatusSeeOther},
+	}
+	for _, tt := range tests {
+		if resp := f.post(t, "/ui/rollback", form(tt.csrf), tt.cookie, ""); resp.StatusCode != tt.want {
+			t.Errorf("%s: rollback = %d, want %d", tt.name, resp.StatusCode, tt.want)
+		}
+	}
+	if n := len(f.eng.rollbacks); n != 1 || f.eng.rollbacks[0].Actor != "user:dana" {
+		t.Fatalf("rollbacks = %+v, want dana's only", f.eng.rollbacks)
+	}
+	// The viewer's page has its buttons disabled.
+	_, page := f.get(t, "/ui/", vc)
+	if !strings.Contains(page, `class="rollback danger" disabled`) {
+		t.Fatalf("viewer's rollback button is not disabled:\n%s", page)
+	}
+	// Revoking the token ends its session.
+	if err := f.store.DeleteToken(t.Context(), "dana"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := f.get(t, "/ui/", dc); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoked token's session: GET /ui/ = %d, want a redirect to the login", resp.StatusCode)
+	}
+	// Logging out ends the session.
+	if resp := f.post(t, "/ui/logout", url.Values{"csrf": {vcsrf}}, vc, ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout = %d", resp.StatusCode)
+	}
+	if resp, _ := f.get(t, "/ui/", vc); resp.StatusCode != http.StatusSeeOther {
+		t.Fatal("the session outlived its logout")
+	}
+}
+
+func TestDashboard_EventStream(t *testing.T) {
+	f := start(t)
+	c, _ := f.login(t, f.token(t, "vic", auth.RoleViewer))
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, f.srv.URL+"/ui/events", nil)
+	req.AddCookie(c)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	next := func() string {
+		for lines.Scan() {
+			if l := lines.Text(); strings.HasPrefix(l, "data: ") {
+				return l
+			}
+		}
+		t.Fatal("stream ended")
+		return ""
+	}
+	if d := next(); !strings.Contains(d, `"weight":10`) || !strings.Contains(d, `"stable":"v1"`) {
+		t.Fatalf("first event %s", d)
+	}
+	f.eng.mu.Lock()
+	f.eng.weight = 25
+	f.eng.mu.Unlock()
+	if d := next(); !strings.Contains(d, `"weight":25`) {
+		t.Fatalf("second event %s, want the new weight", d)
+	}
+}
+
+func TestDashboard_FlagsKillSwitchAndPipeline(t *testing.T) {
+	f := start(t)
+	vc, vcsrf := f.login(t, f.token(t, "vic", auth.RoleViewer))
+	dc, dcsrf := f.login(t, f.token(t, "dana", auth.RoleDeployer))
+
+	// The pipeline: v2 succeeded in staging (its latest rollout there) and
+	// runs in production; v1 never went to staging.
+	_, page := f.get(t, "/ui/", dc)
+	for _, want := range []string{
+		`<tr><td>v2</td><td><span class="phase-succeeded">succeeded</span> <small>#3 2026-11-24 12:00</small></td><td><span class="phase-running">running</span> <small>#4`,
+		`<tr><td>v1</td><td>-</td><td><span class="phase-succeeded">succeeded</span>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("pipeline lacks %q:\n%s", want, page)
+		}
+	}
+
+	_, page = f.get(t, "/ui/flags", vc)
+	if !strings.Contains(page, `id="flag-new-checkout"`) || !strings.Contains(page, "@shop.test") || !strings.Contains(page, `class="kill danger" disabled`) {
+		t.Fatalf("viewer's flags page:\n%s", page)
+	}
+	if resp := f.post(t, "/ui/flags/disable", url.Values{"key": {"new-checkout"}, "csrf": {vcsrf}}, vc, ""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("viewer's kill switch = %d, want 403", resp.StatusCode)
+	}
+	if resp := f.post(t, "/ui/flags/disable", url.Values{"key": {"new-checkout"}}, dc, ""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("kill switch without CSRF = %d, want 403", resp.StatusCode)
+	}
+	if fl, _ := f.flags.Snapshot().Flag("new-checkout"); fl.State != flags.Enabled {
+		t.Fatal("a refused kill switch changed the flag")
+	}
+	if resp := f.post(t, "/ui/flags/disable", url.Values{"key": {"new-checkout"}, "csrf": {dcsrf}, "reason": {"checkout errors"}}, dc, ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("kill switch = %d", resp.StatusCode)
+	}
+	if fl, _ := f.flags.Snapshot().Flag("new-checkout"); fl.State != flags.Disabled {
+		t.Fatal("the kill switch did not disable the flag")
+	}
+	events, err := f.store.ListAudit(t.Context(), audit.Filter{Subject: "flag/new-checkout", Action: flags.ActionDisable})
+	if err != nil || len(events) != 1 || events[0].Actor != "user:dana" || events[0].Reason != "checkout errors" {
+		t.Fatalf("audit of the kill switch = %+v (%v)", events, err)
+	}
+}

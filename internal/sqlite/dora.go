@@ -1,0 +1,216 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/dora"
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// This file stores what DORA needs beyond rollouts: each release's change
+// (commits and size) and incidents.
+
+// PutChangeAudited records the commits and size of a release's change,
+// replacing what was recorded before, and appends e in the same
+// transaction.
+func (s *Store) PutChangeAudited(ctx context.Context, c dora.Change, e audit.Event) error {
+	commits, err := json.Marshal(c.Commits)
+	if err != nil {
+		return fmt.Errorf("put change %s %s: encode commits: %w", c.App, c.Version, err)
+	}
+	if c.Commits == nil {
+		commits = []byte("[]")
+	}
+	var files, lines, prs sql.NullInt64
+	if c.Size != nil {
+		files = sql.NullInt64{Int64: int64(c.Size.Files), Valid: true}
+		lines = sql.NullInt64{Int64: int64(c.Size.Lines), Valid: true}
+		prs = sql.NullInt64{Int64: int64(c.Size.PRs), Valid: true}
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := getRelease(ctx, tx, c.App, c.Version); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO release_changes (app, version, commits, files, lines, prs, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (app, version) DO UPDATE SET commits = excluded.commits, files = excluded.files,
+	lines = excluded.lines, prs = excluded.prs, updated_at = excluded.updated_at`,
+			c.App, c.Version, string(commits), files, lines, prs, formatTime(s.now())); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []audit.Event{e})
+	})
+	if err != nil {
+		return fmt.Errorf("put change %s %s: %w", c.App, c.Version, err)
+	}
+	return nil
+}
+
+// ListChanges returns the recorded change of every release, and for a
+// release without one, its commit and commit time as a one-commit change.
+func (s *Store) ListChanges(ctx context.Context) ([]dora.Change, error) {
+	rows, err := s.read.QueryContext(ctx, `
+SELECT r.app, r.version, r.commit_sha, r.commit_time, c.commits, c.files, c.lines, c.prs
+FROM releases r LEFT JOIN release_changes c ON c.app = r.app AND c.version = r.version
+ORDER BY r.app, r.version`)
+	if err != nil {
+		return nil, fmt.Errorf("list changes: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []dora.Change
+	for rows.Next() {
+		var (
+			c                dora.Change
+			sha, commitTime  string
+			commits          sql.NullString
+			files, lines, pr sql.NullInt64
+		)
+		if err := rows.Scan(&c.App, &c.Version, &sha, &commitTime, &commits, &files, &lines, &pr); err != nil {
+			return nil, fmt.Errorf("list changes: %w", err)
+		}
+		if commits.Valid {
+			if err := json.Unmarshal([]byte(commits.String), &c.Commits); err != nil {
+				return nil, fmt.Errorf("list changes: decode commits of %s %s: %w", c.App, c.Version, err)
+			}
+		}
+		if commitTime != "" {
+			t, err := parseTime(commitTime)
+			if err != nil {
+				return nil, err
+			}
+			c.Commits = append(c.Commits, dora.Commit{SHA: sha, Time: t})
+		}
+		if files.Valid {
+			c.Size = &dora.Size{Files: int(files.Int64), Lines: int(lines.Int64), PRs: int(pr.Int64)}
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list changes: %w", err)
+	}
+	return out, nil
+}
+
+// OpenIncidentAudited records in (setting its ID) and the audit event
+// event makes of it, in one transaction.
+func (s *Store) OpenIncidentAudited(ctx context.Context, in *dora.Incident, event func(dora.Incident) audit.Event) error {
+	rec := *in
+	rec.OpenedAt = s.orNow(rec.OpenedAt).UTC()
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+INSERT INTO incidents (app, env, deploy_id, fix_deploy_id, title, opened_at, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			rec.App, rec.Env, rec.DeployID, rec.FixDeployID, rec.Title, formatTime(rec.OpenedAt), formatOptionalTime(rec.ResolvedAt))
+		if err != nil {
+			return err
+		}
+		if rec.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []audit.Event{event(rec)})
+	})
+	if err != nil {
+		return fmt.Errorf("open incident: %w", err)
+	}
+	*in = rec
+	return nil
+}
+
+// ResolveIncidentAudited marks incident id resolved at resolvedAt (now
+// when zero), fixed by the deploy fixDeployID (0: none), and appends the
+// audit event event makes of it. An unknown id wraps rollout.ErrNotFound;
+// an incident already resolved wraps rollout.ErrConflict.
+func (s *Store) ResolveIncidentAudited(ctx context.Context, id int64, resolvedAt time.Time, fixDeployID int64,
+	event func(dora.Incident) audit.Event,
+) (dora.Incident, error) {
+	var in dora.Incident
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ins, err := queryIncidents(ctx, tx, `WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if len(ins) == 0 {
+			return fmt.Errorf("incident %d: %w", id, rollout.ErrNotFound)
+		}
+		in = ins[0]
+		if !in.ResolvedAt.IsZero() {
+			return fmt.Errorf("incident %d was resolved at %s: %w", id, in.ResolvedAt.Format(time.RFC3339), rollout.ErrConflict)
+		}
+		in.ResolvedAt = s.orNow(resolvedAt).UTC()
+		if fixDeployID != 0 {
+			in.FixDeployID = fixDeployID
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET resolved_at = ?, fix_deploy_id = ? WHERE id = ?`,
+			formatTime(in.ResolvedAt), in.FixDeployID, id); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []audit.Event{event(in)})
+	})
+	if err != nil {
+		return dora.Incident{}, fmt.Errorf("resolve incident: %w", err)
+	}
+	return in, nil
+}
+
+// ListIncidents returns the incidents of app in env, oldest first; an
+// empty app or env matches all.
+func (s *Store) ListIncidents(ctx context.Context, app, env string) ([]dora.Incident, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if app != "" {
+		where, args = append(where, "app = ?"), append(args, app)
+	}
+	if env != "" {
+		where, args = append(where, "env = ?"), append(args, env)
+	}
+	clause := ""
+	if len(where) > 0 {
+		clause = "WHERE " + strings.Join(where, " AND ")
+	}
+	ins, err := queryIncidents(ctx, s.read, clause, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	return ins, nil
+}
+
+type rowsQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryIncidents(ctx context.Context, q rowsQuerier, clause string, args ...any) ([]dora.Incident, error) {
+	rows, err := q.QueryContext(ctx, `
+SELECT id, app, env, deploy_id, fix_deploy_id, title, opened_at, resolved_at FROM incidents `+clause+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out []dora.Incident
+	for rows.Next() {
+		var (
+			in               dora.Incident
+			opened, resolved string
+		)
+		if err := rows.Scan(&in.ID, &in.App, &in.Env, &in.DeployID, &in.FixDeployID, &in.Title, &opened, &resolved); err != nil {
+			return nil, err
+		}
+		if in.OpenedAt, err = parseTime(opened); err != nil {
+			return nil, err
+		}
+		if resolved != "" {
+			if in.ResolvedAt, err = parseTime(resolved); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
