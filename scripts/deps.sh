@@ -6,7 +6,9 @@ set -euo pipefail
 
 target=${1:-test}
 case "$target" in
-  test)  need=(pg-server:postgresql) ;;  # internal/pgtest runs a throwaway PostgreSQL
+  # internal/pgtest runs a throwaway PostgreSQL; internal/prometheus's
+  # tests run Debian's Prometheus.
+  test)  need=(pg-server:postgresql prometheus:prometheus) ;;
   bench) need=(nginx:nginx-light wrk:wrk) ;;
   *) echo "usage: deps.sh test|bench" >&2; exit 2 ;;
 esac
