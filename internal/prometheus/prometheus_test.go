@@ -137,6 +137,25 @@ func TestSource_Window_realPrometheus(t *testing.T) {
 			t.Fatalf("error %q does not show the query sent", err)
 		}
 	})
+	t.Run("a scalar result counts like a one-series vector", func(t *testing.T) {
+		q := DefaultQueries
+		q.Requests = `scalar(` + q.Requests + `)`
+		sc, err := New(Options{URL: promURL, Namespace: "shop", Queries: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sc.Window(ctx, "v3", since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Requests < 100 {
+			t.Fatalf("scalar requests = %d, want at least 100", got.Requests)
+		}
+		// scalar() of nothing is NaN: still no data.
+		if _, err := sc.Window(ctx, "v9", since); !errors.Is(err, ErrNoData) {
+			t.Fatalf("scalar of no series: err = %v, want ErrNoData", err)
+		}
+	})
 	t.Run("buckets without le are refused", func(t *testing.T) {
 		q := DefaultQueries
 		q.LatencyBuckets = `sum(increase(http_request_duration_seconds_bucket{version="{{version}}"}[{{window}}]))`
