@@ -3,6 +3,7 @@ package prometheus
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -145,4 +146,36 @@ func render(tmpl string, values map[string]string) string {
 	return placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
 		return values[placeholder.FindStringSubmatch(m)[1]]
 	})
+}
+
+// QueriesFor returns the templates of a preset ("" means "app") with each
+// non-empty field of overrides in place of the preset's, as a config with
+// `preset:` and `queries:` would give them. The result is checked by New.
+func QueriesFor(preset string, overrides Queries) (Queries, error) {
+	if preset == "" {
+		preset = "app"
+	}
+	q, ok := Presets[preset]
+	if !ok {
+		names := make([]string, 0, len(Presets))
+		for name := range Presets {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		return Queries{}, fmt.Errorf("preset: %q is not one of %s", preset, strings.Join(names, ", "))
+	}
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&q.Requests, overrides.Requests},
+		{&q.Errors, overrides.Errors},
+		{&q.LatencyBuckets, overrides.LatencyBuckets},
+		{&q.LatencyUnit, overrides.LatencyUnit},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	return q, nil
 }

@@ -184,3 +184,20 @@ func TestSource_Window_notPrometheus(t *testing.T) {
 		t.Fatalf("err = %v, want a bad_response naming HTTP 502", err)
 	}
 }
+
+func TestQueriesFor(t *testing.T) {
+	q, err := QueriesFor("", Queries{Errors: `sum(increase(http_requests_total{version="{{version}}",code=~"5..|429"}[{{window}}]))`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Requests != DefaultQueries.Requests || q.LatencyBuckets != DefaultQueries.LatencyBuckets || !strings.Contains(q.Errors, "429") {
+		t.Fatalf("QueriesFor(app, errors override) = %+v", q)
+	}
+	q, err = QueriesFor("istio", Queries{})
+	if err != nil || q != Presets["istio"] {
+		t.Fatalf("QueriesFor(istio) = %+v, %v", q, err)
+	}
+	if _, err := QueriesFor("linkerd", Queries{}); err == nil || err.Error() != `preset: "linkerd" is not one of app, ingress-nginx, istio` {
+		t.Fatalf("QueriesFor(linkerd): %v", err)
+	}
+}
