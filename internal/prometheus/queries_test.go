@@ -95,7 +95,7 @@ func TestRender(t *testing.T) {
 }
 
 func TestSource_histogram(t *testing.T) {
-	at := func(d time.Duration) int { return analysis.BucketFor(d) }
+	at := analysis.BucketFor
 	vec := func(pairs ...string) []sample {
 		var out []sample
 		for i := 0; i < len(pairs); i += 2 {
