@@ -6,7 +6,10 @@ set -euo pipefail
 
 target=${1:-test}
 case "$target" in
-  test)  need=(pg-server:postgresql chromium:chromium) ;;  # internal/pgtest runs a throwaway PostgreSQL; internal/report opens its HTML in headless Chromium
+  # internal/pgtest runs a throwaway PostgreSQL; internal/report and the
+  # dashboard open pages in headless Chromium; internal/prometheus's tests
+  # run Debian's Prometheus.
+  test)  need=(pg-server:postgresql chromium:chromium prometheus:prometheus) ;;
   bench) need=(nginx:nginx-light wrk:wrk) ;;
   *) echo "usage: deps.sh test|bench" >&2; exit 2 ;;
 esac
@@ -32,7 +35,7 @@ if [ "$(id -u)" = 0 ] && { [ "${CI:-}" = true ] || [ "${SHIPGATE_INSTALL_DEPS:-}
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "deps: missing Debian packages: ${missing[*]} (apt-get install ${missing[*]}, or run as root with SHIPGATE_INSTALL_DEPS=1)" >&2
   # Outside CI the tests that need a missing package skip with a loud
