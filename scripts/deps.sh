@@ -35,7 +35,7 @@ if [ "$(id -u)" = 0 ] && { [ "${CI:-}" = true ] || [ "${SHIPGATE_INSTALL_DEPS:-}
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
 else
   echo "deps: missing Debian packages: ${missing[*]} (apt-get install ${missing[*]}, or run as root with SHIPGATE_INSTALL_DEPS=1)" >&2
   # Outside CI the tests that need a missing package skip with a loud
