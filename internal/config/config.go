@@ -55,6 +55,9 @@ type Config struct {
 	// applied before the new release gets traffic, and a rollback runs the
 	// downs of exactly the migrations its rollout applied.
 	Migrations *Migrations `yaml:"migrations,omitempty" json:"migrations,omitempty"`
+	// Doctor says which of the seven gates shipgate doctor must find
+	// installed; a required gate found missing makes it exit 4.
+	Doctor *Doctor `yaml:"doctor,omitempty" json:"doctor,omitempty"`
 
 	// Source is the path the config was loaded from, as it was given to
 	// Load or Parse. It is not part of the file.
@@ -186,6 +189,14 @@ type Migrations struct {
 	// of shipgate.yaml; with it, verification also catches a migration that
 	// loses data or cannot hold it.
 	Seed string `yaml:"seed,omitempty" json:"seed,omitempty"`
+}
+
+// Doctor holds the settings of shipgate doctor.
+type Doctor struct {
+	// Required lists the gates that must not be missing: release_day,
+	// iac, staging, browser_tests, canary, rollback, monday_report. A
+	// gate installed only partly passes; a missing one fails the doctor.
+	Required []string `yaml:"required,omitempty" json:"required,omitempty"`
 }
 
 // Hotfix holds the emergency rules.

@@ -49,6 +49,9 @@ func (d *decoder) validate(c *Config) {
 	if !d.emptySection("migrations") && c.Migrations != nil {
 		d.validateMigrations(c.Migrations)
 	}
+	if !d.emptySection("doctor") && c.Doctor != nil {
+		d.checkList("doctor.required", c.Doctor.Required, "gate", DoctorGates)
+	}
 }
 
 // validateMigrations checks the migrations section.
