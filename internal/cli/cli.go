@@ -242,6 +242,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.versionCommand(),
 		a.migrateCommand(),
 		a.tokenCommand(),
+		a.doctorCommand(),
 	)
 	return root
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // Status is how far a gate is installed.
@@ -50,9 +49,10 @@ type Input struct {
 	// ConfigName is how the config file is named in messages (its path as
 	// the user gave it). Default ConfigPath.
 	ConfigName string
-	// Config is the config when the caller loaded it already (a -f outside
-	// the repository); nil makes doctor read ConfigPath from Repo.
-	Config *config.Config
+	// ConfigData is the config file's content when the caller read it
+	// (a -f outside the repository); nil makes doctor read ConfigPath from
+	// Repo. A missing file is no config, not an error.
+	ConfigData []byte
 	// History is what a shipgate server recorded, nil when none was
 	// reachable; HistoryNote then says why.
 	History     *History

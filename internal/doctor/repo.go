@@ -56,18 +56,21 @@ type found struct {
 func (f found) String() string { return f.kind + " (" + f.path + ")" }
 
 func gather(in Input) *facts {
-	f := &facts{in: in, cfg: in.Config}
-	if f.cfg == nil {
-		f.loadConfig()
-	}
+	f := &facts{in: in}
+	f.loadConfig()
 	f.walk()
 	f.pickEnvironments()
 	return f
 }
 
 func (f *facts) loadConfig() {
-	data, err := fs.ReadFile(f.in.Repo, f.in.ConfigPath)
+	data, err := f.in.ConfigData, error(nil)
+	if data == nil && f.in.Repo != nil {
+		data, err = fs.ReadFile(f.in.Repo, f.in.ConfigPath)
+	}
 	switch {
+	case data == nil && err == nil:
+		return
 	case errors.Is(err, fs.ErrNotExist):
 		return
 	case err != nil:
