@@ -111,6 +111,32 @@ CREATE TABLE flag_usage (
 	PRIMARY KEY (key, variant)
 );
 `,
+	// 4: test runs of releases (JUnit uploads) and each test's attempts in them.
+	`
+CREATE TABLE test_runs (
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	app            TEXT NOT NULL,
+	version        TEXT NOT NULL,
+	commit_sha     TEXT NOT NULL,
+	at             TEXT NOT NULL,
+	ci_duration_ms INTEGER NOT NULL CHECK (ci_duration_ms >= 0),
+	infra          INTEGER NOT NULL,
+	counts         TEXT NOT NULL CHECK (json_valid(counts))
+);
+CREATE INDEX test_runs_app ON test_runs (app, at);
+CREATE INDEX test_runs_version ON test_runs (app, version);
+CREATE TABLE test_results (
+	run_id      INTEGER NOT NULL REFERENCES test_runs (id),
+	test_id     TEXT NOT NULL,
+	file        TEXT NOT NULL,
+	level       TEXT NOT NULL,
+	attempts    TEXT NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	message     TEXT NOT NULL,
+	PRIMARY KEY (run_id, test_id)
+);
+CREATE INDEX test_results_test ON test_results (test_id);
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It
