@@ -72,4 +72,3 @@ func (d *decoder) validateTestGates(c *Config, path string, g *Gates) {
 
 // hotfixTestGates are the test gates a hotfix may skip.
 var hotfixTestGates = []string{"flaky_tests", "ci_time", "require_levels"}
-
