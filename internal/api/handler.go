@@ -63,6 +63,8 @@ type HandlerOptions struct {
 	// Tokens, when set, serves the token routes under /v1/tokens to
 	// admin tokens.
 	Tokens TokenAdmin
+	// Tests, when set, serves the test signal routes (tests.go).
+	Tests TestService
 }
 
 // Limits of the API.
@@ -123,6 +125,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	}
 	if opts.Tokens != nil {
 		mountTokens(mux, h, opts.Tokens)
+	}
+	if opts.Tests != nil {
+		mountTests(mux, h, opts.Tests)
 	}
 	return h.logRequests(mux)
 }

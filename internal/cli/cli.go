@@ -243,6 +243,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.migrateCommand(),
 		a.tokenCommand(),
 		a.doctorCommand(),
+		a.testsCommand(),
 	)
 	return root
 }

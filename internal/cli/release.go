@@ -30,6 +30,7 @@ func (a *app) releaseCreateCommand() *cobra.Command {
 		commitTime string
 		checks     []string
 		vars       []string
+		tf         testFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create APP VERSION --commit SHA",
@@ -66,6 +67,10 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 			if err != nil {
 				return err
 			}
+			upload, err := tf.upload(commit)
+			if err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -81,6 +86,9 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 			if err != nil {
 				return err
 			}
+			if upload != nil {
+				return a.recordTests(cmd.Context(), c, rel, *upload)
+			}
 			if a.jsonOutput() {
 				return a.printJSON(rel)
 			}
@@ -93,6 +101,7 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 	f.StringVar(&commitTime, "commit-time", "", "when the commit was made, RFC 3339; used for lead time")
 	f.StringArrayVar(&checks, "check", nil, "CI check result `NAME=STATE` (repeatable); STATE is passed, failed or pending")
 	f.StringArrayVar(&vars, "var", nil, "release variable `KEY=VALUE` (repeatable); overrides the app's vars")
+	tf.register(cmd)
 	return cmd
 }
 

@@ -167,8 +167,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		reg.MustRegister(unchecked{p.Collector()})
 	}
 
+	tests := testService(cfg, cp.Store)
 	cp.Engine, err = rollout.New(rollout.Options{
-		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{},
+		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{}, Tests: tests,
 		Logger: log.With("component", "engine"), Tick: opts.Tick,
 	})
 	if err != nil {
@@ -205,6 +206,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
+		Tests: tests,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
