@@ -230,6 +230,9 @@ func (f *facts) browserCheck(runs []ciFile) (name, env string) {
 		}
 	}
 	for _, e := range sortedEnvs(f) {
+		if slices.Contains(f.cfg.Environments[e].Gates.RequireLevels, "e2e") {
+			return "require_levels: e2e", e
+		}
 		for _, c := range f.cfg.Environments[e].Gates.Checks {
 			if recorded[c] || browserName.MatchString(c) {
 				return c, e
