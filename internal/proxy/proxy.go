@@ -100,6 +100,9 @@ type Proxy struct {
 	errLog        *errorLog
 
 	table atomic.Pointer[table]
+	// paths counts traffic per path prefix and answers retired ones
+	// (paths.go).
+	paths pathRegistry
 	stats *statsRegistry
 	flags *flagRegistry
 	// noRelease counts the requests answered 503 because no version was
@@ -305,6 +308,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // Start; it can also be mounted in another server without Start.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if p.paths.serve(w, r) {
+		return
+	}
 	b := p.table.Load().pick(r, p.stickyHeader, p.stickyCookie)
 	if b == nil {
 		unavailable(w, noReleaseBody)
