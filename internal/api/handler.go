@@ -65,6 +65,8 @@ type HandlerOptions struct {
 	Tokens TokenAdmin
 	// Tests, when set, serves the test signal routes (tests.go).
 	Tests TestService
+	// Retire, when set, serves the retirement routes (retire.go).
+	Retire RetireService
 }
 
 // Limits of the API.
@@ -128,6 +130,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	}
 	if opts.Tests != nil {
 		mountTests(mux, h, opts.Tests)
+	}
+	if opts.Retire != nil {
+		mountRetire(mux, h, opts.Retire)
 	}
 	return h.logRequests(mux)
 }

@@ -14,6 +14,7 @@ var DoctorGates = []string{"release_day", "iac", "staging", "browser_tests", "ca
 var TestLevels = []string{"unit", "integration", "e2e"}
 
 var (
+	_ defaulter = (*Retire)(nil)
 	_ defaulter = (*FlakyTestsGate)(nil)
 	_ defaulter = (*CITimeGate)(nil)
 	_ defaulter = (*Tests)(nil)
@@ -24,6 +25,19 @@ func (g *FlakyTestsGate) setDefaults() { g.MaxAge = Duration(48 * time.Hour) }
 func (g *CITimeGate) setDefaults() { g.Max = Duration(15 * time.Minute) }
 
 func (t *Tests) setDefaults() { t.InfraFailureRatio = 0.5 }
+
+func (r *Retire) setDefaults() {
+	r.Cycle = Duration(7 * 24 * time.Hour)
+	r.Watch = Duration(24 * time.Hour)
+}
+
+func (d *decoder) validateRetire(r *Retire) {
+	d.positive("retire.cycle", r.Cycle)
+	d.positive("retire.watch", r.Watch)
+	if r.BackupCommand != nil && (len(r.BackupCommand) == 0 || r.BackupCommand[0] == "") {
+		d.problemf("retire.backup_command", "give the program and its arguments, like [sh, -c, \"pg_dump ... > $SHIPGATE_BACKUP_DIR/db.sql\"], or remove it")
+	}
+}
 
 var levelName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 

@@ -49,6 +49,9 @@ func (d *decoder) validate(c *Config) {
 	if !d.emptySection("migrations") && c.Migrations != nil {
 		d.validateMigrations(c.Migrations)
 	}
+	if !d.emptySection("retire") && c.Retire != nil {
+		d.validateRetire(c.Retire)
+	}
 	if !d.emptySection("tests") && c.Tests != nil {
 		d.validateTests(c.Tests)
 	}

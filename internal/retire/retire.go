@@ -161,7 +161,8 @@ type Clock interface {
 }
 
 // Audit actions of a retirement; the subject of each event is
-// "retire/<kind>/<subject>".
+// "retire/<kind>/<subject without its leading slash>", such as
+// retire/route/api/v1/legacy.
 const (
 	ActionStart     = "retire.start"
 	ActionRefuse    = "retire.refuse"

@@ -62,6 +62,9 @@ type Options struct {
 	// served while the server is down. Nil runs the routers inside the
 	// server.
 	RouterCommand []string
+	// RetirePoll is how often the route counters are written to the store
+	// and a retired route's watch looks at them. Default 10s.
+	RetirePoll time.Duration
 }
 
 // ControlPlane is a running control plane.
@@ -79,6 +82,8 @@ type ControlPlane struct {
 	// Flags serves feature flags: admin routes under /v1/flags, OFREP
 	// under /ofrep/ on the API listener.
 	Flags *flags.Service
+	// Retirements retires routes of the builtin routers (retire.go).
+	Retirements *Retirements
 
 	stopFlags func()
 
@@ -179,6 +184,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 
+	cp.Retirements = newRetirements(cfg, cp.Store, cp.Routers, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
+	if err := cp.Retirements.start(ctx); err != nil {
+		return nil, fmt.Errorf("start retirements: %w", err)
+	}
+
 	var flagStats flags.FlagStatsSource // the production router's per-flag counters, or the only router's
 	if p := cp.Routers["production"]; p != nil {
 		flagStats = p
@@ -206,7 +216,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store,
-		Tests: tests,
+		Tests: tests, Retire: retireAPI{cp.Retirements},
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
@@ -246,6 +256,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	}
 	if cp.stopFlags != nil {
 		cp.stopFlags() // flushes the evaluation counts
+	}
+	if cp.Retirements != nil {
+		cp.Retirements.close() // writes the route counters
 	}
 	errs = append(errs, cp.closeRouters(ctx))
 	if cp.Runtime != nil {

@@ -137,6 +137,27 @@ CREATE TABLE test_results (
 );
 CREATE INDEX test_results_test ON test_results (test_id);
 `,
+	// 5: route traffic per path prefix and day, and retirements.
+	`
+CREATE TABLE route_usage (
+	env     TEXT NOT NULL,
+	prefix  TEXT NOT NULL,
+	day     TEXT NOT NULL,
+	count   INTEGER NOT NULL CHECK (count >= 0),
+	last_at TEXT NOT NULL,
+	PRIMARY KEY (env, prefix, day)
+);
+CREATE TABLE route_tracking (
+	env   TEXT PRIMARY KEY,
+	since TEXT NOT NULL
+);
+CREATE TABLE retirements (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	stage      TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	doc        TEXT NOT NULL CHECK (json_valid(doc))
+);
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It
