@@ -244,6 +244,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.tokenCommand(),
 		a.doctorCommand(),
 		a.testsCommand(),
+		a.retireCommand(),
 	)
 	return root
 }

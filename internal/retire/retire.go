@@ -285,17 +285,22 @@ func (rt *Retirer) delete(ctx context.Context, r Retirement, s Subject) (Retirem
 	if err := s.Delete(ctx); err != nil {
 		return r, fmt.Errorf("delete %s: %w", r.Subject, err)
 	}
-	r, err := rt.finish(ctx, r, StageDeleted, ActionDelete, fmt.Sprintf("no use in the %s watch window: deleted", r.Watch))
+	// The references are found before the stage is saved, so that whoever
+	// sees the retirement deleted sees them too.
+	detail := fmt.Sprintf("no use in the %s watch window: deleted", r.Watch)
+	if rt.References != nil {
+		refs, err := rt.References.Find(ctx, s.Terms())
+		if err != nil {
+			detail += "; the search for references failed: " + err.Error()
+		}
+		r.References = refs
+	}
+	r, err := rt.finish(ctx, r, StageDeleted, ActionDelete, detail)
 	if err != nil || rt.References == nil {
 		return r, err
 	}
-	refs, err := rt.References.Find(ctx, s.Terms())
-	if err != nil {
-		r.Detail += "; the search for references failed: " + err.Error()
-	}
-	r.References = refs
-	msg := fmt.Sprintf("%d references left in the repository", len(refs))
-	if len(refs) == 0 {
+	msg := fmt.Sprintf("%d references left in the repository", len(r.References))
+	if len(r.References) == 0 {
 		msg = "no reference left in the repository"
 	}
 	return r, rt.Journal.Save(ctx, &r, ActorRetire, ActionReference, msg)

@@ -186,6 +186,9 @@ func (rs *Retirements) Retire(ctx context.Context, req RetireRequest) (retire.Re
 	if strings.TrimSpace(req.Reason) == "" {
 		return retire.Retirement{}, &rollout.FieldError{Field: "reason", Message: "say why the route is retired; it goes into the audit log"}
 	}
+	if req.Env == "" {
+		req.Env = defaultEnv(rs.cfg)
+	}
 	if _, err := rs.cfg.Environment(req.Env); err != nil {
 		return retire.Retirement{}, &rollout.FieldError{Field: "env", Message: err.Error()}
 	}
@@ -213,6 +216,20 @@ func (rs *Retirements) Retire(ctx context.Context, req RetireRequest) (retire.Re
 		rs.launch(r)
 	}
 	return r, nil
+}
+
+// defaultEnv is production when the app has it, else its only
+// environment, else "" (which the caller reports).
+func defaultEnv(cfg *config.Config) string {
+	if cfg.Environments["production"] != nil {
+		return "production"
+	}
+	if len(cfg.Environments) == 1 {
+		for name := range cfg.Environments {
+			return name
+		}
+	}
+	return ""
 }
 
 // Get returns a retirement.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/cli"
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/server"
@@ -183,6 +184,23 @@ smoke: [{path: /healthz}]
 		t.Fatalf("deleted route answered %d, want 410", got)
 	}
 
+	// The same through the command line and the API.
+	shipgate := func(args ...string) (int, string, string) {
+		var stdout, stderr strings.Builder
+		code := cli.Main(ctx, append([]string{"--server", cp.APIURL, "--token", cp.AdminToken}, args...), strings.NewReader(""), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	status("/products")
+	if code, out, _ := shipgate("retire", "route", "/products", "--reason", "unused?"); code != cli.ExitGate || !strings.Contains(out, "stage       refused") {
+		t.Fatalf("retire route /products: exit %d\n%s", code, out)
+	}
+	if code, out, _ := shipgate("retire", "show", fmt.Sprint(r.ID)); code != 0 || !strings.Contains(out, "reference left: web/app.js:1:const url = '/api/old/orders';") {
+		t.Fatalf("retire show: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := shipgate("retire", "undo", fmt.Sprint(r.ID), "--reason", "too late"); code != cli.ExitFailure || !strings.Contains(errOut, "is deleted: the retirement is over") {
+		t.Fatalf("undo after the deletion: exit %d: %s", code, errOut)
+	}
+
 	var actions []string
 	for _, route := range []string{"/products", "/api/legacy", "/api/old"} {
 		events, err := cp.Store.ListAudit(ctx, audit.Filter{Subject: "retire/route" + route, Limit: 100})
@@ -197,6 +215,7 @@ smoke: [{path: /healthz}]
 	}
 	want := []string{
 		"/products retire.start", "/products retire.refuse",
+		"/products retire.start", "/products retire.refuse", // through the command line
 		"/api/legacy retire.start", "/api/legacy retire.refuse", // too early
 		"/api/legacy retire.start", "/api/legacy retire.fail", // backup
 		"/api/legacy retire.start", "/api/legacy retire.backup", "/api/legacy retire.disable", "/api/legacy retire.reenable",
