@@ -232,7 +232,8 @@ func (rt *Retirer) Start(ctx context.Context, r Retirement, s Subject) (Retireme
 	// Persisted before it is acted on: a crash after this line finds the
 	// retirement watching and Disable, idempotent, is done again.
 	r.Stage, r.DisabledAt, r.WatchUntil, r.Baseline = StageWatch, rt.Clock.Now(), rt.Clock.Now().Add(r.Watch), u.Total
-	if err := rt.Journal.Save(ctx, &r, r.Actor, ActionDisable, fmt.Sprintf("disabled; watched until %s", stamp(r.WatchUntil))); err != nil {
+	r.Detail = fmt.Sprintf("disabled; watched until %s: any use enables it again", stamp(r.WatchUntil))
+	if err := rt.Journal.Save(ctx, &r, r.Actor, ActionDisable, r.Detail); err != nil {
 		return r, err
 	}
 	if err := s.Disable(ctx); err != nil {
