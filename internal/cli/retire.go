@@ -16,29 +16,31 @@ import (
 func (a *app) retireCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "retire",
-		Short: "Delete a route safely: no traffic, backup, disable, watch, then delete",
-		Long: `Retire a route of the builtin router (a path prefix) in five stages, each
-written to the audit log and, until the last, undoable:
+		Short: "Delete a route or a flag safely: no traffic, backup, disable, watch, then delete",
+		Long: `Retire a route of the builtin router (a path prefix) or a feature flag in
+five stages, each written to the audit log and, until the last, undoable:
 
-  1. check: no request for a whole business cycle (retire.cycle, default 7 days);
+  1. check: no request (evaluation) for a whole business cycle
+     (retire.cycle, default 7 days);
   2. backup: the config, the release history and the audit log are exported,
      and retire.backup_command must exit 0;
-  3. disable: the router answers 410 Gone for the prefix;
-  4. watch: for retire.watch (default 24h), any request enables the route
-     again, raises an alert, and stops the retirement;
-  5. delete: the route stays gone and the references left in the repository
-     (git grep) are listed.
+  3. disable: the router answers 410 Gone for the prefix; the flag is
+     switched off (clients fall back to their default, the off variant);
+  4. watch: for retire.watch (default 24h), any request or evaluation enables
+     it again, raises an alert, and stops the retirement;
+  5. delete: the route stays gone, the flag is deleted, and the references
+     left in the repository (git grep) are listed.
 
 Exit codes: 0 watching (or, with --wait, deleted), 4 refused (the route has
 traffic), 3 enabled again by a request in the window, 1 failed (the backup).`,
 		Args: subcommandArgs("retire"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(a.retireRouteCommand(), a.retireShowCommand(), a.retireUndoCommand())
+	cmd.AddCommand(a.retireSubjectCommand(retire.KindRoute), a.retireSubjectCommand(retire.KindFlag), a.retireShowCommand(), a.retireUndoCommand())
 	return cmd
 }
 
-func (a *app) retireRouteCommand() *cobra.Command {
+func (a *app) retireSubjectCommand(kind retire.Kind) *cobra.Command {
 	var (
 		env, reason string
 		wait        bool
@@ -57,7 +59,7 @@ func (a *app) retireRouteCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.Retire(cmd.Context(), api.RetireRequest{Kind: retire.KindRoute, Env: env, Subject: args[0], Reason: reason})
+			r, err := c.Retire(cmd.Context(), api.RetireRequest{Kind: kind, Env: env, Subject: args[0], Reason: reason})
 			if err != nil {
 				return err
 			}
@@ -80,8 +82,13 @@ func (a *app) retireRouteCommand() *cobra.Command {
 			return retireExit(r)
 		},
 	}
-	cmd.Flags().StringVar(&env, "env", "", envUsage)
-	cmd.Flags().StringVar(&reason, "reason", "", "why the route is retired (required)")
+	if kind == retire.KindFlag {
+		cmd.Use, cmd.Short = "flag KEY --reason TEXT", "Retire a feature flag: no evaluation for a cycle, backup, kill switch, watch, delete"
+		cmd.Example = `  shipgate retire flag old-checkout --reason "new checkout at 100% since March" --wait`
+	} else {
+		cmd.Flags().StringVar(&env, "env", "", envUsage)
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why it is retired (required)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the retirement through its watch window to its end")
 	return cmd
 }

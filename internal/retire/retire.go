@@ -218,7 +218,7 @@ func (rt *Retirer) Start(ctx context.Context, r Retirement, s Subject) (Retireme
 		return rt.finish(ctx, r, StageRefused, ActionRefuse, fmt.Sprintf("its traffic has been counted only since %s, less than the business cycle of %s: try again after %s",
 			stamp(u.TrackedSince), r.Cycle, stamp(u.TrackedSince.Add(r.Cycle))))
 	case u.Since > 0:
-		return rt.finish(ctx, r, StageRefused, ActionRefuse, fmt.Sprintf("%d requests in the last %s, the last at %s: it is still used", u.Since, r.Cycle, stamp(u.Last)))
+		return rt.finish(ctx, r, StageRefused, ActionRefuse, fmt.Sprintf("%d %s in the last %s, the last at %s: it is still used", u.Since, uses(r.Kind), r.Cycle, stamp(u.Last)))
 	}
 	r.Stage = StageBackup
 	where, err := rt.Backup.Run(ctx, r)
@@ -332,6 +332,14 @@ func (rt *Retirer) finish(ctx context.Context, r Retirement, st Stage, action, d
 func (rt *Retirer) finishBy(ctx context.Context, r Retirement, actor string, st Stage, action, detail string) (Retirement, error) {
 	r.Stage, r.Detail, r.FinishedAt = st, detail, rt.Clock.Now()
 	return r, rt.Journal.Save(ctx, &r, actor, action, detail)
+}
+
+// uses names what is counted of a kind of subject.
+func uses(k Kind) string {
+	if k == KindFlag {
+		return "evaluations"
+	}
+	return "requests"
 }
 
 func stamp(t time.Time) string {

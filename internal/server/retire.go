@@ -17,6 +17,7 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -54,6 +55,8 @@ type Retirements struct {
 	log     *slog.Logger
 	retirer *retire.Retirer
 	every   time.Duration
+	// flags serves the flags retired; nil leaves flags out.
+	flags *flags.Service
 
 	mu      sync.Mutex
 	flushMu sync.Mutex
@@ -70,8 +73,8 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now().UTC() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-func newRetirements(cfg *config.Config, store *sqlite.Store, routers map[string]Router, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
-	rs := &Retirements{cfg: cfg, store: store, routers: map[string]pathRouter{}, dataDir: dataDir, log: log, every: poll,
+func newRetirements(cfg *config.Config, store *sqlite.Store, routers map[string]Router, fl *flags.Service, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
+	rs := &Retirements{cfg: cfg, store: store, routers: map[string]pathRouter{}, flags: fl, dataDir: dataDir, log: log, every: poll,
 		snap: map[string]map[string]proxy.PathCount{}, watches: map[int64]bool{}}
 	if rs.every <= 0 {
 		rs.every = retire.DefaultPoll
@@ -177,30 +180,31 @@ func (rs *Retirements) applyGone(ctx context.Context) error {
 // after the check, the backup and the disabling; the watch goes on in the
 // background.
 func (rs *Retirements) Retire(ctx context.Context, req RetireRequest) (retire.Retirement, error) {
-	if req.Kind != retire.KindRoute {
-		return retire.Retirement{}, &rollout.FieldError{Field: "kind", Message: fmt.Sprintf("%q cannot be retired yet: only route", req.Kind)}
-	}
-	if !strings.HasPrefix(req.Subject, "/") || req.Subject == "/" || strings.ContainsAny(req.Subject, "?# \t") {
-		return retire.Retirement{}, &rollout.FieldError{Field: "subject", Message: fmt.Sprintf("%q is not a route: give a path prefix such as /api/v1/legacy", req.Subject)}
+	switch req.Kind {
+	case retire.KindRoute:
+		if err := rs.checkRoute(&req); err != nil {
+			return retire.Retirement{}, err
+		}
+	case retire.KindFlag:
+		if rs.flags == nil {
+			return retire.Retirement{}, fmt.Errorf("this server serves no flags: %w", rollout.ErrConflict)
+		}
+		if _, ok := rs.flags.Snapshot().Flag(req.Subject); !ok {
+			return retire.Retirement{}, &rollout.FieldError{Field: "subject", Message: fmt.Sprintf("no flag %q", req.Subject)}
+		}
+		req.Env = ""
+	default:
+		return retire.Retirement{}, &rollout.FieldError{Field: "kind", Message: fmt.Sprintf("%q cannot be retired: use route or flag", req.Kind)}
 	}
 	if strings.TrimSpace(req.Reason) == "" {
-		return retire.Retirement{}, &rollout.FieldError{Field: "reason", Message: "say why the route is retired; it goes into the audit log"}
-	}
-	if req.Env == "" {
-		req.Env = defaultEnv(rs.cfg)
-	}
-	if _, err := rs.cfg.Environment(req.Env); err != nil {
-		return retire.Retirement{}, &rollout.FieldError{Field: "env", Message: err.Error()}
-	}
-	if _, ok := rs.routers[req.Env]; !ok {
-		return retire.Retirement{}, fmt.Errorf("the router of %s runs as its own process, which does not count routes yet; retire it with the router inside the server: %w", req.Env, rollout.ErrConflict)
+		return retire.Retirement{}, &rollout.FieldError{Field: "reason", Message: "say why it is retired; it goes into the audit log"}
 	}
 	open, err := rs.store.ListRetirements(ctx, retire.StageWatch)
 	if err != nil {
 		return retire.Retirement{}, err
 	}
 	for _, o := range open {
-		if o.Env == req.Env && o.Subject == req.Subject {
+		if o.Kind == req.Kind && o.Env == req.Env && o.Subject == strings.TrimSuffix(req.Subject, "/") {
 			return retire.Retirement{}, fmt.Errorf("retirement %d of %s is already watching: %w", o.ID, o.Subject, rollout.ErrConflict)
 		}
 	}
@@ -216,6 +220,24 @@ func (rs *Retirements) Retire(ctx context.Context, req RetireRequest) (retire.Re
 		rs.launch(r)
 	}
 	return r, nil
+}
+
+// checkRoute checks a route retirement's request and fills its default
+// environment.
+func (rs *Retirements) checkRoute(req *RetireRequest) error {
+	if !strings.HasPrefix(req.Subject, "/") || req.Subject == "/" || strings.ContainsAny(req.Subject, "?# \t") {
+		return &rollout.FieldError{Field: "subject", Message: fmt.Sprintf("%q is not a route: give a path prefix such as /api/v1/legacy", req.Subject)}
+	}
+	if req.Env == "" {
+		req.Env = defaultEnv(rs.cfg)
+	}
+	if _, err := rs.cfg.Environment(req.Env); err != nil {
+		return &rollout.FieldError{Field: "env", Message: err.Error()}
+	}
+	if _, ok := rs.routers[req.Env]; !ok {
+		return fmt.Errorf("the router of %s runs as its own process, which does not count routes yet; retire it with the router inside the server: %w", req.Env, rollout.ErrConflict)
+	}
+	return nil
 }
 
 // defaultEnv is production when the app has it, else its only
@@ -276,8 +298,72 @@ func (rs *Retirements) launch(r retire.Retirement) {
 
 // subject is the retire.Subject of a route retirement.
 func (rs *Retirements) subject(r retire.Retirement) retire.Subject {
+	if r.Kind == retire.KindFlag {
+		return &flagSubject{rs: rs, key: r.Subject, reason: r.Reason}
+	}
 	return &routeSubject{rs: rs, env: r.Env, prefix: r.Subject, id: r.ID}
 }
+
+// flagSubject is a flag, as a retirement acts on it: its evaluations are
+// the flags service's counters (stored and not yet flushed), disabling is
+// the kill switch (every client falls back to its code default, the off
+// variant), and deleting deletes the flag.
+type flagSubject struct {
+	rs     *Retirements
+	key    string
+	reason string
+}
+
+// Usage counts every evaluation of the flag: the flags service keeps no
+// per-day counts, so all of them count as recent when the last one is.
+func (s *flagSubject) Usage(ctx context.Context, since time.Time) (retire.Usage, error) {
+	all, err := s.rs.flags.Usage(ctx)
+	if err != nil {
+		return retire.Usage{}, err
+	}
+	u := all[s.key]
+	out := retire.Usage{Total: u.Total(), Last: u.Last}
+	if u.Last.After(since) {
+		out.Since = out.Total
+	}
+	if f, ok := s.rs.flags.Snapshot().Flag(s.key); ok {
+		out.TrackedSince = f.MetaTime(flags.MetaCreated)
+	}
+	if out.TrackedSince.IsZero() {
+		// A flag imported without its creation time: counted since the
+		// server first counted anything.
+		out.TrackedSince, err = s.rs.store.TrackedSince(ctx)
+	}
+	return out, err
+}
+
+func (s *flagSubject) who() flags.Who {
+	return flags.Who{Actor: retire.ActorRetire, Reason: "retire: " + s.reason}
+}
+
+func (s *flagSubject) Disable(ctx context.Context) error {
+	f, ok := s.rs.flags.Snapshot().Flag(s.key)
+	if ok && f.State == flags.Disabled {
+		return nil
+	}
+	_, err := s.rs.flags.Disable(ctx, s.key, s.who())
+	return err
+}
+
+func (s *flagSubject) Enable(ctx context.Context) error {
+	_, err := s.rs.flags.Enable(ctx, s.key, s.who())
+	return err
+}
+
+func (s *flagSubject) Delete(ctx context.Context) error {
+	err := s.rs.flags.Delete(ctx, s.key, true, s.who())
+	if errors.Is(err, flags.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (s *flagSubject) Terms() []string { return []string{s.key} }
 
 // routeSubject is a route of the builtin router, as a retirement acts on
 // it.
@@ -376,10 +462,10 @@ func (rs *Retirements) Run(ctx context.Context, r retire.Retirement) (string, er
 	return dir, nil
 }
 
-// Alert logs that a retired route was used; the audit event of the
+// Alert logs that a retired route or flag was used; the audit event of the
 // re-enabling is the record.
 func (rs *Retirements) Alert(_ context.Context, r retire.Retirement, message string) error {
-	rs.log.Warn("retired route used: enabled again", "retirement", r.ID, "env", r.Env, "route", r.Subject, "detail", message)
+	rs.log.Warn("retired subject used: enabled again", "retirement", r.ID, "kind", r.Kind, "env", r.Env, "subject", r.Subject, "detail", message)
 	return nil
 }
 

@@ -15,16 +15,15 @@ import (
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/cli"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/server"
 )
 
-// TestE2E_RetireRoute retires routes of the builtin router end to end,
-// with a real control plane, a real shop process and real requests: a
-// route with traffic refuses, a failed backup stops, a request in the
-// watch window re-enables, a quiet window deletes and lists the
-// references git grep finds, and every stage is in the audit log.
-func TestE2E_RetireRoute(t *testing.T) {
+// startRetirePlane starts a control plane whose config sits in a git
+// work tree with a file that names a route and a flag, with a retire
+// section of a 1s cycle and a 2s watch.
+func startRetirePlane(t *testing.T) (*server.ControlPlane, *plane, string) {
 	dir := t.TempDir()
 	git := func(args ...string) {
 		t.Helper()
@@ -37,7 +36,7 @@ func TestE2E_RetireRoute(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "web"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "web", "app.js"), []byte("const url = '/api/old/orders';\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "web", "app.js"), []byte("const url = '/api/old/orders';\nif (flags.get('old-checkout')) {}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	git("init", "-q")
@@ -76,6 +75,16 @@ smoke: [{path: /healthz}]
 		_ = cp.StopInstances(ctx)
 		_ = cp.Close(ctx)
 	})
+	return cp, p, dir
+}
+
+// TestE2E_RetireRoute retires routes of the builtin router end to end,
+// with a real control plane, a real shop process and real requests: a
+// route with traffic refuses, a failed backup stops, a request in the
+// watch window re-enables, a quiet window deletes and lists the
+// references git grep finds, and every stage is in the audit log.
+func TestE2E_RetireRoute(t *testing.T) {
+	cp, p, dir := startRetirePlane(t)
 	if r := p.deploy(t, "v1", nil); r.Phase != "succeeded" {
 		t.Fatalf("deploy: %s %s", r.Phase, r.Reason)
 	}
@@ -167,7 +176,7 @@ smoke: [{path: /healthz}]
 	if got := status("/api/legacy/orders"); got == http.StatusGone {
 		t.Fatal("the route still answers 410 after it was enabled again")
 	}
-	if !strings.Contains(logs.String(), "retired route used: enabled again") {
+	if !strings.Contains(p.logs.String(), "retired subject used: enabled again") {
 		t.Error("no alert in the log")
 	}
 
@@ -223,5 +232,68 @@ smoke: [{path: /healthz}]
 	}
 	if strings.Join(actions, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit:\n%s\nwant:\n%s", strings.Join(actions, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestE2E_RetireFlag retires a flag: refused while evaluated, disabled
+// (clients fall back to the off variant) and enabled again by an
+// evaluation in the watch window, then deleted after a quiet one, with the
+// references git grep finds.
+func TestE2E_RetireFlag(t *testing.T) {
+	cp, _, _ := startRetirePlane(t)
+	ctx := context.Background()
+	if _, err := cp.Flags.Create(ctx, flags.NewBooleanFlag("old-checkout", "team-pay", "the old checkout", time.Time{}, time.Now()), flags.Who{Actor: "user:ana"}); err != nil {
+		t.Fatal(err)
+	}
+	retireFlag := func() retire.Retirement {
+		t.Helper()
+		r, err := cp.Retirements.Retire(ctx, server.RetireRequest{Kind: retire.KindFlag, Subject: "old-checkout", Reason: "new checkout is at 100%", Actor: "user:ana"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	waitFinal := func(id int64) retire.Retirement {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if r, err := cp.Retirements.Get(ctx, id); err != nil || r.Stage.Final() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+		}
+		t.Fatalf("retirement %d did not end", id)
+		return retire.Retirement{}
+	}
+	state := func() flags.State {
+		f, ok := cp.Flags.Snapshot().Flag("old-checkout")
+		if !ok {
+			return "gone"
+		}
+		return f.State
+	}
+
+	time.Sleep(1100 * time.Millisecond) // a cycle since the flag was created
+	cp.Flags.Evaluate("old-checkout", nil)
+	if r := retireFlag(); r.Stage != retire.StageRefused || !strings.Contains(r.Detail, "1 evaluations in the last 1s") {
+		t.Fatalf("evaluated flag: %s %s", r.Stage, r.Detail)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	r := retireFlag()
+	if r.Stage != retire.StageWatch || state() != flags.Disabled {
+		t.Fatalf("retire: %s %s, flag %s", r.Stage, r.Detail, state())
+	}
+	cp.Flags.Evaluate("old-checkout", nil)
+	if r = waitFinal(r.ID); r.Stage != retire.StageReenabled || state() != flags.Enabled {
+		t.Fatalf("after an evaluation in the window: %s %s, flag %s", r.Stage, r.Detail, state())
+	}
+	time.Sleep(1100 * time.Millisecond)
+	r = retireFlag()
+	if r = waitFinal(r.ID); r.Stage != retire.StageDeleted || state() != "gone" {
+		t.Fatalf("after a quiet window: %s %s, flag %s", r.Stage, r.Detail, state())
+	}
+	if len(r.References) != 1 || r.References[0] != "web/app.js:2:if (flags.get('old-checkout')) {}" {
+		t.Fatalf("references %q", r.References)
 	}
 }

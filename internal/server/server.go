@@ -184,11 +184,6 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 
-	cp.Retirements = newRetirements(cfg, cp.Store, cp.Routers, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
-	if err := cp.Retirements.start(ctx); err != nil {
-		return nil, fmt.Errorf("start retirements: %w", err)
-	}
-
 	var flagStats flags.FlagStatsSource // the production router's per-flag counters, or the only router's
 	if p := cp.Routers["production"]; p != nil {
 		flagStats = p
@@ -204,6 +199,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	flagsDone := make(chan error, 1)
 	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
+
+	cp.Retirements = newRetirements(cfg, cp.Store, cp.Routers, cp.Flags, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
+	if err := cp.Retirements.start(ctx); err != nil {
+		return nil, fmt.Errorf("start retirements: %w", err)
+	}
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", listen)
@@ -254,11 +254,11 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.Engine != nil {
 		cp.Engine.Close()
 	}
+	if cp.Retirements != nil {
+		cp.Retirements.close() // writes the route counters; before the flags its watches use
+	}
 	if cp.stopFlags != nil {
 		cp.stopFlags() // flushes the evaluation counts
-	}
-	if cp.Retirements != nil {
-		cp.Retirements.close() // writes the route counters
 	}
 	errs = append(errs, cp.closeRouters(ctx))
 	if cp.Runtime != nil {

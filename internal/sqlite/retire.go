@@ -33,6 +33,19 @@ func (s *Store) TrackRoutes(ctx context.Context, env string, now time.Time) erro
 	})
 }
 
+// TrackedSince returns when the first environment's traffic began to be
+// counted, zero before any.
+func (s *Store) TrackedSince(ctx context.Context) (time.Time, error) {
+	var since sql.NullString
+	if err := s.read.QueryRowContext(ctx, `SELECT min(since) FROM route_tracking`).Scan(&since); err != nil {
+		return time.Time{}, fmt.Errorf("read route tracking: %w", err)
+	}
+	if !since.Valid {
+		return time.Time{}, nil
+	}
+	return parseTime(since.String)
+}
+
 // AddRouteUsage adds request counts per path prefix of env to the day of
 // their last request.
 func (s *Store) AddRouteUsage(ctx context.Context, env string, deltas map[string]RouteCount) error {
