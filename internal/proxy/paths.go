@@ -74,7 +74,7 @@ func (pr *pathRegistry) count(key string, now int64) {
 			return
 		}
 		var loaded bool
-		v, loaded = pr.counts.LoadOrStore(key, &pathCounter{})
+		v, loaded = pr.counts.LoadOrStore(strings.Clone(key), &pathCounter{})
 		if !loaded {
 			pr.n.Add(1)
 		}
@@ -85,19 +85,28 @@ func (pr *pathRegistry) count(key string, now int64) {
 }
 
 // prefixes returns the first one and two segments of a path: "/api" and
-// "/api/v1" for "/api/v1/orders", "/" and "" for "/".
+// "/api/v1" for "/api/v1/orders", "/" and "" for "/". They are slices of
+// path: the hot path allocates nothing.
 func prefixes(path string) (one, two string) {
-	if path == "" || path == "/" {
+	if len(path) <= 1 || path[0] != '/' {
 		return "/", ""
 	}
-	rest := strings.TrimPrefix(path, "/")
-	seg1, rest, more := strings.Cut(rest, "/")
-	one = "/" + seg1
-	if !more || rest == "" {
+	i := strings.IndexByte(path[1:], '/')
+	if i < 0 {
+		return path, ""
+	}
+	one = path[:1+i]
+	rest := path[2+i:]
+	if rest == "" {
 		return one, ""
 	}
-	seg2, _, _ := strings.Cut(rest, "/")
-	return one, one + "/" + seg2
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		rest = rest[:j]
+	}
+	if rest == "" {
+		return one, ""
+	}
+	return one, path[:2+i+len(rest)]
 }
 
 // Covers reports whether the route prefix covers path: the path is the
