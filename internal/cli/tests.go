@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,10 @@ func (tf *testFlags) upload(commit string) (*api.TestUploadRequest, error) {
 		b, err := os.ReadFile(name) //nolint:gosec // a report the user named
 		if err != nil {
 			return nil, fmt.Errorf("--junit %s: %w", name, err)
+		}
+		// Checked here too, so that a bad file records nothing at all.
+		if _, err := testsignal.ParseJUnit(bytes.NewReader(b)); err != nil {
+			return nil, invalidf("--junit %s: %v", name, err)
 		}
 		req.Reports = append(req.Reports, string(b))
 	}

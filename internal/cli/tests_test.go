@@ -82,13 +82,14 @@ func TestCLI_ReleaseCreateJUnit(t *testing.T) {
 	r.wantCode(t, ExitOK)
 	wantContains(t, "stdout", r.stdout, "com.shop.CartTest.addItem  unit   50h2m", "@shop/cart", "2 tests flaky")
 
+	recorded := len(e.svc.releases)
 	for _, tc := range []struct {
 		name string
 		args []string
 		err  string
 	}{
 		{"no such file", []string{"--junit", "nowhere.xml"}, "--junit nowhere.xml: no such file"},
-		{"not junit", []string{"--junit", filepath.Join("testdata", "..", "cli.go")}, "--junit: "},
+		{"not junit", []string{"--junit", "cli.go"}, "--junit cli.go: read JUnit XML"},
 		{"duration alone", []string{"--ci-duration", "3m"}, "--ci-duration goes with --junit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +97,9 @@ func TestCLI_ReleaseCreateJUnit(t *testing.T) {
 			r.wantCode(t, ExitInvalid)
 			if !strings.Contains(r.stderr, tc.err) {
 				t.Fatalf("stderr = %q, want %q", r.stderr, tc.err)
+			}
+			if len(e.svc.releases) != recorded {
+				t.Fatal("a release was recorded although its reports were refused")
 			}
 		})
 	}
