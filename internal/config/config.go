@@ -58,9 +58,9 @@ type Config struct {
 	// Tests says how the test results recorded with releases are read:
 	// the levels of tests and what counts as an infrastructure failure.
 	Tests *Tests `yaml:"tests,omitempty" json:"tests,omitempty"`
-	// Retire says how shipgate retire deletes a route safely: how long it
-	// must have had no traffic, how long it is watched once disabled, and
-	// the backup command that must succeed first.
+	// Retire says how shipgate retire deletes a route or a flag safely: how
+	// long it must have had no traffic, how long it is watched once
+	// disabled, and the backup command that must succeed first.
 	Retire *Retire `yaml:"retire,omitempty" json:"retire,omitempty"`
 	// Doctor says which of the seven gates shipgate doctor must find
 	// installed; a required gate found missing makes it exit 4.
@@ -240,11 +240,12 @@ type Migrations struct {
 
 // Retire holds the settings of shipgate retire.
 type Retire struct {
-	// Cycle is the business cycle: a route is retired only if it had no
-	// request for this long. Default 168h (a week).
+	// Cycle is the business cycle: a route or a flag is retired only if it
+	// had no request or evaluation for this long. Default 168h (a week).
 	Cycle Duration `yaml:"cycle,omitempty" json:"cycle,omitempty"`
-	// Watch is how long a disabled route is watched before it is deleted;
-	// any request in it enables the route again. Default 24h.
+	// Watch is how long a disabled route or flag is watched before it is
+	// deleted; any request or evaluation in it enables it again. Default
+	// 24h.
 	Watch Duration `yaml:"watch,omitempty" json:"watch,omitempty"`
 	// BackupCommand is run after the config, the release history and the
 	// audit log are exported, with SHIPGATE_BACKUP_DIR set to where they
