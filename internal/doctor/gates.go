@@ -157,20 +157,24 @@ func staging(f *facts) Gate {
 		g.Evidence = append(g.Evidence, f.prod+" has no drift gate: nothing refuses a deploy while it differs from "+f.staging)
 		steps = append(steps, fmt.Sprintf("Add gates: {drift: {against: %s}} to %s, so that a deploy is refused while the two differ.", f.staging, f.prod))
 	}
-	switch h := f.in.History; {
-	case h == nil:
+	if h := f.in.History; h == nil {
 		g.Evidence = append(g.Evidence, "drift now: not checked (no server)")
-	default:
+	} else {
+		measured := false
 		for _, d := range h.Drift {
 			if d.Env != f.prod {
 				continue
 			}
+			measured = true
 			if d.OK {
 				g.Evidence = append(g.Evidence, fmt.Sprintf("drift now: %s matches %s within what is allowed", d.Env, d.Against))
 			} else {
 				g.Evidence = append(g.Evidence, fmt.Sprintf("drift now: %s differs from %s: %s", d.Env, d.Against, d.Detail))
 				steps = append(steps, fmt.Sprintf("Make %s match %s again (`shipgate drift --env %s` lists the differences), or allow the ones that are intended.", d.Env, d.Against, d.Env))
 			}
+		}
+		if !measured && st.Env.Gates.Drift != nil {
+			g.Evidence = append(g.Evidence, "drift now: the server did not measure it")
 		}
 	}
 	g.Status, g.Step = verdict(steps)
