@@ -80,7 +80,7 @@ SELECT sum(count), sum(CASE WHEN last_at > ? THEN count ELSE 0 END), max(last_at
 	if err != nil {
 		return u, fmt.Errorf("read route usage: %w", err)
 	}
-	u.Total, u.Since = uint64(total.Int64), uint64(recent.Int64)
+	u.Total, u.Since = nonNegative(total.Int64), nonNegative(recent.Int64)
 	if last.Valid {
 		if u.Last, err = parseTime(last.String); err != nil {
 			return u, err
@@ -170,6 +170,14 @@ func (s *Store) ListRetirements(ctx context.Context, stages ...retire.Stage) ([]
 		}
 	}
 	return out, rows.Err()
+}
+
+// nonNegative converts a count the schema keeps at 0 or more.
+func nonNegative(n int64) uint64 {
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
 }
 
 func containsStage(list []retire.Stage, s retire.Stage) bool {
