@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/auth"
@@ -21,6 +22,7 @@ import (
 type TestService interface {
 	Record(ctx context.Context, u testsignal.Upload) (testsignal.RunSummary, error)
 	Flaky(ctx context.Context, app string) ([]testsignal.Flaky, error)
+	Trend(ctx context.Context, app string, weeks int) ([]testsignal.Week, error)
 }
 
 // TestUploadRequest records a CI run's test results for a release.
@@ -47,6 +49,7 @@ func mountTests(mux *http.ServeMux, h *handler, svc TestService) {
 	t := &testHandler{handler: h, svc: svc}
 	mux.Handle("POST /v1/apps/{app}/releases/{version}/tests", h.require(auth.RoleDeployer, t.record))
 	mux.Handle("GET /v1/apps/{app}/tests/flaky", h.require(auth.RoleViewer, t.flaky))
+	mux.Handle("GET /v1/apps/{app}/tests/trend", h.require(auth.RoleViewer, t.trend))
 }
 
 func (t *testHandler) checkApp(app string) error {
@@ -101,6 +104,35 @@ func (t *testHandler) flaky(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := t.svc.Flaky(r.Context(), app)
 	t.respond(w, r, http.StatusOK, orEmpty(list), err)
+}
+
+// maxTrendWeeks bounds the weeks of a CI time trend.
+const maxTrendWeeks = 104
+
+func (t *testHandler) trend(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if err := t.checkApp(app); err != nil {
+		t.writeError(w, r, err)
+		return
+	}
+	weeks := 8
+	if v := r.URL.Query().Get("weeks"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxTrendWeeks {
+			t.writeError(w, r, invalid("weeks", "must be an integer from 1 to "+strconv.Itoa(maxTrendWeeks)))
+			return
+		}
+		weeks = n
+	}
+	list, err := t.svc.Trend(r.Context(), app, weeks)
+	t.respond(w, r, http.StatusOK, orEmpty(list), err)
+}
+
+// TestTrend returns an app's CI time per week, oldest first.
+func (c *Client) TestTrend(ctx context.Context, app string, weeks int) ([]testsignal.Week, error) {
+	var list []testsignal.Week
+	err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(app)+"/tests/trend?weeks="+strconv.Itoa(weeks), nil, &list)
+	return list, err
 }
 
 // RecordTests records the JUnit reports of a release's CI run.

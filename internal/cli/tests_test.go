@@ -78,6 +78,16 @@ func TestCLI_ReleaseCreateJUnit(t *testing.T) {
 		list[1].ID != "checkout.spec.ts.pays" || list[1].Owner != "@shop/dev" {
 		t.Fatalf("flaky = %+v", list)
 	}
+	// The CI time per week, for the Monday report: the runs above are
+	// in the week before t0's (Saturday 1 March 2025).
+	c := api.NewClient(e.url, e.token, nil)
+	weeks, err := c.TestTrend(t.Context(), "shop", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(weeks) != 2 || weeks[1].Runs != 1 || weeks[1].MedianCI != 11*time.Minute {
+		t.Fatalf("trend = %+v", weeks)
+	}
 	r = e.run(t, "tests", "flaky", "--repo", repo)
 	r.wantCode(t, ExitOK)
 	wantContains(t, "stdout", r.stdout, "com.shop.CartTest.addItem  unit   50h2m", "@shop/cart", "2 tests flaky")
