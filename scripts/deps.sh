@@ -6,7 +6,7 @@ set -euo pipefail
 
 target=${1:-test}
 case "$target" in
-  test)  need=(pg-server:postgresql) ;;  # internal/pgtest runs a throwaway PostgreSQL
+  test)  need=(pg-server:postgresql git:git) ;;  # internal/pgtest runs a throwaway PostgreSQL; retire lists references with git grep
   bench) need=(nginx:nginx-light wrk:wrk) ;;
   *) echo "usage: deps.sh test|bench" >&2; exit 2 ;;
 esac
