@@ -9,7 +9,7 @@ case "$target" in
   # internal/pgtest runs a throwaway PostgreSQL; internal/report and the
   # dashboard open pages in headless Chromium; internal/prometheus's tests
   # run Debian's Prometheus.
-  test)  need=(pg-server:postgresql chromium:chromium prometheus:prometheus) ;;
+  test)  need=(pg-server:postgresql chromium:chromium prometheus:prometheus git:git) ;;  # and retire lists references with git grep
   bench) need=(nginx:nginx-light wrk:wrk) ;;
   *) echo "usage: deps.sh test|bench" >&2; exit 2 ;;
 esac

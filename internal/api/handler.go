@@ -75,6 +75,10 @@ type HandlerOptions struct {
 	// Done, when closed, ends the event streams (GET /v1/events), so that
 	// a graceful shutdown does not wait for their clients.
 	Done <-chan struct{}
+	// Tests, when set, serves the test signal routes (tests.go).
+	Tests TestService
+	// Retire, when set, serves the retirement routes (retire.go).
+	Retire RetireService
 }
 
 // Limits of the API.
@@ -145,6 +149,12 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	mountEvents(mux, h) // events.go
 	if opts.Notifications != nil {
 		mountNotifications(mux, h, opts.Notifications)
+	}
+	if opts.Tests != nil {
+		mountTests(mux, h, opts.Tests)
+	}
+	if opts.Retire != nil {
+		mountRetire(mux, h, opts.Retire)
 	}
 	return h.logRequests(mux)
 }

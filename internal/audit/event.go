@@ -18,6 +18,7 @@ const (
 	ActionRollbackManual = "rollback.manual" // a person asked for a rollback
 	ActionRolledBack     = "rollback.done"   // traffic is on the old release, new instances stopped
 	ActionGateBypass     = "gate.bypass"     // a hotfix skipped a deploy gate
+	ActionGateRefuse     = "gate.refuse"     // a test gate refused a deploy (data: gate)
 	ActionApprove        = "rollout.approve" // someone approved a rollout waiting for approval
 	ActionApprovalVoid   = "approval.void"   // the release changed after it was approved
 	ActionRelease        = "release.record"  // CI recorded a release or its check results

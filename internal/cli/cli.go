@@ -292,6 +292,9 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.incidentCommand(),
 		a.reportCommand(),
 		a.notificationsCommand(),
+		a.doctorCommand(),
+		a.testsCommand(),
+		a.retireCommand(),
 	)
 	return root
 }

@@ -31,6 +31,7 @@ func (a *app) releaseCreateCommand() *cobra.Command {
 		checks     []string
 		vars       []string
 		change     changeFlags
+		tf         testFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create APP VERSION --commit SHA",
@@ -71,6 +72,10 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 			if err != nil {
 				return err
 			}
+			upload, err := tf.upload(commit)
+			if err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -91,6 +96,9 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 					return err
 				}
 			}
+			if upload != nil {
+				return a.recordTests(cmd.Context(), c, rel, *upload)
+			}
 			if a.jsonOutput() {
 				return a.printJSON(rel)
 			}
@@ -104,6 +112,7 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 	f.StringArrayVar(&checks, "check", nil, "CI check result `NAME=STATE` (repeatable); STATE is passed, failed or pending")
 	f.StringArrayVar(&vars, "var", nil, "release variable `KEY=VALUE` (repeatable); overrides the app's vars")
 	change.register(f)
+	tf.register(cmd)
 	return cmd
 }
 

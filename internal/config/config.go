@@ -60,6 +60,16 @@ type Config struct {
 	Notifications *Notifications `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 	// DORA sets the calendar of the DORA numbers and the weekly report.
 	DORA *DORA `yaml:"dora,omitempty" json:"dora,omitempty"`
+	// Tests says how the test results recorded with releases are read:
+	// the levels of tests and what counts as an infrastructure failure.
+	Tests *Tests `yaml:"tests,omitempty" json:"tests,omitempty"`
+	// Retire says how shipgate retire deletes a route or a flag safely: how
+	// long it must have had no traffic, how long it is watched once
+	// disabled, and the backup command that must succeed first.
+	Retire *Retire `yaml:"retire,omitempty" json:"retire,omitempty"`
+	// Doctor says which of the seven gates shipgate doctor must find
+	// installed; a required gate found missing makes it exit 4.
+	Doctor *Doctor `yaml:"doctor,omitempty" json:"doctor,omitempty"`
 
 	// Source is the path the config was loaded from, as it was given to
 	// Load or Parse. It is not part of the file.
@@ -160,6 +170,46 @@ type Gates struct {
 	// Drift, when set, refuses a deploy while this environment differs from
 	// another one in more than the allowed ways.
 	Drift *DriftGate `yaml:"drift,omitempty" json:"drift,omitempty"`
+	// FlakyTests, when set, refuses a release whose CI ran a test that has
+	// been flaky for longer than max_age (test results are recorded with
+	// shipgate release create --junit).
+	FlakyTests *FlakyTestsGate `yaml:"flaky_tests,omitempty" json:"flaky_tests,omitempty"`
+	// CITime, when set, refuses a release whose CI took longer than max
+	// (recorded with shipgate release create --ci-duration).
+	CITime *CITimeGate `yaml:"ci_time,omitempty" json:"ci_time,omitempty"`
+	// RequireLevels refuses a release unless its CI ran tests of each of
+	// these levels (unit, integration, e2e, or a level of tests.levels)
+	// and none of them failed.
+	RequireLevels []string `yaml:"require_levels,omitempty" json:"require_levels,omitempty"`
+}
+
+// FlakyTestsGate limits how long a flaky test may stay.
+type FlakyTestsGate struct {
+	// MaxAge is how long a test may have been flaky before a release that
+	// runs it is refused: fix or delete it within this time. Default 48h.
+	MaxAge Duration `yaml:"max_age,omitempty" json:"max_age,omitempty"`
+}
+
+// CITimeGate limits how long CI may take.
+type CITimeGate struct {
+	// Max is the longest CI run a release may have had. Default 15m.
+	Max Duration `yaml:"max,omitempty" json:"max,omitempty"`
+}
+
+// Tests says how recorded test results are read.
+type Tests struct {
+	// Levels maps a level name to glob patterns matched against each
+	// test's id (class and name) and file, '*' matching any characters;
+	// a pattern without upper-case letters ignores case. Levels are tried
+	// in the order e2e, integration, then the others by name; a test that
+	// matches none is a unit test. A level given here replaces its default
+	// patterns: e2e *e2e*, *browser*, *playwright*, *cypress*, *selenium*;
+	// integration *integration*, *IT.*, *_it.*, *_it_*.
+	Levels map[string][]string `yaml:"levels,omitempty" json:"levels,omitempty"`
+	// InfraFailureRatio is the share of a run's tests that must fail at
+	// once for the run to count as an infrastructure failure (its failures
+	// are then not flakiness), above 0 and at most 1. Default 0.5.
+	InfraFailureRatio float64 `yaml:"infra_failure_ratio,omitempty" json:"infra_failure_ratio,omitempty"`
 }
 
 // DriftGate limits how far an environment may drift from another.
@@ -211,10 +261,35 @@ type Migrations struct {
 	SQLiteForeignKeys bool `yaml:"sqlite_foreign_keys,omitempty" json:"sqlite_foreign_keys,omitempty"`
 }
 
+// Retire holds the settings of shipgate retire.
+type Retire struct {
+	// Cycle is the business cycle: a route or a flag is retired only if it
+	// had no request or evaluation for this long. Default 168h (a week).
+	Cycle Duration `yaml:"cycle,omitempty" json:"cycle,omitempty"`
+	// Watch is how long a disabled route or flag is watched before it is
+	// deleted; any request or evaluation in it enables it again. Default
+	// 24h.
+	Watch Duration `yaml:"watch,omitempty" json:"watch,omitempty"`
+	// BackupCommand is run after the config, the release history and the
+	// audit log are exported, with SHIPGATE_BACKUP_DIR set to where they
+	// are (for example [sh, -c, "pg_dump $DB > $SHIPGATE_BACKUP_DIR/db.sql"]);
+	// the retirement goes on only if it exits 0. Optional.
+	BackupCommand []string `yaml:"backup_command,omitempty" json:"backup_command,omitempty"`
+}
+
+// Doctor holds the settings of shipgate doctor.
+type Doctor struct {
+	// Required lists the gates that must not be missing: release_day,
+	// iac, staging, browser_tests, canary, rollback, monday_report. A
+	// gate installed only partly passes; a missing one fails the doctor.
+	Required []string `yaml:"required,omitempty" json:"required,omitempty"`
+}
+
 // Hotfix holds the emergency rules.
 type Hotfix struct {
 	// Skip lists the gates a hotfix may skip: pipeline (the environment
-	// before), checks, approval, drill, drift. Every skipped gate is
+	// before), checks, approval, drill, drift, flaky_tests, ci_time,
+	// require_levels. Every skipped gate is
 	// written to the audit log with the hotfix's reason. Smoke checks are
 	// not a gate and cannot be listed.
 	Skip []string `yaml:"skip,omitempty" json:"skip,omitempty"`

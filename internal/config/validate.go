@@ -55,6 +55,15 @@ func (d *decoder) validate(c *Config) {
 	if c.DORA != nil {
 		d.validateDORA(c.DORA)
 	}
+	if !d.emptySection("retire") && c.Retire != nil {
+		d.validateRetire(c.Retire)
+	}
+	if !d.emptySection("tests") && c.Tests != nil {
+		d.validateTests(c.Tests)
+	}
+	if !d.emptySection("doctor") && c.Doctor != nil {
+		d.checkList("doctor.required", c.Doctor.Required, "gate", DoctorGates)
+	}
 }
 
 // validateMigrations checks the migrations section.
@@ -319,6 +328,7 @@ func (d *decoder) validateGates(c *Config, env string, g *Gates) {
 	if g.Drift != nil {
 		d.validateDrift(c, env, path+".drift", g.Drift)
 	}
+	d.validateTestGates(c, path, g)
 }
 
 var driftKinds = []string{"vars", "command", "instances", "migrations"}
@@ -391,7 +401,7 @@ func (d *decoder) validatePipeline(c *Config) {
 
 // hotfixGates are the gates a hotfix may skip, in the order a deploy
 // checks them.
-var hotfixGates = []string{"pipeline", "checks", "approval", "drill", "drift"}
+var hotfixGates = append([]string{"pipeline", "checks", "approval", "drill", "drift"}, hotfixTestGates...)
 
 func (d *decoder) validateHotfix(h *Hotfix) {
 	for i, gate := range h.Skip {

@@ -68,7 +68,7 @@ func TestParse_Rules(t *testing.T) {
 			"6:17: hotfix.skip[0]: unknown gate \"aproval\"; did you mean \"approval\"?\n" +
 				"6:26: hotfix.skip[1]: post_smoke checks are never skipped, not even by a hotfix: a release that fails them is broken; remove post_smoke\n" +
 				"6:45: hotfix.skip[3]: \"drill\" is already listed (skip[2]); remove one\n" +
-				"6:52: hotfix.skip[4]: unknown gate \"tests\"; use one of pipeline, checks, approval, drill, drift\n" +
+				"6:52: hotfix.skip[4]: unknown gate \"tests\"; use one of pipeline, checks, approval, drill, drift, flaky_tests, ci_time, require_levels\n" +
 				"6:72: hotfix.bake_scale: must be greater than 0 and at most 1 (0.1 makes every bake a tenth as long), got 0"},
 		{"hotfix bake_scale over 1", envs + "hotfix: {bake_scale: 1.5}\n",
 			"6:22: hotfix.bake_scale: must be greater than 0 and at most 1 (0.1 makes every bake a tenth as long), got 1.5"},

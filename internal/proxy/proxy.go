@@ -121,6 +121,9 @@ type Proxy struct {
 	errLog        *errorLog
 
 	table atomic.Pointer[table]
+	// paths counts traffic per path prefix and answers retired ones
+	// (paths.go).
+	paths pathRegistry
 	stats *statsRegistry
 	flags *flagRegistry
 	// noRelease counts the requests answered 503 because no version was
@@ -341,6 +344,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	exemptUpgrade(w, r)
+	if p.paths.serve(w, r) {
+		return
+	}
 	b := p.table.Load().pick(r, p.stickyHeader, p.stickyCookie)
 	if b == nil {
 		unavailable(w, noReleaseBody)

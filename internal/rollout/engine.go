@@ -33,6 +33,9 @@ type Options struct {
 	// Migrations runs the releases' migrations; needed when the config
 	// declares migrations.
 	Migrations Migrations
+	// Tests judges releases on their recorded test results (the
+	// flaky_tests, ci_time and require_levels gates); nil skips them.
+	Tests TestJudge
 	// Clock defaults to the wall clock.
 	Clock  Clock
 	Logger *slog.Logger
@@ -58,6 +61,7 @@ type Engine struct {
 	routers    map[string]Router
 	prober     Prober
 	migrations Migrations
+	tests      TestJudge
 	clock      Clock
 	log        *slog.Logger
 	tick       time.Duration
@@ -119,7 +123,7 @@ func New(o Options) (*Engine, error) {
 		}
 	}
 	e := &Engine{
-		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations,
+		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations, tests: o.Tests,
 		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{}, baselines: map[int64]analysis.Sample{},
 	}
 	if e.clock == nil {

@@ -85,7 +85,11 @@ func (e *Engine) gateStatuses(ctx context.Context, st *config.Stage, rel Release
 		}
 		out = append(out, s)
 	}
-	return out, nil
+	tests, err := e.testGates(ctx, st, rel)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, tests...), nil
 }
 
 // checkGates refuses a deploy that fails a gate, unless it is a hotfix
@@ -109,6 +113,7 @@ func (e *Engine) checkGates(ctx context.Context, st *config.Stage, rel Release, 
 		case skippable:
 			g.Bypassed = true
 		default:
+			e.auditRefusal(ctx, st, rel, *g)
 			return nil, &GateError{Gate: g.Gate, Message: g.Detail}
 		}
 	}

@@ -81,6 +81,9 @@ type Options struct {
 	// HTTPS only.
 	TLSCert string
 	TLSKey  string
+	// RetirePoll is how often the route counters are written to the store
+	// and a retired route's watch looks at them. Default 10s.
+	RetirePoll time.Duration
 }
 
 // Limits of the API listener. docs/security.md lists them for users.
@@ -113,6 +116,8 @@ type ControlPlane struct {
 	// Flags serves feature flags: admin routes under /v1/flags, OFREP
 	// under /ofrep/ on the API listener.
 	Flags *flags.Service
+	// Retirements retires routes of the builtin routers (retire.go).
+	Retirements *Retirements
 
 	stopFlags func()
 	// stopNotifier stops the webhook notifier (notify.go).
@@ -227,8 +232,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		reg.MustRegister(unchecked{p.Collector()})
 	}
 
+	tests := testService(cfg, cp.Store)
 	cp.Engine, err = rollout.New(rollout.Options{
-		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path},
+		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path}, Tests: tests,
 		Logger: log.With("component", "engine"), Tick: opts.Tick,
 	})
 	if err != nil {
@@ -254,6 +260,10 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
+	cp.Retirements = newRetirements(cfg, cp.Store, cp.Routers, cp.Flags, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
+	if err := cp.Retirements.start(ctx); err != nil {
+		return nil, fmt.Errorf("start retirements: %w", err)
+	}
 	cp.APIURL = "http://" + ln.Addr().String()
 	if tlsConfig != nil {
 		cp.APIURL = "https://" + ln.Addr().String()
@@ -267,7 +277,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store, AuditChain: cp.Store,
-		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(),
+		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(), Tests: tests, Retire: retireAPI{cp.Retirements},
 	})
 	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: cp.Engine, Tokens: cp.Store, Chain: cp.Store,
 		Reports: reports, Flags: cp.Flags, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
@@ -331,6 +341,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	}
 	if cp.Engine != nil {
 		cp.Engine.Close()
+	}
+	if cp.Retirements != nil {
+		cp.Retirements.close() // writes the route counters; before the flags its watches use
 	}
 	if cp.stopFlags != nil {
 		cp.stopFlags() // flushes the evaluation counts

@@ -111,7 +111,7 @@ CREATE TABLE flag_usage (
 	PRIMARY KEY (key, variant)
 );
 `,
-	// DORA: the commits and size of each release's change, and incidents
+	// 4: DORA: the commits and size of each release's change, and incidents
 	// linked to the deploy that caused them and the one that fixed them.
 	`
 CREATE TABLE release_changes (
@@ -136,7 +136,7 @@ CREATE TABLE incidents (
 );
 CREATE INDEX incidents_app_env ON incidents (app, env, id);
 `,
-	// The notification outbox: one row per event and webhook, so an event
+	// 5: the notification outbox: one row per event and webhook, so an event
 	// is queued once; the cursor is the last audit event the notifier read.
 	`
 CREATE TABLE notification_cursor (
@@ -159,6 +159,53 @@ CREATE TABLE notification_outbox (
 	UNIQUE (event_id, webhook)
 );
 CREATE INDEX notification_outbox_due ON notification_outbox (state, next_attempt_at);
+`,
+	// 6: test runs of releases (JUnit uploads) and each test's attempts in them.
+	`
+CREATE TABLE test_runs (
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	app            TEXT NOT NULL,
+	version        TEXT NOT NULL,
+	commit_sha     TEXT NOT NULL,
+	at             TEXT NOT NULL,
+	ci_duration_ms INTEGER NOT NULL CHECK (ci_duration_ms >= 0),
+	infra          INTEGER NOT NULL,
+	counts         TEXT NOT NULL CHECK (json_valid(counts))
+);
+CREATE INDEX test_runs_app ON test_runs (app, at);
+CREATE INDEX test_runs_version ON test_runs (app, version);
+CREATE TABLE test_results (
+	run_id      INTEGER NOT NULL REFERENCES test_runs (id),
+	test_id     TEXT NOT NULL,
+	file        TEXT NOT NULL,
+	level       TEXT NOT NULL,
+	attempts    TEXT NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	message     TEXT NOT NULL,
+	PRIMARY KEY (run_id, test_id)
+);
+CREATE INDEX test_results_test ON test_results (test_id);
+`,
+	// 7: route traffic per path prefix and day, and retirements.
+	`
+CREATE TABLE route_usage (
+	env     TEXT NOT NULL,
+	prefix  TEXT NOT NULL,
+	day     TEXT NOT NULL,
+	count   INTEGER NOT NULL CHECK (count >= 0),
+	last_at TEXT NOT NULL,
+	PRIMARY KEY (env, prefix, day)
+);
+CREATE TABLE route_tracking (
+	env   TEXT PRIMARY KEY,
+	since TEXT NOT NULL
+);
+CREATE TABLE retirements (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	stage      TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	doc        TEXT NOT NULL CHECK (json_valid(doc))
+);
 `,
 }
 

@@ -1,0 +1,524 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/proxy"
+	"github.com/shipgate/shipgate/internal/retire"
+	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/sqlite"
+)
+
+// pathRouter is a router that counts traffic per path prefix and answers
+// 410 for retired ones: the in-process builtin router.
+type pathRouter interface {
+	PathStats() (map[string]proxy.PathCount, bool)
+	SetGone(prefixes []string)
+}
+
+var _ pathRouter = (*proxy.Proxy)(nil)
+
+// RetireRequest asks to retire a route of an environment.
+type RetireRequest struct {
+	// Kind is "route"; flags and environments are not retired this way yet.
+	Kind retire.Kind `json:"kind"`
+	Env  string      `json:"env"`
+	// Subject is the route's path prefix, such as /api/v1/legacy.
+	Subject string `json:"subject"`
+	Reason  string `json:"reason"`
+	Actor   string `json:"-"`
+}
+
+// Retirements runs the retirements of routes: it keeps the routers'
+// per-prefix counters in the store, starts retirements, watches them to
+// their end, and answers 410 for the retired prefixes.
+type Retirements struct {
+	cfg     *config.Config
+	store   *sqlite.Store
+	routers map[string]pathRouter
+	dataDir string
+	log     *slog.Logger
+	retirer *retire.Retirer
+	every   time.Duration
+	// flags serves the flags retired; nil leaves flags out.
+	flags *flags.Service
+
+	mu      sync.Mutex
+	flushMu sync.Mutex
+	snap    map[string]map[string]proxy.PathCount // last counts written, by env
+	watches map[int64]bool
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// wallClock is the Clock of a running server.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                         { return time.Now().UTC() }
+func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+func newRetirements(cfg *config.Config, store *sqlite.Store, routers map[string]Router, fl *flags.Service, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
+	rs := &Retirements{cfg: cfg, store: store, routers: map[string]pathRouter{}, flags: fl, dataDir: dataDir, log: log, every: poll,
+		snap: map[string]map[string]proxy.PathCount{}, watches: map[int64]bool{}}
+	if rs.every <= 0 {
+		rs.every = retire.DefaultPoll
+	}
+	for name, r := range routers {
+		if pr, ok := r.(pathRouter); ok {
+			rs.routers[name] = pr
+		}
+	}
+	rs.retirer = &retire.Retirer{Journal: store, Backup: rs, References: gitGrep{dir: filepath.Dir(cfg.Source)}, Alerter: rs, Clock: wallClock{}, Poll: rs.every}
+	return rs
+}
+
+// start begins counting, answers 410 for the prefixes retired before a
+// restart, resumes the watches and writes the counters every interval.
+func (rs *Retirements) start(ctx context.Context) error {
+	rs.ctx, rs.stop = context.WithCancel(context.WithoutCancel(ctx))
+	for env := range rs.routers {
+		if err := rs.store.TrackRoutes(ctx, env, time.Now()); err != nil {
+			return fmt.Errorf("start counting the routes of %s: %w", env, err)
+		}
+	}
+	if err := rs.applyGone(ctx); err != nil {
+		return err
+	}
+	watching, err := rs.store.ListRetirements(ctx, retire.StageWatch)
+	if err != nil {
+		return err
+	}
+	for _, r := range watching {
+		rs.launch(r)
+	}
+	rs.wg.Add(1)
+	go func() {
+		defer rs.wg.Done()
+		t := time.NewTicker(rs.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-rs.ctx.Done():
+				return
+			case <-t.C:
+				if err := rs.flush(rs.ctx); err != nil && rs.ctx.Err() == nil {
+					rs.log.Warn("write route counters", "error", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// close stops the watches and writes the counters a last time.
+func (rs *Retirements) close() {
+	if rs.stop == nil {
+		return
+	}
+	rs.stop()
+	rs.wg.Wait()
+	_ = rs.flush(context.Background())
+}
+
+// flush writes what the routers counted since the last flush.
+func (rs *Retirements) flush(ctx context.Context) error {
+	rs.flushMu.Lock()
+	defer rs.flushMu.Unlock()
+	for env, r := range rs.routers {
+		now, _ := r.PathStats()
+		last := rs.snap[env]
+		deltas := map[string]sqlite.RouteCount{}
+		for prefix, c := range now {
+			if d := c.Count - last[prefix].Count; d > 0 {
+				deltas[prefix] = sqlite.RouteCount{Count: d, Last: c.Last}
+			}
+		}
+		if err := rs.store.AddRouteUsage(ctx, env, deltas); err != nil {
+			return err
+		}
+		rs.snap[env] = now
+	}
+	return nil
+}
+
+// applyGone sets each router's retired prefixes: those of the
+// retirements watching or done.
+func (rs *Retirements) applyGone(ctx context.Context) error {
+	list, err := rs.store.ListRetirements(ctx, retire.StageWatch, retire.StageDeleted)
+	if err != nil {
+		return err
+	}
+	gone := map[string][]string{}
+	for _, r := range list {
+		if r.Kind == retire.KindRoute {
+			gone[r.Env] = append(gone[r.Env], r.Subject)
+		}
+	}
+	for env, pr := range rs.routers {
+		pr.SetGone(gone[env])
+	}
+	return nil
+}
+
+// Retire starts retiring a route and returns the retirement as it stands
+// after the check, the backup and the disabling; the watch goes on in the
+// background.
+func (rs *Retirements) Retire(ctx context.Context, req RetireRequest) (retire.Retirement, error) {
+	switch req.Kind {
+	case retire.KindRoute:
+		if err := rs.checkRoute(&req); err != nil {
+			return retire.Retirement{}, err
+		}
+	case retire.KindFlag:
+		if rs.flags == nil {
+			return retire.Retirement{}, fmt.Errorf("this server serves no flags: %w", rollout.ErrConflict)
+		}
+		if _, ok := rs.flags.Snapshot().Flag(req.Subject); !ok {
+			return retire.Retirement{}, &rollout.FieldError{Field: "subject", Message: fmt.Sprintf("no flag %q", req.Subject)}
+		}
+		req.Env = ""
+	default:
+		return retire.Retirement{}, &rollout.FieldError{Field: "kind", Message: fmt.Sprintf("%q cannot be retired: use route or flag", req.Kind)}
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		return retire.Retirement{}, &rollout.FieldError{Field: "reason", Message: "say why it is retired; it goes into the audit log"}
+	}
+	open, err := rs.store.ListRetirements(ctx, retire.StageWatch)
+	if err != nil {
+		return retire.Retirement{}, err
+	}
+	for _, o := range open {
+		if o.Kind == req.Kind && o.Env == req.Env && o.Subject == strings.TrimSuffix(req.Subject, "/") {
+			return retire.Retirement{}, fmt.Errorf("retirement %d of %s is already watching: %w", o.ID, o.Subject, rollout.ErrConflict)
+		}
+	}
+	r := retire.Retirement{Kind: req.Kind, Env: req.Env, Subject: strings.TrimSuffix(req.Subject, "/"), Actor: req.Actor, Reason: req.Reason}
+	if c := rs.cfg.Retire; c != nil {
+		r.Cycle, r.Watch = c.Cycle.D(), c.Watch.D()
+	}
+	r, err = rs.retirer.Start(ctx, r, rs.subject(r))
+	if err != nil {
+		return r, err
+	}
+	if r.Stage == retire.StageWatch {
+		rs.launch(r)
+	}
+	return r, nil
+}
+
+// checkRoute checks a route retirement's request and fills its default
+// environment.
+func (rs *Retirements) checkRoute(req *RetireRequest) error {
+	if !strings.HasPrefix(req.Subject, "/") || req.Subject == "/" || strings.ContainsAny(req.Subject, "?# \t") {
+		return &rollout.FieldError{Field: "subject", Message: fmt.Sprintf("%q is not a route: give a path prefix such as /api/v1/legacy", req.Subject)}
+	}
+	if req.Env == "" {
+		req.Env = defaultEnv(rs.cfg)
+	}
+	if _, err := rs.cfg.Environment(req.Env); err != nil {
+		return &rollout.FieldError{Field: "env", Message: err.Error()}
+	}
+	if _, ok := rs.routers[req.Env]; !ok {
+		return fmt.Errorf("the router of %s runs as its own process, which does not count routes yet; retire it with the router inside the server: %w", req.Env, rollout.ErrConflict)
+	}
+	return nil
+}
+
+// defaultEnv is production when the app has it, else its only
+// environment, else "" (which the caller reports).
+func defaultEnv(cfg *config.Config) string {
+	if cfg.Environments["production"] != nil {
+		return "production"
+	}
+	if len(cfg.Environments) == 1 {
+		for name := range cfg.Environments {
+			return name
+		}
+	}
+	return ""
+}
+
+// Get returns a retirement.
+func (rs *Retirements) Get(ctx context.Context, id int64) (retire.Retirement, error) {
+	return rs.store.GetRetirement(ctx, id)
+}
+
+// Undo stops a retirement that is not over and enables the route again.
+func (rs *Retirements) Undo(ctx context.Context, id int64, actor, reason string) (retire.Retirement, error) {
+	if strings.TrimSpace(reason) == "" {
+		return retire.Retirement{}, &rollout.FieldError{Field: "reason", Message: "say why the retirement is undone"}
+	}
+	r, err := rs.store.GetRetirement(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	r, err = rs.retirer.Undo(ctx, r, rs.subject(r), actor, reason)
+	if errors.Is(err, retire.ErrFinal) {
+		return r, fmt.Errorf("%w: %w", err, rollout.ErrConflict)
+	}
+	return r, err
+}
+
+// launch watches a retirement in the background, once.
+func (rs *Retirements) launch(r retire.Retirement) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.watches[r.ID] {
+		return
+	}
+	rs.watches[r.ID] = true
+	rs.wg.Add(1)
+	go func() {
+		defer rs.wg.Done()
+		defer func() { rs.mu.Lock(); delete(rs.watches, r.ID); rs.mu.Unlock() }()
+		got, err := rs.retirer.Watch(rs.ctx, r, rs.subject(r))
+		if err != nil && rs.ctx.Err() == nil {
+			rs.log.Error("watch retirement", "retirement", r.ID, "error", err)
+			return
+		}
+		rs.log.Info("retirement ended", "retirement", got.ID, "stage", got.Stage, "subject", got.Subject)
+	}()
+}
+
+// subject is the retire.Subject of a route retirement.
+func (rs *Retirements) subject(r retire.Retirement) retire.Subject {
+	if r.Kind == retire.KindFlag {
+		return &flagSubject{rs: rs, key: r.Subject, reason: r.Reason}
+	}
+	return &routeSubject{rs: rs, env: r.Env, prefix: r.Subject, id: r.ID}
+}
+
+// flagSubject is a flag, as a retirement acts on it: its evaluations are
+// the flags service's counters (stored and not yet flushed), disabling is
+// the kill switch (every client falls back to its code default, the off
+// variant), and deleting deletes the flag.
+type flagSubject struct {
+	rs     *Retirements
+	key    string
+	reason string
+}
+
+// Usage counts every evaluation of the flag: the flags service keeps no
+// per-day counts, so all of them count as recent when the last one is.
+func (s *flagSubject) Usage(ctx context.Context, since time.Time) (retire.Usage, error) {
+	all, err := s.rs.flags.Usage(ctx)
+	if err != nil {
+		return retire.Usage{}, err
+	}
+	u := all[s.key]
+	out := retire.Usage{Total: u.Total(), Last: u.Last}
+	if u.Last.After(since) {
+		out.Since = out.Total
+	}
+	if f, ok := s.rs.flags.Snapshot().Flag(s.key); ok {
+		out.TrackedSince = f.MetaTime(flags.MetaCreated)
+	}
+	if out.TrackedSince.IsZero() {
+		// A flag imported without its creation time: counted since the
+		// server first counted anything.
+		out.TrackedSince, err = s.rs.store.TrackedSince(ctx)
+	}
+	return out, err
+}
+
+func (s *flagSubject) who() flags.Who {
+	return flags.Who{Actor: retire.ActorRetire, Reason: "retire: " + s.reason}
+}
+
+func (s *flagSubject) Disable(ctx context.Context) error {
+	f, ok := s.rs.flags.Snapshot().Flag(s.key)
+	if ok && f.State == flags.Disabled {
+		return nil
+	}
+	_, err := s.rs.flags.Disable(ctx, s.key, s.who())
+	return err
+}
+
+func (s *flagSubject) Enable(ctx context.Context) error {
+	_, err := s.rs.flags.Enable(ctx, s.key, s.who())
+	return err
+}
+
+func (s *flagSubject) Delete(ctx context.Context) error {
+	err := s.rs.flags.Delete(ctx, s.key, true, s.who())
+	if errors.Is(err, flags.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (s *flagSubject) Terms() []string { return []string{s.key} }
+
+// routeSubject is a route of the builtin router, as a retirement acts on
+// it.
+type routeSubject struct {
+	rs     *Retirements
+	env    string
+	prefix string
+	id     int64
+}
+
+// Usage writes the routers' counters, then reads the prefix's traffic
+// from the store: for a route deeper than two segments, the traffic of
+// its two-segment ancestor, which includes its own.
+func (s *routeSubject) Usage(ctx context.Context, since time.Time) (retire.Usage, error) {
+	if err := s.rs.flush(ctx); err != nil {
+		return retire.Usage{}, err
+	}
+	return s.rs.store.RouteUsage(ctx, s.env, proxy.CountedPrefix(s.prefix), since)
+}
+
+// Disable, Enable and Delete re-apply the retired prefixes from the
+// store, where the retirement's stage was saved before: the router then
+// answers 410 for a route watching or deleted, and serves it otherwise.
+// A deleted route keeps answering 410; removing its code is the team's
+// part, and the references listed say where.
+func (s *routeSubject) Disable(ctx context.Context) error { return s.rs.applyGone(ctx) }
+func (s *routeSubject) Enable(ctx context.Context) error  { return s.reapply(ctx) }
+func (s *routeSubject) Delete(ctx context.Context) error  { return s.rs.applyGone(ctx) }
+func (s *routeSubject) Terms() []string                   { return []string{s.prefix} }
+
+// reapply sets the routers' prefixes without this one: Enable runs before
+// the stage that says so is saved.
+func (s *routeSubject) reapply(ctx context.Context) error {
+	list, err := s.rs.store.ListRetirements(ctx, retire.StageWatch, retire.StageDeleted)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for _, r := range list {
+		if r.Kind == retire.KindRoute && r.Env == s.env && r.ID != s.id {
+			gone = append(gone, r.Subject)
+		}
+	}
+	if pr := s.rs.routers[s.env]; pr != nil {
+		pr.SetGone(gone)
+	}
+	return nil
+}
+
+// Run takes the backup of a retirement: the config, the release history
+// and the audit log written to a directory of the data dir, then the
+// configured backup command with SHIPGATE_BACKUP_DIR set to it.
+func (rs *Retirements) Run(ctx context.Context, r retire.Retirement) (string, error) {
+	dir := filepath.Join(rs.dataDir, "backups", fmt.Sprintf("retire-%d-%s", r.ID, time.Now().UTC().Format("20060102T150405Z")))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("make the backup directory: %w", err)
+	}
+	if rs.cfg.Source != "" {
+		b, err := os.ReadFile(rs.cfg.Source)
+		if err != nil {
+			return "", fmt.Errorf("back up the config: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "shipgate.yaml"), b, 0o600); err != nil {
+			return "", fmt.Errorf("back up the config: %w", err)
+		}
+	}
+	rollouts, err := rs.store.ListRollouts(ctx, rs.cfg.App, "", 100000)
+	if err != nil {
+		return "", fmt.Errorf("back up the release history: %w", err)
+	}
+	events, err := rs.store.ListAudit(ctx, audit.Filter{Limit: 1 << 30})
+	if err != nil {
+		return "", fmt.Errorf("back up the audit log: %w", err)
+	}
+	for name, v := range map[string]any{"rollouts.json": rollouts, "audit.json": events} {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return "", fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	c := rs.cfg.Retire
+	if c == nil || len(c.BackupCommand) == 0 {
+		return dir, nil
+	}
+	cmd := exec.CommandContext(ctx, c.BackupCommand[0], c.BackupCommand[1:]...) //nolint:gosec // the command the config names
+	cmd.Dir = filepath.Dir(rs.cfg.Source)
+	cmd.Env = append(os.Environ(), "SHIPGATE_BACKUP_DIR="+dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return dir, fmt.Errorf("backup command %s: %w: %s", strings.Join(c.BackupCommand, " "), err, lastLine(out.String()))
+	}
+	return dir, nil
+}
+
+// Alert logs that a retired route or flag was used; the audit event of the
+// re-enabling is the record.
+func (rs *Retirements) Alert(_ context.Context, r retire.Retirement, message string) error {
+	rs.log.Warn("retired subject used: enabled again", "retirement", r.ID, "kind", r.Kind, "env", r.Env, "subject", r.Subject, "detail", message)
+	return nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+// gitGrep finds the references to a subject left in a git work tree.
+type gitGrep struct{ dir string }
+
+// Find runs git grep for each term and returns file:line: text.
+func (g gitGrep) Find(ctx context.Context, terms []string) ([]string, error) {
+	var out []string
+	for _, term := range terms {
+		cmd := exec.CommandContext(ctx, "git", "grep", "-n", "-I", "-F", "-e", term) //nolint:gosec // fixed program, the term as data
+		cmd.Dir = g.dir
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee) && ee.ExitCode() == 1:
+			continue // nothing found
+		case err != nil:
+			return out, fmt.Errorf("git grep in %s: %w: %s", g.dir, err, lastLine(stderr.String()))
+		}
+		for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+			if line != "" {
+				out = append(out, line)
+			}
+		}
+	}
+	return out, nil
+}
+
+// retireAPI serves the retirement routes of the API.
+type retireAPI struct{ rs *Retirements }
+
+func (a retireAPI) Retire(ctx context.Context, req api.RetireRequest) (retire.Retirement, error) {
+	return a.rs.Retire(ctx, RetireRequest(req))
+}
+
+func (a retireAPI) Get(ctx context.Context, id int64) (retire.Retirement, error) {
+	return a.rs.Get(ctx, id)
+}
+
+func (a retireAPI) Undo(ctx context.Context, id int64, actor, reason string) (retire.Retirement, error) {
+	return a.rs.Undo(ctx, id, actor, reason)
+}
