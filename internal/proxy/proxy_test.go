@@ -753,11 +753,11 @@ func TestProxy_LatencyCoversTheWholeBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := stats["v1"].Latency
-	// Buckets are 15% wide; the upper bound is loose because other tests
-	// share the machine, and the point is the lower one.
-	if p50, p99 := h.Quantile(0.5), h.Quantile(0.99); p50 < 20*time.Millisecond || p99 < 20*time.Millisecond ||
-		p50 > 30*time.Millisecond || p99 > 60*time.Millisecond {
-		t.Fatalf("p50 %v, p99 %v; want both near 20ms", p50, p99)
+	// Only a lower bound: a latency taken at the first byte would be near
+	// zero, and an upper bound would judge the machine's load, not the
+	// proxy (it failed on a busy 2-core machine).
+	if p50, p99 := h.Quantile(0.5), h.Quantile(0.99); p50 < 20*time.Millisecond || p99 < 20*time.Millisecond {
+		t.Fatalf("p50 %v, p99 %v; want both at least the body's 20ms", p50, p99)
 	}
 }
 
