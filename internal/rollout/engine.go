@@ -16,6 +16,7 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/clock"
 	"github.com/shipgate/shipgate/internal/config"
 )
 
@@ -75,6 +76,8 @@ type driver struct {
 	id       int64
 	restored chan struct{} // closed once traffic is back on the old release
 	done     chan struct{} // closed when the goroutine ends
+	wake     chan struct{} // a command for the running step is waiting
+	acked    chan struct{} // the running step recorded a command
 
 	mu         sync.Mutex
 	cancelStep context.CancelFunc
@@ -103,11 +106,6 @@ func failf(format string, args ...any) *Failure {
 	return &Failure{Reason: fmt.Sprintf(format, args...)}
 }
 
-// wallClock is the real time.
-type wallClock struct{}
-
-func (wallClock) Now() time.Time { return time.Now().UTC() }
-
 // New returns an Engine; call Start before use.
 func New(o Options) (*Engine, error) {
 	if o.Config == nil || o.Store == nil || o.Runtime == nil || o.Prober == nil {
@@ -123,7 +121,7 @@ func New(o Options) (*Engine, error) {
 		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{}, baselines: map[int64]analysis.Sample{},
 	}
 	if e.clock == nil {
-		e.clock = wallClock{}
+		e.clock = clock.Real{}
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -444,10 +442,12 @@ func (e *Engine) makeRoom(ctx context.Context, env string) error {
 	d.mu.Unlock()
 	e.mu.Unlock()
 	defer e.mu.Lock()
+	timeout := e.clock.NewTimer(2 * time.Minute)
+	defer timeout.Stop()
 	select {
 	case <-d.done:
 		return nil
-	case <-time.After(2 * time.Minute):
+	case <-timeout.C():
 		return fmt.Errorf("rollout %d is still scaling down: %w", r.ID, ErrConflict)
 	case <-ctx.Done():
 		return ctx.Err()
@@ -635,7 +635,7 @@ func (e *Engine) envNames() []string {
 
 // launch starts the goroutine that drives r. Called with e.mu held.
 func (e *Engine) launch(r Rollout) {
-	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{})}
+	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1), acked: make(chan struct{}, 1)}
 	e.drivers[r.Env] = d
 	e.wg.Add(1)
 	go func() {
@@ -661,6 +661,22 @@ func (d *driver) requestAbort(f *Failure) {
 	}
 	if d.cancelStep != nil {
 		d.cancelStep()
+	}
+}
+
+// poke tells the running step that a command waits for it.
+func (d *driver) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ack tells the command's caller that the step recorded it.
+func (d *driver) ack() {
+	select {
+	case d.acked <- struct{}{}:
+	default:
 	}
 }
 
@@ -867,13 +883,13 @@ func (e *Engine) bake(ctx context.Context, st *config.Stage, r *Rollout, step St
 	interval := a.Interval.D()
 	extra := max(step.Duration, 5*interval)
 	next := e.clock.Now().Add(interval)
-	ticker := time.NewTicker(min(e.tick, interval))
+	ticker := e.clock.NewTicker(min(e.tick, interval))
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-ticker.C:
+		case <-ticker.C():
 		}
 		if f := e.checkInstances(ctx, r.New); f != nil {
 			return f
@@ -1016,13 +1032,13 @@ func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) 
 
 func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step Step) error {
 	deadline := r.StepStartedAt.Add(step.Duration)
-	ticker := time.NewTicker(min(e.tick, 100*time.Millisecond))
+	ticker := e.clock.NewTicker(min(e.tick, 100*time.Millisecond))
 	defer ticker.Stop()
 	for e.clock.Now().Before(deadline) && !d.hurried() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-ticker.C:
+		case <-ticker.C():
 		}
 	}
 	stop := r.Old
@@ -1173,7 +1189,7 @@ func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
 	for err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil; err = e.routers[r.Env].SetRoutes(ctx, routes) {
 		e.log.Error("move traffic back", "rollout", r.ID, "err", err)
-		if !sleep(ctx, time.Second) {
+		if !clock.Sleep(ctx, e.clock, time.Second) {
 			return false
 		}
 	}
@@ -1224,7 +1240,7 @@ func (e *Engine) mustSave(ctx context.Context, r *Rollout, env *EnvState, events
 			return
 		}
 		e.log.Error("record rollout, retrying", "rollout", r.ID, "err", err)
-		if !sleep(ctx, time.Second) {
+		if !clock.Sleep(ctx, e.clock, time.Second) {
 			return
 		}
 	}
@@ -1244,17 +1260,6 @@ func rolloutData(id int64) map[string]string {
 		return map[string]string{}
 	}
 	return map[string]string{"rollout": strconv.FormatInt(id, 10)}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func addrs(insts []Instance) []string {

@@ -94,17 +94,17 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	d.mu.Lock()
 	d.approval = &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: releaseDigest(rel)}
 	d.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		r, err = e.store.GetRollout(ctx, d.id)
-		if err != nil || r.Approval != nil || r.Phase.Final() {
-			return r, err
-		}
-		if !sleep(ctx, 50*time.Millisecond) {
-			return Rollout{}, ctx.Err()
-		}
+	d.poke()
+	timeout := e.clock.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-d.acked:
+	case <-d.done:
+	case <-timeout.C():
+	case <-ctx.Done():
+		return Rollout{}, ctx.Err()
 	}
-	return r, nil
+	return e.store.GetRollout(ctx, d.id)
 }
 
 // Plan returns what a deploy would do, without doing anything: the gates

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/clock"
 )
 
 // Store persists releases, rollouts, environment states and the audit log.
@@ -85,10 +86,10 @@ type SmokeCheck struct {
 	Timeout      time.Duration
 }
 
-// Clock tells the time; tests may use a clock of their own.
-type Clock interface {
-	Now() time.Time
-}
+// Clock tells the time and makes the timers and tickers every wait of the
+// engine uses, so that tests run bakes on virtual time
+// (clocktest.Fake).
+type Clock = clock.Clock
 
 // Migrations opens the schema migrations of a release against a database.
 type Migrations interface {

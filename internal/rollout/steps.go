@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
@@ -20,8 +19,6 @@ func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error 
 	if r.Approval != nil {
 		return e.checkApproval(ctx, r)
 	}
-	ticker := time.NewTicker(e.tick)
-	defer ticker.Stop()
 	for {
 		d.mu.Lock()
 		a := d.approval
@@ -31,12 +28,14 @@ func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error 
 			r.Approval = a
 			ev := e.event(r, a.By, audit.ActionApprove, a.Comment)
 			ev.Data["digest"] = a.Digest
-			return e.save(ctx, r, nil, ev)
+			err := e.save(ctx, r, nil, ev)
+			d.ack()
+			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-ticker.C:
+		case <-d.wake:
 		}
 	}
 }
