@@ -258,6 +258,10 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	}
 	routes := Routes{}
 	switch {
+	case hasActive && r.Kind == KindDrill && r.past(StepRestore):
+		// The drill switched back already: its previous release is only
+		// waiting to be stopped.
+		routes = e.stableRoutes(r.FromVersion, r.Old, r.Seed)
 	case hasActive && !r.PromotedAt.IsZero():
 		routes = e.stableRoutes(r.Version, r.New, r.Seed)
 		if st.Env.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
@@ -971,6 +975,16 @@ func (e *Engine) routeHealth() *RouteHealth {
 // reached reports whether the rollout has entered a step of kind k.
 func (r *Rollout) reached(k StepKind) bool {
 	for i := 0; i <= r.StepIndex && i < len(r.Steps); i++ {
+		if r.Steps[i].Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// past reports whether the rollout has finished a step of kind k.
+func (r *Rollout) past(k StepKind) bool {
+	for i := 0; i < r.StepIndex && i < len(r.Steps); i++ {
 		if r.Steps[i].Kind == k {
 			return true
 		}

@@ -116,12 +116,16 @@ type harness struct {
 	// each step of the clock.
 	traffic int
 	path    string
-	sent    atomic.Int64
+	// approver, when set, approves every rollout that waits for approval.
+	approver  string
+	approving atomic.Bool
+	sent      atomic.Int64
 	failed  atomic.Int64 // requests the router answered 502 (a stopped backend)
 }
 
-// shipgateYAML is the harness's config; %s are the shop binary and the
-// router address, then extra top-level YAML.
+// shipgateYAML is the harness's config; %s are the shop binary, the
+// router address, extra YAML of the environment, then extra top-level
+// YAML.
 const shipgateYAML = `
 app: shop
 vars:
@@ -140,6 +144,7 @@ run:
 environments:
   production:
     listen: %q
+%s
 analysis:
   interval: 5s
   min_requests: 20
@@ -149,10 +154,16 @@ analysis:
 %s`
 
 func newHarness(t *testing.T, extra string) *harness {
+	return newHarnessEnv(t, "", extra)
+}
+
+// newHarnessEnv is newHarness with extra YAML for the environment, each
+// line indented by four spaces.
+func newHarnessEnv(t *testing.T, envExtra, extra string) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	listen := freeAddr(t)
-	cfg, err := config.Parse(filepath.Join(dir, "shipgate.yaml"), fmt.Appendf(nil, shipgateYAML, shopBin, listen, extra))
+	cfg, err := config.Parse(filepath.Join(dir, "shipgate.yaml"), fmt.Appendf(nil, shipgateYAML, shopBin, listen, envExtra, extra))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -265,6 +276,9 @@ func (h *harness) until(what string, limit time.Duration, cond func() bool) {
 	end := h.clk.Now().Add(limit)
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {
+		if h.approver != "" {
+			h.maybeApprove()
+		}
 		if h.clk.Now().After(end) || time.Now().After(deadline) {
 			h.t.Fatalf("%s: not after %s of virtual time (events: %s)", what, limit, strings.Join(h.log(), "; "))
 		}
@@ -276,6 +290,27 @@ func (h *harness) until(what string, limit time.Duration, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond) // the engine is busy in real time (starting, probing)
 	}
+}
+
+// maybeApprove approves, in the background, a rollout waiting for it.
+func (h *harness) maybeApprove() {
+	if h.eng == nil || h.approving.Load() {
+		return
+	}
+	active, err := h.store.ActiveRollouts(context.Background())
+	if err != nil || len(active) == 0 {
+		return
+	}
+	r := active[0]
+	if r.Phase != rollout.PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != rollout.StepApproval || r.Approval != nil {
+		return
+	}
+	h.approving.Store(true)
+	eng := h.eng
+	go func() {
+		defer h.approving.Store(false)
+		_, _ = eng.Approve(context.Background(), rollout.ApproveRequest{App: "shop", Env: "production", Actor: h.approver})
+	}()
 }
 
 // final steps time until rollout id is final and returns it.
