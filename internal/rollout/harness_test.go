@@ -120,7 +120,7 @@ type harness struct {
 	approver  string
 	approving atomic.Bool
 	sent      atomic.Int64
-	failed  atomic.Int64 // requests the router answered 502 (a stopped backend)
+	failed    atomic.Int64 // requests the router answered 502 (a stopped backend)
 }
 
 // shipgateYAML is the harness's config; %s are the shop binary, the
