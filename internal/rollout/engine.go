@@ -219,7 +219,7 @@ func (e *Engine) reapOrphans(ctx context.Context, active []Rollout) error {
 
 // restoreEnv puts an environment's routes back as the store says they were.
 func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
-	state, err := e.store.GetEnvState(ctx, e.cfg.App, env)
+	state, err := e.envState(ctx, e.cfg.App, env)
 	if errors.Is(err, ErrNotFound) {
 		if !hasActive {
 			return nil
@@ -275,6 +275,16 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 		routes = e.stableRoutes(state.Stable, state.Instances, "")
 	}
 	return e.routers[env].SetRoutes(ctx, routes)
+}
+
+// envState returns what is live in env, or ErrNotFound when nothing is:
+// before the first deploy, or after a first deploy that failed.
+func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error) {
+	st, err := e.store.GetEnvState(ctx, app, env)
+	if err == nil && st.Stable == "" {
+		return EnvState{}, fmt.Errorf("nothing is live in %s/%s: %w", app, env, ErrNotFound)
+	}
+	return st, err
 }
 
 // adoptOrStart returns running instances of version: the given ones if the
@@ -380,7 +390,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if err := e.makeRoom(ctx, env); err != nil {
 		return Rollout{}, err
 	}
-	state, err := e.store.GetEnvState(ctx, req.App, env)
+	state, err := e.envState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)
 	if err != nil && !first {
 		return Rollout{}, err
@@ -509,7 +519,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 		return e.store.GetRollout(ctx, d.id)
 	}
 	defer e.mu.Unlock()
-	state, err := e.store.GetEnvState(ctx, req.App, env)
+	state, err := e.envState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s: %w", env, err)
 	}
@@ -547,7 +557,7 @@ func (e *Engine) Status(ctx context.Context, app string) (AppStatus, error) {
 	out := AppStatus{App: app}
 	for _, env := range e.envNames() {
 		es := EnvStatus{Env: env, Listen: e.cfg.Environments[env].Listen}
-		state, err := e.store.GetEnvState(ctx, app, env)
+		state, err := e.envState(ctx, app, env)
 		switch {
 		case err == nil:
 			es.State = &state
@@ -1129,6 +1139,16 @@ func (e *Engine) beginRollback(ctx context.Context, r *Rollout, f *Failure) {
 // replaced.
 func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 	var env *EnvState
+	if r.FromVersion == "" && !r.PromotedAt.IsZero() {
+		// A first deploy that failed after it went live: nothing was live
+		// before, so nothing is now. The router stops sending users to
+		// the new instances before they stop.
+		if !e.setRoutesRetry(ctx, r, Routes{Seed: r.Seed}) {
+			return
+		}
+		r.TrafficRestoredAt = e.clock.Now()
+		env = &EnvState{App: r.App, Env: r.Env, UpdatedAt: e.clock.Now()}
+	}
 	if r.FromVersion != "" {
 		old := e.alive(ctx, r.Old)
 		if len(old) == 0 {
@@ -1185,7 +1205,11 @@ func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 	}
 	now := e.clock.Now()
 	r.Phase, r.FinishedAt = final, now
-	ev := e.event(r, ActorEngine, audit.ActionRolledBack, fmt.Sprintf("traffic back on %s; %s stopped", orNone(r.FromVersion), r.Version))
+	what := fmt.Sprintf("traffic back on %s; %s stopped", orNone(r.FromVersion), r.Version)
+	if r.FromVersion == "" {
+		what = fmt.Sprintf("%s stopped; nothing is live in %s, as before this first deploy", r.Version, r.Env)
+	}
+	ev := e.event(r, ActorEngine, audit.ActionRolledBack, what)
 	if !r.FirstTrafficAt.IsZero() {
 		ev.Data["seconds_from_first_traffic"] = strconv.FormatFloat(r.TrafficRestoredAt.Sub(r.FirstTrafficAt).Seconds(), 'f', 2, 64)
 	}

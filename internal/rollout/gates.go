@@ -220,7 +220,7 @@ type shape struct {
 
 // liveShape is the shape of the stable release running in env.
 func (e *Engine) liveShape(ctx context.Context, env string) (shape, error) {
-	state, err := e.store.GetEnvState(ctx, e.cfg.App, env)
+	state, err := e.envState(ctx, e.cfg.App, env)
 	if err != nil {
 		return shape{}, err
 	}

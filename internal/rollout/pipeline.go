@@ -128,7 +128,7 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil {
 		return PlanView{}, err
 	}
-	state, err := e.store.GetEnvState(ctx, req.App, env)
+	state, err := e.envState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)
 	if err != nil && !first {
 		return PlanView{}, err
@@ -219,7 +219,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	if d := e.drivers[env]; d != nil {
 		return Rollout{}, fmt.Errorf("a rollout of %s is running in %s; drill when it is done: %w", req.App, env, ErrConflict)
 	}
-	state, err := e.store.GetEnvState(ctx, req.App, env)
+	state, err := e.envState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s to drill with: %w", env, err)
 	}
