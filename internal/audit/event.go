@@ -19,6 +19,8 @@ const (
 	ActionRolledBack     = "rollback.done"   // traffic is on the old release, new instances stopped
 	ActionGateBypass     = "gate.bypass"     // a hotfix skipped a deploy gate
 	ActionApprove        = "rollout.approve" // someone approved a rollout waiting for approval
+	ActionPause          = "rollout.pause"   // a gate stayed inconclusive: the rollout waits for a person
+	ActionPromoteManual  = "rollout.skip"    // a person ended a bake early (shipgate promote)
 	ActionApprovalVoid   = "approval.void"   // the release changed after it was approved
 	ActionRelease        = "release.record"  // CI recorded a release or its check results
 	ActionDrill          = "drill"           // a rollback drill ended (outcome ok or failed)

@@ -313,7 +313,21 @@ type Analysis struct {
 	// Gates are the conditions the canary must meet. Default: error_rate
 	// max 1%, and latency_p99 max_ratio_to_stable 2.
 	Gates []Gate `yaml:"gates,omitempty" json:"gates,omitempty"`
+	// OnInconclusive is what a rollout does when a bake is over (and as
+	// long again has passed) but a gate has neither passed nor failed for
+	// lack of evidence, in every strategy (canary steps, blue-green
+	// observe, rolling batches): pause (wait for shipgate promote or
+	// shipgate rollback, and say so in status), extend (keep baking until
+	// every gate passes or one fails) or rollback. Default pause.
+	OnInconclusive string `yaml:"on_inconclusive,omitempty" json:"on_inconclusive,omitempty"`
 }
+
+// The values of Analysis.OnInconclusive.
+const (
+	InconclusivePause    = "pause"
+	InconclusiveExtend   = "extend"
+	InconclusiveRollback = "rollback"
+)
 
 // Metric names a measurement of a release's traffic.
 type Metric string

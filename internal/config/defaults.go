@@ -76,6 +76,7 @@ func (a *Analysis) setDefaults() {
 	a.MinRequests = 50
 	a.FailConfidence = 0.99
 	a.PassConfidence = 0.95
+	a.OnInconclusive = InconclusivePause
 }
 
 func (s *SmokeCheck) setDefaults() {

@@ -561,6 +561,9 @@ func (d *decoder) validateAnalysis(path string, a *Analysis) {
 	}
 	d.confidence(path+".fail_confidence", a.FailConfidence)
 	d.confidence(path+".pass_confidence", a.PassConfidence)
+	if p := a.OnInconclusive; p != InconclusivePause && p != InconclusiveExtend && p != InconclusiveRollback {
+		d.problemf(path+".on_inconclusive", "must be pause, extend or rollback, got %q", p)
+	}
 	for i, g := range a.Gates {
 		d.validateGate(fmt.Sprintf("%s.gates[%d]", path, i), g)
 	}

@@ -63,12 +63,11 @@ type Engine struct {
 	log        *slog.Logger
 	tick       time.Duration
 
-	mu        sync.Mutex
-	drivers   map[string]*driver // by environment
-	baselines map[int64]analysis.Sample
-	base      context.Context
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	mu      sync.Mutex
+	drivers map[string]*driver // by environment
+	base    context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // driver is the goroutine of one active rollout and the ways to reach it.
@@ -85,6 +84,7 @@ type driver struct {
 	hurry      bool
 	restoredOK bool
 	approval   *Approval // handed over by Approve, recorded by the driver
+	promotion  *Failure  // handed over by Promote: who ends the bake, and why
 	stepKind   StepKind  // the step being run, for Approve to check
 }
 
@@ -118,7 +118,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{}, baselines: map[int64]analysis.Sample{},
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{},
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -774,15 +774,15 @@ func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	case StepApproval:
 		return e.stepApproval(ctx, d, r)
 	case StepInternal, StepWeight:
-		return e.stepWeight(ctx, st, r, step)
+		return e.stepWeight(ctx, d, st, r, step)
 	case StepBatch:
-		return e.stepBatch(ctx, st, r, step)
+		return e.stepBatch(ctx, d, st, r, step)
 	case StepPromote:
 		return e.stepPromote(ctx, st, r)
 	case StepPostSmoke:
 		return e.stepPostSmoke(ctx, st, r)
 	case StepObserve:
-		return e.stepObserve(ctx, st, r, step)
+		return e.stepObserve(ctx, d, st, r, step)
 	case StepRestore:
 		return e.stepRestore(ctx, r)
 	case StepMigrate:
@@ -858,7 +858,7 @@ func (e *Engine) stepSmoke(ctx context.Context, st *config.Stage, r *Rollout) er
 	return nil
 }
 
-func (e *Engine) stepWeight(ctx context.Context, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepWeight(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
 	router := e.routers[r.Env]
 	weight := step.Weight
 	if step.Kind == StepInternal {
@@ -882,69 +882,7 @@ func (e *Engine) stepWeight(ctx context.Context, st *config.Stage, r *Rollout, s
 	}
 	// Internal users are few: their bake fails on evidence but does not
 	// wait for enough of it to pass.
-	return e.bake(ctx, st, r, step, baseline, r.Version, r.FromVersion, nil, step.Kind != StepInternal)
-}
-
-// bake holds a step for its duration while judging the canary version
-// against the stable one every analysis interval (or against a fixed
-// stable sample, when given). It fails at once on a failed gate; with
-// needPass, it ends only once every gate passes (waiting up to as long
-// again, at least five intervals), otherwise when the time is over.
-func (e *Engine) bake(ctx context.Context, st *config.Stage, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
-	router := e.routers[r.Env]
-	a := st.Analysis
-	gates, opts := Gates(a), analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence}
-	interval := a.Interval.D()
-	extra := max(step.Duration, 5*interval)
-	next := e.clock.Now().Add(interval)
-	ticker := e.clock.NewTicker(min(e.tick, interval))
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ticker.C():
-		}
-		if f := e.checkInstances(ctx, r.New); f != nil {
-			return f
-		}
-		now := e.clock.Now()
-		if now.Before(next) {
-			continue
-		}
-		next = now.Add(interval)
-		stats, err := router.Stats(ctx)
-		if err != nil {
-			return fmt.Errorf("read router stats: %w", err)
-		}
-		canary := stats[canaryV].Sub(baseline[canaryV])
-		stable := stats[stableV].Sub(baseline[stableV])
-		if fixedStable != nil {
-			stable = *fixedStable
-		}
-		verdict, results := analysis.Judge(gates, canary, stable, opts)
-		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
-		if err := e.save(ctx, r, nil); err != nil {
-			return err
-		}
-		elapsed := now.Sub(r.StepStartedAt)
-		switch {
-		case verdict == analysis.Fail:
-			for _, res := range results {
-				if res.Verdict == analysis.Fail {
-					return &Failure{Reason: "gate " + res.Gate + " failed: " + res.Detail, Gate: res.Gate, Value: res.Value, Threshold: res.Threshold}
-				}
-			}
-		case elapsed >= step.Duration && (verdict == analysis.Pass || !needPass):
-			return nil
-		case elapsed >= step.Duration+extra:
-			for _, res := range results {
-				if res.Verdict != analysis.Pass {
-					return &Failure{Reason: "gate " + res.Gate + " still inconclusive after " + elapsed.Round(time.Second).String() + ": " + res.Detail, Gate: res.Gate, Value: res.Value, Threshold: res.Threshold}
-				}
-			}
-		}
-	}
+	return e.bake(ctx, d, st, r, step, baseline, r.Version, r.FromVersion, nil, step.Kind != StepInternal)
 }
 
 // routes is the routing table of r at a canary weight: stable and canary
@@ -1025,10 +963,12 @@ func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) 
 		return err
 	}
 	router := e.routers[r.Env]
-	if stats, err := router.Stats(ctx); err == nil {
+	if stats, err := router.Stats(ctx); err == nil && r.Blue == nil {
 		// What the old release measured before the switch is the baseline
-		// a blue-green observe step judges the new one against.
-		e.setBaseline(r.ID, stats[r.FromVersion])
+		// a blue-green observe step judges the new one against; it is
+		// recorded with the promotion, so a resumed observe has it too.
+		blue := countersOf(stats[r.FromVersion])
+		r.Blue = &blue
 	}
 	routes := e.stableRoutes(r.Version, r.New, r.Seed)
 	if st.Env.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
@@ -1085,6 +1025,9 @@ func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step 
 func (e *Engine) advance(ctx context.Context, r *Rollout) {
 	r.StepIndex++
 	r.StepStartedAt = e.clock.Now()
+	if r.SettledAt.IsZero() && !slices.ContainsFunc(r.Steps[r.StepIndex:], func(s Step) bool { return s.Kind != StepScaleDown && s.Kind != StepRestore }) {
+		r.SettledAt = r.StepStartedAt
+	}
 	var evs []audit.Event
 	if r.StepIndex < len(r.Steps) {
 		step := r.Steps[r.StepIndex]

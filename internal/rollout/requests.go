@@ -81,6 +81,16 @@ type ApproveRequest struct {
 	Actor   string `json:"-"`
 }
 
+// PromoteRequest asks for the bake of the running step to end now, as
+// passed: a paused rollout goes on, a baking one skips the rest of its
+// bake.
+type PromoteRequest struct {
+	App    string `json:"app"`
+	Env    string `json:"env,omitempty"`
+	Reason string `json:"reason"`
+	Actor  string `json:"-"`
+}
+
 // DrillRequest asks for a rollback drill: the environment's previous
 // release is brought back and checked, then the current one is restored.
 type DrillRequest struct {

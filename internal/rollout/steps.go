@@ -89,7 +89,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // starts the batch's new instances first and stops as many old ones after
 // the bake; without, it takes old ones out of the router and stops them
 // first. Every part is idempotent: counts, not events, say what is left.
-func (e *Engine) stepBatch(ctx context.Context, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
 	want := 0 // new instances once this batch is done
 	for i := 0; i <= r.StepIndex; i++ {
 		if r.Steps[i].Kind == StepBatch {
@@ -138,7 +138,7 @@ func (e *Engine) stepBatch(ctx context.Context, st *config.Stage, r *Rollout, st
 	}
 	// With no old instance left there is no stable traffic to compare
 	// with: the batch must not fail a gate, but cannot wait for a pass.
-	if err := e.bake(ctx, st, r, step, baseline, r.Version, r.FromVersion, nil, len(r.Old) > 0); err != nil {
+	if err := e.bake(ctx, d, st, r, step, baseline, r.Version, r.FromVersion, nil, len(r.Old) > 0); err != nil {
 		return err
 	}
 	if surge {
@@ -225,13 +225,16 @@ func routerProbeAddr(listen string) string {
 // stepObserve analyses the new release after a blue-green switch against
 // what the old one measured before it, while the old one still runs: a
 // failed gate switches back at once.
-func (e *Engine) stepObserve(ctx context.Context, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepObserve(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
 	baseline, err := e.routers[r.Env].Stats(ctx)
 	if err != nil {
 		return fmt.Errorf("read router stats: %w", err)
 	}
-	blue := e.baseline(r.ID)
-	return e.bake(ctx, st, r, step, baseline, r.Version, r.FromVersion, &blue, false)
+	var blue analysis.Sample
+	if r.Blue != nil {
+		blue = r.Blue.sample()
+	}
+	return e.bake(ctx, d, st, r, step, baseline, r.Version, r.FromVersion, &blue, true)
 }
 
 // stepRestore ends a drill: traffic goes back to the release that was
@@ -244,19 +247,4 @@ func (e *Engine) stepRestore(ctx context.Context, r *Rollout) error {
 	env := EnvState{App: r.App, Env: r.Env, Stable: r.FromVersion, Instances: r.Old, Previous: r.Version, UpdatedAt: e.clock.Now()}
 	ev := e.event(r, ActorEngine, audit.ActionStep, fmt.Sprintf("drill: %s served; back on %s", r.Version, r.FromVersion))
 	return e.save(ctx, r, &env, ev)
-}
-
-func (e *Engine) setBaseline(id int64, s analysis.Sample) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.baselines[id] = s
-}
-
-// baseline returns what the old release measured over the rollout before
-// a blue-green switch (zero after a server restart: only absolute gates
-// then have something to judge).
-func (e *Engine) baseline(id int64) analysis.Sample {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.baselines[id]
 }

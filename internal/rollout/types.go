@@ -246,6 +246,21 @@ type Rollout struct {
 	Reason string `json:"reason,omitempty"`
 	// Analysis is the latest judgement of the canary.
 	Analysis *Judgement `json:"analysis,omitempty"`
+	// Bake is what the running step's bake has gathered so far, so that a
+	// resumed bake goes on with the same evidence and the time it had
+	// left.
+	Bake *BakeState `json:"bake,omitempty"`
+	// Blue is what the old release measured before a blue-green switch:
+	// the baseline of the observe step.
+	Blue *Counters `json:"blue,omitempty"`
+	// Paused, when set, says why the rollout waits for a person: a gate
+	// stayed inconclusive with on_inconclusive: pause. shipgate promote
+	// ends the step as passed, shipgate rollback rolls back.
+	Paused string `json:"paused,omitempty"`
+	// SettledAt is when the last step that can roll the release back by
+	// itself (a bake, an observe, a post-deploy smoke check) ended: from
+	// then on only the old release's scale-down is left. Zero until then.
+	SettledAt time.Time `json:"settled_at,omitzero"`
 	// Strategy is canary, blue_green or rolling.
 	Strategy string `json:"strategy,omitempty"`
 	// Hotfix is true for an emergency deploy; Bypassed lists the gates it
