@@ -3,7 +3,10 @@ package rollout_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -53,5 +56,120 @@ post_smoke:
 	}
 	if _, err := h.eng.Drill(context.Background(), rollout.DrillRequest{App: "shop", Env: "production"}); !errors.Is(err, rollout.ErrNotFound) && !errors.Is(err, rollout.ErrConflict) {
 		t.Fatalf("drill with nothing live: %v, want refused", err)
+	}
+}
+
+// Defect 3: a refused deploy recorded its release anyway, and the version
+// was then blocked for a later deploy with variables.
+func TestEngine_RefusedDeployLeavesNoRelease(t *testing.T) {
+	ctx := context.Background()
+	released := func(h *harness, version string) bool {
+		_, err := h.store.GetRelease(ctx, "shop", version)
+		if err != nil && !errors.Is(err, rollout.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	t.Run("missing variable", func(t *testing.T) {
+		h := newHarness(t, canary)
+		h.cfg.Run.Env["REGION"] = "${REGION}"
+		_, err := h.eng.Deploy(ctx, rollout.DeployRequest{App: "shop", Env: "production", Version: "v1", Actor: "alice"})
+		var fe *rollout.FieldError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "REGION") {
+			t.Fatalf("deploy without REGION: %v, want refused naming REGION", err)
+		}
+		if released(h, "v1") {
+			t.Fatal("the refused deploy recorded release v1")
+		}
+		if r := h.final(h.deploy("v1", map[string]string{"REGION": "eu"}).ID); r.Phase != rollout.PhaseSucceeded {
+			t.Fatalf("deploy with REGION: %s (%s)", r.Phase, r.Reason)
+		}
+	})
+	t.Run("checks gate", func(t *testing.T) {
+		h := newHarnessEnv(t, "    gates: {checks: [unit]}", canary)
+		_, err := h.eng.Deploy(ctx, rollout.DeployRequest{App: "shop", Env: "production", Version: "v1", Vars: map[string]string{"FAIL_RATE": "0"}, Actor: "alice"})
+		var ge *rollout.GateError
+		if !errors.As(err, &ge) || ge.Gate != "checks" {
+			t.Fatalf("deploy without checks: %v, want refused by the checks gate", err)
+		}
+		if released(h, "v1") {
+			t.Fatal("the refused deploy recorded release v1")
+		}
+		if _, err := h.eng.CreateRelease(ctx, rollout.ReleaseRequest{App: "shop", Version: "v1", Commit: "abc", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed}}); err != nil {
+			t.Fatalf("release create after the refused deploy: %v", err)
+		}
+	})
+	t.Run("20 concurrent deploys", func(t *testing.T) {
+		h := newHarness(t, canary)
+		h.deployV1()
+		var wg sync.WaitGroup
+		errs := make([]error, 20)
+		for i := range errs {
+			wg.Go(func() {
+				_, errs[i] = h.eng.Deploy(ctx, rollout.DeployRequest{App: "shop", Env: "production", Version: fmt.Sprintf("v%d", i+2), Actor: "ci"})
+			})
+		}
+		wg.Wait()
+		var accepted []int
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				accepted = append(accepted, i+2)
+			case !errors.Is(err, rollout.ErrConflict):
+				t.Fatalf("deploy v%d: %v, want accepted or a conflict", i+2, err)
+			case released(h, fmt.Sprintf("v%d", i+2)):
+				t.Fatalf("the refused deploy of v%d recorded its release", i+2)
+			}
+		}
+		if len(accepted) != 1 {
+			t.Fatalf("accepted %v, want exactly one", accepted)
+		}
+		if !released(h, fmt.Sprintf("v%d", accepted[0])) {
+			t.Fatalf("the accepted v%d has no release", accepted[0])
+		}
+	})
+}
+
+// Defect 4: release variables silently carried over to a later deploy of
+// the same version. A deploy runs with exactly the variables it names;
+// plan and the rollout show their names, never their values.
+func TestEngine_DeployVariablesAreExplicit(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, canary)
+	h.deployV1()
+	bad := h.final(h.deploy("v2", map[string]string{"FAIL_RATE": "0.5"}).ID)
+	if bad.Phase != rollout.PhaseRolledBack {
+		t.Fatalf("v2 with FAIL_RATE=0.5: %s (%s), want rolled back", bad.Phase, bad.Reason)
+	}
+	if got := strings.Join(bad.Vars, ","); got != "FAIL_RATE" {
+		t.Fatalf("rollout vars = %q, want the name FAIL_RATE", got)
+	}
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		want string
+	}{
+		{"no vars", nil, "recorded with FAIL_RATE that this deploy does not give"},
+		{"other value", map[string]string{"FAIL_RATE": "0"}, "other values of FAIL_RATE"},
+		{"more vars", map[string]string{"FAIL_RATE": "0.5", "COLOR": "red"}, "recorded without COLOR"},
+	} {
+		_, err := h.eng.Deploy(ctx, rollout.DeployRequest{App: "shop", Env: "production", Version: "v2", Vars: tc.vars, Actor: "alice"})
+		var fe *rollout.FieldError
+		if !errors.As(err, &fe) || fe.Field != "vars" || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: deploy v2: %v, want refused on vars with %q", tc.name, err, tc.want)
+		}
+		if strings.Contains(err.Error(), "0.5") {
+			t.Fatalf("%s: the error shows a variable's value: %v", tc.name, err)
+		}
+		if _, err := h.eng.Plan(ctx, rollout.DeployRequest{App: "shop", Env: "production", Version: "v2", Vars: tc.vars}); !errors.As(err, &fe) {
+			t.Fatalf("%s: plan v2: %v, want the same refusal", tc.name, err)
+		}
+	}
+	view, err := h.eng.Plan(ctx, rollout.DeployRequest{App: "shop", Env: "production", Version: "v2", Vars: map[string]string{"FAIL_RATE": "0.5"}})
+	if err != nil || strings.Join(view.Vars, ",") != "FAIL_RATE" {
+		t.Fatalf("plan with the same vars: %+v, %v; want allowed, showing FAIL_RATE", view.Vars, err)
+	}
+	if r := h.final(h.deploy("v3", nil).ID); r.Phase != rollout.PhaseSucceeded || len(r.Vars) != 0 {
+		t.Fatalf("v3 without vars: %s (%s), vars %v", r.Phase, r.Reason, r.Vars)
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -362,7 +364,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if !versionRE.MatchString(req.Version) {
 		return Rollout{}, &FieldError{Field: "version", Message: fmt.Sprintf("%q is not a version: use letters, digits, '.', '_', '+', '-'", req.Version)}
 	}
-	rel, err := e.release(ctx, req)
+	rel, isNew, err := e.release(ctx, req)
 	if err != nil {
 		return Rollout{}, err
 	}
@@ -423,12 +425,19 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		}
 	}
 	r.Steps = Plan(st, opts)
+	r.Vars = sortedKeys(rel.Vars)
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("deploy %s (from %s)", req.Version, orNone(state.Stable)))
 	if req.Hotfix {
 		ev.Reason += " as a hotfix: " + req.Reason
 	}
 	events = append([]audit.Event{ev}, events...)
-	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: events}); err != nil {
+	c := Change{Rollout: &r, Audit: events}
+	if isNew {
+		// The release exists only if its rollout does: a refused deploy
+		// leaves nothing behind.
+		c.Release = &rel
+	}
+	if err := e.store.Commit(ctx, c); err != nil {
 		return Rollout{}, fmt.Errorf("record rollout: %w", err)
 	}
 	e.log.Info("rollout created", "rollout", r.ID, "env", env, "version", r.Version, "from", r.FromVersion, "strategy", r.Strategy)
@@ -475,23 +484,53 @@ func describe(r Rollout) string {
 	return string(r.Phase)
 }
 
-// release returns the release a deploy names, recording it if it is new.
-func (e *Engine) release(ctx context.Context, req DeployRequest) (Release, error) {
+// release returns the release a deploy names: the recorded one, or a new
+// one that the deploy records with its rollout. A deploy runs with exactly
+// the variables it names: a recorded release whose variables differ from
+// the deploy's (including a deploy that names none of them) is refused,
+// so that what a rollout runs with is never a leftover of an earlier
+// deploy.
+func (e *Engine) release(ctx context.Context, req DeployRequest) (rel Release, isNew bool, err error) {
 	old, err := e.store.GetRelease(ctx, req.App, req.Version)
-	switch {
-	case err == nil && req.Commit == "" && len(req.Vars) == 0:
-		return old, nil
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return Release{}, err
+	if errors.Is(err, ErrNotFound) {
+		return Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars, CreatedAt: e.clock.Now()}, true, nil
 	}
-	rel := Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars, CreatedAt: e.clock.Now()}
-	if err == nil {
-		rel.CreatedAt = old.CreatedAt
+	if err != nil {
+		return Release{}, false, err
 	}
-	if err := e.store.PutRelease(ctx, rel); err != nil {
-		return Release{}, err
+	if req.Commit != "" && req.Commit != old.Commit {
+		return Release{}, false, fmt.Errorf("release %s was recorded with commit %q, not %q; give the new build a new version: %w", req.Version, old.Commit, req.Commit, ErrConflict)
 	}
-	return rel, nil
+	if !maps.Equal(old.Vars, req.Vars) {
+		var missing, differ, extra []string
+		for _, k := range sortedKeys(old.Vars) {
+			v, ok := req.Vars[k]
+			switch {
+			case !ok:
+				missing = append(missing, k)
+			case v != old.Vars[k]:
+				differ = append(differ, k)
+			}
+		}
+		for _, k := range sortedKeys(req.Vars) {
+			if _, ok := old.Vars[k]; !ok {
+				extra = append(extra, k)
+			}
+		}
+		var what []string
+		if len(missing) > 0 {
+			what = append(what, "it was recorded with "+strings.Join(missing, ", ")+" that this deploy does not give")
+		}
+		if len(differ) > 0 {
+			what = append(what, "this deploy gives other values of "+strings.Join(differ, ", "))
+		}
+		if len(extra) > 0 {
+			what = append(what, "it was recorded without "+strings.Join(extra, ", "))
+		}
+		return Release{}, false, &FieldError{Field: "vars", Message: fmt.Sprintf("release %s %s: a deploy runs with exactly the variables it names; give the same --var values again, or record the new variables as a new version",
+			req.Version, strings.Join(what, "; "))}
+	}
+	return old, false, nil
 }
 
 // Rollback puts an environment back on its last good release. While a

@@ -121,10 +121,7 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil {
 		return PlanView{}, err
 	}
-	rel, err := e.store.GetRelease(ctx, req.App, req.Version)
-	if errors.Is(err, ErrNotFound) {
-		rel, err = Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars}, nil
-	}
+	rel, _, err := e.release(ctx, req)
 	if err != nil {
 		return PlanView{}, err
 	}
@@ -133,7 +130,7 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil && !first {
 		return PlanView{}, err
 	}
-	view := PlanView{App: req.App, Env: env, Version: req.Version, From: state.Stable, Strategy: strategyOf(st), Hotfix: req.Hotfix}
+	view := PlanView{App: req.App, Env: env, Version: req.Version, From: state.Stable, Strategy: strategyOf(st), Hotfix: req.Hotfix, Vars: sortedKeys(rel.Vars)}
 	gates, err := e.gateStatuses(ctx, st, rel)
 	if err != nil {
 		return PlanView{}, err

@@ -35,6 +35,9 @@ type Store interface {
 
 // Change is what Store.Commit writes atomically. Nil fields are left alone.
 type Change struct {
+	// Release is recorded as PutRelease would, in the same transaction:
+	// the release a deploy brings exists only if its rollout does.
+	Release *Release
 	// Rollout is inserted when its ID is 0 (the store sets ID) and
 	// updated otherwise.
 	Rollout *Rollout

@@ -107,6 +107,9 @@ type PlanView struct {
 	From     string `json:"from,omitempty"`
 	Strategy string `json:"strategy"`
 	Hotfix   bool   `json:"hotfix,omitempty"`
+	// Vars are the names (never the values) of the release variables the
+	// deploy would run with.
+	Vars []string `json:"vars,omitempty"`
 	// Allowed is true when every gate passes or is bypassed: the deploy
 	// would start.
 	Allowed bool `json:"allowed"`

@@ -239,6 +239,9 @@ type Rollout struct {
 	// Replaced holds the old instances a rolling rollout stopped; a
 	// rollback starts as many again.
 	Replaced []Instance `json:"replaced_instances,omitempty"`
+	// Vars are the names (never the values) of the release variables the
+	// rollout runs with.
+	Vars []string `json:"vars,omitempty"`
 	// Actor is who asked for the rollout.
 	Actor string `json:"actor"`
 	// Reason is why the rollout was asked for (manual rollback), or why it
