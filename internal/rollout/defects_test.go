@@ -173,3 +173,86 @@ func TestEngine_DeployVariablesAreExplicit(t *testing.T) {
 		t.Fatalf("v3 without vars: %s (%s), vars %v", r.Phase, r.Reason, r.Vars)
 	}
 }
+
+// Defect 9: a rollback after promotion erased "previous": drill and a
+// second rollback then refused. The environment keeps its history, and
+// rollback --to goes to any release that was live before.
+func TestEngine_RollbackKeepsHistory(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, canary)
+	h.deployV1()
+	for _, v := range []string{"v2", "v3", "v4"} {
+		if r := h.final(h.deploy(v, nil).ID); r.Phase != rollout.PhaseSucceeded {
+			t.Fatalf("deploy %s: %s (%s)", v, r.Phase, r.Reason)
+		}
+	}
+	if st := h.envState(); strings.Join(st.History, ",") != "v3,v2,v1" || st.Previous != "v3" {
+		t.Fatalf("after v4: history %v, previous %s; want v3,v2,v1 and v3", st.History, st.Previous)
+	}
+	rollback := func(to string) rollout.Rollout {
+		t.Helper()
+		r, err := h.eng.Rollback(ctx, rollout.RollbackRequest{App: "shop", Env: "production", Reason: "bad", To: to, Actor: "alice"})
+		if err != nil {
+			t.Fatalf("rollback --to %q: %v", to, err)
+		}
+		return h.final(r.ID)
+	}
+	if r := rollback(""); r.Phase != rollout.PhaseSucceeded || r.Version != "v3" {
+		t.Fatalf("rollback: %s to %s (%s), want succeeded to v3", r.Phase, r.Version, r.Reason)
+	}
+	h.checkServing("v3")
+	if st := h.envState(); strings.Join(st.History, ",") != "v2,v1" || st.Previous != "v2" {
+		t.Fatalf("after rolling back to v3: history %v, previous %q; want v2,v1", st.History, st.Previous)
+	}
+	// A drill still works after a rollback after promotion...
+	d, err := h.eng.Drill(ctx, rollout.DrillRequest{App: "shop", Env: "production", Actor: "alice"})
+	if err != nil {
+		t.Fatalf("drill after a rollback: %v", err)
+	}
+	if d = h.final(d.ID); d.Phase != rollout.PhaseSucceeded || d.Version != "v2" {
+		t.Fatalf("drill: %s with %s (%s), want succeeded with v2", d.Phase, d.Version, d.Reason)
+	}
+	h.checkServing("v3")
+	if st := h.envState(); strings.Join(st.History, ",") != "v2,v1" {
+		t.Fatalf("after the drill: history %v, want v2,v1 as before", st.History)
+	}
+	// ...and so does a rollback to any earlier release.
+	if _, err := h.eng.Rollback(ctx, rollout.RollbackRequest{App: "shop", Env: "production", Reason: "x", To: "v4", Actor: "alice"}); err == nil {
+		t.Fatal("rollback --to v4, rolled back from: accepted")
+	}
+	if _, err := h.eng.Rollback(ctx, rollout.RollbackRequest{App: "shop", Env: "production", Reason: "x", To: "v9", Actor: "alice"}); !strings.Contains(fmt.Sprint(err), "v2, v1") {
+		t.Fatalf("rollback --to v9: %v, want refused listing v2, v1", err)
+	}
+	if r := rollback("v1"); r.Phase != rollout.PhaseSucceeded || r.Version != "v1" {
+		t.Fatalf("rollback --to v1: %s to %s (%s)", r.Phase, r.Version, r.Reason)
+	}
+	h.checkServing("v1")
+	if st := h.envState(); len(st.History) != 0 || st.Previous != "" {
+		t.Fatalf("after rolling back to v1: history %v, previous %q; want none", st.History, st.Previous)
+	}
+}
+
+// Defect 9, automatic: a blue-green release switched back by its observe
+// step after promotion leaves the history as it was before it.
+func TestEngine_SwitchBackAfterPromotionKeepsPrevious(t *testing.T) {
+	h := newHarness(t, "strategy: {blue_green: {analysis: 1m, keep_blue: 10s}}")
+	h.deployV1()
+	if r := h.final(h.deploy("v2", nil).ID); r.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("v2: %s (%s)", r.Phase, r.Reason)
+	}
+	r := h.final(h.deploy("v3", map[string]string{"FAIL_RATE": "0.6"}).ID)
+	if r.Phase != rollout.PhaseRolledBack || r.PromotedAt.IsZero() {
+		t.Fatalf("v3: %s (%s), want switched back after promotion", r.Phase, r.Reason)
+	}
+	h.checkServing("v2")
+	if st := h.envState(); st.Stable != "v2" || st.Previous != "v1" {
+		t.Fatalf("after the switch back: stable %s, previous %q; want v2 and v1", st.Stable, st.Previous)
+	}
+	d, err := h.eng.Drill(context.Background(), rollout.DrillRequest{App: "shop", Env: "production", Actor: "alice"})
+	if err != nil {
+		t.Fatalf("drill: %v", err)
+	}
+	if d = h.final(d.ID); d.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("drill: %s (%s)", d.Phase, d.Reason)
+	}
+}

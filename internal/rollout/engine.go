@@ -279,6 +279,41 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	return e.routers[env].SetRoutes(ctx, routes)
 }
 
+// nextEnvState is the environment state once stable (with insts) serves
+// everyone, keeping the history of releases that were stable before,
+// newest first. The release it replaces joins the history; a rollback
+// (back true) goes back in it instead: the releases newer than stable are
+// dropped, as they were rolled back from. It reads the current state, so
+// that calling it again after a crash gives the same result.
+func (e *Engine) nextEnvState(ctx context.Context, r *Rollout, stable string, insts []Instance, back bool) EnvState {
+	cur, err := e.store.GetEnvState(ctx, r.App, r.Env)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		e.log.Error("read env state", "env", r.Env, "err", err)
+	}
+	earlier := cur.History
+	if len(earlier) == 0 && cur.Previous != "" {
+		earlier = []string{cur.Previous} // a state written before the history was kept
+	}
+	all := append([]string{cur.Stable}, earlier...)
+	if i := slices.Index(all, stable); back && i >= 0 {
+		all = all[i+1:]
+	}
+	var hist []string
+	for _, v := range all {
+		if v != "" && v != stable && !slices.Contains(hist, v) {
+			hist = append(hist, v)
+		}
+	}
+	if len(hist) > historyDepth {
+		hist = hist[:historyDepth]
+	}
+	next := EnvState{App: r.App, Env: r.Env, Stable: stable, Instances: insts, History: hist, UpdatedAt: e.clock.Now()}
+	if len(hist) > 0 {
+		next.Previous = hist[0]
+	}
+	return next
+}
+
 // envState returns what is live in env, or ErrNotFound when nothing is:
 // before the first deploy, or after a first deploy that failed.
 func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error) {
@@ -548,6 +583,15 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	e.mu.Lock()
 	if d := e.drivers[env]; d != nil {
 		e.mu.Unlock()
+		if req.To != "" {
+			r, err := e.store.GetRollout(ctx, d.id)
+			if err != nil {
+				return Rollout{}, err
+			}
+			if req.To != r.FromVersion {
+				return Rollout{}, fmt.Errorf("rollout %d of %s is running in %s: a rollback now goes back to %s; roll back without --to, then to %s: %w", r.ID, r.Version, env, orNone(r.FromVersion), req.To, ErrConflict)
+			}
+		}
 		d.requestAbort(&Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
 		select {
 		case <-d.restored:
@@ -562,7 +606,18 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s: %w", env, err)
 	}
-	if state.Previous == "" {
+	target := state.Previous
+	if req.To != "" {
+		if !slices.Contains(state.History, req.To) && req.To != state.Previous {
+			if req.To == state.Stable {
+				return Rollout{}, fmt.Errorf("%s is already live in %s: %w", req.To, env, ErrConflict)
+			}
+			return Rollout{}, &FieldError{Field: "to", Message: fmt.Sprintf("%s was not live in %s before %s; the releases a rollback can go to, newest first: %s",
+				req.To, env, state.Stable, orNone(strings.Join(state.History, ", ")))}
+		}
+		target = req.To
+	}
+	if target == "" {
 		return Rollout{}, fmt.Errorf("%s has no earlier release to roll back to from %s: %w", env, state.Stable, ErrConflict)
 	}
 	st, err := e.cfg.Stage(env)
@@ -571,12 +626,12 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	}
 	now := e.clock.Now()
 	r := Rollout{
-		App: req.App, Env: env, Kind: KindRollback, Version: state.Previous, FromVersion: state.Stable,
+		App: req.App, Env: env, Kind: KindRollback, Version: target, FromVersion: state.Stable,
 		Phase: PhaseRunning, Steps: rollbackPlan(st), StepStartedAt: now, Seed: newSeed(),
 		Old: state.Instances, Actor: req.Actor, Reason: req.Reason, CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionRollbackManual, req.Reason)
-	ev.Data["to"], ev.Data["from"] = state.Previous, state.Stable
+	ev.Data["to"], ev.Data["from"] = target, state.Stable
 	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
 		return Rollout{}, fmt.Errorf("record rollback: %w", err)
 	}
@@ -1022,13 +1077,7 @@ func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) 
 	if r.FirstTrafficAt.IsZero() {
 		r.FirstTrafficAt = now
 	}
-	env := EnvState{App: r.App, Env: r.Env, Stable: r.Version, Instances: r.New, UpdatedAt: now}
-	switch r.Kind {
-	case KindDeploy:
-		env.Previous = r.FromVersion
-	case KindDrill:
-		env.Previous = r.FromVersion
-	}
+	env := e.nextEnvState(ctx, r, r.Version, r.New, r.Kind == KindRollback)
 	ev := e.event(r, ActorEngine, audit.ActionPromote, fmt.Sprintf("%s takes 100%% of traffic", r.Version))
 	return e.save(ctx, r, &env, ev)
 }
@@ -1159,10 +1208,9 @@ func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 		}
 		r.Old = old
 		if !r.PromotedAt.IsZero() || r.Strategy == StrategyRolling {
-			env = &EnvState{App: r.App, Env: r.Env, Stable: r.FromVersion, Instances: old, UpdatedAt: e.clock.Now()}
-			if prev, err := e.store.GetEnvState(ctx, r.App, r.Env); err == nil && prev.Stable == r.FromVersion {
-				env.Previous = prev.Previous
-			}
+			// A failed drill leaves the history as it was.
+			next := e.nextEnvState(ctx, r, r.FromVersion, old, r.Kind != KindDrill)
+			env = &next
 		}
 	}
 	r.Weight = 0

@@ -28,7 +28,11 @@ type RollbackRequest struct {
 	App    string `json:"app"`
 	Env    string `json:"env,omitempty"`
 	Reason string `json:"reason"`
-	Actor  string `json:"-"`
+	// To, when set, is the release to go back to: any release that was
+	// stable in the environment before (EnvState.History), not only the
+	// previous one. Only without a rollout running.
+	To    string `json:"to,omitempty"`
+	Actor string `json:"-"`
 }
 
 // AppStatus is what is live in each environment of an app.

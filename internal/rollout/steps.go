@@ -244,7 +244,7 @@ func (e *Engine) stepRestore(ctx context.Context, r *Rollout) error {
 		return fmt.Errorf("switch back: %w", err)
 	}
 	r.Weight = 0
-	env := EnvState{App: r.App, Env: r.Env, Stable: r.FromVersion, Instances: r.Old, Previous: r.Version, UpdatedAt: e.clock.Now()}
+	env := e.nextEnvState(ctx, r, r.FromVersion, r.Old, false)
 	ev := e.event(r, ActorEngine, audit.ActionStep, fmt.Sprintf("drill: %s served; back on %s", r.Version, r.FromVersion))
 	return e.save(ctx, r, &env, ev)
 }

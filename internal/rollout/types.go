@@ -331,6 +331,9 @@ type EnvState struct {
 	Instances []Instance `json:"instances"`
 	// Previous is the release that was stable before Stable, the target
 	// of a manual rollback.
-	Previous  string    `json:"previous,omitempty"`
+	Previous string `json:"previous,omitempty"`
+	// History holds the releases that were stable here before, newest
+	// first, less those rolled back from: the targets of rollback --to.
+	History   []string  `json:"history,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
