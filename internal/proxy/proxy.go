@@ -100,8 +100,11 @@ type Proxy struct {
 	errLog        *errorLog
 
 	table atomic.Pointer[table]
-	stats *statsRegistry
-	flags *flagRegistry
+	// inflight holds, by address, the number of requests on their way to
+	// it (*atomic.Int64).
+	inflight sync.Map
+	stats    *statsRegistry
+	flags    *flagRegistry
 	// noRelease counts the requests answered 503 because no version was
 	// live. They belong to no version, so Stats leaves them out; the
 	// metrics show them under version "none".
@@ -337,7 +340,10 @@ func unavailable(w http.ResponseWriter, body string) {
 // variants its response reports.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *backendSet, start time.Time, countFlags bool) {
 	rec := &recorder{ResponseWriter: w}
+	t := b.next()
+	t.inflight.Add(1)
 	defer func() {
+		t.inflight.Add(-1)
 		v := recover()
 		if v != nil && r.Context().Err() == nil {
 			// ReverseProxy aborts with http.ErrAbortHandler when the
@@ -355,7 +361,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *backendSet, s
 			panic(v)
 		}
 	}()
-	b.next().ServeHTTP(rec, r)
+	t.proxy.ServeHTTP(rec, r)
 }
 
 // handleError answers a request whose backend never answered: 504 when

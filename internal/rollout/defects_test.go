@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -255,4 +256,48 @@ func TestEngine_SwitchBackAfterPromotionKeepsPrevious(t *testing.T) {
 	if d = h.final(d.ID); d.Phase != rollout.PhaseSucceeded {
 		t.Fatalf("drill: %s (%s)", d.Phase, d.Reason)
 	}
+}
+
+// Defect 13: a rollback stopped the canary while requests sent to it just
+// before the switch were still on their way. The engine stops a version
+// only once the router has drained what was in flight to it (the harness
+// checks, at every Stop, that the router has nothing in flight there).
+func TestEngine_RollbackDrainsBeforeStopping(t *testing.T) {
+	h := newHarness(t, canary)
+	h.deployV1()
+	h.traffic = 0
+	id := h.deploy("v2", map[string]string{"LATENCY": "800ms"}).ID
+	h.until("the canary at 50%", time.Hour, func() bool { return h.rollout(id).Weight == 50 })
+	r := h.rollout(id)
+	results := make(chan int, 20)
+	for range cap(results) {
+		go func() {
+			resp, err := h.client.Get("http://" + h.router.Addr() + "/version")
+			if err != nil {
+				results <- 0
+				return
+			}
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.router.InFlight(r.New[0].Addr) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no request reached the slow canary")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := h.eng.Rollback(context.Background(), rollout.RollbackRequest{App: "shop", Env: "production", Reason: "slow", Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if r = h.final(id); r.Phase != rollout.PhaseRolledBack {
+		t.Fatalf("%s (%s), want rolled back", r.Phase, r.Reason)
+	}
+	for range cap(results) {
+		if code := <-results; code != http.StatusOK {
+			t.Fatalf("a request in flight during the rollback got %d, want 200", code)
+		}
+	}
+	h.checkServing("v1")
 }

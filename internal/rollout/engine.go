@@ -42,6 +42,10 @@ type Options struct {
 	// Tick is how often a bake looks at the new instances' health between
 	// two analyses. Default 200ms.
 	Tick time.Duration
+	// DrainTimeout bounds how long the engine waits for a router to finish
+	// the requests in flight to instances before it stops them. Default
+	// 30s.
+	DrainTimeout time.Duration
 }
 
 // Adopter is implemented by runtimes that can take over instances started
@@ -64,6 +68,7 @@ type Engine struct {
 	clock      Clock
 	log        *slog.Logger
 	tick       time.Duration
+	drain      time.Duration
 
 	mu      sync.Mutex
 	drivers map[string]*driver // by environment
@@ -120,7 +125,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drivers: map[string]*driver{},
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, drivers: map[string]*driver{},
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -130,6 +135,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if e.tick <= 0 {
 		e.tick = 200 * time.Millisecond
+	}
+	if e.drain <= 0 {
+		e.drain = 30 * time.Second
 	}
 	return e, nil
 }
@@ -1103,7 +1111,7 @@ func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step 
 	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(keep, keepInsts, r.Seed)); err != nil {
 		return fmt.Errorf("clear the preview: %w", err)
 	}
-	if err := e.runtime.Stop(ctx, stop); err != nil {
+	if err := e.stopDrained(ctx, r.Env, stop); err != nil {
 		return fmt.Errorf("stop %s: %w", orNone(r.FromVersion), err)
 	}
 	return nil
@@ -1230,7 +1238,7 @@ func (e *Engine) rollBack(ctx context.Context, d *driver, r *Rollout) {
 		r.Reason += "; " + err.Error()
 		final = PhaseFailed
 	}
-	if err := e.runtime.Stop(ctx, r.New); err != nil {
+	if err := e.stopDrained(ctx, r.Env, r.New); err != nil {
 		e.log.Error("stop rolled back instances", "rollout", r.ID, "err", err)
 	}
 	now := e.clock.Now()
@@ -1262,6 +1270,34 @@ func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) 
 		}
 	}
 	return true
+}
+
+// stopDrained stops instances the router of env no longer sends new
+// requests to, once the requests already on their way to them are done
+// (when the router can tell, and at most e.drain): a request sent just
+// before a routing change is answered, not cut off.
+func (e *Engine) stopDrained(ctx context.Context, env string, insts []Instance) error {
+	if len(insts) == 0 {
+		return nil
+	}
+	if d, ok := e.routers[env].(Drainer); ok {
+		dctx, cancel := context.WithCancel(ctx)
+		bound := e.clock.NewTimer(e.drain)
+		go func() {
+			defer bound.Stop()
+			select {
+			case <-bound.C():
+				cancel()
+			case <-dctx.Done():
+			}
+		}()
+		err := d.Drain(dctx, addrs(insts))
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("stopping instances with requests in flight", "env", env, "bound", e.drain, "err", err)
+		}
+	}
+	return e.runtime.Stop(ctx, insts)
 }
 
 // alive returns the instances not known to have exited.

@@ -130,13 +130,14 @@ const shipgateYAML = `
 app: shop
 vars:
   FAIL_RATE: "0"
+  LATENCY: "0s"
 run:
   command: [%q]
   env:
     PORT: "${PORT}"
     SHOP_VERSION: "${VERSION}"
     SHOP_PAY_FAIL_RATE: "${FAIL_RATE}"
-    SHOP_LATENCY: "0s"
+    SHOP_LATENCY: "${LATENCY}"
     MERCHANT_ID: m-1
   instances: 1
   stop_grace: 2s
@@ -218,6 +219,9 @@ func (h *harness) start() {
 		Runtime: &gatedRuntime{rt: h.rt, l: l, h: h},
 		Routers: map[string]rollout.Router{"production": &gatedRouter{p: h.router, l: l, h: h}},
 		Prober:  smoke.New(), Clock: h.clk, Tick: h.tick,
+		// Drains end in real time, while the harness steps virtual time
+		// fast: a virtual bound must not cut them short.
+		DrainTimeout: 24 * time.Hour,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -404,7 +408,10 @@ type gatedStore struct {
 	l *life
 }
 
-var _ rollout.Store = (*gatedStore)(nil)
+var (
+	_ rollout.Store   = (*gatedStore)(nil)
+	_ rollout.Drainer = (*gatedRouter)(nil)
+)
 
 func (s *gatedStore) Commit(ctx context.Context, c rollout.Change) error {
 	if s.l.dead.Load() {
@@ -451,6 +458,13 @@ func (r *gatedRouter) SetRoutes(ctx context.Context, rt rollout.Routes) error {
 	return nil
 }
 
+func (r *gatedRouter) Drain(ctx context.Context, addrs []string) error {
+	if r.l.dead.Load() {
+		return errCrashed
+	}
+	return r.p.Drain(ctx, addrs)
+}
+
 func (r *gatedRouter) Stats(ctx context.Context) (map[string]analysis.Sample, error) {
 	if r.l.dead.Load() {
 		return nil, errCrashed
@@ -490,8 +504,14 @@ func (g *gatedRuntime) Stop(ctx context.Context, insts []rollout.Instance) error
 	rt := g.h.router.Routes()
 	routed := slices.Concat(rt.Stable.Addrs, rt.Canary.Addrs, rt.Preview.Addrs)
 	for _, inst := range insts {
-		if g.rt.Status(ctx, inst).State == rollout.InstanceRunning && slices.Contains(routed, inst.Addr) {
+		if g.rt.Status(ctx, inst).State != rollout.InstanceRunning {
+			continue
+		}
+		if slices.Contains(routed, inst.Addr) {
 			g.h.t.Errorf("instance %s (%s) is stopped while the router still sends it traffic: %+v", inst.ID, inst.Version, rt)
+		}
+		if n := g.h.router.InFlight(inst.Addr); n > 0 {
+			g.h.t.Errorf("instance %s (%s) is stopped with %d request(s) in flight to it", inst.ID, inst.Version, n)
 		}
 	}
 	if len(insts) > 0 {

@@ -74,6 +74,15 @@ type Router interface {
 	Stats(ctx context.Context) (map[string]analysis.Sample, error)
 }
 
+// Drainer is implemented by routers that know the requests in flight to
+// each address: the engine stops an instance only once the router has
+// none on its way to it (or a bound passed).
+type Drainer interface {
+	// Drain returns once no request is in flight to any of addrs, or an
+	// error when ctx ends first.
+	Drain(ctx context.Context, addrs []string) error
+}
+
 // Prober sends smoke checks straight to an instance.
 type Prober interface {
 	// Probe sends one smoke check to addr and returns nil if it passed,

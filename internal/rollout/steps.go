@@ -171,7 +171,7 @@ func (e *Engine) retire(ctx context.Context, st *config.Stage, r *Rollout, want 
 	if err := e.save(ctx, r, nil); err != nil {
 		return err
 	}
-	if err := e.runtime.Stop(ctx, gone); err != nil {
+	if err := e.stopDrained(ctx, r.Env, gone); err != nil {
 		return fmt.Errorf("stop replaced instances: %w", err)
 	}
 	return nil
