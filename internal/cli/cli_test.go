@@ -724,6 +724,25 @@ analysis:
 			t.Fatalf("problem = %+v, want %s:%d:%d naming instancez", got, want.File, want.Line, want.Column)
 		}
 	})
+	t.Run("evidence warnings", func(t *testing.T) {
+		thin := filepath.Join(dir, "thin.yaml")
+		data, err := os.ReadFile(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, thin, strings.Replace(string(data), "analysis:\n", "analysis:\n  expected_rps: 2\n", 1))
+		r := e.runRaw(t, "validate", "-f", thin)
+		r.wantCode(t, ExitOK)
+		if !strings.Contains(r.stdout, "warning: production: step 3 (weight 10% for 1m0s) needs 299 canary requests to pass error_rate <= 1%") {
+			t.Fatalf("stdout does not warn about the 10%% step:\n%s", r.stdout)
+		}
+		r = e.runRaw(t, "validate", "-f", thin, "-o", "json")
+		var v validation
+		decodeOne(t, r.stdout, &v)
+		if !v.Valid || len(v.Warnings) != 2 {
+			t.Fatalf("validation = %+v, want valid with a warning for each step", v)
+		}
+	})
 	t.Run("missing file", func(t *testing.T) {
 		r := e.runRaw(t, "validate", "-f", filepath.Join(dir, "nope.yaml"))
 		r.wantCode(t, ExitInvalid)

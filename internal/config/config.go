@@ -320,6 +320,11 @@ type Analysis struct {
 	// shipgate rollback, and say so in status), extend (keep baking until
 	// every gate passes or one fails) or rollback. Default pause.
 	OnInconclusive string `yaml:"on_inconclusive,omitempty" json:"on_inconclusive,omitempty"`
+	// ExpectedRPS is the number of requests per second the environment's
+	// router usually serves. With it, validate and plan warn about every
+	// bake whose share of that traffic cannot reach, in its bake time, the
+	// evidence its gates need to pass. Optional.
+	ExpectedRPS float64 `yaml:"expected_rps,omitempty" json:"expected_rps,omitempty"`
 }
 
 // The values of Analysis.OnInconclusive.

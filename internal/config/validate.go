@@ -564,6 +564,9 @@ func (d *decoder) validateAnalysis(path string, a *Analysis) {
 	if p := a.OnInconclusive; p != InconclusivePause && p != InconclusiveExtend && p != InconclusiveRollback {
 		d.problemf(path+".on_inconclusive", "must be pause, extend or rollback, got %q", p)
 	}
+	if a.ExpectedRPS < 0 {
+		d.problemf(path+".expected_rps", "must not be negative, got %g", a.ExpectedRPS)
+	}
 	for i, g := range a.Gates {
 		d.validateGate(fmt.Sprintf("%s.gates[%d]", path, i), g)
 	}

@@ -161,6 +161,9 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 		}
 	}
 	view.Gates = gates
+	if !first {
+		view.Evidence, view.Warnings = EvidenceNeeds(st), EvidenceWarnings(st)
+	}
 	view.Allowed = true
 	for _, g := range gates {
 		view.Allowed = view.Allowed && (g.OK || g.Bypassed)

@@ -125,6 +125,11 @@ type PlanView struct {
 	// Migrations are the versions the deploy would apply; a rollback runs
 	// their downs, newest first.
 	Migrations []int64 `json:"migrations,omitempty"`
+	// Evidence is the traffic each bake needs for its gates to pass in
+	// time; Warnings name the bakes the expected traffic cannot bring
+	// there (analysis.expected_rps).
+	Evidence []EvidenceNeed `json:"evidence,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
 }
 
 // PlannedStep is one step of a plan.
