@@ -521,6 +521,7 @@ func TestHandler_ErrorMapping(t *testing.T) {
 	}{
 		{"not found", fmt.Errorf("app %q: %w", "shop", rollout.ErrNotFound), 404, "not_found", ""},
 		{"conflict", fmt.Errorf("rollout 3 of shop/production is running: %w", rollout.ErrConflict), 409, "conflict", ""},
+		{"forbidden", fmt.Errorf("user:ci asked for this deploy: %w", rollout.ErrForbidden), 403, "forbidden", ""},
 		{"invalid", fmt.Errorf("environment %q: %w", "qa", rollout.ErrInvalid), 400, "invalid", ""},
 		{"field error", fmt.Errorf("deploy: %w", &rollout.FieldError{Field: "env", Message: "unknown environment \"qa\""}), 400, "invalid", "env"},
 		{"gate", fmt.Errorf("deploy shop 1.0.0: %w", &rollout.GateError{Gate: "pipeline", Message: "1.0.0 has not succeeded in staging"}), 409, "gate", "pipeline"},

@@ -109,6 +109,7 @@ func (h *handler) approve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Actor = actorFrom(r.Context())
+	req.Role = string(tokenFrom(r.Context()).Role)
 	ro, err := h.svc.Approve(r.Context(), req)
 	h.respond(w, r, http.StatusOK, ro, err)
 }

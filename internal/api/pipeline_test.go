@@ -154,7 +154,7 @@ func TestHandler_Approve(t *testing.T) {
 	if ro.Approval == nil || ro.Approval.By != "user:ci" {
 		t.Fatalf("approval = %+v, want one by user:ci", ro.Approval)
 	}
-	if got, want := f.svc.approvals, []rollout.ApproveRequest{{App: "shop", Env: "production", Comment: "dashboards look fine", Actor: "user:ci"}}; len(got) != 1 || got[0] != want[0] {
+	if got, want := f.svc.approvals, []rollout.ApproveRequest{{App: "shop", Env: "production", Comment: "dashboards look fine", Actor: "user:ci", Role: "deployer"}}; len(got) != 1 || got[0] != want[0] {
 		t.Fatalf("service got %+v, want %+v", got, want)
 	}
 	resp, _ := f.raw(t, http.MethodPost, "/v1/approvals", f.deployer, `{"app":"shop"}`)

@@ -395,7 +395,7 @@ func TestCLI_Approve(t *testing.T) {
 	e := newEnv(t)
 	r := e.run(t, "approve", "--comment", "dashboards look fine")
 	r.wantCode(t, ExitOK)
-	if got, want := e.svc.approvals, []rollout.ApproveRequest{{App: "shop", Comment: "dashboards look fine", Actor: "user:ci"}}; len(got) != 1 || got[0] != want[0] {
+	if got, want := e.svc.approvals, []rollout.ApproveRequest{{App: "shop", Comment: "dashboards look fine", Actor: "user:ci", Role: "deployer"}}; len(got) != 1 || got[0] != want[0] {
 		t.Fatalf("server got %+v, want %+v", got, want)
 	}
 	wantContains(t, "stdout", r.stdout, "rollout 3 approved by user:ci: shop "+approvalVersion+" goes on in production")

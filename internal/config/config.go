@@ -145,9 +145,11 @@ type Gates struct {
 	// letters, digits, dots, dashes and underscores, starting with a
 	// letter or digit.
 	Checks []string `yaml:"checks,omitempty" json:"checks,omitempty"`
-	// Approval, when true, makes the rollout wait after its smoke checks,
-	// before any user traffic, until someone runs shipgate approve.
-	Approval bool `yaml:"approval,omitempty" json:"approval,omitempty"`
+	// Approval makes the rollout wait after its smoke checks, before any
+	// user traffic, until enough people ran shipgate approve: true for one
+	// approval by anyone allowed to approve, or a mapping that says how
+	// many and who. false, like leaving it out, means no approval.
+	Approval *Approval `yaml:"approval,omitempty" json:"approval,omitempty"`
 	// DrillWithin, when set, requires a successful rollback drill (shipgate
 	// drill) of the app within this long before a deploy here. 0s, like
 	// leaving it out, means no drill is required.
@@ -155,6 +157,21 @@ type Gates struct {
 	// Drift, when set, refuses a deploy while this environment differs from
 	// another one in more than the allowed ways.
 	Drift *DriftGate `yaml:"drift,omitempty" json:"drift,omitempty"`
+}
+
+// Approval says who must approve a rollout before users see it. Every
+// approval, and every refused one, is written to the audit log.
+type Approval struct {
+	// Required is the number of different people who must approve, 1 to
+	// 10. Default 1.
+	Required int `yaml:"required,omitempty" json:"required,omitempty"`
+	// PreventSelfApproval, when true, refuses an approval from whoever
+	// asked for the deploy (separation of duties): a CI token cannot
+	// approve its own deploy.
+	PreventSelfApproval bool `yaml:"prevent_self_approval,omitempty" json:"prevent_self_approval,omitempty"`
+	// Roles are the token roles that may approve: deployer, admin.
+	// Default: both.
+	Roles []string `yaml:"roles,omitempty" json:"roles,omitempty"`
 }
 
 // DriftGate limits how far an environment may drift from another.

@@ -23,7 +23,12 @@ var (
 	_ defaulter = (*Rolling)(nil)
 	_ defaulter = (*Internal)(nil)
 	_ defaulter = (*Hotfix)(nil)
+	_ defaulter = (*Approval)(nil)
 )
+
+func (a *Approval) setDefaults() {
+	a.Required = 1
+}
 
 func (c *Config) setDefaults() {
 	c.Run.setDefaults()

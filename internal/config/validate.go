@@ -304,6 +304,16 @@ func (d *decoder) validateGates(c *Config, env string, g *Gates) {
 			d.problemf(p, "%q is already listed (checks[%d]); remove one", name, j)
 		}
 	}
+	if a := g.Approval; a != nil {
+		if a.Required < 1 || a.Required > 10 {
+			d.problemf(path+".approval.required", "must be from 1 to 10, got %d", a.Required)
+		}
+		for i, role := range a.Roles {
+			if role != "deployer" && role != "admin" {
+				d.problemf(fmt.Sprintf("%s.approval.roles[%d]", path, i), "must be deployer or admin (the roles that can call approve), got %q", role)
+			}
+		}
+	}
 	d.emptySection(path + ".drift")
 	if g.Drift != nil {
 		d.validateDrift(c, env, path+".drift", g.Drift)

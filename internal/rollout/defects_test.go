@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -300,4 +301,54 @@ func TestEngine_RollbackDrainsBeforeStopping(t *testing.T) {
 		}
 	}
 	h.checkServing("v1")
+}
+
+// Defect 10: a deployer approved its own production deploy. An approval
+// rule sets how many different people must approve, whether the deployer
+// may be one, and which roles may; every approval and refusal is audited.
+func TestEngine_ApprovalSeparationOfDuties(t *testing.T) {
+	ctx := context.Background()
+	h := newHarnessEnv(t, "    gates: {approval: {required: 2, prevent_self_approval: true, roles: [deployer, admin]}}", canary)
+	id := h.deploy("v1", nil).ID // by alice
+	h.until("waiting for approval", time.Hour, func() bool {
+		r := h.rollout(id)
+		return r.Steps[r.StepIndex].Kind == rollout.StepApproval
+	})
+	approve := func(actor, role string) (rollout.Rollout, error) {
+		return h.eng.Approve(ctx, rollout.ApproveRequest{App: "shop", Env: "production", Actor: actor, Role: role, Comment: "lgtm"})
+	}
+	if _, err := approve("alice", "deployer"); !errors.Is(err, rollout.ErrForbidden) || !strings.Contains(err.Error(), "prevent_self_approval") {
+		t.Fatalf("alice approves her own deploy: %v, want forbidden", err)
+	}
+	if _, err := approve("vic", "viewer"); !errors.Is(err, rollout.ErrForbidden) || !strings.Contains(err.Error(), "deployer or admin") {
+		t.Fatalf("a viewer approves: %v, want forbidden", err)
+	}
+	r, err := approve("bob", "deployer")
+	if err != nil || r.Approval != nil || len(r.Approvals) != 1 {
+		t.Fatalf("bob approves: %+v, %v; want one approval of two, still waiting", r.Approvals, err)
+	}
+	if _, err := approve("bob", "deployer"); !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("bob approves twice: %v, want a conflict", err)
+	}
+	h.clk.Step(time.Hour) // an approval does not expire while the rollout waits
+	if r := h.rollout(id); r.Phase != rollout.PhaseRunning || r.Steps[r.StepIndex].Kind != rollout.StepApproval {
+		t.Fatalf("with one approval of two: %s at %s", r.Phase, r.Steps[r.StepIndex].Kind)
+	}
+	if r, err = approve("carol", "admin"); err != nil || r.Approval == nil || r.Approval.By != "carol" {
+		t.Fatalf("carol approves: %+v, %v; want approved", r.Approval, err)
+	}
+	if r = h.final(id); r.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("%s (%s), want succeeded", r.Phase, r.Reason)
+	}
+	evs, err := h.store.ListAudit(ctx, audit.Filter{Action: audit.ActionApprove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(evs) - 1; i >= 0; i-- {
+		got = append(got, evs[i].Actor+" "+evs[i].Outcome+" "+evs[i].Data["approvals"])
+	}
+	if want := "alice failed ,vic failed ,bob ok 1/2,bob failed ,carol ok 2/2"; strings.Join(got, ",") != want {
+		t.Fatalf("approval audit = %q, want %q", strings.Join(got, ","), want)
+	}
 }

@@ -90,9 +90,9 @@ type driver struct {
 	abort      *Failure
 	hurry      bool
 	restoredOK bool
-	approval   *Approval // handed over by Approve, recorded by the driver
-	promotion  *Failure  // handed over by Promote: who ends the bake, and why
-	stepKind   StepKind  // the step being run, for Approve to check
+	approvals  []*Approval // handed over by Approve, recorded by the driver
+	promotion  *Failure    // handed over by Promote: who ends the bake, and why
+	stepKind   StepKind    // the step being run, for Approve to check
 }
 
 // Failure is why a rollout is rolled back.
@@ -443,7 +443,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if !first && state.Stable == req.Version {
 		return Rollout{}, fmt.Errorf("%s is already live in %s: %w", req.Version, env, ErrConflict)
 	}
-	opts := planOptions{first: first, approval: st.Env.Gates.Approval, migrate: e.cfg.Migrations != nil}
+	opts := planOptions{first: first, approval: st.Env.Gates.Approval != nil, migrate: e.cfg.Migrations != nil}
 	var events []audit.Event
 	now := e.clock.Now()
 	r := Rollout{
@@ -469,6 +469,9 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	}
 	r.Steps = Plan(st, opts)
 	r.Vars = sortedKeys(rel.Vars)
+	if a := st.Env.Gates.Approval; a != nil && opts.approval {
+		r.ApprovalRule = &ApprovalRule{Required: max(a.Required, 1), PreventSelfApproval: a.PreventSelfApproval, Roles: a.Roles}
+	}
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("deploy %s (from %s)", req.Version, orNone(state.Stable)))
 	if req.Hotfix {
 		ev.Reason += " as a hotfix: " + req.Reason

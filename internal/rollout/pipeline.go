@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
@@ -87,12 +89,15 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	if req.Version != "" && req.Version != r.Version {
 		return Rollout{}, fmt.Errorf("the rollout waiting in %s is of %s, not %s: %w", env, r.Version, req.Version, ErrConflict)
 	}
+	if err := e.mayApprove(ctx, r, req); err != nil {
+		return Rollout{}, err
+	}
 	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
 	if err != nil {
 		return Rollout{}, err
 	}
 	d.mu.Lock()
-	d.approval = &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: releaseDigest(rel)}
+	d.approvals = append(d.approvals, &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: releaseDigest(rel)})
 	d.mu.Unlock()
 	d.poke()
 	timeout := e.clock.NewTimer(10 * time.Second)
@@ -105,6 +110,41 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 		return Rollout{}, ctx.Err()
 	}
 	return e.store.GetRollout(ctx, d.id)
+}
+
+// mayApprove refuses an approval the rollout's rule does not allow: by the
+// one who asked for the deploy (prevent_self_approval), by a token whose
+// role may not approve, or a second one by the same person. A refusal is
+// audited.
+func (e *Engine) mayApprove(ctx context.Context, r Rollout, req ApproveRequest) error {
+	rule := r.rule()
+	var why string
+	var kind error
+	switch {
+	case rule.PreventSelfApproval && req.Actor == r.Actor:
+		why, kind = fmt.Sprintf("%s asked for this deploy of %s, and %s needs its approvals from someone else (prevent_self_approval)", req.Actor, r.Version, r.Env), ErrForbidden
+	case len(rule.Roles) > 0 && !slices.Contains(rule.Roles, req.Role):
+		why, kind = fmt.Sprintf("approvals in %s need a token with the role %s; %s has %s", r.Env, strings.Join(rule.Roles, " or "), req.Actor, orNone(req.Role)), ErrForbidden
+	case slices.ContainsFunc(r.Approvals, func(a Approval) bool { return a.By == req.Actor }):
+		why, kind = fmt.Sprintf("%s already approved %s; it needs %d approval(s) from different people", req.Actor, r.Version, rule.Required), ErrConflict
+	default:
+		return nil
+	}
+	ev := e.event(&r, req.Actor, audit.ActionApprove, why)
+	ev.Outcome = "failed"
+	if err := e.store.Commit(ctx, Change{Audit: []audit.Event{ev}}); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: %w", why, kind)
+}
+
+// rule is the rollout's approval rule; one approval by anyone for a
+// rollout made before rules were recorded.
+func (r Rollout) rule() ApprovalRule {
+	if r.ApprovalRule != nil {
+		return *r.ApprovalRule
+	}
+	return ApprovalRule{Required: 1}
 }
 
 // Plan returns what a deploy would do, without doing anything: the gates
@@ -135,7 +175,7 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil {
 		return PlanView{}, err
 	}
-	opts := planOptions{first: first, approval: st.Env.Gates.Approval, migrate: e.cfg.Migrations != nil}
+	opts := planOptions{first: first, approval: st.Env.Gates.Approval != nil, migrate: e.cfg.Migrations != nil}
 	if opts.migrate {
 		g := GateStatus{Gate: "migrations", OK: true, Detail: "every migration's down restores the schema on a scratch database"}
 		if err := e.checkMigrations(ctx, st, rel); err != nil {

@@ -83,6 +83,8 @@ type ApproveRequest struct {
 	Version string `json:"version,omitempty"`
 	Comment string `json:"comment,omitempty"`
 	Actor   string `json:"-"`
+	// Role is the role of the approver's token; set by the API.
+	Role string `json:"-"`
 }
 
 // PromoteRequest asks for the bake of the running step to end now, as

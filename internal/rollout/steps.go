@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 
 	"github.com/shipgate/shipgate/internal/analysis"
@@ -13,24 +14,57 @@ import (
 	"github.com/shipgate/shipgate/internal/config"
 )
 
-// stepApproval waits until someone approves the rollout (Engine.Approve
-// hands the approval to the driver) for the release as it is now.
+// stepApproval waits until the rollout has the approvals its rule
+// requires (Engine.Approve hands each one to the driver) for the release
+// as it is now. Approvals given for the release as it was before a change
+// are void.
 func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error {
 	if r.Approval != nil {
 		return e.checkApproval(ctx, r)
 	}
 	for {
 		d.mu.Lock()
-		a := d.approval
-		d.approval = nil
+		var a *Approval
+		if len(d.approvals) > 0 {
+			a, d.approvals = d.approvals[0], d.approvals[1:]
+		}
+		more := len(d.approvals) > 0
 		d.mu.Unlock()
 		if a != nil {
-			r.Approval = a
+			if slices.ContainsFunc(r.Approvals, func(x Approval) bool { return x.By == a.By && x.Digest == a.Digest }) {
+				d.ack()
+				continue // the same person twice, handed over at once
+			}
+			var events []audit.Event
+			kept := r.Approvals[:0:0]
+			for _, old := range r.Approvals {
+				if old.Digest == a.Digest {
+					kept = append(kept, old)
+					continue
+				}
+				ev := e.event(r, ActorEngine, audit.ActionApprovalVoid, fmt.Sprintf("the approval by %s is void: release %s changed after it was approved", old.By, r.Version))
+				ev.Data["approved_digest"], ev.Data["digest"] = old.Digest, a.Digest
+				events = append(events, ev)
+			}
+			r.Approvals = append(kept, *a)
+			need := r.rule().Required
 			ev := e.event(r, a.By, audit.ActionApprove, a.Comment)
 			ev.Data["digest"] = a.Digest
-			err := e.save(ctx, r, nil, ev)
+			ev.Data["approvals"] = fmt.Sprintf("%d/%d", len(r.Approvals), need)
+			events = append(events, ev)
+			done := len(r.Approvals) >= need
+			if done {
+				r.Approval = a
+			}
+			err := e.save(ctx, r, nil, events...)
 			d.ack()
-			return err
+			if err != nil || done {
+				return err
+			}
+			continue
+		}
+		if more {
+			continue
 		}
 		select {
 		case <-ctx.Done():

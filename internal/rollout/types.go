@@ -17,6 +17,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid means the request itself is wrong; the error says which field.
 	ErrInvalid = errors.New("invalid")
+	// ErrForbidden means the one who asks may not do this, whatever their
+	// token's role: for example approve their own deploy.
+	ErrForbidden = errors.New("forbidden")
 )
 
 // FieldError is an invalid request naming the field at fault. It matches
@@ -270,8 +273,12 @@ type Rollout struct {
 	// skipped.
 	Hotfix   bool     `json:"hotfix,omitempty"`
 	Bypassed []string `json:"bypassed,omitempty"`
-	// Approval is set once someone approved the rollout.
-	Approval *Approval `json:"approval,omitempty"`
+	// Approval is set once the rollout has all the approvals it needs
+	// (the last one); Approvals are those given so far, and ApprovalRule
+	// the stage's rule as it was at deploy.
+	Approval     *Approval     `json:"approval,omitempty"`
+	Approvals    []Approval    `json:"approvals,omitempty"`
+	ApprovalRule *ApprovalRule `json:"approval_rule,omitempty"`
 	// Migrated are the migration versions this rollout applied, in order:
 	// exactly the ones its rollback reverts.
 	Migrated []int64 `json:"migrated,omitempty"`
@@ -301,6 +308,15 @@ type Approval struct {
 	Comment string    `json:"comment,omitempty"`
 	// Digest identifies the release as it was approved.
 	Digest string `json:"digest"`
+}
+
+// ApprovalRule says who must approve a rollout: how many different
+// people, whether the deployer may be one of them, and which token roles
+// may approve (any when empty).
+type ApprovalRule struct {
+	Required            int      `json:"required"`
+	PreventSelfApproval bool     `json:"prevent_self_approval,omitempty"`
+	Roles               []string `json:"roles,omitempty"`
 }
 
 // Judgement is one analysis of the canary against its gates.
