@@ -219,6 +219,14 @@ func (c *Client) Approve(ctx context.Context, req rollout.ApproveRequest) (rollo
 	return ro, err
 }
 
+// Promote ends the running bake of an environment as passed: a rollout
+// paused on inconclusive evidence goes on.
+func (c *Client) Promote(ctx context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/promotions", req, &ro)
+	return ro, err
+}
+
 // Plan returns what a deploy of req would do, and whether its gates pass
 // now. It changes nothing.
 func (c *Client) Plan(ctx context.Context, req rollout.DeployRequest) (rollout.PlanView, error) {

@@ -26,17 +26,18 @@ import (
 // decoding, error mapping); the rollout engine has its own tests, and the
 // end-to-end tests drive this API with the real engine.
 type recordingService struct {
-	mu        sync.Mutex
-	deploys   []rollout.DeployRequest
-	rollbacks []rollout.RollbackRequest
-	statusFor []string
-	history   []historyCall
-	filters   []audit.Filter
-	releases  []rollout.ReleaseRequest
-	approvals []rollout.ApproveRequest
-	plans     []rollout.DeployRequest
-	drifts    []driftCall
-	drills    []rollout.DrillRequest
+	mu         sync.Mutex
+	deploys    []rollout.DeployRequest
+	rollbacks  []rollout.RollbackRequest
+	statusFor  []string
+	history    []historyCall
+	filters    []audit.Filter
+	releases   []rollout.ReleaseRequest
+	approvals  []rollout.ApproveRequest
+	promotions []rollout.PromoteRequest
+	plans      []rollout.DeployRequest
+	drifts     []driftCall
+	drills     []rollout.DrillRequest
 	// err, when set, is returned by every method.
 	err error
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -111,6 +112,26 @@ func (h *handler) approve(w http.ResponseWriter, r *http.Request) {
 	req.Actor = actorFrom(r.Context())
 	req.Role = string(tokenFrom(r.Context()).Role)
 	ro, err := h.svc.Approve(r.Context(), req)
+	h.respond(w, r, http.StatusOK, ro, err)
+}
+
+// promote ends the running bake of an environment as passed.
+func (h *handler) promote(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeJSON(w, r, func(req rollout.PromoteRequest) error {
+		if err := requireApp(req.App); err != nil {
+			return err
+		}
+		if strings.TrimSpace(req.Reason) == "" {
+			return &rollout.FieldError{Field: "reason", Message: "is required: say why the rest of the bake is skipped"}
+		}
+		return nil
+	})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	req.Actor = actorFrom(r.Context())
+	ro, err := h.svc.Promote(r.Context(), req)
 	h.respond(w, r, http.StatusOK, ro, err)
 }
 

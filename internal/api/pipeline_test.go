@@ -42,6 +42,16 @@ func (s *recordingService) GetRelease(_ context.Context, app, version string) (r
 	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed}}, nil
 }
 
+func (s *recordingService) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return rollout.Rollout{}, s.err
+	}
+	s.promotions = append(s.promotions, req)
+	return rollout.Rollout{ID: 7, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
 func (s *recordingService) Approve(_ context.Context, req rollout.ApproveRequest) (rollout.Rollout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -28,17 +28,18 @@ import (
 type scriptedService struct {
 	mu sync.Mutex
 	// scripts holds, per version, the states a rollout goes through.
-	scripts   map[string][]rollout.Rollout
-	rollouts  map[int64][]rollout.Rollout
-	polls     map[int64]int
-	nextID    int64
-	deploys   []rollout.DeployRequest
-	rollbacks []rollout.RollbackRequest
-	releases  []rollout.ReleaseRequest
-	approvals []rollout.ApproveRequest
-	plans     []rollout.DeployRequest
-	drifts    [][2]string // env, against
-	drills    []rollout.DrillRequest
+	scripts    map[string][]rollout.Rollout
+	rollouts   map[int64][]rollout.Rollout
+	polls      map[int64]int
+	nextID     int64
+	deploys    []rollout.DeployRequest
+	rollbacks  []rollout.RollbackRequest
+	releases   []rollout.ReleaseRequest
+	approvals  []rollout.ApproveRequest
+	promotions []rollout.PromoteRequest
+	plans      []rollout.DeployRequest
+	drifts     [][2]string // env, against
+	drills     []rollout.DrillRequest
 }
 
 var _ api.Service = (*scriptedService)(nil)

@@ -98,6 +98,13 @@ func (s *scriptedService) GetRelease(_ context.Context, app, version string) (ro
 	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed, "e2e": rollout.CheckFailed}, CreatedAt: t0}, nil
 }
 
+func (s *scriptedService) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.promotions = append(s.promotions, req)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning, CreatedAt: t0}, nil
+}
+
 func (s *scriptedService) Approve(_ context.Context, req rollout.ApproveRequest) (rollout.Rollout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -479,4 +486,17 @@ func TestCLI_ReleaseShow(t *testing.T) {
 	r = e.run(t, "release", "show", "shop", "7.0.0")
 	r.wantCode(t, ExitFailure)
 	wantContains(t, "stderr", r.stderr, "error: release 7.0.0 of shop: not found")
+}
+
+func TestCLI_Promote(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "promote", "--reason", "low traffic tonight")
+	r.wantCode(t, ExitOK)
+	if got, want := e.svc.promotions, []rollout.PromoteRequest{{App: "shop", Reason: "low traffic tonight", Actor: "user:ci"}}; len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("server got %+v, want %+v", got, want)
+	}
+	wantContains(t, "stdout", r.stdout, "rollout 3: bake ended by you; shop 1.1.0 goes on in production")
+	r = e.run(t, "promote")
+	r.wantCode(t, ExitInvalid)
+	wantContains(t, "stderr", r.stderr, "--reason is required")
 }
