@@ -89,7 +89,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 			events = append(events, ev)
 		}
 	}
-	r.Steps = Plan(st, opts)
+	r.Steps, r.Stage = Plan(st, opts), freeze(st)
 	r.Vars = sortedKeys(rel.Vars)
 	if a := st.Env.Gates.Approval; a != nil && opts.approval {
 		r.ApprovalRule = &ApprovalRule{Required: max(a.Required, 1), PreventSelfApproval: a.PreventSelfApproval, Roles: a.Roles}
@@ -260,7 +260,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindRollback, Version: target, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: rollbackPlan(st), StepStartedAt: now, Seed: newSeed(),
+		Phase: PhaseRunning, Steps: rollbackPlan(st), Stage: freeze(st), StepStartedAt: now, Seed: newSeed(),
 		Old: state.Instances, Actor: req.Actor, Reason: req.Reason, CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionRollbackManual, req.Reason)

@@ -241,6 +241,9 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	if err != nil {
 		return err
 	}
+	if hasActive && r.Stage != nil {
+		st = r.Stage
+	}
 	routes := Routes{}
 	switch {
 	case hasActive && r.Kind == KindDrill && r.past(StepRestore):

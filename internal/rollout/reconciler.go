@@ -152,7 +152,7 @@ func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	d.mu.Lock()
 	d.stepKind = step.Kind
 	d.mu.Unlock()
-	st, err := e.cfg.Stage(r.Env)
+	st, err := e.stage(r)
 	if err != nil {
 		return err
 	}
@@ -161,6 +161,29 @@ func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 		return fmt.Errorf("unknown step %q", step.Kind)
 	}
 	return run(e, ctx, d, st, r, step)
+}
+
+// stage is the configuration a rollout runs with: the one frozen into it
+// at creation, or, for a rollout from before, the config's.
+func (e *Engine) stage(r *Rollout) (*config.Stage, error) {
+	if r.Stage != nil {
+		return r.Stage, nil
+	}
+	return e.cfg.Stage(r.Env)
+}
+
+// freeze returns a copy of st to record with a rollout: its variables,
+// which may hold secrets, are left out (the runtime reads them from the
+// release and the config), and so is nothing else a step reads.
+func freeze(st *config.Stage) *config.Stage {
+	cp := *st
+	cp.Vars = nil
+	if st.Env != nil {
+		env := *st.Env
+		env.Vars = nil
+		cp.Env = &env
+	}
+	return &cp
 }
 
 // executor runs one step of a kind. It is idempotent: after a crash the
