@@ -227,6 +227,20 @@ func (c *Client) Promote(ctx context.Context, req rollout.PromoteRequest) (rollo
 	return ro, err
 }
 
+// Pause holds the running bake of an environment.
+func (c *Client) Pause(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/pauses", req, &ro)
+	return ro, err
+}
+
+// Resume lets a paused bake go on.
+func (c *Client) Resume(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/resumptions", req, &ro)
+	return ro, err
+}
+
 // Plan returns what a deploy of req would do, and whether its gates pass
 // now. It changes nothing.
 func (c *Client) Plan(ctx context.Context, req rollout.DeployRequest) (rollout.PlanView, error) {

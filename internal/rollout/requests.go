@@ -97,6 +97,15 @@ type PromoteRequest struct {
 	Actor  string `json:"-"`
 }
 
+// PauseRequest asks for the bake of the running step to hold (Pause) or
+// to go on (Resume).
+type PauseRequest struct {
+	App    string `json:"app"`
+	Env    string `json:"env,omitempty"`
+	Reason string `json:"reason"`
+	Actor  string `json:"-"`
+}
+
 // DrillRequest asks for a rollback drill: the environment's previous
 // release is brought back and checked, then the current one is restored.
 type DrillRequest struct {
