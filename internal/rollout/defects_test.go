@@ -352,3 +352,30 @@ func TestEngine_ApprovalSeparationOfDuties(t *testing.T) {
 		t.Fatalf("approval audit = %q, want %q", strings.Join(got, ","), want)
 	}
 }
+
+// Defect 1, engine side: a blue-green release is not settled while its
+// observe step can still switch back, and its final phase says what
+// happened.
+func TestEngine_BlueGreenIsNotSettledWhileObserved(t *testing.T) {
+	h := newHarness(t, "strategy: {blue_green: {analysis: 1m, keep_blue: 10s}}")
+	h.deployV1()
+	for _, tc := range []struct {
+		version, failRate string
+		want              rollout.Phase
+	}{{"v2", "0", rollout.PhaseSucceeded}, {"v3", "0.6", rollout.PhaseRolledBack}} {
+		id := h.deploy(tc.version, map[string]string{"FAIL_RATE": tc.failRate}).ID
+		var observed rollout.Rollout
+		h.until("observing", time.Hour, func() bool {
+			observed = h.rollout(id)
+			return observed.Phase.Final() || observed.Steps[observed.StepIndex].Kind == rollout.StepObserve
+		})
+		if observed.PromotedAt.IsZero() || !observed.SettledAt.IsZero() || observed.Phase != rollout.PhaseRunning {
+			t.Fatalf("%s while observed: promoted %v, settled %v, %s; want promoted, not settled, running", tc.version, observed.PromotedAt, observed.SettledAt, observed.Phase)
+		}
+		r := h.final(id)
+		if r.Phase != tc.want || r.SettledAt.IsZero() != (tc.want == rollout.PhaseRolledBack) {
+			t.Fatalf("%s: %s, settled %v (%s); want %s", tc.version, r.Phase, r.SettledAt, r.Reason, tc.want)
+		}
+	}
+	h.checkServing("v2")
+}
