@@ -266,6 +266,13 @@ func (c *Client) Drift(ctx context.Context, app, env, against string) (rollout.D
 
 // Drill starts a rollback drill and returns its rollout, which is followed
 // like a deploy's.
+// Retry deploys again an environment's last deploy, rolled back or failed.
+func (c *Client) Retry(ctx context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/retries", req, &ro)
+	return ro, err
+}
+
 func (c *Client) Drill(ctx context.Context, req rollout.DrillRequest) (rollout.Rollout, error) {
 	var ro rollout.Rollout
 	err := c.do(ctx, http.MethodPost, "/v1/drills", req, &ro)

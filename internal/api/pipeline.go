@@ -191,6 +191,18 @@ func (h *handler) drift(w http.ResponseWriter, r *http.Request) {
 	h.respond(w, r, http.StatusOK, rep, err)
 }
 
+// retry deploys again an environment's last deploy, rolled back or failed.
+func (h *handler) retry(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeJSON(w, r, func(req rollout.RetryRequest) error { return requireApp(req.App) })
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	req.Actor = actorFrom(r.Context())
+	ro, err := h.svc.Retry(r.Context(), req)
+	h.respondStarted(w, r, ro, err)
+}
+
 func (h *handler) drill(w http.ResponseWriter, r *http.Request) {
 	req, err := decodeJSON(w, r, func(req rollout.DrillRequest) error { return requireApp(req.App) })
 	if err != nil {

@@ -56,6 +56,13 @@ func (s *recordingService) Resume(_ context.Context, req rollout.PauseRequest) (
 	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
 }
 
+func (s *recordingService) Retry(_ context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "retry "+req.Actor)
+	return rollout.Rollout{ID: 4, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
 func (s *recordingService) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

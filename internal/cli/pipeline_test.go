@@ -112,6 +112,13 @@ func (s *scriptedService) Resume(_ context.Context, req rollout.PauseRequest) (r
 	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
 }
 
+func (s *scriptedService) Retry(_ context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "retry "+req.Actor)
+	return rollout.Rollout{ID: 4, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
 func (s *scriptedService) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -528,4 +535,15 @@ func TestCLI_PauseResume(t *testing.T) {
 	}
 	r = e.run(t, "pause")
 	r.wantCode(t, ExitInvalid)
+}
+
+func TestCLI_Retry(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "retry", "-o", "json")
+	r.wantCode(t, ExitOK)
+	var ro rollout.Rollout
+	decodeOne(t, r.stdout, &ro)
+	if ro.ID != 4 || strings.Join(e.svc.pauses, ",") != "retry user:ci" {
+		t.Fatalf("rollout %d, server got %v; want rollout 4 retried by user:ci", ro.ID, e.svc.pauses)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -270,6 +271,33 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	}
 	e.launch(r)
 	return r, nil
+}
+
+// Retry deploys again the release of an environment's last deploy when it
+// was rolled back or failed (aborted by a person, a gate or an instance),
+// with the same release and variables; the gates are checked again.
+func (e *Engine) Retry(ctx context.Context, req RetryRequest) (Rollout, error) {
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	rs, err := e.store.ListRollouts(ctx, req.App, env, historyDepth)
+	if err != nil {
+		return Rollout{}, err
+	}
+	i := slices.IndexFunc(rs, func(r Rollout) bool { return r.Kind == KindDeploy })
+	if i < 0 {
+		return Rollout{}, fmt.Errorf("no deploy of %s in %s to retry: %w", req.App, env, ErrConflict)
+	}
+	last := rs[i]
+	if last.Phase != PhaseRolledBack && last.Phase != PhaseFailed {
+		return Rollout{}, fmt.Errorf("the last deploy in %s, rollout %d of %s, is %s; only a rolled back or failed deploy is retried: %w", env, last.ID, last.Version, last.Phase, ErrConflict)
+	}
+	rel, err := e.store.GetRelease(ctx, req.App, last.Version)
+	if err != nil {
+		return Rollout{}, err
+	}
+	return e.Deploy(ctx, DeployRequest{App: req.App, Env: env, Version: last.Version, Vars: rel.Vars, Reason: "retry of rollout " + strconv.FormatInt(last.ID, 10), Actor: req.Actor})
 }
 
 // Status returns what is live in each environment of app.

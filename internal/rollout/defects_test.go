@@ -379,3 +379,32 @@ func TestEngine_BlueGreenIsNotSettledWhileObserved(t *testing.T) {
 	}
 	h.checkServing("v2")
 }
+
+// A rolled back deploy can be retried as it was: same release, same
+// variables; a succeeded one cannot.
+func TestEngine_RetryAnAbortedDeploy(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, canary)
+	h.deployV1()
+	id := h.deploy("v2", map[string]string{"LATENCY": "1ms"}).ID
+	h.until("baking", time.Hour, func() bool { return h.rollout(id).Weight == 50 })
+	if _, err := h.eng.Rollback(ctx, rollout.RollbackRequest{App: "shop", Env: "production", Reason: "not now", Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.final(id); r.Phase != rollout.PhaseRolledBack {
+		t.Fatalf("aborted: %s", r.Phase)
+	}
+	again, err := h.eng.Retry(ctx, rollout.RetryRequest{App: "shop", Env: "production", Actor: "alice"})
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if again.Version != "v2" || strings.Join(again.Vars, ",") != "LATENCY" {
+		t.Fatalf("retry deployed %s with %v, want v2 with LATENCY", again.Version, again.Vars)
+	}
+	if r := h.final(again.ID); r.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("retry: %s (%s)", r.Phase, r.Reason)
+	}
+	if _, err := h.eng.Retry(ctx, rollout.RetryRequest{App: "shop", Env: "production", Actor: "alice"}); !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("retry of a succeeded deploy: %v, want a conflict", err)
+	}
+}
