@@ -334,8 +334,13 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 	if r.TrafficRestoredAt.IsZero() {
 		r.TrafficRestoredAt = e.clock.Now()
 	}
-	e.mustSave(ctx, r, env)
+	// Traffic is back: a manual rollback waiting on it answers even when
+	// the store cannot write (a full disk); the record is retried after.
+	saveErr := e.save(ctx, r, env)
 	d.markRestored()
+	if saveErr != nil {
+		e.mustSave(ctx, r, env)
+	}
 	final := PhaseRolledBack
 	if r.MigrationFailed {
 		final = PhaseFailed
