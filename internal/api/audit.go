@@ -11,7 +11,9 @@ import (
 
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/testsignal"
 )
 
 // knownActions are the audit actions shipgate records. An action filter
@@ -23,6 +25,11 @@ var knownActions = []string{
 	audit.ActionApprove, audit.ActionApprovalVoid, audit.ActionRelease, audit.ActionDrill,
 	audit.ActionMigrateUp, audit.ActionMigrateDown, audit.ActionMigrateFailed,
 	audit.ActionTokenCreate, audit.ActionTokenRevoke,
+	audit.ActionPause, audit.ActionPromoteManual, audit.ActionResume, audit.ActionGateRefuse,
+	audit.ActionIncidentOpen, audit.ActionIncidentResolve, audit.ActionReleaseChange,
+	audit.ActionNotifyConfig, audit.ActionDeployExternal, testsignal.ActionTestRun,
+	retire.ActionStart, retire.ActionRefuse, retire.ActionBackup, retire.ActionFail, retire.ActionDisable,
+	retire.ActionReenable, retire.ActionDelete, retire.ActionUndo, retire.ActionReference,
 	flags.ActionCreate, flags.ActionUpdate, flags.ActionEnable, flags.ActionDisable, flags.ActionTarget,
 	flags.ActionArchive, flags.ActionDelete, flags.ActionImport, flags.ActionGuardStep, flags.ActionGuardOff,
 	flags.ActionGuardDone, flags.ActionSegmentSet, flags.ActionSegmentDel,

@@ -97,6 +97,8 @@ func errorFor(err error) (apiErr *APIError, internal bool) {
 		// Before ErrConflict, which a GateError matches too: the client
 		// needs to know which gate refused, and a person what to do.
 		return &APIError{Status: http.StatusConflict, Code: codeGate, Field: ge.Gate, Message: ge.Error()}, false
+	case errors.Is(err, rollout.ErrForbidden):
+		return &APIError{Status: http.StatusForbidden, Code: codeForbidden, Message: err.Error()}, false
 	case errors.Is(err, rollout.ErrInvalid), errors.Is(err, flags.ErrInvalid):
 		return &APIError{Status: http.StatusBadRequest, Code: codeInvalid, Message: kindless(err)}, false
 	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, flags.ErrNotFound):

@@ -26,17 +26,19 @@ import (
 // decoding, error mapping); the rollout engine has its own tests, and the
 // end-to-end tests drive this API with the real engine.
 type recordingService struct {
-	mu        sync.Mutex
-	deploys   []rollout.DeployRequest
-	rollbacks []rollout.RollbackRequest
-	statusFor []string
-	history   []historyCall
-	filters   []audit.Filter
-	releases  []rollout.ReleaseRequest
-	approvals []rollout.ApproveRequest
-	plans     []rollout.DeployRequest
-	drifts    []driftCall
-	drills    []rollout.DrillRequest
+	mu         sync.Mutex
+	deploys    []rollout.DeployRequest
+	rollbacks  []rollout.RollbackRequest
+	statusFor  []string
+	history    []historyCall
+	filters    []audit.Filter
+	releases   []rollout.ReleaseRequest
+	approvals  []rollout.ApproveRequest
+	promotions []rollout.PromoteRequest
+	pauses     []string
+	plans      []rollout.DeployRequest
+	drifts     []driftCall
+	drills     []rollout.DrillRequest
 	// err, when set, is returned by every method.
 	err error
 }
@@ -521,6 +523,7 @@ func TestHandler_ErrorMapping(t *testing.T) {
 	}{
 		{"not found", fmt.Errorf("app %q: %w", "shop", rollout.ErrNotFound), 404, "not_found", ""},
 		{"conflict", fmt.Errorf("rollout 3 of shop/production is running: %w", rollout.ErrConflict), 409, "conflict", ""},
+		{"forbidden", fmt.Errorf("user:ci asked for this deploy: %w", rollout.ErrForbidden), 403, "forbidden", ""},
 		{"invalid", fmt.Errorf("environment %q: %w", "qa", rollout.ErrInvalid), 400, "invalid", ""},
 		{"field error", fmt.Errorf("deploy: %w", &rollout.FieldError{Field: "env", Message: "unknown environment \"qa\""}), 400, "invalid", "env"},
 		{"gate", fmt.Errorf("deploy shop 1.0.0: %w", &rollout.GateError{Gate: "pipeline", Message: "1.0.0 has not succeeded in staging"}), 409, "gate", "pipeline"},

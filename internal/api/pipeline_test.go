@@ -42,6 +42,37 @@ func (s *recordingService) GetRelease(_ context.Context, app, version string) (r
 	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed}}, nil
 }
 
+func (s *recordingService) Pause(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "pause "+req.Reason)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning, Paused: "paused by " + req.Actor}, nil
+}
+
+func (s *recordingService) Resume(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "resume "+req.Reason)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
+func (s *recordingService) Retry(_ context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "retry "+req.Actor)
+	return rollout.Rollout{ID: 4, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
+func (s *recordingService) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return rollout.Rollout{}, s.err
+	}
+	s.promotions = append(s.promotions, req)
+	return rollout.Rollout{ID: 7, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
 func (s *recordingService) Approve(_ context.Context, req rollout.ApproveRequest) (rollout.Rollout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -154,7 +185,7 @@ func TestHandler_Approve(t *testing.T) {
 	if ro.Approval == nil || ro.Approval.By != "user:ci" {
 		t.Fatalf("approval = %+v, want one by user:ci", ro.Approval)
 	}
-	if got, want := f.svc.approvals, []rollout.ApproveRequest{{App: "shop", Env: "production", Comment: "dashboards look fine", Actor: "user:ci"}}; len(got) != 1 || got[0] != want[0] {
+	if got, want := f.svc.approvals, []rollout.ApproveRequest{{App: "shop", Env: "production", Comment: "dashboards look fine", Actor: "user:ci", Role: "deployer"}}; len(got) != 1 || got[0] != want[0] {
 		t.Fatalf("service got %+v, want %+v", got, want)
 	}
 	resp, _ := f.raw(t, http.MethodPost, "/v1/approvals", f.deployer, `{"app":"shop"}`)

@@ -31,6 +31,11 @@ APP defaults to the app the server manages.`,
 			if a.jsonOutput() {
 				return a.printJSON(ro)
 			}
+			if ro.Approval == nil && ro.ApprovalRule != nil && len(ro.Approvals) < ro.ApprovalRule.Required {
+				a.printf("rollout %d: %d of %d approvals for %s %s in %s; it waits for another person's\n",
+					ro.ID, len(ro.Approvals), ro.ApprovalRule.Required, ro.App, ro.Version, ro.Env)
+				return nil
+			}
 			by := ""
 			if ro.Approval != nil {
 				by = " by " + ro.Approval.By

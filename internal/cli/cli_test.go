@@ -29,17 +29,19 @@ import (
 type scriptedService struct {
 	mu sync.Mutex
 	// scripts holds, per version, the states a rollout goes through.
-	scripts   map[string][]rollout.Rollout
-	rollouts  map[int64][]rollout.Rollout
-	polls     map[int64]int
-	nextID    int64
-	deploys   []rollout.DeployRequest
-	rollbacks []rollout.RollbackRequest
-	releases  []rollout.ReleaseRequest
-	approvals []rollout.ApproveRequest
-	plans     []rollout.DeployRequest
-	drifts    [][2]string // env, against
-	drills    []rollout.DrillRequest
+	scripts    map[string][]rollout.Rollout
+	rollouts   map[int64][]rollout.Rollout
+	polls      map[int64]int
+	nextID     int64
+	deploys    []rollout.DeployRequest
+	rollbacks  []rollout.RollbackRequest
+	releases   []rollout.ReleaseRequest
+	approvals  []rollout.ApproveRequest
+	promotions []rollout.PromoteRequest
+	pauses     []string
+	plans      []rollout.DeployRequest
+	drifts     [][2]string // env, against
+	drills     []rollout.DrillRequest
 }
 
 var _ api.Service = (*scriptedService)(nil)
@@ -809,6 +811,25 @@ analysis:
 		}
 		if got, want := v.Problems[0], (problem{File: bad, Line: 4, Column: 3}); got.File != want.File || got.Line != want.Line || got.Column != want.Column || !strings.Contains(got.Field, "instancez") {
 			t.Fatalf("problem = %+v, want %s:%d:%d naming instancez", got, want.File, want.Line, want.Column)
+		}
+	})
+	t.Run("evidence warnings", func(t *testing.T) {
+		thin := filepath.Join(dir, "thin.yaml")
+		data, err := os.ReadFile(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, thin, strings.Replace(string(data), "analysis:\n", "analysis:\n  expected_rps: 2\n", 1))
+		r := e.runRaw(t, "validate", "-f", thin)
+		r.wantCode(t, ExitOK)
+		if !strings.Contains(r.stdout, "warning: production: step 3 (weight 10% for 1m0s) needs 299 canary requests to pass error_rate <= 1%") {
+			t.Fatalf("stdout does not warn about the 10%% step:\n%s", r.stdout)
+		}
+		r = e.runRaw(t, "validate", "-f", thin, "-o", "json")
+		var v validation
+		decodeOne(t, r.stdout, &v)
+		if !v.Valid || len(v.Warnings) != 2 {
+			t.Fatalf("validation = %+v, want valid with a warning for each step", v)
 		}
 	})
 	t.Run("missing file", func(t *testing.T) {

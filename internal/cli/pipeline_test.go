@@ -98,6 +98,34 @@ func (s *scriptedService) GetRelease(_ context.Context, app, version string) (ro
 	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed, "e2e": rollout.CheckFailed}, Vars: map[string]string{"DB_PASSWORD": "hunter2"}, CreatedAt: t0}, nil
 }
 
+func (s *scriptedService) Pause(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "pause "+req.Reason)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning, Paused: "paused by " + req.Actor}, nil
+}
+
+func (s *scriptedService) Resume(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "resume "+req.Reason)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
+func (s *scriptedService) Retry(_ context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "retry "+req.Actor)
+	return rollout.Rollout{ID: 4, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
+func (s *scriptedService) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.promotions = append(s.promotions, req)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning, CreatedAt: t0}, nil
+}
+
 func (s *scriptedService) Approve(_ context.Context, req rollout.ApproveRequest) (rollout.Rollout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -400,7 +428,7 @@ func TestCLI_Approve(t *testing.T) {
 	e := newEnv(t)
 	r := e.run(t, "approve", "--comment", "dashboards look fine")
 	r.wantCode(t, ExitOK)
-	if got, want := e.svc.approvals, []rollout.ApproveRequest{{App: "shop", Comment: "dashboards look fine", Actor: "user:ci"}}; len(got) != 1 || got[0] != want[0] {
+	if got, want := e.svc.approvals, []rollout.ApproveRequest{{App: "shop", Comment: "dashboards look fine", Actor: "user:ci", Role: "deployer"}}; len(got) != 1 || got[0] != want[0] {
 		t.Fatalf("server got %+v, want %+v", got, want)
 	}
 	wantContains(t, "stdout", r.stdout, "rollout 3 approved by user:ci: shop "+approvalVersion+" goes on in production")
@@ -484,4 +512,43 @@ func TestCLI_ReleaseShow(t *testing.T) {
 	r = e.run(t, "release", "show", "shop", "7.0.0")
 	r.wantCode(t, ExitFailure)
 	wantContains(t, "stderr", r.stderr, "error: release 7.0.0 of shop not found\n")
+}
+
+func TestCLI_Promote(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "promote", "--reason", "low traffic tonight")
+	r.wantCode(t, ExitOK)
+	if got, want := e.svc.promotions, []rollout.PromoteRequest{{App: "shop", Reason: "low traffic tonight", Actor: "user:ci"}}; len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("server got %+v, want %+v", got, want)
+	}
+	wantContains(t, "stdout", r.stdout, "rollout 3: bake ended by you; shop 1.1.0 goes on in production")
+	r = e.run(t, "promote")
+	r.wantCode(t, ExitInvalid)
+	wantContains(t, "stderr", r.stderr, "--reason is required")
+}
+
+func TestCLI_PauseResume(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "pause", "--reason", "provider incident")
+	r.wantCode(t, ExitOK)
+	wantContains(t, "stdout", r.stdout, "rollout 3 paused: shop 1.1.0 holds in production")
+	r = e.run(t, "resume", "--reason", "provider fixed")
+	r.wantCode(t, ExitOK)
+	wantContains(t, "stdout", r.stdout, "rollout 3 resumed: shop 1.1.0 bakes on in production")
+	if got := strings.Join(e.svc.pauses, ", "); got != "pause provider incident, resume provider fixed" {
+		t.Fatalf("server got %s", got)
+	}
+	r = e.run(t, "pause")
+	r.wantCode(t, ExitInvalid)
+}
+
+func TestCLI_Retry(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "retry", "-o", "json")
+	r.wantCode(t, ExitOK)
+	var ro rollout.Rollout
+	decodeOne(t, r.stdout, &ro)
+	if ro.ID != 4 || strings.Join(e.svc.pauses, ",") != "retry user:ci" {
+		t.Fatalf("rollout %d, server got %v; want rollout 4 retried by user:ci", ro.ID, e.svc.pauses)
+	}
 }

@@ -82,6 +82,9 @@ func (a *app) printPlan(pv rollout.PlanView) error {
 		a.printf("migrations: applies %s before any traffic; a rollback runs their downs, newest first\n", strings.Join(vs, ", "))
 	}
 
+	if len(pv.Vars) > 0 {
+		a.printf("variables: %s (values not shown)\n", strings.Join(pv.Vars, ", "))
+	}
 	a.printf("steps:\n")
 	for i, s := range pv.Steps {
 		desc := s.Description
@@ -92,6 +95,12 @@ func (a *app) printPlan(pv rollout.PlanView) error {
 		}
 		a.printf("  %d. %s\n", i+1, desc)
 		a.printf("     rollback: %s\n", orDash(s.Rollback))
+	}
+	for _, n := range pv.Evidence {
+		a.printf("evidence: step %d needs %d canary requests to pass %s: %.3g requests/s through the router\n", n.Step+1, n.Requests, n.Gate, n.RPS)
+	}
+	for _, w := range pv.Warnings {
+		a.printf("warning: %s\n", w)
 	}
 	if refusal(pv.Gates) == nil {
 		a.printf("ready: every gate passes or is bypassed\n")

@@ -10,8 +10,8 @@ import (
 
 func (a *app) rollbackCommand() *cobra.Command {
 	var (
-		env, reason string
-		wf          waitFlags
+		env, reason, to string
+		wf              waitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "rollback [APP] --reason TEXT",
@@ -23,7 +23,8 @@ reason is required and goes to the audit log with your token's name.
 APP defaults to the app the server manages. With --wait the command
 follows the rollback like deploy --wait.`,
 		Example: `  shipgate rollback --reason "checkout errors since 14:02"
-  shipgate rollback shop --env staging --reason "wrong build" --wait`,
+  shipgate rollback shop --env staging --reason "wrong build" --wait
+  shipgate rollback --to v1.3.0 --reason "v1.4 and v1.5 both corrupt carts"`,
 		Args: argRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strings.TrimSpace(reason) == "" {
@@ -36,7 +37,7 @@ follows the rollback like deploy --wait.`,
 			if err != nil {
 				return err
 			}
-			ro, err := c.Rollback(cmd.Context(), rollout.RollbackRequest{App: app, Env: env, Reason: reason})
+			ro, err := c.Rollback(cmd.Context(), rollout.RollbackRequest{App: app, Env: env, Reason: reason, To: to})
 			if err != nil {
 				return err
 			}
@@ -49,6 +50,7 @@ follows the rollback like deploy --wait.`,
 	f := cmd.Flags()
 	f.StringVar(&reason, "reason", "", "why you roll back (required; recorded in the audit log)")
 	f.StringVar(&env, "env", "", envUsage)
+	f.StringVar(&to, "to", "", "the release to go back to: any release that was live here before (default: the previous one)")
 	wf.register(cmd, "rollback", "it is done")
 	return cmd
 }

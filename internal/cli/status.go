@@ -75,10 +75,15 @@ func (a *app) printStatus(st rollout.AppStatus) error {
 		return err
 	}
 	for _, e := range st.Envs {
-		if e.Active == nil || e.Active.Analysis == nil {
+		if e.Active == nil {
 			continue
 		}
-		a.printf("%s: %s\n", e.Env, analysisText(e.Active.Analysis))
+		if e.Active.Analysis != nil {
+			a.printf("%s: %s\n", e.Env, analysisText(e.Active.Analysis))
+		}
+		if e.Active.Paused != "" {
+			a.printf("%s: PAUSED: %s\n", e.Env, e.Active.Paused)
+		}
 	}
 	return nil
 }

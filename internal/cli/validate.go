@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/rollout"
 )
 
 // validation is the JSON output of validate.
@@ -17,6 +18,9 @@ type validation struct {
 	App          string    `json:"app,omitempty"`
 	Environments []string  `json:"environments,omitempty"`
 	Problems     []problem `json:"problems"`
+	// Warnings are bakes the expected traffic cannot bring to the
+	// evidence their gates need (analysis.expected_rps).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // problem is a config problem as validate prints it in JSON. It is its own
@@ -53,8 +57,17 @@ on stderr as file:line:column: field: message, and the command exits 2.`,
 				envs = append(envs, name)
 			}
 			slices.Sort(envs)
+			var warnings []string
+			for _, name := range envs {
+				if st, err := cfg.Stage(name); err == nil {
+					warnings = append(warnings, rollout.EvidenceWarnings(st)...)
+				}
+			}
 			if a.jsonOutput() {
-				return a.printJSON(validation{Valid: true, App: cfg.App, Environments: envs, Problems: []problem{}})
+				return a.printJSON(validation{Valid: true, App: cfg.App, Environments: envs, Problems: []problem{}, Warnings: warnings})
+			}
+			for _, w := range warnings {
+				a.printf("warning: %s\n", w)
 			}
 			noun := "environments"
 			if len(envs) == 1 {

@@ -160,9 +160,11 @@ type Gates struct {
 	// letters, digits, dots, dashes and underscores, starting with a
 	// letter or digit.
 	Checks []string `yaml:"checks,omitempty" json:"checks,omitempty"`
-	// Approval, when true, makes the rollout wait after its smoke checks,
-	// before any user traffic, until someone runs shipgate approve.
-	Approval bool `yaml:"approval,omitempty" json:"approval,omitempty"`
+	// Approval makes the rollout wait after its smoke checks, before any
+	// user traffic, until enough people ran shipgate approve: true for one
+	// approval by anyone allowed to approve, or a mapping that says how
+	// many and who. false, like leaving it out, means no approval.
+	Approval *Approval `yaml:"approval,omitempty" json:"approval,omitempty"`
 	// DrillWithin, when set, requires a successful rollback drill (shipgate
 	// drill) of the app within this long before a deploy here. 0s, like
 	// leaving it out, means no drill is required.
@@ -210,6 +212,21 @@ type Tests struct {
 	// once for the run to count as an infrastructure failure (its failures
 	// are then not flakiness), above 0 and at most 1. Default 0.5.
 	InfraFailureRatio float64 `yaml:"infra_failure_ratio,omitempty" json:"infra_failure_ratio,omitempty"`
+}
+
+// Approval says who must approve a rollout before users see it. Every
+// approval, and every refused one, is written to the audit log.
+type Approval struct {
+	// Required is the number of different people who must approve, 1 to
+	// 10. Default 1.
+	Required int `yaml:"required,omitempty" json:"required,omitempty"`
+	// PreventSelfApproval, when true, refuses an approval from whoever
+	// asked for the deploy (separation of duties): a CI token cannot
+	// approve its own deploy.
+	PreventSelfApproval bool `yaml:"prevent_self_approval,omitempty" json:"prevent_self_approval,omitempty"`
+	// Roles are the token roles that may approve: deployer, admin.
+	// Default: both.
+	Roles []string `yaml:"roles,omitempty" json:"roles,omitempty"`
 }
 
 // DriftGate limits how far an environment may drift from another.
@@ -387,8 +404,9 @@ type CanaryStep struct {
 	Weight int `yaml:"weight" json:"weight"`
 	// Bake is how long the weight is held while the canary is analysed.
 	// A step ends when its bake time is over and every gate passes; if a
-	// gate is still inconclusive then, the step waits up to as long again
-	// and rolls back if the evidence is still missing. Default 10m.
+	// gate is still inconclusive then, the step waits up to as long again,
+	// then follows analysis.on_inconclusive if the evidence is still
+	// missing. Default 10m.
 	Bake Duration `yaml:"bake,omitempty" json:"bake,omitempty"`
 }
 
@@ -411,7 +429,26 @@ type Analysis struct {
 	// Gates are the conditions the canary must meet. Default: error_rate
 	// max 1%, and latency_p99 max_ratio_to_stable 2.
 	Gates []Gate `yaml:"gates,omitempty" json:"gates,omitempty"`
+	// OnInconclusive is what a rollout does when a bake is over (and as
+	// long again has passed) but a gate has neither passed nor failed for
+	// lack of evidence, in every strategy (canary steps, blue-green
+	// observe, rolling batches): pause (wait for shipgate promote or
+	// shipgate rollback, and say so in status), extend (keep baking until
+	// every gate passes or one fails) or rollback. Default pause.
+	OnInconclusive string `yaml:"on_inconclusive,omitempty" json:"on_inconclusive,omitempty"`
+	// ExpectedRPS is the number of requests per second the environment's
+	// router usually serves. With it, validate and plan warn about every
+	// bake whose share of that traffic cannot reach, in its bake time, the
+	// evidence its gates need to pass. Optional.
+	ExpectedRPS float64 `yaml:"expected_rps,omitempty" json:"expected_rps,omitempty"`
 }
+
+// The values of Analysis.OnInconclusive.
+const (
+	InconclusivePause    = "pause"
+	InconclusiveExtend   = "extend"
+	InconclusiveRollback = "rollback"
+)
 
 // Metric names a measurement of a release's traffic.
 type Metric string

@@ -23,7 +23,12 @@ var (
 	_ defaulter = (*Rolling)(nil)
 	_ defaulter = (*Internal)(nil)
 	_ defaulter = (*Hotfix)(nil)
+	_ defaulter = (*Approval)(nil)
 )
+
+func (a *Approval) setDefaults() {
+	a.Required = 1
+}
 
 func (c *Config) setDefaults() {
 	c.Run.setDefaults()
@@ -76,6 +81,7 @@ func (a *Analysis) setDefaults() {
 	a.MinRequests = 50
 	a.FailConfidence = 0.99
 	a.PassConfidence = 0.95
+	a.OnInconclusive = InconclusivePause
 }
 
 func (s *SmokeCheck) setDefaults() {

@@ -227,6 +227,22 @@ func (d *decoder) decode(path string, key, n *yaml.Node, v reflect.Value) {
 		if t, msg = decodeThreshold(n); msg == "" {
 			v.Set(reflect.ValueOf(t))
 		}
+	case reflect.TypeFor[*Approval]():
+		// approval: true is one approval by anyone who may approve;
+		// false is none.
+		var b bool
+		if n.Kind == yaml.MappingNode {
+			msg = d.decodeKind(path, n, v)
+			break
+		}
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+			msg = "must be true, false or a mapping (required, prevent_self_approval, roles), got " + describe(n)
+			break
+		}
+		v.SetZero()
+		if b {
+			v.Set(newValue(reflect.TypeFor[Approval]()))
+		}
 	default:
 		msg = d.decodeKind(path, n, v)
 	}

@@ -135,7 +135,7 @@ func TestParse_Everything(t *testing.T) {
 		{"strategy.canary.internal.bake", c.Strategy.Canary.Internal.Bake.D(), time.Hour},
 		{"strategy.canary.internal.values", fmt.Sprint(c.Strategy.Canary.Internal.Values), "[yes]"},
 		{"environments.staging.instances", c.Environments["staging"].Instances, 1},
-		{"environments.staging.gates.approval", c.Environments["staging"].Gates.Approval, false},
+		{"environments.staging.gates.approval", c.Environments["staging"].Gates.Approval == nil, true},
 		{"environments.staging.gates.drill_within", c.Environments["staging"].Gates.DrillWithin.D(), time.Duration(0)},
 		{"environments.staging.strategy.rolling.max_surge", c.Environments["staging"].Strategy.Rolling.MaxSurge, 0},
 		{"environments.staging.strategy.rolling.max_unavailable", c.Environments["staging"].Strategy.Rolling.MaxUnavailable, 1},

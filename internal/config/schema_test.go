@@ -48,6 +48,14 @@ func (w schemaWalker) walk(path string, typ reflect.Type, node map[string]any) {
 			t.Errorf("%s: schema refers to %q, want #/$defs/threshold", path, ref)
 		}
 		return
+	case reflect.TypeFor[Approval]():
+		// approval is true/false or the mapping: walk the mapping.
+		alts, _ := node["oneOf"].([]any)
+		if len(alts) != 2 || alts[0].(map[string]any)["type"] != "boolean" {
+			t.Errorf("%s: want oneOf boolean and the mapping, got %v", path, node)
+			return
+		}
+		node = alts[1].(map[string]any)
 	}
 	node = w.resolve(node)
 	switch typ.Kind() {

@@ -42,7 +42,7 @@ func TestConfig_Stage(t *testing.T) {
 		{"production.Smoke", smokeString(prod.Smoke), "/healthz 200 5s, /version 200 5s shop"},
 		{"production.PostSmoke", smokeString(prod.PostSmoke), "/checkout/health 204 5s"},
 		{"production.Env.Gates.Checks", fmt.Sprint(prod.Env.Gates.Checks), "[unit-tests e2e.checkout]"},
-		{"production.Env.Gates.Approval", prod.Env.Gates.Approval, true},
+		{"production.Env.Gates.Approval", fmt.Sprint(*prod.Env.Gates.Approval), "{1 false []}"},
 		{"production.Env.Gates.DrillWithin", prod.Env.Gates.DrillWithin.D(), 168 * time.Hour},
 		{"production.Env.Gates.Drift.Against", prod.Env.Gates.Drift.Against, "staging"},
 		{"production.Env.Gates.Drift.Allow", fmt.Sprint(prod.Env.Gates.Drift.Allow), "[vars instances]"},

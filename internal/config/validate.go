@@ -324,6 +324,16 @@ func (d *decoder) validateGates(c *Config, env string, g *Gates) {
 			d.problemf(p, "%q is already listed (checks[%d]); remove one", name, j)
 		}
 	}
+	if a := g.Approval; a != nil {
+		if a.Required < 1 || a.Required > 10 {
+			d.problemf(path+".approval.required", "must be from 1 to 10, got %d", a.Required)
+		}
+		for i, role := range a.Roles {
+			if role != "deployer" && role != "admin" {
+				d.problemf(fmt.Sprintf("%s.approval.roles[%d]", path, i), "must be deployer or admin (the roles that can call approve), got %q", role)
+			}
+		}
+	}
 	d.emptySection(path + ".drift")
 	if g.Drift != nil {
 		d.validateDrift(c, env, path+".drift", g.Drift)
@@ -582,6 +592,12 @@ func (d *decoder) validateAnalysis(path string, a *Analysis) {
 	}
 	d.confidence(path+".fail_confidence", a.FailConfidence)
 	d.confidence(path+".pass_confidence", a.PassConfidence)
+	if p := a.OnInconclusive; p != InconclusivePause && p != InconclusiveExtend && p != InconclusiveRollback {
+		d.problemf(path+".on_inconclusive", "must be pause, extend or rollback, got %q", p)
+	}
+	if a.ExpectedRPS < 0 {
+		d.problemf(path+".expected_rps", "must not be negative, got %g", a.ExpectedRPS)
+	}
 	for i, g := range a.Gates {
 		d.validateGate(fmt.Sprintf("%s.gates[%d]", path, i), g)
 	}

@@ -76,7 +76,9 @@ func TestParse_Rules(t *testing.T) {
 			"3:70: environments.production.gates.checks[0]: check names must be letters, digits, dots, dashes and underscores, starting with a letter or digit, like unit-tests, got \"\"\n" +
 				"3:74: environments.production.gates.checks[1]: check names must be letters, digits, dots, dashes and underscores, starting with a letter or digit, like unit-tests, got \".hidden\""},
 		{"approval not a bool", "environments: {production: {listen: 127.0.0.1:8080, gates: {approval: yes}}}\n",
-			"3:71: environments.production.gates.approval: must be true or false, got \"yes\""},
+			"3:71: environments.production.gates.approval: must be true, false or a mapping (required, prevent_self_approval, roles), got \"yes\""},
+		{"approval of a role that cannot approve", "environments: {production: {listen: 127.0.0.1:8080, gates: {approval: {required: 2, roles: [viewer]}}}}\n",
+			"3:93: environments.production.gates.approval.roles[0]: must be deployer or admin (the roles that can call approve), got \"viewer\""},
 		{"negative drill_within", "environments: {production: {listen: 127.0.0.1:8080, gates: {drill_within: -24h}}}\n",
 			"3:75: environments.production.gates.drill_within: must not be negative, got -24h"},
 		{"drift without a predecessor",

@@ -81,6 +81,7 @@ analysis:
   gates:
     - {metric: error_rate, max: 0.02}
     - {metric: latency_p99, max_ratio_to_stable: 2}
+  on_inconclusive: extend
 smoke: [{path: /healthz}, {path: /products, expect_status: 200}]
 `
 

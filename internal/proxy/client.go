@@ -135,6 +135,15 @@ func (c *Client) SetRoutes(ctx context.Context, r rollout.Routes) error {
 	return nil
 }
 
+// Drain waits until the router has no request in flight to addrs (see
+// Proxy.Drain), or ctx ends.
+func (c *Client) Drain(ctx context.Context, addrs []string) error {
+	if err := c.call(ctx, http.MethodPost, "/drain", drainRequest{Addrs: addrs}, nil, true); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	return nil
+}
+
 // Routes returns the table the router serves with.
 func (c *Client) Routes(ctx context.Context) (rollout.Routes, error) {
 	var r rollout.Routes

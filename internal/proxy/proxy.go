@@ -124,8 +124,11 @@ type Proxy struct {
 	// paths counts traffic per path prefix and answers retired ones
 	// (paths.go).
 	paths pathRegistry
-	stats *statsRegistry
-	flags *flagRegistry
+	// inflight holds, by address, the number of requests on their way to
+	// it (*atomic.Int64).
+	inflight sync.Map
+	stats    *statsRegistry
+	flags    *flagRegistry
 	// noRelease counts the requests answered 503 because no version was
 	// live. They belong to no version, so Stats leaves them out; the
 	// metrics show them under version "none".
@@ -389,7 +392,10 @@ func unavailable(w http.ResponseWriter, body string) {
 // variants its response reports.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *backendSet, start time.Time, countFlags bool) {
 	rec := &recorder{ResponseWriter: w}
+	t := b.next()
+	t.inflight.Add(1)
 	defer func() {
+		t.inflight.Add(-1)
 		v := recover()
 		if v != nil && r.Context().Err() == nil {
 			// ReverseProxy aborts with http.ErrAbortHandler when the
@@ -407,7 +413,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *backendSet, s
 			panic(v)
 		}
 	}()
-	b.next().ServeHTTP(rec, r)
+	t.proxy.ServeHTTP(rec, r)
 }
 
 // handleError answers a request whose backend never answered: 504 when

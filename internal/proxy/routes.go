@@ -76,16 +76,18 @@ type backendSet struct {
 type target struct {
 	proxy *httputil.ReverseProxy
 	state *addrState
+	// inflight counts the requests on their way to the address, across
+	// tables: Drain waits for it.
+	inflight *atomic.Int64
 }
 
-// next returns the proxy to the next live address of the version,
-// round-robin.
-func (b *backendSet) next() *httputil.ReverseProxy {
+// next returns the next live address of the version, round-robin.
+func (b *backendSet) next() *target {
 	live := *b.live.Load()
 	if len(live) == 1 {
-		return live[0].proxy
+		return live[0]
 	}
-	return live[(b.rr.Add(1)-1)%uint64(len(live))].proxy
+	return live[(b.rr.Add(1)-1)%uint64(len(live))]
 }
 
 // publishLive recomputes which targets get new requests from their
@@ -353,7 +355,7 @@ func (p *Proxy) newBackendSet(role string, be rollout.Backend, reg *statsRegistr
 		stats:        reg.get(be.Version),
 	}
 	for _, addr := range be.Addrs {
-		b.targets = append(b.targets, &target{proxy: p.newReverseProxy(addr, b), state: p.addrState(addr)})
+		b.targets = append(b.targets, &target{proxy: p.newReverseProxy(addr, b), state: p.addrState(addr), inflight: p.inflightFor(addr)})
 	}
 	return b
 }

@@ -49,8 +49,18 @@ func (e *Engine) gateStatuses(ctx context.Context, st *config.Stage, rel Release
 		}
 		out = append(out, s)
 	}
-	if g.Approval {
-		out = append(out, GateStatus{Gate: "approval", OK: true, Detail: fmt.Sprintf("the rollout waits before any user traffic until shipgate approve %s --env %s", rel.App, st.Name)})
+	if a := g.Approval; a != nil {
+		detail := fmt.Sprintf("the rollout waits before any user traffic until shipgate approve %s --env %s", rel.App, st.Name)
+		if a.Required > 1 {
+			detail += fmt.Sprintf(" by %d different people", a.Required)
+		}
+		if a.PreventSelfApproval {
+			detail += ", not by whoever deploys"
+		}
+		if len(a.Roles) > 0 {
+			detail += " with a " + strings.Join(a.Roles, " or ") + " token"
+		}
+		out = append(out, GateStatus{Gate: "approval", OK: true, Detail: detail})
 	}
 	if within := g.DrillWithin.D(); within > 0 {
 		last, err := e.lastDrill(ctx)
@@ -225,7 +235,7 @@ type shape struct {
 
 // liveShape is the shape of the stable release running in env.
 func (e *Engine) liveShape(ctx context.Context, env string) (shape, error) {
-	state, err := e.store.GetEnvState(ctx, e.cfg.App, env)
+	state, err := e.envState(ctx, e.cfg.App, env)
 	if err != nil {
 		return shape{}, err
 	}

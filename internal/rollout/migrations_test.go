@@ -11,7 +11,7 @@ import (
 func TestIrreversibleGate(t *testing.T) {
 	irr := []string{"007_merge_accounts (rows merged; the old split cannot be rebuilt)"}
 	without := &config.Stage{Name: "production", Env: &config.Environment{}}
-	with := &config.Stage{Name: "production", Env: &config.Environment{Gates: config.Gates{Approval: true}}}
+	with := &config.Stage{Name: "production", Env: &config.Environment{Gates: config.Gates{Approval: &config.Approval{Required: 1}}}}
 
 	if err := irreversibleGate(without, nil); err != nil {
 		t.Errorf("no irreversible migration: %v", err)

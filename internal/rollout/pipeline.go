@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
@@ -87,24 +89,62 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	if req.Version != "" && req.Version != r.Version {
 		return Rollout{}, fmt.Errorf("the rollout waiting in %s is of %s, not %s: %w", env, r.Version, req.Version, ErrConflict)
 	}
+	if err := e.mayApprove(ctx, r, req); err != nil {
+		return Rollout{}, err
+	}
 	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
 	if err != nil {
 		return Rollout{}, err
 	}
 	d.mu.Lock()
-	d.approval = &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: releaseDigest(rel)}
+	d.approvals = append(d.approvals, &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: releaseDigest(rel)})
 	d.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		r, err = e.store.GetRollout(ctx, d.id)
-		if err != nil || r.Approval != nil || r.Phase.Final() {
-			return r, err
-		}
-		if !sleep(ctx, 50*time.Millisecond) {
-			return Rollout{}, ctx.Err()
-		}
+	d.poke()
+	timeout := e.clock.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-d.acked:
+	case <-d.done:
+	case <-timeout.C():
+	case <-ctx.Done():
+		return Rollout{}, ctx.Err()
 	}
-	return r, nil
+	return e.store.GetRollout(ctx, d.id)
+}
+
+// mayApprove refuses an approval the rollout's rule does not allow: by the
+// one who asked for the deploy (prevent_self_approval), by a token whose
+// role may not approve, or a second one by the same person. A refusal is
+// audited.
+func (e *Engine) mayApprove(ctx context.Context, r Rollout, req ApproveRequest) error {
+	rule := r.rule()
+	var why string
+	var kind error
+	switch {
+	case rule.PreventSelfApproval && req.Actor == r.Actor:
+		why, kind = fmt.Sprintf("%s asked for this deploy of %s, and %s needs its approvals from someone else (prevent_self_approval)", req.Actor, r.Version, r.Env), ErrForbidden
+	case len(rule.Roles) > 0 && !slices.Contains(rule.Roles, req.Role):
+		why, kind = fmt.Sprintf("approvals in %s need a token with the role %s; %s has %s", r.Env, strings.Join(rule.Roles, " or "), req.Actor, orNone(req.Role)), ErrForbidden
+	case slices.ContainsFunc(r.Approvals, func(a Approval) bool { return a.By == req.Actor }):
+		why, kind = fmt.Sprintf("%s already approved %s; it needs %d approval(s) from different people", req.Actor, r.Version, rule.Required), ErrConflict
+	default:
+		return nil
+	}
+	ev := e.event(&r, req.Actor, audit.ActionApprove, why)
+	ev.Outcome = "failed"
+	if err := e.store.Commit(ctx, Change{Audit: []audit.Event{ev}}); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: %w", why, kind)
+}
+
+// rule is the rollout's approval rule; one approval by anyone for a
+// rollout made before rules were recorded.
+func (r Rollout) rule() ApprovalRule {
+	if r.ApprovalRule != nil {
+		return *r.ApprovalRule
+	}
+	return ApprovalRule{Required: 1}
 }
 
 // Plan returns what a deploy would do, without doing anything: the gates
@@ -121,24 +161,21 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil {
 		return PlanView{}, err
 	}
-	rel, err := e.store.GetRelease(ctx, req.App, req.Version)
-	if errors.Is(err, ErrNotFound) {
-		rel, err = Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars}, nil
-	}
+	rel, _, err := e.release(ctx, req)
 	if err != nil {
 		return PlanView{}, err
 	}
-	state, err := e.store.GetEnvState(ctx, req.App, env)
+	state, err := e.envState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)
 	if err != nil && !first {
 		return PlanView{}, err
 	}
-	view := PlanView{App: req.App, Env: env, Version: req.Version, From: state.Stable, Strategy: strategyOf(st), Hotfix: req.Hotfix}
+	view := PlanView{App: req.App, Env: env, Version: req.Version, From: state.Stable, Strategy: strategyOf(st), Hotfix: req.Hotfix, Vars: sortedKeys(rel.Vars)}
 	gates, err := e.gateStatuses(ctx, st, rel)
 	if err != nil {
 		return PlanView{}, err
 	}
-	opts := planOptions{first: first, approval: st.Env.Gates.Approval, migrate: e.cfg.Migrations != nil}
+	opts := planOptions{first: first, approval: st.Env.Gates.Approval != nil, migrate: e.cfg.Migrations != nil}
 	if opts.migrate {
 		g := GateStatus{Gate: "migrations", OK: true, Detail: "every migration's down restores the schema on a scratch database"}
 		if err := e.checkMigrations(ctx, st, rel); err != nil {
@@ -164,6 +201,9 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 		}
 	}
 	view.Gates = gates
+	if !first {
+		view.Evidence, view.Warnings = EvidenceNeeds(st), EvidenceWarnings(st)
+	}
 	view.Allowed = true
 	for _, g := range gates {
 		view.Allowed = view.Allowed && (g.OK || g.Bypassed)
@@ -219,7 +259,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	if d := e.drivers[env]; d != nil {
 		return Rollout{}, fmt.Errorf("a rollout of %s is running in %s; drill when it is done: %w", req.App, env, ErrConflict)
 	}
-	state, err := e.store.GetEnvState(ctx, req.App, env)
+	state, err := e.envState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s to drill with: %w", env, err)
 	}
@@ -229,7 +269,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindDrill, Version: state.Previous, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: drillPlan(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
+		Phase: PhaseRunning, Steps: drillPlan(st), Stage: freeze(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
 		Old: state.Instances, Actor: req.Actor, Reason: "rollback drill", CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("rollback drill: bring back %s, then restore %s", state.Previous, state.Stable))

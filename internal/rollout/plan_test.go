@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -95,5 +96,35 @@ func TestInstanceSpec_MissingVariableNamesTheField(t *testing.T) {
 	spec, err := instanceSpec(cfg, "production", Release{Version: "v1", Vars: map[string]string{"MERCHANT_ID": "m"}})
 	if err != nil || spec.Environ["MERCHANT_ID"] != "m" || spec.Command[2] != "${PORT}" {
 		t.Fatalf("spec = %+v, %v", spec, err)
+	}
+}
+
+func TestEvidenceNeeds(t *testing.T) {
+	st := &config.Stage{Name: "production", Env: &config.Environment{}, Instances: 4,
+		Strategy: config.Strategy{Canary: &config.Canary{Steps: []config.CanaryStep{
+			{Weight: 5, Bake: config.Duration(10 * time.Minute)}, {Weight: 50, Bake: config.Duration(10 * time.Second)},
+		}}},
+		Analysis: config.Analysis{MinRequests: 50, PassConfidence: 0.95, OnInconclusive: config.InconclusivePause,
+			Gates: []config.Gate{{Metric: config.MetricErrorRate, Max: &config.Threshold{Value: 0.01}}}},
+	}
+	needs := EvidenceNeeds(st)
+	if len(needs) != 2 {
+		t.Fatalf("needs = %+v, want one per weight", needs)
+	}
+	// 1 - 0.05^(1/n) <= 1% takes n >= 298.07: 299 requests, none failed.
+	if got := needs[0]; got.Requests != 299 || got.Share != 0.05 || math.Abs(got.RPS-299/0.05/600) > 1e-9 {
+		t.Fatalf("5%% for 10m: %+v, want 299 requests at ~9.97/s", got)
+	}
+	if w := EvidenceWarnings(st); w != nil {
+		t.Fatalf("warnings without expected_rps: %v", w)
+	}
+	st.Analysis.ExpectedRPS = 5
+	w := EvidenceWarnings(st)
+	if len(w) != 2 || !strings.Contains(w[0], "step 3 (weight 5% for 10m0s) needs 299 canary requests to pass error_rate <= 1%") || !strings.Contains(w[0], "pause for a person") {
+		t.Fatalf("warnings at 5/s = %q", w)
+	}
+	st.Analysis.ExpectedRPS = 50
+	if w := EvidenceWarnings(st); len(w) != 1 || !strings.Contains(w[0], "weight 50%") {
+		t.Fatalf("warnings at 50/s = %q, want the 10s step only", w)
 	}
 }

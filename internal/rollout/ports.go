@@ -6,6 +6,7 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/clock"
 )
 
 // Store persists releases, rollouts, environment states and the audit log.
@@ -34,6 +35,9 @@ type Store interface {
 
 // Change is what Store.Commit writes atomically. Nil fields are left alone.
 type Change struct {
+	// Release is recorded as PutRelease would, in the same transaction:
+	// the release a deploy brings exists only if its rollout does.
+	Release *Release
 	// Rollout is inserted when its ID is 0 (the store sets ID) and
 	// updated otherwise.
 	Rollout *Rollout
@@ -70,6 +74,15 @@ type Router interface {
 	Stats(ctx context.Context) (map[string]analysis.Sample, error)
 }
 
+// Drainer is implemented by routers that know the requests in flight to
+// each address: the engine stops an instance only once the router has
+// none on its way to it (or a bound passed).
+type Drainer interface {
+	// Drain returns once no request is in flight to any of addrs, or an
+	// error when ctx ends first.
+	Drain(ctx context.Context, addrs []string) error
+}
+
 // Prober sends smoke checks straight to an instance.
 type Prober interface {
 	// Probe sends one smoke check to addr and returns nil if it passed,
@@ -85,10 +98,10 @@ type SmokeCheck struct {
 	Timeout      time.Duration
 }
 
-// Clock tells the time; tests may use a clock of their own.
-type Clock interface {
-	Now() time.Time
-}
+// Clock tells the time and makes the timers and tickers every wait of the
+// engine uses, so that tests run bakes on virtual time
+// (clocktest.Fake).
+type Clock = clock.Clock
 
 // Migrations opens the schema migrations of a release against a database.
 type Migrations interface {

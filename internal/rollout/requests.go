@@ -28,7 +28,11 @@ type RollbackRequest struct {
 	App    string `json:"app"`
 	Env    string `json:"env,omitempty"`
 	Reason string `json:"reason"`
-	Actor  string `json:"-"`
+	// To, when set, is the release to go back to: any release that was
+	// stable in the environment before (EnvState.History), not only the
+	// previous one. Only without a rollout running.
+	To    string `json:"to,omitempty"`
+	Actor string `json:"-"`
 }
 
 // AppStatus is what is live in each environment of an app.
@@ -79,6 +83,35 @@ type ApproveRequest struct {
 	Version string `json:"version,omitempty"`
 	Comment string `json:"comment,omitempty"`
 	Actor   string `json:"-"`
+	// Role is the role of the approver's token; set by the API.
+	Role string `json:"-"`
+}
+
+// PromoteRequest asks for the bake of the running step to end now, as
+// passed: a paused rollout goes on, a baking one skips the rest of its
+// bake.
+type PromoteRequest struct {
+	App    string `json:"app"`
+	Env    string `json:"env,omitempty"`
+	Reason string `json:"reason"`
+	Actor  string `json:"-"`
+}
+
+// PauseRequest asks for the bake of the running step to hold (Pause) or
+// to go on (Resume).
+type PauseRequest struct {
+	App    string `json:"app"`
+	Env    string `json:"env,omitempty"`
+	Reason string `json:"reason"`
+	Actor  string `json:"-"`
+}
+
+// RetryRequest asks for an environment's last deploy, rolled back or
+// failed, to be deployed again.
+type RetryRequest struct {
+	App   string `json:"app"`
+	Env   string `json:"env,omitempty"`
+	Actor string `json:"-"`
 }
 
 // DrillRequest asks for a rollback drill: the environment's previous
@@ -97,6 +130,9 @@ type PlanView struct {
 	From     string `json:"from,omitempty"`
 	Strategy string `json:"strategy"`
 	Hotfix   bool   `json:"hotfix,omitempty"`
+	// Vars are the names (never the values) of the release variables the
+	// deploy would run with.
+	Vars []string `json:"vars,omitempty"`
 	// Allowed is true when every gate passes or is bypassed: the deploy
 	// would start.
 	Allowed bool `json:"allowed"`
@@ -108,6 +144,11 @@ type PlanView struct {
 	// Migrations are the versions the deploy would apply; a rollback runs
 	// their downs, newest first.
 	Migrations []int64 `json:"migrations,omitempty"`
+	// Evidence is the traffic each bake needs for its gates to pass in
+	// time; Warnings name the bakes the expected traffic cannot bring
+	// there (analysis.expected_rps).
+	Evidence []EvidenceNeed `json:"evidence,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
 }
 
 // PlannedStep is one step of a plan.

@@ -6,37 +6,66 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
-	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/config"
 )
 
-// stepApproval waits until someone approves the rollout (Engine.Approve
-// hands the approval to the driver) for the release as it is now.
+// stepApproval waits until the rollout has the approvals its rule
+// requires (Engine.Approve hands each one to the driver) for the release
+// as it is now. Approvals given for the release as it was before a change
+// are void.
 func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error {
 	if r.Approval != nil {
 		return e.checkApproval(ctx, r)
 	}
-	ticker := time.NewTicker(e.tick)
-	defer ticker.Stop()
 	for {
 		d.mu.Lock()
-		a := d.approval
-		d.approval = nil
+		var a *Approval
+		if len(d.approvals) > 0 {
+			a, d.approvals = d.approvals[0], d.approvals[1:]
+		}
 		d.mu.Unlock()
 		if a != nil {
-			r.Approval = a
+			if slices.ContainsFunc(r.Approvals, func(x Approval) bool { return x.By == a.By && x.Digest == a.Digest }) {
+				d.ack()
+				continue // the same person twice, handed over at once
+			}
+			var events []audit.Event
+			kept := r.Approvals[:0:0]
+			for _, old := range r.Approvals {
+				if old.Digest == a.Digest {
+					kept = append(kept, old)
+					continue
+				}
+				ev := e.event(r, ActorEngine, audit.ActionApprovalVoid, fmt.Sprintf("the approval by %s is void: release %s changed after it was approved", old.By, r.Version))
+				ev.Data["approved_digest"], ev.Data["digest"] = old.Digest, a.Digest
+				events = append(events, ev)
+			}
+			r.Approvals = append(kept, *a)
+			need := r.rule().Required
 			ev := e.event(r, a.By, audit.ActionApprove, a.Comment)
 			ev.Data["digest"] = a.Digest
-			return e.save(ctx, r, nil, ev)
+			ev.Data["approvals"] = fmt.Sprintf("%d/%d", len(r.Approvals), need)
+			events = append(events, ev)
+			done := len(r.Approvals) >= need
+			if done {
+				r.Approval = a
+			}
+			err := e.save(ctx, r, nil, events...)
+			d.ack()
+			if err != nil || done {
+				return err
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-ticker.C:
+		case <-d.wake:
 		}
 	}
 }
@@ -90,7 +119,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // starts the batch's new instances first and stops as many old ones after
 // the bake; without, it takes old ones out of the router and stops them
 // first. Every part is idempotent: counts, not events, say what is left.
-func (e *Engine) stepBatch(ctx context.Context, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
 	want := 0 // new instances once this batch is done
 	for i := 0; i <= r.StepIndex; i++ {
 		if r.Steps[i].Kind == StepBatch {
@@ -139,7 +168,7 @@ func (e *Engine) stepBatch(ctx context.Context, st *config.Stage, r *Rollout, st
 	}
 	// With no old instance left there is no stable traffic to compare
 	// with: the batch must not fail a gate, but cannot wait for a pass.
-	if err := e.bake(ctx, st, r, step, baseline, r.Version, r.FromVersion, nil, len(r.Old) > 0); err != nil {
+	if err := e.bake(ctx, d, st, r, step, baseline, r.Version, r.FromVersion, nil, len(r.Old) > 0); err != nil {
 		return err
 	}
 	if surge {
@@ -172,7 +201,7 @@ func (e *Engine) retire(ctx context.Context, st *config.Stage, r *Rollout, want 
 	if err := e.save(ctx, r, nil); err != nil {
 		return err
 	}
-	if err := e.runtime.Stop(ctx, gone); err != nil {
+	if err := e.stopDrained(ctx, r.Env, gone); err != nil {
 		return fmt.Errorf("stop replaced instances: %w", err)
 	}
 	return nil
@@ -226,13 +255,16 @@ func routerProbeAddr(listen string) string {
 // stepObserve analyses the new release after a blue-green switch against
 // what the old one measured before it, while the old one still runs: a
 // failed gate switches back at once.
-func (e *Engine) stepObserve(ctx context.Context, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepObserve(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
 	baseline, err := e.routers[r.Env].Stats(ctx)
 	if err != nil {
 		return fmt.Errorf("read router stats: %w", err)
 	}
-	blue := e.baseline(r.ID)
-	return e.bake(ctx, st, r, step, baseline, r.Version, r.FromVersion, &blue, false)
+	var blue analysis.Sample
+	if r.Blue != nil {
+		blue = r.Blue.sample()
+	}
+	return e.bake(ctx, d, st, r, step, baseline, r.Version, r.FromVersion, &blue, true)
 }
 
 // stepRestore ends a drill: traffic goes back to the release that was
@@ -242,22 +274,7 @@ func (e *Engine) stepRestore(ctx context.Context, r *Rollout) error {
 		return fmt.Errorf("switch back: %w", err)
 	}
 	r.Weight = 0
-	env := EnvState{App: r.App, Env: r.Env, Stable: r.FromVersion, Instances: r.Old, Previous: r.Version, UpdatedAt: e.clock.Now()}
+	env := e.nextEnvState(ctx, r, r.FromVersion, r.Old, false)
 	ev := e.event(r, ActorEngine, audit.ActionStep, fmt.Sprintf("drill: %s served; back on %s", r.Version, r.FromVersion))
 	return e.save(ctx, r, &env, ev)
-}
-
-func (e *Engine) setBaseline(id int64, s analysis.Sample) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.baselines[id] = s
-}
-
-// baseline returns what the old release measured over the rollout before
-// a blue-green switch (zero after a server restart: only absolute gates
-// then have something to judge).
-func (e *Engine) baseline(id int64) analysis.Sample {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.baselines[id]
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
+	"github.com/shipgate/shipgate/internal/config"
 )
 
 // Error kinds. Adapters wrap these so that the API can map them to status
@@ -17,6 +18,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid means the request itself is wrong; the error says which field.
 	ErrInvalid = errors.New("invalid")
+	// ErrForbidden means the one who asks may not do this, whatever their
+	// token's role: for example approve their own deploy.
+	ErrForbidden = errors.New("forbidden")
 )
 
 // FieldError is an invalid request naming the field at fault. It matches
@@ -223,6 +227,12 @@ type Rollout struct {
 	Phase       Phase  `json:"phase"`
 	// Steps is the plan, fixed when the rollout is created.
 	Steps []Step `json:"steps"`
+	// Stage is the environment's configuration as it was when the rollout
+	// was created (strategy, analysis, smoke checks, internal users,
+	// router addresses), less its variables: the steps run what was
+	// planned, whatever happened to the config file since. Nil for a
+	// rollout created before stages were frozen: those read the config.
+	Stage *config.Stage `json:"stage,omitempty"`
 	// StepIndex is the step being run (len(Steps) when all are done).
 	StepIndex int `json:"step_index"`
 	// StepStartedAt is when the current step began.
@@ -239,6 +249,9 @@ type Rollout struct {
 	// Replaced holds the old instances a rolling rollout stopped; a
 	// rollback starts as many again.
 	Replaced []Instance `json:"replaced_instances,omitempty"`
+	// Vars are the names (never the values) of the release variables the
+	// rollout runs with.
+	Vars []string `json:"vars,omitempty"`
 	// Actor is who asked for the rollout.
 	Actor string `json:"actor"`
 	// Reason is why the rollout was asked for (manual rollback), or why it
@@ -246,14 +259,33 @@ type Rollout struct {
 	Reason string `json:"reason,omitempty"`
 	// Analysis is the latest judgement of the canary.
 	Analysis *Judgement `json:"analysis,omitempty"`
+	// Bake is what the running step's bake has gathered so far, so that a
+	// resumed bake goes on with the same evidence and the time it had
+	// left.
+	Bake *BakeState `json:"bake,omitempty"`
+	// Blue is what the old release measured before a blue-green switch:
+	// the baseline of the observe step.
+	Blue *Counters `json:"blue,omitempty"`
+	// Paused, when set, says why the rollout waits for a person: a gate
+	// stayed inconclusive with on_inconclusive: pause. shipgate promote
+	// ends the step as passed, shipgate rollback rolls back.
+	Paused string `json:"paused,omitempty"`
+	// SettledAt is when the last step that can roll the release back by
+	// itself (a bake, an observe, a post-deploy smoke check) ended: from
+	// then on only the old release's scale-down is left. Zero until then.
+	SettledAt time.Time `json:"settled_at,omitzero"`
 	// Strategy is canary, blue_green or rolling.
 	Strategy string `json:"strategy,omitempty"`
 	// Hotfix is true for an emergency deploy; Bypassed lists the gates it
 	// skipped.
 	Hotfix   bool     `json:"hotfix,omitempty"`
 	Bypassed []string `json:"bypassed,omitempty"`
-	// Approval is set once someone approved the rollout.
-	Approval *Approval `json:"approval,omitempty"`
+	// Approval is set once the rollout has all the approvals it needs
+	// (the last one); Approvals are those given so far, and ApprovalRule
+	// the stage's rule as it was at deploy.
+	Approval     *Approval     `json:"approval,omitempty"`
+	Approvals    []Approval    `json:"approvals,omitempty"`
+	ApprovalRule *ApprovalRule `json:"approval_rule,omitempty"`
 	// Migrated are the migration versions this rollout applied, in order:
 	// exactly the ones its rollback reverts.
 	Migrated []int64 `json:"migrated,omitempty"`
@@ -285,6 +317,15 @@ type Approval struct {
 	Digest string `json:"digest"`
 }
 
+// ApprovalRule says who must approve a rollout: how many different
+// people, whether the deployer may be one of them, and which token roles
+// may approve (any when empty).
+type ApprovalRule struct {
+	Required            int      `json:"required"`
+	PreventSelfApproval bool     `json:"prevent_self_approval,omitempty"`
+	Roles               []string `json:"roles,omitempty"`
+}
+
 // Judgement is one analysis of the canary against its gates.
 type Judgement struct {
 	At      time.Time         `json:"at"`
@@ -313,6 +354,9 @@ type EnvState struct {
 	Instances []Instance `json:"instances"`
 	// Previous is the release that was stable before Stable, the target
 	// of a manual rollback.
-	Previous  string    `json:"previous,omitempty"`
+	Previous string `json:"previous,omitempty"`
+	// History holds the releases that were stable here before, newest
+	// first, less those rolled back from: the targets of rollback --to.
+	History   []string  `json:"history,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -32,6 +32,9 @@ type Router interface {
 var (
 	_ Router = (*proxy.Proxy)(nil)
 	_ Router = (*proxy.Client)(nil)
+
+	_ rollout.Drainer = (*proxy.Proxy)(nil)
+	_ rollout.Drainer = (*proxy.Client)(nil)
 )
 
 // startRouter starts the router of one environment: inside this process,

@@ -29,56 +29,59 @@ func (s *Store) PutRelease(ctx context.Context, r rollout.Release) error {
 	if err != nil {
 		return fmt.Errorf("put release %s %s: %w", r.App, r.Version, err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		checks, err := marshalChecks(r.Checks)
-		if err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `
-INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks) VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (app, version) DO NOTHING`,
-			r.App, r.Version, r.Commit, vars, formatTime(s.orNow(r.CreatedAt)), formatOptionalTime(r.CommitTime), checks)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
-		}
-		old, err := getRelease(ctx, tx, r.App, r.Version)
-		if err != nil {
-			return err
-		}
-		switch {
-		case old.Commit != r.Commit:
-			return fmt.Errorf("%w: version exists with commit %q, not %q; give the new build a new version",
-				rollout.ErrConflict, old.Commit, r.Commit)
-		case !maps.Equal(old.Vars, r.Vars):
-			return fmt.Errorf("%w: version exists with other vars; give the new build a new version",
-				rollout.ErrConflict)
-		}
-		if len(r.Checks) == 0 && (r.CommitTime.IsZero() || !old.CommitTime.IsZero()) {
-			return nil
-		}
-		merged := maps.Clone(old.Checks)
-		if merged == nil {
-			merged = map[string]rollout.CheckState{}
-		}
-		maps.Copy(merged, r.Checks)
-		if checks, err = marshalChecks(merged); err != nil {
-			return err
-		}
-		commitTime := old.CommitTime
-		if commitTime.IsZero() {
-			commitTime = r.CommitTime
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE releases SET checks = ?, commit_time = ? WHERE app = ? AND version = ?`,
-			checks, formatOptionalTime(commitTime), r.App, r.Version)
-		return err
-	})
+	err = s.inTx(ctx, func(tx *sql.Tx) error { return s.putRelease(ctx, tx, r, vars) })
 	if err != nil {
 		return fmt.Errorf("put release %s %s: %w", r.App, r.Version, err)
 	}
 	return nil
+}
+
+// putRelease is PutRelease inside tx, with the vars already encoded.
+func (s *Store) putRelease(ctx context.Context, tx *sql.Tx, r rollout.Release, vars string) error {
+	checks, err := marshalChecks(r.Checks)
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `
+INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (app, version) DO NOTHING`,
+		r.App, r.Version, r.Commit, vars, formatTime(s.orNow(r.CreatedAt)), formatOptionalTime(r.CommitTime), checks)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	old, err := getRelease(ctx, tx, r.App, r.Version)
+	if err != nil {
+		return err
+	}
+	switch {
+	case old.Commit != r.Commit:
+		return fmt.Errorf("%w: version exists with commit %q, not %q; give the new build a new version",
+			rollout.ErrConflict, old.Commit, r.Commit)
+	case !maps.Equal(old.Vars, r.Vars):
+		return fmt.Errorf("%w: version exists with other vars; give the new build a new version",
+			rollout.ErrConflict)
+	}
+	if len(r.Checks) == 0 && (r.CommitTime.IsZero() || !old.CommitTime.IsZero()) {
+		return nil
+	}
+	merged := maps.Clone(old.Checks)
+	if merged == nil {
+		merged = map[string]rollout.CheckState{}
+	}
+	maps.Copy(merged, r.Checks)
+	if checks, err = marshalChecks(merged); err != nil {
+		return err
+	}
+	commitTime := old.CommitTime
+	if commitTime.IsZero() {
+		commitTime = r.CommitTime
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE releases SET checks = ?, commit_time = ? WHERE app = ? AND version = ?`,
+		checks, formatOptionalTime(commitTime), r.App, r.Version)
+	return err
 }
 
 func marshalChecks(checks map[string]rollout.CheckState) (string, error) {
@@ -165,7 +168,7 @@ func marshalVars(vars map[string]string) (string, error) {
 // state (set to now), and each event's Seq, Time (now when zero; always in
 // UTC), PrevHash and Hash. An event without Actor or Action is rejected.
 func (s *Store) Commit(ctx context.Context, c rollout.Change) error {
-	if c.Rollout == nil && c.Env == nil && len(c.Audit) == 0 {
+	if c.Release == nil && c.Rollout == nil && c.Env == nil && len(c.Audit) == 0 {
 		return nil
 	}
 	var (
@@ -189,7 +192,20 @@ func (s *Store) Commit(ctx context.Context, c rollout.Change) error {
 	}
 	copy(events, c.Audit)
 
+	var relVars string
+	if c.Release != nil {
+		v, err := marshalVars(c.Release.Vars)
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		relVars = v
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if c.Release != nil {
+			if err := s.putRelease(ctx, tx, *c.Release, relVars); err != nil {
+				return fmt.Errorf("put release %s %s: %w", c.Release.App, c.Release.Version, err)
+			}
+		}
 		if c.Rollout != nil {
 			if err := putRollout(ctx, tx, &ro); err != nil {
 				return err

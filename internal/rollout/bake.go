@@ -1,0 +1,297 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/analysis"
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/config"
+)
+
+// BakeState is what a bake has gathered, persisted with the rollout at
+// each judgement.
+type BakeState struct {
+	// Step is the index of the step the bake belongs to.
+	Step int `json:"step"`
+	// Baseline holds the router's counters per version when the bake
+	// began: the bake judges what came after.
+	Baseline map[string]Counters `json:"baseline,omitempty"`
+	// Elapsed is the bake time served until the last judgement; time
+	// while no server ran does not count.
+	Elapsed time.Duration `json:"elapsed"`
+	// Extended is set when a person resumed the bake after it paused on
+	// inconclusive evidence: it then bakes on until the evidence is there.
+	Extended bool `json:"extended,omitempty"`
+}
+
+// Counters is an analysis.Sample as it is persisted.
+type Counters struct {
+	Requests        uint64   `json:"requests"`
+	Status5xx       uint64   `json:"status_5xx,omitempty"`
+	TransportErrors uint64   `json:"transport_errors,omitempty"`
+	Latency         []uint64 `json:"latency,omitempty"`
+}
+
+func countersOf(s analysis.Sample) Counters {
+	c := Counters{Requests: s.Requests, Status5xx: s.Status5xx, TransportErrors: s.TransportErrors}
+	if s.Latency.Count() > 0 {
+		c.Latency = s.Latency[:]
+	}
+	return c
+}
+
+func (c Counters) sample() analysis.Sample {
+	s := analysis.Sample{Requests: c.Requests, Status5xx: c.Status5xx, TransportErrors: c.TransportErrors}
+	copy(s.Latency[:], c.Latency)
+	return s
+}
+
+// since returns what stats counted for version after base, or all of it
+// when the counters went down (the router restarted and counts anew).
+func since(stats map[string]analysis.Sample, base map[string]Counters, version string) analysis.Sample {
+	now, b := stats[version], base[version]
+	if now.Requests < b.Requests {
+		return now
+	}
+	return now.Sub(b.sample())
+}
+
+// bake holds a step for its duration while judging the canary version
+// against the stable one every analysis interval (or against a fixed
+// stable sample, when given). It fails at once on a failed gate. With
+// needPass it ends once the time is over and every gate passes; if a gate
+// is still inconclusive after as long again (at least five intervals),
+// the stage's on_inconclusive policy decides: pause for a person, extend
+// until the evidence is there, or roll back. Without needPass it ends when
+// the time is over. shipgate promote ends it at once, as passed.
+//
+// The bake's baseline and the time it served are persisted at each
+// judgement: a resumed bake goes on with both.
+func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
+	router := e.routers[r.Env]
+	a := st.Analysis
+	gates, opts := Gates(a), analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence}
+	interval := a.Interval.D()
+	extra := max(step.Duration, 5*interval)
+	if r.Bake == nil || r.Bake.Step != r.StepIndex {
+		base := make(map[string]Counters, len(baseline))
+		for v, s := range baseline {
+			base[v] = countersOf(s)
+		}
+		r.Bake = &BakeState{Step: r.StepIndex, Baseline: base}
+		r.Paused = ""
+		if err := e.save(ctx, r, nil); err != nil {
+			return err
+		}
+	}
+	bs := r.Bake
+	start := e.clock.Now().Add(-bs.Elapsed)
+	next := e.clock.Now().Add(interval)
+	ticker := e.clock.NewTicker(min(e.tick, interval))
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C():
+		case <-d.wake:
+		}
+		if p := d.takePromotion(); p != nil {
+			return e.skipBake(ctx, d, r, p)
+		}
+		if err := e.holdOrResume(ctx, d, r); err != nil {
+			return err
+		}
+		if f := e.checkInstances(ctx, r.New); f != nil {
+			return f
+		}
+		now := e.clock.Now()
+		if now.Before(next) {
+			continue
+		}
+		next = now.Add(interval)
+		stats, err := router.Stats(ctx)
+		if err != nil {
+			return fmt.Errorf("read router stats: %w", err)
+		}
+		canary := since(stats, bs.Baseline, canaryV)
+		stable := since(stats, bs.Baseline, stableV)
+		if fixedStable != nil {
+			stable = *fixedStable
+		}
+		verdict, results := analysis.Judge(gates, canary, stable, opts)
+		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
+		elapsed := now.Sub(start)
+		bs.Elapsed = elapsed
+		var events []audit.Event
+		switch {
+		case verdict == analysis.Fail:
+			for _, res := range results {
+				if res.Verdict == analysis.Fail {
+					_ = e.save(ctx, r, nil)
+					return &Failure{Reason: "gate " + res.Gate + " failed: " + res.Detail, Gate: res.Gate, Value: res.Value, Threshold: res.Threshold}
+				}
+			}
+		case elapsed >= step.Duration && (verdict == analysis.Pass || !needPass) && r.Paused == "":
+			r.Paused = ""
+			return e.save(ctx, r, nil)
+		case elapsed >= step.Duration+extra && r.Paused == "" && !bs.Extended:
+			var missing analysis.Result
+			for _, res := range results {
+				if res.Verdict != analysis.Pass {
+					missing = res
+					break
+				}
+			}
+			why := "gate " + missing.Gate + " still inconclusive after " + elapsed.Round(time.Second).String() + ": " + missing.Detail
+			switch a.OnInconclusive {
+			case config.InconclusiveRollback:
+				_ = e.save(ctx, r, nil)
+				return &Failure{Reason: why, Gate: missing.Gate, Value: missing.Value, Threshold: missing.Threshold}
+			case config.InconclusiveExtend:
+				// Keep baking: the step ends when the evidence is there.
+			default:
+				r.Paused = why + "; paused: shipgate promote to go on, shipgate rollback to roll back"
+				ev := e.event(r, ActorEngine, audit.ActionPause, r.Paused)
+				ev.Data["gate"] = missing.Gate
+				events = append(events, ev)
+				e.log.Warn("rollout paused", "rollout", r.ID, "env", r.Env, "reason", why)
+			}
+		}
+		if err := e.save(ctx, r, nil, events...); err != nil {
+			return err
+		}
+	}
+}
+
+// skipBake ends a bake as passed on a person's word, audited.
+func (e *Engine) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure) error {
+	r.Paused = ""
+	ev := e.event(r, p.Actor, audit.ActionPromoteManual, p.Reason)
+	ev.Data["step"] = describeStep(r.Steps[r.StepIndex])
+	err := e.save(ctx, r, nil, ev)
+	d.ack()
+	return err
+}
+
+// holdOrResume records a pause or a resume a person asked for: a paused
+// bake holds its step (it still rolls back on a failed gate) until it is
+// resumed or promoted. A bake resumed after it paused on inconclusive
+// evidence bakes on until the evidence is there.
+func (e *Engine) holdOrResume(ctx context.Context, d *driver, r *Rollout) error {
+	d.mu.Lock()
+	pause, resume := d.pause, d.resume
+	d.pause, d.resume = nil, nil
+	d.mu.Unlock()
+	var ev audit.Event
+	switch {
+	case pause != nil && r.Paused == "":
+		r.Paused = fmt.Sprintf("paused by %s: %s; shipgate resume to go on, shipgate promote to end the bake, shipgate rollback to roll back", pause.Actor, pause.Reason)
+		ev = e.event(r, pause.Actor, audit.ActionPause, pause.Reason)
+	case resume != nil && r.Paused != "":
+		r.Paused = ""
+		r.Bake.Extended = true
+		ev = e.event(r, resume.Actor, audit.ActionResume, resume.Reason)
+	case pause != nil || resume != nil:
+		d.ack() // nothing to change: already paused, or not paused
+		return nil
+	default:
+		return nil
+	}
+	ev.Data["step"] = describeStep(r.Steps[r.StepIndex])
+	err := e.save(ctx, r, nil, ev)
+	d.ack()
+	return err
+}
+
+// Pause holds the bake of the rollout running in an environment: it does
+// not end, even once its gates pass, until Resume, Promote or a rollback.
+// A failed gate still rolls back.
+func (e *Engine) Pause(ctx context.Context, req PauseRequest) (Rollout, error) {
+	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.pause = f }, func(r Rollout) error {
+		if r.Paused != "" {
+			return fmt.Errorf("rollout %d of %s in %s is already paused: %w", r.ID, r.Version, r.Env, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// Resume lets a paused bake go on; after a pause on inconclusive
+// evidence, it bakes on until every gate passes or one fails.
+func (e *Engine) Resume(ctx context.Context, req PauseRequest) (Rollout, error) {
+	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.resume = f }, func(r Rollout) error {
+		if r.Paused == "" {
+			return fmt.Errorf("rollout %d of %s in %s is not paused: %w", r.ID, r.Version, r.Env, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// bakeCommand hands a person's command to the bake running in an
+// environment and returns once the bake recorded it.
+func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*driver, *Failure), check func(Rollout) error) (Rollout, error) {
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why; it goes into the audit log"}
+	}
+	e.mu.Lock()
+	d := e.drivers[env]
+	e.mu.Unlock()
+	if d == nil {
+		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
+	}
+	d.mu.Lock()
+	kind := d.stepKind
+	d.mu.Unlock()
+	r, err := e.store.GetRollout(ctx, d.id)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if !bakes[kind] || r.Phase != PhaseRunning {
+		return Rollout{}, fmt.Errorf("rollout %d of %s in %s is %s, not baking: %w", r.ID, r.Version, env, describe(r), ErrConflict)
+	}
+	if err := check(r); err != nil {
+		return Rollout{}, err
+	}
+	d.mu.Lock()
+	hand(d, &Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
+	d.mu.Unlock()
+	d.poke()
+	timeout := e.clock.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-d.acked:
+	case <-d.done:
+	case <-timeout.C():
+	case <-ctx.Done():
+		return Rollout{}, ctx.Err()
+	}
+	return e.store.GetRollout(ctx, d.id)
+}
+
+// bakes are the step kinds shipgate promote can end early.
+var bakes = map[StepKind]bool{StepWeight: true, StepInternal: true, StepObserve: true, StepBatch: true}
+
+// Promote ends the bake of the rollout running in an environment as if
+// every gate had passed, whether it is paused or still baking; the
+// rollout goes on with its next step. It returns once the rollout
+// recorded it.
+func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, error) {
+	if req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why you skip the rest of the bake; it goes into the audit log"}
+	}
+	return e.bakeCommand(ctx, PauseRequest(req), func(d *driver, f *Failure) { d.promotion = f }, func(Rollout) error { return nil })
+}
+
+func (d *driver) takePromotion() *Failure {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.promotion
+	d.promotion = nil
+	return p
+}

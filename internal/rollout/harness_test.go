@@ -1,0 +1,555 @@
+package rollout_test
+
+// The harness runs real rollouts on virtual time: the real SQLite store
+// (internal/sqlite), the builtin router used in-process (internal/proxy),
+// the real process runtime (internal/process) starting the example shop,
+// and the real smoke prober. Only time is fake (clocktest.Fake): bakes of
+// minutes pass as the harness steps the clock, sending real requests
+// through the router before each step so that the analysis has evidence.
+//
+// The migrate step is not driven here: its runner (internal/server's
+// migrations, over internal/migrate) needs a database per release and is
+// covered by internal/server's migration end-to-end tests.
+//
+// A "crash" is simulated by a life: every port the engine gets (store,
+// router, runtime) goes through a gate that, once the life has ended,
+// refuses every call without acting, as a process that died at that line
+// would. A new Engine on the same store, router and runtime then resumes.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/analysis"
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/clock/clocktest"
+	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/process"
+	"github.com/shipgate/shipgate/internal/proxy"
+	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/smoke"
+	"github.com/shipgate/shipgate/internal/sqlite"
+)
+
+// shopBin is the example shop, built once for all tests.
+var shopBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "rollout-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	shopBin = filepath.Join(dir, "shop")
+	if out, err := exec.Command("go", "build", "-o", shopBin, "../../examples/shop").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build shop: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// errCrashed is what every port answers once its engine's life ended.
+var errCrashed = errors.New("the engine crashed")
+
+// life is one engine's time alive. Its gates act only while it lasts.
+type life struct {
+	dead atomic.Bool
+	// crashAt, when set, is asked before each commit of a rollout; it
+	// answers whether the engine dies before the commit lands, after it
+	// lands, or not at all.
+	crashAt func(c rollout.Change) crashPoint
+	crashed chan struct{}
+	once    sync.Once
+}
+
+type crashPoint int
+
+const (
+	noCrash crashPoint = iota
+	crashBefore
+	crashAfter
+)
+
+func (l *life) die() {
+	l.dead.Store(true)
+	l.once.Do(func() { close(l.crashed) })
+}
+
+// harness is one environment "production" of the app shop, with its
+// store, router and runtime, and the engine of the current life.
+type harness struct {
+	t      *testing.T
+	dir    string
+	cfg    *config.Config
+	store  *sqlite.Store
+	router *proxy.Proxy
+	rt     *process.Runtime
+	clk    *clocktest.Fake
+	tick   time.Duration
+	client *http.Client
+
+	eng  *rollout.Engine
+	life *life
+
+	mu     sync.Mutex
+	events []string // what the router and the runtime did, in order
+	// traffic is the number of requests sent through the router before
+	// each step of the clock.
+	traffic int
+	path    string
+	// approver, when set, approves every rollout that waits for approval.
+	approver  string
+	approving atomic.Bool
+	sent      atomic.Int64
+	failed    atomic.Int64 // requests the router answered 502 (a stopped backend)
+}
+
+// shipgateYAML is the harness's config; %s are the shop binary, the
+// router address, extra YAML of the environment, then extra top-level
+// YAML.
+const shipgateYAML = `
+app: shop
+vars:
+  FAIL_RATE: "0"
+  LATENCY: "0s"
+run:
+  command: [%q]
+  env:
+    PORT: "${PORT}"
+    SHOP_VERSION: "${VERSION}"
+    SHOP_PAY_FAIL_RATE: "${FAIL_RATE}"
+    SHOP_LATENCY: "${LATENCY}"
+    MERCHANT_ID: m-1
+  instances: 1
+  stop_grace: 2s
+  start_timeout: 20s
+environments:
+  production:
+    listen: %q
+%s
+analysis:
+  interval: 5s
+  min_requests: 20
+  gates:
+    - metric: error_rate
+      max: 10%%
+%s`
+
+func newHarness(t *testing.T, extra string) *harness {
+	return newHarnessEnv(t, "", extra)
+}
+
+// newHarnessEnv is newHarness with extra YAML for the environment, each
+// line indented by four spaces.
+func newHarnessEnv(t *testing.T, envExtra, extra string) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	cfg, err := config.Parse(filepath.Join(dir, "shipgate.yaml"), fmt.Appendf(nil, shipgateYAML, shopBin, listen, envExtra, extra))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "shipgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{
+		t: t, dir: dir, cfg: cfg, store: store, tick: time.Second, traffic: 10, path: "/pay",
+		clk:    clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
+		rt:     process.New(process.Config{DataDir: dir}),
+		router: proxy.New(proxy.Config{Env: "production", Listen: listen, Logger: slog.New(slog.DiscardHandler)}),
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
+	}
+	if err := h.router.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if h.eng != nil {
+			h.eng.Close()
+		}
+		if insts, err := h.rt.List(context.Background()); err == nil {
+			_ = h.rt.Stop(context.Background(), insts)
+		}
+		h.rt.Close()
+		_ = h.router.Shutdown(context.Background())
+		_ = h.store.Close()
+	})
+	h.start()
+	return h
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start begins a new life: a new Engine on the same store, router and
+// runtime, started (so it resumes what the last one left).
+func (h *harness) start() {
+	h.t.Helper()
+	h.life = &life{crashed: make(chan struct{})}
+	l := h.life
+	eng, err := rollout.New(rollout.Options{
+		Config: h.cfg, Store: &gatedStore{Store: h.store, l: l},
+		Runtime: &gatedRuntime{rt: h.rt, l: l, h: h},
+		Routers: map[string]rollout.Router{"production": &gatedRouter{p: h.router, l: l, h: h}},
+		Prober:  smoke.New(), Clock: h.clk, Tick: h.tick,
+		// Drains end in real time, while the harness steps virtual time
+		// fast: a virtual bound must not cut them short.
+		DrainTimeout: 24 * time.Hour,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.eng = eng
+	if err := eng.Start(context.Background()); err != nil {
+		h.t.Fatalf("start engine: %v", err)
+	}
+}
+
+// crash ends the current life as if the server died, and waits for its
+// drivers to return.
+func (h *harness) crash() {
+	h.life.die()
+	h.eng.Close()
+	h.eng = nil
+}
+
+func (h *harness) record(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, fmt.Sprintf(format, args...))
+}
+
+func (h *harness) log() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.events)
+}
+
+// deploy asks for version with vars; it fails the test if refused.
+func (h *harness) deploy(version string, vars map[string]string) rollout.Rollout {
+	h.t.Helper()
+	r, err := h.eng.Deploy(context.Background(), rollout.DeployRequest{App: "shop", Env: "production", Version: version, Vars: vars, Actor: "alice"})
+	if err != nil {
+		h.t.Fatalf("deploy %s: %v", version, err)
+	}
+	return r
+}
+
+// rollout reads a rollout from the store.
+func (h *harness) rollout(id int64) rollout.Rollout {
+	h.t.Helper()
+	r, err := h.store.GetRollout(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// until steps virtual time (sending traffic before each step) until cond
+// holds, failing the test after limit of virtual time or a minute of real
+// time.
+func (h *harness) until(what string, limit time.Duration, cond func() bool) {
+	h.t.Helper()
+	end := h.clk.Now().Add(limit)
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if h.approver != "" {
+			h.maybeApprove()
+		}
+		if h.clk.Now().After(end) || time.Now().After(deadline) {
+			h.t.Fatalf("%s: not after %s of virtual time (events: %s)", what, limit, strings.Join(h.log(), "; "))
+		}
+		if h.clk.HasWaiters() {
+			h.send(h.traffic)
+			h.clk.Step(h.tick)
+			time.Sleep(time.Millisecond) // let the engine take the tick
+			continue
+		}
+		time.Sleep(2 * time.Millisecond) // the engine is busy in real time (starting, probing)
+	}
+}
+
+// maybeApprove approves, in the background, a rollout waiting for it.
+func (h *harness) maybeApprove() {
+	if h.eng == nil || h.approving.Load() {
+		return
+	}
+	active, err := h.store.ActiveRollouts(context.Background())
+	if err != nil || len(active) == 0 {
+		return
+	}
+	r := active[0]
+	if r.Phase != rollout.PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != rollout.StepApproval || r.Approval != nil {
+		return
+	}
+	h.approving.Store(true)
+	eng := h.eng
+	go func() {
+		defer h.approving.Store(false)
+		_, _ = eng.Approve(context.Background(), rollout.ApproveRequest{App: "shop", Env: "production", Actor: h.approver})
+	}()
+}
+
+// final steps time until rollout id is final and returns it.
+func (h *harness) final(id int64) rollout.Rollout {
+	h.t.Helper()
+	var r rollout.Rollout
+	h.until(fmt.Sprintf("rollout %d final", id), 2*time.Hour, func() bool {
+		r = h.rollout(id)
+		return r.Phase.Final()
+	})
+	return r
+}
+
+// send sends n requests through the router.
+func (h *harness) send(n int) {
+	for range n {
+		resp, err := h.client.Get("http://" + h.router.Addr() + h.path)
+		h.sent.Add(1)
+		if err != nil {
+			h.failed.Add(1)
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusBadGateway {
+			h.failed.Add(1)
+		}
+	}
+}
+
+// envState returns what the store says is live, or the zero state.
+func (h *harness) envState() rollout.EnvState {
+	st, err := h.store.GetEnvState(context.Background(), "shop", "production")
+	if err != nil && !errors.Is(err, rollout.ErrNotFound) {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+// running returns the running instances of the app by version.
+func (h *harness) running() map[string]int {
+	insts, err := h.rt.List(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, inst := range insts {
+		if h.rt.Status(context.Background(), inst).State == rollout.InstanceRunning || h.rt.Status(context.Background(), inst).State == rollout.InstanceUnknown {
+			out[inst.Version]++
+		}
+	}
+	return out
+}
+
+// checkServing fails the test unless the router sends every user to
+// running instances of version.
+func (h *harness) checkServing(version string) {
+	h.t.Helper()
+	rt := h.router.Routes()
+	if rt.Stable.Version != version || rt.Canary.Version != "" || rt.Weight != 0 {
+		h.t.Fatalf("routes = stable %s %v, canary %s %v at %d%%; want all on %s", rt.Stable.Version, rt.Stable.Addrs, rt.Canary.Version, rt.Canary.Addrs, rt.Weight, version)
+	}
+	for i := range 5 {
+		resp, err := h.client.Get("http://" + h.router.Addr() + "/version")
+		if err != nil {
+			h.t.Fatalf("request %d through the router: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), version) {
+			h.t.Fatalf("request %d through the router: %d %q, want 200 from %s", i, resp.StatusCode, body, version)
+		}
+	}
+}
+
+// deployV1 makes v1 the stable release.
+func (h *harness) deployV1() {
+	h.t.Helper()
+	r := h.deploy("v1", nil)
+	if r = h.final(r.ID); r.Phase != rollout.PhaseSucceeded {
+		h.t.Fatalf("first deploy of v1: %s (%s)", r.Phase, r.Reason)
+	}
+	h.mu.Lock()
+	h.events = nil
+	h.mu.Unlock()
+}
+
+// gatedStore is the store as one life of the engine sees it.
+type gatedStore struct {
+	*sqlite.Store
+	l *life
+}
+
+var (
+	_ rollout.Store   = (*gatedStore)(nil)
+	_ rollout.Drainer = (*gatedRouter)(nil)
+)
+
+func (s *gatedStore) Commit(ctx context.Context, c rollout.Change) error {
+	if s.l.dead.Load() {
+		return errCrashed
+	}
+	point := noCrash
+	if s.l.crashAt != nil && c.Rollout != nil {
+		point = s.l.crashAt(c)
+	}
+	if point == crashBefore {
+		s.l.die()
+		return errCrashed
+	}
+	err := s.Store.Commit(ctx, c)
+	if point == crashAfter {
+		s.l.die()
+	}
+	return err
+}
+
+func (s *gatedStore) PutRelease(ctx context.Context, r rollout.Release) error {
+	if s.l.dead.Load() {
+		return errCrashed
+	}
+	return s.Store.PutRelease(ctx, r)
+}
+
+// gatedRouter is the router as one life sees it; it logs each routing
+// change.
+type gatedRouter struct {
+	p *proxy.Proxy
+	l *life
+	h *harness
+}
+
+func (r *gatedRouter) SetRoutes(ctx context.Context, rt rollout.Routes) error {
+	if r.l.dead.Load() {
+		return errCrashed
+	}
+	if err := r.p.SetRoutes(ctx, rt); err != nil {
+		return err
+	}
+	r.h.record("routes stable=%s canary=%s@%d", rt.Stable.Version, rt.Canary.Version, rt.Weight)
+	return nil
+}
+
+func (r *gatedRouter) Drain(ctx context.Context, addrs []string) error {
+	if r.l.dead.Load() {
+		return errCrashed
+	}
+	return r.p.Drain(ctx, addrs)
+}
+
+func (r *gatedRouter) Stats(ctx context.Context) (map[string]analysis.Sample, error) {
+	if r.l.dead.Load() {
+		return nil, errCrashed
+	}
+	return r.p.Stats(ctx)
+}
+
+// gatedRuntime is the runtime as one life sees it. Stop checks the
+// invariant of every test: the router never points at an instance that
+// is being stopped while it runs.
+type gatedRuntime struct {
+	rt *process.Runtime
+	l  *life
+	h  *harness
+}
+
+var (
+	_ rollout.Adopter = (*gatedRuntime)(nil)
+	_ rollout.Lister  = (*gatedRuntime)(nil)
+)
+
+func (g *gatedRuntime) Start(ctx context.Context, spec rollout.InstanceSpec) ([]rollout.Instance, error) {
+	if g.l.dead.Load() {
+		return nil, errCrashed
+	}
+	insts, err := g.rt.Start(ctx, spec)
+	if err == nil {
+		g.h.record("start %s x%d", spec.Version, len(insts))
+	}
+	return insts, err
+}
+
+func (g *gatedRuntime) Stop(ctx context.Context, insts []rollout.Instance) error {
+	if g.l.dead.Load() {
+		return errCrashed
+	}
+	rt := g.h.router.Routes()
+	routed := slices.Concat(rt.Stable.Addrs, rt.Canary.Addrs, rt.Preview.Addrs)
+	for _, inst := range insts {
+		if g.rt.Status(ctx, inst).State != rollout.InstanceRunning {
+			continue
+		}
+		if slices.Contains(routed, inst.Addr) {
+			g.h.t.Errorf("instance %s (%s) is stopped while the router still sends it traffic: %+v", inst.ID, inst.Version, rt)
+		}
+		if n := g.h.router.InFlight(inst.Addr); n > 0 {
+			g.h.t.Errorf("instance %s (%s) is stopped with %d request(s) in flight to it", inst.ID, inst.Version, n)
+		}
+	}
+	if len(insts) > 0 {
+		g.h.record("stop %s x%d", insts[0].Version, len(insts))
+	}
+	return g.rt.Stop(ctx, insts)
+}
+
+func (g *gatedRuntime) Status(ctx context.Context, inst rollout.Instance) rollout.InstanceStatus {
+	if g.l.dead.Load() {
+		return rollout.InstanceStatus{State: rollout.InstanceUnknown, Reason: "crashed"}
+	}
+	return g.rt.Status(ctx, inst)
+}
+
+func (g *gatedRuntime) Adopt(ctx context.Context, inst rollout.Instance, spec rollout.InstanceSpec) error {
+	if g.l.dead.Load() {
+		return errCrashed
+	}
+	return g.rt.Adopt(ctx, inst, spec)
+}
+
+func (g *gatedRuntime) List(ctx context.Context) ([]rollout.Instance, error) {
+	if g.l.dead.Load() {
+		return nil, errCrashed
+	}
+	return g.rt.List(ctx)
+}
+
+// auditActions returns the actions of the audit log, oldest first.
+func (h *harness) auditActions() []string {
+	evs, err := h.store.ListAudit(context.Background(), audit.Filter{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for i := len(evs) - 1; i >= 0; i-- {
+		out = append(out, evs[i].Action)
+	}
+	return out
+}
