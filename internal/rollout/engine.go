@@ -863,7 +863,7 @@ func (e *Engine) stepWeight(ctx context.Context, st *config.Stage, r *Rollout, s
 func (e *Engine) bake(ctx context.Context, st *config.Stage, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
 	router := e.routers[r.Env]
 	a := st.Analysis
-	gates, opts := Gates(a), analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence}
+	seq := analysis.NewSequence(Gates(a), JudgeOptions(a, r.Steps))
 	interval := a.Interval.D()
 	extra := max(step.Duration, 5*interval)
 	next := e.clock.Now().Add(interval)
@@ -883,16 +883,20 @@ func (e *Engine) bake(ctx context.Context, st *config.Stage, r *Rollout, step St
 			continue
 		}
 		next = now.Add(interval)
-		stats, err := router.Stats(ctx)
-		if err != nil {
-			return fmt.Errorf("read router stats: %w", err)
+		var canary, stable analysis.Sample
+		var verdict analysis.Verdict
+		var results []analysis.Result
+		if stats, err := router.Stats(ctx); err != nil {
+			// An inconclusive look; the step fails if the source stays down.
+			verdict, results = seq.SourceError(fmt.Errorf("read router stats: %w", err))
+		} else {
+			canary = stats[canaryV].Sub(baseline[canaryV])
+			stable = stats[stableV].Sub(baseline[stableV])
+			if fixedStable != nil {
+				stable = *fixedStable
+			}
+			verdict, results = seq.Look(now.Sub(r.StepStartedAt), canary, stable)
 		}
-		canary := stats[canaryV].Sub(baseline[canaryV])
-		stable := stats[stableV].Sub(baseline[stableV])
-		if fixedStable != nil {
-			stable = *fixedStable
-		}
-		verdict, results := analysis.Judge(gates, canary, stable, opts)
 		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
 		if err := e.save(ctx, r, nil); err != nil {
 			return err

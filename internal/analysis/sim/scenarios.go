@@ -1,0 +1,140 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/analysis"
+)
+
+// Seed001Plan is the pipeline of seed 001: 5% for 10 minutes, then 25%
+// and 50% for 15 minutes each.
+var Seed001Plan = []Step{{0.05, 10 * time.Minute}, {0.25, 15 * time.Minute}, {0.50, 15 * time.Minute}}
+
+// Defaults are the judge's options with the config's defaults, the
+// settling window being one interval.
+func Defaults(interval time.Duration) analysis.Options {
+	return analysis.Options{MinRequests: 50, FailConfidence: 0.99, PassConfidence: 0.95, Settle: interval}
+}
+
+// Case is one scenario and what it must show.
+type Case struct {
+	Scenario
+	// Show is the figure the scenario stands for, in words.
+	Show string
+	// Check returns an error when the report does not show it.
+	Check func(Report) error
+}
+
+// MustShow returns the scenarios of issue 11's "must show", with looks
+// every interval and rollouts simulated rollouts each.
+func MustShow(interval time.Duration, rollouts int) []Case {
+	errorGate := []analysis.Gate{{Metric: "error_rate", Max: 0.005, HasMax: true}}
+	latencyGate := []analysis.Gate{{Metric: "latency_p99", MaxRatio: 2}}
+	fast := Release{Median: 20 * time.Millisecond, Sigma: 0.5}
+	base := Scenario{Steps: Seed001Plan, Rate: 100, Interval: interval, Options: Defaults(interval), Rollouts: rollouts, Gates: errorGate}
+	with := func(name string, f func(*Scenario)) Scenario {
+		s := base
+		s.Name = name
+		f(&s)
+		return s
+	}
+	falseRollbacks := func(limit float64) func(Report) error {
+		return func(r Report) error {
+			if got := float64(r.RolledBack) / float64(r.Rollouts); got > limit {
+				return fmt.Errorf("%s: %d of %d rolled back (%.3g%%), want at most %.3g%%", r.Name, r.RolledBack, r.Rollouts, got*100, limit*100)
+			}
+			return nil
+		}
+	}
+	caught := func(limit float64, firstStep bool) func(Report) error {
+		return func(r Report) error {
+			n := r.Rollouts - r.Completed
+			if firstStep {
+				n = r.FirstStep
+			}
+			if got := float64(n) / float64(r.Rollouts); got < limit {
+				return fmt.Errorf("%s: %d of %d caught, want at least %.3g%%", r.Name, n, r.Rollouts, limit*100)
+			}
+			return nil
+		}
+	}
+	return []Case{
+		{with("A/A, both fail 0.4% (80% of the limit), error_rate <= 0.5%", func(s *Scenario) {
+			s.Canary, s.Stable = Release{ErrorRate: 0.004}, Release{ErrorRate: 0.004}
+			s.Seed = 1
+		}), "false rollback <= 0.1%", falseRollbacks(0.001)},
+		{with("A/A, both fail 0.5% (at the limit), error_rate <= 0.5%", func(s *Scenario) {
+			s.Canary, s.Stable = Release{ErrorRate: 0.005}, Release{ErrorRate: 0.005}
+			s.Seed = 2
+		}), "false rollback <= 1%", falseRollbacks(0.01)},
+		{with("A/A relative, both fail 0.6%, error_rate <= stable + 0.5%", func(s *Scenario) {
+			s.Gates = []analysis.Gate{{Metric: "error_rate", MaxIncrease: 0.005, HasMaxIncrease: true}}
+			s.Canary, s.Stable = Release{ErrorRate: 0.006}, Release{ErrorRate: 0.006}
+			s.Seed = 3
+		}), "false rollback <= 0.1%", falseRollbacks(0.001)},
+		{with("canary fails 40%, error_rate <= 0.5%", func(s *Scenario) {
+			s.Canary, s.Stable = Release{ErrorRate: 0.4}, Release{ErrorRate: 0.001}
+			s.Seed = 4
+		}), "convicted in <= 15 canary requests (median)", func(r Report) error {
+			if err := caught(1, true)(r); err != nil {
+				return err
+			}
+			if med, _, _ := Median(r.Requests); float64(med) > max(15, 100*interval.Seconds()*0.05*1.5) {
+				return fmt.Errorf("%s: median %d canary requests to the rollback", r.Name, med)
+			}
+			return nil
+		}},
+		{with("canary fails 1%, error_rate <= 0.5%", func(s *Scenario) {
+			s.Canary, s.Stable = Release{ErrorRate: 0.01}, Release{ErrorRate: 0.001}
+			s.Seed = 5
+		}), "caught within its first step >= 99%", caught(0.99, true)},
+		{with("latency A/A, latency_p99 <= 2x stable", func(s *Scenario) {
+			s.Gates = latencyGate
+			s.Canary, s.Stable = fast, fast
+			s.Seed = 6
+		}), "false rollback <= 0.1%", falseRollbacks(0.001)},
+		{with("latency A/A, both 5x slower for a minute at 5m and at 10m (step 2 begins)", func(s *Scenario) {
+			s.Gates = latencyGate
+			s.Canary, s.Stable = fast, fast
+			s.Busy = []Busy{{From: 5 * time.Minute, For: time.Minute, Factor: 5}, {From: 10 * time.Minute, For: time.Minute, Factor: 5}}
+			s.Seed = 7
+		}), "false rollback <= 0.1%", falseRollbacks(0.001)},
+		{with("canary 3x slower at every quantile, latency_p99 <= 2x stable", func(s *Scenario) {
+			s.Gates = latencyGate
+			s.Canary, s.Stable = fast, fast
+			s.Canary.Slower = 3
+			s.Seed = 8
+		}), "caught >= 99%", caught(0.99, false)},
+	}
+}
+
+// WriteTable runs the cases and writes a Markdown table of their figures.
+// It returns the cases whose figures do not show what they must.
+func WriteTable(w io.Writer, cases []Case, workers int) []error {
+	var problems []error
+	fmt.Fprintln(w, "| scenario | rollouts | rolled back (95% CI) | held inconclusive (95% CI) | never left step 1 | canary requests to rollback, median (95% CI) | failed canary requests, median | seconds to rollback, median | must show | holds |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, c := range cases {
+		r := Summarize(c.Name, Run(c.Scenario, workers))
+		ok := "yes"
+		if err := c.Check(r); err != nil {
+			ok = "**no**"
+			problems = append(problems, err)
+		}
+		req, failed, secs := "–", "–", "–"
+		if len(r.Requests) > 0 {
+			m, lo, hi := Median(r.Requests)
+			req = fmt.Sprintf("%d (%d–%d)", m, lo, hi)
+			f, _, _ := Median(r.Failed)
+			failed = fmt.Sprint(f)
+			s, _, _ := Median(r.Seconds)
+			secs = fmt.Sprintf("%.0f", s)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.ReplaceAll(c.Name, "|", "/"), r.Rollouts,
+			Rate(r.RolledBack, r.Rollouts), Rate(r.Held, r.Rollouts), Rate(r.FirstStep, r.Rollouts), req, failed, secs, c.Show, ok)
+	}
+	return problems
+}

@@ -1,0 +1,30 @@
+package sim
+
+import (
+	"flag"
+	"os"
+	"testing"
+	"time"
+)
+
+var (
+	rollouts = flag.Int("sim.rollouts", 60, "simulated rollouts per scenario (BENCHMARKS.md uses 4000)")
+	interval = flag.Duration("sim.interval", 10*time.Second, "time between two looks")
+	workers  = flag.Int("sim.workers", 2, "goroutines simulating rollouts")
+)
+
+// TestMustShow runs issue 11's scenarios through the real judge and fails
+// on any figure that does not hold. With the default -sim.rollouts it is a
+// quick check; BENCHMARKS.md's table comes from
+//
+//	go test ./internal/analysis/sim -run TestMustShow -count=1 -v -timeout 2h \
+//	    -sim.rollouts 4000 -sim.interval 10s
+func TestMustShow(t *testing.T) {
+	cases := MustShow(*interval, *rollouts)
+	if testing.Short() {
+		cases = cases[3:5]
+	}
+	for _, err := range WriteTable(os.Stdout, cases, *workers) {
+		t.Error(err)
+	}
+}
