@@ -22,17 +22,19 @@ func TestJudge_ErrorRate(t *testing.T) {
 		want             Verdict
 	}{
 		// A canary failing 40% of payments, payments being 30% of traffic,
-		// fails about 12% of requests: a handful of requests convict it.
-		{"40pct payments failing after 20 requests", 20, 3, Fail},
-		{"two of ten", 10, 2, Fail},
-		// One error in ten is what a healthy 1% release shows 10% of the
-		// time: not enough to convict.
-		{"one of ten", 10, 1, Inconclusive},
+		// fails about 12% of requests: a few dozen requests convict it.
+		{"40pct payments failing after 50 requests", 50, 6, Fail},
+		{"four of ten", 10, 4, Fail},
+		// Two errors in ten is what a 1% release shows 0.4% of the time:
+		// a test that stays valid over every look waits for more.
+		{"two of ten", 10, 2, Inconclusive},
 		{"clean but too few", 40, 0, Inconclusive},
-		{"clean but not yet sure", 200, 0, Inconclusive},
+		{"clean but not yet sure", 100, 0, Inconclusive},
 		{"clean and enough", 400, 0, Pass},
-		{"at the limit", 5000, 50, Inconclusive},
+		// At the limit the release passes: only twice the limit is held back.
+		{"at the limit", 5000, 50, Pass},
 		{"well within", 5000, 20, Pass},
+		{"twice the limit", 5000, 100, Fail},
 		{"slightly above with much data", 100000, 1300, Fail},
 		{"no traffic", 0, 0, Inconclusive},
 	}
