@@ -19,10 +19,10 @@ import "math"
 // handful of requests shows them. A grid of fixed alternatives (rather than
 // a continuous prior) keeps the statistic cheap and easy to reason about:
 // the price of not knowing the alternative is a factor 1/weight on the
-// evidence, ln(14/3) ≈ 1.5 nats at 5 or 10 times the limit.
+// evidence, ln(18/5) ≈ 1.3 nats at 5 or 10 times the limit.
 var (
 	aboveOdds    = []float64{1.5, 2, 3, 5, 10, 30, 100, 300}
-	aboveWeights = []float64{1, 1, 2, 3, 3, 2, 1, 1}
+	aboveWeights = []float64{1, 1, 2, 5, 5, 2, 1, 1}
 )
 
 // boundOdds are the alternatives of the evidence that a rate is below a
@@ -30,14 +30,14 @@ var (
 // down to a tenth, and 0 (nothing above the level at all), equally weighted.
 var boundOdds = []float64{1 / 1.5, 1.0 / 2, 1.0 / 3, 1.0 / 10, 0}
 
-// passOdds are the alternatives of the evidence that lets a gate pass: the
-// rate is tested against DetectFactor times its limit with two equally
-// weighted alternatives, the limit itself (Wald's sequential probability
-// ratio test between the limit and the detection target, the one with the
-// fewest requests on average for a release right at its limit) and 0 (a
-// release that never fails, which then passes after a few hundred
-// requests rather than a thousand).
-var passOdds = []float64{1.0 / DetectFactor, 0}
+// passOdds returns the alternatives of the evidence that lets a gate
+// pass, when the rate is tested against factor times its limit: the limit
+// itself (Wald's sequential probability ratio test between the limit and
+// the detection target, the one needing the fewest requests on average for
+// a release right at its limit) and 0 (a release that never fails, which
+// then passes after a few hundred requests rather than a thousand), equally
+// weighted.
+func passOdds(factor float64) []float64 { return []float64{1 / factor, 0} }
 
 // withOdds returns the rate whose odds are r times those of p.
 func withOdds(p, r float64) float64 {

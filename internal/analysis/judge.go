@@ -58,9 +58,8 @@ type Options struct {
 	// 1-FailConfidence over all the looks of all the Steps.
 	FailConfidence float64
 	// PassConfidence is the confidence needed to pass a gate: a release
-	// whose excess over a limit is twice the allowed one (see
-	// docs/analysis.md) passes a step with probability at most
-	// 1-PassConfidence.
+	// at a gate's detection target (ErrorDetectFactor, LatencyDetectFactor)
+	// passes a step with probability at most 1-PassConfidence.
 	PassConfidence float64
 	// Steps is how many analysed steps the rollout has; they share the
 	// false-alarm budget 1-FailConfidence. 0 counts as 1.
@@ -74,11 +73,18 @@ type Options struct {
 	MaxSourceErrors int
 }
 
-// DetectFactor is how far past its limit a release must be for a gate to
-// hold it back with PassConfidence: twice the limit for error_rate <= max,
-// twice the allowed increase or ratio for relative gates, and twice the
-// allowed share of slow requests for a latency quantile.
-const DetectFactor = 2
+// ErrorDetectFactor and LatencyDetectFactor say how far past its limit a
+// release must be for a gate to hold it back with PassConfidence: for
+// error_rate, twice the limit (twice the allowed increase or ratio for
+// relative gates); for a latency quantile q, three times the allowed share
+// 1-q of requests slower than the limit (for p99: 3% of requests slower
+// than the limit, that is a p97 past it). The latency target is wider
+// because healthy services have outliers: one slow request among a few
+// hundred must not keep a gate from passing.
+const (
+	ErrorDetectFactor   = 2
+	LatencyDetectFactor = 3
+)
 
 // minRequests is MinRequests as a count to compare with a sample's. A
 // negative MinRequests is a caller's mistake, and like too little data it
@@ -107,7 +113,8 @@ func (o Options) budget() (alpha, beta float64) {
 // share of requests slower than the limit, which is at most 1-q when the
 // canary's q-quantile is within it. A gate fails when the evidence that
 // the proportion is above its limit reaches what FailConfidence asks,
-// passes when the evidence that it is below DetectFactor times its limit
+// passes when the evidence that it is below a detection target past its
+// limit (ErrorDetectFactor, LatencyDetectFactor)
 // reaches what PassConfidence asks and there were at least MinRequests
 // requests, and is inconclusive otherwise: no data and too little data
 // are never a pass. Both kinds of evidence stay valid however often the
@@ -162,23 +169,23 @@ func judgeErrorRate(g Gate, canary, stable Sample, opts Options, alpha, beta flo
 	failAt, passAt := math.Inf(1), math.Inf(1)
 	what := fmt.Sprintf("%d of %d canary requests failed (%s)", k, n, percent(r.Value))
 	if g.HasMax {
-		failAt, passAt = g.Max, DetectFactor*g.Max
+		failAt, passAt = g.Max, ErrorDetectFactor*g.Max
 	}
 	if g.MaxRatio > 0 || g.HasMaxIncrease {
 		alpha, beta = alpha/2, beta/2
 		ns, ks := stable.Requests, stable.Errors()
 		up, lo := upperRate(ks, ns, alpha), lowerRate(ks, ns, beta)
 		if g.HasMaxIncrease {
-			failAt, passAt = min(failAt, up+g.MaxIncrease), min(passAt, lo+DetectFactor*g.MaxIncrease)
+			failAt, passAt = min(failAt, up+g.MaxIncrease), min(passAt, lo+ErrorDetectFactor*g.MaxIncrease)
 		}
 		if g.MaxRatio > 0 {
-			failAt, passAt = min(failAt, g.MaxRatio*up), min(passAt, DetectFactor*g.MaxRatio*lo)
+			failAt, passAt = min(failAt, g.MaxRatio*up), min(passAt, ErrorDetectFactor*g.MaxRatio*lo)
 		}
 		what += fmt.Sprintf(", stable %d of %d (%s, at most %s)", ks, ns, percent(stable.ErrorRate()), percent(up))
 	}
 	r.Threshold = failAt
 	eFail := logEvidenceAbove(k, n, failAt)
-	ePass := logEvidenceBelow(k, n, passAt, passOdds)
+	ePass := logEvidenceBelow(k, n, passAt, passOdds(ErrorDetectFactor))
 	if passAt <= 0 {
 		// Nothing is allowed: only a canary with no error at all passes.
 		ePass = math.Inf(-1)
@@ -236,7 +243,7 @@ func judgeLatency(g Gate, q float64, canary, stable Sample, opts Options, alpha,
 	surelyAbove := canary.Latency.CountAbove(duration(failAt))
 	maybeAbove := canary.Latency.CountAbove(lowerBucketEdge(duration(passAt)))
 	eFail := logEvidenceAbove(surelyAbove, n, allowed)
-	ePass := logEvidenceBelow(maybeAbove, n, DetectFactor*allowed, passOdds)
+	ePass := logEvidenceBelow(maybeAbove, n, LatencyDetectFactor*allowed, passOdds(LatencyDetectFactor))
 	what := fmt.Sprintf("canary %s %s", g.Metric, canaryQ.Round(10*time.Microsecond))
 	if g.MaxRatio > 0 {
 		what += fmt.Sprintf(" vs stable %s (%d requests)", stableQ.Round(10*time.Microsecond), stable.Requests)
@@ -250,10 +257,11 @@ func judgeLatency(g Gate, q float64, canary, stable Sample, opts Options, alpha,
 	case ePass >= math.Log(1/beta) && n >= opts.minRequests() && enoughStable:
 		r.Verdict = Pass
 		r.Detail = fmt.Sprintf("%s: %d of %d canary requests slower than %s; evidence %s to 1 that fewer than %s are",
-			what, maybeAbove, n, roundSeconds(passAt), odds(ePass), percent(DetectFactor*allowed))
+			what, maybeAbove, n, roundSeconds(passAt), odds(ePass), percent(LatencyDetectFactor*allowed))
 	default:
-		r.Detail = fmt.Sprintf("%s: %d of %d canary requests slower than %s; not yet enough evidence either way (%s to 1, %s needed)",
-			what, surelyAbove, n, roundSeconds(failAt), odds(eFail), odds(math.Log(1/alpha)))
+		r.Detail = fmt.Sprintf("%s: not yet enough evidence either way: %d of %d canary requests slower than %s (%s to 1 that over %s are, %s needed), %d slower than %s (%s to 1 that under %s are, %s needed)",
+			what, surelyAbove, n, roundSeconds(failAt), odds(eFail), percent(allowed), odds(math.Log(1/alpha)),
+			maybeAbove, roundSeconds(passAt), odds(ePass), percent(LatencyDetectFactor*allowed), odds(math.Log(1/beta)))
 		switch {
 		case !enoughStable:
 			r.Detail += fmt.Sprintf("; only %d stable requests to compare with, %d needed to pass", stable.Requests, opts.MinRequests)

@@ -21,7 +21,7 @@ func TestEvidence_AnytimeValid(t *testing.T) {
 		evidence func(k, n uint64) float64
 	}{
 		{"above 2%", 0.02, func(k, n uint64) float64 { return logEvidenceAbove(k, n, 0.02) }},
-		{"below 4% (pass side)", 0.04, func(k, n uint64) float64 { return logEvidenceBelow(k, n, 0.04, passOdds) }},
+		{"below 4% (pass side)", 0.04, func(k, n uint64) float64 { return logEvidenceBelow(k, n, 0.04, passOdds(2)) }},
 		{"below 1% (bounds)", 0.01, func(k, n uint64) float64 { return logEvidenceBelow(k, n, 0.01, boundOdds) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

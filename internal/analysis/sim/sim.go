@@ -77,6 +77,9 @@ type Scenario struct {
 	Rollouts int
 	// Seed makes the run reproducible.
 	Seed uint64
+	// Legacy judges with the judge before issue 11 (an exact binomial
+	// test at every look, as if it were the only one) to compare with.
+	Legacy bool
 }
 
 // Outcome is how one simulated rollout ended.
@@ -145,7 +148,13 @@ func (s *simulator) rollout(rng *rand.Rand) Outcome {
 	now := time.Duration(0)
 	for i, step := range s.sc.Steps {
 		baseC, baseS := canary, stable
-		seq := analysis.NewSequence(s.sc.Gates, s.gateOpts)
+		look := analysis.NewSequence(s.sc.Gates, s.gateOpts).Look
+		if s.sc.Legacy {
+			o := legacyOptions{MinRequests: s.gateOpts.MinRequests, FailConfidence: s.gateOpts.FailConfidence, PassConfidence: s.gateOpts.PassConfidence}
+			look = func(_ time.Duration, c, st analysis.Sample) (analysis.Verdict, []analysis.Result) {
+				return legacyJudge(s.sc.Gates, c, st, o)
+			}
+		}
 		start := now
 		extra := max(step.Bake, 5*s.sc.Interval)
 		next := start + s.sc.Interval
@@ -158,7 +167,7 @@ func (s *simulator) rollout(rng *rand.Rand) Outcome {
 			}
 			next = now + s.sc.Interval
 			elapsed := now - start
-			verdict, results := seq.Look(elapsed, canary.Sub(baseC), stable.Sub(baseS))
+			verdict, results := look(elapsed, canary.Sub(baseC), stable.Sub(baseS))
 			switch {
 			case verdict == analysis.Fail:
 				return Outcome{RolledBack: true, Step: i, At: now, CanaryRequests: canary.Requests, CanaryErrors: canary.Errors(), Reason: firstDetail(results, analysis.Fail)}

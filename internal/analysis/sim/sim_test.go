@@ -11,6 +11,7 @@ var (
 	rollouts = flag.Int("sim.rollouts", 60, "simulated rollouts per scenario (BENCHMARKS.md uses 4000)")
 	interval = flag.Duration("sim.interval", 10*time.Second, "time between two looks")
 	workers  = flag.Int("sim.workers", 2, "goroutines simulating rollouts")
+	legacy   = flag.Bool("sim.legacy", false, "also simulate the judge before issue 11, to compare with")
 )
 
 // TestMustShow runs issue 11's scenarios through the real judge and fails
@@ -18,11 +19,14 @@ var (
 // quick check; BENCHMARKS.md's table comes from
 //
 //	go test ./internal/analysis/sim -run TestMustShow -count=1 -v -timeout 2h \
-//	    -sim.rollouts 4000 -sim.interval 10s
+//	    -sim.rollouts 4000 -sim.interval 10s -sim.legacy
 func TestMustShow(t *testing.T) {
 	cases := MustShow(*interval, *rollouts)
 	if testing.Short() {
 		cases = cases[3:5]
+	}
+	if *legacy {
+		cases = append(cases, Legacy(*interval, *rollouts)...)
 	}
 	for _, err := range WriteTable(os.Stdout, cases, *workers) {
 		t.Error(err)
