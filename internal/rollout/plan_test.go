@@ -97,3 +97,22 @@ func TestInstanceSpec_MissingVariableNamesTheField(t *testing.T) {
 		t.Fatalf("spec = %+v, %v", spec, err)
 	}
 }
+
+func TestJudgeOptions(t *testing.T) {
+	a := config.Analysis{Interval: config.Duration(10 * time.Second), MinRequests: 50, FailConfidence: 0.99, PassConfidence: 0.95,
+		Gates: []config.Gate{{Metric: config.MetricErrorRate, MaxIncreaseOverStable: &config.Threshold{Value: 0.005}, ConsecutiveFailures: 2}}}
+	steps := []Step{{Kind: StepStart}, {Kind: StepWeight}, {Kind: StepWeight}, {Kind: StepWeight}, {Kind: StepPromote}}
+	o := JudgeOptions(a, steps)
+	if o.Steps != 3 || o.Settle != 10*time.Second || o.MinRequests != 50 {
+		t.Fatalf("options = %+v, want 3 steps sharing the budget and a settle of one interval", o)
+	}
+	zero := config.Duration(0)
+	a.Settle = &zero
+	if o := JudgeOptions(a, steps); o.Settle != 0 {
+		t.Fatalf("settle: 0s gives %s, want 0", o.Settle)
+	}
+	g := Gates(a)[0]
+	if !g.HasMaxIncrease || g.MaxIncrease != 0.005 || g.ConsecutiveFailures != 2 || g.HasMax {
+		t.Fatalf("gate = %+v, want an increase of 0.005 over stable, two consecutive failures", g)
+	}
+}
