@@ -55,7 +55,7 @@ func (s *Sequence) Look(elapsed time.Duration, canary, stable Sample) (Verdict, 
 			r = Result{Gate: g.String(), Verdict: Inconclusive,
 				Detail: fmt.Sprintf("settling: latency is judged on the windows from the first look %s after the weight change", s.opts.Settle)}
 		default:
-			r = judgeGate(g, canary.Sub(s.baseCanary), stable.Sub(s.baseStable), s.opts, alpha, beta)
+			r = judgeGate(g, canary.Sub(s.baseCanary), s.settledStable(stable), s.opts, alpha, beta)
 		}
 		if r.Verdict != Fail {
 			s.failedLooks[i] = 0
@@ -69,6 +69,16 @@ func (s *Sequence) Look(elapsed time.Duration, canary, stable Sample) (Verdict, 
 		results[i] = r
 	}
 	return overall(results), results
+}
+
+// settledStable is the stable's window since settling. A stable sample
+// that did not grow since (a blue-green observe step judges against what
+// blue measured before the switch, a fixed sample) is used whole.
+func (s *Sequence) settledStable(stable Sample) Sample {
+	if stable.Requests > s.baseStable.Requests {
+		return stable.Sub(s.baseStable)
+	}
+	return stable
 }
 
 // SourceError records a look at which the metric source failed: an

@@ -184,3 +184,17 @@ func TestSequence_SourceErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSequence_FixedStableIsNotSettledAway(t *testing.T) {
+	// A blue-green observe step judges green against what blue measured
+	// before the switch: the same stable sample at every look.
+	gates := []Gate{{Metric: "latency_p99", MaxRatio: 2}}
+	opts := defaultOpts
+	opts.Settle = time.Second
+	blue := sample(5000, 0, 5*time.Millisecond)
+	seq := NewSequence(gates, opts)
+	seq.Look(time.Second, sample(100, 0, 50*time.Millisecond), blue)
+	if got, r := seq.Look(2*time.Second, sample(400, 0, 50*time.Millisecond), blue); got != Fail {
+		t.Fatalf("green 10x slower than blue = %s (%s), want fail", got, r[0].Detail)
+	}
+}
