@@ -14,6 +14,19 @@ var (
 	legacy   = flag.Bool("sim.legacy", false, "also simulate the judge before issue 11, to compare with")
 )
 
+// TestEndToEnd simulates the rollouts of the end-to-end tests and of the
+// demo: short bakes, fast looks.
+//
+//	go test ./internal/analysis/sim -run TestEndToEnd -count=1 -v -sim.rollouts 2000
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates thousands of looks")
+	}
+	for _, err := range WriteTable(os.Stdout, EndToEnd(*rollouts), *workers) {
+		t.Error(err)
+	}
+}
+
 // TestMustShow runs issue 11's scenarios through the real judge and fails
 // on any figure that does not hold. With the default -sim.rollouts it is a
 // quick check; BENCHMARKS.md's table comes from
