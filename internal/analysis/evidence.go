@@ -153,13 +153,20 @@ func upperRate(k, n uint64, alpha float64) float64 {
 		return 1
 	}
 	need := math.Log(1 / alpha)
-	lo, hi := float64(k)/float64(n), 1.0
-	if logEvidenceBelow(k, n, lo, boundOdds) >= need {
+	refuted := func(p float64) bool { return logEvidenceBelow(k, n, p, boundOdds) >= need }
+	lo := float64(k) / float64(n)
+	if refuted(lo) {
 		return lo
 	}
-	for range 50 {
+	// The bound is within a few standard errors of k/n: start there, and
+	// widen to 1 only if that is not yet refuted.
+	hi := min(1, lo+(8*math.Sqrt(float64(k)+1)+4*need)/float64(n))
+	if !refuted(hi) {
+		lo, hi = hi, 1
+	}
+	for range 40 {
 		mid := (lo + hi) / 2
-		if logEvidenceBelow(k, n, mid, boundOdds) >= need {
+		if refuted(mid) {
 			hi = mid
 		} else {
 			lo = mid
@@ -174,13 +181,18 @@ func lowerRate(k, n uint64, alpha float64) float64 {
 		return 0
 	}
 	need := math.Log(1 / alpha)
-	lo, hi := 0.0, float64(k)/float64(n)
-	if logEvidenceAbove(k, n, hi) >= need {
+	refuted := func(p float64) bool { return logEvidenceAbove(k, n, p) >= need }
+	hi := float64(k) / float64(n)
+	if refuted(hi) {
 		return hi
 	}
-	for range 50 {
+	lo := max(0, hi-(8*math.Sqrt(float64(k))+4*need)/float64(n))
+	if !refuted(lo) {
+		lo, hi = 0, lo
+	}
+	for range 40 {
 		mid := (lo + hi) / 2
-		if logEvidenceAbove(k, n, mid) >= need {
+		if refuted(mid) {
 			lo = mid
 		} else {
 			hi = mid
