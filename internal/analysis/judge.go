@@ -51,7 +51,8 @@ func (g Gate) String() string {
 // Options tune how much evidence a verdict needs.
 type Options struct {
 	// MinRequests is the least number of canary requests before a gate
-	// may pass (and of stable requests before a ratio gate may pass).
+	// may pass (and of stable requests before a latency gate relative to
+	// stable may pass).
 	MinRequests int
 	// FailConfidence is the confidence needed to fail a gate: a release
 	// that meets every gate is failed with probability at most
