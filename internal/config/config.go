@@ -309,8 +309,8 @@ type Analysis struct {
 	// however often it is judged. Default 0.99.
 	FailConfidence float64 `yaml:"fail_confidence,omitempty" json:"fail_confidence,omitempty"`
 	// PassConfidence is how sure the analysis must be that the canary is
-	// not twice past a threshold before the gate passes, between 0.5 and
-	// 0.9999. Default 0.95.
+	// not far past a threshold (1.9 times an error rate's, docs/analysis.md)
+	// before the gate passes, between 0.5 and 0.9999. Default 0.95.
 	PassConfidence float64 `yaml:"pass_confidence,omitempty" json:"pass_confidence,omitempty"`
 	// Settle is how long latency gates leave out after each weight change,
 	// while connections warm up: they judge the windows that begin at the
