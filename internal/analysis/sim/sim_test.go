@@ -3,6 +3,8 @@ package sim
 import (
 	"flag"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,6 +14,7 @@ var (
 	interval = flag.Duration("sim.interval", 10*time.Second, "time between two looks")
 	workers  = flag.Int("sim.workers", 2, "goroutines simulating rollouts")
 	legacy   = flag.Bool("sim.legacy", false, "also simulate the judge before issue 11, to compare with")
+	only     = flag.String("sim.only", "", "simulate only the scenarios whose name contains this")
 )
 
 // TestEndToEnd simulates the rollouts of the end-to-end tests and of the
@@ -40,6 +43,9 @@ func TestMustShow(t *testing.T) {
 	}
 	if *legacy {
 		cases = append(cases, Legacy(*interval, *rollouts)...)
+	}
+	if *only != "" {
+		cases = slices.DeleteFunc(cases, func(c Case) bool { return !strings.Contains(c.Name, *only) })
 	}
 	for _, err := range WriteTable(os.Stdout, cases, *workers) {
 		t.Error(err)
