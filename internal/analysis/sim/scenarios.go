@@ -141,6 +141,9 @@ func MustShow(interval time.Duration, rollouts int) []Case {
 func Legacy(interval time.Duration, rollouts int) []Case {
 	var out []Case
 	for _, c := range MustShow(interval, rollouts)[:5] {
+		if c.Gates[0].HasMaxIncrease {
+			continue // the judge before had no relative error-rate gate
+		}
 		c.Legacy = true
 		c.Name = "before issue 11: " + c.Name
 		c.Show, c.Check = "(for comparison)", nil
