@@ -14,7 +14,7 @@ var (
 	interval = flag.Duration("sim.interval", 10*time.Second, "time between two looks")
 	workers  = flag.Int("sim.workers", 2, "goroutines simulating rollouts")
 	legacy   = flag.Bool("sim.legacy", false, "also simulate the judge before issue 11, to compare with")
-	only     = flag.String("sim.only", "", "simulate only the scenarios whose name contains this")
+	only     = flag.String("sim.only", "", "simulate only the scenarios whose name contains this (or one of several, split by |)")
 )
 
 // TestEndToEnd simulates the rollouts of the end-to-end tests and of the
@@ -45,7 +45,9 @@ func TestMustShow(t *testing.T) {
 		cases = append(cases, Legacy(*interval, *rollouts)...)
 	}
 	if *only != "" {
-		cases = slices.DeleteFunc(cases, func(c Case) bool { return !strings.Contains(c.Name, *only) })
+		cases = slices.DeleteFunc(cases, func(c Case) bool {
+			return !slices.ContainsFunc(strings.Split(*only, "|"), func(s string) bool { return strings.Contains(c.Name, s) })
+		})
 	}
 	for _, err := range WriteTable(os.Stdout, cases, *workers) {
 		t.Error(err)
