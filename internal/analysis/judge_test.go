@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"math"
 	"testing"
 	"time"
 )
@@ -23,17 +22,19 @@ func TestJudge_ErrorRate(t *testing.T) {
 		want             Verdict
 	}{
 		// A canary failing 40% of payments, payments being 30% of traffic,
-		// fails about 12% of requests: a handful of requests convict it.
-		{"40pct payments failing after 20 requests", 20, 3, Fail},
-		{"two of ten", 10, 2, Fail},
-		// One error in ten is what a healthy 1% release shows 10% of the
-		// time: not enough to convict.
-		{"one of ten", 10, 1, Inconclusive},
+		// fails about 12% of requests: a few dozen requests convict it.
+		{"40pct payments failing after 50 requests", 50, 6, Fail},
+		{"four of ten", 10, 4, Fail},
+		// Two errors in ten is what a 1% release shows 0.4% of the time:
+		// a test that stays valid over every look waits for more.
+		{"two of ten", 10, 2, Inconclusive},
 		{"clean but too few", 40, 0, Inconclusive},
-		{"clean but not yet sure", 200, 0, Inconclusive},
+		{"clean but not yet sure", 100, 0, Inconclusive},
 		{"clean and enough", 400, 0, Pass},
-		{"at the limit", 5000, 50, Inconclusive},
+		// At the limit the release passes: only twice the limit is held back.
+		{"at the limit", 5000, 50, Pass},
 		{"well within", 5000, 20, Pass},
+		{"twice the limit", 5000, 100, Fail},
 		{"slightly above with much data", 100000, 1300, Fail},
 		{"no traffic", 0, 0, Inconclusive},
 	}
@@ -101,33 +102,6 @@ func TestJudge_AbsoluteLatency(t *testing.T) {
 	}
 	if got, r := Judge(gate, sample(500, 0, 20*time.Millisecond), Sample{}, defaultOpts); got != Pass {
 		t.Fatalf("20ms against 100ms: %s (%s)", got, r[0].Detail)
-	}
-}
-
-func TestBounds_MatchBinomial(t *testing.T) {
-	// For k = 0 the exact upper bound has a closed form: 1-(1-c)^(1/n).
-	for _, n := range []uint64{1, 10, 300, 5000} {
-		got := upperBound(0, n, 0.95)
-		want := 1 - math.Pow(0.05, 1/float64(n))
-		if math.Abs(got-want) > 1e-9 {
-			t.Errorf("upperBound(0, %d) = %g, want %g", n, got, want)
-		}
-	}
-	// For k = n the exact lower bound is (1-c)^(1/n).
-	for _, n := range []uint64{1, 10, 300} {
-		got := lowerBound(n, n, 0.99)
-		want := math.Pow(0.01, 1/float64(n))
-		if math.Abs(got-want) > 1e-9 {
-			t.Errorf("lowerBound(%d, %d) = %g, want %g", n, n, got, want)
-		}
-	}
-	// lower <= k/n <= upper everywhere.
-	for _, tc := range [][2]uint64{{1, 10}, {3, 20}, {50, 5000}, {7, 7}, {0, 3}} {
-		k, n := tc[0], tc[1]
-		p := float64(k) / float64(n)
-		if lo, hi := lowerBound(k, n, 0.99), upperBound(k, n, 0.95); lo > p || hi < p {
-			t.Errorf("k=%d n=%d: bounds [%g, %g] do not hold %g", k, n, lo, hi, p)
-		}
 	}
 }
 

@@ -419,13 +419,20 @@ type Analysis struct {
 	// is already overwhelming. Default 50.
 	MinRequests int `yaml:"min_requests,omitempty" json:"min_requests,omitempty"`
 	// FailConfidence is how sure the analysis must be that the canary is
-	// past a threshold before it rolls back, between 0.5 and 0.9999.
-	// Default 0.99.
+	// past a threshold before it rolls back, between 0.5 and 0.9999: a
+	// release within a gate's limits is rolled back by that gate with
+	// probability at most 1-fail_confidence over the whole rollout,
+	// however often it is judged. Default 0.99.
 	FailConfidence float64 `yaml:"fail_confidence,omitempty" json:"fail_confidence,omitempty"`
 	// PassConfidence is how sure the analysis must be that the canary is
-	// within a threshold before the gate passes, between 0.5 and 0.9999.
-	// Default 0.95.
+	// not far past a threshold (1.9 times an error rate's, docs/analysis.md)
+	// before the gate passes, between 0.5 and 0.9999. Default 0.95.
 	PassConfidence float64 `yaml:"pass_confidence,omitempty" json:"pass_confidence,omitempty"`
+	// Settle is how long latency gates leave out after each weight change,
+	// while connections warm up: they judge the windows that begin at the
+	// first judgement at least this long after the change. 0s judges
+	// everything. Default: one interval.
+	Settle *Duration `yaml:"settle,omitempty" json:"settle,omitempty"`
 	// Gates are the conditions the canary must meet. Default: error_rate
 	// max 1%, and latency_p99 max_ratio_to_stable 2.
 	Gates []Gate `yaml:"gates,omitempty" json:"gates,omitempty"`
@@ -470,10 +477,20 @@ type Gate struct {
 	// percentage ("0.5%"); for a latency a duration ("250ms").
 	Max *Threshold `yaml:"max,omitempty" json:"max,omitempty"`
 	// MaxRatioToStable is a limit relative to the stable release, measured
-	// over the same window: 2 means "at most twice the stable's value".
-	// Only for latency metrics. At least one of max and
-	// max_ratio_to_stable is required.
+	// over the same window: 2 means "at most twice the stable's value" (its
+	// latency at the same quantile, or its error rate). At least one of
+	// max, max_ratio_to_stable and max_increase_over_stable is required;
+	// when several are set, the canary must meet them all.
 	MaxRatioToStable float64 `yaml:"max_ratio_to_stable,omitempty" json:"max_ratio_to_stable,omitempty"`
+	// MaxIncreaseOverStable is, for error_rate only, a limit above the
+	// stable release's error rate over the same window, as a fraction
+	// (0.005) or a percentage ("0.5%"): the canary may fail at most that
+	// share of requests more than the stable.
+	MaxIncreaseOverStable *Threshold `yaml:"max_increase_over_stable,omitempty" json:"max_increase_over_stable,omitempty"`
+	// ConsecutiveFailures is how many judgements in a row the gate must
+	// fail before the canary is rolled back, for metric sources noisy
+	// enough that one failed judgement should not decide. Default 1.
+	ConsecutiveFailures int `yaml:"consecutive_failures,omitempty" json:"consecutive_failures,omitempty"`
 }
 
 // Threshold is the value of Gate.Max: a fraction for error_rate, or a

@@ -127,7 +127,8 @@ func TestParse_Everything(t *testing.T) {
 		{"strategy.canary.scale_down_delay", c.Strategy.Canary.ScaleDownDelay.D(), 2 * time.Minute},
 		{"analysis.fail_confidence", c.Analysis.FailConfidence, 0.9999},
 		{"analysis.pass_confidence", c.Analysis.PassConfidence, 0.5},
-		{"analysis.gates", gatesString(c.Analysis.Gates), "error_rate max 0.005, latency_p50 max 100ms, latency_p95 max 1.5s ratio 1, latency_p99 ratio 1.5"},
+		{"analysis.gates", gatesString(c.Analysis.Gates), "error_rate max 0.005 ratio 1.5 increase 0.0025 consecutive 3, latency_p50 max 100ms, latency_p95 max 1.5s ratio 1, latency_p99 ratio 1.5"},
+		{"analysis.settle", *c.Analysis.Settle, Duration(0)},
 		{"environments.staging.sticky.cookie", c.Environments["staging"].Sticky.Cookie, "session_id"},
 		{"smoke[0].expect_status", c.Smoke[0].ExpectStatus, 200},
 		{"smoke[1].expect_status", c.Smoke[1].ExpectStatus, 204},
@@ -516,6 +517,12 @@ func gatesString(gates []Gate) string {
 		}
 		if g.MaxRatioToStable != 0 {
 			s += fmt.Sprint(" ratio ", g.MaxRatioToStable)
+		}
+		if g.MaxIncreaseOverStable != nil {
+			s += fmt.Sprint(" increase ", g.MaxIncreaseOverStable.value())
+		}
+		if g.ConsecutiveFailures != 0 {
+			s += fmt.Sprint(" consecutive ", g.ConsecutiveFailures)
 		}
 		parts[i] = s
 	}

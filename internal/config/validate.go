@@ -598,6 +598,9 @@ func (d *decoder) validateAnalysis(path string, a *Analysis) {
 	if a.ExpectedRPS < 0 {
 		d.problemf(path+".expected_rps", "must not be negative, got %g", a.ExpectedRPS)
 	}
+	if a.Settle != nil && a.Settle.D() < 0 {
+		d.problemf(path+".settle", "must be 0s or more, got %s", a.Settle.D())
+	}
 	for i, g := range a.Gates {
 		d.validateGate(fmt.Sprintf("%s.gates[%d]", path, i), g)
 	}
@@ -619,20 +622,28 @@ func (d *decoder) validateGate(path string, g Gate) {
 		return
 	}
 	ratioSet := g.MaxRatioToStable != 0 || d.isSet(path+".max_ratio_to_stable")
+	if ratioSet && g.MaxRatioToStable <= 0 {
+		d.problemf(path+".max_ratio_to_stable", "must be greater than 0 (1 means no worse than stable), got %g", g.MaxRatioToStable)
+	}
+	if g.ConsecutiveFailures < 0 || g.ConsecutiveFailures == 0 && d.isSet(path+".consecutive_failures") {
+		d.problemf(path+".consecutive_failures", "must be at least 1, got %d", g.ConsecutiveFailures)
+	}
 	if g.Metric == MetricErrorRate {
-		if ratioSet {
-			d.problemf(path+".max_ratio_to_stable", "only latency gates can be relative to stable; for error_rate use max, like max: 0.01")
-		}
+		inc := g.MaxIncreaseOverStable
 		switch {
-		case g.Max == nil && !ratioSet:
-			d.problemf(path, "the gate has no limit: set max, like max: 0.01")
+		case g.Max == nil && !ratioSet && inc == nil:
+			d.problemf(path, "the gate has no limit: set max (like max: 0.01), max_increase_over_stable (like 0.005) or max_ratio_to_stable (like 1.5)")
 		case g.Max != nil && (g.Max.IsDuration || g.Max.Value > 1):
 			d.problemf(path+".max", `must be a fraction from 0 to 1 (0.005) or a percentage up to 100%% ("0.5%%") for error_rate, got %s`, d.text(path+".max"))
 		}
+		if inc != nil && (inc.IsDuration || inc.Value > 1) {
+			d.problemf(path+".max_increase_over_stable", `must be a fraction from 0 to 1 (0.005) or a percentage up to 100%% ("0.5%%"), got %s`, d.text(path+".max_increase_over_stable"))
+		}
 		return
 	}
-	if ratioSet && g.MaxRatioToStable < 1 {
-		d.problemf(path+".max_ratio_to_stable", "must be at least 1 (1 means no slower than stable), got %g", g.MaxRatioToStable)
+	if g.MaxIncreaseOverStable != nil {
+		d.problemf(path+".max_increase_over_stable", "only error_rate gates have an increase over stable; for %s use max_ratio_to_stable, like 2", g.Metric)
+		return
 	}
 	switch {
 	case g.Max == nil && !ratioSet:

@@ -72,7 +72,7 @@ func since(stats map[string]analysis.Sample, base map[string]Counters, version s
 func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
 	router := e.routers[r.Env]
 	a := st.Analysis
-	gates, opts := Gates(a), analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence}
+	seq := analysis.NewSequence(Gates(a), JudgeOptions(a, r.Steps))
 	interval := a.Interval.D()
 	extra := max(step.Duration, 5*interval)
 	if r.Bake == nil || r.Bake.Step != r.StepIndex {
@@ -112,18 +112,22 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 			continue
 		}
 		next = now.Add(interval)
-		stats, err := router.Stats(ctx)
-		if err != nil {
-			return fmt.Errorf("read router stats: %w", err)
-		}
-		canary := since(stats, bs.Baseline, canaryV)
-		stable := since(stats, bs.Baseline, stableV)
-		if fixedStable != nil {
-			stable = *fixedStable
-		}
-		verdict, results := analysis.Judge(gates, canary, stable, opts)
-		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
 		elapsed := now.Sub(start)
+		var canary, stable analysis.Sample
+		var verdict analysis.Verdict
+		var results []analysis.Result
+		if stats, err := router.Stats(ctx); err != nil {
+			// An inconclusive look; the step fails if the source stays down.
+			verdict, results = seq.SourceError(fmt.Errorf("read router stats: %w", err))
+		} else {
+			canary = since(stats, bs.Baseline, canaryV)
+			stable = since(stats, bs.Baseline, stableV)
+			if fixedStable != nil {
+				stable = *fixedStable
+			}
+			verdict, results = seq.Look(elapsed, canary, stable)
+		}
+		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
 		bs.Elapsed = elapsed
 		var events []audit.Event
 		switch {

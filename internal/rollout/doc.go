@@ -9,7 +9,7 @@
 //	                               ├─ Runtime.Start/Stop/Status   (instances of a release)
 //	                               ├─ Prober (smoke checks straight to instances)
 //	                               ├─ Router.SetRoutes            (stable/canary split)
-//	                               └─ Router.Stats ──▶ analysis.Judge ──▶ pass / fail / wait
+//	                               └─ Router.Stats ──▶ analysis.Sequence ──▶ pass / fail / wait
 //
 // Every change of a rollout is committed to the Store before the engine acts
 // on it, and every action (start instances, set routes, stop instances) is

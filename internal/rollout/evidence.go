@@ -5,8 +5,15 @@ import (
 	"math"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/config"
 )
+
+// analysisOf is a with only its i-th gate.
+func analysisOf(a config.Analysis, i int) config.Analysis {
+	a.Gates = a.Gates[i : i+1]
+	return a
+}
 
 // EvidenceNeed is the least traffic a bake step needs for its gates to be
 // able to pass within its bake time.
@@ -27,15 +34,25 @@ type EvidenceNeed struct {
 
 // EvidenceNeeds returns, for each bake of a stage's plan that must pass
 // its gates (canary weights, blue-green observe, rolling batches beside
-// old instances), the traffic it needs: a gate passes only once its upper
-// confidence bound is within the limit, which takes at least
-// ln(1-pass_confidence)/ln(1-limit) requests with none failing (about 300
-// for 1% at 95%), and never fewer than min_requests.
+// old instances), the traffic it needs: for an absolute error_rate gate,
+// the least number of requests, none failing, with which the judge passes
+// it (analysis.RequestsToPass: about 175 for 1% at 95%); for a latency
+// gate, ln(1-pass_confidence)/ln(1-share) requests none of them slow, as
+// an estimate (the judge also needs the stable's traffic); and never fewer
+// than min_requests.
 func EvidenceNeeds(st *config.Stage) []EvidenceNeed {
 	a := st.Analysis
 	alpha := 1 - a.PassConfidence
 	need, gate := a.MinRequests, fmt.Sprintf("min_requests %d", a.MinRequests)
-	for _, g := range a.Gates {
+	opts := JudgeOptions(a, Plan(st, planOptions{}))
+	for i, g := range a.Gates {
+		// An absolute error_rate gate asks the judge itself.
+		if n, ok := analysis.RequestsToPass(Gates(analysisOf(a, i))[0], opts); ok {
+			if n > need {
+				need, gate = n, fmt.Sprintf("error_rate <= %g%%", g.Max.Value*100)
+			}
+			continue
+		}
 		var p float64 // the allowed share of failed (or slow) requests
 		switch {
 		case g.Metric == config.MetricErrorRate && g.Max != nil:

@@ -156,13 +156,33 @@ func drainDelay(st *config.Stage) time.Duration {
 func Gates(a config.Analysis) []analysis.Gate {
 	out := make([]analysis.Gate, 0, len(a.Gates))
 	for _, g := range a.Gates {
-		ag := analysis.Gate{Metric: string(g.Metric), MaxRatio: g.MaxRatioToStable}
+		ag := analysis.Gate{Metric: string(g.Metric), MaxRatio: g.MaxRatioToStable, ConsecutiveFailures: g.ConsecutiveFailures}
 		if g.Max != nil {
 			ag.Max, ag.HasMax = g.Max.Value, true
+		}
+		if g.MaxIncreaseOverStable != nil {
+			ag.MaxIncrease, ag.HasMaxIncrease = g.MaxIncreaseOverStable.Value, true
 		}
 		out = append(out, ag)
 	}
 	return out
+}
+
+// JudgeOptions converts the config's analysis for the judge of a rollout
+// whose plan is steps: the steps that bake under analysis share the
+// rollout's false-alarm budget.
+func JudgeOptions(a config.Analysis, steps []Step) analysis.Options {
+	o := analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence, Settle: a.Interval.D()}
+	if a.Settle != nil {
+		o.Settle = a.Settle.D()
+	}
+	for _, s := range steps {
+		switch s.Kind {
+		case StepWeight, StepInternal, StepObserve, StepBatch:
+			o.Steps++
+		}
+	}
+	return o
 }
 
 var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

@@ -2,12 +2,14 @@ package rollout
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/config"
 )
 
@@ -111,20 +113,48 @@ func TestEvidenceNeeds(t *testing.T) {
 	if len(needs) != 2 {
 		t.Fatalf("needs = %+v, want one per weight", needs)
 	}
-	// 1 - 0.05^(1/n) <= 1% takes n >= 298.07: 299 requests, none failed.
-	if got := needs[0]; got.Requests != 299 || got.Share != 0.05 || math.Abs(got.RPS-299/0.05/600) > 1e-9 {
-		t.Fatalf("5%% for 10m: %+v, want 299 requests at ~9.97/s", got)
+	// The need is what the judge itself asks: it passes the gate with that
+	// many requests, none failed, and not with one fewer.
+	n := needs[0].Requests
+	gates, opts := Gates(st.Analysis), JudgeOptions(st.Analysis, Plan(st, planOptions{}))
+	if v, _ := analysis.Judge(gates, analysis.Sample{Requests: uint64(n)}, analysis.Sample{}, opts); v != analysis.Pass {
+		t.Fatalf("the judge does not pass %d error-free requests: %v", n, v)
+	}
+	if v, _ := analysis.Judge(gates, analysis.Sample{Requests: uint64(n - 1)}, analysis.Sample{}, opts); v == analysis.Pass {
+		t.Fatalf("the judge already passes %d error-free requests, need says %d", n-1, n)
+	}
+	if got := needs[0]; n < 100 || got.Share != 0.05 || math.Abs(got.RPS-float64(n)/0.05/600) > 1e-9 {
+		t.Fatalf("5%% for 10m: %+v, want ~%d requests at %.2f/s", got, n, float64(n)/0.05/600)
 	}
 	if w := EvidenceWarnings(st); w != nil {
 		t.Fatalf("warnings without expected_rps: %v", w)
 	}
 	st.Analysis.ExpectedRPS = 5
 	w := EvidenceWarnings(st)
-	if len(w) != 2 || !strings.Contains(w[0], "step 3 (weight 5% for 10m0s) needs 299 canary requests to pass error_rate <= 1%") || !strings.Contains(w[0], "pause for a person") {
+	if len(w) != 2 || !strings.Contains(w[0], fmt.Sprintf("step 3 (weight 5%% for 10m0s) needs %d canary requests to pass error_rate <= 1%%", n)) || !strings.Contains(w[0], "pause for a person") {
 		t.Fatalf("warnings at 5/s = %q", w)
 	}
 	st.Analysis.ExpectedRPS = 50
 	if w := EvidenceWarnings(st); len(w) != 1 || !strings.Contains(w[0], "weight 50%") {
 		t.Fatalf("warnings at 50/s = %q, want the 10s step only", w)
+	}
+}
+
+func TestJudgeOptions(t *testing.T) {
+	a := config.Analysis{Interval: config.Duration(10 * time.Second), MinRequests: 50, FailConfidence: 0.99, PassConfidence: 0.95,
+		Gates: []config.Gate{{Metric: config.MetricErrorRate, MaxIncreaseOverStable: &config.Threshold{Value: 0.005}, ConsecutiveFailures: 2}}}
+	steps := []Step{{Kind: StepStart}, {Kind: StepWeight}, {Kind: StepWeight}, {Kind: StepWeight}, {Kind: StepPromote}}
+	o := JudgeOptions(a, steps)
+	if o.Steps != 3 || o.Settle != 10*time.Second || o.MinRequests != 50 {
+		t.Fatalf("options = %+v, want 3 steps sharing the budget and a settle of one interval", o)
+	}
+	zero := config.Duration(0)
+	a.Settle = &zero
+	if o := JudgeOptions(a, steps); o.Settle != 0 {
+		t.Fatalf("settle: 0s gives %s, want 0", o.Settle)
+	}
+	g := Gates(a)[0]
+	if !g.HasMaxIncrease || g.MaxIncrease != 0.005 || g.ConsecutiveFailures != 2 || g.HasMax {
+		t.Fatalf("gate = %+v, want an increase of 0.005 over stable, two consecutive failures", g)
 	}
 }
