@@ -39,8 +39,8 @@ type Webhook struct {
 	// Events are the triggers sent to this webhook: rollout.started,
 	// rollout.step, rollout.waiting_for_approval, rollout.succeeded,
 	// rollout.rolled_back, gate.bypassed, flag.guard_disabled,
-	// incident.opened, incident.resolved, report.weekly. Default: all but
-	// rollout.step.
+	// incident.opened, incident.resolved, report.weekly, rollout.paused,
+	// retire.reenabled. Default: all but rollout.step.
 	Events []string `yaml:"events,omitempty" json:"events,omitempty"`
 	// Timeout bounds one delivery attempt. Default 10s.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
@@ -70,6 +70,7 @@ type DORA struct {
 var NotificationEvents = []string{
 	"rollout.started", "rollout.step", "rollout.waiting_for_approval", "rollout.succeeded", "rollout.rolled_back",
 	"gate.bypassed", "flag.guard_disabled", "incident.opened", "incident.resolved", "report.weekly",
+	"rollout.paused", "retire.reenabled",
 }
 
 // webhookFormats are the payload formats.

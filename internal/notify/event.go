@@ -32,6 +32,8 @@ const (
 	IncidentOpened          = "incident.opened"
 	IncidentResolved        = "incident.resolved"
 	ReportWeekly            = "report.weekly"
+	RolloutPaused           = "rollout.paused"
+	RetireReenabled         = "retire.reenabled"
 	defaultExcludedTriggers = RolloutStep
 )
 
@@ -85,6 +87,10 @@ func FromAudit(e audit.Event) (Event, bool) {
 		ev.Type, ev.Title = GateBypassed, where("skipped the "+e.Data["gate"]+" gate (hotfix)")
 	case "flag.guard.off":
 		ev.Type, ev.Title = FlagGuardDisabled, "flag "+strings.TrimPrefix(e.Subject, "flag/")+" was switched off by its guard"
+	case audit.ActionPause:
+		ev.Type, ev.Title = RolloutPaused, where("is paused, waiting for a person")
+	case "retire.reenable": // retire.ActionReenable: a request or evaluation in the watch window
+		ev.Type, ev.Title = RetireReenabled, "retiring "+e.Subject+" stopped: it was used while watched, and is enabled again"
 	case audit.ActionIncidentOpen:
 		ev.Type, ev.Title = IncidentOpened, "incident opened on "+e.Data["app"]+"/"+e.Data["env"]+": "+e.Reason
 		ev.App, ev.Env = e.Data["app"], e.Data["env"]

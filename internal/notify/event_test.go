@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/retire"
 )
 
 func TestFromAudit(t *testing.T) {
@@ -23,6 +24,8 @@ func TestFromAudit(t *testing.T) {
 		{"rolled back", audit.Event{Action: audit.ActionRolledBack, Subject: "shop/production/1.5.0"}, RolloutRolledBack, "shop 1.5.0 was rolled back in production"},
 		{"bypass", audit.Event{Action: audit.ActionGateBypass, Subject: "shop/production/1.5.1", Data: map[string]string{"gate": "approval"}}, GateBypassed, "shop 1.5.1 skipped the approval gate (hotfix) in production"},
 		{"guard", audit.Event{Action: "flag.guard.off", Subject: "flag/new-checkout"}, FlagGuardDisabled, "flag new-checkout was switched off by its guard"},
+		{"paused", audit.Event{Action: audit.ActionPause, Subject: "shop/production/1.5.0", Reason: "gate error_rate <= 1% still inconclusive after 20m"}, RolloutPaused, "shop 1.5.0 is paused, waiting for a person in production"},
+		{"retire re-enabled", audit.Event{Action: retire.ActionReenable, Subject: "route:production:/api/v1"}, RetireReenabled, "retiring route:production:/api/v1 stopped: it was used while watched, and is enabled again"},
 		{"incident", audit.Event{Action: audit.ActionIncidentOpen, Subject: "incident/3", Reason: "checkout 500s", Data: map[string]string{"app": "shop", "env": "production"}}, IncidentOpened, "incident opened on shop/production: checkout 500s"},
 	}
 	for _, tt := range tests {

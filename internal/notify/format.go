@@ -96,7 +96,7 @@ func colour(ev Event) (slack, teams string) {
 	switch ev.Type {
 	case RolloutRolledBack, FlagGuardDisabled, IncidentOpened:
 		return "danger", "Attention"
-	case GateBypassed, RolloutWaitingApproval:
+	case GateBypassed, RolloutWaitingApproval, RolloutPaused, RetireReenabled:
 		return "warning", "Warning"
 	case RolloutSucceeded, IncidentResolved:
 		return "good", "Good"

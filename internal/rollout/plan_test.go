@@ -134,9 +134,11 @@ func TestEvidenceNeeds(t *testing.T) {
 	if len(w) != 2 || !strings.Contains(w[0], fmt.Sprintf("step 3 (weight 5%% for 10m0s) needs %d canary requests to pass error_rate <= 1%%", n)) || !strings.Contains(w[0], "pause for a person") {
 		t.Fatalf("warnings at 5/s = %q", w)
 	}
-	st.Analysis.ExpectedRPS = 50
+	// At n/10 requests/s the 10-minute step at 5% gets 3n canary requests
+	// and the 10-second step at 50% only n/2.
+	st.Analysis.ExpectedRPS = float64(n) / 10
 	if w := EvidenceWarnings(st); len(w) != 1 || !strings.Contains(w[0], "weight 50%") {
-		t.Fatalf("warnings at 50/s = %q, want the 10s step only", w)
+		t.Fatalf("warnings at %g/s = %q, want the 10s step only", st.Analysis.ExpectedRPS, w)
 	}
 }
 
