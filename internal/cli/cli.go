@@ -243,6 +243,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.versionCommand(),
 		a.migrateCommand(),
 		a.tokenCommand(),
+		a.storeCommand(),
 	)
 	return root
 }

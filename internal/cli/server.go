@@ -18,6 +18,8 @@ func (a *app) serverCommand() *cobra.Command {
 		listen           string
 		logLevel         string
 		inProcessRouters bool
+		storeURL         string
+		storePassword    string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -31,9 +33,16 @@ Each environment's router runs as a process of its own, started by the
 server and left running when the server stops or dies, so users keep
 being served; a restarted server reuses it.
 
+The store is the SQLite file <data>/shipgate.db unless --store (or
+$SHIPGATE_STORE) names another: sqlite:PATH, or postgres://USER@HOST/DB to
+share one PostgreSQL store between servers (see docs/ha.md). A password
+does not go in --store, which ps shows: use --store-password-file,
+$PGPASSWORD, ~/.pgpass, or the whole URL in $SHIPGATE_STORE.
+
 With -o json the logs on stderr are JSON lines.`,
 		Example: `  shipgate server -f shipgate.yaml
-  shipgate server --listen 0.0.0.0:7070 --data /var/lib/shipgate --log-level debug`,
+  shipgate server --listen 0.0.0.0:7070 --data /var/lib/shipgate --log-level debug
+  shipgate server --store postgres://shipgate@db/shipgate --store-password-file /etc/shipgate/pgpass`,
 		Args: argRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -45,6 +54,14 @@ With -o json the logs on stderr are JSON lines.`,
 			if a.jsonOutput() {
 				h = slog.NewJSONHandler(a.stderr, hopts)
 			}
+			fromEnv := false
+			if !cmd.Flags().Changed("store") {
+				storeURL, fromEnv = a.getenv(envStore), true
+			}
+			spec, err := storeSpec("store", storeURL, storePassword, a.data, fromEnv)
+			if err != nil {
+				return err
+			}
 			opts := server.Options{
 				ConfigPath: file,
 				DataDir:    a.data,
@@ -52,6 +69,7 @@ With -o json the logs on stderr are JSON lines.`,
 				Logger:     slog.New(h),
 				Out:        a.stdout,
 			}
+			opts.Store, opts.StorePasswordFile = spec.URL, spec.PasswordFile
 			if !inProcessRouters {
 				// Each environment's router runs as a process of its own,
 				// so that users keep being served when the server dies.
@@ -61,7 +79,7 @@ With -o json the logs on stderr are JSON lines.`,
 				}
 				opts.RouterCommand = []string{exe, "router"}
 			}
-			err := server.Run(cmd.Context(), opts)
+			err = server.Run(cmd.Context(), opts)
 			// Being interrupted is how a server is meant to stop.
 			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				return nil
@@ -73,5 +91,7 @@ With -o json the logs on stderr are JSON lines.`,
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address the API listens on")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&inProcessRouters, "in-process-routers", false, "run the routers inside the server (they stop with it) instead of as their own processes")
+	cmd.Flags().StringVar(&storeURL, "store", "", "the store: sqlite:PATH or postgres://USER@HOST/DB (env "+envStore+"; default <data>/shipgate.db)")
+	cmd.Flags().StringVar(&storePassword, "store-password-file", "", "file holding the PostgreSQL password of --store")
 	return cmd
 }

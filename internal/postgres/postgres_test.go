@@ -110,4 +110,3 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
-

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,11 +42,14 @@ var _ store.Store = (*Store)(nil)
 // key=value string; the password may come from $PGPASSWORD or
 // ~/.pgpass, as with psql) and brings its schema up to date. It fails if
 // the database was migrated by a newer Shipgate.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's parse errors can quote the DSN, password included.
 		return nil, fmt.Errorf("open store %s: cannot parse the connection string", Redact(dsn))
+	}
+	for _, opt := range opts {
+		opt(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -60,6 +64,25 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", Redact(dsn), err)
 	}
 	return &Store{pool: pool, now: time.Now}, nil
+}
+
+// Option changes how Open connects.
+type Option func(*pgxpool.Config)
+
+// WithPassword makes Open log in with password, whatever the connection
+// string says: a password read from a file stays out of the command line
+// (which ps shows every user) and out of logs.
+func WithPassword(password string) Option {
+	return func(cfg *pgxpool.Config) { cfg.ConnConfig.Password = password }
+}
+
+// HasPassword reports whether the connection string dsn holds a password.
+func HasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		_, has := u.User.Password()
+		return has || u.Query().Has("password")
+	}
+	return strings.Contains(dsn, "password=")
 }
 
 // Redact returns dsn with its password, if any, replaced by "xxxxx", for

@@ -26,10 +26,11 @@ import (
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/ofrep"
+	"github.com/shipgate/shipgate/internal/postgres"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
-	"github.com/shipgate/shipgate/internal/sqlite"
+	"github.com/shipgate/shipgate/internal/store"
 )
 
 // DefaultListen is where the API listens unless told otherwise: loopback
@@ -62,13 +63,18 @@ type Options struct {
 	// served while the server is down. Nil runs the routers inside the
 	// server.
 	RouterCommand []string
+	// Store names the store: "" (the SQLite file in DataDir),
+	// sqlite:PATH, or a postgres:// URL; StorePasswordFile holds a
+	// PostgreSQL password kept out of the URL.
+	Store             string
+	StorePasswordFile string
 }
 
 // ControlPlane is a running control plane.
 type ControlPlane struct {
 	Config  *config.Config
 	Engine  *rollout.Engine
-	Store   *sqlite.Store
+	Store   store.Store
 	Runtime *process.Runtime
 	// Routers are the builtin routers, by environment.
 	Routers map[string]Router
@@ -86,6 +92,8 @@ type ControlPlane struct {
 	http *http.Server
 	done chan error
 	lock *dataLock
+	// unlockStore gives up a shared store's server lock.
+	unlockStore func() error
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -141,15 +149,25 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 	cp = &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), lock: lock}
+	// started keeps the half-built control plane for the cleanup: a
+	// failed return sets cp to nil before deferred calls run.
+	started := cp
 	defer func() {
 		if err != nil {
-			_ = cp.Close(context.WithoutCancel(ctx))
+			_ = started.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	if cp.Store, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "shipgate.db")); err != nil {
+	spec := StoreSpec{URL: opts.Store, PasswordFile: opts.StorePasswordFile, DataDir: opts.DataDir}
+	if cp.Store, err = OpenStore(ctx, spec); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if cp.AdminToken, err = adminToken(ctx, cp.Store, filepath.Join(opts.DataDir, TokenFile)); err != nil {
+	log.Info("store open", "store", spec.String())
+	if l, ok := cp.Store.(serverLocker); ok {
+		if cp.unlockStore, err = l.LockServer(ctx, postgres.ServerHolder(opts.DataDir)); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	if cp.AdminToken, err = adminToken(ctx, cp.Store, filepath.Join(opts.DataDir, TokenFile), adminTokenName(spec)); err != nil {
 		return nil, err
 	}
 	cp.Runtime = process.New(process.Config{DataDir: opts.DataDir, Logger: log.With("component", "runtime")})
@@ -249,6 +267,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.Runtime != nil {
 		cp.Runtime.Close()
 	}
+	if cp.unlockStore != nil {
+		errs = append(errs, cp.unlockStore())
+	}
 	if cp.Store != nil {
 		errs = append(errs, cp.Store.Close())
 	}
@@ -291,12 +312,12 @@ func (cp *ControlPlane) StopInstances(ctx context.Context) error {
 
 // adminToken returns the admin secret kept in path, creating it (0600) and
 // registering its hash in the store on first start.
-func adminToken(ctx context.Context, store *sqlite.Store, path string) (string, error) {
+func adminToken(ctx context.Context, st store.Store, path, name string) (string, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		secret := strings.TrimSpace(string(b))
-		if _, err := store.TokenByHash(ctx, auth.Hash(secret)); err == nil {
+		if _, err := st.TokenByHash(ctx, auth.Hash(secret)); err == nil {
 			return secret, nil
 		} else if !errors.Is(err, rollout.ErrNotFound) {
 			return "", fmt.Errorf("look up admin token: %w", err)
@@ -304,13 +325,13 @@ func adminToken(ctx context.Context, store *sqlite.Store, path string) (string, 
 		// The token file names a secret the store does not know. With an
 		// empty store (a new database beside an old data dir) it is
 		// registered again; otherwise it was revoked, and stays revoked.
-		if tokens, err := store.ListTokens(ctx); err != nil {
+		if tokens, err := st.ListTokens(ctx); err != nil {
 			return "", fmt.Errorf("list tokens: %w", err)
 		} else if len(tokens) > 0 {
 			return "", nil
 		}
-		_ = store.DeleteToken(ctx, "admin")
-		if err := store.CreateToken(ctx, auth.Token{Name: "admin", Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
+		_ = st.DeleteToken(ctx, name)
+		if err := st.CreateToken(ctx, auth.Token{Name: name, Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
 			return "", fmt.Errorf("register admin token: %w", err)
 		}
 		return secret, nil
@@ -321,8 +342,8 @@ func adminToken(ctx context.Context, store *sqlite.Store, path string) (string, 
 	if err != nil {
 		return "", err
 	}
-	_ = store.DeleteToken(ctx, "admin")
-	if err := store.CreateToken(ctx, auth.Token{Name: "admin", Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
+	_ = st.DeleteToken(ctx, name)
+	if err := st.CreateToken(ctx, auth.Token{Name: name, Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
 		return "", fmt.Errorf("register admin token: %w", err)
 	}
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
