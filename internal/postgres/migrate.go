@@ -130,6 +130,17 @@ CREATE TABLE flag_usage (
 	PRIMARY KEY (key, variant)
 );
 `,
+	// 2: the leader's lease. term grows by one at each new leader; a
+	// store handle that leads writes only while the term is still its own.
+	`
+CREATE TABLE leader_lease (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	term       BIGINT NOT NULL CHECK (term >= 0),
+	holder     TEXT NOT NULL,
+	expires_at TIMESTAMPTZ NOT NULL
+);
+INSERT INTO leader_lease (id, term, holder, expires_at) VALUES (1, 0, '', '-infinity');
+`,
 }
 
 // migrate brings the schema up to date, all pending steps in one

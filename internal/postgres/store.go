@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +35,9 @@ type Store struct {
 	pool *pgxpool.Pool
 	// now is the clock used for timestamps the caller left zero.
 	now func() time.Time
+	// term is the leader term this handle won with Campaign, 0 when it
+	// never campaigned; see checkTerm.
+	term atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -114,6 +118,10 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
+	}
+	if err := s.checkTerm(ctx, tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback(ctx)
