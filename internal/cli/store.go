@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,11 @@ func storeSpec(flag, url, passwordFile, dataDir string, fromEnv bool) (server.St
 		return spec, invalidf("--%s-password-file is for a postgres:// store, not %s", flag, spec)
 	}
 	return spec, nil
+}
+
+// serverLocker is a store that a running server locks (PostgreSQL).
+type serverLocker interface {
+	LockServer(ctx context.Context, holder string, lost func(error)) (unlock func() error, err error)
 }
 
 // storeMigration is the JSON output of store migrate.
@@ -94,6 +100,16 @@ prints the counts copied.`,
 				return fmt.Errorf("open --to: %w", err)
 			}
 			defer d.Close()
+			// No server may write to either end during the copy.
+			for _, st := range []store.Store{s, d} {
+				if l, ok := st.(serverLocker); ok {
+					unlock, err := l.LockServer(ctx, "shipgate store migrate", nil)
+					if err != nil {
+						return err
+					}
+					defer func() { _ = unlock() }()
+				}
+			}
 			counts, err := store.Copy(ctx, s, d)
 			if err != nil {
 				return fmt.Errorf("copy %s to %s: %w", src, dst, err)

@@ -85,6 +85,22 @@ func TestStoreMigrate_RoundTrip(t *testing.T) {
 		t.Errorf("SQLite after the round trip differs from the source")
 	}
 
+	// A running server on the target keeps the copy out.
+	pg2, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := pg2.LockServer(ctx, "shipgate test server", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.runRaw(t, "store", "migrate", "--from", "sqlite:"+filepath.Join(dir, "shipgate.db"), "--to", dsn)
+	if r.code == ExitOK || !strings.Contains(r.stderr, "shipgate test server") {
+		t.Errorf("copy into a store a server uses: exit %d, stderr %q; want a refusal naming the server", r.code, r.stderr)
+	}
+	_ = unlock()
+	_ = pg2.Close()
+
 	// A second copy into the now full target is refused, and says why.
 	r = e.runRaw(t, "store", "migrate", "--from", "sqlite:"+filepath.Join(dir, "shipgate.db"), "--to", dsn)
 	if r.code == ExitOK || !strings.Contains(r.stderr, "not empty") {

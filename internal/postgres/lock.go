@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
+	"time"
 )
 
 // ErrLocked means another server holds the store's server lock.
@@ -21,7 +23,12 @@ const serverLock = 0x5348495053455256 // "SHIPSERV"
 // instead of driving the same rollouts twice. The lock is a session
 // advisory lock on a connection of its own, so it goes with the server's
 // connection when the server dies; unlock gives it up.
-func (s *Store) LockServer(ctx context.Context, holder string) (unlock func() error, err error) {
+//
+// The lock lives as long as that one connection: if it breaks (the
+// database restarted, the network dropped it), another server may take
+// the lock. LockServer checks the connection every lockCheck and calls
+// lost, once, when it is gone; the server must then stop acting.
+func (s *Store) LockServer(ctx context.Context, holder string, lost func(error)) (unlock func() error, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
@@ -40,12 +47,48 @@ func (s *Store) LockServer(ctx context.Context, holder string) (unlock func() er
 		conn.Release()
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
-	return func() error {
-		defer conn.Release()
-		_, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(serverLock))
+	watch, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lockCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-watch.Done():
+				return
+			case <-t.C:
+			}
+			pctx, cancel := context.WithTimeout(watch, lockCheck)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil && watch.Err() == nil {
+				if lost != nil {
+					lost(fmt.Errorf("the store's server lock is lost with its connection: %w", err))
+				}
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	unlock = func() error {
+		var err error
+		once.Do(func() {
+			stop()
+			<-done
+			// On a broken connection this fails, and Release then
+			// destroys the connection: either way the lock is gone.
+			_, err = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(serverLock))
+			conn.Release()
+		})
 		return err
-	}, nil
+	}
+	s.unlockServer.Store(&unlock)
+	return unlock, nil
 }
+
+// lockCheck is how often LockServer checks its connection.
+const lockCheck = 2 * time.Second
 
 // lockHolder describes the session holding the server lock, from
 // pg_stat_activity, as well as it can.

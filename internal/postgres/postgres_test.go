@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/pgtest"
@@ -108,5 +110,44 @@ func TestRedact(t *testing.T) {
 		if got := Redact(tt.in); got != tt.want {
 			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestStore_LockServer: a second server is refused while the first holds
+// the lock, which names its holder; the lock is free again once given up,
+// and its loss (the session killed, as a database restart does) is
+// reported.
+func TestStore_LockServer(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b := openStore(t, dsn, nil), openStore(t, dsn, nil)
+	unlock, err := a.LockServer(ctx, "shipgate test-a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.LockServer(ctx, "shipgate test-b", nil)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "shipgate test-a") {
+		t.Fatalf("second LockServer = %v, want ErrLocked naming shipgate test-a", err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	lost := make(chan error, 1)
+	if _, err = b.LockServer(ctx, "shipgate test-b", func(err error) { lost <- err }); err != nil {
+		t.Fatalf("LockServer after the first gave it up: %v", err)
+	}
+	if _, err := a.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shipgate test-b'`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-lost:
+		if !strings.Contains(err.Error(), "lost") {
+			t.Errorf("lost with %v", err)
+		}
+	case <-time.After(5 * lockCheck):
+		t.Fatal("the loss of the lock's session was not reported")
+	}
+	if _, err := a.LockServer(ctx, "shipgate test-a", nil); err != nil {
+		t.Errorf("LockServer once the holder's session is gone: %v", err)
 	}
 }

@@ -38,6 +38,8 @@ type Store struct {
 	// term is the leader term this handle won with Campaign, 0 when it
 	// never campaigned; see checkTerm.
 	term atomic.Int64
+	// unlockServer gives up the server lock, if LockServer took it.
+	unlockServer atomic.Pointer[func() error]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -109,8 +111,13 @@ func Redact(dsn string) string {
 
 // Close closes the connections. Calls after the first do nothing.
 func (s *Store) Close() error {
+	// The pool waits for its connections in use, the lock's among them.
+	var err error
+	if unlock := s.unlockServer.Load(); unlock != nil {
+		err = (*unlock)()
+	}
 	s.pool.Close()
-	return nil
+	return err
 }
 
 // inTx runs fn in a transaction and commits it if fn returns nil.

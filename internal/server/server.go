@@ -92,8 +92,10 @@ type ControlPlane struct {
 	http *http.Server
 	done chan error
 	lock *dataLock
-	// unlockStore gives up a shared store's server lock.
+	// unlockStore gives up a shared store's server lock; storeLost
+	// receives the error when the lock is lost.
 	unlockStore func() error
+	storeLost   chan error
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -111,6 +113,9 @@ func Run(ctx context.Context, opts Options) error {
 			_ = cp.Close(context.Background())
 			return fmt.Errorf("serve API: %w", err)
 		}
+	case err := <-cp.storeLost:
+		_ = cp.Close(context.Background())
+		return err
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -148,7 +153,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cp = &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), lock: lock}
+	cp = &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), storeLost: make(chan error, 1), lock: lock}
 	// started keeps the half-built control plane for the cleanup: a
 	// failed return sets cp to nil before deferred calls run.
 	started := cp
@@ -163,7 +168,16 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	log.Info("store open", "store", spec.String())
 	if l, ok := cp.Store.(serverLocker); ok {
-		if cp.unlockStore, err = l.LockServer(ctx, postgres.ServerHolder(opts.DataDir)); err != nil {
+		// A server that lost the lock may have a successor already: it
+		// stops, rather than act beside it.
+		lost := func(err error) {
+			log.Error("stopping: another server may take over", "err", err)
+			select {
+			case cp.storeLost <- err:
+			default:
+			}
+		}
+		if cp.unlockStore, err = l.LockServer(ctx, postgres.ServerHolder(opts.DataDir), lost); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}

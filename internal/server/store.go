@@ -93,7 +93,7 @@ func OpenStore(ctx context.Context, spec StoreSpec) (store.Store, error) {
 // server holds its lock, so that a second is refused (until leader
 // election lets them share it).
 type serverLocker interface {
-	LockServer(ctx context.Context, holder string) (unlock func() error, err error)
+	LockServer(ctx context.Context, holder string, lost func(error)) (unlock func() error, err error)
 }
 
 // adminTokenName is the name of the admin token a server registers for
