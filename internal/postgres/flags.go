@@ -153,7 +153,7 @@ func (s *Store) AddFlagUsage(ctx context.Context, counts map[string]flags.Usage)
 			for variant, n := range u.Variants {
 				if _, err := tx.Exec(ctx, `
 INSERT INTO flag_usage (key, variant, count, last_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (key, variant) DO UPDATE SET count = flag_usage.count + excluded.count, last_at = greatest(flag_usage.last_at, excluded.last_at)`,
+ON CONFLICT (key, variant) DO UPDATE SET count = flag_usage.count + excluded.count, last_at = greatest(flag_usage.last_at COLLATE "C", excluded.last_at)`,
 					key, variant, int64(n), last); err != nil { //nolint:gosec // counts of one flush are far below 2^63
 					return fmt.Errorf("add usage of %q: %w", key, err)
 				}

@@ -26,7 +26,7 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 	defer func() { _ = tx.Rollback(ctx) }()
 	snap := &store.Snapshot{}
 
-	rows, err := tx.Query(ctx, `SELECT `+releaseColumns+` FROM releases ORDER BY created_at, app, version`)
+	rows, err := tx.Query(ctx, `SELECT `+releaseColumns+` FROM releases ORDER BY created_at COLLATE "C", app COLLATE "C", version COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("export releases: %w", err)
 	}
@@ -45,7 +45,7 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 	if snap.Rollouts, err = queryRollouts(ctx, tx, `SELECT id, doc FROM rollouts ORDER BY id`); err != nil {
 		return nil, fmt.Errorf("export rollouts: %w", err)
 	}
-	envRows, err := tx.Query(ctx, `SELECT doc FROM env_states ORDER BY app, env`)
+	envRows, err := tx.Query(ctx, `SELECT doc FROM env_states ORDER BY app COLLATE "C", env COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("export env states: %w", err)
 	}
@@ -107,11 +107,11 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 			return fmt.Errorf("lock tables: %w", err)
 		}
 		for _, table := range snapshotTables {
-			var any bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+`)`).Scan(&any); err != nil {
+			var has bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+`)`).Scan(&has); err != nil {
 				return fmt.Errorf("check %s is empty: %w", table, err)
 			}
-			if any {
+			if has {
 				return fmt.Errorf("%w: table %s has rows; import into a new database (%w)", store.ErrNotEmpty, table, rollout.ErrConflict)
 			}
 		}
@@ -149,9 +149,9 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 				return err
 			}
 		}
-		audit := append(snap.Audit[:0:0], snap.Audit...)
-		sort.Slice(audit, func(i, j int) bool { return audit[i].Seq < audit[j].Seq })
-		for _, e := range audit {
+		events := append(snap.Audit[:0:0], snap.Audit...)
+		sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
+		for _, e := range events {
 			if err := insertAudit(ctx, tx, e); err != nil {
 				return err
 			}
