@@ -197,3 +197,33 @@ func testCommitConcurrentHandles(t *testing.T, b Backend) {
 		t.Errorf("Verify: %v", err)
 	}
 }
+
+// testCommitRelease: the release a deploy brings is written with its
+// rollout, and a conflicting one refuses the whole Commit.
+func testCommitRelease(t *testing.T, b Backend) {
+	ctx := t.Context()
+	s := newStore(t, b)
+	rel := rollout.Release{App: "shop", Version: "v2", Commit: "abc", CreatedAt: t0}
+	r := newRollout("shop", "production", "v2")
+	if err := s.Commit(ctx, rollout.Change{Release: &rel, Rollout: &r, Audit: []audit.Event{event(audit.ActionDeploy, "shop/production/v2")}}); err != nil {
+		t.Fatalf("Commit with a release: %v", err)
+	}
+	if got, err := s.GetRelease(ctx, "shop", "v2"); err != nil || !reflect.DeepEqual(got, rel) {
+		t.Fatalf("GetRelease = %+v, %v; want %+v", got, err, rel)
+	}
+	other := rollout.Release{App: "shop", Version: "v2", Commit: "def"}
+	r2 := newRollout("shop", "staging", "v2")
+	err := s.Commit(ctx, rollout.Change{Release: &other, Rollout: &r2, Audit: []audit.Event{event(audit.ActionDeploy, "shop/staging/v2")}})
+	if !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("Commit with a conflicting release = %v, want ErrConflict", err)
+	}
+	if r2.ID != 0 {
+		t.Errorf("refused Commit set the rollout's ID to %d", r2.ID)
+	}
+	if got := countRollouts(t, s); got != 1 {
+		t.Errorf("%d rollouts after a refused Commit, want 1", got)
+	}
+	if got := countAudit(t, s); got != 1 {
+		t.Errorf("%d audit events after a refused Commit, want 1", got)
+	}
+}

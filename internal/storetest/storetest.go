@@ -48,6 +48,7 @@ func RunWith(t *testing.T, b Backend) {
 		{"Commit_RoundTrip", testCommitRoundTrip},
 		{"Commit_Defaults", testCommitDefaults},
 		{"Commit_Update", testCommitUpdate},
+		{"Commit_Release", testCommitRelease},
 		{"Commit_Atomic", testCommitAtomic},
 		{"Commit_Concurrent", testCommitConcurrent},
 		{"Commit_ConcurrentHandles", testCommitConcurrentHandles},
