@@ -151,3 +151,30 @@ func TestStore_LockServer(t *testing.T) {
 		t.Errorf("LockServer once the holder's session is gone: %v", err)
 	}
 }
+
+// BenchmarkCopy_FromSQLite copies a history of 500 rollouts (1,504 audit
+// events) from SQLite into a new PostgreSQL database per iteration.
+func BenchmarkCopy_FromSQLite(b *testing.B) {
+	ctx := b.Context()
+	src, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "shipgate.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	storetest.GenerateHistory(b, src, 500)
+	srv := pgtest.Shared(b)
+	for b.Loop() {
+		b.StopTimer()
+		dst, err := Open(ctx, srv.NewDatabase(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := store.Copy(ctx, src, dst); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		_ = dst.Close()
+		b.StartTimer()
+	}
+}
