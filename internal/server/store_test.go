@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/shipgate/shipgate/internal/api"
@@ -64,5 +65,26 @@ func TestServer_PostgresStore(t *testing.T) {
 		if _, err := api.NewClient(b.APIURL, secret, nil).Status(ctx, "shop"); err != nil {
 			t.Errorf("the %s server's admin token on the second server: %v", name, err)
 		}
+	}
+}
+
+// TestStoreSpec_String: what the server logs of its store has no password.
+func TestStoreSpec_String(t *testing.T) {
+	tests := []struct {
+		spec server.StoreSpec
+		want string
+	}{
+		{server.StoreSpec{DataDir: "/var/lib/shipgate"}, "sqlite:/var/lib/shipgate/shipgate.db"},
+		{server.StoreSpec{URL: "sqlite:/tmp/x.db"}, "sqlite:/tmp/x.db"},
+		{server.StoreSpec{URL: "postgres://ship:hunter2@db/shipgate"}, "postgres://ship:xxxxx@db/shipgate"},
+		{server.StoreSpec{URL: "postgresql://ship@db/shipgate?password=hunter2&sslmode=require"}, "postgresql://ship@db/shipgate?password=xxxxx&sslmode=require"},
+	}
+	for _, tt := range tests {
+		if got := tt.spec.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+	if _, err := (server.StoreSpec{URL: "mysql://ship:hunter2@db/x"}).Kind(); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Kind of an unknown store = %v, want an error without the password", err)
 	}
 }
