@@ -227,6 +227,20 @@ func (c *Client) Promote(ctx context.Context, req rollout.PromoteRequest) (rollo
 	return ro, err
 }
 
+// Pause holds the running bake of an environment.
+func (c *Client) Pause(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/pauses", req, &ro)
+	return ro, err
+}
+
+// Resume lets a paused bake go on.
+func (c *Client) Resume(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/resumptions", req, &ro)
+	return ro, err
+}
+
 // Plan returns what a deploy of req would do, and whether its gates pass
 // now. It changes nothing.
 func (c *Client) Plan(ctx context.Context, req rollout.DeployRequest) (rollout.PlanView, error) {
@@ -252,6 +266,13 @@ func (c *Client) Drift(ctx context.Context, app, env, against string) (rollout.D
 
 // Drill starts a rollback drill and returns its rollout, which is followed
 // like a deploy's.
+// Retry deploys again an environment's last deploy, rolled back or failed.
+func (c *Client) Retry(ctx context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
+	var ro rollout.Rollout
+	err := c.do(ctx, http.MethodPost, "/v1/retries", req, &ro)
+	return ro, err
+}
+
 func (c *Client) Drill(ctx context.Context, req rollout.DrillRequest) (rollout.Rollout, error) {
 	var ro rollout.Rollout
 	err := c.do(ctx, http.MethodPost, "/v1/drills", req, &ro)

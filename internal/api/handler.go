@@ -37,6 +37,11 @@ type Service interface {
 	Approve(ctx context.Context, req rollout.ApproveRequest) (rollout.Rollout, error)
 	// Promote ends the running bake as passed (a paused rollout goes on).
 	Promote(ctx context.Context, req rollout.PromoteRequest) (rollout.Rollout, error)
+	// Pause holds the running bake; Resume lets it go on.
+	Pause(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error)
+	Resume(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error)
+	// Retry deploys again an environment's last deploy, rolled back or failed.
+	Retry(ctx context.Context, req rollout.RetryRequest) (rollout.Rollout, error)
 	Plan(ctx context.Context, req rollout.DeployRequest) (rollout.PlanView, error)
 	Drift(ctx context.Context, app, env, against string) (rollout.DriftReport, error)
 	Drill(ctx context.Context, req rollout.DrillRequest) (rollout.Rollout, error)
@@ -117,6 +122,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	mux.Handle("GET /v1/apps/{app}/releases/{version}", h.require(auth.RoleViewer, h.getRelease))
 	mux.Handle("POST /v1/approvals", h.require(auth.RoleDeployer, h.approve))
 	mux.Handle("POST /v1/promotions", h.require(auth.RoleDeployer, h.promote))
+	mux.Handle("POST /v1/pauses", h.require(auth.RoleDeployer, h.pauseOrResume(false)))
+	mux.Handle("POST /v1/resumptions", h.require(auth.RoleDeployer, h.pauseOrResume(true)))
+	mux.Handle("POST /v1/retries", h.require(auth.RoleDeployer, h.retry))
 	mux.Handle("POST /v1/plans", h.require(auth.RoleViewer, h.plan))
 	mux.Handle("GET /v1/apps/{app}/drift", h.require(auth.RoleViewer, h.drift))
 	mux.Handle("POST /v1/drills", h.require(auth.RoleDeployer, h.drill))

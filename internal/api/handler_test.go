@@ -35,6 +35,7 @@ type recordingService struct {
 	releases   []rollout.ReleaseRequest
 	approvals  []rollout.ApproveRequest
 	promotions []rollout.PromoteRequest
+	pauses     []string
 	plans      []rollout.DeployRequest
 	drifts     []driftCall
 	drills     []rollout.DrillRequest

@@ -135,6 +135,33 @@ func (h *handler) promote(w http.ResponseWriter, r *http.Request) {
 	h.respond(w, r, http.StatusOK, ro, err)
 }
 
+// pauseOrResume answers a pause (or, with resume, a resume) of the
+// running bake.
+func (h *handler) pauseOrResume(resume bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, err := decodeJSON(w, r, func(req rollout.PauseRequest) error {
+			if err := requireApp(req.App); err != nil {
+				return err
+			}
+			if strings.TrimSpace(req.Reason) == "" {
+				return &rollout.FieldError{Field: "reason", Message: "is required: say why"}
+			}
+			return nil
+		})
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		req.Actor = actorFrom(r.Context())
+		do := h.svc.Pause
+		if resume {
+			do = h.svc.Resume
+		}
+		ro, err := do(r.Context(), req)
+		h.respond(w, r, http.StatusOK, ro, err)
+	}
+}
+
 // plan answers what a deploy would do. It takes the deploy's own request
 // and validation, so that a plan that passes means the same deploy is not
 // refused for its input.
@@ -162,6 +189,18 @@ func (h *handler) drift(w http.ResponseWriter, r *http.Request) {
 	rep, err := h.svc.Drift(r.Context(), r.PathValue("app"), env, against)
 	rep.Diffs = orEmpty(rep.Diffs)
 	h.respond(w, r, http.StatusOK, rep, err)
+}
+
+// retry deploys again an environment's last deploy, rolled back or failed.
+func (h *handler) retry(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeJSON(w, r, func(req rollout.RetryRequest) error { return requireApp(req.App) })
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	req.Actor = actorFrom(r.Context())
+	ro, err := h.svc.Retry(r.Context(), req)
+	h.respondStarted(w, r, ro, err)
 }
 
 func (h *handler) drill(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,27 @@ func (s *recordingService) GetRelease(_ context.Context, app, version string) (r
 	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed}}, nil
 }
 
+func (s *recordingService) Pause(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "pause "+req.Reason)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning, Paused: "paused by " + req.Actor}, nil
+}
+
+func (s *recordingService) Resume(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "resume "+req.Reason)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
+func (s *recordingService) Retry(_ context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "retry "+req.Actor)
+	return rollout.Rollout{ID: 4, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
 func (s *recordingService) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -21,6 +21,7 @@ const (
 	ActionApprove        = "rollout.approve" // someone approved a rollout waiting for approval
 	ActionPause          = "rollout.pause"   // a gate stayed inconclusive: the rollout waits for a person
 	ActionPromoteManual  = "rollout.skip"    // a person ended a bake early (shipgate promote)
+	ActionResume         = "rollout.resume"  // a person let a paused bake go on
 	ActionApprovalVoid   = "approval.void"   // the release changed after it was approved
 	ActionRelease        = "release.record"  // CI recorded a release or its check results
 	ActionDrill          = "drill"           // a rollback drill ended (outcome ok or failed)

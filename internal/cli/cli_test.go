@@ -37,6 +37,7 @@ type scriptedService struct {
 	releases   []rollout.ReleaseRequest
 	approvals  []rollout.ApproveRequest
 	promotions []rollout.PromoteRequest
+	pauses     []string
 	plans      []rollout.DeployRequest
 	drifts     [][2]string // env, against
 	drills     []rollout.DrillRequest

@@ -98,6 +98,27 @@ func (s *scriptedService) GetRelease(_ context.Context, app, version string) (ro
 	return rollout.Release{App: app, Version: version, Commit: "abc123", Checks: map[string]rollout.CheckState{"unit": rollout.CheckPassed, "e2e": rollout.CheckFailed}, CreatedAt: t0}, nil
 }
 
+func (s *scriptedService) Pause(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "pause "+req.Reason)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning, Paused: "paused by " + req.Actor}, nil
+}
+
+func (s *scriptedService) Resume(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "resume "+req.Reason)
+	return rollout.Rollout{ID: 3, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
+func (s *scriptedService) Retry(_ context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses = append(s.pauses, "retry "+req.Actor)
+	return rollout.Rollout{ID: 4, App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: "1.1.0", Phase: rollout.PhaseRunning}, nil
+}
+
 func (s *scriptedService) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -499,4 +520,30 @@ func TestCLI_Promote(t *testing.T) {
 	r = e.run(t, "promote")
 	r.wantCode(t, ExitInvalid)
 	wantContains(t, "stderr", r.stderr, "--reason is required")
+}
+
+func TestCLI_PauseResume(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "pause", "--reason", "provider incident")
+	r.wantCode(t, ExitOK)
+	wantContains(t, "stdout", r.stdout, "rollout 3 paused: shop 1.1.0 holds in production")
+	r = e.run(t, "resume", "--reason", "provider fixed")
+	r.wantCode(t, ExitOK)
+	wantContains(t, "stdout", r.stdout, "rollout 3 resumed: shop 1.1.0 bakes on in production")
+	if got := strings.Join(e.svc.pauses, ", "); got != "pause provider incident, resume provider fixed" {
+		t.Fatalf("server got %s", got)
+	}
+	r = e.run(t, "pause")
+	r.wantCode(t, ExitInvalid)
+}
+
+func TestCLI_Retry(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "retry", "-o", "json")
+	r.wantCode(t, ExitOK)
+	var ro rollout.Rollout
+	decodeOne(t, r.stdout, &ro)
+	if ro.ID != 4 || strings.Join(e.svc.pauses, ",") != "retry user:ci" {
+		t.Fatalf("rollout %d, server got %v; want rollout 4 retried by user:ci", ro.ID, e.svc.pauses)
+	}
 }

@@ -306,8 +306,9 @@ type CanaryStep struct {
 	Weight int `yaml:"weight" json:"weight"`
 	// Bake is how long the weight is held while the canary is analysed.
 	// A step ends when its bake time is over and every gate passes; if a
-	// gate is still inconclusive then, the step waits up to as long again
-	// and rolls back if the evidence is still missing. Default 10m.
+	// gate is still inconclusive then, the step waits up to as long again,
+	// then follows analysis.on_inconclusive if the evidence is still
+	// missing. Default 10m.
 	Bake Duration `yaml:"bake,omitempty" json:"bake,omitempty"`
 }
 

@@ -2,11 +2,15 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/shipgate/shipgate/internal/rollout"
 )
 
 // inflightFor returns the in-flight counter of addr.
@@ -67,4 +71,30 @@ func describeBusy(busy map[string]int64) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// drainRequest is the body of POST /drain.
+type drainRequest struct {
+	Addrs []string `json:"addrs"`
+}
+
+// maxDrainWait bounds one POST /drain, whatever the caller's deadline.
+const maxDrainWait = 2 * time.Minute
+
+// drain answers once no request is in flight to the addresses given (see
+// Proxy.Drain), or 504 with what is still in flight when the caller gives
+// up or maxDrainWait passed.
+func (a *controlAPI) drain(w http.ResponseWriter, r *http.Request) {
+	var req drainRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRoutesBody)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, &rollout.FieldError{Field: "addrs", Message: "not a drain request: " + err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), maxDrainWait)
+	defer cancel()
+	if err := a.p.Drain(ctx, req.Addrs); err != nil {
+		writeError(w, http.StatusGatewayTimeout, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
 }

@@ -333,32 +333,6 @@ func (a *controlAPI) handler() http.Handler {
 	return mux
 }
 
-// drainRequest is the body of POST /drain.
-type drainRequest struct {
-	Addrs []string `json:"addrs"`
-}
-
-// maxDrainWait bounds one POST /drain, whatever the caller's deadline.
-const maxDrainWait = 2 * time.Minute
-
-// drain answers once no request is in flight to the addresses given (see
-// Proxy.Drain), or 504 with what is still in flight when the caller gives
-// up or maxDrainWait passed.
-func (a *controlAPI) drain(w http.ResponseWriter, r *http.Request) {
-	var req drainRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRoutesBody)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, &rollout.FieldError{Field: "addrs", Message: "not a drain request: " + err.Error()})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), maxDrainWait)
-	defer cancel()
-	if err := a.p.Drain(ctx, req.Addrs); err != nil {
-		writeError(w, http.StatusGatewayTimeout, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
-}
-
 // putRoutes validates a table, saves it, then applies it: a table the
 // router answered for is one a restarted router serves.
 func (a *controlAPI) putRoutes(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,9 @@ type BakeState struct {
 	// Elapsed is the bake time served until the last judgement; time
 	// while no server ran does not count.
 	Elapsed time.Duration `json:"elapsed"`
+	// Extended is set when a person resumed the bake after it paused on
+	// inconclusive evidence: it then bakes on until the evidence is there.
+	Extended bool `json:"extended,omitempty"`
 }
 
 // Counters is an analysis.Sample as it is persisted.
@@ -98,6 +101,9 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 		if p := d.takePromotion(); p != nil {
 			return e.skipBake(ctx, d, r, p)
 		}
+		if err := e.holdOrResume(ctx, d, r); err != nil {
+			return err
+		}
 		if f := e.checkInstances(ctx, r.New); f != nil {
 			return f
 		}
@@ -131,7 +137,7 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 		case elapsed >= step.Duration && (verdict == analysis.Pass || !needPass) && r.Paused == "":
 			r.Paused = ""
 			return e.save(ctx, r, nil)
-		case elapsed >= step.Duration+extra && r.Paused == "":
+		case elapsed >= step.Duration+extra && r.Paused == "" && !bs.Extended:
 			var missing analysis.Result
 			for _, res := range results {
 				if res.Verdict != analysis.Pass {
@@ -170,20 +176,68 @@ func (e *Engine) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure
 	return err
 }
 
-// bakes are the step kinds shipgate promote can end early.
-var bakes = map[StepKind]bool{StepWeight: true, StepInternal: true, StepObserve: true, StepBatch: true}
+// holdOrResume records a pause or a resume a person asked for: a paused
+// bake holds its step (it still rolls back on a failed gate) until it is
+// resumed or promoted. A bake resumed after it paused on inconclusive
+// evidence bakes on until the evidence is there.
+func (e *Engine) holdOrResume(ctx context.Context, d *driver, r *Rollout) error {
+	d.mu.Lock()
+	pause, resume := d.pause, d.resume
+	d.pause, d.resume = nil, nil
+	d.mu.Unlock()
+	var ev audit.Event
+	switch {
+	case pause != nil && r.Paused == "":
+		r.Paused = fmt.Sprintf("paused by %s: %s; shipgate resume to go on, shipgate promote to end the bake, shipgate rollback to roll back", pause.Actor, pause.Reason)
+		ev = e.event(r, pause.Actor, audit.ActionPause, pause.Reason)
+	case resume != nil && r.Paused != "":
+		r.Paused = ""
+		r.Bake.Extended = true
+		ev = e.event(r, resume.Actor, audit.ActionResume, resume.Reason)
+	case pause != nil || resume != nil:
+		d.ack() // nothing to change: already paused, or not paused
+		return nil
+	default:
+		return nil
+	}
+	ev.Data["step"] = describeStep(r.Steps[r.StepIndex])
+	err := e.save(ctx, r, nil, ev)
+	d.ack()
+	return err
+}
 
-// Promote ends the bake of the rollout running in an environment as if
-// every gate had passed, whether it is paused on inconclusive evidence or
-// still baking; the rollout goes on with its next step. It returns once
-// the rollout recorded it.
-func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, error) {
+// Pause holds the bake of the rollout running in an environment: it does
+// not end, even once its gates pass, until Resume, Promote or a rollback.
+// A failed gate still rolls back.
+func (e *Engine) Pause(ctx context.Context, req PauseRequest) (Rollout, error) {
+	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.pause = f }, func(r Rollout) error {
+		if r.Paused != "" {
+			return fmt.Errorf("rollout %d of %s in %s is already paused: %w", r.ID, r.Version, r.Env, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// Resume lets a paused bake go on; after a pause on inconclusive
+// evidence, it bakes on until every gate passes or one fails.
+func (e *Engine) Resume(ctx context.Context, req PauseRequest) (Rollout, error) {
+	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.resume = f }, func(r Rollout) error {
+		if r.Paused == "" {
+			return fmt.Errorf("rollout %d of %s in %s is not paused: %w", r.ID, r.Version, r.Env, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// bakeCommand hands a person's command to the bake running in an
+// environment and returns once the bake recorded it.
+func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*driver, *Failure), check func(Rollout) error) (Rollout, error) {
 	env, err := e.checkTarget(req.App, req.Env)
 	if err != nil {
 		return Rollout{}, err
 	}
 	if req.Reason == "" {
-		return Rollout{}, &FieldError{Field: "reason", Message: "say why you skip the rest of the bake; it goes into the audit log"}
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why; it goes into the audit log"}
 	}
 	e.mu.Lock()
 	d := e.drivers[env]
@@ -201,8 +255,11 @@ func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, erro
 	if !bakes[kind] || r.Phase != PhaseRunning {
 		return Rollout{}, fmt.Errorf("rollout %d of %s in %s is %s, not baking: %w", r.ID, r.Version, env, describe(r), ErrConflict)
 	}
+	if err := check(r); err != nil {
+		return Rollout{}, err
+	}
 	d.mu.Lock()
-	d.promotion = &Failure{Reason: req.Reason, Manual: true, Actor: req.Actor}
+	hand(d, &Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
 	d.mu.Unlock()
 	d.poke()
 	timeout := e.clock.NewTimer(10 * time.Second)
@@ -215,6 +272,20 @@ func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, erro
 		return Rollout{}, ctx.Err()
 	}
 	return e.store.GetRollout(ctx, d.id)
+}
+
+// bakes are the step kinds shipgate promote can end early.
+var bakes = map[StepKind]bool{StepWeight: true, StepInternal: true, StepObserve: true, StepBatch: true}
+
+// Promote ends the bake of the rollout running in an environment as if
+// every gate had passed, whether it is paused or still baking; the
+// rollout goes on with its next step. It returns once the rollout
+// recorded it.
+func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, error) {
+	if req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why you skip the rest of the bake; it goes into the audit log"}
+	}
+	return e.bakeCommand(ctx, PauseRequest(req), func(d *driver, f *Failure) { d.promotion = f }, func(Rollout) error { return nil })
 }
 
 func (d *driver) takePromotion() *Failure {

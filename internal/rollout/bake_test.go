@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -158,4 +159,58 @@ func TestEngine_RestartMidBakeKeepsEvidenceAndTimeLeft(t *testing.T) {
 		t.Fatalf("resumed bake: %s (%s), want succeeded on the evidence gathered before", r.Phase, r.Reason)
 	}
 	h.checkServing("v2")
+}
+
+// A person can hold a bake (it does not end, even with its gates passing)
+// and let it go on; a bake resumed after an inconclusive pause bakes on
+// until its evidence is there.
+func TestEngine_PauseAndResume(t *testing.T) {
+	ctx := context.Background()
+	req := rollout.PauseRequest{App: "shop", Env: "production", Reason: "watching the payment provider", Actor: "user:bob"}
+	t.Run("manual", func(t *testing.T) {
+		h := newHarness(t, canary)
+		h.deployV1()
+		id := h.deploy("v2", nil).ID
+		h.until("baking", time.Hour, func() bool { return h.rollout(id).Weight == 50 })
+		if _, err := h.eng.Resume(ctx, req); !errors.Is(err, rollout.ErrConflict) {
+			t.Fatalf("resume of a bake that is not paused: %v, want a conflict", err)
+		}
+		r, err := h.eng.Pause(ctx, req)
+		if err != nil || !strings.Contains(r.Paused, "paused by user:bob") {
+			t.Fatalf("pause: %q, %v", r.Paused, err)
+		}
+		// The bake (1m, with evidence to pass) would be long over.
+		h.until("ten minutes paused", time.Hour, func() bool { return h.clk.Now().Sub(r.UpdatedAt) > 10*time.Minute })
+		if r := h.rollout(id); r.Phase != rollout.PhaseRunning || r.Weight != 50 || r.Paused == "" {
+			t.Fatalf("after ten minutes: %s at %d%%, paused %q; want still held", r.Phase, r.Weight, r.Paused)
+		}
+		if _, err := h.eng.Resume(ctx, req); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		if r := h.final(id); r.Phase != rollout.PhaseSucceeded {
+			t.Fatalf("%s (%s), want succeeded", r.Phase, r.Reason)
+		}
+		acts := h.auditActions()
+		if !slices.Contains(acts, audit.ActionPause) || !slices.Contains(acts, audit.ActionResume) {
+			t.Fatalf("audit %v, want a pause and a resume", acts)
+		}
+	})
+	t.Run("after inconclusive", func(t *testing.T) {
+		h := inconclusiveHarness(t, inconclusiveStrategies[0].yaml, "", 1)
+		id := h.deploy("v2", nil).ID
+		h.until("paused", time.Hour, func() bool { return h.rollout(id).Paused != "" })
+		if _, err := h.eng.Resume(ctx, req); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		h.traffic = 0
+		resumed := h.clk.Now()
+		h.until("an hour later", 2*time.Hour, func() bool { return h.clk.Now().Sub(resumed) > time.Hour || h.rollout(id).Paused != "" })
+		if r := h.rollout(id); r.Paused != "" || r.Phase != rollout.PhaseRunning {
+			t.Fatalf("resumed bake: %s, paused %q; want baking on", r.Phase, r.Paused)
+		}
+		h.traffic = 40
+		if r := h.final(id); r.Phase != rollout.PhaseSucceeded {
+			t.Fatalf("%s (%s), want succeeded once the evidence came", r.Phase, r.Reason)
+		}
+	})
 }

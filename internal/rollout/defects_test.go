@@ -352,3 +352,59 @@ func TestEngine_ApprovalSeparationOfDuties(t *testing.T) {
 		t.Fatalf("approval audit = %q, want %q", strings.Join(got, ","), want)
 	}
 }
+
+// Defect 1, engine side: a blue-green release is not settled while its
+// observe step can still switch back, and its final phase says what
+// happened.
+func TestEngine_BlueGreenIsNotSettledWhileObserved(t *testing.T) {
+	h := newHarness(t, "strategy: {blue_green: {analysis: 1m, keep_blue: 10s}}")
+	h.deployV1()
+	for _, tc := range []struct {
+		version, failRate string
+		want              rollout.Phase
+	}{{"v2", "0", rollout.PhaseSucceeded}, {"v3", "0.6", rollout.PhaseRolledBack}} {
+		id := h.deploy(tc.version, map[string]string{"FAIL_RATE": tc.failRate}).ID
+		var observed rollout.Rollout
+		h.until("observing", time.Hour, func() bool {
+			observed = h.rollout(id)
+			return observed.Phase.Final() || observed.Steps[observed.StepIndex].Kind == rollout.StepObserve
+		})
+		if observed.PromotedAt.IsZero() || !observed.SettledAt.IsZero() || observed.Phase != rollout.PhaseRunning {
+			t.Fatalf("%s while observed: promoted %v, settled %v, %s; want promoted, not settled, running", tc.version, observed.PromotedAt, observed.SettledAt, observed.Phase)
+		}
+		r := h.final(id)
+		if r.Phase != tc.want || r.SettledAt.IsZero() != (tc.want == rollout.PhaseRolledBack) {
+			t.Fatalf("%s: %s, settled %v (%s); want %s", tc.version, r.Phase, r.SettledAt, r.Reason, tc.want)
+		}
+	}
+	h.checkServing("v2")
+}
+
+// A rolled back deploy can be retried as it was: same release, same
+// variables; a succeeded one cannot.
+func TestEngine_RetryAnAbortedDeploy(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, canary)
+	h.deployV1()
+	id := h.deploy("v2", map[string]string{"LATENCY": "1ms"}).ID
+	h.until("baking", time.Hour, func() bool { return h.rollout(id).Weight == 50 })
+	if _, err := h.eng.Rollback(ctx, rollout.RollbackRequest{App: "shop", Env: "production", Reason: "not now", Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.final(id); r.Phase != rollout.PhaseRolledBack {
+		t.Fatalf("aborted: %s", r.Phase)
+	}
+	again, err := h.eng.Retry(ctx, rollout.RetryRequest{App: "shop", Env: "production", Actor: "alice"})
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if again.Version != "v2" || strings.Join(again.Vars, ",") != "LATENCY" {
+		t.Fatalf("retry deployed %s with %v, want v2 with LATENCY", again.Version, again.Vars)
+	}
+	if r := h.final(again.ID); r.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("retry: %s (%s)", r.Phase, r.Reason)
+	}
+	if _, err := h.eng.Retry(ctx, rollout.RetryRequest{App: "shop", Env: "production", Actor: "alice"}); !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("retry of a succeeded deploy: %v, want a conflict", err)
+	}
+}

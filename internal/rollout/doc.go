@@ -14,13 +14,30 @@
 // Every change of a rollout is committed to the Store before the engine acts
 // on it, and every action (start instances, set routes, stop instances) is
 // idempotent, so after a crash the engine resumes a rollout from its last
-// committed step. A rollback always moves traffic first (one SetRoutes call)
-// and only then stops instances.
+// committed step, with the stage it froze at creation and the evidence and
+// bake time its bake had recorded. A rollback always moves traffic first
+// (one SetRoutes call), lets the router drain what was in flight, and only
+// then stops instances.
+//
+// # Files
+//
+// engine.go holds the Engine and its start-up; commands.go the commands
+// (deploy, rollback, status...), pipeline.go and gates.go those of the
+// release pipeline (releases, approvals, plan, drill, drift);
+// reconciler.go drives each active rollout and carries out rollbacks;
+// one executor per step kind (step_traffic.go, steps.go, bake.go,
+// migrations.go) sits behind the executors table.
+//
+// # Time
+//
+// Every wait of the engine (bakes, delays, retries, bounds) is a timer or
+// a ticker of its Clock, so the package's tests run real rollouts on
+// virtual time (clocktest.Fake) with the real store, router and runtime.
 //
 // # Ports
 //
 // The engine declares what it needs from the world as small interfaces in
-// ports.go: Store, Runtime, Router, Prober and Clock. Adapters live in
+// ports.go: Store, Runtime, Router (and Drainer), Prober and Clock. Adapters live in
 // sibling packages (sqlite, process, proxy) and cmd/server wires them; this
 // package imports none of them, nor net/http nor database/sql.
 package rollout

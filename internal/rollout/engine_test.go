@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -48,5 +49,31 @@ func TestEngine_BadCanaryRollsBackTrafficFirst(t *testing.T) {
 	}
 	if got := h.running(); got["v2"] != 0 || got["v1"] != 1 {
 		t.Fatalf("running = %v, want v1 only", got)
+	}
+}
+
+// A rollout runs what was planned: its stage is frozen into it at deploy,
+// and a config that changed meanwhile (here: evidence it can never have,
+// and a rollback when it is missing) does not reach a resumed rollout.
+func TestEngine_ResumedRolloutRunsTheFrozenPlan(t *testing.T) {
+	h := newHarness(t, canary)
+	h.deployV1()
+	id := h.deploy("v2", nil).ID
+	h.until("baking", time.Hour, func() bool { return h.rollout(id).Weight == 50 })
+	h.crash()
+	h.cfg.Analysis.MinRequests = 1 << 30
+	h.cfg.Analysis.OnInconclusive = "rollback"
+	h.cfg.Strategy.Canary.Steps = append(h.cfg.Strategy.Canary.Steps, h.cfg.Strategy.Canary.Steps[0])
+	h.start()
+	r := h.final(id)
+	if r.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("%s (%s), want succeeded as planned at deploy", r.Phase, r.Reason)
+	}
+	if r.Stage == nil || r.Stage.Analysis.MinRequests != 20 || r.Stage.Vars != nil {
+		t.Fatalf("frozen stage = %+v, want min_requests 20 and no variables", r.Stage)
+	}
+	// A new deploy takes the config as it is now.
+	if next := h.deploy("v3", nil); next.Stage.Analysis.MinRequests != 1<<30 {
+		t.Fatalf("the next deploy froze min_requests %d, want the new config's", next.Stage.Analysis.MinRequests)
 	}
 }

@@ -18,6 +18,11 @@ func (e *Engine) openMigrator(ctx context.Context, st *config.Stage, rel Release
 	if e.migrations == nil {
 		return nil, errors.New("the config declares migrations but this server has no migration runner")
 	}
+	// Variables are never frozen into a rollout (they may be secrets):
+	// they come from the config and the release.
+	if live, err := e.cfg.Stage(st.Name); err == nil {
+		st = live
+	}
 	vars := releaseVars(st, rel)
 	dir, err := Expand(m.Dir, vars)
 	if err != nil {
@@ -101,7 +106,7 @@ func (e *Engine) revertMigrations(ctx context.Context, r *Rollout) error {
 	if len(r.Migrated) == 0 || r.MigrationFailed || e.cfg.Migrations == nil {
 		return nil
 	}
-	st, err := e.cfg.Stage(r.Env)
+	st, err := e.stage(r)
 	if err != nil {
 		return err
 	}

@@ -269,7 +269,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindDrill, Version: state.Previous, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: drillPlan(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
+		Phase: PhaseRunning, Steps: drillPlan(st), Stage: freeze(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
 		Old: state.Instances, Actor: req.Actor, Reason: "rollback drill", CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("rollback drill: bring back %s, then restore %s", state.Previous, state.Stable))

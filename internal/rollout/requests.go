@@ -97,6 +97,23 @@ type PromoteRequest struct {
 	Actor  string `json:"-"`
 }
 
+// PauseRequest asks for the bake of the running step to hold (Pause) or
+// to go on (Resume).
+type PauseRequest struct {
+	App    string `json:"app"`
+	Env    string `json:"env,omitempty"`
+	Reason string `json:"reason"`
+	Actor  string `json:"-"`
+}
+
+// RetryRequest asks for an environment's last deploy, rolled back or
+// failed, to be deployed again.
+type RetryRequest struct {
+	App   string `json:"app"`
+	Env   string `json:"env,omitempty"`
+	Actor string `json:"-"`
+}
+
 // DrillRequest asks for a rollback drill: the environment's previous
 // release is brought back and checked, then the current one is restored.
 type DrillRequest struct {

@@ -28,7 +28,6 @@ func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error 
 		if len(d.approvals) > 0 {
 			a, d.approvals = d.approvals[0], d.approvals[1:]
 		}
-		more := len(d.approvals) > 0
 		d.mu.Unlock()
 		if a != nil {
 			if slices.ContainsFunc(r.Approvals, func(x Approval) bool { return x.By == a.By && x.Digest == a.Digest }) {
@@ -61,9 +60,6 @@ func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error 
 			if err != nil || done {
 				return err
 			}
-			continue
-		}
-		if more {
 			continue
 		}
 		select {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
+	"github.com/shipgate/shipgate/internal/config"
 )
 
 // Error kinds. Adapters wrap these so that the API can map them to status
@@ -226,6 +227,12 @@ type Rollout struct {
 	Phase       Phase  `json:"phase"`
 	// Steps is the plan, fixed when the rollout is created.
 	Steps []Step `json:"steps"`
+	// Stage is the environment's configuration as it was when the rollout
+	// was created (strategy, analysis, smoke checks, internal users,
+	// router addresses), less its variables: the steps run what was
+	// planned, whatever happened to the config file since. Nil for a
+	// rollout created before stages were frozen: those read the config.
+	Stage *config.Stage `json:"stage,omitempty"`
 	// StepIndex is the step being run (len(Steps) when all are done).
 	StepIndex int `json:"step_index"`
 	// StepStartedAt is when the current step began.

@@ -76,6 +76,7 @@ analysis:
   gates:
     - {metric: error_rate, max: 0.02}
     - {metric: latency_p99, max_ratio_to_stable: 2}
+  on_inconclusive: extend # a busy machine makes a healthy bake longer, not paused
 smoke: [{path: /healthz}, {path: /products}]
 `
 
@@ -187,7 +188,8 @@ func (p *plane) wait(t *testing.T, id int64) rollout.Rollout {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("rollout %d did not end in 90s", id)
+	r, _ := p.Engine.GetRollout(context.Background(), id)
+	t.Fatalf("rollout %d did not end in 90s: step %d paused %q analysis %+v", id, r.StepIndex, r.Paused, r.Analysis)
 	return rollout.Rollout{}
 }
 

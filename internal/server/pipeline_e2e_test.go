@@ -42,6 +42,7 @@ const baseAnalysis = `analysis:
   gates:
     - {metric: error_rate, max: 0.02}
     - {metric: latency_p99, max_ratio_to_stable: 2}
+  on_inconclusive: extend # a busy machine makes a healthy bake longer, not paused
 smoke: [{path: /healthz}, {path: /products}]
 `
 

@@ -1,0 +1,547 @@
+package rollout
+
+// The reconciler: one goroutine per active rollout drives its steps from
+// the last committed one, decides rollbacks and restores the stable
+// release. Every change is committed before it is acted on.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/clock"
+	"github.com/shipgate/shipgate/internal/config"
+)
+
+// driver is the goroutine of one active rollout and the ways to reach it.
+type driver struct {
+	id       int64
+	restored chan struct{} // closed once traffic is back on the old release
+	done     chan struct{} // closed when the goroutine ends
+	wake     chan struct{} // a command for the running step is waiting
+	acked    chan struct{} // the running step recorded a command
+
+	mu         sync.Mutex
+	cancelStep context.CancelFunc
+	abort      *Failure
+	hurry      bool
+	restoredOK bool
+	approvals  []*Approval // handed over by Approve, recorded by the driver
+	promotion  *Failure    // handed over by Promote: who ends the bake, and why
+	pause      *Failure    // handed over by Pause
+	resume     *Failure    // handed over by Resume
+	stepKind   StepKind    // the step being run, for Approve to check
+}
+
+// launch starts the goroutine that drives r. Called with e.mu held.
+func (e *Engine) launch(r Rollout) {
+	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1), acked: make(chan struct{}, 1)}
+	e.drivers[r.Env] = d
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer close(d.done)
+		defer func() {
+			e.mu.Lock()
+			if e.drivers[r.Env] == d {
+				delete(e.drivers, r.Env)
+			}
+			e.mu.Unlock()
+		}()
+		e.drive(e.base, d, r)
+	}()
+}
+
+// requestAbort asks the driver to roll back, interrupting the current step.
+func (d *driver) requestAbort(f *Failure) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.abort == nil {
+		d.abort = f
+	}
+	if d.cancelStep != nil {
+		d.cancelStep()
+	}
+}
+
+// poke tells the running step that a command waits for it.
+func (d *driver) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ack tells the command's caller that the step recorded it.
+func (d *driver) ack() {
+	select {
+	case d.acked <- struct{}{}:
+	default:
+	}
+}
+
+func (d *driver) takeAbort() *Failure {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f := d.abort
+	d.abort = nil
+	return f
+}
+
+func (d *driver) markRestored() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.restoredOK {
+		d.restoredOK = true
+		close(d.restored)
+	}
+}
+
+func (d *driver) hurried() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.hurry
+}
+
+// drive runs r's steps until it reaches a final phase or ctx ends.
+func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
+	for !r.Phase.Final() && ctx.Err() == nil {
+		if r.Phase == PhaseRollingBack {
+			e.restoreStable(ctx, d, &r)
+			continue
+		}
+		if r.StepIndex >= len(r.Steps) {
+			e.succeed(ctx, &r)
+			continue
+		}
+		stepCtx, cancel := context.WithCancel(ctx)
+		d.mu.Lock()
+		d.cancelStep = cancel
+		pending := d.abort != nil
+		d.mu.Unlock()
+		var err error
+		if !pending {
+			err = e.runStep(stepCtx, d, &r)
+		}
+		cancel()
+		if f := d.takeAbort(); f != nil {
+			e.decideRollback(ctx, &r, f)
+			continue
+		}
+		if ctx.Err() != nil {
+			return // shutting down: the next Start resumes from the committed step
+		}
+		if err != nil {
+			var f *Failure
+			if !errors.As(err, &f) {
+				f = &Failure{Reason: err.Error()}
+			}
+			e.decideRollback(ctx, &r, f)
+			continue
+		}
+		e.advance(ctx, &r)
+	}
+}
+
+// runStep runs the rollout's current step with the executor of its kind.
+func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
+	step := r.Steps[r.StepIndex]
+	d.mu.Lock()
+	d.stepKind = step.Kind
+	d.mu.Unlock()
+	st, err := e.stage(r)
+	if err != nil {
+		return err
+	}
+	run, ok := executors[step.Kind]
+	if !ok {
+		return fmt.Errorf("unknown step %q", step.Kind)
+	}
+	return run(e, ctx, d, st, r, step)
+}
+
+// stage is the configuration a rollout runs with: the one frozen into it
+// at creation, or, for a rollout from before, the config's.
+func (e *Engine) stage(r *Rollout) (*config.Stage, error) {
+	if r.Stage != nil {
+		return r.Stage, nil
+	}
+	return e.cfg.Stage(r.Env)
+}
+
+// freeze returns a copy of st to record with a rollout: its variables,
+// which may hold secrets, are left out (the runtime reads them from the
+// release and the config), and so is nothing else a step reads.
+func freeze(st *config.Stage) *config.Stage {
+	cp := *st
+	cp.Vars = nil
+	if st.Env != nil {
+		env := *st.Env
+		env.Vars = nil
+		cp.Env = &env
+	}
+	return &cp
+}
+
+// executor runs one step of a kind. It is idempotent: after a crash the
+// step runs again from what the rollout recorded.
+type executor func(e *Engine, ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error
+
+// executors holds the executor of every step kind.
+var executors = map[StepKind]executor{
+	StepStart: func(e *Engine, ctx context.Context, _ *driver, _ *config.Stage, r *Rollout, _ Step) error {
+		return e.stepStart(ctx, r)
+	},
+	StepSmoke: func(e *Engine, ctx context.Context, _ *driver, st *config.Stage, r *Rollout, _ Step) error {
+		return e.stepSmoke(ctx, st, r)
+	},
+	StepApproval: func(e *Engine, ctx context.Context, d *driver, _ *config.Stage, r *Rollout, _ Step) error {
+		return e.stepApproval(ctx, d, r)
+	},
+	StepInternal: (*Engine).stepWeight,
+	StepWeight:   (*Engine).stepWeight,
+	StepBatch:    (*Engine).stepBatch,
+	StepPromote: func(e *Engine, ctx context.Context, _ *driver, st *config.Stage, r *Rollout, _ Step) error {
+		return e.stepPromote(ctx, st, r)
+	},
+	StepPostSmoke: func(e *Engine, ctx context.Context, _ *driver, st *config.Stage, r *Rollout, _ Step) error {
+		return e.stepPostSmoke(ctx, st, r)
+	},
+	StepObserve: (*Engine).stepObserve,
+	StepRestore: func(e *Engine, ctx context.Context, _ *driver, _ *config.Stage, r *Rollout, _ Step) error {
+		return e.stepRestore(ctx, r)
+	},
+	StepMigrate: func(e *Engine, ctx context.Context, _ *driver, st *config.Stage, r *Rollout, _ Step) error {
+		return e.stepMigrate(ctx, st, r)
+	},
+	StepScaleDown: func(e *Engine, ctx context.Context, d *driver, _ *config.Stage, r *Rollout, step Step) error {
+		return e.stepScaleDown(ctx, d, r, step)
+	},
+}
+
+// advance commits the move to the next step before it is acted on.
+func (e *Engine) advance(ctx context.Context, r *Rollout) {
+	r.StepIndex++
+	r.StepStartedAt = e.clock.Now()
+	if r.SettledAt.IsZero() && !slices.ContainsFunc(r.Steps[r.StepIndex:], func(s Step) bool { return s.Kind != StepScaleDown && s.Kind != StepRestore }) {
+		r.SettledAt = r.StepStartedAt
+	}
+	var evs []audit.Event
+	if r.StepIndex < len(r.Steps) {
+		step := r.Steps[r.StepIndex]
+		ev := e.event(r, ActorEngine, audit.ActionStep, describeStep(step))
+		ev.Data["step"] = strconv.Itoa(r.StepIndex + 1)
+		evs = append(evs, ev)
+	}
+	e.mustSave(ctx, r, nil, evs...)
+}
+
+func (e *Engine) succeed(ctx context.Context, r *Rollout) {
+	now := e.clock.Now()
+	r.Phase, r.FinishedAt = PhaseSucceeded, now
+	ev := e.event(r, ActorEngine, audit.ActionSucceed, fmt.Sprintf("%s is stable; %s stopped", r.Version, orNone(r.FromVersion)))
+	if r.Kind == KindDrill {
+		ev = e.event(r, r.Actor, audit.ActionDrill, fmt.Sprintf("%s came back, served, and %s was restored", r.Version, r.FromVersion))
+	}
+	e.mustSave(ctx, r, nil, ev)
+	e.log.Info("rollout succeeded", "rollout", r.ID, "env", r.Env, "version", r.Version)
+}
+
+// decideRollback commits the decision to roll back, with why; the
+// reconciler then restores the stable release (restoreStable).
+func (e *Engine) decideRollback(ctx context.Context, r *Rollout, f *Failure) {
+	now := e.clock.Now()
+	r.Phase, r.RollbackStartedAt = PhaseRollingBack, now
+	action, actor := audit.ActionRollbackAuto, ActorEngine
+	if f.Manual {
+		action, actor = audit.ActionRollbackManual, f.Actor
+		r.Reason = "rolled back by " + f.Actor + ": " + f.Reason
+	} else {
+		r.Reason = f.Reason
+	}
+	ev := e.event(r, actor, action, f.Reason)
+	if r.StepIndex < len(r.Steps) {
+		ev.Data["step"] = describeStep(r.Steps[r.StepIndex])
+	}
+	if f.Gate != "" {
+		ev.Data["gate"] = f.Gate
+		ev.Data["value"] = strconv.FormatFloat(f.Value, 'g', 4, 64)
+		ev.Data["threshold"] = strconv.FormatFloat(f.Threshold, 'g', 4, 64)
+	}
+	e.log.Warn("rolling back", "rollout", r.ID, "env", r.Env, "version", r.Version, "reason", r.Reason)
+	if err := e.save(ctx, r, nil, ev); err != nil {
+		// Traffic comes first: roll back now and record it as soon as the
+		// store answers again.
+		e.log.Error("record rollback decision", "rollout", r.ID, "err", err)
+	}
+}
+
+// restoreStable carries out a rollback: it moves all traffic to the old
+// release, then stops the new one.
+// For a rolling rollout it then starts again as many old instances as were
+// replaced.
+func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
+	var env *EnvState
+	if r.FromVersion == "" && !r.PromotedAt.IsZero() {
+		// A first deploy that failed after it went live: nothing was live
+		// before, so nothing is now. The router stops sending users to
+		// the new instances before they stop.
+		if !e.setRoutesRetry(ctx, r, Routes{Seed: r.Seed}) {
+			return
+		}
+		r.TrafficRestoredAt = e.clock.Now()
+		env = &EnvState{App: r.App, Env: r.Env, UpdatedAt: e.clock.Now()}
+	}
+	if r.FromVersion != "" {
+		old := e.alive(ctx, r.Old)
+		if len(old) == 0 {
+			insts, err := e.adoptOrStart(ctx, r.Env, r.FromVersion, nil)
+			if err != nil {
+				e.log.Error("restart old release for rollback", "rollout", r.ID, "err", err)
+			} else {
+				old, r.Replaced = insts, nil
+			}
+		}
+		if !e.setRoutesRetry(ctx, r, e.stableRoutes(r.FromVersion, old, r.Seed)) {
+			return
+		}
+		r.TrafficRestoredAt = e.clock.Now()
+		if len(r.Replaced) > 0 {
+			more, err := e.startInstances(ctx, r.Env, r.FromVersion, len(r.Replaced))
+			if err != nil {
+				e.log.Error("restore replaced instances", "rollout", r.ID, "err", err)
+			} else {
+				old = append(old, more...)
+				r.Replaced = nil
+				if !e.setRoutesRetry(ctx, r, e.stableRoutes(r.FromVersion, old, r.Seed)) {
+					return
+				}
+			}
+		}
+		r.Old = old
+		if !r.PromotedAt.IsZero() || r.Strategy == StrategyRolling {
+			// A failed drill leaves the history as it was.
+			next := e.nextEnvState(ctx, r, r.FromVersion, old, r.Kind != KindDrill)
+			env = &next
+		}
+	}
+	r.Weight = 0
+	if r.TrafficRestoredAt.IsZero() {
+		r.TrafficRestoredAt = e.clock.Now()
+	}
+	// Traffic is back: a manual rollback waiting on it answers even when
+	// the store cannot write (a full disk); the record is retried after.
+	saveErr := e.save(ctx, r, env)
+	d.markRestored()
+	if saveErr != nil {
+		e.mustSave(ctx, r, env)
+	}
+	final := PhaseRolledBack
+	if r.MigrationFailed {
+		final = PhaseFailed
+	}
+	if err := e.revertMigrations(ctx, r); err != nil {
+		// The old release serves, but the schema is not what it was: say
+		// so loudly rather than call the rollback done.
+		e.log.Error("revert migrations", "rollout", r.ID, "err", err)
+		r.Reason += "; " + err.Error()
+		final = PhaseFailed
+	}
+	if err := e.stopDrained(ctx, r.Env, r.New); err != nil {
+		e.log.Error("stop rolled back instances", "rollout", r.ID, "err", err)
+	}
+	now := e.clock.Now()
+	r.Phase, r.FinishedAt = final, now
+	what := fmt.Sprintf("traffic back on %s; %s stopped", orNone(r.FromVersion), r.Version)
+	if r.FromVersion == "" {
+		what = fmt.Sprintf("%s stopped; nothing is live in %s, as before this first deploy", r.Version, r.Env)
+	}
+	ev := e.event(r, ActorEngine, audit.ActionRolledBack, what)
+	if !r.FirstTrafficAt.IsZero() {
+		ev.Data["seconds_from_first_traffic"] = strconv.FormatFloat(r.TrafficRestoredAt.Sub(r.FirstTrafficAt).Seconds(), 'f', 2, 64)
+	}
+	ev.Data["seconds_to_restore_traffic"] = strconv.FormatFloat(r.TrafficRestoredAt.Sub(r.RollbackStartedAt).Seconds(), 'f', 3, 64)
+	events := []audit.Event{ev}
+	if r.Kind == KindDrill {
+		drill := e.event(r, r.Actor, audit.ActionDrill, "drill failed: "+r.Reason)
+		drill.Outcome = "failed"
+		events = append(events, drill)
+	}
+	e.mustSave(ctx, r, nil, events...)
+}
+
+// setRoutesRetry sets routes until the router takes them or ctx ends.
+func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
+	for err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil; err = e.routers[r.Env].SetRoutes(ctx, routes) {
+		e.log.Error("move traffic back", "rollout", r.ID, "err", err)
+		if !clock.Sleep(ctx, e.clock, time.Second) {
+			return false
+		}
+	}
+	return true
+}
+
+// stopDrained stops instances the router of env no longer sends new
+// requests to, once the requests already on their way to them are done
+// (when the router can tell, and at most e.drain): a request sent just
+// before a routing change is answered, not cut off.
+func (e *Engine) stopDrained(ctx context.Context, env string, insts []Instance) error {
+	if len(insts) == 0 {
+		return nil
+	}
+	if d, ok := e.routers[env].(Drainer); ok {
+		dctx, cancel := context.WithCancel(ctx)
+		bound := e.clock.NewTimer(e.drain)
+		go func() {
+			defer bound.Stop()
+			select {
+			case <-bound.C():
+				cancel()
+			case <-dctx.Done():
+			}
+		}()
+		err := d.Drain(dctx, addrs(insts))
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("stopping instances with requests in flight", "env", env, "bound", e.drain, "err", err)
+		}
+	}
+	return e.runtime.Stop(ctx, insts)
+}
+
+// alive returns the instances not known to have exited.
+func (e *Engine) alive(ctx context.Context, insts []Instance) []Instance {
+	var out []Instance
+	for _, inst := range insts {
+		if e.runtime.Status(ctx, inst).State != InstanceExited {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// startInstances starts n instances of version in env.
+func (e *Engine) startInstances(ctx context.Context, env, version string, n int) ([]Instance, error) {
+	rel, err := e.store.GetRelease(ctx, e.cfg.App, version)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := instanceSpec(e.cfg, env, rel)
+	if err != nil {
+		return nil, err
+	}
+	spec.Count = n
+	return e.runtime.Start(ctx, spec)
+}
+
+// save commits r (and env, and events) with a fresh UpdatedAt.
+func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) error {
+	r.UpdatedAt = e.clock.Now()
+	cp := *r
+	if err := e.store.Commit(ctx, Change{Rollout: &cp, Env: env, Audit: events}); err != nil {
+		return fmt.Errorf("record rollout %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// mustSave retries a commit until it succeeds or ctx ends: the step it
+// records has already happened and must not be forgotten.
+func (e *Engine) mustSave(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) {
+	for {
+		err := e.save(ctx, r, env, events...)
+		if err == nil {
+			return
+		}
+		e.log.Error("record rollout, retrying", "rollout", r.ID, "err", err)
+		if !clock.Sleep(ctx, e.clock, time.Second) {
+			return
+		}
+	}
+}
+
+func (e *Engine) event(r *Rollout, actor, action, reason string) audit.Event {
+	return audit.Event{
+		Time: e.clock.Now(), Actor: actor, Action: action,
+		Subject: r.App + "/" + r.Env + "/" + r.Version, Reason: reason, Outcome: "ok",
+		Data: rolloutData(r.ID),
+	}
+}
+
+// rolloutData starts an event's data with the rollout id, once it has one.
+func rolloutData(id int64) map[string]string {
+	if id == 0 {
+		return map[string]string{}
+	}
+	return map[string]string{"rollout": strconv.FormatInt(id, 10)}
+}
+
+// routes is the routing table of r at a canary weight: stable and canary
+// backends, internal users when the plan has them and they were reached,
+// the preview backend and the router's health check.
+func (e *Engine) routes(st *config.Stage, r *Rollout, weight int) Routes {
+	rt := Routes{
+		Stable: Backend{Version: r.FromVersion, Addrs: addrs(r.Old)},
+		Canary: Backend{Version: r.Version, Addrs: addrs(r.New)},
+		Weight: weight, Seed: r.Seed, Health: e.routeHealth(),
+	}
+	if r.FromVersion == "" || len(r.Old) == 0 {
+		rt.Stable = Backend{}
+	}
+	if len(r.New) == 0 {
+		rt.Canary = Backend{}
+	}
+	if st.Env.PreviewListen != "" && len(r.New) > 0 {
+		rt.Preview = Backend{Version: r.Version, Addrs: addrs(r.New)}
+	}
+	if c := st.Strategy.Canary; c != nil && c.Internal != nil && r.reached(StepInternal) {
+		in := c.Internal
+		rt.Match = &Match{Header: in.Header, Cookie: in.Cookie, Values: in.Values, Users: in.Users}
+	}
+	return rt
+}
+
+// stableRoutes sends everything to one version.
+func (e *Engine) stableRoutes(version string, insts []Instance, seed string) Routes {
+	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: e.routeHealth()}
+}
+
+func (e *Engine) routeHealth() *RouteHealth {
+	h := e.cfg.Run.Health
+	return &RouteHealth{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(), FailureThreshold: h.FailureThreshold}
+}
+
+// reached reports whether the rollout has entered a step of kind k.
+func (r *Rollout) reached(k StepKind) bool {
+	for i := 0; i <= r.StepIndex && i < len(r.Steps); i++ {
+		if r.Steps[i].Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// past reports whether the rollout has finished a step of kind k.
+func (r *Rollout) past(k StepKind) bool {
+	for i := 0; i < r.StepIndex && i < len(r.Steps); i++ {
+		if r.Steps[i].Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// checkInstances returns a Failure if a new instance exited or is unhealthy.
+func (e *Engine) checkInstances(ctx context.Context, insts []Instance) *Failure {
+	for _, inst := range insts {
+		st := e.runtime.Status(ctx, inst)
+		if st.State == InstanceExited || st.State == InstanceUnhealthy {
+			return failf("instance %s is %s: %s", inst.ID, st.State, st.Reason)
+		}
+	}
+	return nil
+}
