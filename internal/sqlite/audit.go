@@ -38,21 +38,30 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, events []audit.Even
 		e.Time = s.orNow(e.Time).UTC()
 		e.Hash = e.ComputeHash()
 
-		data := "{}"
-		if len(e.Data) > 0 {
-			b, err := json.Marshal(e.Data)
-			if err != nil {
-				return fmt.Errorf("encode audit event %d data: %w", e.Seq, err)
-			}
-			data = string(b)
-		}
-		if _, err := tx.ExecContext(ctx, `
-INSERT INTO audit_events (seq, time, actor, action, subject, reason, outcome, data, prev_hash, hash)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, formatTime(e.Time), e.Actor, e.Action, e.Subject, e.Reason, e.Outcome, data, e.PrevHash, e.Hash); err != nil {
-			return fmt.Errorf("append audit event %d: %w", e.Seq, err)
+		if err := insertAudit(ctx, tx, *e); err != nil {
+			return err
 		}
 		lastSeq, lastHash = e.Seq, e.Hash
+	}
+	return nil
+}
+
+// insertAudit inserts e as it is; the chain trigger refuses it unless it
+// continues the chain.
+func insertAudit(ctx context.Context, tx *sql.Tx, e audit.Event) error {
+	data := "{}"
+	if len(e.Data) > 0 {
+		b, err := json.Marshal(e.Data)
+		if err != nil {
+			return fmt.Errorf("encode audit event %d data: %w", e.Seq, err)
+		}
+		data = string(b)
+	}
+	if _, err := tx.ExecContext(ctx, `
+INSERT INTO audit_events (seq, time, actor, action, subject, reason, outcome, data, prev_hash, hash)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, formatTime(e.Time), e.Actor, e.Action, e.Subject, e.Reason, e.Outcome, data, e.PrevHash, e.Hash); err != nil {
+		return fmt.Errorf("append audit event %d: %w", e.Seq, err)
 	}
 	return nil
 }
@@ -103,7 +112,16 @@ func (s *Store) AuditChain(ctx context.Context, fromSeq int64) ([]audit.Event, e
 const auditColumns = `seq, time, actor, action, subject, reason, outcome, data, prev_hash, hash`
 
 func (s *Store) queryAudit(ctx context.Context, query string, args ...any) ([]audit.Event, error) {
-	rows, err := s.read.QueryContext(ctx, query, args...)
+	return queryAudit(ctx, s.read, query, args...)
+}
+
+// rowsQuerier is a *sql.DB or a *sql.Tx.
+type rowsQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryAudit(ctx context.Context, q rowsQuerier, query string, args ...any) ([]audit.Event, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -182,10 +182,6 @@ func (s *Store) ListIncidents(ctx context.Context, app, env string) ([]dora.Inci
 	return ins, nil
 }
 
-type rowsQuerier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 func queryIncidents(ctx context.Context, q rowsQuerier, clause string, args ...any) ([]dora.Incident, error) {
 	rows, err := q.QueryContext(ctx, `
 SELECT id, app, env, deploy_id, fix_deploy_id, title, opened_at, resolved_at FROM incidents `+clause+` ORDER BY id`, args...)

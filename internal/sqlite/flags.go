@@ -14,7 +14,11 @@ var _ flags.Store = (*Store)(nil)
 
 // LoadFlags returns every flag and shared rule (segment).
 func (s *Store) LoadFlags(ctx context.Context) ([]*flags.Flag, []flags.Segment, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT key, doc FROM flags ORDER BY key`)
+	return loadFlags(ctx, s.read)
+}
+
+func loadFlags(ctx context.Context, q rowsQuerier) ([]*flags.Flag, []flags.Segment, error) {
+	rows, err := q.QueryContext(ctx, `SELECT key, doc FROM flags ORDER BY key`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load flags: %w", err)
 	}
@@ -36,7 +40,7 @@ func (s *Store) LoadFlags(ctx context.Context) ([]*flags.Flag, []flags.Segment, 
 		return nil, nil, fmt.Errorf("load flags: %w", err)
 	}
 
-	srows, err := s.read.QueryContext(ctx, `SELECT name, rule FROM flag_segments ORDER BY name`)
+	srows, err := q.QueryContext(ctx, `SELECT name, rule FROM flag_segments ORDER BY name`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load segments: %w", err)
 	}
@@ -104,7 +108,11 @@ ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, updated_at = excluded.upd
 
 // FlagUsage returns the stored evaluation counts, by flag key.
 func (s *Store) FlagUsage(ctx context.Context) (map[string]flags.Usage, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT key, variant, count, last_at FROM flag_usage`)
+	return flagUsage(ctx, s.read)
+}
+
+func flagUsage(ctx context.Context, q rowsQuerier) (map[string]flags.Usage, error) {
+	rows, err := q.QueryContext(ctx, `SELECT key, variant, count, last_at FROM flag_usage`)
 	if err != nil {
 		return nil, fmt.Errorf("read flag usage: %w", err)
 	}

@@ -335,7 +335,11 @@ func (s *Store) ActiveRollouts(ctx context.Context) ([]rollout.Rollout, error) {
 }
 
 func (s *Store) queryRollouts(ctx context.Context, query string, args ...any) ([]rollout.Rollout, error) {
-	rows, err := s.read.QueryContext(ctx, query, args...)
+	return queryRollouts(ctx, s.read, query, args...)
+}
+
+func queryRollouts(ctx context.Context, q rowsQuerier, query string, args ...any) ([]rollout.Rollout, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

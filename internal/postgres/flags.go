@@ -1,0 +1,168 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shipgate/shipgate/internal/flags"
+)
+
+// The store is the flags service's store too.
+var _ flags.Store = (*Store)(nil)
+
+// LoadFlags returns every flag and shared rule (segment).
+func (s *Store) LoadFlags(ctx context.Context) ([]*flags.Flag, []flags.Segment, error) {
+	return loadFlags(ctx, s.pool)
+}
+
+func loadFlags(ctx context.Context, q querier) ([]*flags.Flag, []flags.Segment, error) {
+	rows, err := q.Query(ctx, `SELECT key, doc FROM flags ORDER BY key COLLATE "C"`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load flags: %w", err)
+	}
+	defer rows.Close()
+	var list []*flags.Flag
+	for rows.Next() {
+		var key, doc string
+		if err := rows.Scan(&key, &doc); err != nil {
+			return nil, nil, fmt.Errorf("load flags: %w", err)
+		}
+		f := &flags.Flag{}
+		if err := json.Unmarshal([]byte(doc), f); err != nil {
+			return nil, nil, fmt.Errorf("load flag %q: decode: %w", key, err)
+		}
+		f.Key = key
+		list = append(list, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("load flags: %w", err)
+	}
+
+	srows, err := q.Query(ctx, `SELECT name, rule FROM flag_segments ORDER BY name COLLATE "C"`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load segments: %w", err)
+	}
+	defer srows.Close()
+	var segs []flags.Segment
+	for srows.Next() {
+		var sg flags.Segment
+		var rule string
+		if err := srows.Scan(&sg.Name, &rule); err != nil {
+			return nil, nil, fmt.Errorf("load segments: %w", err)
+		}
+		sg.Rule = json.RawMessage(rule)
+		segs = append(segs, sg)
+	}
+	if err := srows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("load segments: %w", err)
+	}
+	return list, segs, nil
+}
+
+// CommitFlags writes a flag change and its audit events in one
+// transaction: either all of it is stored, or none.
+func (s *Store) CommitFlags(ctx context.Context, c flags.Change) error {
+	now := formatTime(s.now())
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		for _, f := range c.Put {
+			doc, err := json.Marshal(f)
+			if err != nil {
+				return fmt.Errorf("encode flag %q: %w", f.Key, err)
+			}
+			if _, err := tx.Exec(ctx, `
+INSERT INTO flags (key, doc, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (key) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`, f.Key, string(doc), now); err != nil {
+				return fmt.Errorf("put flag %q: %w", f.Key, err)
+			}
+		}
+		for _, key := range c.Delete {
+			if _, err := tx.Exec(ctx, `DELETE FROM flags WHERE key = $1`, key); err != nil {
+				return fmt.Errorf("delete flag %q: %w", key, err)
+			}
+			// A flag made again under the same key starts with no history.
+			if _, err := tx.Exec(ctx, `DELETE FROM flag_usage WHERE key = $1`, key); err != nil {
+				return fmt.Errorf("delete usage of flag %q: %w", key, err)
+			}
+		}
+		for _, sg := range c.PutSegments {
+			if _, err := tx.Exec(ctx, `
+INSERT INTO flag_segments (name, rule, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, updated_at = excluded.updated_at`, sg.Name, string(sg.Rule), now); err != nil {
+				return fmt.Errorf("put segment %q: %w", sg.Name, err)
+			}
+		}
+		for _, name := range c.DeleteSegments {
+			if _, err := tx.Exec(ctx, `DELETE FROM flag_segments WHERE name = $1`, name); err != nil {
+				return fmt.Errorf("delete segment %q: %w", name, err)
+			}
+		}
+		return s.appendAudit(ctx, tx, c.Audit)
+	})
+	if err != nil {
+		return fmt.Errorf("commit flag change: %w", err)
+	}
+	return nil
+}
+
+// FlagUsage returns the stored evaluation counts, by flag key.
+func (s *Store) FlagUsage(ctx context.Context) (map[string]flags.Usage, error) {
+	return flagUsage(ctx, s.pool)
+}
+
+func flagUsage(ctx context.Context, q querier) (map[string]flags.Usage, error) {
+	rows, err := q.Query(ctx, `SELECT key, variant, count, last_at FROM flag_usage`)
+	if err != nil {
+		return nil, fmt.Errorf("read flag usage: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]flags.Usage{}
+	for rows.Next() {
+		var (
+			key, variant, last string
+			count              int64
+		)
+		if err := rows.Scan(&key, &variant, &count, &last); err != nil {
+			return nil, fmt.Errorf("read flag usage: %w", err)
+		}
+		t, err := parseTime(last)
+		if err != nil {
+			return nil, fmt.Errorf("read flag usage of %q: %w", key, err)
+		}
+		u, ok := out[key]
+		if !ok {
+			u = flags.Usage{Variants: map[string]uint64{}}
+		}
+		u.Variants[variant] += uint64(count) //nolint:gosec // the column is CHECK (count >= 0)
+		if t.After(u.Last) {
+			u.Last = t
+		}
+		out[key] = u
+	}
+	return out, rows.Err()
+}
+
+// AddFlagUsage adds evaluation counts to the stored ones, in one
+// transaction.
+func (s *Store) AddFlagUsage(ctx context.Context, counts map[string]flags.Usage) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		for key, u := range counts {
+			last := formatTime(s.orNow(u.Last))
+			for variant, n := range u.Variants {
+				if _, err := tx.Exec(ctx, `
+INSERT INTO flag_usage (key, variant, count, last_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (key, variant) DO UPDATE SET count = flag_usage.count + excluded.count, last_at = greatest(flag_usage.last_at COLLATE "C", excluded.last_at)`,
+					key, variant, int64(n), last); err != nil { //nolint:gosec // counts of one flush are far below 2^63
+					return fmt.Errorf("add usage of %q: %w", key, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add flag usage: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/store"
+)
+
+// snapshotTables are every table Export reads and Import writes.
+var snapshotTables = []string{"releases", "rollouts", "env_states", "audit_events", "tokens", "flags", "flag_segments", "flag_usage"}
+
+// Export reads the whole store in one repeatable-read transaction, so that
+// what it returns is one moment's state even while servers write.
+func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("export: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	snap := &store.Snapshot{}
+
+	rows, err := tx.Query(ctx, `SELECT `+releaseColumns+` FROM releases ORDER BY created_at COLLATE "C", app COLLATE "C", version COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("export releases: %w", err)
+	}
+	for rows.Next() {
+		r, err := scanRelease(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("export releases: %w", err)
+		}
+		snap.Releases = append(snap.Releases, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("export releases: %w", err)
+	}
+	if snap.Rollouts, err = queryRollouts(ctx, tx, `SELECT id, doc FROM rollouts ORDER BY id`); err != nil {
+		return nil, fmt.Errorf("export rollouts: %w", err)
+	}
+	envRows, err := tx.Query(ctx, `SELECT doc FROM env_states ORDER BY app COLLATE "C", env COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("export env states: %w", err)
+	}
+	for envRows.Next() {
+		var doc string
+		var e rollout.EnvState
+		if err := envRows.Scan(&doc); err != nil {
+			envRows.Close()
+			return nil, fmt.Errorf("export env states: %w", err)
+		}
+		if err := json.Unmarshal([]byte(doc), &e); err != nil {
+			envRows.Close()
+			return nil, fmt.Errorf("export env states: decode: %w", err)
+		}
+		snap.Envs = append(snap.Envs, e)
+	}
+	envRows.Close()
+	if snap.Audit, err = queryAudit(ctx, tx, `SELECT `+auditColumns+` FROM audit_events ORDER BY seq`); err != nil {
+		return nil, fmt.Errorf("export audit: %w", err)
+	}
+	tokRows, err := tx.Query(ctx, `SELECT name, role, created_at, secret_hash FROM tokens ORDER BY name COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("export tokens: %w", err)
+	}
+	for tokRows.Next() {
+		var (
+			t             store.Token
+			role, created string
+		)
+		if err := tokRows.Scan(&t.Name, &role, &created, &t.SecretHash); err != nil {
+			tokRows.Close()
+			return nil, fmt.Errorf("export tokens: %w", err)
+		}
+		t.Role = auth.Role(role)
+		if t.CreatedAt, err = parseTime(created); err != nil {
+			tokRows.Close()
+			return nil, fmt.Errorf("export tokens: %w", err)
+		}
+		snap.Tokens = append(snap.Tokens, t)
+	}
+	tokRows.Close()
+	if snap.Flags, snap.Segments, err = loadFlags(ctx, tx); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	if snap.Usage, err = flagUsage(ctx, tx); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	return snap, nil
+}
+
+// Import writes snap into this store, which must be empty, in one
+// transaction: rollouts keep their IDs, audit events their sequence
+// numbers and hashes (the chain trigger checks each link as it goes in).
+func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// Nobody else writes while the copy runs: the head lock queues
+		// audit writers, the table locks everyone else.
+		if _, err := tx.Exec(ctx, `LOCK TABLE releases, rollouts, env_states, audit_events, tokens, flags, flag_segments, flag_usage IN EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("lock tables: %w", err)
+		}
+		for _, table := range snapshotTables {
+			var has bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+`)`).Scan(&has); err != nil {
+				return fmt.Errorf("check %s is empty: %w", table, err)
+			}
+			if has {
+				return fmt.Errorf("%w: table %s has rows; import into a new database (%w)", store.ErrNotEmpty, table, rollout.ErrConflict)
+			}
+		}
+		for _, r := range snap.Releases {
+			vars, err := marshalVars(r.Vars)
+			if err != nil {
+				return err
+			}
+			checks, err := marshalChecks(r.Checks)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				r.App, r.Version, r.Commit, vars, formatTime(r.CreatedAt), formatOptionalTime(r.CommitTime), checks); err != nil {
+				return fmt.Errorf("import release %s %s: %w", r.App, r.Version, err)
+			}
+		}
+		for _, r := range snap.Rollouts {
+			doc, err := json.Marshal(r)
+			if err != nil {
+				return fmt.Errorf("encode rollout %d: %w", r.ID, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO rollouts (id, app, env, phase, created_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				r.ID, r.App, r.Env, string(r.Phase), formatTime(r.CreatedAt), formatTime(r.UpdatedAt), string(doc)); err != nil {
+				return fmt.Errorf("import rollout %d: %w", r.ID, err)
+			}
+		}
+		if len(snap.Rollouts) > 0 {
+			if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('rollouts', 'id'), (SELECT max(id) FROM rollouts))`); err != nil {
+				return fmt.Errorf("move the rollout ID sequence: %w", err)
+			}
+		}
+		for _, e := range snap.Envs {
+			if err := putEnvState(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		events := append(snap.Audit[:0:0], snap.Audit...)
+		sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
+		for _, e := range events {
+			if err := insertAudit(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		for _, t := range snap.Tokens {
+			if _, err := tx.Exec(ctx, `INSERT INTO tokens (name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4)`,
+				t.Name, string(t.Role), t.SecretHash, formatTime(t.CreatedAt)); err != nil {
+				return fmt.Errorf("import token %q: %w", t.Name, err)
+			}
+		}
+		now := formatTime(s.now())
+		for _, f := range snap.Flags {
+			doc, err := json.Marshal(f)
+			if err != nil {
+				return fmt.Errorf("encode flag %q: %w", f.Key, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO flags (key, doc, updated_at) VALUES ($1, $2, $3)`, f.Key, string(doc), now); err != nil {
+				return fmt.Errorf("import flag %q: %w", f.Key, err)
+			}
+		}
+		for _, sg := range snap.Segments {
+			if _, err := tx.Exec(ctx, `INSERT INTO flag_segments (name, rule, updated_at) VALUES ($1, $2, $3)`, sg.Name, string(sg.Rule), now); err != nil {
+				return fmt.Errorf("import segment %q: %w", sg.Name, err)
+			}
+		}
+		for key, u := range snap.Usage {
+			for variant, n := range u.Variants {
+				if _, err := tx.Exec(ctx, `INSERT INTO flag_usage (key, variant, count, last_at) VALUES ($1, $2, $3, $4)`,
+					key, variant, int64(n), formatTime(s.orNow(u.Last))); err != nil { //nolint:gosec // stored counts are below 2^63
+					return fmt.Errorf("import usage of %q: %w", key, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+// Package postgres stores Shipgate's state (releases, rollouts,
+// environment states, API tokens, feature flags and the hash-chained audit
+// log) in a PostgreSQL database, through pgx, so that several servers can
+// share one store.
+//
+// It keeps the SQLite store's behaviour (internal/storetest runs the same
+// contract suite against both): times are stored as the same fixed-width
+// RFC 3339 text with nanoseconds (timestamptz keeps microseconds only, and
+// the audit hash covers the nanoseconds), documents as JSON text, and
+// duplicates map to rollout.ErrConflict. Writers of the audit log
+// serialise on one head row (SELECT ... FOR UPDATE), so concurrent writers
+// on any number of servers extend one linear chain.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shipgate/shipgate/internal/store"
+)
+
+// Store is a rollout.Store (and the rest of store.Store) backed by a
+// PostgreSQL database. It is safe for concurrent use, from one process or
+// many.
+type Store struct {
+	pool *pgxpool.Pool
+	// now is the clock used for timestamps the caller left zero.
+	now func() time.Time
+	// term is the leader term this handle won with Campaign, 0 when it
+	// never campaigned; see checkTerm.
+	term atomic.Int64
+	// unlockServer gives up the server lock, if LockServer took it.
+	unlockServer atomic.Pointer[func() error]
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at dsn (a postgres:// URL or a libpq
+// key=value string; the password may come from $PGPASSWORD or
+// ~/.pgpass, as with psql) and brings its schema up to date. It fails if
+// the database was migrated by a newer Shipgate.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors can quote the DSN, password included.
+		return nil, fmt.Errorf("open store %s: cannot parse the connection string", Redact(dsn))
+	}
+	for _, opt := range opts {
+		opt(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", Redact(dsn), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store %s: %w", Redact(dsn), err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store %s: %w", Redact(dsn), err)
+	}
+	return &Store{pool: pool, now: time.Now}, nil
+}
+
+// Option changes how Open connects.
+type Option func(*pgxpool.Config)
+
+// WithPassword makes Open log in with password, whatever the connection
+// string says: a password read from a file stays out of the command line
+// (which ps shows every user) and out of logs.
+func WithPassword(password string) Option {
+	return func(cfg *pgxpool.Config) { cfg.ConnConfig.Password = password }
+}
+
+// HasPassword reports whether the connection string dsn holds a password.
+func HasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		_, has := u.User.Password()
+		return has || u.Query().Has("password")
+	}
+	return strings.Contains(dsn, "password=")
+}
+
+// Redact returns dsn with its password, if any, replaced by "xxxxx", for
+// logs and errors.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return "(connection string)"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// Close closes the connections. Calls after the first do nothing.
+func (s *Store) Close() error {
+	// The pool waits for its connections in use, the lock's among them.
+	var err error
+	if unlock := s.unlockServer.Load(); unlock != nil {
+		err = (*unlock)()
+	}
+	s.pool.Close()
+	return err
+}
+
+// inTx runs fn in a transaction and commits it if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := s.checkTerm(ctx, tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"
+
+// isUniqueViolation reports whether err is PostgreSQL refusing a duplicate
+// primary key or unique value.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == uniqueViolation
+}
+
+// timeLayout is RFC 3339 in UTC with a fixed nine-digit fraction, so that
+// stored times sort as text in time order (as in the SQLite store).
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func formatOptionalTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return formatTime(t)
+}
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parse stored time %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+// orNow returns t, or the store's current time in UTC when t is zero.
+func (s *Store) orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return s.now().UTC()
+	}
+	return t
+}
+
+// isNoRows reports whether err is pgx finding no row.
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

@@ -1,0 +1,229 @@
+package storetest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/store"
+)
+
+// GenerateHistory writes a history into s through its ordinary methods, as
+// a server would: releases with checks, n rollouts across two apps and
+// two environments ending in every phase, environment states, tokens,
+// flags, a segment, flag usage, and the audit events of all of it.
+func GenerateHistory(t testing.TB, s store.Store, n int) {
+	t.Helper()
+	ctx := t.Context()
+	phases := []rollout.Phase{rollout.PhaseSucceeded, rollout.PhaseRolledBack, rollout.PhaseFailed, rollout.PhaseSucceeded, rollout.PhaseRunning}
+	for i := range n {
+		app, env := "shop", "production"
+		if i%2 == 1 {
+			env = "staging"
+		}
+		if i%5 == 4 {
+			app = "api"
+		}
+		version := "v" + strconv.Itoa(i+1)
+		rel := rollout.Release{App: app, Version: version, Commit: fmt.Sprintf("%040x", i+1), Vars: map[string]string{"N": strconv.Itoa(i)},
+			CommitTime: t0.Add(time.Duration(i) * time.Minute),
+			Checks:     map[string]rollout.CheckState{"unit": rollout.CheckPassed}, CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
+		r := newRollout(app, env, version)
+		r.Phase = rollout.PhaseRunning
+		if err := s.Commit(ctx, rollout.Change{Release: &rel, Rollout: &r,
+			Audit: []audit.Event{event(audit.ActionDeploy, app+"/"+env+"/"+version)}}); err != nil {
+			t.Fatalf("history: deploy %d: %v", i, err)
+		}
+		r.Phase = phases[i%len(phases)]
+		r.StepIndex = len(r.Steps)
+		st := rollout.EnvState{App: app, Env: env, Stable: version, UpdatedAt: t0.Add(time.Duration(i) * time.Minute)}
+		if err := s.Commit(ctx, rollout.Change{Rollout: &r, Env: &st,
+			Audit: []audit.Event{event(audit.ActionStep, "rollout/"+strconv.FormatInt(r.ID, 10)), event(audit.ActionSucceed, "rollout/"+strconv.FormatInt(r.ID, 10))}}); err != nil {
+			t.Fatalf("history: finish %d: %v", i, err)
+		}
+	}
+	for _, name := range []string{"admin", "ci", "dash"} {
+		tok := auth.Token{Name: name, Role: auth.RoleDeployer, CreatedAt: t0}
+		if err := s.CreateTokenAudited(ctx, tok, auth.Hash("sgt_"+name), audit.Event{Actor: "user:admin", Action: "token.create", Subject: "token/" + name}); err != nil {
+			t.Fatalf("history: token %s: %v", name, err)
+		}
+	}
+	if err := s.CommitFlags(ctx, flags.Change{
+		Put:         []*flags.Flag{testFlag("new-checkout"), testFlag("dark-mode")},
+		PutSegments: []flags.Segment{{Name: "internal", Rule: json.RawMessage(`{"ends_with":[{"var":"email"},"@acme.com"]}`)}},
+		Audit:       []audit.Event{{Actor: "user:ana", Action: flags.ActionCreate, Subject: "flag/new-checkout"}},
+	}); err != nil {
+		t.Fatalf("history: flags: %v", err)
+	}
+	if err := s.AddFlagUsage(ctx, map[string]flags.Usage{"new-checkout": {Variants: map[string]uint64{"on": 30, "off": 12}, Last: t0.Add(time.Hour)}}); err != nil {
+		t.Fatalf("history: flag usage: %v", err)
+	}
+}
+
+func testExportImport(t *testing.T, b Backend) {
+	ctx := t.Context()
+	src := newStore(t, b)
+	GenerateHistory(t, src, 25)
+	snap, err := src.Export(ctx)
+	if err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	if got, want := len(snap.Rollouts), 25; got != want {
+		t.Fatalf("exported %d rollouts, want %d", got, want)
+	}
+	dst := newStore(t, b)
+	counts, err := store.Copy(ctx, src, dst)
+	if err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	if got, want := counts, snap.Counts(); got != want {
+		t.Errorf("Copy counted %+v, want %+v", got, want)
+	}
+	again, err := dst.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, snap) {
+		t.Errorf("the copy differs from the source:\n%+v\nwant\n%+v", again, snap)
+	}
+	// The copy goes on where the source was: the next rollout's ID and
+	// the next event's seq follow the copied ones.
+	r := newRollout("shop", "production", "v99")
+	events := []audit.Event{event(audit.ActionDeploy, "shop/production/v99")}
+	if err := dst.Commit(ctx, rollout.Change{Rollout: &r, Audit: events}); err != nil {
+		t.Fatalf("Commit after import: %v", err)
+	}
+	if got, want := r.ID, snap.Rollouts[len(snap.Rollouts)-1].ID+1; got != want {
+		t.Errorf("next rollout ID after import = %d, want %d", got, want)
+	}
+	if got, want := events[0].Seq, int64(len(snap.Audit)+1); got != want {
+		t.Errorf("next audit seq after import = %d, want %d", got, want)
+	}
+	chain, err := dst.AuditChain(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.Verify(chain); err != nil {
+		t.Errorf("chain after import and a new event: %v", err)
+	}
+	// Secrets keep working: a token authenticates by the same hash.
+	if _, err := dst.TokenByHash(ctx, auth.Hash("sgt_ci")); err != nil {
+		t.Errorf("copied token: %v", err)
+	}
+}
+
+func testImportRefusesNonEmpty(t *testing.T, b Backend) {
+	ctx := t.Context()
+	src := newStore(t, b)
+	GenerateHistory(t, src, 3)
+	snap, err := src.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := newStore(t, b)
+	if err := dst.CreateToken(ctx, auth.Token{Name: "x", Role: auth.RoleViewer}, auth.Hash("x")); err != nil {
+		t.Fatal(err)
+	}
+	err = dst.Import(ctx, snap)
+	if !errors.Is(err, store.ErrNotEmpty) || !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("Import into a store with a token = %v, want ErrNotEmpty and ErrConflict", err)
+	}
+	if got := countRollouts(t, dst); got != 0 {
+		t.Errorf("refused Import wrote %d rollouts", got)
+	}
+}
+
+// testCommitConcurrentHandles is two servers on one store: writers on two
+// handles at once must extend one linear audit chain and never share a
+// rollout ID.
+func testCommitConcurrentHandles(t *testing.T, b Backend) {
+	ctx := t.Context()
+	where := b.Fresh(t)
+	handles := []store.Store{b.Open(t, where, nil), b.Open(t, where, nil)}
+	const workers, commits = 6, 15
+	ids := make([][]int64, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		s := handles[w%len(handles)]
+		wg.Go(func() {
+			for i := range commits {
+				r := newRollout("shop", "env"+strconv.Itoa(w), "v"+strconv.Itoa(i))
+				events := []audit.Event{event(audit.ActionDeploy, fmt.Sprintf("w%d/%d", w, i)), event(audit.ActionStep, fmt.Sprintf("w%d/%d", w, i))}
+				if err := s.Commit(ctx, rollout.Change{Rollout: &r, Audit: events}); err != nil {
+					errs[w] = err
+					return
+				}
+				if events[1].Seq != events[0].Seq+1 {
+					errs[w] = fmt.Errorf("one Commit's events got seqs %d and %d, want adjacent", events[0].Seq, events[1].Seq)
+					return
+				}
+				ids[w] = append(ids[w], r.ID)
+			}
+		})
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Fatalf("worker %d: %v", w, err)
+		}
+	}
+	seen := map[int64]bool{}
+	for _, list := range ids {
+		for _, id := range list {
+			if seen[id] {
+				t.Errorf("rollout ID %d given twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	chain, err := handles[0].AuditChain(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(chain), workers*commits*2; got != want {
+		t.Fatalf("%d events, want %d", got, want)
+	}
+	if err := audit.Verify(chain); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+}
+
+// testCommitRelease: the release a deploy brings is written with its
+// rollout, and a conflicting one refuses the whole Commit.
+func testCommitRelease(t *testing.T, b Backend) {
+	ctx := t.Context()
+	s := newStore(t, b)
+	rel := rollout.Release{App: "shop", Version: "v2", Commit: "abc", CreatedAt: t0}
+	r := newRollout("shop", "production", "v2")
+	if err := s.Commit(ctx, rollout.Change{Release: &rel, Rollout: &r, Audit: []audit.Event{event(audit.ActionDeploy, "shop/production/v2")}}); err != nil {
+		t.Fatalf("Commit with a release: %v", err)
+	}
+	if got, err := s.GetRelease(ctx, "shop", "v2"); err != nil || !reflect.DeepEqual(got, rel) {
+		t.Fatalf("GetRelease = %+v, %v; want %+v", got, err, rel)
+	}
+	other := rollout.Release{App: "shop", Version: "v2", Commit: "def"}
+	r2 := newRollout("shop", "staging", "v2")
+	err := s.Commit(ctx, rollout.Change{Release: &other, Rollout: &r2, Audit: []audit.Event{event(audit.ActionDeploy, "shop/staging/v2")}})
+	if !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("Commit with a conflicting release = %v, want ErrConflict", err)
+	}
+	if r2.ID != 0 {
+		t.Errorf("refused Commit set the rollout's ID to %d", r2.ID)
+	}
+	if got := countRollouts(t, s); got != 1 {
+		t.Errorf("%d rollouts after a refused Commit, want 1", got)
+	}
+	if got := countAudit(t, s); got != 1 {
+		t.Errorf("%d audit events after a refused Commit, want 1", got)
+	}
+}
