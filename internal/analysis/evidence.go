@@ -49,14 +49,21 @@ func withOdds(p, r float64) float64 {
 // ratio of one event and of one non-event against the null rate.
 type mixture struct {
 	n        int
-	event    [16]float64
-	nonEvent [16]float64
-	logW     [16]float64 // log of each alternative's share of the weight
+	event    [maxAlternatives]float64
+	nonEvent [maxAlternatives]float64
+	logW     [maxAlternatives]float64 // log of each alternative's share of the weight
 }
+
+// maxAlternatives is the most alternatives a mixture holds: their
+// likelihood ratios are kept on the stack.
+const maxAlternatives = 16
 
 // newMixture prepares the mixture of the alternatives withOdds(p, r), for
 // r in odds, against p (0 < p < 1), weighted by weights (equally if nil).
 func newMixture(p float64, odds, weights []float64) mixture {
+	if len(odds) > maxAlternatives {
+		panic("analysis: more alternatives than a mixture holds")
+	}
 	m := mixture{n: len(odds)}
 	total := float64(len(odds))
 	if weights != nil {
@@ -81,7 +88,7 @@ func newMixture(p float64, odds, weights []float64) mixture {
 // log returns the log of the average likelihood ratio of the alternatives
 // after k events in n trials.
 func (m *mixture) log(k, n uint64) float64 {
-	var lrs [16]float64
+	var lrs [maxAlternatives]float64
 	top := math.Inf(-1)
 	for i := range m.n {
 		l := 0.0
@@ -99,7 +106,7 @@ func (m *mixture) log(k, n uint64) float64 {
 	}
 	var sum float64
 	for i := range m.n {
-		sum += math.Exp(lrs[i] - top)
+		sum += math.Exp(lrs[i] - top) //nolint:gosec // i < m.n <= maxAlternatives (newMixture)
 	}
 	return top + math.Log(sum)
 }

@@ -273,8 +273,6 @@ func (c *Client) Drift(ctx context.Context, app, env, against string) (rollout.D
 	return rep, err
 }
 
-// Drill starts a rollback drill and returns its rollout, which is followed
-// like a deploy's.
 // Retry deploys again an environment's last deploy, rolled back or failed.
 func (c *Client) Retry(ctx context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
 	var ro rollout.Rollout
@@ -282,6 +280,8 @@ func (c *Client) Retry(ctx context.Context, req rollout.RetryRequest) (rollout.R
 	return ro, err
 }
 
+// Drill starts a rollback drill and returns its rollout, which is followed
+// like a deploy's.
 func (c *Client) Drill(ctx context.Context, req rollout.DrillRequest) (rollout.Rollout, error) {
 	var ro rollout.Rollout
 	err := c.do(ctx, http.MethodPost, "/v1/drills", req, &ro)

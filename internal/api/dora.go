@@ -22,7 +22,7 @@ import (
 // DORAService computes DORA numbers and the weekly report.
 type DORAService interface {
 	DORA(ctx context.Context, q report.Query) (report.View, error)
-	Report(ctx context.Context, q report.ReportQuery) (report.Report, error)
+	Report(ctx context.Context, q report.WeekQuery) (report.Report, error)
 }
 
 // IncidentStore stores release changes and incidents, each change with
@@ -124,7 +124,7 @@ func (d *doraHandler) dora(w http.ResponseWriter, r *http.Request) {
 
 func (d *doraHandler) report(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	rep, err := d.svc.Report(r.Context(), report.ReportQuery{
+	rep, err := d.svc.Report(r.Context(), report.WeekQuery{
 		App: q.Get("app"), Env: q.Get("env"), Week: q.Get("week"),
 		Timezone: q.Get("timezone"), WeekStart: q.Get("week_start"),
 	})
@@ -350,7 +350,7 @@ func (c *Client) DORA(ctx context.Context, q report.Query) (report.View, error) 
 }
 
 // Report returns the weekly report q asks for.
-func (c *Client) Report(ctx context.Context, q report.ReportQuery) (report.Report, error) {
+func (c *Client) Report(ctx context.Context, q report.WeekQuery) (report.Report, error) {
 	v := url.Values{}
 	for k, s := range map[string]string{"app": q.App, "env": q.Env, "week": q.Week, "timezone": q.Timezone, "week_start": q.WeekStart} {
 		if s != "" {

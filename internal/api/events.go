@@ -220,6 +220,6 @@ func (c *Client) Events(ctx context.Context, app string, fn func(Snapshot) error
 	return sc.Err()
 }
 
-// ErrStopEvents, returned by the func given to Client.Events, ends the
-// stream without an error.
+// ErrStopEvents ends the stream without an error when the func given to
+// Client.Events returns it.
 var ErrStopEvents = errors.New("stop following events")

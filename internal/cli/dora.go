@@ -314,7 +314,7 @@ func (c *changeFlags) request(cmd *cobra.Command) (*api.ChangeRequest, error) {
 }
 
 func (a *app) reportCommand() *cobra.Command {
-	var q report.ReportQuery
+	var q report.WeekQuery
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "The Monday report: last week's deploy success rate and DORA keys",

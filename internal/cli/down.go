@@ -23,7 +23,7 @@ database is not changed; a server started later starts what it needs.`,
   shipgate down --env staging -o json`,
 		Args: argRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out io.Writer = a.stdout
+			out := io.Writer(a.stdout)
 			if a.jsonOutput() {
 				out = io.Discard
 			}

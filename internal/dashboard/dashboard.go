@@ -58,7 +58,7 @@ type Chain interface {
 
 // Reports builds the weekly report.
 type Reports interface {
-	Report(ctx context.Context, q report.ReportQuery) (report.Report, error)
+	Report(ctx context.Context, q report.WeekQuery) (report.Report, error)
 }
 
 // Options configure the dashboard.

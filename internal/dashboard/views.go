@@ -96,7 +96,7 @@ func (h *Handler) dora(w http.ResponseWriter, r *http.Request) {
 		week = "last"
 	}
 	env := r.URL.Query().Get("env")
-	rep, err := h.opts.Reports.Report(r.Context(), report.ReportQuery{Week: week, Env: env})
+	rep, err := h.opts.Reports.Report(r.Context(), report.WeekQuery{Week: week, Env: env})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

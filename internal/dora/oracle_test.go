@@ -126,11 +126,11 @@ func generate(seed uint64, start time.Time, weeks int) generated {
 					d.LiveAt = t.Add(dur(10*time.Minute, 3*time.Hour))
 				}
 				tr.counted = !d.FirstTrafficAt.IsZero()
-				switch c := rng.IntN(20); {
-				case c == 0: // unknown commit time
-				case c == 1: // commit time after going live: excluded
+				switch rng.IntN(20) {
+				case 0: // unknown commit time
+				case 1: // commit time after going live: excluded
 					d.FirstCommitAt = d.StartedAt.Add(4 * time.Hour)
-				case c == 2: // exactly at live: excluded (lead time 0)
+				case 2: // exactly at live: excluded (lead time 0)
 					d.FirstCommitAt = d.LiveAt
 				default:
 					d.FirstCommitAt = d.StartedAt.Add(-dur(time.Minute, 20*24*time.Hour))

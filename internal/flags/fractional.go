@@ -96,8 +96,8 @@ func parseDistributions(dists []value) (distribution, bool) {
 			w = 0
 		}
 		d.variants = append(d.variants, v)
-		d.weights = append(d.weights, uint64(w))
-		d.total += uint64(w)
+		d.weights = append(d.weights, uint64(w)) //nolint:gosec // w >= 0 here
+		d.total += uint64(w)                     //nolint:gosec // w >= 0 here
 	}
 	if d.total > maxWeight {
 		return d, false

@@ -80,7 +80,7 @@ func ParseFile(data []byte) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
-		f.Warnings = append(warnings, snap.Warnings()...)
+		f.Warnings = slices.Concat(warnings, snap.Warnings())
 		slices.SortStableFunc(f.Warnings, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
 		inherit(f.Flags, f.Metadata)
 		return f, nil

@@ -121,8 +121,8 @@ func TestTestbed_EvaluatorOverOFREP(t *testing.T) {
 func TestTestbed_ProviderSuiteOverOFREP(t *testing.T) {
 	dir := testbed.Dir()
 	s := &servers{t: t, byID: map[string]testbed.Resolver{}, load: func(selector string) ([]byte, error) {
-		switch {
-		case selector == "" || selector == "flags/allFlags.json":
+		switch selector {
+		case "", "flags/allFlags.json":
 			return combined(filepath.Join(dir, "flags"))
 		default:
 			// "rawflags/x.json" is the testbed's flags/x.json.

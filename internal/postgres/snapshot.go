@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/jackc/pgx/v5"
@@ -149,7 +150,7 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 				return err
 			}
 		}
-		events := append(snap.Audit[:0:0], snap.Audit...)
+		events := slices.Clone(snap.Audit)
 		sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
 		for _, e := range events {
 			if err := insertAudit(ctx, tx, e); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -70,7 +69,7 @@ func TestRouterProcess_FullDiskStillMovesTraffic(t *testing.T) {
 	cfg := proxy.ProcessConfig{
 		Env: "production", Listen: "127.0.0.1:0", StickyHeader: "X-User",
 		StateFile: filepath.Join(stateDir, "router-production.json"), ControlSocket: filepath.Join(ctlDir, "router.sock"),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

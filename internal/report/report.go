@@ -52,8 +52,8 @@ type Revert struct {
 	Outcome  string    `json:"outcome"`
 }
 
-// ReportQuery selects a report.
-type ReportQuery struct {
+// WeekQuery selects a report.
+type WeekQuery struct {
 	// Week is last (default), this or an ISO week.
 	Week string `json:"week,omitempty"`
 	// App narrows to one app; Env is the environment (default production).
@@ -74,7 +74,7 @@ func successRate(cfr dora.Ratio) dora.Ratio {
 }
 
 // Report builds the Monday report q asks for.
-func (s *Service) Report(ctx context.Context, q ReportQuery) (Report, error) {
+func (s *Service) Report(ctx context.Context, q WeekQuery) (Report, error) {
 	if q.Week == "" {
 		q.Week = "last"
 	}

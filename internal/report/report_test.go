@@ -139,7 +139,7 @@ func seededReport(t *testing.T) Report {
 	t.Helper()
 	st, fs := seededStore(t)
 	svc := &Service{Store: st, Calendar: dora.DefaultCalendar(time.UTC), Now: func() time.Time { return now }, Flags: fs}
-	r, err := svc.Report(t.Context(), ReportQuery{Week: "last"})
+	r, err := svc.Report(t.Context(), WeekQuery{Week: "last"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,8 @@ func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error 
 				ev.Data["approved_digest"], ev.Data["digest"] = old.Digest, a.Digest
 				events = append(events, ev)
 			}
-			r.Approvals = append(kept, *a)
+			kept = append(kept, *a)
+			r.Approvals = kept
 			need := r.rule().Required
 			ev := e.event(r, a.By, audit.ActionApprove, a.Comment)
 			ev.Data["digest"] = a.Digest

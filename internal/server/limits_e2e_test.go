@@ -32,7 +32,7 @@ func startWith(t *testing.T, opts server.Options) *server.ControlPlane {
 		t.Fatal(err)
 	}
 	opts.Config, opts.DataDir, opts.Listen = cfg, filepath.Join(dir, "data"), "127.0.0.1:0"
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Logger = slog.New(slog.DiscardHandler)
 	cp, err := server.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func startNotifier(ctx context.Context, cfg *config.Config, store *sqlite.Store,
 		env := r.Env
 		opts.Schedule = &notify.Schedule{Day: day, At: at, Location: reports.Calendar.Location, To: r.To,
 			Report: func(ctx context.Context) (notify.Event, error) {
-				rep, err := reports.Report(ctx, report.ReportQuery{Week: "last", Env: env})
+				rep, err := reports.Report(ctx, report.WeekQuery{Week: "last", Env: env})
 				if err != nil {
 					return notify.Event{}, err
 				}

@@ -610,7 +610,7 @@ func testCommitAtomic(t *testing.T, b Backend) {
 			if err := s.Commit(t.Context(), rollout.Change{Audit: next}); err != nil {
 				t.Fatal(err)
 			}
-			if next[0].Seq != 2 {
+			if len(next) == 0 || next[0].Seq != 2 {
 				t.Errorf("next event got seq %d, want 2", next[0].Seq)
 			}
 		})

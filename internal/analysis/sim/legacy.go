@@ -15,7 +15,7 @@ type legacyOptions struct {
 	PassConfidence float64
 }
 
-func (o legacyOptions) minRequests() uint64 { return uint64(o.MinRequests) }
+func (o legacyOptions) minRequests() uint64 { return uint64(max(o.MinRequests, 0)) }
 
 // legacyJudge is the judge before issue 11: an exact binomial test at
 // each look, as if it were the only one. It is kept to compare with.
@@ -255,8 +255,4 @@ func legacybetaCF(a, b, x float64) float64 {
 
 func legacypercent(f float64) string {
 	return fmt.Sprintf("%.3g%%", f*100)
-}
-
-func legacyseconds(s float64) string {
-	return time.Duration(s * float64(time.Second)).String()
 }
