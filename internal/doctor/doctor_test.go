@@ -118,6 +118,18 @@ func TestDiagnose_BrokenConfig(t *testing.T) {
 	}
 }
 
+// TestDiagnose_TestdataIsNotTheTeams: fixtures under testdata (a tool's
+// own test repositories, as in Shipgate's) are not the team's
+// infrastructure; the same file elsewhere is.
+func TestDiagnose_TestdataIsNotTheTeams(t *testing.T) {
+	tf := &fstest.MapFile{Data: []byte("resource \"aws_instance\" \"web\" {}\n")}
+	in := Diagnose(Input{Repo: fstest.MapFS{"infra/main.tf": tf}, Now: now}).Gates[1]
+	out := Diagnose(Input{Repo: fstest.MapFS{"internal/doctor/testdata/repos/all/infra/main.tf": tf}, Now: now}).Gates[1]
+	if in.Status == Missing || out.Status != Missing {
+		t.Fatalf("infra/main.tf: %s, testdata/…/main.tf: %s; want found, then missing", in.Status, out.Status)
+	}
+}
+
 func equal(a, b []string) bool {
 	if len(a) != len(b) {
 		return false

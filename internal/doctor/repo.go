@@ -22,7 +22,7 @@ const (
 )
 
 // skipDirs are directories that hold no file of the team's own.
-var skipDirs = []string{".git", "node_modules", "vendor", ".terraform", ".venv", "venv", "dist", "build", "target", ".shipgate"}
+var skipDirs = []string{".git", "node_modules", "vendor", "testdata", ".terraform", ".venv", "venv", "dist", "build", "target", ".shipgate"}
 
 // facts is what doctor found, shared by the judges.
 type facts struct {
