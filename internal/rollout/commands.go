@@ -116,7 +116,8 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 
 // makeRoom makes sure no rollout of env is active. A rollout that is only
 // waiting to scale down its old release is told to do so now; any other
-// is a conflict. Called with e.mu held.
+// is a conflict, but for one whose end is committed: its driver is only
+// leaving. Called with e.mu held.
 func (e *Engine) makeRoom(ctx context.Context, env string) error {
 	d := e.drivers[env]
 	if d == nil {
@@ -126,12 +127,18 @@ func (e *Engine) makeRoom(ctx context.Context, env string) error {
 	if err != nil {
 		return err
 	}
-	if r.Phase != PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != StepScaleDown {
+	// A rollout whose final phase is committed has a driver that is about
+	// to leave: wait for it rather than refuse (a deploy right after a
+	// rollout ended was refused as a conflict in that moment).
+	final := r.Phase.Final()
+	if !final && (r.Phase != PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != StepScaleDown) {
 		return fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", r.ID, r.App, r.Env, describe(r), ErrConflict)
 	}
-	d.mu.Lock()
-	d.hurry = true
-	d.mu.Unlock()
+	if !final {
+		d.mu.Lock()
+		d.hurry = true
+		d.mu.Unlock()
+	}
 	e.mu.Unlock()
 	defer e.mu.Lock()
 	timeout := e.clock.NewTimer(2 * time.Minute)
