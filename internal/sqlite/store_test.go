@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/storetest"
 )
 
 // t0 is a fixed time in UTC, so that values read back compare with
@@ -55,52 +55,6 @@ func count(t *testing.T, db *sql.DB, table string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-func newRollout(app, env, version string) rollout.Rollout {
-	return rollout.Rollout{
-		App:         app,
-		Env:         env,
-		Kind:        rollout.KindDeploy,
-		Version:     version,
-		FromVersion: "v0",
-		Phase:       rollout.PhaseRunning,
-		Steps: []rollout.Step{
-			{Kind: rollout.StepStart},
-			{Kind: rollout.StepWeight, Weight: 5, Duration: 10 * time.Minute},
-			{Kind: rollout.StepPromote},
-		},
-		StepIndex:     1,
-		StepStartedAt: t0,
-		Weight:        5,
-		Seed:          "seed-" + version,
-		New:           []rollout.Instance{{ID: app + "-" + env + "-" + version + "-1", App: app, Env: env, Version: version, Addr: "127.0.0.1:9001", PID: 4242}},
-		Old:           []rollout.Instance{{ID: app + "-" + env + "-v0-1", App: app, Env: env, Version: "v0", Addr: "127.0.0.1:9000"}},
-		Actor:         "user:alice",
-		Reason:        "new checkout",
-		Analysis: &rollout.Judgement{
-			At:      t0.Add(time.Minute),
-			Verdict: analysis.Pass,
-			Results: []analysis.Result{{Gate: "error_rate <= 0.5%", Verdict: analysis.Pass, Value: 0.001, Threshold: 0.005, Detail: "1 of 1000"}},
-			Canary:  rollout.Summary{Requests: 1000, Errors: 1, ErrorRate: 0.001, P50: 3 * time.Millisecond, P99: 40 * time.Millisecond},
-			Stable:  rollout.Summary{Requests: 19000, Errors: 19, ErrorRate: 0.001, P50: 3 * time.Millisecond, P99: 38 * time.Millisecond},
-		},
-		FirstTrafficAt: t0.Add(30 * time.Second),
-		CreatedAt:      t0,
-		UpdatedAt:      t0.Add(time.Minute),
-	}
-}
-
-func event(action, subject string) audit.Event {
-	return audit.Event{
-		Time:    t0,
-		Actor:   "user:alice",
-		Action:  action,
-		Subject: subject,
-		Reason:  "because",
-		Outcome: "ok",
-		Data:    map[string]string{"weight": "5", "gate": "error_rate"},
-	}
 }
 
 func TestOpen_Pragmas(t *testing.T) {
@@ -169,7 +123,7 @@ func TestOpen_Path(t *testing.T) {
 func TestStore_AuditAppendOnly(t *testing.T) {
 	s, path := openStore(t)
 	ctx := t.Context()
-	events := []audit.Event{event(audit.ActionDeploy, "shop/production/v1"), event(audit.ActionStep, "rollout/1")}
+	events := []audit.Event{storetest.Event(audit.ActionDeploy, "shop/production/v1"), storetest.Event(audit.ActionStep, "rollout/1")}
 	if err := s.Commit(ctx, rollout.Change{Audit: events}); err != nil {
 		t.Fatal(err)
 	}
@@ -283,8 +237,8 @@ func crashChild(path string) {
 		os.Exit(2)
 	}
 	for i := 0; ; i++ {
-		r := newRollout("shop", "production", "v"+strconv.Itoa(i))
-		events := []audit.Event{event(audit.ActionDeploy, "shop/production/v"+strconv.Itoa(i))}
+		r := storetest.NewRollout("shop", "production", "v"+strconv.Itoa(i))
+		events := []audit.Event{storetest.Event(audit.ActionDeploy, "shop/production/v"+strconv.Itoa(i))}
 		if err := s.Commit(ctx, rollout.Change{Rollout: &r, Audit: events}); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(2)

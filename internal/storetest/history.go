@@ -37,17 +37,17 @@ func GenerateHistory(t testing.TB, s store.Store, n int) {
 		rel := rollout.Release{App: app, Version: version, Commit: fmt.Sprintf("%040x", i+1), Vars: map[string]string{"N": strconv.Itoa(i)},
 			CommitTime: t0.Add(time.Duration(i) * time.Minute),
 			Checks:     map[string]rollout.CheckState{"unit": rollout.CheckPassed}, CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
-		r := newRollout(app, env, version)
+		r := NewRollout(app, env, version)
 		r.Phase = rollout.PhaseRunning
 		if err := s.Commit(ctx, rollout.Change{Release: &rel, Rollout: &r,
-			Audit: []audit.Event{event(audit.ActionDeploy, app+"/"+env+"/"+version)}}); err != nil {
+			Audit: []audit.Event{Event(audit.ActionDeploy, app+"/"+env+"/"+version)}}); err != nil {
 			t.Fatalf("history: deploy %d: %v", i, err)
 		}
 		r.Phase = phases[i%len(phases)]
 		r.StepIndex = len(r.Steps)
 		st := rollout.EnvState{App: app, Env: env, Stable: version, UpdatedAt: t0.Add(time.Duration(i) * time.Minute)}
 		if err := s.Commit(ctx, rollout.Change{Rollout: &r, Env: &st,
-			Audit: []audit.Event{event(audit.ActionStep, "rollout/"+strconv.FormatInt(r.ID, 10)), event(audit.ActionSucceed, "rollout/"+strconv.FormatInt(r.ID, 10))}}); err != nil {
+			Audit: []audit.Event{Event(audit.ActionStep, "rollout/"+strconv.FormatInt(r.ID, 10)), Event(audit.ActionSucceed, "rollout/"+strconv.FormatInt(r.ID, 10))}}); err != nil {
 			t.Fatalf("history: finish %d: %v", i, err)
 		}
 	}
@@ -97,8 +97,8 @@ func testExportImport(t *testing.T, b Backend) {
 	}
 	// The copy goes on where the source was: the next rollout's ID and
 	// the next event's seq follow the copied ones.
-	r := newRollout("shop", "production", "v99")
-	events := []audit.Event{event(audit.ActionDeploy, "shop/production/v99")}
+	r := NewRollout("shop", "production", "v99")
+	events := []audit.Event{Event(audit.ActionDeploy, "shop/production/v99")}
 	if err := dst.Commit(ctx, rollout.Change{Rollout: &r, Audit: events}); err != nil {
 		t.Fatalf("Commit after import: %v", err)
 	}
@@ -157,8 +157,8 @@ func testCommitConcurrentHandles(t *testing.T, b Backend) {
 		s := handles[w%len(handles)]
 		wg.Go(func() {
 			for i := range commits {
-				r := newRollout("shop", "env"+strconv.Itoa(w), "v"+strconv.Itoa(i))
-				events := []audit.Event{event(audit.ActionDeploy, fmt.Sprintf("w%d/%d", w, i)), event(audit.ActionStep, fmt.Sprintf("w%d/%d", w, i))}
+				r := NewRollout("shop", "env"+strconv.Itoa(w), "v"+strconv.Itoa(i))
+				events := []audit.Event{Event(audit.ActionDeploy, fmt.Sprintf("w%d/%d", w, i)), Event(audit.ActionStep, fmt.Sprintf("w%d/%d", w, i))}
 				if err := s.Commit(ctx, rollout.Change{Rollout: &r, Audit: events}); err != nil {
 					errs[w] = err
 					return
@@ -204,16 +204,16 @@ func testCommitRelease(t *testing.T, b Backend) {
 	ctx := t.Context()
 	s := newStore(t, b)
 	rel := rollout.Release{App: "shop", Version: "v2", Commit: "abc", CreatedAt: t0}
-	r := newRollout("shop", "production", "v2")
-	if err := s.Commit(ctx, rollout.Change{Release: &rel, Rollout: &r, Audit: []audit.Event{event(audit.ActionDeploy, "shop/production/v2")}}); err != nil {
+	r := NewRollout("shop", "production", "v2")
+	if err := s.Commit(ctx, rollout.Change{Release: &rel, Rollout: &r, Audit: []audit.Event{Event(audit.ActionDeploy, "shop/production/v2")}}); err != nil {
 		t.Fatalf("Commit with a release: %v", err)
 	}
 	if got, err := s.GetRelease(ctx, "shop", "v2"); err != nil || !reflect.DeepEqual(got, rel) {
 		t.Fatalf("GetRelease = %+v, %v; want %+v", got, err, rel)
 	}
 	other := rollout.Release{App: "shop", Version: "v2", Commit: "def"}
-	r2 := newRollout("shop", "staging", "v2")
-	err := s.Commit(ctx, rollout.Change{Release: &other, Rollout: &r2, Audit: []audit.Event{event(audit.ActionDeploy, "shop/staging/v2")}})
+	r2 := NewRollout("shop", "staging", "v2")
+	err := s.Commit(ctx, rollout.Change{Release: &other, Rollout: &r2, Audit: []audit.Event{Event(audit.ActionDeploy, "shop/staging/v2")}})
 	if !errors.Is(err, rollout.ErrConflict) {
 		t.Fatalf("Commit with a conflicting release = %v, want ErrConflict", err)
 	}

@@ -80,7 +80,9 @@ func newStore(t *testing.T, b Backend) store.Store {
 	return b.Open(t, b.Fresh(t), nil)
 }
 
-func newRollout(app, env, version string) rollout.Rollout {
+// NewRollout is a running canary rollout of version with two steps, for
+// store tests of either kind.
+func NewRollout(app, env, version string) rollout.Rollout {
 	return rollout.Rollout{
 		App:         app,
 		Env:         env,
@@ -114,7 +116,8 @@ func newRollout(app, env, version string) rollout.Rollout {
 	}
 }
 
-func event(action, subject string) audit.Event {
+// Event is an audit event by a test actor, for store tests of either kind.
+func Event(action, subject string) audit.Event {
 	return audit.Event{
 		Time:    t0,
 		Actor:   "user:alice",
@@ -191,13 +194,13 @@ func testPutReleaseNilAndEmptyVars(t *testing.T, b Backend) {
 func testCommitRoundTrip(t *testing.T, b Backend) {
 	s := newStore(t, b)
 	ctx := t.Context()
-	r := newRollout("shop", "production", "v2")
+	r := NewRollout("shop", "production", "v2")
 	env := rollout.EnvState{
 		App: "shop", Env: "production", Stable: "v1", Previous: "v0",
 		Instances: []rollout.Instance{{ID: "shop-production-v1-1", App: "shop", Env: "production", Version: "v1", Addr: "127.0.0.1:9000", PID: 7}},
 		UpdatedAt: t0,
 	}
-	events := []audit.Event{event(audit.ActionDeploy, "shop/production/v2"), event(audit.ActionStep, "rollout/1")}
+	events := []audit.Event{Event(audit.ActionDeploy, "shop/production/v2"), Event(audit.ActionStep, "rollout/1")}
 	events[1].Time = time.Time{} // the store fills it in
 	events[1].Data = nil
 
@@ -268,7 +271,7 @@ func testCommitDefaults(t *testing.T, b Backend) {
 func testCommitUpdate(t *testing.T, b Backend) {
 	s := newStore(t, b)
 	ctx := t.Context()
-	r := newRollout("shop", "production", "v2")
+	r := NewRollout("shop", "production", "v2")
 	if err := s.Commit(ctx, rollout.Change{Rollout: &r}); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +282,7 @@ func testCommitUpdate(t *testing.T, b Backend) {
 	r.Weight = 100
 	r.PromotedAt = t0.Add(time.Hour)
 	r.FinishedAt = t0.Add(2 * time.Hour)
-	if err := s.Commit(ctx, rollout.Change{Rollout: &r, Audit: []audit.Event{event(audit.ActionSucceed, "rollout/1")}}); err != nil {
+	if err := s.Commit(ctx, rollout.Change{Rollout: &r, Audit: []audit.Event{Event(audit.ActionSucceed, "rollout/1")}}); err != nil {
 		t.Fatalf("Commit update: %v", err)
 	}
 	if r.ID != id {
@@ -309,7 +312,7 @@ func testActiveRollouts(t *testing.T, b Backend) {
 	}
 	var want []int64
 	for i, p := range phases {
-		r := newRollout("shop", "env"+strconv.Itoa(i), "v1")
+		r := NewRollout("shop", "env"+strconv.Itoa(i), "v1")
 		r.Phase = p
 		if err := s.Commit(ctx, rollout.Change{Rollout: &r}); err != nil {
 			t.Fatal(err)
@@ -358,7 +361,7 @@ func testListRollouts(t *testing.T, b Backend) {
 		case 2:
 			app = "api"
 		}
-		r := newRollout(app, env, "v"+strconv.Itoa(i))
+		r := NewRollout(app, env, "v"+strconv.Itoa(i))
 		if err := s.Commit(ctx, rollout.Change{Rollout: &r}); err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +438,7 @@ func testListAudit(t *testing.T, b Backend) {
 		if i%2 == 1 {
 			action = audit.ActionStep
 		}
-		if err := s.Commit(ctx, rollout.Change{Audit: []audit.Event{event(action, subj)}}); err != nil {
+		if err := s.Commit(ctx, rollout.Change{Audit: []audit.Event{Event(action, subj)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -479,7 +482,7 @@ func testListAuditDefaultLimit(t *testing.T, b Backend) {
 	ctx := t.Context()
 	events := make([]audit.Event, 120)
 	for i := range events {
-		events[i] = event(audit.ActionStep, "rollout/1")
+		events[i] = Event(audit.ActionStep, "rollout/1")
 	}
 	if err := s.Commit(ctx, rollout.Change{Audit: events}); err != nil {
 		t.Fatal(err)
@@ -497,8 +500,8 @@ func testAuditChain(t *testing.T, b Backend) {
 	s := newStore(t, b)
 	ctx := t.Context()
 	for i := range 50 {
-		r := newRollout("shop", "production", "v"+strconv.Itoa(i))
-		events := []audit.Event{event(audit.ActionDeploy, "shop/production/v"+strconv.Itoa(i)), event(audit.ActionStep, "rollout/x")}
+		r := NewRollout("shop", "production", "v"+strconv.Itoa(i))
+		events := []audit.Event{Event(audit.ActionDeploy, "shop/production/v"+strconv.Itoa(i)), Event(audit.ActionStep, "rollout/x")}
 		if err := s.Commit(ctx, rollout.Change{Rollout: &r, Audit: events}); err != nil {
 			t.Fatal(err)
 		}
@@ -542,19 +545,19 @@ func testCommitAtomic(t *testing.T, b Backend) {
 			name: "second event has no action",
 			ctx:  context.Background(),
 			change: func() rollout.Change {
-				r := newRollout("shop", "production", "v3")
-				bad := event("", "rollout/2")
+				r := NewRollout("shop", "production", "v3")
+				bad := Event("", "rollout/2")
 				return rollout.Change{Rollout: &r, Env: &rollout.EnvState{App: "shop", Env: "production", Stable: "v3"},
-					Audit: []audit.Event{event(audit.ActionDeploy, "shop/production/v3"), bad}}
+					Audit: []audit.Event{Event(audit.ActionDeploy, "shop/production/v3"), bad}}
 			},
 		},
 		{
 			name: "cancelled context",
 			ctx:  cancelled,
 			change: func() rollout.Change {
-				r := newRollout("shop", "production", "v3")
+				r := NewRollout("shop", "production", "v3")
 				return rollout.Change{Rollout: &r, Env: &rollout.EnvState{App: "shop", Env: "production", Stable: "v3"},
-					Audit: []audit.Event{event(audit.ActionDeploy, "shop/production/v3")}}
+					Audit: []audit.Event{Event(audit.ActionDeploy, "shop/production/v3")}}
 			},
 			wantErr: context.Canceled,
 		},
@@ -562,10 +565,10 @@ func testCommitAtomic(t *testing.T, b Backend) {
 			name: "update of a missing rollout",
 			ctx:  context.Background(),
 			change: func() rollout.Change {
-				r := newRollout("shop", "production", "v3")
+				r := NewRollout("shop", "production", "v3")
 				r.ID = 999
 				return rollout.Change{Rollout: &r, Env: &rollout.EnvState{App: "shop", Env: "production", Stable: "v3"},
-					Audit: []audit.Event{event(audit.ActionStep, "rollout/999")}}
+					Audit: []audit.Event{Event(audit.ActionStep, "rollout/999")}}
 			},
 			wantErr: rollout.ErrNotFound,
 		},
@@ -576,9 +579,9 @@ func testCommitAtomic(t *testing.T, b Backend) {
 			s := b.Open(t, path, nil)
 			// Something is already there, so that a half-written change
 			// would show as a difference.
-			r0 := newRollout("shop", "production", "v1")
+			r0 := NewRollout("shop", "production", "v1")
 			env0 := rollout.EnvState{App: "shop", Env: "production", Stable: "v1", UpdatedAt: t0}
-			if err := s.Commit(t.Context(), rollout.Change{Rollout: &r0, Env: &env0, Audit: []audit.Event{event(audit.ActionDeploy, "shop/production/v1")}}); err != nil {
+			if err := s.Commit(t.Context(), rollout.Change{Rollout: &r0, Env: &env0, Audit: []audit.Event{Event(audit.ActionDeploy, "shop/production/v1")}}); err != nil {
 				t.Fatal(err)
 			}
 
@@ -606,7 +609,7 @@ func testCommitAtomic(t *testing.T, b Backend) {
 				t.Errorf("env state = %+v, %v; want stable v1 unchanged", env, err)
 			}
 			// The store still works, and the chain continues from seq 1.
-			next := []audit.Event{event(audit.ActionStep, "rollout/1")}
+			next := []audit.Event{Event(audit.ActionStep, "rollout/1")}
 			if err := s.Commit(t.Context(), rollout.Change{Audit: next}); err != nil {
 				t.Fatal(err)
 			}
@@ -636,11 +639,11 @@ func testCommitConcurrent(t *testing.T, b Backend) {
 				// the end of the chain before it writes, the pattern that
 				// fails with SQLITE_BUSY unless writers are serialized.
 				var c rollout.Change
-				r := newRollout("shop", "env"+strconv.Itoa(w), "v"+strconv.Itoa(i))
+				r := NewRollout("shop", "env"+strconv.Itoa(w), "v"+strconv.Itoa(i))
 				if i%2 == 0 {
 					c.Rollout = &r
 				}
-				events := []audit.Event{event(audit.ActionDeploy, fmt.Sprintf("w%d/%d", w, i)), event(audit.ActionStep, fmt.Sprintf("w%d/%d", w, i))}
+				events := []audit.Event{Event(audit.ActionDeploy, fmt.Sprintf("w%d/%d", w, i)), Event(audit.ActionStep, fmt.Sprintf("w%d/%d", w, i))}
 				c.Audit = events
 				if err := s.Commit(ctx, c); err != nil {
 					errs[w] = err
@@ -693,9 +696,9 @@ func testReopen(t *testing.T, b Backend) {
 	path := b.Fresh(t)
 	s := b.Open(t, path, nil)
 	ctx := t.Context()
-	r := newRollout("shop", "production", "v2")
+	r := NewRollout("shop", "production", "v2")
 	env := rollout.EnvState{App: "shop", Env: "production", Stable: "v1", UpdatedAt: t0}
-	events := []audit.Event{event(audit.ActionDeploy, "shop/production/v2")}
+	events := []audit.Event{Event(audit.ActionDeploy, "shop/production/v2")}
 	rel := rollout.Release{App: "shop", Version: "v2", Commit: "abc", CreatedAt: t0}
 	if err := s.PutRelease(ctx, rel); err != nil {
 		t.Fatal(err)
@@ -721,7 +724,7 @@ func testReopen(t *testing.T, b Backend) {
 		t.Errorf("env after reopen = %+v, %v; want %+v", gotEnv, err, env)
 	}
 	// The chain goes on from where it was.
-	more := []audit.Event{event(audit.ActionStep, "rollout/1")}
+	more := []audit.Event{Event(audit.ActionStep, "rollout/1")}
 	if err := s2.Commit(ctx, rollout.Change{Audit: more}); err != nil {
 		t.Fatal(err)
 	}
