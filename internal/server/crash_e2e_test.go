@@ -107,50 +107,13 @@ func TestE2E_ServerKilledMidBakeUnderLoad(t *testing.T) {
 strategy:
   canary: {steps: [{weight: 20, bake: 12s}, {weight: 50, bake: 4s}], scale_down_delay: 1s}
 `+baseAnalysis, shopBin, routerPort)
-	if err := os.WriteFile(s.cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Leave nothing behind: the server, its routers, the instances.
-		if s.cmd != nil && s.cmd.ProcessState == nil {
-			s.kill9()
-		}
-		if c, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(s.data, "production")); err == nil {
-			_ = c.StopProcess(context.Background())
-		}
-		for _, inst := range registered(t, s.data) {
-			_ = syscall.Kill(-inst.PID, syscall.SIGKILL)
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(s.logPath)
-			t.Logf("server log:\n%s", b)
-		}
-	})
-	s.start()
-	token, err := os.ReadFile(filepath.Join(s.data, "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := api.NewClient(s.api, strings.TrimSpace(string(token)), nil)
+	client := s.launch(yaml)
 	ctx := context.Background()
-	waitFor := func(id int64, done func(rollout.Rollout) bool) rollout.Rollout {
-		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for time.Now().Before(deadline) {
-			r, err := client.GetRollout(ctx, id)
-			if err == nil && done(r) {
-				return r
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("rollout %d did not get where expected", id)
-		return rollout.Rollout{}
-	}
 	r, err := client.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(r.ID, func(r rollout.Rollout) bool { return r.Phase == rollout.PhaseSucceeded })
+	s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Phase == rollout.PhaseSucceeded })
 	v1 := registered(t, s.data)
 
 	load := &demo.Load{URL: fmt.Sprintf("http://127.0.0.1:%d", routerPort), Rate: 150}
@@ -161,7 +124,7 @@ strategy:
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = waitFor(r.ID, func(r rollout.Rollout) bool { return r.Weight == 20 && r.Analysis != nil })
+	r = s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Weight == 20 && r.Analysis != nil })
 	canaryPIDs := []int{r.New[0].PID, r.New[1].PID}
 
 	// The control plane dies in the middle of the bake.
@@ -175,7 +138,7 @@ strategy:
 	}
 
 	s.start()
-	final := waitFor(r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() })
+	final := s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() })
 	time.Sleep(500 * time.Millisecond)
 	load.Stop()
 	if final.Phase != rollout.PhaseSucceeded {
@@ -204,4 +167,50 @@ strategy:
 			t.Fatalf("v1 instance %s (pid %d) was orphaned", inst.ID, inst.PID)
 		}
 	}
+}
+
+// launch writes yaml as the server's config, starts the server, and
+// returns an admin client; the test's cleanup kills whatever it leaves
+// behind: the server, its routers, the instances.
+func (s *serverProc) launch(yaml string) *api.Client {
+	t := s.t
+	if err := os.WriteFile(s.cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s.cmd != nil && s.cmd.ProcessState == nil {
+			s.kill9()
+		}
+		if c, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(s.data, "production")); err == nil {
+			_ = c.StopProcess(context.Background())
+		}
+		for _, inst := range registered(t, s.data) {
+			_ = syscall.Kill(-inst.PID, syscall.SIGKILL)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(s.logPath)
+			t.Logf("server log:\n%s", b)
+		}
+	})
+	s.start()
+	token, err := os.ReadFile(filepath.Join(s.data, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.NewClient(s.api, strings.TrimSpace(string(token)), nil)
+}
+
+// waitRollout polls rollout id through client until done holds, for at
+// most 90 seconds.
+func (s *serverProc) waitRollout(client *api.Client, id int64, done func(rollout.Rollout) bool) rollout.Rollout {
+	s.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := client.GetRollout(context.Background(), id); err == nil && done(r) {
+			return r
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("rollout %d did not get where expected", id)
+	return rollout.Rollout{}
 }

@@ -12,19 +12,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/demo"
 	"github.com/shipgate/shipgate/internal/notify"
-	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -183,48 +179,13 @@ strategy:
   webhooks:
     - {name: ops, url: "http://%s/hook", secret_env: SHIPGATE_E2E_HOOK_SECRET, events: [rollout.started, rollout.step, rollout.succeeded, rollout.rolled_back], timeout: 2s}
 `, shopBin, routerPort, hookAddr)
-	if err := os.WriteFile(s.cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if s.cmd != nil && s.cmd.ProcessState == nil {
-			s.kill9()
-		}
-		if c, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(s.data, "production")); err == nil {
-			_ = c.StopProcess(context.Background())
-		}
-		for _, inst := range registered(t, s.data) {
-			_ = syscall.Kill(-inst.PID, syscall.SIGKILL)
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(s.logPath)
-			t.Logf("server log:\n%s", b)
-		}
-	})
-	s.start()
-	token, err := os.ReadFile(filepath.Join(s.data, "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := api.NewClient(s.api, strings.TrimSpace(string(token)), nil)
+	client := s.launch(yaml)
 	ctx := context.Background()
-	waitRollout := func(id int64, done func(rollout.Rollout) bool) rollout.Rollout {
-		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for time.Now().Before(deadline) {
-			if r, err := client.GetRollout(ctx, id); err == nil && done(r) {
-				return r
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("rollout %d did not get where expected", id)
-		return rollout.Rollout{}
-	}
 	r, err := client.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Phase == rollout.PhaseSucceeded })
+	s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Phase == rollout.PhaseSucceeded })
 	// v2's canary is to be at 20% (and the server killed) halfway through
 	// the receiver's downtime.
 	if d := *receiverDown/2 - 4*time.Second - time.Since(downAt); d > 0 {
@@ -239,7 +200,7 @@ strategy:
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Weight == 20 })
+	s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Weight == 20 })
 	// Deliveries are failing and being retried.
 	pending, err := client.Notifications(ctx, notify.StatePending, 100)
 	if err != nil {
@@ -251,7 +212,7 @@ strategy:
 	s.kill9()
 	t.Logf("server killed with SIGKILL %v after the receiver went down, %d deliveries pending", time.Since(downAt).Round(time.Millisecond), len(pending))
 	s.start()
-	final := waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() })
+	final := s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() })
 	load.Stop()
 	if final.Phase != rollout.PhaseSucceeded {
 		t.Fatalf("v2 ended %s after the restart: %s", final.Phase, final.Reason)
