@@ -60,6 +60,15 @@ const (
 	// opArray builds an array whose elements hold operations: the JSON
 	// Logic library evaluates operations inside nested arrays.
 	opArray
+	// opIter is one of the library's operators that evaluate a rule once
+	// per element of an array (map, filter, reduce, all, none, some). It
+	// keeps its argument raw, as the library does: k.s is the operator and
+	// raw its argument (iter.go).
+	opIter
+	// opContains is contains_all, contains_any or contains_none (k.s).
+	opContains
+	// opSet is the library's set: a copy of an object with one property set.
+	opSet
 	// opFail is an operation the library does not know: evaluating it
 	// fails (flagd's PARSE_ERROR); k.s says why.
 	opFail
@@ -77,22 +86,16 @@ var operators = map[string]opcode{
 	"missing": opMissing, "missing_some": opMissingSome,
 	"starts_with": opStartsWith, "ends_with": opEndsWith,
 	"sem_ver": opSemVer, "fractional": opFractional,
+	"map": opIter, "filter": opIter, "reduce": opIter,
+	"all": opIter, "none": opIter, "some": opIter,
+	"contains_all": opContains, "contains_any": opContains, "contains_none": opContains,
+	"set": opSet,
 }
 
-// unsupported are operators of the JSON Logic library that Shipgate does
-// not evaluate yet: a rule using one loads with this warning, and
-// evaluating it fails with PARSE_ERROR.
+// unsupported are operator names that look like JSON Logic but that
+// flagd does not evaluate: a rule using one loads with this warning, and
+// evaluating it fails with PARSE_ERROR, as in flagd.
 var unsupported = map[string]string{
-	"map":                  "iterates with a changed data scope",
-	"filter":               "iterates with a changed data scope",
-	"reduce":               "iterates with a changed data scope",
-	"all":                  "iterates with a changed data scope",
-	"none":                 "iterates with a changed data scope",
-	"some":                 "iterates with a changed data scope",
-	"set":                  "is not part of JSON Logic",
-	"contains_all":         "is an extension of the JSON Logic library, not of JSON Logic",
-	"contains_any":         "is an extension of the JSON Logic library, not of JSON Logic",
-	"contains_none":        "is an extension of the JSON Logic library, not of JSON Logic",
 	"log":                  "has side effects (flagd does not have it either)",
 	"fractionalEvaluation": "is flagd's removed operator; use fractional (https://flagd.dev/concepts/#migrating-from-legacy-fractionalevaluation)",
 }
@@ -113,6 +116,8 @@ type node struct {
 	whole bool
 	// def is the default of a static opVar: [path, default].
 	def *node
+	// raw is the argument of an opIter, as written.
+	raw any
 	// frac is the precompiled distribution of an opFractional whose
 	// distributions are constant.
 	frac *distribution
@@ -226,14 +231,17 @@ func (c *compiler) compileOp(name string, arg any, path string) node {
 			return node{op: opFail, k: stringValue(fmt.Sprintf("$ref %s names no shared rule", describe(arg)))}
 		}
 		if why, known := unsupported[name]; known {
-			msg = fmt.Sprintf("operator %q is not supported by Shipgate: it %s", name, why)
+			msg = fmt.Sprintf("operator %q is not evaluated by flagd either: it %s", name, why)
 		} else {
-			msg = fmt.Sprintf("unknown operator %q; flagd's JSON Logic has var, if, ==, !=, ===, !==, !, !!, and, or, <, <=, >, >=, in, cat, substr, +, -, *, /, %%, min, max, merge, missing, missing_some, starts_with, ends_with, sem_ver and fractional", name)
+			msg = fmt.Sprintf("unknown operator %q; flagd's JSON Logic has var, if, ==, !=, ===, !==, !, !!, and, or, <, <=, >, >=, in, cat, substr, +, -, *, /, %%, min, max, merge, missing, missing_some, map, filter, reduce, all, none, some, contains_all, contains_any, contains_none, set, starts_with, ends_with, sem_ver and fractional", name)
 		}
 		c.problem(path, "%s; evaluating it fails with PARSE_ERROR", msg)
 		return node{op: opFail, k: stringValue(msg)}
 	}
-	n := node{op: op}
+	if op == opIter {
+		return node{op: opIter, k: stringValue(name), raw: arg}
+	}
+	n := node{op: op, k: stringValue(name)}
 	if op != opIf {
 		c.operand++
 	}

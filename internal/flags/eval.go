@@ -11,7 +11,12 @@ import (
 
 // env is the state of one evaluation of one rule.
 type env struct {
-	data    map[string]any
+	data map[string]any
+	// scoped is set while an iterating operator (iter.go) evaluates its
+	// rule on one element: vars then read root, which may be any JSON
+	// value, and "$flagd" is an ordinary key.
+	scoped  bool
+	root    any
 	flagKey string
 	now     int64
 	// err is the first evaluation error; once set, results are ignored.
@@ -97,6 +102,8 @@ func (e *env) eval(n *node) value {
 		}
 	case opFail:
 		return e.fail("%s", n.k.s)
+	case opIter:
+		return e.iterate(n)
 	case opArray:
 		arr := make([]any, len(n.args))
 		for i := range n.args {
@@ -166,6 +173,10 @@ func (e *env) eval(n *node) value {
 			return e.fail("cat takes an array, not %s", describeValue(single))
 		}
 		return e.cat(vals)
+	case opContains:
+		return e.contains(n.k.s, vals, isList)
+	case opSet:
+		return e.set(vals, single, isList)
 	case opAbs:
 		if !isList {
 			x, ok := single.strictNumber()
@@ -631,22 +642,24 @@ func (e *env) lookup(n *node) value {
 // ("items.0"). A missing key or a null gives def.
 func (e *env) walk(parts []string, def value) value {
 	var cur value
-	for i, part := range parts {
-		if i == 0 {
-			if part == "$flagd" {
-				cur = e.flagdProperties(parts[1:])
-				if cur.k == kindNull {
-					return def
-				}
-				return cur
-			}
-			x, ok := e.data[part]
-			if !ok || x == nil {
+	if e.scoped {
+		cur = fromAny(e.root)
+	} else {
+		if parts[0] == "$flagd" {
+			cur = e.flagdProperties(parts[1:])
+			if cur.k == kindNull {
 				return def
 			}
-			cur = fromAny(x)
-			continue
+			return cur
 		}
+		x, ok := e.data[parts[0]]
+		if !ok || x == nil {
+			return def
+		}
+		cur = fromAny(x)
+		parts = parts[1:]
+	}
+	for _, part := range parts {
 		switch cur.k {
 		case kindObject:
 			x := cur.obj[part]
@@ -694,6 +707,9 @@ func (e *env) flagdProperties(rest []string) value {
 
 // wholeContext is the context as flagd sees it, "$flagd" included.
 func (e *env) wholeContext() value {
+	if e.scoped {
+		return fromAny(e.root)
+	}
 	m := make(map[string]any, len(e.data)+1)
 	for k, v := range e.data {
 		m[k] = v
@@ -729,6 +745,12 @@ func (e *env) varDynamic(n *node) value {
 func (e *env) getVar(p value, def value, fromList bool) value {
 	switch p.k {
 	case kindNull:
+		// The library gives the data itself when it is a plain value.
+		if e.scoped {
+			if r := fromAny(e.root); r.k != kindArray && r.k != kindObject {
+				return r
+			}
+		}
 		return nullValue
 	case kindNumber:
 		p = stringValue(strconv.FormatFloat(p.n, 'f', -1, 64))

@@ -252,6 +252,18 @@ func randomContext(rng *rand.Rand) map[string]any {
 	if rng.IntN(3) != 0 {
 		ctx["user"] = map[string]any{"name": pick("jack", "queen", "ten", "nine", "3", 3.0)}
 	}
+	if rng.IntN(3) != 0 {
+		// Arrays for map, filter, reduce, all, none, some and contains_*.
+		ctx["tags"] = pick([]any{"beta", "eu"}, []any{"alpha"}, []any{}, []any{"beta", 3.0, true, nil},
+			[]any{[]any{"x"}, "beta"}, "beta", 2.0, nil, []any{map[string]any{"beta": 1.0}})
+	}
+	if rng.IntN(3) != 0 {
+		ctx["cart"] = pick(
+			[]any{map[string]any{"sku": "a", "price": 10.0, "qty": 2.0}, map[string]any{"sku": "b", "price": 2.5, "qty": 1.0}},
+			[]any{map[string]any{"sku": "c", "price": "7", "qty": 3.0}},
+			[]any{map[string]any{"sku": "d"}, nil, 4.0},
+			[]any{}, map[string]any{"sku": "e"})
+	}
 	if rng.IntN(4) == 0 {
 		// An object that an if result applies again as a rule.
 		ctx["rule"] = pick(map[string]any{"==": []any{1.0, 1.0}}, map[string]any{"<": []any{1.0}}, map[string]any{"nope": 1.0},
@@ -356,7 +368,9 @@ func (g *gen) cond(depth int) any {
 // var defaults and indexes, arithmetic, strings, and operators given
 // something other than an array.
 func (g *gen) misc(depth int) any {
-	switch g.rng.IntN(15) {
+	switch g.rng.IntN(17) {
+	case 15, 16:
+		return g.iteration(depth)
 	case 0:
 		return map[string]any{"in": []any{g.attr(), []any{"CA", map[string]any{"var": "plan"}, []any{map[string]any{"var": "tier"}}}}}
 	case 1:
@@ -387,6 +401,64 @@ func (g *gen) misc(depth int) any {
 		return map[string]any{"if": []any{g.cond(depth - 1), map[string]any{"var": "rule"}, map[string]any{"var": "rule"}}}
 	default:
 		return map[string]any{"if": []any{g.cond(depth - 1), map[string]any{"a": 1.0, "b": 2.0}, g.cond(depth - 1)}}
+	}
+}
+
+// iteration is map, filter, reduce, all, none, some, contains_* and set,
+// with rules that read the element, the outer context, or both.
+func (g *gen) iteration(depth int) any {
+	list := func() any {
+		return g.pick(map[string]any{"var": "tags"}, map[string]any{"var": "cart"}, []any{"beta", "x", 2.0},
+			[]any{1.0, map[string]any{"var": "age"}}, map[string]any{"var": "missing"}, map[string]any{"var": "plan"}, "beta")
+	}
+	elem := func() any {
+		return g.pick(map[string]any{"var": ""}, map[string]any{"var": "price"}, map[string]any{"var": "sku"},
+			map[string]any{"var": "plan"}, map[string]any{"var": ".qty"}, map[string]any{"var": []any{"qty", 1.0}},
+			map[string]any{"var": "0"}, map[string]any{"var": "beta"})
+	}
+	body := func() any {
+		switch g.rng.IntN(6) {
+		case 0:
+			return map[string]any{"==": []any{elem(), g.pick("beta", 10.0, "a", "pro", 1.0)}}
+		case 1:
+			return map[string]any{">": []any{map[string]any{"*": []any{elem(), elem()}}, g.pick(5.0, 0.0)}}
+		case 2:
+			return map[string]any{"in": []any{elem(), []any{"beta", "eu", "a", 2.5}}}
+		case 3:
+			return elem()
+		case 4:
+			return g.cond(depth - 1)
+		default:
+			return g.pick("beta", 1.0, []any{elem()})
+		}
+	}
+	switch g.rng.IntN(9) {
+	case 0:
+		return map[string]any{"in": []any{g.pick("beta", 20.0, "a").(any), map[string]any{"map": []any{list(), body()}}}}
+	case 1:
+		return map[string]any{"!!": []any{map[string]any{"filter": []any{list(), body()}}}}
+	case 2:
+		init := g.pick(0.0, "", false, true, "s", map[string]any{"var": "age"}, nil)
+		acc := g.pick(
+			map[string]any{"+": []any{map[string]any{"var": "accumulator"}, map[string]any{"var": "current.price"}}},
+			map[string]any{"cat": []any{map[string]any{"var": "accumulator"}, map[string]any{"var": "current"}}},
+			map[string]any{"or": []any{map[string]any{"var": "accumulator"}, map[string]any{"==": []any{map[string]any{"var": "current"}, "beta"}}}},
+			map[string]any{"var": "current.qty"}, "notarule")
+		return map[string]any{g.pick(">", "==", "!!").(string): []any{map[string]any{"reduce": []any{list(), acc, init}}, g.pick(10.0, "", true, 0.0)}}
+	case 3, 4:
+		args := []any{list(), body()}
+		if g.rng.IntN(10) == 0 {
+			args = args[:1]
+		}
+		return map[string]any{g.pick("all", "none", "some").(string): args}
+	case 5:
+		return map[string]any{g.pick("contains_all", "contains_any", "contains_none").(string): []any{list(), g.pick([]any{"beta"}, []any{"beta", "eu"}, []any{}, []any{2.0}, []any{[]any{"x"}}, "beta")}}
+	case 6:
+		return map[string]any{"==": []any{map[string]any{"var": "x"}, map[string]any{"set": []any{map[string]any{"var": "user"}, "x", map[string]any{"var": "plan"}}}}}
+	case 7:
+		return map[string]any{"some": []any{list(), map[string]any{"some": []any{map[string]any{"var": "tags"}, body()}}}}
+	default:
+		return map[string]any{g.pick("map", "filter", "all").(string): g.pick(list(), "x", 3.0)}
 	}
 }
 
@@ -576,5 +648,53 @@ func TestBucketingGolden_MatchesFlagd(t *testing.T) {
 				t.Errorf("%s/%s at %s: flagd says %q (%v), golden says %q", v.FlagKey, v.TargetingKey, key, got.Variant, got.Error, want)
 			}
 		}
+	}
+}
+
+// TestOFREP_MatchesFlagd_Iteration compares rules built on the library's
+// iterating operators (map, filter, reduce, all, none, some), contains_*
+// and set: their data scope, the outer context's vars replacing the
+// element's (solveVars), reduce's typed accumulator, and the inputs on
+// which the library panics (PARSE_ERROR).
+func TestOFREP_MatchesFlagd_Iteration(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 5))
+	var compared int
+	branch := map[string]int{}
+	for fi := range 40 {
+		g := &gen{rng: rng, variants: []string{"on", "off"}}
+		fl := map[string]any{}
+		for i := range 20 {
+			fl[fmt.Sprintf("flag-%02d", i)] = map[string]any{
+				"state": "ENABLED", "variants": map[string]any{"on": true, "off": false}, "defaultVariant": "off",
+				"targeting": map[string]any{"if": []any{g.iteration(2), "on", "off"}},
+			}
+		}
+		data, err := json.Marshal(map[string]any{"flags": fl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		je, snap := load(t, data)
+		if snap == nil {
+			t.Fatalf("neither flagd nor Shipgate loads:\n%s", data)
+		}
+		for ci := range 60 {
+			ctx := randomContext(rng)
+			for _, key := range snap.Keys() {
+				a := compare(t, fmt.Sprintf("file %d context %d", fi, ci), je, snap, key, ctx)
+				if t.Failed() {
+					t.Fatalf("file:\n%s", data)
+				}
+				compared++
+				if a.Status != 200 {
+					branch["ERROR "+fmt.Sprint(a.Body["errorCode"])]++
+				} else {
+					branch[fmt.Sprint(a.Body["variant"])]++
+				}
+			}
+		}
+	}
+	t.Logf("%d evaluations agree; answers: %v", compared, branch)
+	if branch["on"] < 1000 || branch["off"] < 1000 || branch["ERROR PARSE_ERROR"] < 100 {
+		t.Errorf("the rules do not reach both branches and the library's failures often enough: %v", branch)
 	}
 }
