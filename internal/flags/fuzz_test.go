@@ -50,6 +50,9 @@ func FuzzCompileRule(f *testing.F) {
 		{`{"cat":[{"var":""},{"merge":[1,[2,3]]},{"max":[1,2]},{"%":[7,3]}]}`, `{}`},
 		{`{"if":[true,{"var":"obj"}]}`, `{"obj":{"==":[1,1]}}`},
 		{`{"starts_with":[{"var":"e"},"a"]}`, `{"e":5}`},
+		{`{"some":[{"var":"tags"},{"filter":[{"var":"cart"},{">":[{"var":"price"},{"var":""}]}]}]}`, `{"tags":[1,"a"],"cart":[{"price":3}]}`},
+		{`{"reduce":[{"map":[{"var":"c"},{"var":"n"}]},{"+":[{"var":"accumulator"},{"var":"current"}]},{"var":"z"}]}`, `{"c":[{"n":1},null,{"n":"2"}],"z":0}`},
+		{`{"contains_any":[{"set":[{"var":"o"},"k",[1]]},[[1]]]}`, `{"o":{}}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.rule, s.ctx)
