@@ -52,6 +52,9 @@ type RolloutSnapshot struct {
 	Weight   int    `json:"weight"`
 	Waiting  bool   `json:"waiting_for_approval"`
 	Strategy string `json:"strategy,omitempty"`
+	// Paused says why the bake holds for a person (pause, or inconclusive
+	// evidence under on_inconclusive: pause); empty while it runs.
+	Paused string `json:"paused,omitempty"`
 }
 
 // SnapshotOf turns an app's status into a stream event.
@@ -64,7 +67,7 @@ func SnapshotOf(st rollout.AppStatus, now time.Time) Snapshot {
 		}
 		if a := e.Active; a != nil {
 			es.Rollout = &RolloutSnapshot{ID: a.ID, Version: a.Version, Phase: string(a.Phase), Weight: a.Weight,
-				Waiting: waitingApproval(a), Strategy: a.Strategy}
+				Waiting: waitingApproval(a), Strategy: a.Strategy, Paused: a.Paused}
 			if a.StepIndex < len(a.Steps) {
 				es.Rollout.Step = stepName(a.Steps[a.StepIndex])
 			}

@@ -1,7 +1,7 @@
 // Package dashboard is Shipgate's web dashboard, served by `shipgate
 // server` under /ui/: what is live in each environment, the rollout in
-// progress pushed live over server-sent events, buttons to roll back and
-// approve, history, the DORA report and the audit log with its chain
+// progress pushed live over server-sent events, buttons to roll back,
+// approve, pause, resume and promote (end the bake now), history, the DORA report and the audit log with its chain
 // verification.
 //
 // It is server-rendered html/template with one embedded script and one
@@ -43,6 +43,9 @@ type Service interface {
 	History(ctx context.Context, app, env string, limit int) ([]rollout.Rollout, error)
 	Rollback(ctx context.Context, req rollout.RollbackRequest) (rollout.Rollout, error)
 	Approve(ctx context.Context, req rollout.ApproveRequest) (rollout.Rollout, error)
+	Promote(ctx context.Context, req rollout.PromoteRequest) (rollout.Rollout, error)
+	Pause(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error)
+	Resume(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error)
 	Audit(ctx context.Context, f audit.Filter) ([]audit.Event, error)
 }
 
@@ -140,6 +143,9 @@ func New(opts Options) (*Handler, error) {
 	m.Handle("GET /ui/dora", h.need(auth.RoleViewer, false, h.dora))
 	m.Handle("POST /ui/rollback", h.need(auth.RoleDeployer, true, h.rollback))
 	m.Handle("POST /ui/approve", h.need(auth.RoleDeployer, true, h.approve))
+	m.Handle("POST /ui/promote", h.need(auth.RoleDeployer, true, h.promote))
+	m.Handle("POST /ui/pause", h.need(auth.RoleDeployer, true, h.pause))
+	m.Handle("POST /ui/resume", h.need(auth.RoleDeployer, true, h.resume))
 	m.Handle("GET /ui/flags", h.need(auth.RoleViewer, false, h.flagsPage))
 	m.Handle("POST /ui/flags/disable", h.need(auth.RoleDeployer, true, h.killFlag))
 	h.mux = m

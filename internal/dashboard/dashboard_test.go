@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,29 @@ type engine struct {
 	mu        sync.Mutex
 	weight    int
 	rollbacks []rollout.RollbackRequest
+	// calls records promote, pause and resume as "verb actor reason".
+	calls []string
+}
+
+func (e *engine) record(verb, actor, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls = append(e.calls, verb+" "+actor+" "+reason)
+}
+
+func (e *engine) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+	e.record("promote", req.Actor, req.Reason)
+	return rollout.Rollout{ID: 2, Env: req.Env, Version: "v2"}, nil
+}
+
+func (e *engine) Pause(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	e.record("pause", req.Actor, req.Reason)
+	return rollout.Rollout{ID: 2, Env: req.Env, Version: "v2"}, nil
+}
+
+func (e *engine) Resume(_ context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
+	e.record("resume", req.Actor, req.Reason)
+	return rollout.Rollout{}, fmt.Errorf("rollout 2 of v2 in production is not paused: %w", rollout.ErrConflict)
 }
 
 func (e *engine) Status(context.Context, string) (rollout.AppStatus, error) {
@@ -222,6 +246,56 @@ func TestDashboard_SessionsCSRFAndRoles(t *testing.T) {
 	}
 	if resp, _ := f.get(t, "/ui/", vc); resp.StatusCode != http.StatusSeeOther {
 		t.Fatal("the session outlived its logout")
+	}
+}
+
+// TestDashboard_PromotePauseResume: the deployer's buttons reach the
+// engine with the person and the reason, a promotion without a reason
+// changes nothing, a refusal is shown, and a viewer can do none of it.
+func TestDashboard_PromotePauseResume(t *testing.T) {
+	f := start(t)
+	dc, dcsrf := f.login(t, f.token(t, "dana", auth.RoleDeployer))
+	vc, vcsrf := f.login(t, f.token(t, "vic", auth.RoleViewer))
+	_, page := f.get(t, "/ui/", dc)
+	for _, b := range []string{`class="pause"`, `class="resume"`, `class="promote"`} {
+		if !strings.Contains(page, b) {
+			t.Fatalf("the deployer's page has no %s button", b)
+		}
+	}
+	post := func(path, reason string, c *http.Cookie, csrf string) *http.Response {
+		return f.post(t, path, url.Values{"env": {"production"}, "reason": {reason}, "csrf": {csrf}}, c, "")
+	}
+	flash := func(resp *http.Response) string {
+		t.Helper()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || err != nil {
+			t.Fatalf("answer %d to %q, want 303 back to the page", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		return loc.Query().Get("flash")
+	}
+	if msg := flash(post("/ui/promote", " ", dc, dcsrf)); !strings.Contains(msg, "say why") {
+		t.Fatalf("promote without a reason: flash %q", msg)
+	}
+	if msg := flash(post("/ui/promote", "the numbers are clear", dc, dcsrf)); !strings.Contains(msg, "Promoted v2 in production") {
+		t.Fatalf("promote: flash %q", msg)
+	}
+	if msg := flash(post("/ui/pause", "paused from the dashboard", dc, dcsrf)); !strings.Contains(msg, "Paused v2") {
+		t.Fatalf("pause: flash %q", msg)
+	}
+	if msg := flash(post("/ui/resume", "resumed from the dashboard", dc, dcsrf)); !strings.Contains(msg, "refused: rollout 2 of v2 in production is not paused") {
+		t.Fatalf("resume: flash %q", msg)
+	}
+	for _, path := range []string{"/ui/promote", "/ui/pause", "/ui/resume"} {
+		if resp := post(path, "x", vc, vcsrf); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("viewer %s = %d, want 403", path, resp.StatusCode)
+		}
+		if resp := post(path, "x", dc, ""); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("%s without the CSRF token = %d, want 403", path, resp.StatusCode)
+		}
+	}
+	want := []string{"promote user:dana the numbers are clear", "pause user:dana paused from the dashboard", "resume user:dana resumed from the dashboard"}
+	if strings.Join(f.eng.calls, "|") != strings.Join(want, "|") {
+		t.Fatalf("engine calls = %q, want %q", f.eng.calls, want)
 	}
 }
 

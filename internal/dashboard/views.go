@@ -147,6 +147,42 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
 	h.back(w, r, fmt.Sprintf("Approved %s in %s.", ro.Version, ro.Env))
 }
 
+// promote ends the running step's bake now, as passed (shipgate promote).
+func (h *Handler) promote(w http.ResponseWriter, r *http.Request) {
+	s := sessionOf(r)
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if reason == "" {
+		h.back(w, r, "Promoting skips the rest of the bake: say why.")
+		return
+	}
+	ro, err := h.opts.Service.Promote(r.Context(), rollout.PromoteRequest{App: h.opts.App, Env: r.PostFormValue("env"), Reason: reason, Actor: "user:" + s.name})
+	if err != nil {
+		h.back(w, r, "Promotion refused: "+err.Error())
+		return
+	}
+	h.back(w, r, fmt.Sprintf("Promoted %s in %s past its bake (rollout %d).", ro.Version, ro.Env, ro.ID))
+}
+
+// pause holds the running bake for a person; resume lets it go on.
+func (h *Handler) pause(w http.ResponseWriter, r *http.Request) { h.hold(w, r, true) }
+
+func (h *Handler) resume(w http.ResponseWriter, r *http.Request) { h.hold(w, r, false) }
+
+func (h *Handler) hold(w http.ResponseWriter, r *http.Request, pause bool) {
+	s := sessionOf(r)
+	req := rollout.PauseRequest{App: h.opts.App, Env: r.PostFormValue("env"), Reason: strings.TrimSpace(r.PostFormValue("reason")), Actor: "user:" + s.name}
+	call, verb := h.opts.Service.Resume, "Resumed"
+	if pause {
+		call, verb = h.opts.Service.Pause, "Paused"
+	}
+	ro, err := call(r.Context(), req)
+	if err != nil {
+		h.back(w, r, strings.TrimSuffix(verb, "d")+" refused: "+err.Error())
+		return
+	}
+	h.back(w, r, fmt.Sprintf("%s %s in %s (rollout %d).", verb, ro.Version, ro.Env, ro.ID))
+}
+
 // events streams the rollout events (api.StreamStatus) to the page.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	api.StreamStatus(w, r, h.opts.Service, h.opts.App, h.opts.Poll, h.opts.Done)

@@ -233,6 +233,17 @@ func TestE2E_DashboardInChromium(t *testing.T) {
 	}
 	waitPage("the error-rate chart", `String(document.querySelectorAll("#env-production svg.err polyline").length > 0)`, "true", 10*time.Second)
 
+	// The deployer pauses the bake from the page: the engine holds it, the
+	// page says so live; resuming lets it go on.
+	held := `document.querySelector("#env-production .held").hidden ? "" : document.querySelector("#env-production .held-text").textContent`
+	do("pause", chromedp.Click(chromedp.CSS("#env-production button.pause")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	waitPage("the paused note", `String(`+held+`.startsWith("paused by user:dana: paused from the dashboard"))`, "true", 10*time.Second)
+	if r, _ := p.Engine.GetRollout(context.Background(), ro.ID); !strings.HasPrefix(r.Paused, "paused by user:dana") {
+		t.Fatalf("after Pause the rollout's paused = %q", r.Paused)
+	}
+	do("resume", chromedp.Click(chromedp.CSS("#env-production button.resume")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	waitPage("the paused note", held, "", 10*time.Second)
+
 	// A forged POST (a valid session, no CSRF token) is refused and
 	// changes nothing.
 	session := goLogin(t, base, deployer)

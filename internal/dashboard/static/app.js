@@ -51,6 +51,9 @@
       root.querySelector(".canary-bar").style.width = r.weight + "%";
       root.querySelector(".approve-version").value = r.version;
       if (approve) approve.disabled = !(canAct && r.waiting_for_approval);
+      const held = root.querySelector(".held");
+      held.hidden = !r.paused;
+      text(root, ".held-text", r.paused || "");
       text(root, ".verdict-text", e.verdict || "waiting for data");
       const ev = root.querySelector(".evidence");
       ev.textContent = "";
