@@ -201,6 +201,21 @@ var funcs = map[string]any{
 	"lastDay": func(t time.Time) string {
 		return t.AddDate(0, 0, -1).Format(time.DateOnly)
 	},
+	// ci is a CI duration, "-" for a week without runs.
+	"ci": func(d time.Duration) string {
+		if d <= 0 {
+			return "-"
+		}
+		return d.Round(time.Second).String()
+	},
+	// age is how long a test had been flaky at the end of the week.
+	"age": func(since, end time.Time) string {
+		d := end.Sub(since)
+		if d >= 48*time.Hour {
+			return fmt.Sprintf("%d days", int(d.Hours()/24))
+		}
+		return d.Round(time.Hour).String()
+	},
 	"dur": func(d *dora.Duration) string {
 		if d == nil {
 			return "not restored"

@@ -9,7 +9,20 @@ import (
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/dora"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/testsignal"
 )
+
+// TestRuns reads the CI runs recorded for an app (testsignal.Store).
+type TestRuns interface {
+	TestRuns(ctx context.Context, app, version string, limit int) ([]testsignal.Run, error)
+}
+
+// ciWeeks is how many weeks of CI time the report shows: the report's
+// week and the four before, as the DORA sparklines do.
+const ciWeeks = 5
+
+// ciRuns bounds the runs read per app, as testsignal does.
+const ciRuns = 500
 
 // FlagDebt lists the flags that should be cleaned up (flags.Service).
 type FlagDebt interface {
@@ -41,6 +54,13 @@ type Report struct {
 type AppWeek struct {
 	dora.Summary
 	SuccessRate dora.Ratio `json:"deploy_success_rate"`
+	// CI is the CI time per week (Monday to Sunday, UTC) of the runs
+	// recorded with `shipgate tests record`, ending with the report's
+	// week, oldest first; absent when no run was ever recorded.
+	CI []testsignal.Week `json:"ci_weeks,omitempty"`
+	// Flaky are the tests that were flaky at the end of the week, the
+	// longest-flaky first.
+	Flaky []testsignal.Flaky `json:"flaky_tests,omitempty"`
 }
 
 // Revert is a rollback that reverted migrations.
@@ -94,6 +114,13 @@ func (s *Service) Report(ctx context.Context, q WeekQuery) (Report, error) {
 		deploys += sum.Keys.ChangeFailRate.Of
 	}
 	r.Headline = successRate(dora.Ratio{Count: failed, Of: deploys})
+	if s.Tests != nil {
+		for i := range r.Apps {
+			if err := s.testSignals(ctx, &r.Apps[i], r.To); err != nil {
+				return Report{}, err
+			}
+		}
+	}
 	if s.Flags != nil {
 		debt, err := s.Flags.Stale(ctx)
 		if err != nil {
@@ -119,4 +146,26 @@ func (s *Service) Report(ctx context.Context, q WeekQuery) (Report, error) {
 			Versions: e.Data["versions"], Rollout: e.Data["rollout"], Outcome: e.Outcome})
 	}
 	return r, nil
+}
+
+// testSignals adds an app's CI time trend and its flaky tests, as they
+// were at the end of the week, to a.
+func (s *Service) testSignals(ctx context.Context, a *AppWeek, end time.Time) error {
+	runs, err := s.Tests.TestRuns(ctx, a.App, "", ciRuns)
+	if err != nil {
+		return fmt.Errorf("report: test runs of %s: %w", a.App, err)
+	}
+	var before []testsignal.Run
+	for _, r := range runs {
+		if r.At.Before(end) {
+			before = append(before, r)
+		}
+	}
+	if len(before) == 0 {
+		return nil
+	}
+	a.CI = testsignal.Trend(before, end.Add(-time.Nanosecond), ciWeeks)
+	a.Flaky = testsignal.DetectFlaky(before)
+	slices.SortStableFunc(a.Flaky, func(x, y testsignal.Flaky) int { return x.FirstSeen.Compare(y.FirstSeen) })
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/sqlite"
+	"github.com/shipgate/shipgate/internal/testsignal"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -119,6 +121,35 @@ func seededStore(t *testing.T) (*sqlite.Store, *flags.Service) {
 		t.Fatal(err)
 	}
 
+	// CI runs of shop: 9 to 11 minutes the week before, 14 to 16 in
+	// 2026-W48; checkout_test failed, then passed on a retry in 1.5.0's
+	// run; a run after the week is not in its report.
+	runs := []struct {
+		version string
+		at      time.Time
+		ci      time.Duration
+		flaky   bool
+	}{
+		{"1.3.0", d(-1, 0, 8*time.Hour), 9 * time.Minute, false},
+		{"1.3.1", d(-1, 2, 8*time.Hour), 11 * time.Minute, false},
+		{"1.4.0", d(0, 0, 9*time.Hour), 14 * time.Minute, false},
+		{"1.5.0", d(0, 1, 13*time.Hour), 16 * time.Minute, true},
+		{"1.5.1", d(0, 2, 8*time.Hour), 15 * time.Minute, false},
+		{"1.7.0", d(1, 0, 8*time.Hour), 40 * time.Minute, false},
+	}
+	for _, r := range runs {
+		attempts := []testsignal.Outcome{testsignal.Passed}
+		if r.flaky {
+			attempts = []testsignal.Outcome{testsignal.Failed, testsignal.Passed}
+		}
+		run := testsignal.Run{App: "shop", Version: r.version, Commit: "sha" + r.version, At: r.at, CIDuration: r.ci, Cases: []testsignal.Case{
+			{ID: "shop.checkout_test", File: "checkout_test.go", Attempts: attempts},
+			{ID: "shop.cart_test", Attempts: []testsignal.Outcome{testsignal.Passed}}}}
+		if _, err := st.AddTestRun(ctx, run, audit.Event{Time: r.at, Actor: "user:ci", Action: testsignal.ActionTestRun, Subject: "shop/" + r.version, Data: map[string]string{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	fs, err := flags.NewService(ctx, flags.Options{Store: st, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +169,7 @@ func seededStore(t *testing.T) (*sqlite.Store, *flags.Service) {
 func seededReport(t *testing.T) Report {
 	t.Helper()
 	st, fs := seededStore(t)
-	svc := &Service{Store: st, Calendar: dora.DefaultCalendar(time.UTC), Now: func() time.Time { return now }, Flags: fs}
+	svc := &Service{Store: st, Calendar: dora.DefaultCalendar(time.UTC), Now: func() time.Time { return now }, Flags: fs, Tests: st}
 	r, err := svc.Report(t.Context(), WeekQuery{Week: "last"})
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +190,23 @@ func TestReport_Seeded(t *testing.T) {
 	shop := r.Apps[1]
 	if shop.App != "shop" || shop.SuccessRate.String() != "60.0% (3 of 5 deploys)" || shop.Keys.NotReachedUsers != 1 {
 		t.Fatalf("shop = %s %s, not reached %d", shop.App, shop.SuccessRate, shop.Keys.NotReachedUsers)
+	}
+	// CI time per week, ending with the report's week; the flaky test as
+	// it was at the end of the week.
+	if len(shop.CI) != 5 {
+		t.Fatalf("shop's CI weeks = %+v, want 5", shop.CI)
+	}
+	if w := shop.CI[4]; w.Runs != 3 || w.MedianCI != 15*time.Minute || w.MaxCI != 16*time.Minute || !w.Start.Equal(monday) {
+		t.Fatalf("shop's CI in 2026-W48 = %+v, want 3 runs, median 15m, slowest 16m", w)
+	}
+	if w := shop.CI[3]; w.Runs != 2 || w.MedianCI != 10*time.Minute {
+		t.Fatalf("shop's CI the week before = %+v, want 2 runs, median 10m", w)
+	}
+	if len(shop.Flaky) != 1 || shop.Flaky[0].ID != "shop.checkout_test" || !strings.Contains(shop.Flaky[0].Reason, "retry") {
+		t.Fatalf("shop's flaky tests = %+v, want checkout_test, flaky on a retry", shop.Flaky)
+	}
+	if api := r.Apps[0]; api.CI != nil || api.Flaky != nil {
+		t.Fatalf("api has no CI runs, but its report has %+v %+v", api.CI, api.Flaky)
 	}
 	if len(r.ExpiredFlags) != 1 || r.ExpiredFlags[0].Key != "new-checkout" {
 		t.Fatalf("expired flags = %+v, want new-checkout only", r.ExpiredFlags)

@@ -47,6 +47,8 @@ type Service struct {
 	Now func() time.Time
 	// Flags, when set, lists the flags past their expiry in the report.
 	Flags FlagDebt
+	// Tests, when set, adds each app's CI time trend and flaky tests.
+	Tests TestRuns
 }
 
 func (s *Service) now() time.Time {

@@ -268,7 +268,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if tlsConfig != nil {
 		cp.APIURL = "https://" + ln.Addr().String()
 	}
-	reports := &report.Service{Store: cp.Store, Calendar: calendarOf(cfg), Flags: cp.Flags}
+	reports := &report.Service{Store: cp.Store, Calendar: calendarOf(cfg), Flags: cp.Flags, Tests: cp.Store}
 	if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
 		return nil, fmt.Errorf("start notifications: %w", err)
 	}
