@@ -18,7 +18,7 @@ const (
 	ActionRollbackManual = "rollback.manual" // a person asked for a rollback
 	ActionRolledBack     = "rollback.done"   // traffic is on the old release, new instances stopped
 	ActionGateBypass     = "gate.bypass"     // a hotfix skipped a deploy gate
-	ActionGateRefuse     = "gate.refuse"     // a test gate refused a deploy (data: gate)
+	ActionGateRefuse     = "gate.refuse"     // a gate refused a deploy (data: gate; reason: why)
 	ActionApprove        = "rollout.approve" // someone approved a rollout waiting for approval
 	ActionPause          = "rollout.pause"   // a gate stayed inconclusive: the rollout waits for a person
 	ActionPromoteManual  = "rollout.skip"    // a person ended a bake early (shipgate promote)

@@ -50,6 +50,10 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		return Rollout{}, err
 	}
 	if err := e.checkMigrations(ctx, st, rel); err != nil {
+		var ge *GateError
+		if errors.As(err, &ge) {
+			e.auditRefusal(ctx, st, rel, GateStatus{Gate: ge.Gate, Detail: ge.Message})
+		}
 		return Rollout{}, err
 	}
 

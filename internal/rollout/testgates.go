@@ -42,13 +42,10 @@ func (e *Engine) testGates(ctx context.Context, st *config.Stage, rel Release) (
 	return out, nil
 }
 
-// auditRefusal records that a test gate refused a deploy. Other gates'
-// refusals are answered to the caller only; a test gate's is also kept,
-// so that the flaky tests that held a release are on record.
+// auditRefusal records that a gate refused a deploy, with the gate and
+// why: the refusal changes nothing else, but it is on record (who tried
+// to ship what, and what held it).
 func (e *Engine) auditRefusal(ctx context.Context, st *config.Stage, rel Release, g GateStatus) {
-	if !testsignal.IsGate(g.Gate) {
-		return
-	}
 	ev := audit.Event{Time: e.clock.Now(), Actor: ActorEngine, Action: audit.ActionGateRefuse,
 		Subject: rel.App + "/" + st.Name + "/" + rel.Version, Reason: g.Detail, Outcome: "failed",
 		Data: map[string]string{"gate": g.Gate}}

@@ -411,11 +411,23 @@ smoke: [{path: /healthz}]
 		_, err := p.Engine.Deploy(ctx, req)
 		return err
 	}
+	refusals := 0
 	wantGate := func(err error, gate string) {
 		t.Helper()
 		var ge *rollout.GateError
 		if !errors.As(err, &ge) || ge.Gate != gate {
 			t.Fatalf("err = %v, want the %s gate to refuse", err, gate)
+		}
+		// Every refusal is on record, naming the gate and why.
+		var got []audit.Event
+		for _, e := range auditActions(t, p, "shop/production/v1") {
+			if e.Action == audit.ActionGateRefuse {
+				got = append(got, e)
+			}
+		}
+		refusals++
+		if len(got) != refusals || got[0].Data["gate"] != gate || got[0].Reason != ge.Message {
+			t.Fatalf("after the %s gate refused: %d gate.refuse events (want %d), latest %+v", gate, len(got), refusals, got)
 		}
 	}
 	if _, err := p.Engine.CreateRelease(ctx, rollout.ReleaseRequest{App: "shop", Version: "v1", Commit: "abc", Actor: "user:ci"}); err != nil {
