@@ -17,12 +17,8 @@ import (
 // The store is the retirements' journal.
 var _ retire.Journal = (*Store)(nil)
 
-// RouteCount is the traffic of one path prefix: how many requests, and
-// when the last one was.
-type RouteCount struct {
-	Count uint64
-	Last  time.Time
-}
+// RouteCount is the traffic of one path prefix (retire.RouteCount).
+type RouteCount = retire.RouteCount
 
 // TrackRoutes records that the traffic of env is counted from now on,
 // unless it already was.
