@@ -113,8 +113,14 @@ func (s *Store) Save(ctx context.Context, r *retire.Retirement, actor, action, d
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE retirements SET stage = ?, updated_at = ?, doc = ? WHERE id = ?`, string(r.Stage), now, string(doc), r.ID); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE retirements SET stage = ?, updated_at = ?, doc = ? WHERE id = ?`, string(r.Stage), now, string(doc), r.ID)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("retirement %d: %w", r.ID, rollout.ErrNotFound)
 		}
 		ev := audit.Event{Time: s.now().UTC(), Actor: actor, Action: action, Subject: "retire/" + string(r.Kind) + "/" + strings.TrimPrefix(r.Subject, "/"),
 			Reason: detail, Outcome: "ok", Data: map[string]string{"retirement": fmt.Sprint(r.ID), "stage": string(r.Stage), "env": r.Env}}
