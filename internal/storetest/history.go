@@ -89,7 +89,9 @@ func generateLater(t testing.TB, s store.Store, n int) {
 	}
 	for i := range 2 {
 		in := dora.Incident{App: "shop", Env: "production", DeployID: int64(i + 1), Title: "incident " + strconv.Itoa(i), OpenedAt: t0.Add(time.Duration(i) * time.Hour)}
-		if err := s.OpenIncidentAudited(ctx, &in, func(in dora.Incident) audit.Event { return Event("incident.open", "incident/"+strconv.FormatInt(in.ID, 10)) }); err != nil {
+		if err := s.OpenIncidentAudited(ctx, &in, func(in dora.Incident) audit.Event {
+			return Event("incident.open", "incident/"+strconv.FormatInt(in.ID, 10))
+		}); err != nil {
 			t.Fatalf("history: incident: %v", err)
 		}
 		if i == 0 {
