@@ -138,11 +138,13 @@ func GenerateLater(t testing.TB, s store.Store, app, version string) {
 			t.Fatalf("history: route usage: %v", err)
 		}
 	}
-	r := retire.Retirement{Kind: retire.KindRoute, Env: "production", Subject: "/api/v1", Actor: "user:ana", Stage: retire.StageCheck, StartedAt: t0, Cycle: time.Hour}
-	if err := s.Save(ctx, &r, "user:ana", retire.ActionStart, "retire /api/v1"); err != nil {
+	// Watched for 50 years: a server that resumes it keeps watching.
+	const watch = 50 * 365 * 24 * time.Hour
+	r := retire.Retirement{Kind: retire.KindRoute, Env: "production", Subject: "/legacy/v0", Actor: "user:ana", Stage: retire.StageCheck, StartedAt: t0, Cycle: time.Hour, Watch: watch}
+	if err := s.Save(ctx, &r, "user:ana", retire.ActionStart, "retire /legacy/v0"); err != nil {
 		t.Fatalf("history: retirement: %v", err)
 	}
-	r.Stage, r.Baseline, r.DisabledAt = retire.StageWatch, 34, t0.Add(time.Minute)
+	r.Stage, r.Baseline, r.DisabledAt, r.WatchUntil = retire.StageWatch, 34, t0.Add(time.Minute), t0.Add(time.Minute+watch)
 	if err := s.Save(ctx, &r, "user:ana", retire.ActionDisable, "disabled"); err != nil {
 		t.Fatalf("history: retirement: %v", err)
 	}
