@@ -112,7 +112,9 @@ strategy:
 		t.Fatal(err)
 	}
 	migrate := exec.Command(shipgateBin, "-o", "json", "--data", s.data, "store", "migrate", "--from", "sqlite:"+dbPath, "--to", dsn, "--to-password-file", pwFile)
+	began := time.Now()
 	out, err := migrate.CombinedOutput()
+	t.Logf("store migrate of %d rollouts and %d audit events: %s", len(want.Rollouts), len(want.Audit), time.Since(began).Round(time.Millisecond))
 	if err != nil {
 		t.Fatalf("store migrate: %v\n%s", err, out)
 	}
@@ -143,7 +145,9 @@ strategy:
 			t.Fatal(err)
 		}
 	}
+	began = time.Now()
 	s.start()
+	t.Logf("server on PostgreSQL serving after %s", time.Since(began).Round(time.Millisecond))
 	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.cmd.Process.Pid)); err != nil || strings.Contains(string(cmdline), secret) {
 		t.Errorf("the server's command line holds the password (%v): %q", err, cmdline)
 	}
