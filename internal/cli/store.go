@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -31,11 +30,6 @@ func storeSpec(flag, url, passwordFile, dataDir string, fromEnv bool) (server.St
 		return spec, invalidf("--%s-password-file is for a postgres:// store, not %s", flag, spec)
 	}
 	return spec, nil
-}
-
-// serverLocker is a store that a running server locks (PostgreSQL).
-type serverLocker interface {
-	LockServer(ctx context.Context, holder string, lost func(error)) (unlock func() error, err error)
 }
 
 // storeMigration is the JSON output of store migrate.
@@ -104,14 +98,12 @@ prints the counts copied.`,
 			}
 			defer d.Close()
 			// No server may write to either end during the copy.
-			for _, st := range []store.Store{s, d} {
-				if l, ok := st.(serverLocker); ok {
-					unlock, err := l.LockServer(ctx, "shipgate store migrate", nil)
-					if err != nil {
-						return err
-					}
-					defer func() { _ = unlock() }()
+			for i, st := range []store.Store{s, d} {
+				unlock, err := server.LockForCopy(ctx, st, []server.StoreSpec{src, dst}[i], "shipgate store migrate")
+				if err != nil {
+					return err
 				}
+				defer func() { _ = unlock() }()
 			}
 			counts, err := store.Copy(ctx, s, d)
 			if err != nil {

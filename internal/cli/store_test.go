@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/shipgate/shipgate/internal/audit"
@@ -101,6 +102,24 @@ func TestStoreMigrate_RoundTrip(t *testing.T) {
 	}
 	_ = unlock()
 	_ = pg2.Close()
+
+	// A server running on the source's data dir keeps the copy out too:
+	// what it writes during the copy would be lost.
+	lockPath := filepath.Join(dir, "server.lock")
+	lf, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = lf.WriteString("4242\n")
+	other := pgtest.Shared(t).NewDatabase(t)
+	r = e.runRaw(t, "store", "migrate", "--from", "sqlite:"+filepath.Join(dir, "shipgate.db"), "--to", other)
+	if r.code == ExitOK || !strings.Contains(r.stderr, "pid 4242") {
+		t.Errorf("copy from the store of a running server: exit %d, stderr %q; want a refusal naming its pid", r.code, r.stderr)
+	}
+	_ = lf.Close()
 
 	// A second copy into the now full target is refused, and says why.
 	r = e.runRaw(t, "store", "migrate", "--from", "sqlite:"+filepath.Join(dir, "shipgate.db"), "--to", dsn)

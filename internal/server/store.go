@@ -153,3 +153,26 @@ func (cp *ControlPlane) openStore(ctx context.Context, spec StoreSpec) error {
 	}
 	return nil
 }
+
+// LockForCopy keeps servers off the store spec names while a copy reads
+// or writes it, and returns how to let them back: a PostgreSQL store's
+// server lock, or for a SQLite file in a server's data dir (one with a
+// server.lock), that data dir's lock. A running server is an error
+// naming it.
+func LockForCopy(ctx context.Context, st Store, spec StoreSpec, holder string) (unlock func() error, err error) {
+	if l, ok := st.(serverLocker); ok {
+		return l.LockServer(ctx, holder, nil)
+	}
+	dir := spec.DataDir
+	if spec.URL != "" {
+		dir = filepath.Dir(strings.TrimPrefix(spec.URL, "sqlite:"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, LockFile)); err != nil {
+		return func() error { return nil }, nil // no server ever ran on it
+	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return lock.release, nil
+}
