@@ -82,6 +82,7 @@ strategy:
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := auditVerify(t, s)
 	// The server flushes its route counters when it stops.
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	if err := s.cmd.Wait(); err != nil {
@@ -167,6 +168,10 @@ strategy:
 	if env := findEnv(st, "production"); env == nil || env.State == nil || env.State.Stable != "v2" {
 		t.Errorf("status on PostgreSQL = %+v, want v2 stable in production", st)
 	}
+	after := auditVerify(t, s)
+	if after.Events < before.Events {
+		t.Errorf("shipgate audit verify: %d events on PostgreSQL, %d on SQLite", after.Events, before.Events)
+	}
 	chain := apiChain(t, client)
 	if err := audit.Verify(chain); err != nil {
 		t.Errorf("the chain read through the API does not verify: %v", err)
@@ -225,6 +230,25 @@ strategy:
 	if !strings.Contains(string(logs), "postgres://") || !strings.Contains(string(logs), ":xxxxx@") {
 		t.Errorf("the server's log does not name its store, password redacted")
 	}
+}
+
+// verifyResult is what shipgate audit verify -o json says.
+type verifyResult struct {
+	OK     bool  `json:"ok"`
+	Events int   `json:"events"`
+	Last   int64 `json:"last_seq"`
+}
+
+// auditVerify runs shipgate audit verify against the server of s, as a
+// user would, and expects the chain to verify.
+func auditVerify(t *testing.T, s *serverProc) verifyResult {
+	t.Helper()
+	out, err := exec.Command(shipgateBin, "-o", "json", "--data", s.data, "--server", s.api, "audit", "verify").Output()
+	var v verifyResult
+	if jerr := json.Unmarshal(out, &v); err != nil || jerr != nil || !v.OK || v.Events == 0 {
+		t.Fatalf("shipgate audit verify: %v, %q", err, out)
+	}
+	return v
 }
 
 func routeTotal(s *store.Snapshot) uint64 {
