@@ -91,12 +91,12 @@ prints the counts copied.`,
 			if err != nil {
 				return fmt.Errorf("open --from: %w", err)
 			}
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			d, err := server.OpenStore(ctx, dst)
 			if err != nil {
 				return fmt.Errorf("open --to: %w", err)
 			}
-			defer d.Close()
+			defer func() { _ = d.Close() }()
 			// No server may write to either end during the copy.
 			for i, st := range []store.Store{s, d} {
 				unlock, err := server.LockForCopy(ctx, st, []server.StoreSpec{src, dst}[i], "shipgate store migrate")
