@@ -22,7 +22,7 @@ const ActorEngine = "shipgate"
 type Options struct {
 	Config  *config.Config
 	Store   Store
-	Runtime Runtime
+	Runtime InstanceRuntime
 	// Routers holds the router of each environment, by name.
 	Routers map[string]Router
 	Prober  Prober
@@ -57,7 +57,7 @@ type Adopter interface {
 type Engine struct {
 	cfg        *config.Config
 	store      Store
-	runtime    Runtime
+	runtime    InstanceRuntime
 	routers    map[string]Router
 	prober     Prober
 	migrations Migrations

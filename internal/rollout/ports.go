@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
@@ -48,8 +49,90 @@ type Change struct {
 	Audit []audit.Event
 }
 
-// Runtime runs instances of releases.
+// ReleaseRef names one release in one environment.
+type ReleaseRef struct{ App, Env, Version string }
+
+// Runtime runs releases at a number of instances. Instances are observed,
+// not owned by the engine: a rescheduled pod is not a dead canary.
+//
+// Local processes keep per-instance control behind these verbs: a rolling
+// batch is Ensure(new, k) then Ensure(old, n-k), "scaling two
+// Deployments".
 type Runtime interface {
+	// Ensure makes exactly spec.Count instances of spec's release run and
+	// returns them once all are healthy (scaling up or down; Count 0 is
+	// Remove). If they cannot become healthy within spec.StartTimeout it
+	// returns an error that says why (exit code and last output lines,
+	// ImagePullBackOff / CrashLoopBackOff / Unschedulable with the pod's
+	// last log lines, the failed health check) and leaves none of the
+	// instances it started serving. Calling it again with the same spec
+	// is a no-op that returns the same instances.
+	Ensure(ctx context.Context, spec InstanceSpec) ([]Instance, error)
+	// Observe returns the release's instances as the runtime sees them now,
+	// each with its status. A release with no instances is an empty slice.
+	Observe(ctx context.Context, ref ReleaseRef) ([]ObservedInstance, error)
+	// Remove stops every instance of the release (gracefully, bounded by
+	// StopGrace). Removing a release that is gone is not an error.
+	Remove(ctx context.Context, ref ReleaseRef) error
+}
+
+// ObservedInstance is an instance with its status now.
+type ObservedInstance struct {
+	Instance
+	Status InstanceStatus
+}
+
+// ErrNotReady is wrapped by TrafficRouter.VerifyRoutes while an
+// asynchronous data plane converges: the engine retries until a bound.
+var ErrNotReady = errors.New("not ready")
+
+// TrafficRouter sends an environment's traffic to releases.
+type TrafficRouter interface {
+	// SetRoutes replaces the environment's routing atomically. Requests in
+	// flight finish on the backend they started on.
+	SetRoutes(ctx context.Context, r Routes) error
+	// VerifyRoutes returns nil once the data plane serves r. Asynchronous
+	// data planes (Gateway API) return an error wrapping ErrNotReady while
+	// converging (the engine retries until a bound, then fails the step)
+	// and any other error when r can never be served. A router that
+	// routes by version (one Service per release) ignores Backend.Addrs.
+	VerifyRoutes(ctx context.Context, r Routes) error
+}
+
+// MetricSource measures a release's traffic (the builtin router's
+// counters, Prometheus).
+type MetricSource interface {
+	// Window returns what was measured for version since the given time
+	// (requests, failures, latency histogram), or an error that names the
+	// source and what failed. No data is an empty sample, never a pass.
+	Window(ctx context.Context, version string, since time.Time) (analysis.Sample, error)
+}
+
+// Environment is what one environment of one app is made of.
+type Environment struct {
+	Runtime Runtime
+	Router  TrafficRouter
+	Metrics MetricSource
+	// Prober sends smoke checks straight to an instance's Addr.
+	Prober Prober
+	// Drainer is optional (nil: no in-flight knowledge).
+	Drainer Drainer
+}
+
+// Environments gives the engine each environment's adapters; the server
+// builds it from config (local processes + builtin router by default,
+// Kubernetes + Gateway API, Prometheus). Nothing in the engine
+// type-switches on an adapter.
+type Environments interface {
+	// For returns the adapters of env of app, or an error wrapping
+	// ErrNotFound when the server has no such environment.
+	For(app, env string) (Environment, error)
+}
+
+// InstanceRuntime is the engine's former runtime port, with per-instance
+// verbs. It is being replaced by Runtime (release-level verbs); the engine
+// still drives local processes through it until the switch is complete.
+type InstanceRuntime interface {
 	// Start starts spec.Count instances and returns once all are healthy.
 	// If any fails to start or to become healthy within spec.StartTimeout,
 	// Start stops the ones it started and returns an error that says why
@@ -64,8 +147,8 @@ type Runtime interface {
 	Status(ctx context.Context, inst Instance) InstanceStatus
 }
 
-// Router sends an environment's traffic to stable and canary instances and
-// measures it per version.
+// Router is the engine's former router port, carrying both traffic and
+// statistics. It is being replaced by TrafficRouter and MetricSource.
 type Router interface {
 	// SetRoutes replaces the whole routing table atomically. Requests in
 	// flight finish on the backend they started on.

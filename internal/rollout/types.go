@@ -57,7 +57,10 @@ type Instance struct {
 	App     string `json:"app"`
 	Env     string `json:"env"`
 	Version string `json:"version"`
-	// Addr is the host:port the instance serves HTTP on.
+	// Addr is where the instance serves HTTP, as the environment's Prober
+	// understands it: host:port for local processes; for Kubernetes
+	// whatever its Prober reaches (e.g. "svc/<name>:<port>", documented
+	// by that adapter).
 	Addr string `json:"addr"`
 	// PID is the process id, for local processes.
 	PID int `json:"pid,omitempty"`
@@ -90,6 +93,9 @@ type InstanceSpec struct {
 	Env     string
 	Version string
 	Command []string
+	// Image is the container image (Kubernetes); Command is for local
+	// processes. A runtime uses the one it understands.
+	Image   string
 	Environ map[string]string
 	// Dir is the working directory.
 	Dir   string
