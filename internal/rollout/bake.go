@@ -7,7 +7,6 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // BakeState is what a bake has gathered, persisted with the rollout at
@@ -69,11 +68,11 @@ func since(stats map[string]analysis.Sample, base map[string]Counters, version s
 //
 // The bake's baseline and the time it served are persisted at each
 // judgement: a resumed bake goes on with both.
-func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
+func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
 	router := e.routers[r.Env]
 	a := st.Analysis
 	seq := analysis.NewSequence(Gates(a), JudgeOptions(a, r.Steps))
-	interval := a.Interval.D()
+	interval := a.Interval
 	extra := max(step.Duration, 5*interval)
 	if r.Bake == nil || r.Bake.Step != r.StepIndex {
 		base := make(map[string]Counters, len(baseline))
@@ -151,10 +150,10 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 			}
 			why := "gate " + missing.Gate + " still inconclusive after " + elapsed.Round(time.Second).String() + ": " + missing.Detail
 			switch a.OnInconclusive {
-			case config.InconclusiveRollback:
+			case InconclusiveRollback:
 				_ = e.save(ctx, r, nil)
 				return &Failure{Reason: why, Gate: missing.Gate, Value: missing.Value, Threshold: missing.Threshold}
-			case config.InconclusiveExtend:
+			case InconclusiveExtend:
 				// Keep baking: the step ends when the evidence is there.
 			default:
 				r.Paused = why + "; paused: shipgate promote to go on, shipgate rollback to roll back"

@@ -34,10 +34,20 @@
 // a ticker of its Clock, so the package's tests run real rollouts on
 // virtual time (clocktest.Fake) with the real store, router and runtime.
 //
+// # The plan, frozen
+//
+// The engine does not read the config file: internal/plan translates it
+// into a Spec per environment (Specs, in spec.go), and a deploy freezes
+// that Spec into its rollout. Every step reads the rollout's Spec, so a
+// rollout resumed after the config changed runs what was planned; only the
+// values of variables, which may be secrets, are never recorded and come
+// from the live config and the release.
+//
 // # Ports
 //
 // The engine declares what it needs from the world as small interfaces in
-// ports.go: Store, Runtime, Router (and Drainer), Prober and Clock. Adapters live in
-// sibling packages (sqlite, process, proxy) and cmd/server wires them; this
-// package imports none of them, nor net/http nor database/sql.
+// ports.go: Store, Specs, Runtime, Router (and Drainer), Prober and Clock.
+// Adapters live in sibling packages (sqlite, process, proxy, plan) and
+// internal/server wires them; this package imports none of them, nor the
+// config, nor net/http nor database/sql.
 package rollout

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/clock"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // ActorEngine is the audit actor of what the engine does by itself.
@@ -20,7 +19,9 @@ const ActorEngine = "shipgate"
 
 // Options are what an Engine is built from.
 type Options struct {
-	Config  *config.Config
+	// Specs is the live configuration of the app, in the engine's terms
+	// (internal/plan translates the config file).
+	Specs   Specs
 	Store   Store
 	Runtime InstanceRuntime
 	// Routers holds the router of each environment, by name.
@@ -55,7 +56,7 @@ type Adopter interface {
 // them on Close. A stopped rollout is resumed from its last committed step
 // by the next Start.
 type Engine struct {
-	cfg        *config.Config
+	specs      Specs
 	store      Store
 	runtime    InstanceRuntime
 	routers    map[string]Router
@@ -94,16 +95,16 @@ func failf(format string, args ...any) *Failure {
 
 // New returns an Engine; call Start before use.
 func New(o Options) (*Engine, error) {
-	if o.Config == nil || o.Store == nil || o.Runtime == nil || o.Prober == nil {
-		return nil, errors.New("rollout: config, store, runtime and prober are required")
+	if o.Specs == nil || o.Store == nil || o.Runtime == nil || o.Prober == nil {
+		return nil, errors.New("rollout: specs, store, runtime and prober are required")
 	}
-	for name := range o.Config.Environments {
+	for _, name := range o.Specs.EnvNames() {
 		if o.Routers[name] == nil {
 			return nil, fmt.Errorf("rollout: no router for environment %q", name)
 		}
 	}
 	e := &Engine{
-		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations, tests: o.Tests,
+		specs: o.Specs, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations, tests: o.Tests,
 		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, drivers: map[string]*driver{},
 	}
 	if e.clock == nil {
@@ -139,7 +140,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	byEnv := map[string]Rollout{}
 	for _, r := range active {
-		if r.App == e.cfg.App {
+		if r.App == e.specs.App() {
 			byEnv[r.Env] = r
 		}
 	}
@@ -182,7 +183,7 @@ func (e *Engine) reapOrphans(ctx context.Context, active []Rollout) error {
 	}
 	owned := map[string]bool{}
 	for _, env := range e.envNames() {
-		if st, err := e.store.GetEnvState(ctx, e.cfg.App, env); err == nil {
+		if st, err := e.store.GetEnvState(ctx, e.specs.App(), env); err == nil {
 			for _, inst := range st.Instances {
 				owned[inst.ID] = true
 			}
@@ -195,7 +196,7 @@ func (e *Engine) reapOrphans(ctx context.Context, active []Rollout) error {
 	}
 	var orphans []Instance
 	for _, inst := range running {
-		if inst.App == e.cfg.App && !owned[inst.ID] {
+		if inst.App == e.specs.App() && !owned[inst.ID] {
 			orphans = append(orphans, inst)
 		}
 	}
@@ -208,7 +209,7 @@ func (e *Engine) reapOrphans(ctx context.Context, active []Rollout) error {
 
 // restoreEnv puts an environment's routes back as the store says they were.
 func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
-	state, err := e.envState(ctx, e.cfg.App, env)
+	state, err := e.envState(ctx, e.specs.App(), env)
 	if errors.Is(err, ErrNotFound) {
 		if !hasActive {
 			return nil
@@ -216,8 +217,15 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	} else if err != nil {
 		return err
 	}
+	st, specErr := e.specs.Spec(env)
+	if hasActive {
+		st, specErr = e.spec(ctx, r)
+	}
+	if specErr != nil {
+		return specErr
+	}
 	if err == nil && (!hasActive || r.PromotedAt.IsZero()) {
-		insts, err := e.adoptOrStart(ctx, env, state.Stable, state.Instances)
+		insts, err := e.adoptOrStart(ctx, st, state.Stable, state.Instances)
 		if err != nil {
 			return err
 		}
@@ -238,25 +246,18 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	}
 	if hasActive {
 		for _, inst := range append(append([]Instance(nil), r.New...), r.Old...) {
-			e.adopt(ctx, env, inst)
+			e.adopt(ctx, st, inst)
 		}
-	}
-	st, err := e.cfg.Stage(env)
-	if err != nil {
-		return err
-	}
-	if hasActive && r.Stage != nil {
-		st = r.Stage
 	}
 	routes := Routes{}
 	switch {
 	case hasActive && r.Kind == KindDrill && r.past(StepRestore):
 		// The drill switched back already: its previous release is only
 		// waiting to be stopped.
-		routes = e.stableRoutes(r.FromVersion, r.Old, r.Seed)
+		routes = e.stableRoutes(st, r.FromVersion, r.Old, r.Seed)
 	case hasActive && !r.PromotedAt.IsZero():
-		routes = e.stableRoutes(r.Version, r.New, r.Seed)
-		if st.Env.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
+		routes = e.stableRoutes(st, r.Version, r.New, r.Seed)
+		if st.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
 			routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
 		}
 	case hasActive && r.Phase == PhaseRunning && (r.Weight > 0 || r.reached(StepInternal)):
@@ -264,7 +265,7 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	case hasActive && r.Phase == PhaseRunning && len(r.New) > 0:
 		routes = e.routes(st, r, 0)
 	case state.Stable != "":
-		routes = e.stableRoutes(state.Stable, state.Instances, "")
+		routes = e.stableRoutes(st, state.Stable, state.Instances, "")
 	}
 	return e.routers[env].SetRoutes(ctx, routes)
 }
@@ -316,23 +317,23 @@ func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error
 
 // adoptOrStart returns running instances of version: the given ones if the
 // runtime can adopt them, or new ones.
-func (e *Engine) adoptOrStart(ctx context.Context, env, version string, insts []Instance) ([]Instance, error) {
+func (e *Engine) adoptOrStart(ctx context.Context, st *Spec, version string, insts []Instance) ([]Instance, error) {
 	alive := len(insts) > 0
 	for _, inst := range insts {
-		if !e.adopt(ctx, env, inst) {
+		if !e.adopt(ctx, st, inst) {
 			alive = false
 		}
 	}
 	if alive {
 		return insts, nil
 	}
-	e.log.Warn("stable instances are gone, starting new ones", "env", env, "version", version)
+	e.log.Warn("stable instances are gone, starting new ones", "env", st.Name, "version", version)
 	_ = e.runtime.Stop(ctx, insts)
-	rel, err := e.store.GetRelease(ctx, e.cfg.App, version)
+	rel, err := e.store.GetRelease(ctx, st.App, version)
 	if err != nil {
 		return nil, err
 	}
-	spec, err := instanceSpec(e.cfg, env, rel)
+	spec, err := instanceSpec(st, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +342,7 @@ func (e *Engine) adoptOrStart(ctx context.Context, env, version string, insts []
 
 // adopt hands an instance of an earlier server to the runtime, and reports
 // whether it is alive.
-func (e *Engine) adopt(ctx context.Context, env string, inst Instance) bool {
+func (e *Engine) adopt(ctx context.Context, st *Spec, inst Instance) bool {
 	if st := e.runtime.Status(ctx, inst); st.State == InstanceRunning {
 		return true
 	}
@@ -349,11 +350,11 @@ func (e *Engine) adopt(ctx context.Context, env string, inst Instance) bool {
 	if !ok {
 		return false
 	}
-	rel, err := e.store.GetRelease(ctx, e.cfg.App, inst.Version)
+	rel, err := e.store.GetRelease(ctx, st.App, inst.Version)
 	if err != nil {
 		return false
 	}
-	spec, err := instanceSpec(e.cfg, env, rel)
+	spec, err := instanceSpec(st, rel)
 	if err != nil {
 		return false
 	}

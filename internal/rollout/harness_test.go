@@ -38,6 +38,7 @@ import (
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/clock/clocktest"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -215,7 +216,7 @@ func (h *harness) start() {
 	h.life = &life{crashed: make(chan struct{})}
 	l := h.life
 	eng, err := rollout.New(rollout.Options{
-		Config: h.cfg, Store: &gatedStore{Store: h.store, l: l},
+		Specs: plan.New(h.cfg), Store: &gatedStore{Store: h.store, l: l},
 		Runtime: &gatedRuntime{rt: h.rt, l: l, h: h},
 		Routers: map[string]rollout.Router{"production": &gatedRouter{p: h.router, l: l, h: h}},
 		Prober:  smoke.New(), Clock: h.clk, Tick: h.tick,

@@ -175,10 +175,10 @@ type Prober interface {
 
 // SmokeCheck is one request of a smoke test.
 type SmokeCheck struct {
-	Path         string
-	ExpectStatus int
-	ExpectBody   string
-	Timeout      time.Duration
+	Path         string        `json:"path"`
+	ExpectStatus int           `json:"expect_status,omitempty"`
+	ExpectBody   string        `json:"expect_body,omitempty"`
+	Timeout      time.Duration `json:"timeout,omitempty"`
 }
 
 // Clock tells the time and makes the timers and tickers every wait of the

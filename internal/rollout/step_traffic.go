@@ -10,10 +10,9 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
-func (e *Engine) stepStart(ctx context.Context, r *Rollout) error {
+func (e *Engine) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
 	if len(r.New) > 0 {
 		if e.allRunning(ctx, r.New) {
 			return nil
@@ -25,7 +24,7 @@ func (e *Engine) stepStart(ctx context.Context, r *Rollout) error {
 	if err != nil {
 		return err
 	}
-	spec, err := instanceSpec(e.cfg, r.Env, rel)
+	spec, err := instanceSpec(st, rel)
 	if err != nil {
 		return err
 	}
@@ -49,24 +48,24 @@ func (e *Engine) allRunning(ctx context.Context, insts []Instance) bool {
 	return true
 }
 
-func (e *Engine) stepSmoke(ctx context.Context, st *config.Stage, r *Rollout) error {
-	if st.Env.PreviewListen != "" {
+func (e *Engine) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
+	if st.PreviewListen != "" {
 		// The preview address shows the new release to smoke checks and to
 		// people before any user sees it.
 		if err := e.routers[r.Env].SetRoutes(ctx, e.routes(st, r, r.Weight)); err != nil {
 			return fmt.Errorf("set preview: %w", err)
 		}
-		for _, c := range smokeChecks(st.Smoke) {
-			if err := e.prober.Probe(ctx, st.Env.PreviewListen, c); err != nil {
+		for _, c := range st.Smoke {
+			if err := e.prober.Probe(ctx, st.PreviewListen, c); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return failf("smoke check GET %s through the preview address %s failed: %v", c.Path, st.Env.PreviewListen, err)
+				return failf("smoke check GET %s through the preview address %s failed: %v", c.Path, st.PreviewListen, err)
 			}
 		}
 	}
 	for _, inst := range r.New {
-		for _, c := range smokeChecks(st.Smoke) {
+		for _, c := range st.Smoke {
 			if err := e.prober.Probe(ctx, inst.Addr, c); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -78,7 +77,7 @@ func (e *Engine) stepSmoke(ctx context.Context, st *config.Stage, r *Rollout) er
 	return nil
 }
 
-func (e *Engine) stepWeight(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepWeight(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	router := e.routers[r.Env]
 	weight := step.Weight
 	if step.Kind == StepInternal {
@@ -112,7 +111,7 @@ func summarize(s analysis.Sample) Summary {
 	}
 }
 
-func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) error {
+func (e *Engine) stepPromote(ctx context.Context, st *Spec, r *Rollout) error {
 	if err := e.checkApproval(ctx, r); err != nil {
 		return err
 	}
@@ -124,8 +123,8 @@ func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) 
 		blue := countersOf(stats[r.FromVersion])
 		r.Blue = &blue
 	}
-	routes := e.stableRoutes(r.Version, r.New, r.Seed)
-	if st.Env.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
+	routes := e.stableRoutes(st, r.Version, r.New, r.Seed)
+	if st.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
 		// Blue stays reachable on the preview address while it runs.
 		routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
 	}
@@ -142,7 +141,7 @@ func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) 
 	return e.save(ctx, r, &env, ev)
 }
 
-func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step Step) error {
+func (e *Engine) stepScaleDown(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	deadline := r.StepStartedAt.Add(step.Duration)
 	ticker := e.clock.NewTicker(min(e.tick, 100*time.Millisecond))
 	defer ticker.Stop()
@@ -160,7 +159,7 @@ func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step 
 		stop, keep, keepInsts = r.New, r.FromVersion, r.Old
 	}
 	// Take the old release off the preview address before it stops.
-	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(keep, keepInsts, r.Seed)); err != nil {
+	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(st, keep, keepInsts, r.Seed)); err != nil {
 		return fmt.Errorf("clear the preview: %w", err)
 	}
 	if err := e.stopDrained(ctx, r.Env, stop); err != nil {

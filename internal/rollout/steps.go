@@ -11,7 +11,6 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // stepApproval waits until the rollout has the approvals its rule
@@ -120,7 +119,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // starts the batch's new instances first and stops as many old ones after
 // the bake; without, it takes old ones out of the router and stops them
 // first. Every part is idempotent: counts, not events, say what is left.
-func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepBatch(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	want := 0 // new instances once this batch is done
 	for i := 0; i <= r.StepIndex; i++ {
 		if r.Steps[i].Kind == StepBatch {
@@ -134,7 +133,7 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *
 		}
 	}
 	if missing := want - len(r.New); missing > 0 {
-		insts, err := e.startInstances(ctx, r.Env, r.Version, missing)
+		insts, err := e.startInstances(ctx, st, r.Version, missing)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -180,7 +179,7 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *
 
 // retire takes old instances out of the router and stops them until want
 // of them have been replaced (or none is left).
-func (e *Engine) retire(ctx context.Context, st *config.Stage, r *Rollout, want int) error {
+func (e *Engine) retire(ctx context.Context, st *Spec, r *Rollout, want int) error {
 	n := min(want-len(r.Replaced), len(r.Old))
 	if n <= 0 {
 		return nil
@@ -209,8 +208,8 @@ func (e *Engine) retire(ctx context.Context, st *config.Stage, r *Rollout, want 
 }
 
 // smokeInstance sends the stage's smoke checks to one instance.
-func (e *Engine) smokeInstance(ctx context.Context, st *config.Stage, inst Instance) error {
-	for _, c := range smokeChecks(st.Smoke) {
+func (e *Engine) smokeInstance(ctx context.Context, st *Spec, inst Instance) error {
+	for _, c := range st.Smoke {
 		if err := e.prober.Probe(ctx, inst.Addr, c); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -224,13 +223,13 @@ func (e *Engine) smokeInstance(ctx context.Context, st *config.Stage, inst Insta
 // stepPostSmoke sends the post-deploy smoke checks through the router, as
 // a user would reach the new release. A drill without post_smoke checks
 // uses the smoke checks.
-func (e *Engine) stepPostSmoke(ctx context.Context, st *config.Stage, r *Rollout) error {
+func (e *Engine) stepPostSmoke(ctx context.Context, st *Spec, r *Rollout) error {
 	checks := st.PostSmoke
 	if len(checks) == 0 {
 		checks = st.Smoke
 	}
-	addr := routerProbeAddr(st.Env.Listen)
-	for _, c := range smokeChecks(checks) {
+	addr := routerProbeAddr(st.Listen)
+	for _, c := range checks {
 		if err := e.prober.Probe(ctx, addr, c); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -256,7 +255,7 @@ func routerProbeAddr(listen string) string {
 // stepObserve analyses the new release after a blue-green switch against
 // what the old one measured before it, while the old one still runs: a
 // failed gate switches back at once.
-func (e *Engine) stepObserve(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepObserve(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	baseline, err := e.routers[r.Env].Stats(ctx)
 	if err != nil {
 		return fmt.Errorf("read router stats: %w", err)
@@ -270,8 +269,8 @@ func (e *Engine) stepObserve(ctx context.Context, d *driver, st *config.Stage, r
 
 // stepRestore ends a drill: traffic goes back to the release that was
 // current, whose instances kept running.
-func (e *Engine) stepRestore(ctx context.Context, r *Rollout) error {
-	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(r.FromVersion, r.Old, r.Seed)); err != nil {
+func (e *Engine) stepRestore(ctx context.Context, st *Spec, r *Rollout) error {
+	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(st, r.FromVersion, r.Old, r.Seed)); err != nil {
 		return fmt.Errorf("switch back: %w", err)
 	}
 	r.Weight = 0

@@ -30,6 +30,7 @@ import (
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/ofrep"
+	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/report"
@@ -234,7 +235,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 
 	tests := testService(cfg, cp.Store)
 	cp.Engine, err = rollout.New(rollout.Options{
-		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path}, Tests: tests,
+		Specs: plan.New(cfg), Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path}, Tests: tests,
 		Logger: log.With("component", "engine"), Tick: opts.Tick,
 	})
 	if err != nil {
