@@ -108,6 +108,10 @@ type InstanceSpec struct {
 	// StartTimeout bounds the wait for every instance to become healthy.
 	StartTimeout time.Duration
 	StopGrace    time.Duration
+	// StopFirst, when Ensure scales a release down, names the instances
+	// to stop first: those the router no longer sends requests to. A
+	// runtime that cannot choose (a Deployment) ignores it.
+	StopFirst []string
 }
 
 // Backend is the set of instances of one version a router sends traffic to.
