@@ -23,10 +23,9 @@ type Options struct {
 	// (internal/plan translates the config file).
 	Specs   Specs
 	Store   Store
-	Runtime InstanceRuntime
-	// Routers holds the router of each environment, by name.
-	Routers map[string]Router
-	Prober  Prober
+	// Environments gives each environment's runtime, router, metric
+	// source, prober and drainer.
+	Environments Environments
 	// Migrations runs the releases' migrations; needed when the config
 	// declares migrations.
 	Migrations Migrations
@@ -43,12 +42,9 @@ type Options struct {
 	// the requests in flight to instances before it stops them. Default
 	// 30s.
 	DrainTimeout time.Duration
-}
-
-// Adopter is implemented by runtimes that can take over instances started
-// by an earlier server process.
-type Adopter interface {
-	Adopt(ctx context.Context, inst Instance, spec InstanceSpec) error
+	// VerifyTimeout bounds how long a router's data plane may take to
+	// serve a routing change (TrafficRouter.VerifyRoutes). Default 2m.
+	VerifyTimeout time.Duration
 }
 
 // Engine drives rollouts. Each environment has at most one active rollout,
@@ -58,15 +54,14 @@ type Adopter interface {
 type Engine struct {
 	specs      Specs
 	store      Store
-	runtime    InstanceRuntime
-	routers    map[string]Router
-	prober     Prober
+	envs       Environments
 	migrations Migrations
 	tests      TestJudge
 	clock      Clock
 	log        *slog.Logger
 	tick       time.Duration
 	drain      time.Duration
+	verify     time.Duration
 
 	mu      sync.Mutex
 	drivers map[string]*driver // by environment
@@ -95,17 +90,21 @@ func failf(format string, args ...any) *Failure {
 
 // New returns an Engine; call Start before use.
 func New(o Options) (*Engine, error) {
-	if o.Specs == nil || o.Store == nil || o.Runtime == nil || o.Prober == nil {
-		return nil, errors.New("rollout: specs, store, runtime and prober are required")
+	if o.Specs == nil || o.Store == nil || o.Environments == nil {
+		return nil, errors.New("rollout: specs, store and environments are required")
 	}
 	for _, name := range o.Specs.EnvNames() {
-		if o.Routers[name] == nil {
-			return nil, fmt.Errorf("rollout: no router for environment %q", name)
+		en, err := o.Environments.For(o.Specs.App(), name)
+		if err != nil {
+			return nil, fmt.Errorf("rollout: environment %q: %w", name, err)
+		}
+		if en.Runtime == nil || en.Router == nil || en.Metrics == nil || en.Prober == nil {
+			return nil, fmt.Errorf("rollout: environment %q needs a runtime, a router, a metric source and a prober", name)
 		}
 	}
 	e := &Engine{
-		specs: o.Specs, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations, tests: o.Tests,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, drivers: map[string]*driver{},
+		specs: o.Specs, store: o.Store, envs: o.Environments, migrations: o.Migrations, tests: o.Tests,
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, drivers: map[string]*driver{},
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -118,6 +117,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if e.drain <= 0 {
 		e.drain = 30 * time.Second
+	}
+	if e.verify <= 0 {
+		e.verify = 2 * time.Minute
 	}
 	return e, nil
 }
@@ -144,9 +146,6 @@ func (e *Engine) Start(ctx context.Context) error {
 			byEnv[r.Env] = r
 		}
 	}
-	if err := e.reapOrphans(ctx, active); err != nil {
-		return fmt.Errorf("stop orphaned instances: %w", err)
-	}
 	for _, env := range e.envNames() {
 		r, hasActive := byEnv[env]
 		if err := e.restoreEnv(ctx, env, &r, hasActive); err != nil {
@@ -159,52 +158,6 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// Lister is implemented by runtimes that can list the instances they (or
-// an earlier server on the same data) started and that still run.
-type Lister interface {
-	List(ctx context.Context) ([]Instance, error)
-}
-
-// reapOrphans stops the instances the runtime lists that neither an
-// environment nor an active rollout owns: those an earlier server started
-// and died before recording. Without it a crash at the wrong moment would
-// leave instances running forever, and the resumed rollout would start
-// duplicates next to them.
-func (e *Engine) reapOrphans(ctx context.Context, active []Rollout) error {
-	l, ok := e.runtime.(Lister)
-	if !ok {
-		return nil
-	}
-	running, err := l.List(ctx)
-	if err != nil {
-		return err
-	}
-	owned := map[string]bool{}
-	for _, env := range e.envNames() {
-		if st, err := e.store.GetEnvState(ctx, e.specs.App(), env); err == nil {
-			for _, inst := range st.Instances {
-				owned[inst.ID] = true
-			}
-		}
-	}
-	for _, r := range active {
-		for _, inst := range slices.Concat(r.New, r.Old, r.Replaced) {
-			owned[inst.ID] = true
-		}
-	}
-	var orphans []Instance
-	for _, inst := range running {
-		if inst.App == e.specs.App() && !owned[inst.ID] {
-			orphans = append(orphans, inst)
-		}
-	}
-	if len(orphans) == 0 {
-		return nil
-	}
-	e.log.Warn("stopping orphaned instances", "count", len(orphans))
-	return e.runtime.Stop(ctx, orphans)
 }
 
 // restoreEnv puts an environment's routes back as the store says they were.
@@ -225,7 +178,16 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 		return specErr
 	}
 	if err == nil && (!hasActive || r.PromotedAt.IsZero()) {
-		insts, err := e.adoptOrStart(ctx, st, state.Stable, state.Instances)
+		// The stable release at the count it had: the runtime finds the
+		// instances an earlier server started, and replaces those gone.
+		count := len(state.Instances)
+		switch {
+		case hasActive && r.Strategy == StrategyRolling:
+			count = len(r.Old) // those the rolling rollout has not replaced yet
+		case count == 0:
+			count = st.Instances
+		}
+		insts, err := e.ensure(ctx, st, state.Stable, count, nil)
 		if err != nil {
 			return err
 		}
@@ -244,9 +206,18 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 			}
 		}
 	}
-	if hasActive {
-		for _, inst := range append(append([]Instance(nil), r.New...), r.Old...) {
-			e.adopt(ctx, st, inst)
+	if hasActive && r.Phase == PhaseRunning && len(r.New) > 0 && !(r.Kind == KindDrill && r.past(StepRestore)) {
+		// The new release as the rollout left it: a replaced instance
+		// (its process died with the server) is not a failed canary.
+		insts, err := e.ensure(ctx, st, r.Version, len(r.New), nil)
+		if err != nil {
+			e.log.Warn("new release not running after the restart", "rollout", r.ID, "err", err)
+		} else if !sameInstances(insts, r.New) {
+			r.New, r.UpdatedAt = insts, e.clock.Now()
+			cp := *r
+			if err := e.store.Commit(ctx, Change{Rollout: &cp}); err != nil {
+				return err
+			}
 		}
 	}
 	routes := Routes{}
@@ -267,7 +238,7 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	case state.Stable != "":
 		routes = e.stableRoutes(st, state.Stable, state.Instances, "")
 	}
-	return e.routers[env].SetRoutes(ctx, routes)
+	return e.setRoutes(ctx, env, routes)
 }
 
 // nextEnvState is the environment state once stable (with insts) serves
@@ -313,56 +284,6 @@ func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error
 		return EnvState{}, fmt.Errorf("nothing is live in %s/%s: %w", app, env, ErrNotFound)
 	}
 	return st, err
-}
-
-// adoptOrStart returns running instances of version: the given ones if the
-// runtime can adopt them, or new ones.
-func (e *Engine) adoptOrStart(ctx context.Context, st *Spec, version string, insts []Instance) ([]Instance, error) {
-	alive := len(insts) > 0
-	for _, inst := range insts {
-		if !e.adopt(ctx, st, inst) {
-			alive = false
-		}
-	}
-	if alive {
-		return insts, nil
-	}
-	e.log.Warn("stable instances are gone, starting new ones", "env", st.Name, "version", version)
-	_ = e.runtime.Stop(ctx, insts)
-	rel, err := e.store.GetRelease(ctx, st.App, version)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := instanceSpec(st, rel)
-	if err != nil {
-		return nil, err
-	}
-	return e.runtime.Start(ctx, spec)
-}
-
-// adopt hands an instance of an earlier server to the runtime, and reports
-// whether it is alive.
-func (e *Engine) adopt(ctx context.Context, st *Spec, inst Instance) bool {
-	if st := e.runtime.Status(ctx, inst); st.State == InstanceRunning {
-		return true
-	}
-	a, ok := e.runtime.(Adopter)
-	if !ok {
-		return false
-	}
-	rel, err := e.store.GetRelease(ctx, st.App, inst.Version)
-	if err != nil {
-		return false
-	}
-	spec, err := instanceSpec(st, rel)
-	if err != nil {
-		return false
-	}
-	if err := a.Adopt(ctx, inst, spec); err != nil {
-		e.log.Info("instance not adopted", "instance", inst.ID, "err", err)
-		return false
-	}
-	return true
 }
 
 // Close stops driving rollouts and waits for the drivers to return. The

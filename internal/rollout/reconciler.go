@@ -322,9 +322,9 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 		env = &EnvState{App: r.App, Env: r.Env, UpdatedAt: e.clock.Now()}
 	}
 	if r.FromVersion != "" {
-		old := e.alive(ctx, r.Old)
+		old := e.alive(ctx, r.Env, r.FromVersion)
 		if len(old) == 0 {
-			insts, err := e.adoptOrStart(ctx, st, r.FromVersion, nil)
+			insts, err := e.ensure(ctx, st, r.FromVersion, st.Instances, nil)
 			if err != nil {
 				e.log.Error("restart old release for rollback", "rollout", r.ID, "err", err)
 			} else {
@@ -336,11 +336,11 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 		}
 		r.TrafficRestoredAt = e.clock.Now()
 		if len(r.Replaced) > 0 {
-			more, err := e.startInstances(ctx, st, r.FromVersion, len(r.Replaced))
+			all, err := e.ensure(ctx, st, r.FromVersion, len(old)+len(r.Replaced), nil)
 			if err != nil {
 				e.log.Error("restore replaced instances", "rollout", r.ID, "err", err)
 			} else {
-				old = append(old, more...)
+				old = all
 				r.Replaced = nil
 				if !e.setRoutesRetry(ctx, r, e.stableRoutes(st, r.FromVersion, old, r.Seed)) {
 					return
@@ -376,7 +376,7 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 		r.Reason += "; " + err.Error()
 		final = PhaseFailed
 	}
-	if err := e.stopDrained(ctx, r.Env, r.New); err != nil {
+	if err := e.retireDrained(ctx, st, r.Version, r.New, 0); err != nil {
 		e.log.Error("stop rolled back instances", "rollout", r.ID, "err", err)
 	}
 	now := e.clock.Now()
@@ -401,66 +401,13 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 
 // setRoutesRetry sets routes until the router takes them or ctx ends.
 func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
-	for err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil; err = e.routers[r.Env].SetRoutes(ctx, routes) {
+	for err := e.setRoutes(ctx, r.Env, routes); err != nil; err = e.setRoutes(ctx, r.Env, routes) {
 		e.log.Error("move traffic back", "rollout", r.ID, "err", err)
 		if !clock.Sleep(ctx, e.clock, time.Second) {
 			return false
 		}
 	}
 	return true
-}
-
-// stopDrained stops instances the router of env no longer sends new
-// requests to, once the requests already on their way to them are done
-// (when the router can tell, and at most e.drain): a request sent just
-// before a routing change is answered, not cut off.
-func (e *Engine) stopDrained(ctx context.Context, env string, insts []Instance) error {
-	if len(insts) == 0 {
-		return nil
-	}
-	if d, ok := e.routers[env].(Drainer); ok {
-		dctx, cancel := context.WithCancel(ctx)
-		bound := e.clock.NewTimer(e.drain)
-		go func() {
-			defer bound.Stop()
-			select {
-			case <-bound.C():
-				cancel()
-			case <-dctx.Done():
-			}
-		}()
-		err := d.Drain(dctx, addrs(insts))
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("stopping instances with requests in flight", "env", env, "bound", e.drain, "err", err)
-		}
-	}
-	return e.runtime.Stop(ctx, insts)
-}
-
-// alive returns the instances not known to have exited.
-func (e *Engine) alive(ctx context.Context, insts []Instance) []Instance {
-	var out []Instance
-	for _, inst := range insts {
-		if e.runtime.Status(ctx, inst).State != InstanceExited {
-			out = append(out, inst)
-		}
-	}
-	return out
-}
-
-// startInstances starts n instances of version by the template of st.
-func (e *Engine) startInstances(ctx context.Context, st *Spec, version string, n int) ([]Instance, error) {
-	rel, err := e.store.GetRelease(ctx, st.App, version)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := instanceSpec(st, rel)
-	if err != nil {
-		return nil, err
-	}
-	spec.Count = n
-	return e.runtime.Start(ctx, spec)
 }
 
 // save commits r (and env, and events) with a fresh UpdatedAt.
@@ -557,15 +504,4 @@ func (r *Rollout) past(k StepKind) bool {
 		}
 	}
 	return false
-}
-
-// checkInstances returns a Failure if a new instance exited or is unhealthy.
-func (e *Engine) checkInstances(ctx context.Context, insts []Instance) *Failure {
-	for _, inst := range insts {
-		st := e.runtime.Status(ctx, inst)
-		if st.State == InstanceExited || st.State == InstanceUnhealthy {
-			return failf("instance %s is %s: %s", inst.ID, st.State, st.Reason)
-		}
-	}
-	return nil
 }

@@ -222,20 +222,21 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	routers := map[string]rollout.Router{}
+	envs := &environments{app: cfg.App, envs: map[string]rollout.Environment{}}
+	prober := smoke.New()
 	for name, env := range cfg.Environments {
 		p, err := startRouter(ctx, opts, name, env, log)
 		if err != nil {
 			return nil, err
 		}
 		cp.Routers[name] = p
-		routers[name] = p
+		envs.envs[name] = rollout.Environment{Runtime: cp.Runtime, Router: p, Metrics: p, Prober: prober, Drainer: p}
 		reg.MustRegister(unchecked{p.Collector()})
 	}
 
 	tests := testService(cfg, cp.Store)
 	cp.Engine, err = rollout.New(rollout.Options{
-		Specs: plan.New(cfg), Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path}, Tests: tests,
+		Specs: plan.New(cfg), Store: cp.Store, Environments: envs, Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path}, Tests: tests,
 		Logger: log.With("component", "engine"), Tick: opts.Tick,
 	})
 	if err != nil {
