@@ -21,8 +21,8 @@ const ActorEngine = "shipgate"
 type Options struct {
 	// Specs is the live configuration of the app, in the engine's terms
 	// (internal/plan translates the config file).
-	Specs   Specs
-	Store   Store
+	Specs Specs
+	Store Store
 	// Environments gives each environment's runtime, router, metric
 	// source, prober and drainer.
 	Environments Environments
