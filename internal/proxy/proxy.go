@@ -30,10 +30,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/listener"
-	"github.com/shipgate/shipgate/internal/rollout"
 )
-
-var _ rollout.Router = (*Proxy)(nil)
 
 // Config configures a Proxy.
 type Config struct {
