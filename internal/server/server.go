@@ -230,7 +230,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 			return nil, err
 		}
 		cp.Routers[name] = p
-		envs.envs[name] = rollout.Environment{Runtime: cp.Runtime, Router: p, Metrics: p, Prober: prober, Drainer: p}
+		metrics, err := metricSource(cfg, name, env, p)
+		if err != nil {
+			return nil, err
+		}
+		envs.envs[name] = rollout.Environment{Runtime: cp.Runtime, Router: p, Metrics: metrics, Prober: prober, Drainer: p}
 		reg.MustRegister(unchecked{p.Collector()})
 	}
 
