@@ -8,6 +8,7 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/migrate/releases"
 	"github.com/shipgate/shipgate/internal/prometheus"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -78,4 +79,20 @@ func metricSource(cfg *config.Config, name string, env *config.Environment, rout
 		return nil, fmt.Errorf("environments.%s.metrics.prometheus: %w", name, err)
 	}
 	return promMetrics{src: src, now: time.Now}, nil
+}
+
+// migrationRunner runs the releases' migrations with the options of the
+// config's migrations section.
+func migrationRunner(cfg *config.Config) releases.Runner {
+	var o releases.Options
+	if m := cfg.Migrations; m != nil {
+		o = releases.Options{Format: m.Format, Ignore: m.Ignore, SQLiteForeignKeys: m.SQLiteForeignKeys}
+		if m.Seed != "" {
+			o.SeedFile = cfg.Path(m.Seed)
+		}
+		if m.Setup != "" {
+			o.SetupFile = cfg.Path(m.Setup)
+		}
+	}
+	return releases.New(o)
 }

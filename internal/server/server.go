@@ -240,7 +240,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 
 	tests := testService(cfg, cp.Store)
 	cp.Engine, err = rollout.New(rollout.Options{
-		Specs: plan.New(cfg), Store: cp.Store, Environments: envs, Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path}, Tests: tests,
+		Specs: plan.New(cfg), Store: cp.Store, Environments: envs, Migrations: migrationRunner(cfg), Tests: tests,
 		Logger: log.With("component", "engine"), Tick: opts.Tick,
 	})
 	if err != nil {
