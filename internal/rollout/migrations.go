@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -93,7 +94,31 @@ func (e *Engine) stepMigrate(ctx context.Context, st *Spec, r *Rollout) error {
 		return err
 	}
 	defer m.Close()
+	if len(r.Migrating) == 0 {
+		// The intent first: a crash between Up and the commit after it
+		// must not lose which versions this rollout applied (its
+		// rollback reverts exactly those).
+		pending, err := m.Pending(ctx)
+		if err != nil {
+			return fmt.Errorf("pending migrations: %w", err)
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		r.Migrating = pending
+		if err := e.save(ctx, r, nil); err != nil {
+			return err
+		}
+	}
 	applied, upErr := m.Up(ctx)
+	if still, err := m.Pending(ctx); err == nil {
+		applied = nil
+		for _, v := range r.Migrating {
+			if !slices.Contains(still, v) && !slices.Contains(r.Migrated, v) {
+				applied = append(applied, v)
+			}
+		}
+	}
 	r.Migrated = append(r.Migrated, applied...)
 	var events []audit.Event
 	if len(applied) > 0 {
