@@ -108,8 +108,11 @@ type harness struct {
 	tick   time.Duration
 	client *http.Client
 
-	eng  *rollout.Engine
-	life *life
+	eng *rollout.Engine
+	// verify, when set, answers VerifyRoutes before the router does: an
+	// asynchronous data plane still converging.
+	verify atomic.Pointer[func(rollout.Routes) error]
+	life   *life
 
 	mu     sync.Mutex
 	events []string // what the router and the runtime did, in order
@@ -472,6 +475,11 @@ func (r *gatedRouter) SetRoutes(ctx context.Context, rt rollout.Routes) error {
 func (r *gatedRouter) VerifyRoutes(ctx context.Context, rt rollout.Routes) error {
 	if r.l.dead.Load() {
 		return errCrashed
+	}
+	if v := r.h.verify.Load(); v != nil {
+		if err := (*v)(rt); err != nil {
+			return err
+		}
 	}
 	return r.p.VerifyRoutes(ctx, rt)
 }
