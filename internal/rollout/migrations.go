@@ -53,18 +53,7 @@ func (e *Engine) checkMigrations(ctx context.Context, st *Spec, rel Release) err
 	if len(problems) > 0 {
 		return &GateError{Gate: "migrations", Message: fmt.Sprintf("%d problem(s) on a scratch database: %s", len(problems), strings.Join(problems, "; "))}
 	}
-	if im, ok := m.(irreversibleMigrator); ok {
-		return irreversibleGate(st, im.Irreversible())
-	}
-	return nil
-}
-
-// irreversibleMigrator is a Migrator that names the migrations marked
-// "-- shipgate:irreversible REASON": their downs do not restore
-// everything, on purpose.
-type irreversibleMigrator interface {
-	// Irreversible returns "ID (reason)" for each marked migration.
-	Irreversible() []string
+	return irreversibleGate(st, m.Irreversible())
 }
 
 // irreversibleGate lets a release whose migrations include some marked
