@@ -149,6 +149,9 @@ type Environment struct {
 	// PostSmoke replaces the app's post_smoke checks in this environment;
 	// an empty list means no post_smoke checks here.
 	PostSmoke []SmokeCheck `yaml:"post_smoke,omitempty" json:"post_smoke,omitempty"`
+	// Metrics says where releases are measured here: the builtin router
+	// (the default) or Prometheus.
+	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 }
 
 // Gates are the conditions a release must meet before it is deployed to an

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
@@ -48,30 +49,84 @@ type Change struct {
 	Audit []audit.Event
 }
 
-// Runtime runs instances of releases.
+// ReleaseRef names one release in one environment.
+type ReleaseRef struct{ App, Env, Version string }
+
+// Runtime runs releases at a number of instances. Instances are observed,
+// not owned by the engine: a rescheduled pod is not a dead canary.
+//
+// Local processes keep per-instance control behind these verbs: a rolling
+// batch is Ensure(new, k) then Ensure(old, n-k), "scaling two
+// Deployments".
 type Runtime interface {
-	// Start starts spec.Count instances and returns once all are healthy.
-	// If any fails to start or to become healthy within spec.StartTimeout,
-	// Start stops the ones it started and returns an error that says why
-	// (exit code, last lines of its output, or the failed check).
-	Start(ctx context.Context, spec InstanceSpec) ([]Instance, error)
-	// Stop stops instances gracefully: SIGTERM, then SIGKILL after the
-	// grace period. Stopping an instance that is gone is not an error.
-	Stop(ctx context.Context, instances []Instance) error
-	// Status returns what the runtime knows of an instance now: running,
-	// unhealthy after failed checks, exited (with its exit status), or
-	// unknown when the runtime never saw it.
-	Status(ctx context.Context, inst Instance) InstanceStatus
+	// Ensure makes exactly spec.Count instances of spec's release run and
+	// returns them once all are healthy (scaling up or down; Count 0 is
+	// Remove). If they cannot become healthy within spec.StartTimeout it
+	// returns an error that says why (exit code and last output lines,
+	// ImagePullBackOff / CrashLoopBackOff / Unschedulable with the pod's
+	// last log lines, the failed health check) and leaves none of the
+	// instances it started serving. Calling it again with the same spec
+	// is a no-op that returns the same instances.
+	Ensure(ctx context.Context, spec InstanceSpec) ([]Instance, error)
+	// Observe returns the release's instances as the runtime sees them now,
+	// each with its status. A release with no instances is an empty slice.
+	Observe(ctx context.Context, ref ReleaseRef) ([]ObservedInstance, error)
+	// Remove stops every instance of the release (gracefully, bounded by
+	// StopGrace). Removing a release that is gone is not an error.
+	Remove(ctx context.Context, ref ReleaseRef) error
 }
 
-// Router sends an environment's traffic to stable and canary instances and
-// measures it per version.
-type Router interface {
-	// SetRoutes replaces the whole routing table atomically. Requests in
+// ObservedInstance is an instance with its status now.
+type ObservedInstance struct {
+	Instance
+	Status InstanceStatus
+}
+
+// ErrNotReady is wrapped by TrafficRouter.VerifyRoutes while an
+// asynchronous data plane converges: the engine retries until a bound.
+var ErrNotReady = errors.New("not ready")
+
+// TrafficRouter sends an environment's traffic to releases.
+type TrafficRouter interface {
+	// SetRoutes replaces the environment's routing atomically. Requests in
 	// flight finish on the backend they started on.
 	SetRoutes(ctx context.Context, r Routes) error
-	// Stats returns the counters per version since the router started.
-	Stats(ctx context.Context) (map[string]analysis.Sample, error)
+	// VerifyRoutes returns nil once the data plane serves r. Asynchronous
+	// data planes (Gateway API) return an error wrapping ErrNotReady while
+	// converging (the engine retries until a bound, then fails the step)
+	// and any other error when r can never be served. A router that
+	// routes by version (one Service per release) ignores Backend.Addrs.
+	VerifyRoutes(ctx context.Context, r Routes) error
+}
+
+// MetricSource measures a release's traffic (the builtin router's
+// counters, Prometheus).
+type MetricSource interface {
+	// Window returns what was measured for version since the given time
+	// (requests, failures, latency histogram), or an error that names the
+	// source and what failed. No data is an empty sample, never a pass.
+	Window(ctx context.Context, version string, since time.Time) (analysis.Sample, error)
+}
+
+// Environment is what one environment of one app is made of.
+type Environment struct {
+	Runtime Runtime
+	Router  TrafficRouter
+	Metrics MetricSource
+	// Prober sends smoke checks straight to an instance's Addr.
+	Prober Prober
+	// Drainer is optional (nil: no in-flight knowledge).
+	Drainer Drainer
+}
+
+// Environments gives the engine each environment's adapters; the server
+// builds it from config (local processes + builtin router by default,
+// Kubernetes + Gateway API, Prometheus). Nothing in the engine
+// type-switches on an adapter.
+type Environments interface {
+	// For returns the adapters of env of app, or an error wrapping
+	// ErrNotFound when the server has no such environment.
+	For(app, env string) (Environment, error)
 }
 
 // Drainer is implemented by routers that know the requests in flight to
@@ -92,10 +147,10 @@ type Prober interface {
 
 // SmokeCheck is one request of a smoke test.
 type SmokeCheck struct {
-	Path         string
-	ExpectStatus int
-	ExpectBody   string
-	Timeout      time.Duration
+	Path         string        `json:"path"`
+	ExpectStatus int           `json:"expect_status,omitempty"`
+	ExpectBody   string        `json:"expect_body,omitempty"`
+	Timeout      time.Duration `json:"timeout,omitempty"`
 }
 
 // Clock tells the time and makes the timers and tickers every wait of the
@@ -127,5 +182,9 @@ type Migrator interface {
 	Status(ctx context.Context) (string, error)
 	// Pending returns the versions Up would apply, in order.
 	Pending(ctx context.Context) ([]int64, error)
+	// Irreversible returns "ID (reason)" for each migration marked
+	// "-- shipgate:irreversible REASON": its down does not restore
+	// everything, on purpose.
+	Irreversible() []string
 	Close() error
 }

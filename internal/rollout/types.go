@@ -1,11 +1,11 @@
 package rollout
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // Error kinds. Adapters wrap these so that the API can map them to status
@@ -57,7 +57,10 @@ type Instance struct {
 	App     string `json:"app"`
 	Env     string `json:"env"`
 	Version string `json:"version"`
-	// Addr is the host:port the instance serves HTTP on.
+	// Addr is where the instance serves HTTP, as the environment's Prober
+	// understands it: host:port for local processes; for Kubernetes
+	// whatever its Prober reaches (e.g. "svc/<name>:<port>", documented
+	// by that adapter).
 	Addr string `json:"addr"`
 	// PID is the process id, for local processes.
 	PID int `json:"pid,omitempty"`
@@ -90,6 +93,9 @@ type InstanceSpec struct {
 	Env     string
 	Version string
 	Command []string
+	// Image is the container image (Kubernetes); Command is for local
+	// processes. A runtime uses the one it understands.
+	Image   string
 	Environ map[string]string
 	// Dir is the working directory.
 	Dir   string
@@ -102,6 +108,10 @@ type InstanceSpec struct {
 	// StartTimeout bounds the wait for every instance to become healthy.
 	StartTimeout time.Duration
 	StopGrace    time.Duration
+	// StopFirst, when Ensure scales a release down, names the instances
+	// to stop first: those the router no longer sends requests to. A
+	// runtime that cannot choose (a Deployment) ignores it.
+	StopFirst []string
 }
 
 // Backend is the set of instances of one version a router sends traffic to.
@@ -227,12 +237,16 @@ type Rollout struct {
 	Phase       Phase  `json:"phase"`
 	// Steps is the plan, fixed when the rollout is created.
 	Steps []Step `json:"steps"`
-	// Stage is the environment's configuration as it was when the rollout
-	// was created (strategy, analysis, smoke checks, internal users,
-	// router addresses), less its variables: the steps run what was
-	// planned, whatever happened to the config file since. Nil for a
-	// rollout created before stages were frozen: those read the config.
-	Stage *config.Stage `json:"stage,omitempty"`
+	// Spec is the environment's configuration as it was when the rollout
+	// was created (strategy, analysis, gates, smoke checks, internal
+	// users, the instance template, router addresses), less the values of
+	// its variables: the steps run what was planned, whatever happened to
+	// the config file since.
+	Spec *Spec `json:"spec,omitempty"`
+	// LegacyStage is the configuration a rollout recorded before Specs
+	// (the config's own stage, as JSON); Specs.Legacy translates it when
+	// the rollout is read. Nil for rollouts created since.
+	LegacyStage json.RawMessage `json:"stage,omitempty"`
 	// StepIndex is the step being run (len(Steps) when all are done).
 	StepIndex int `json:"step_index"`
 	// StepStartedAt is when the current step began.
@@ -289,6 +303,10 @@ type Rollout struct {
 	// Migrated are the migration versions this rollout applied, in order:
 	// exactly the ones its rollback reverts.
 	Migrated []int64 `json:"migrated,omitempty"`
+	// Migrating are the versions the migrate step set out to apply,
+	// recorded before it applies them: after a crash, those no longer
+	// pending were applied by this rollout, and join Migrated.
+	Migrating []int64 `json:"migrating,omitempty"`
 	// MigrationFailed is set when a migration failed: the rollout ends
 	// failed with the database as the last successful migration left it,
 	// and MigrationStatus says where it stopped and the way out.
