@@ -235,14 +235,20 @@ func TestE2E_DashboardInChromium(t *testing.T) {
 
 	// The deployer pauses the bake from the page: the engine holds it, the
 	// page says so live; resuming lets it go on.
-	held := `document.querySelector("#env-production .held").hidden ? "" : document.querySelector("#env-production .held-text").textContent`
-	do("pause", chromedp.Click(chromedp.CSS("#env-production button.pause")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	// (Each button posts a form: the page is reloaded, so these read
+	// nothing while it loads.)
+	held := `(document.querySelector("#env-production .held") || {hidden: true}).hidden ? "" : document.querySelector("#env-production .held-text").textContent`
+	flash := `((document.getElementById("flash") || {}).textContent || "")`
+	do("pause", chromedp.Click(chromedp.CSS("#env-production button.pause")))
+	waitPage("the flash", `String(`+flash+`.startsWith("Paused v2"))`, "true", 10*time.Second)
 	waitPage("the paused note", `String(`+held+`.startsWith("paused by user:dana: paused from the dashboard"))`, "true", 10*time.Second)
 	if r, _ := p.Engine.GetRollout(context.Background(), ro.ID); !strings.HasPrefix(r.Paused, "paused by user:dana") {
 		t.Fatalf("after Pause the rollout's paused = %q", r.Paused)
 	}
-	do("resume", chromedp.Click(chromedp.CSS("#env-production button.resume")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	do("resume", chromedp.Click(chromedp.CSS("#env-production button.resume")))
+	waitPage("the flash", `String(`+flash+`.startsWith("Resumed v2"))`, "true", 10*time.Second)
 	waitPage("the paused note", held, "", 10*time.Second)
+	do("reload", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#env-production")))
 
 	// A forged POST (a valid session, no CSRF token) is refused and
 	// changes nothing.
