@@ -59,22 +59,25 @@ func since(stats map[string]analysis.Sample, base map[string]Counters, version s
 }
 
 // bake holds a step for its duration while judging the canary version
-// against the stable one every analysis interval (or against a fixed
-// stable sample, when given). It fails at once on a failed gate. With
-// needPass it ends once the time is over and every gate passes; if a gate
-// is still inconclusive after as long again (at least five intervals),
-// the stage's on_inconclusive policy decides: pause for a person, extend
-// until the evidence is there, or roll back. Without needPass it ends when
-// the time is over. shipgate promote ends it at once, as passed.
+// against the stable one (or against a fixed stable sample, when given).
+// When to look, what a look decides and when the verdict is persisted is
+// analysis.Bake's, the logic the simulator drives too: it looks every
+// analysis.LookEvery (the tests are anytime-valid, so a badly failing
+// canary is convicted after the few requests that prove it) and persists
+// the judgement once every analysis interval. It fails at once on a
+// failed gate. With needPass it ends once the time is over and every gate
+// passes; if a gate is still inconclusive after as long again (at least
+// five intervals), the stage's on_inconclusive policy decides: pause for a
+// person, extend until the evidence is there, or roll back. Without
+// needPass it ends when the time is over. shipgate promote ends it at
+// once, as passed.
 //
 // The bake's baseline and the time it served are persisted at each
-// judgement: a resumed bake goes on with both.
+// reported judgement: a resumed bake goes on with both.
 func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
 	router := e.routers[r.Env]
 	a := st.Analysis
-	seq := analysis.NewSequence(Gates(a), JudgeOptions(a, r.Steps))
 	interval := a.Interval.D()
-	extra := max(step.Duration, 5*interval)
 	if r.Bake == nil || r.Bake.Step != r.StepIndex {
 		base := make(map[string]Counters, len(baseline))
 		for v, s := range baseline {
@@ -87,9 +90,10 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 		}
 	}
 	bs := r.Bake
+	plan := analysis.BakePlan{Duration: step.Duration, Interval: interval, NeedPass: needPass}
+	look := analysis.NewBake(plan, Gates(a), JudgeOptions(a, r.Steps), bs.Elapsed)
 	start := e.clock.Now().Add(-bs.Elapsed)
-	next := e.clock.Now().Add(interval)
-	ticker := e.clock.NewTicker(min(e.tick, interval))
+	ticker := e.clock.NewTicker(min(e.tick, interval, analysis.LookEvery))
 	defer ticker.Stop()
 	for {
 		select {
@@ -108,40 +112,39 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 			return f
 		}
 		now := e.clock.Now()
-		if now.Before(next) {
+		elapsed := now.Sub(start)
+		if !look.Due(elapsed) {
 			continue
 		}
-		next = now.Add(interval)
-		elapsed := now.Sub(start)
 		var canary, stable analysis.Sample
-		var verdict analysis.Verdict
-		var results []analysis.Result
+		var dec analysis.Decision
 		if stats, err := router.Stats(ctx); err != nil {
 			// An inconclusive look; the step fails if the source stays down.
-			verdict, results = seq.SourceError(fmt.Errorf("read router stats: %w", err))
+			dec = look.SourceError(elapsed, fmt.Errorf("read router stats: %w", err))
 		} else {
 			canary = since(stats, bs.Baseline, canaryV)
 			stable = since(stats, bs.Baseline, stableV)
 			if fixedStable != nil {
 				stable = *fixedStable
 			}
-			verdict, results = seq.Look(elapsed, canary, stable)
+			dec = look.Look(elapsed, canary, stable)
 		}
+		verdict, results := dec.Verdict, dec.Results
 		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
 		bs.Elapsed = elapsed
 		var events []audit.Event
 		switch {
-		case verdict == analysis.Fail:
+		case dec.Outcome == analysis.BakeFailed:
 			for _, res := range results {
 				if res.Verdict == analysis.Fail {
 					_ = e.save(ctx, r, nil)
 					return &Failure{Reason: "gate " + res.Gate + " failed: " + res.Detail, Gate: res.Gate, Value: res.Value, Threshold: res.Threshold}
 				}
 			}
-		case elapsed >= step.Duration && (verdict == analysis.Pass || !needPass) && r.Paused == "":
+		case dec.Outcome == analysis.BakeDone && r.Paused == "":
 			r.Paused = ""
 			return e.save(ctx, r, nil)
-		case elapsed >= step.Duration+extra && r.Paused == "" && !bs.Extended:
+		case dec.Outcome == analysis.BakeExpired && r.Paused == "" && !bs.Extended:
 			var missing analysis.Result
 			for _, res := range results {
 				if res.Verdict != analysis.Pass {
@@ -163,6 +166,9 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 				events = append(events, ev)
 				e.log.Warn("rollout paused", "rollout", r.ID, "env", r.Env, "reason", why)
 			}
+		}
+		if !dec.Report && len(events) == 0 {
+			continue // looked; the judgement is persisted once an interval
 		}
 		if err := e.save(ctx, r, nil, events...); err != nil {
 			return err
