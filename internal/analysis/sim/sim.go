@@ -64,7 +64,9 @@ type Scenario struct {
 	Steps []Step
 	// Rate is the requests per second of all releases together.
 	Rate float64
-	// Interval is the time between two looks.
+	// Interval is the analysis interval: the engine looks every
+	// analysis.LookEvery (or every interval, when shorter) and reports
+	// once an interval.
 	Interval time.Duration
 	Gates    []analysis.Gate
 	// Options are the judge's, as the engine sets them; Steps is set from
