@@ -35,7 +35,17 @@ func NewSequence(gates []Gate, opts Options) *Sequence {
 // Look judges the windows canary and stable, cumulative since the step
 // began, elapsed after it began.
 func (s *Sequence) Look(elapsed time.Duration, canary, stable Sample) (Verdict, []Result) {
-	s.sourceErrors = 0
+	return s.look(elapsed, canary, stable, true)
+}
+
+// look is Look; a look that does not count (a Bake's look between two
+// reported ones) leaves the consecutive failures of the gates and of the
+// metric source as they were: a gate that needs several failed looks in a
+// row is inconclusive there, not failed.
+func (s *Sequence) look(elapsed time.Duration, canary, stable Sample, counts bool) (Verdict, []Result) {
+	if counts {
+		s.sourceErrors = 0
+	}
 	settling := false
 	if !s.settled {
 		settling = true
@@ -57,9 +67,16 @@ func (s *Sequence) Look(elapsed time.Duration, canary, stable Sample) (Verdict, 
 		default:
 			r = judgeGate(g, canary.Sub(s.baseCanary), s.settledStable(stable), s.opts, alpha, beta)
 		}
-		if r.Verdict != Fail {
-			s.failedLooks[i] = 0
-		} else if need := max(g.ConsecutiveFailures, 1); need > 1 {
+		need := max(g.ConsecutiveFailures, 1)
+		switch {
+		case r.Verdict != Fail:
+			if counts {
+				s.failedLooks[i] = 0
+			}
+		case need > 1 && !counts:
+			r.Verdict = Inconclusive
+			r.Detail = fmt.Sprintf("failed %d of the %d looks in a row needed (this one counts at the next interval): %s", s.failedLooks[i], need, r.Detail)
+		case need > 1:
 			s.failedLooks[i]++
 			if s.failedLooks[i] < need {
 				r.Verdict = Inconclusive

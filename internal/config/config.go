@@ -415,7 +415,9 @@ type CanaryStep struct {
 
 // Analysis says how a canary is judged.
 type Analysis struct {
-	// Interval is the time between two judgements. Default 10s.
+	// Interval is the time between two judgements, the verdicts that are
+	// persisted and reported; between them the engine looks at the evidence
+	// every second and rolls back at once on a failed look. Default 10s.
 	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
 	// MinRequests is the least number of canary requests in a window
 	// before any gate may pass. A gate may fail sooner when the evidence

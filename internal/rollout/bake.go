@@ -70,21 +70,24 @@ func (e *Engine) measure(ctx context.Context, env string, bs *BakeState, version
 }
 
 // bake holds a step for its duration while judging the canary version
-// against the stable one every analysis interval (or against a fixed
-// stable sample, when given). It fails at once on a failed gate. With
-// needPass it ends once the time is over and every gate passes; if a gate
-// is still inconclusive after as long again (at least five intervals),
-// the stage's on_inconclusive policy decides: pause for a person, extend
-// until the evidence is there, or roll back. Without needPass it ends when
-// the time is over. shipgate promote ends it at once, as passed.
+// against the stable one (or against a fixed stable sample, when given).
+// When to look, what a look decides and when the verdict is persisted is
+// analysis.Bake's, the logic the simulator drives too: it looks every
+// analysis.LookEvery (the tests are anytime-valid, so a badly failing
+// canary is convicted after the few requests that prove it) and persists
+// the judgement once every analysis interval. It fails at once on a
+// failed gate. With needPass it ends once the time is over and every gate
+// passes; if a gate is still inconclusive after as long again (at least
+// five intervals), the stage's on_inconclusive policy decides: pause for a
+// person, extend until the evidence is there, or roll back. Without
+// needPass it ends when the time is over. shipgate promote ends it at
+// once, as passed.
 //
 // The bake's baseline and the time it served are persisted at each
-// judgement: a resumed bake goes on with both.
+// reported judgement: a resumed bake goes on with both.
 func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step, since time.Time, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
 	a := st.Analysis
-	seq := analysis.NewSequence(Gates(a), JudgeOptions(a, r.Steps))
 	interval := a.Interval
-	extra := max(step.Duration, 5*interval)
 	if r.Bake == nil || r.Bake.Step != r.StepIndex {
 		r.Bake = &BakeState{Step: r.StepIndex, Since: since}
 		r.Paused = ""
@@ -96,9 +99,10 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 		_, _ = e.window(ctx, r.Env, canaryV, since)
 	}
 	bs := r.Bake
+	plan := analysis.BakePlan{Duration: step.Duration, Interval: interval, NeedPass: needPass}
+	look := analysis.NewBake(plan, Gates(a), JudgeOptions(a, r.Steps), bs.Elapsed)
 	start := e.clock.Now().Add(-bs.Elapsed)
-	next := e.clock.Now().Add(interval)
-	ticker := e.clock.NewTicker(min(e.tick, interval))
+	ticker := e.clock.NewTicker(min(e.tick, interval, analysis.LookEvery))
 	defer ticker.Stop()
 	for {
 		select {
@@ -117,14 +121,12 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 			return f
 		}
 		now := e.clock.Now()
-		if now.Before(next) {
+		elapsed := now.Sub(start)
+		if !look.Due(elapsed) {
 			continue
 		}
-		next = now.Add(interval)
-		elapsed := now.Sub(start)
 		var canary, stable analysis.Sample
-		var verdict analysis.Verdict
-		var results []analysis.Result
+		var dec analysis.Decision
 		var err error
 		canary, err = e.measure(ctx, r.Env, bs, canaryV)
 		if err == nil && fixedStable != nil {
@@ -134,25 +136,26 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 		}
 		if err != nil {
 			// An inconclusive look; the step fails if the source stays down.
-			verdict, results = seq.SourceError(fmt.Errorf("measure: %w", err))
+			dec = look.SourceError(elapsed, fmt.Errorf("measure: %w", err))
 		} else {
-			verdict, results = seq.Look(elapsed, canary, stable)
+			dec = look.Look(elapsed, canary, stable)
 		}
+		verdict, results := dec.Verdict, dec.Results
 		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
 		bs.Elapsed = elapsed
 		var events []audit.Event
 		switch {
-		case verdict == analysis.Fail:
+		case dec.Outcome == analysis.BakeFailed:
 			for _, res := range results {
 				if res.Verdict == analysis.Fail {
 					_ = e.save(ctx, r, nil)
 					return &Failure{Reason: "gate " + res.Gate + " failed: " + res.Detail, Gate: res.Gate, Value: res.Value, Threshold: res.Threshold}
 				}
 			}
-		case elapsed >= step.Duration && (verdict == analysis.Pass || !needPass) && r.Paused == "":
+		case dec.Outcome == analysis.BakeDone && r.Paused == "":
 			r.Paused = ""
 			return e.save(ctx, r, nil)
-		case elapsed >= step.Duration+extra && r.Paused == "" && !bs.Extended:
+		case dec.Outcome == analysis.BakeExpired && r.Paused == "" && !bs.Extended:
 			var missing analysis.Result
 			for _, res := range results {
 				if res.Verdict != analysis.Pass {
@@ -174,6 +177,9 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 				events = append(events, ev)
 				e.log.Warn("rollout paused", "rollout", r.ID, "env", r.Env, "reason", why)
 			}
+		}
+		if !dec.Report && len(events) == 0 {
+			continue // looked; the judgement is persisted once an interval
 		}
 		if err := e.save(ctx, r, nil, events...); err != nil {
 			return err

@@ -3,11 +3,13 @@ package rollout_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -213,4 +215,37 @@ func TestEngine_PauseAndResume(t *testing.T) {
 			t.Fatalf("%s (%s), want succeeded once the evidence came", r.Phase, r.Reason)
 		}
 	})
+}
+
+// Issue 11: the bake looks at the evidence every second (analysis.LookEvery)
+// and persists the verdict every interval, so a canary failing 40% of its
+// requests at 5% of 100 requests/s is convicted after the few requests that
+// prove it (median 8 in the simulator), not after the first 10 s interval
+// (about 50). Several rollouts, because each one's count is random.
+func TestEngine_BakeLooksBetweenIntervals(t *testing.T) {
+	h := newHarnessEnv(t, "    analysis: {interval: 10s, min_requests: 50, gates: [{metric: error_rate, max: 0.5%}]}",
+		"strategy: {canary: {steps: [{weight: 5, bake: 10m}, {weight: 25, bake: 15m}, {weight: 50, bake: 15m}], scale_down_delay: 5s}}")
+	h.deployV1()
+	h.traffic = 100 // requests per virtual second, 5% of them to the canary
+	var counts []uint64
+	for i := range 7 {
+		version := fmt.Sprintf("v%d", i+2)
+		began := h.clk.Now()
+		r := h.final(h.deploy(version, map[string]string{"FAIL_RATE": "0.4"}).ID)
+		if r.Phase != rollout.PhaseRolledBack || !strings.Contains(r.Reason, "error_rate") {
+			t.Fatalf("%s: %s (%s), want rolled back on error_rate", version, r.Phase, r.Reason)
+		}
+		if r.Analysis == nil || r.Analysis.Verdict != analysis.Fail || r.Bake == nil || r.Steps[r.Bake.Step].Kind != rollout.StepWeight || r.Steps[r.Bake.Step].Weight != 5 {
+			t.Fatalf("%s: judgement %+v, bake %+v; want a failed look persisted in the 5%% step", version, r.Analysis, r.Bake)
+		}
+		if r.Bake.Elapsed >= 10*time.Second {
+			t.Errorf("%s: convicted after %s of bake, want before the first 10s interval", version, r.Bake.Elapsed)
+		}
+		t.Logf("%s: rolled back after %s of bake (%s in all) on %d canary requests, %d failed", version, r.Bake.Elapsed, h.clk.Now().Sub(began), r.Analysis.Canary.Requests, r.Analysis.Canary.Errors)
+		counts = append(counts, r.Analysis.Canary.Requests)
+	}
+	slices.Sort(counts)
+	if med := counts[len(counts)/2]; med > 15 {
+		t.Fatalf("canary requests to the rollback %v: median %d, want at most 15", counts, med)
+	}
 }

@@ -2,13 +2,13 @@
 // judge: how often it rolls back a healthy release, how often it lets a bad
 // one through, and how many requests it needs to convict one.
 //
-// The traffic is simulated; the judgement is not: every look goes through
-// analysis.Sequence, the code the rollout engine runs. The bake loop
-// follows the engine's look schedule (internal/rollout's bake): a step
-// snapshots the counters when it begins, looks every analysis interval at
-// the windows since then, ends on the first failed look (a rollback), or
-// once its bake time is over and every gate passes, and is held (the
-// engine rolls back as "still inconclusive") if that has not happened
+// The traffic is simulated; the judgement and the bake are not: every step
+// runs through analysis.Bake, the code the rollout engine's bake runs. A
+// step snapshots the counters when it begins, looks at the windows since
+// then when the Bake says a look is due (every analysis.LookEvery, or
+// every interval when that is shorter), ends on the first failed look (a
+// rollback), or once its bake time is over and every gate passes, and is
+// held (on_inconclusive decides in the engine) if that has not happened
 // after as long again, at least five intervals.
 package sim
 
@@ -64,7 +64,9 @@ type Scenario struct {
 	Steps []Step
 	// Rate is the requests per second of all releases together.
 	Rate float64
-	// Interval is the time between two looks.
+	// Interval is the analysis interval: the engine looks every
+	// analysis.LookEvery (or every interval, when shorter) and reports
+	// once an interval.
 	Interval time.Duration
 	Gates    []analysis.Gate
 	// Options are the judge's, as the engine sets them; Steps is set from
@@ -137,44 +139,44 @@ func newSimulator(sc Scenario) *simulator {
 	}
 	// Traffic is generated second by second (or look by look when looks
 	// are more frequent), so that a busy minute starts and ends on time
-	// whatever the look interval.
-	s.tick = min(time.Second, sc.Interval)
+	// whatever the look cadence.
+	s.tick = min(time.Second, analysis.LookEvery, sc.Interval)
 	return s
 }
 
-// rollout runs one rollout, step by step, as the engine's bake does.
+// rollout runs one rollout, step by step, through the engine's own bake
+// logic (analysis.Bake): it looks when the Bake says a look is due, and
+// ends a step as the Bake decides.
 func (s *simulator) rollout(rng *rand.Rand) Outcome {
 	var canary, stable analysis.Sample
 	now := time.Duration(0)
 	for i, step := range s.sc.Steps {
 		baseC, baseS := canary, stable
-		look := analysis.NewSequence(s.sc.Gates, s.gateOpts).Look
+		plan := analysis.BakePlan{Duration: step.Bake, Interval: s.sc.Interval, NeedPass: true}
 		if s.sc.Legacy {
+			// The engine before issue 11 looked once an interval.
 			o := legacyOptions{MinRequests: s.gateOpts.MinRequests, FailConfidence: s.gateOpts.FailConfidence, PassConfidence: s.gateOpts.PassConfidence}
-			look = func(_ time.Duration, c, st analysis.Sample) (analysis.Verdict, []analysis.Result) {
+			plan.LookEvery = s.sc.Interval
+			plan.Judge = func(_ time.Duration, c, st analysis.Sample) (analysis.Verdict, []analysis.Result) {
 				return legacyJudge(s.sc.Gates, c, st, o)
 			}
 		}
+		bake := analysis.NewBake(plan, s.sc.Gates, s.gateOpts, 0)
 		start := now
-		extra := max(step.Bake, 5*s.sc.Interval)
-		next := start + s.sc.Interval
 		for {
 			// Traffic until the next look.
-			for now < next {
+			for next := start + bake.NextLook(); now < next; {
 				d := min(s.tick, next-now)
 				s.traffic(rng, now, d, step.Weight, &canary, &stable)
 				now += d
 			}
-			next = now + s.sc.Interval
-			elapsed := now - start
-			verdict, results := look(elapsed, canary.Sub(baseC), stable.Sub(baseS))
-			switch {
-			case verdict == analysis.Fail:
-				return Outcome{RolledBack: true, Step: i, At: now, CanaryRequests: canary.Requests, CanaryErrors: canary.Errors(), Reason: firstDetail(results, analysis.Fail)}
-			case elapsed >= step.Bake && verdict == analysis.Pass:
-			case elapsed >= step.Bake+extra:
-				return Outcome{Held: true, Step: i, At: now, CanaryRequests: canary.Requests, CanaryErrors: canary.Errors(), Reason: firstDetail(results, analysis.Inconclusive)}
-			default:
+			d := bake.Look(now-start, canary.Sub(baseC), stable.Sub(baseS))
+			switch d.Outcome {
+			case analysis.BakeFailed:
+				return Outcome{RolledBack: true, Step: i, At: now, CanaryRequests: canary.Requests, CanaryErrors: canary.Errors(), Reason: firstDetail(d.Results, analysis.Fail)}
+			case analysis.BakeExpired:
+				return Outcome{Held: true, Step: i, At: now, CanaryRequests: canary.Requests, CanaryErrors: canary.Errors(), Reason: firstDetail(d.Results, analysis.Inconclusive)}
+			case analysis.BakeGoOn:
 				continue
 			}
 			break

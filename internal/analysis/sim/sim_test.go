@@ -11,7 +11,7 @@ import (
 
 var (
 	rollouts = flag.Int("sim.rollouts", 60, "simulated rollouts per scenario (BENCHMARKS.md uses 4000)")
-	interval = flag.Duration("sim.interval", 10*time.Second, "time between two looks")
+	interval = flag.Duration("sim.interval", 10*time.Second, "analysis interval (looks are every second, or every interval when shorter)")
 	workers  = flag.Int("sim.workers", 2, "goroutines simulating rollouts")
 	legacy   = flag.Bool("sim.legacy", false, "also simulate the judge before issue 11, to compare with")
 	only     = flag.String("sim.only", "", "simulate only the scenarios whose name contains this (or one of several, split by |)")
