@@ -42,6 +42,11 @@ type Options struct {
 	// the requests in flight to instances before it stops them. Default
 	// 30s.
 	DrainTimeout time.Duration
+	// DigestKey is the secret key of the release digests written to the
+	// audit log and to approvals (see releaseDigest). The server keeps it
+	// in its store; without it the digests are keyed with an empty key,
+	// which only tests should do.
+	DigestKey []byte
 }
 
 // Adopter is implemented by runtimes that can take over instances started
@@ -66,6 +71,7 @@ type Engine struct {
 	log        *slog.Logger
 	tick       time.Duration
 	drain      time.Duration
+	digestKey  []byte
 
 	mu      sync.Mutex
 	drivers map[string]*driver // by environment
@@ -104,7 +110,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations, tests: o.Tests,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, drivers: map[string]*driver{},
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, digestKey: o.DigestKey, drivers: map[string]*driver{},
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}

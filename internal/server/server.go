@@ -232,10 +232,14 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		reg.MustRegister(unchecked{p.Collector()})
 	}
 
+	digestKey, err := cp.Store.Secret(ctx, sqlite.SecretDigestKey)
+	if err != nil {
+		return nil, err
+	}
 	tests := testService(cfg, cp.Store)
 	cp.Engine, err = rollout.New(rollout.Options{
 		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path}, Tests: tests,
-		Logger: log.With("component", "engine"), Tick: opts.Tick,
+		Logger: log.With("component", "engine"), Tick: opts.Tick, DigestKey: digestKey,
 	})
 	if err != nil {
 		return nil, err
