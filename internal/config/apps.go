@@ -22,41 +22,73 @@ import (
 // file in it, not its subdirectories, in name order; files whose names
 // start with a dot are left out) or one file. Each file holds one app or
 // several, one per YAML document. Every problem of every file is
-// reported, with file:line; then the apps are checked together
-// (no two with the same name, no two routers on the same address). The apps are returned in the order they were read.
+// reported, with file:line; then the apps are checked together (no two
+// with the same name, no two routers on the same address). The apps are
+// returned in the order they were read.
 func LoadApps(path string) ([]*Config, error) {
-	info, err := os.Stat(path)
+	files, err := AppFiles(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
-	files := []string{path}
-	if info.IsDir() {
-		entries, err := os.ReadDir(path)
-		if err != nil {
-			return nil, fmt.Errorf("read config directory: %w", err)
-		}
-		files = files[:0]
-		for _, e := range entries {
-			name := e.Name()
-			if e.IsDir() || strings.HasPrefix(name, ".") || (filepath.Ext(name) != ".yaml" && filepath.Ext(name) != ".yml") {
-				continue
-			}
-			files = append(files, filepath.Join(path, name))
-		}
-		if len(files) == 0 {
-			return nil, &Error{Problems: []Problem{{File: path, Message: "the directory has no app file: put one *.yaml file per app in it"}}}
-		}
-	}
-	var (
-		apps     []parsedApp
-		problems []Problem
-	)
+	contents := make([]File, 0, len(files))
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		got, err := parseApps(file, data)
+		contents = append(contents, File{Name: file, Data: data})
+	}
+	return ParseFiles(contents)
+}
+
+// AppFiles returns the app files at path as LoadApps reads them: path
+// itself when it is a file, or the *.yaml and *.yml files of the
+// directory path, in name order.
+func AppFiles(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config directory: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") || (filepath.Ext(name) != ".yaml" && filepath.Ext(name) != ".yml") {
+			continue
+		}
+		files = append(files, filepath.Join(path, name))
+	}
+	if len(files) == 0 {
+		return nil, &Error{Problems: []Problem{{File: path, Message: "the directory has no app file: put one *.yaml file per app in it"}}}
+	}
+	return files, nil
+}
+
+// File is an app file's name (its path, as problems will name it) and
+// content, as shipgate apply sends it.
+type File struct {
+	Name string `json:"name"`
+	Data []byte `json:"data"`
+}
+
+// ParseFiles parses app files as LoadApps reads them: every problem of
+// every file, then the apps checked together.
+func ParseFiles(files []File) ([]*Config, error) {
+	if len(files) == 0 {
+		return nil, &Error{Problems: []Problem{{Message: "no app file given"}}}
+	}
+	var (
+		apps     []parsedApp
+		problems []Problem
+	)
+	for _, f := range files {
+		got, err := parseApps(f.Name, f.Data)
 		var ce *Error
 		switch {
 		case errors.As(err, &ce):
