@@ -304,8 +304,10 @@ type appDeps struct {
 // reuse, the routers of the app's previous config, where they have the
 // same settings) and builds its engine; the engine is not started. On an
 // error the routers it started are stopped again.
-func (deps appDeps) startApp(ctx context.Context, cfg *config.Config, all []*config.Config, reuse map[string]Router, reuseCfg *config.Config) (p *appPlane, err error) {
-	p = &appPlane{cfg: cfg, routers: map[string]Router{}, started: map[string]Router{}}
+func (deps appDeps) startApp(ctx context.Context, cfg *config.Config, all []*config.Config, reuse map[string]Router, reuseCfg *config.Config) (_ *appPlane, err error) {
+	// p, not a named result, is what a failed start cleans up: a
+	// "return nil, err" would set a named result to nil first.
+	p := &appPlane{cfg: cfg, routers: map[string]Router{}, started: map[string]Router{}}
 	defer func() {
 		if err != nil {
 			p.stopStarted(context.WithoutCancel(ctx), deps.log)
