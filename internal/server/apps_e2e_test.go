@@ -448,3 +448,104 @@ func waitForCond(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestE2E_TwoAppsRouterProcesses runs two apps that both have a
+// production environment with the routers as processes of their own: each
+// app's router keeps its files apart (billing, added by SIGHUP, in
+// <data>/apps/billing),
+// both survive the server, a restarted server reuses both, and shipgate
+// down stops both.
+func TestE2E_TwoAppsRouterProcesses(t *testing.T) {
+	dir := t.TempDir()
+	apps := filepath.Join(dir, "apps")
+	if err := os.Mkdir(apps, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]int{"shop": freePort(t), "billing": freePort(t)}
+	writeFile(t, filepath.Join(apps, "shop.yaml"), appYAML("shop", ports["shop"], "[{weight: 50, bake: 3s}]"))
+	s := &serverProc{t: t, cfg: apps, data: filepath.Join(dir, "data"),
+		api: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), logPath: filepath.Join(dir, "server.log")}
+	down := func() (int, string) {
+		cmd := exec.Command(shipgateBin, "--data", s.data, "down")
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	t.Cleanup(func() {
+		if s.cmd != nil && s.cmd.ProcessState == nil {
+			s.kill9()
+		}
+		_, _ = down()
+		if t.Failed() {
+			b, _ := os.ReadFile(s.logPath)
+			t.Logf("server log:\n%s", b)
+		}
+	})
+	s.start()
+	token := waitForFile(t, filepath.Join(s.data, "token"))
+	client := api.NewClient(s.api, strings.TrimSpace(token), nil)
+	// shop alone first, as a server of before several apps: its router's
+	// files are at the top of the data dir. Then billing is added.
+	if _, err := os.Stat(filepath.Join(s.data, "router-production.sock")); err != nil {
+		t.Fatalf("shop's router socket: %v", err)
+	}
+	writeFile(t, filepath.Join(apps, "billing.yaml"), appYAML("billing", ports["billing"], "[{weight: 50, bake: 3s}]"))
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForCond(t, "billing added", func() bool { _, err := client.Status(context.Background(), "billing"); return err == nil })
+	versions := map[string]string{"shop": "s1", "billing": "b1"}
+	for app, version := range versions {
+		ro, err := client.Deploy(context.Background(), rollout.DeployRequest{App: app, Version: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitForCond(t, app+" deployed", func() bool {
+			r, err := client.GetRollout(context.Background(), ro.ID)
+			if err == nil && r.Phase.Final() && r.Phase != rollout.PhaseSucceeded {
+				t.Fatalf("%s %s: %s (%s)", app, version, r.Phase, r.Reason)
+			}
+			return err == nil && r.Phase == rollout.PhaseSucceeded
+		})
+	}
+	check := func(when string) {
+		t.Helper()
+		for app, version := range versions {
+			if got := servedBy(t, fmt.Sprintf("127.0.0.1:%d", ports[app]), 10); got[version] != 10 {
+				t.Fatalf("%s: %s's router served %v, want %s", when, app, got, version)
+			}
+		}
+	}
+	check("with the server")
+	// Both apps have a production: billing's router keeps its files in
+	// its own directory; shop's stays where it was, and a restarted
+	// server finds it there by its address.
+	for _, sock := range []string{filepath.Join(s.data, "router-production.sock"), filepath.Join(s.data, "apps", "billing", "router-production.sock")} {
+		if _, err := os.Stat(sock); err != nil {
+			t.Errorf("router socket: %v", err)
+		}
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.cmd.Wait()
+	check("server stopped")
+	s.start()
+	for app := range versions {
+		st, err := client.Status(context.Background(), app)
+		if err != nil || st.Envs[0].State == nil || st.Envs[0].State.Stable != versions[app] {
+			t.Fatalf("status of %s after a restart: %+v, %v", app, st, err)
+		}
+	}
+	check("server restarted")
+	if b, _ := os.ReadFile(s.logPath); strings.Count(string(b), "router process already running; reusing it") != 2 {
+		t.Errorf("the restarted server did not reuse both routers:\n%s", b)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.cmd.Wait()
+	code, out := down()
+	if code != 0 || strings.Count(out, "stopped the router of production") != 2 {
+		t.Fatalf("down: exit %d, want both routers stopped:\n%s", code, out)
+	}
+}
