@@ -290,6 +290,13 @@ func TestE2E_ApplyAndReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the rollout still reads as it goes (the instance template)
+	// cannot change under it.
+	writeFile(t, shopFile, strings.Replace(appYAML("shop", shopPort, "[{weight: 20, bake: 4s}, {weight: 50, bake: 4s}]"), `LATENCY: "20ms"`, `LATENCY: "30ms"`, 1))
+	_, err = cp.Reload(ctx, "user:test", "slower")
+	if !errors.Is(err, rollout.ErrConflict) || !strings.Contains(err.Error(), fmt.Sprintf(`app "shop": vars would change under its rollout %d of s2`, ro.ID)) {
+		t.Fatalf("changing vars mid-rollout: %v, want a conflict naming vars and the rollout", err)
+	}
 	writeFile(t, shopFile, appYAML("shop", shopPort, "[{weight: 5, bake: 1s}, {weight: 10, bake: 1s}, {weight: 90, bake: 1s}]"))
 	if res, err = cp.Reload(ctx, "user:test", "new canary steps"); err != nil || !slices.Equal(res.Changed, []string{"shop"}) {
 		t.Fatalf("reload during a rollout: %+v, %v; want shop changed", res, err)
@@ -371,7 +378,7 @@ func TestE2E_ApplyAndReload(t *testing.T) {
 	for i := len(evs) - 1; i >= 0; i-- {
 		outcomes = append(outcomes, evs[i].Outcome)
 	}
-	if want := []string{"refused", "ok", "ok", "refused", "ok", "refused"}; !slices.Equal(outcomes, want) {
+	if want := []string{"refused", "ok", "refused", "ok", "refused", "ok", "refused"}; !slices.Equal(outcomes, want) {
 		t.Errorf("config.apply outcomes %v, want %v", outcomes, want)
 	}
 	if evs[1].Actor != "user:admin" || evs[1].Reason != "billing moved out" || evs[1].Data["removed"] != "billing" {

@@ -94,6 +94,10 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 			return ApplyResult{}, fmt.Errorf("environment %q of app %q is not in the new config (%s) but its rollout %d of %s runs there: let it finish or roll it back, then apply again: %w",
 				r.Env, r.App, c.Source, r.ID, r.Version, rollout.ErrConflict)
 		}
+		if changed := readLive(p.cfg, c, r.Env); len(changed) > 0 {
+			return ApplyResult{}, fmt.Errorf("app %q: %s would change under its rollout %d of %s in %s, which reads them as it goes: apply again once it has ended: %w",
+				r.App, strings.Join(changed, ", "), r.ID, r.Version, r.Env, rollout.ErrConflict)
+		}
 	}
 
 	// Build what changes, starting the new routers; nothing is swapped
@@ -210,6 +214,34 @@ func (cp *ControlPlane) removeApp(ctx context.Context, p *appPlane) error {
 		errs = append(errs, fmt.Errorf("stop the instances of %s: %w", p.cfg.App, err))
 	}
 	return errors.Join(errs...)
+}
+
+// readLive returns the fields, changed from old to c, that a rollout in
+// env still reads from the live config rather than from the spec frozen
+// into it at deploy: the instance template (run, the variables, the
+// environment's instance count) and the migrations. Changing them under
+// a rollout would start its later instances, or run its migrations,
+// unlike its first ones, so a reload that does is refused until the
+// rollout ends.
+func readLive(old, c *config.Config, env string) []string {
+	var out []string
+	if !reflect.DeepEqual(old.Run, c.Run) {
+		out = append(out, "run")
+	}
+	if !reflect.DeepEqual(old.Vars, c.Vars) {
+		out = append(out, "vars")
+	}
+	oe, ne := old.Environments[env], c.Environments[env]
+	if !reflect.DeepEqual(oe.Vars, ne.Vars) {
+		out = append(out, "environments."+env+".vars")
+	}
+	if oe.Instances != ne.Instances {
+		out = append(out, "environments."+env+".instances")
+	}
+	if !reflect.DeepEqual(old.Migrations, c.Migrations) {
+		out = append(out, "migrations")
+	}
+	return out
 }
 
 // configService serves POST /v1/config: a config problem is the
