@@ -287,8 +287,10 @@ func (a *Apps) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Describe sends nothing: the apps and their routers change with the
-// config, so the collector is unchecked.
+// Describe sends nothing, which makes the collector unchecked: the apps
+// and their routers change with the config, and every router exposes the
+// same metric names, told apart by their env (and app) labels, which a
+// registry refuses from described collectors.
 func (a *Apps) Describe(chan<- *prometheus.Desc) {}
 
 // appDeps are what every app's engine shares.
