@@ -269,6 +269,31 @@ func TestE2E_ApplyAndReload(t *testing.T) {
 		t.Fatal("a router listens for billing after a refused reload")
 	}
 
+	// A router that cannot start (its port is taken) refuses the whole
+	// reload too: the router already started for another new app stops.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	takenPort, freeOne := taken.Addr().(*net.TCPAddr).Port, freePort(t)
+	writeFile(t, billingFile, appYAML("billing", freeOne, "[{weight: 50, bake: 3s}]"))
+	writeFile(t, filepath.Join(dir, "zzz.yaml"), appYAML("zzz", takenPort, "[{weight: 50, bake: 3s}]"))
+	_, err = cp.Reload(ctx, "user:test", "add two")
+	taken.Close()
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d", takenPort)) {
+		t.Fatalf("reload with a taken port: %v, want an error naming the address", err)
+	}
+	if got := cp.Apps.AppNames(); !slices.Equal(got, []string{"shop"}) {
+		t.Fatalf("apps after a refused reload: %v, want shop alone", got)
+	}
+	if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", freeOne)); err == nil {
+		conn.Close()
+		t.Fatal("the router started for billing still listens after the reload was refused")
+	}
+	if err := os.Remove(filepath.Join(dir, "zzz.yaml")); err != nil {
+		t.Fatal(err)
+	}
+
 	// Fixed, it is added: its router starts and it deploys.
 	writeFile(t, billingFile, appYAML("billing", billingPort, "[{weight: 50, bake: 3s}]"))
 	res, err := cp.Reload(ctx, "user:test", "add billing")
@@ -378,7 +403,7 @@ func TestE2E_ApplyAndReload(t *testing.T) {
 	for i := len(evs) - 1; i >= 0; i-- {
 		outcomes = append(outcomes, evs[i].Outcome)
 	}
-	if want := []string{"refused", "ok", "refused", "ok", "refused", "ok", "refused"}; !slices.Equal(outcomes, want) {
+	if want := []string{"refused", "refused", "ok", "refused", "ok", "refused", "ok", "refused"}; !slices.Equal(outcomes, want) {
 		t.Errorf("config.apply outcomes %v, want %v", outcomes, want)
 	}
 	if evs[1].Actor != "user:admin" || evs[1].Reason != "billing moved out" || evs[1].Data["removed"] != "billing" {
