@@ -44,6 +44,11 @@ type appPlane struct {
 type Apps struct {
 	store *sqlite.Store
 
+	// calls is held for reading by every call handed to an engine, and
+	// for writing while a reload swaps engines: no command reaches an
+	// engine that is being closed, or one not started yet.
+	calls sync.RWMutex
+
 	mu     sync.RWMutex
 	byName map[string]*appPlane
 	order  []string // as the config lists them
@@ -112,8 +117,19 @@ func (a *Apps) set(planes []*appPlane) {
 	}
 }
 
-// engine returns the engine of app, or an error wrapping
+// call runs fn with the engine of app, or returns an error wrapping
 // rollout.ErrNotFound that names app and the apps managed.
+func call[T any](a *Apps, app string, fn func(*rollout.Engine) (T, error)) (T, error) {
+	a.calls.RLock()
+	defer a.calls.RUnlock()
+	e, err := a.engine(app)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return fn(e)
+}
+
 func (a *Apps) engine(app string) (*rollout.Engine, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
@@ -136,29 +152,17 @@ func quoted(names []string) []string {
 
 // Deploy implements api.Service.
 func (a *Apps) Deploy(ctx context.Context, req rollout.DeployRequest) (rollout.Rollout, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Rollout{}, err
-	}
-	return e.Deploy(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Rollout, error) { return e.Deploy(ctx, req) })
 }
 
 // Rollback implements api.Service.
 func (a *Apps) Rollback(ctx context.Context, req rollout.RollbackRequest) (rollout.Rollout, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Rollout{}, err
-	}
-	return e.Rollback(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Rollout, error) { return e.Rollback(ctx, req) })
 }
 
 // Status implements api.Service.
 func (a *Apps) Status(ctx context.Context, app string) (rollout.AppStatus, error) {
-	e, err := a.engine(app)
-	if err != nil {
-		return rollout.AppStatus{}, err
-	}
-	return e.Status(ctx, app)
+	return call(a, app, func(e *rollout.Engine) (rollout.AppStatus, error) { return e.Status(ctx, app) })
 }
 
 // GetRollout implements api.Service: rollouts of every app share one
@@ -169,11 +173,7 @@ func (a *Apps) GetRollout(ctx context.Context, id int64) (rollout.Rollout, error
 
 // History implements api.Service.
 func (a *Apps) History(ctx context.Context, app, env string, limit int) ([]rollout.Rollout, error) {
-	e, err := a.engine(app)
-	if err != nil {
-		return nil, err
-	}
-	return e.History(ctx, app, env, limit)
+	return call(a, app, func(e *rollout.Engine) ([]rollout.Rollout, error) { return e.History(ctx, app, env, limit) })
 }
 
 // Audit implements api.Service: the audit log is the server's, every app's
@@ -184,92 +184,52 @@ func (a *Apps) Audit(ctx context.Context, f audit.Filter) ([]audit.Event, error)
 
 // CreateRelease implements api.Service.
 func (a *Apps) CreateRelease(ctx context.Context, req rollout.ReleaseRequest) (rollout.Release, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Release{}, err
-	}
-	return e.CreateRelease(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Release, error) { return e.CreateRelease(ctx, req) })
 }
 
 // GetRelease implements api.Service.
 func (a *Apps) GetRelease(ctx context.Context, app, version string) (rollout.Release, error) {
-	e, err := a.engine(app)
-	if err != nil {
-		return rollout.Release{}, err
-	}
-	return e.GetRelease(ctx, app, version)
+	return call(a, app, func(e *rollout.Engine) (rollout.Release, error) { return e.GetRelease(ctx, app, version) })
 }
 
 // Approve implements api.Service.
 func (a *Apps) Approve(ctx context.Context, req rollout.ApproveRequest) (rollout.Rollout, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Rollout{}, err
-	}
-	return e.Approve(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Rollout, error) { return e.Approve(ctx, req) })
 }
 
 // Promote implements api.Service.
 func (a *Apps) Promote(ctx context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Rollout{}, err
-	}
-	return e.Promote(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Rollout, error) { return e.Promote(ctx, req) })
 }
 
 // Pause implements api.Service.
 func (a *Apps) Pause(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Rollout{}, err
-	}
-	return e.Pause(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Rollout, error) { return e.Pause(ctx, req) })
 }
 
 // Resume implements api.Service.
 func (a *Apps) Resume(ctx context.Context, req rollout.PauseRequest) (rollout.Rollout, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Rollout{}, err
-	}
-	return e.Resume(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Rollout, error) { return e.Resume(ctx, req) })
 }
 
 // Retry implements api.Service.
 func (a *Apps) Retry(ctx context.Context, req rollout.RetryRequest) (rollout.Rollout, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Rollout{}, err
-	}
-	return e.Retry(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Rollout, error) { return e.Retry(ctx, req) })
 }
 
 // Plan implements api.Service.
 func (a *Apps) Plan(ctx context.Context, req rollout.DeployRequest) (rollout.PlanView, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.PlanView{}, err
-	}
-	return e.Plan(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.PlanView, error) { return e.Plan(ctx, req) })
 }
 
 // Drift implements api.Service.
 func (a *Apps) Drift(ctx context.Context, app, env, against string) (rollout.DriftReport, error) {
-	e, err := a.engine(app)
-	if err != nil {
-		return rollout.DriftReport{}, err
-	}
-	return e.Drift(ctx, app, env, against)
+	return call(a, app, func(e *rollout.Engine) (rollout.DriftReport, error) { return e.Drift(ctx, app, env, against) })
 }
 
 // Drill implements api.Service.
 func (a *Apps) Drill(ctx context.Context, req rollout.DrillRequest) (rollout.Rollout, error) {
-	e, err := a.engine(req.App)
-	if err != nil {
-		return rollout.Rollout{}, err
-	}
-	return e.Drill(ctx, req)
+	return call(a, req.App, func(e *rollout.Engine) (rollout.Rollout, error) { return e.Drill(ctx, req) })
 }
 
 // Collect exposes every app's routers' metrics. With several apps each

@@ -139,7 +139,11 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	slices.Sort(res.Removed)
 
 	// Swap: the old engines of changed apps stop driving (their rollouts
-	// are persisted at every step), the new ones take over.
+	// are persisted at every step), the new ones take over. No command
+	// reaches an engine meanwhile: one sent to the old engine after its
+	// close would be lost to the new one, which lists the active
+	// rollouts as it starts.
+	cp.Apps.calls.Lock()
 	for _, name := range res.Changed {
 		old[name].engine.Close()
 	}
@@ -150,6 +154,7 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 		}
 	}
 	cp.Apps.set(planes)
+	cp.Apps.calls.Unlock()
 	for _, name := range res.Changed {
 		kept := map[Router]bool{}
 		for _, p := range planes {
