@@ -77,3 +77,50 @@ func TestLoadApps_Empty(t *testing.T) {
 		t.Error("LoadApps(missing) succeeded")
 	}
 }
+
+// FuzzParseApps checks that no input makes ParseApps panic, and that it
+// returns either valid apps with distinct names and router addresses, or
+// problems that say where.
+func FuzzParseApps(f *testing.F) {
+	files, err := filepath.Glob("testdata/*/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	more, err := filepath.Glob("testdata/apps/*/*/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range append(append(files, more...), "testdata/apps/valid/multi.yaml") {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		apps, err := ParseApps("apps.yaml", data)
+		if err == nil {
+			if len(apps) == 0 {
+				t.Fatal("ParseApps returned neither apps nor an error")
+			}
+			names := map[string]bool{}
+			for _, c := range apps {
+				checkInvariants(t, c)
+				if names[c.App] {
+					t.Errorf("two apps named %q", c.App)
+				}
+				names[c.App] = true
+			}
+			return
+		}
+		var cerr *Error
+		if !errors.As(err, &cerr) || len(cerr.Problems) == 0 || apps != nil {
+			t.Fatalf("ParseApps = %v, %v; want no apps and a *config.Error with problems", apps, err)
+		}
+		for _, p := range cerr.Problems {
+			if p.Line < 1 && (p.Message != emptyMessage || !hasNoDocument(data)) && !strings.Contains(p.Message, "second") {
+				t.Errorf("problem without a line: %s", p)
+			}
+		}
+	})
+}
