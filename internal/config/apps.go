@@ -180,8 +180,9 @@ func parseApps(name string, data []byte) ([]parsedApp, error) {
 }
 
 // checkApps reports what makes apps unable to run in one server: two apps
-// with the same name, and two apps whose routers would listen on the same
-// address. Each problem names both places.
+// with the same name, two apps whose routers would listen on the same
+// address, and server-wide sections (notifications, dora, retire) in
+// another app than the first. Each problem names both places.
 func checkApps(apps []parsedApp) error {
 	var problems []Problem
 	seen := map[string]parsedApp{}
@@ -192,6 +193,23 @@ func checkApps(apps []parsedApp) error {
 			continue
 		}
 		seen[a.c.App] = a
+	}
+	// The server's notifier, DORA calendar and retirements are one for
+	// all its apps; they read the first app's sections. Another app's
+	// would be ignored, which must not happen silently.
+	if len(apps) > 1 {
+		first := apps[0]
+		for _, a := range apps[1:] {
+			for _, f := range []struct {
+				field string
+				set   bool
+			}{{"notifications", a.c.Notifications != nil}, {"dora", a.c.DORA != nil}, {"retire", a.c.Retire != nil}} {
+				if f.set {
+					problems = append(problems, Problem{File: a.c.Source, Line: a.lines[f.field], Field: f.field,
+						Message: fmt.Sprintf("a server with several apps reads %s from its first app only (%q, %s:%d); move it there", f.field, first.c.App, first.c.Source, first.lines[""])})
+				}
+			}
+		}
 	}
 	type bound struct {
 		parsedApp

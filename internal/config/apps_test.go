@@ -40,7 +40,7 @@ func TestLoadApps_Valid(t *testing.T) {
 // holds the exact error: every problem names file:line and the field, and
 // a problem between two apps names both places.
 func TestLoadApps_Invalid(t *testing.T) {
-	for _, name := range []string{"duplicate", "ports", "seconderror"} {
+	for _, name := range []string{"duplicate", "ports", "seconderror", "serverwide"} {
 		t.Run(name, func(t *testing.T) {
 			apps, err := LoadApps(filepath.Join("testdata/apps/invalid", name))
 			var cerr *Error
