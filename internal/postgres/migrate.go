@@ -141,6 +141,15 @@ CREATE TABLE leader_lease (
 );
 INSERT INTO leader_lease (id, term, holder, expires_at) VALUES (1, 0, '', '-infinity');
 `,
+	// 3: the servers' own secrets (the key of the release digests), shared
+	// by every server on the database.
+	`
+CREATE TABLE server_secrets (
+	name       TEXT PRIMARY KEY,
+	value      BYTEA NOT NULL CHECK (length(value) >= 32),
+	created_at TEXT NOT NULL
+);
+`,
 }
 
 // migrate brings the schema up to date, all pending steps in one
