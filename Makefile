@@ -41,6 +41,7 @@ bench: bench-router
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseApps$$' -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGoose$$' -fuzztime $(FUZZTIME) ./internal/migrate/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGolangMigrate$$' -fuzztime $(FUZZTIME) ./internal/migrate/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDbmate$$' -fuzztime $(FUZZTIME) ./internal/migrate/

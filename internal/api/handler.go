@@ -86,6 +86,9 @@ type HandlerOptions struct {
 	Tests TestService
 	// Retire, when set, serves the retirement routes (retire.go).
 	Retire RetireService
+	// Config, when set, serves POST /v1/config (shipgate apply) to admin
+	// tokens (config.go).
+	Config ConfigService
 }
 
 // Limits of the API.
@@ -166,6 +169,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	}
 	if opts.Retire != nil {
 		mountRetire(mux, h, opts.Retire)
+	}
+	if opts.Config != nil {
+		mountConfig(mux, h, opts.Config)
 	}
 	return h.logRequests(mux)
 }
@@ -253,7 +259,24 @@ func (h *handler) rollback(w http.ResponseWriter, r *http.Request) {
 	h.respondStarted(w, r, ro, err)
 }
 
+// appLister is implemented by a Service that manages several apps.
+type appLister interface {
+	AppNames() []string
+}
+
 func (h *handler) defaultStatus(w http.ResponseWriter, r *http.Request) {
+	if l, ok := h.svc.(appLister); ok {
+		if names := l.AppNames(); len(names) == 1 {
+			h.writeStatus(w, r, names[0])
+		} else {
+			h.writeError(w, r, &APIError{
+				Status:  http.StatusNotFound,
+				Code:    codeNotFound,
+				Message: "this server manages several apps (" + strings.Join(names, ", ") + "); name one: /v1/apps/{app}/status, or shipgate status APP",
+			})
+		}
+		return
+	}
 	if h.app == "" {
 		h.writeError(w, r, &APIError{
 			Status:  http.StatusNotFound,

@@ -31,6 +31,7 @@ const (
 	ActionMigrateFailed  = "migrate.failed"  // a migration failed; data says where
 	ActionTokenCreate    = "token.create"    // an admin created an API token (data: role)
 	ActionTokenRevoke    = "token.revoke"    // an admin revoked an API token
+	ActionConfigApply    = "config.apply"    // the server's apps were reloaded (shipgate apply, SIGHUP); outcome ok or refused
 )
 
 // Event is one audit record. Seq, PrevHash and Hash are set by the store.

@@ -300,6 +300,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.testsCommand(),
 		a.retireCommand(),
 		a.storeCommand(),
+		a.applyCommand(),
 	)
 	return root
 }

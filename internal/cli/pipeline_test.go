@@ -525,6 +525,13 @@ func TestCLI_Promote(t *testing.T) {
 	r = e.run(t, "promote")
 	r.wantCode(t, ExitInvalid)
 	wantContains(t, "stderr", r.stderr, "--reason is required")
+
+	r = e.run(t, "promote", "--full", "--reason", "fix verified on staging")
+	r.wantCode(t, ExitOK)
+	if got, want := e.svc.promotions[1], (rollout.PromoteRequest{App: "shop", Reason: "fix verified on staging", Full: true, Actor: "user:ci"}); got != want {
+		t.Fatalf("server got %+v, want %+v", got, want)
+	}
+	wantContains(t, "stdout", r.stdout, "rollout 3: every remaining bake skipped by you; shop 1.1.0 goes to 100% in production")
 }
 
 func TestCLI_PauseResume(t *testing.T) {

@@ -25,8 +25,10 @@ func (a *app) serverCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: the API, the rollout engine and the routers",
-		Long: `Run the control plane for the app declared in shipgate.yaml, until
-interrupted. The API listens on --listen; the database, the admin token and
+		Long: `Run the control plane for the apps declared in shipgate.yaml (or in -f
+DIR, a directory of app files; or in a file with several apps as YAML
+documents separated by "---"), until interrupted. SIGHUP (or shipgate
+apply) reloads the config without a restart. The API listens on --listen; the database, the admin token and
 the instances' logs live in --data. The admin token is written to
 <data>/token, where the other commands find it.
 
@@ -42,6 +44,7 @@ $SHIPGATE_STORE.
 
 With -o json the logs on stderr are JSON lines.`,
 		Example: `  shipgate server -f shipgate.yaml
+  shipgate server -c apps/    # every *.yaml in apps/, one app each
   shipgate server --listen 0.0.0.0:7070 --tls-cert api.pem --tls-key api-key.pem --data /var/lib/shipgate
   shipgate server --store postgres://shipgate@db/shipgate --store-password-file /etc/shipgate/pgpass`,
 		Args: argRange(0, 0),
@@ -98,7 +101,8 @@ With -o json the logs on stderr are JSON lines.`,
 			return configError(err)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "shipgate.yaml", "path of the config file")
+	cmd.Flags().StringVarP(&file, "file", "f", "shipgate.yaml", "the config file (one app, or several as YAML documents) or a directory of app files")
+	cmd.Flags().StringVarP(&file, "config", "c", "shipgate.yaml", "the same as --file")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address the API listens on")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM file of the API's TLS certificate (with its chain); with --tls-key the API speaks HTTPS only")

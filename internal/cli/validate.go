@@ -22,6 +22,9 @@ type validation struct {
 	// Warnings are bakes the expected traffic cannot bring to the
 	// evidence their gates need (analysis.expected_rps).
 	Warnings []string `json:"warnings,omitempty"`
+	// Apps are each app's validation, when the file or directory holds
+	// several apps (App and Environments are then empty).
+	Apps []validation `json:"apps,omitempty"`
 }
 
 // problem is a config problem as validate prints it in JSON. It is its own
@@ -40,12 +43,15 @@ func (a *app) validateCommand() *cobra.Command {
 		Use:   "validate",
 		Short: "Check shipgate.yaml and report every problem with file:line",
 		Long: `Check a config file without starting anything. Every problem is printed
-on stderr as file:line:column: field: message, and the command exits 2.`,
+on stderr as file:line:column: field: message, and the command exits 2.
+-f may be a file with several apps (YAML documents separated by "---") or
+a directory of app files, as for shipgate server; the apps are then also
+checked together (names and router addresses).`,
 		Example: `  shipgate validate
   shipgate validate -f deploy/shipgate.yaml -o json`,
 		Args: argRange(0, 0),
 		RunE: func(*cobra.Command, []string) error {
-			cfg, err := config.Load(file)
+			cfgs, err := config.LoadApps(file)
 			var cerr *config.Error
 			switch {
 			case errors.As(err, &cerr):
@@ -53,32 +59,45 @@ on stderr as file:line:column: field: message, and the command exits 2.`,
 			case err != nil:
 				return configError(err)
 			}
-			envs := make([]string, 0, len(cfg.Environments))
-			for name := range cfg.Environments {
-				envs = append(envs, name)
-			}
-			slices.Sort(envs)
-			var warnings []string
-			for _, name := range envs {
-				if st, err := plan.New(cfg).Spec(name); err == nil {
-					warnings = append(warnings, rollout.EvidenceWarnings(st)...)
+			var apps []validation
+			for _, cfg := range cfgs {
+				envs := make([]string, 0, len(cfg.Environments))
+				for name := range cfg.Environments {
+					envs = append(envs, name)
 				}
+				slices.Sort(envs)
+				var warnings []string
+				for _, name := range envs {
+					if st, err := plan.New(cfg).Spec(name); err == nil {
+						warnings = append(warnings, rollout.EvidenceWarnings(st)...)
+					}
+				}
+				apps = append(apps, validation{Valid: true, App: cfg.App, Environments: envs, Problems: []problem{}, Warnings: warnings})
 			}
 			if a.jsonOutput() {
-				return a.printJSON(validation{Valid: true, App: cfg.App, Environments: envs, Problems: []problem{}, Warnings: warnings})
+				if len(apps) == 1 {
+					return a.printJSON(apps[0])
+				}
+				var warnings []string
+				for _, v := range apps {
+					warnings = append(warnings, v.Warnings...)
+				}
+				return a.printJSON(validation{Valid: true, Apps: apps, Problems: []problem{}, Warnings: warnings})
 			}
-			for _, w := range warnings {
-				a.printf("warning: %s\n", w)
+			for _, v := range apps {
+				for _, w := range v.Warnings {
+					a.printf("warning: %s\n", w)
+				}
+				noun := "environments"
+				if len(v.Environments) == 1 {
+					noun = "environment"
+				}
+				a.printf("%s: ok (app %s, %d %s)\n", file, v.App, len(v.Environments), noun)
 			}
-			noun := "environments"
-			if len(envs) == 1 {
-				noun = "environment"
-			}
-			a.printf("%s: ok (app %s, %d %s)\n", file, cfg.App, len(envs), noun)
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "shipgate.yaml", "path of the config file")
+	cmd.Flags().StringVarP(&file, "file", "f", "shipgate.yaml", "the config file, or a directory of app files")
 	return cmd
 }
 

@@ -39,6 +39,15 @@ func Parse(name string, data []byte) (*Config, error) {
 	if root == nil {
 		return nil, newError(d.problems)
 	}
+	c, _, err := d.parseRoot(name, root)
+	return c, err
+}
+
+// parseRoot decodes the root mapping of one app, fills in the defaults
+// and validates the result, as Parse does.
+// It also returns the line of every field set, by path ("" is the line
+// of the app field), for the problems found between apps (LoadApps).
+func (d *decoder) parseRoot(name string, root *yaml.Node) (*Config, map[string]int, error) {
 	c := &Config{Source: name}
 	c.setDefaults()
 	d.decode("", nil, root, reflect.ValueOf(c).Elem())
@@ -46,9 +55,17 @@ func Parse(name string, data []byte) (*Config, error) {
 	d.resolveDir(c, name)
 	d.validate(c)
 	if len(d.problems) > 0 {
-		return nil, newError(d.problems)
+		return nil, nil, newError(d.problems)
 	}
-	return c, nil
+	lines := make(map[string]int, len(d.nodes)+1)
+	for path := range d.nodes {
+		lines[path] = d.line(path)
+	}
+	lines[""] = root.Line
+	if e, ok := d.nodes["app"]; ok && e.key != nil {
+		lines[""] = e.key.Line
+	}
+	return c, lines, nil
 }
 
 // maxVisits bounds the work of decoding. Aliases let a small file stand for

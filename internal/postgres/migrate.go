@@ -234,6 +234,15 @@ CREATE TABLE retirements (
 	doc        TEXT NOT NULL CHECK (doc::jsonb IS NOT NULL)
 );
 `,
+	// 4: the servers' own secrets (the key of the release digests), shared
+	// by every server on the database.
+	`
+CREATE TABLE server_secrets (
+	name       TEXT PRIMARY KEY,
+	value      BYTEA NOT NULL CHECK (length(value) >= 32),
+	created_at TEXT NOT NULL
+);
+`,
 }
 
 // migrate brings the schema up to date, all pending steps in one

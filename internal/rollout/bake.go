@@ -3,6 +3,8 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
@@ -86,6 +88,9 @@ func (e *Engine) measure(ctx context.Context, env string, bs *BakeState, version
 // The bake's baseline and the time it served are persisted at each
 // reported judgement: a resumed bake goes on with both.
 func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step, since time.Time, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
+	if step.NoBake {
+		return nil
+	}
 	a := st.Analysis
 	interval := a.Interval
 	if r.Bake == nil || r.Bake.Step != r.StepIndex {
@@ -111,8 +116,8 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 		case <-ticker.C():
 		case <-d.wake:
 		}
-		if p := d.takePromotion(); p != nil {
-			return e.skipBake(ctx, d, r, p)
+		if p, full := d.takePromotion(); p != nil {
+			return e.skipBake(ctx, d, r, p, full)
 		}
 		if err := e.holdOrResume(ctx, d, r); err != nil {
 			return err
@@ -188,10 +193,17 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 }
 
 // skipBake ends a bake as passed on a person's word, audited.
-func (e *Engine) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure) error {
+func (e *Engine) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure, full bool) error {
 	r.Paused = ""
+	r.Steps[r.StepIndex].NoBake = true
 	ev := e.event(r, p.Actor, audit.ActionPromoteManual, p.Reason)
 	ev.Data["step"] = describeStep(r.Steps[r.StepIndex])
+	if full {
+		var skipped []string
+		r.Steps, skipped = skipBakes(r.Steps, r.StepIndex)
+		ev.Data["full"] = "true"
+		ev.Data["skipped"] = strings.Join(skipped, "; ")
+	}
 	err := e.save(ctx, r, nil, ev)
 	d.ack()
 	return err
@@ -306,13 +318,37 @@ func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, erro
 	if req.Reason == "" {
 		return Rollout{}, &FieldError{Field: "reason", Message: "say why you skip the rest of the bake; it goes into the audit log"}
 	}
-	return e.bakeCommand(ctx, PauseRequest(req), func(d *driver, f *Failure) { d.promotion = f }, func(Rollout) error { return nil })
+	cmd := PauseRequest{App: req.App, Env: req.Env, Reason: req.Reason, Actor: req.Actor}
+	return e.bakeCommand(ctx, cmd, func(d *driver, f *Failure) { d.promotion, d.full = f, req.Full }, func(Rollout) error { return nil })
 }
 
-func (d *driver) takePromotion() *Failure {
+func (d *driver) takePromotion() (*Failure, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p := d.promotion
-	d.promotion = nil
-	return p
+	p, full := d.promotion, d.full
+	d.promotion, d.full = nil, false
+	return p, full
+}
+
+// skipBakes returns the steps of a full promotion from the running step i:
+// the bakes after it (canary weights, internal users, blue-green's
+// observation) are left out, and rolling batches replace the old
+// instances without baking (Step.NoBake). It also returns what it skipped, for the
+// audit log. The steps are persisted with the rollout, so a server that
+// resumes it runs the same shortened plan.
+func skipBakes(steps []Step, i int) ([]Step, []string) {
+	out := slices.Clone(steps[:i+1])
+	var skipped []string
+	for _, s := range steps[i+1:] {
+		switch s.Kind {
+		case StepWeight, StepInternal, StepObserve:
+			skipped = append(skipped, describeStep(s))
+			continue
+		case StepBatch:
+			skipped = append(skipped, "the bake of "+describeStep(s))
+			s.NoBake = true
+		}
+		out = append(out, s)
+	}
+	return out, skipped
 }

@@ -45,6 +45,11 @@ type Options struct {
 	// VerifyTimeout bounds how long a router's data plane may take to
 	// serve a routing change (TrafficRouter.VerifyRoutes). Default 2m.
 	VerifyTimeout time.Duration
+	// DigestKey is the secret key of the release digests written to the
+	// audit log and to approvals (see releaseDigest). The server keeps it
+	// in its store; without it the digests are keyed with an empty key,
+	// which only tests should do.
+	DigestKey []byte
 }
 
 // Engine drives rollouts. Each environment has at most one active rollout,
@@ -62,6 +67,7 @@ type Engine struct {
 	tick       time.Duration
 	drain      time.Duration
 	verify     time.Duration
+	digestKey  []byte
 
 	mu      sync.Mutex
 	drivers map[string]*driver // by environment
@@ -104,7 +110,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		specs: o.Specs, store: o.Store, envs: o.Environments, migrations: o.Migrations, tests: o.Tests,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, drivers: map[string]*driver{},
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, digestKey: o.DigestKey, drivers: map[string]*driver{},
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}

@@ -45,7 +45,7 @@ func (e *Engine) CreateRelease(ctx context.Context, req ReleaseRequest) (Release
 		return Release{}, err
 	}
 	ev := audit.Event{Time: e.clock.Now(), Actor: orEngine(req.Actor), Action: audit.ActionRelease,
-		Subject: req.App + "/" + req.Version, Outcome: "ok", Data: map[string]string{"commit": got.Commit, "digest": releaseDigest(got)}}
+		Subject: req.App + "/" + req.Version, Outcome: "ok", Data: map[string]string{"commit": got.Commit, "digest": e.releaseDigest(got)}}
 	for name, state := range req.Checks {
 		ev.Data["check."+name] = string(state)
 	}
@@ -97,7 +97,7 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 		return Rollout{}, err
 	}
 	d.mu.Lock()
-	d.approvals = append(d.approvals, &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: releaseDigest(rel)})
+	d.approvals = append(d.approvals, &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: e.releaseDigest(rel)})
 	d.mu.Unlock()
 	d.poke()
 	timeout := e.clock.NewTimer(10 * time.Second)

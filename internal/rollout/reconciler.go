@@ -32,6 +32,7 @@ type driver struct {
 	restoredOK bool
 	approvals  []*Approval // handed over by Approve, recorded by the driver
 	promotion  *Failure    // handed over by Promote: who ends the bake, and why
+	full       bool        // the promotion skips every remaining bake too
 	pause      *Failure    // handed over by Pause
 	resume     *Failure    // handed over by Resume
 	stepKind   StepKind    // the step being run, for Approve to check

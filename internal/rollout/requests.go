@@ -94,7 +94,11 @@ type PromoteRequest struct {
 	App    string `json:"app"`
 	Env    string `json:"env,omitempty"`
 	Reason string `json:"reason"`
-	Actor  string `json:"-"`
+	// Full skips every remaining bake and analysis as well: the rollout
+	// goes straight to 100% on the new release (rolling batches still
+	// replace the old instances, without baking).
+	Full  bool   `json:"full,omitempty"`
+	Actor string `json:"-"`
 }
 
 // PauseRequest asks for the bake of the running step to hold (Pause) or

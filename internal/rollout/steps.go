@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -79,7 +80,7 @@ func (e *Engine) checkApproval(ctx context.Context, r *Rollout) error {
 	if err != nil {
 		return err
 	}
-	if d := releaseDigest(rel); d != r.Approval.Digest {
+	if d := e.releaseDigest(rel); d != r.Approval.Digest {
 		reason := fmt.Sprintf("the approval by %s is void: release %s changed after it was approved", r.Approval.By, r.Version)
 		ev := e.event(r, ActorEngine, audit.ActionApprovalVoid, reason)
 		ev.Data["approved_digest"], ev.Data["digest"] = r.Approval.Digest, d
@@ -92,10 +93,14 @@ func (e *Engine) checkApproval(ctx context.Context, r *Rollout) error {
 	return nil
 }
 
-// releaseDigest identifies a release as approved: its commit, checks and
-// variables.
-func releaseDigest(rel Release) string {
-	h := sha256.New()
+// releaseDigest identifies a release as approved and as recorded in the
+// audit log: its commit, checks and variables. It is an HMAC-SHA256 under
+// the server's secret digest key (Options.DigestKey), truncated to 128
+// bits, so that a digest in an audit event or a notification does not let
+// anyone who reads it test guesses of low-entropy variable values (a plain
+// hash would).
+func (e *Engine) releaseDigest(rel Release) string {
+	h := hmac.New(sha256.New, e.digestKey)
 	fmt.Fprintf(h, "%s\x00%s\x00", rel.Version, rel.Commit)
 	for _, k := range sortedKeys(rel.Checks) {
 		fmt.Fprintf(h, "check %s=%s\x00", k, rel.Checks[k])
@@ -103,7 +108,7 @@ func releaseDigest(rel Release) string {
 	for _, k := range sortedKeys(rel.Vars) {
 		fmt.Fprintf(h, "var %s=%s\x00", k, rel.Vars[k])
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -193,6 +193,11 @@ type Step struct {
 	Duration time.Duration `json:"duration,omitempty"`
 	// Count is the number of instances StepBatch replaces.
 	Count int `json:"count,omitempty"`
+	// NoBake marks a step whose bake a person ended (promote) or skipped
+	// ahead of time (promote --full, on rolling batches): the step still
+	// sets its traffic or replaces its instances, but does not bake. It is
+	// persisted so that a resumed rollout does not bake again.
+	NoBake bool `json:"no_bake,omitempty"`
 }
 
 // Phase is where a rollout is in its life.

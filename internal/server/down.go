@@ -58,6 +58,13 @@ func Down(ctx context.Context, dataDir, env string, out io.Writer) (DownReport, 
 	if err != nil {
 		return rep, err
 	}
+	// The routers of an environment name that several apps share live
+	// in a directory per app (routerDir).
+	perApp, err := filepath.Glob(filepath.Join(dataDir, "apps", "*", "router-*.sock"))
+	if err != nil {
+		return rep, err
+	}
+	socks = append(socks, perApp...)
 	sort.Strings(socks)
 	var errs []error
 	for _, sock := range socks {

@@ -75,33 +75,14 @@ func (cp *ControlPlane) RouterAddr(env string) string {
 	return ""
 }
 
-// closeRouters lets go of the routers as the server stops: routers in
-// this process shut down; router processes are left serving users, and a
-// restarted server reuses them.
-func (cp *ControlPlane) closeRouters(ctx context.Context) error {
-	var errs []error
-	for _, r := range cp.Routers {
-		switch r := r.(type) {
-		case *proxy.Proxy:
-			errs = append(errs, r.Shutdown(ctx))
-		case *proxy.Client:
-			errs = append(errs, r.Close())
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // StopRouters stops every environment's router, router processes
 // included, gracefully. The demo and tests use it to leave nothing behind;
 // a server never stops its router processes on its own.
 func (cp *ControlPlane) StopRouters(ctx context.Context) error {
 	var errs []error
-	for _, r := range cp.Routers {
-		switch r := r.(type) {
-		case *proxy.Proxy:
-			errs = append(errs, r.Shutdown(ctx))
-		case *proxy.Client:
-			errs = append(errs, r.StopProcess(ctx))
+	for _, p := range cp.Apps.planes() {
+		for _, r := range p.routers {
+			errs = append(errs, stopRouter(ctx, r))
 		}
 	}
 	return errors.Join(errs...)

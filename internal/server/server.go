@@ -14,9 +14,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,12 +32,11 @@ import (
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/ofrep"
-	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/report"
 	"github.com/shipgate/shipgate/internal/rollout"
-	"github.com/shipgate/shipgate/internal/smoke"
+	"github.com/shipgate/shipgate/internal/sqlite"
 )
 
 // DefaultListen is where the API listens unless told otherwise: loopback
@@ -54,8 +55,14 @@ const APIURLFile = "api_url"
 type Options struct {
 	// ConfigPath is the path of shipgate.yaml.
 	ConfigPath string
+	// ConfigPath is a file (one app, or several as YAML documents) or a
+	// directory of app files: config.LoadApps reads it, at start and on
+	// Reload.
 	// Config, when set, is used instead of loading ConfigPath.
 	Config *config.Config
+	// Configs, when set, are the apps to manage instead of Config or
+	// ConfigPath's.
+	Configs []*config.Config
 	// DataDir holds the database, the admin token and instance logs.
 	DataDir string
 	// Listen is the API address. Default 127.0.0.1:7070.
@@ -108,6 +115,8 @@ const (
 
 // ControlPlane is a running control plane.
 type ControlPlane struct {
+	// Config and Engine are the first app's, Routers its environments'
+	// routers: with one app, the app's. Apps holds every app.
 	Config  *config.Config
 	Engine  *rollout.Engine
 	Store   Store
@@ -123,6 +132,14 @@ type ControlPlane struct {
 	Flags *flags.Service
 	// Retirements retires routes of the builtin routers (retire.go).
 	Retirements *Retirements
+	// Apps are the apps managed, each with its engine and routers
+	// (apps.go); Reload changes them (reload.go).
+	Apps *Apps
+
+	deps       appDeps
+	configPath string
+	// reloadMu makes reloads one at a time.
+	reloadMu sync.Mutex
 
 	stopFlags func()
 	// stopNotifier stops the webhook notifier (notify.go).
@@ -150,16 +167,31 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-cp.done:
-		if err != nil {
+	// SIGHUP reloads the config from opts.ConfigPath (reload.go).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case err := <-cp.done:
+			if err != nil {
+				_ = cp.Close(context.Background())
+				return fmt.Errorf("serve API: %w", err)
+			}
+			done = true
+		case <-hup:
+			res, err := cp.Reload(ctx, "signal:SIGHUP", "SIGHUP")
+			if err != nil {
+				cp.log.Error("config reload refused; nothing changed", "path", opts.ConfigPath, "error", err)
+				continue
+			}
+			cp.log.Info("config reloaded", "path", opts.ConfigPath, "apps", res.Apps, "added", res.Added, "removed", res.Removed, "changed", res.Changed)
+		case err := <-cp.storeLost:
 			_ = cp.Close(context.Background())
-			return fmt.Errorf("serve API: %w", err)
+			return err
 		}
-	case err := <-cp.storeLost:
-		_ = cp.Close(context.Background())
-		return err
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -176,12 +208,17 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if out == nil {
 		out = io.Discard
 	}
-	cfg := opts.Config
-	if cfg == nil {
-		if cfg, err = config.Load(opts.ConfigPath); err != nil {
+	cfgs := opts.Configs
+	switch {
+	case len(cfgs) > 0:
+	case opts.Config != nil:
+		cfgs = []*config.Config{opts.Config}
+	default:
+		if cfgs, err = config.LoadApps(opts.ConfigPath); err != nil {
 			return nil, err
 		}
 	}
+	cfg := cfgs[0]
 	if opts.DataDir == "" {
 		return nil, errors.New("a data dir is required")
 	}
@@ -232,35 +269,34 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	cp.Runtime = process.New(process.Config{DataDir: opts.DataDir, Logger: log.With("component", "runtime")})
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	envs := &environments{app: cfg.App, envs: map[string]rollout.Environment{}}
-	prober := smoke.New()
-	for name, env := range cfg.Environments {
-		p, err := startRouter(ctx, opts, name, env, log)
-		if err != nil {
-			return nil, err
-		}
-		cp.Routers[name] = p
-		metrics, err := metricSource(cfg, name, env, p)
-		if err != nil {
-			return nil, err
-		}
-		envs.envs[name] = rollout.Environment{Runtime: cp.Runtime, Router: p, Metrics: metrics, Prober: prober, Drainer: p}
-		reg.MustRegister(unchecked{p.Collector()})
-	}
-
-	tests := testService(cfg, cp.Store)
-	cp.Engine, err = rollout.New(rollout.Options{
-		Specs: plan.New(cfg), Store: cp.Store, Environments: envs, Migrations: migrationRunner(cfg), Tests: tests,
-		Logger: log.With("component", "engine"), Tick: opts.Tick,
-	})
+	digestKey, err := cp.Store.Secret(ctx, sqlite.SecretDigestKey)
 	if err != nil {
 		return nil, err
 	}
-	if err := cp.Engine.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start engine: %w", err)
+	cp.configPath = opts.ConfigPath
+	cp.deps = appDeps{opts: opts, store: cp.Store, runtime: cp.Runtime, digestKey: digestKey, log: log}
+	cp.Apps = newApps(cp.Store)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), cp.Apps)
+	planes := make([]*appPlane, 0, len(cfgs))
+	for _, c := range cfgs {
+		p, err := cp.deps.startApp(ctx, c, cfgs, nil, nil)
+		if err != nil {
+			for _, started := range planes {
+				started.stopStarted(context.WithoutCancel(ctx), log)
+			}
+			return nil, err
+		}
+		planes = append(planes, p)
 	}
+	cp.Apps.set(planes)
+	cp.Engine, cp.Routers = planes[0].engine, planes[0].routers
+	for _, p := range planes {
+		if err := p.engine.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start engine of %s: %w", p.cfg.App, err)
+		}
+	}
+	tests := testService(cfg, cp.Store)
 
 	var flagStats flags.FlagStatsSource // the production router's per-flag counters, or the only router's
 	if p := cp.Routers["production"]; p != nil {
@@ -290,14 +326,15 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
 		return nil, fmt.Errorf("start notifications: %w", err)
 	}
-	handler := api.NewHandler(cp.Engine, cp.Store, api.HandlerOptions{
+	handler := api.NewHandler(cp.Apps, cp.Store, api.HandlerOptions{
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store, AuditChain: cp.Store,
 		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(), Tests: tests, Retire: retireAPI{cp.Retirements},
+		Config: configService{cp},
 	})
-	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: cp.Engine, Tokens: cp.Store, Chain: cp.Store,
+	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: cp.Apps, Tokens: cp.Store, Chain: cp.Store,
 		Reports: reports, Flags: cp.Flags, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
 	if err != nil {
 		return nil, fmt.Errorf("start dashboard: %w", err)
@@ -328,10 +365,17 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err := os.WriteFile(cp.urlFile, []byte(cp.APIURL+"\n"), 0o600); err != nil {
 		log.Warn("cannot write the API URL for the CLI", "path", cp.urlFile, "error", err)
 	}
-	log.Info("control plane started", "api", cp.APIURL, "app", cfg.App, "data", opts.DataDir)
-	fmt.Fprintf(out, "shipgate: API on %s, managing %s\n", cp.APIURL, cfg.App)
-	for name, p := range cp.Routers {
-		fmt.Fprintf(out, "shipgate: %s router on http://%s\n", name, p.Addr())
+	names := cp.Apps.AppNames()
+	log.Info("control plane started", "api", cp.APIURL, "apps", names, "data", opts.DataDir)
+	fmt.Fprintf(out, "shipgate: API on %s, managing %s\n", cp.APIURL, strings.Join(names, ", "))
+	for _, p := range planes {
+		for _, name := range sortedEnvs(p.cfg) {
+			if len(planes) > 1 {
+				fmt.Fprintf(out, "shipgate: %s %s router on http://%s\n", p.cfg.App, name, p.routers[name].Addr())
+			} else {
+				fmt.Fprintf(out, "shipgate: %s router on http://%s\n", name, p.routers[name].Addr())
+			}
+		}
 	}
 	if cp.AdminToken == "" {
 		fmt.Fprintf(out, "shipgate: the admin token in %s was revoked; use another admin token\n", filepath.Join(opts.DataDir, TokenFile))
@@ -357,8 +401,12 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 		}
 		cancel()
 	}
-	if cp.Engine != nil {
-		cp.Engine.Close()
+	var planes []*appPlane
+	if cp.Apps != nil {
+		planes = cp.Apps.planes()
+	}
+	for _, p := range planes {
+		p.engine.Close()
 	}
 	if cp.Retirements != nil {
 		cp.Retirements.close() // writes the route counters; before the flags its watches use
@@ -369,7 +417,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.stopNotifier != nil {
 		cp.stopNotifier()
 	}
-	errs = append(errs, cp.closeRouters(ctx))
+	for _, p := range planes {
+		errs = append(errs, closeApp(ctx, p))
+	}
 	if cp.Runtime != nil {
 		cp.Runtime.Close()
 	}
@@ -442,10 +492,14 @@ func (cp *ControlPlane) abandon(ctx context.Context) {
 	if cp.apiListener != nil {
 		_ = cp.apiListener.Close()
 	}
-	for name, r := range cp.Routers {
-		if c, ok := r.(*proxy.Client); ok && c.Started() {
-			if err := c.StopProcess(ctx); err != nil {
-				cp.log.Error("stop the router process of a failed start", "env", name, "error", err)
+	if cp.Apps != nil {
+		for _, p := range cp.Apps.planes() {
+			for name, r := range p.routers {
+				if c, ok := r.(*proxy.Client); ok && c.Started() {
+					if err := c.StopProcess(ctx); err != nil {
+						cp.log.Error("stop the router process of a failed start", "app", p.cfg.App, "env", name, "error", err)
+					}
+				}
 			}
 		}
 	}
@@ -457,10 +511,12 @@ func (cp *ControlPlane) abandon(ctx context.Context) {
 // behind; a server never does it on its own.
 func (cp *ControlPlane) StopInstances(ctx context.Context) error {
 	var insts []rollout.Instance
-	for name := range cp.Config.Environments {
-		st, err := cp.Store.GetEnvState(ctx, cp.Config.App, name)
-		if err == nil {
-			insts = append(insts, st.Instances...)
+	for _, p := range cp.Apps.planes() {
+		for name := range p.cfg.Environments {
+			st, err := cp.Store.GetEnvState(ctx, p.cfg.App, name)
+			if err == nil {
+				insts = append(insts, st.Instances...)
+			}
 		}
 	}
 	active, err := cp.Store.ActiveRollouts(ctx)

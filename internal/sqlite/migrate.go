@@ -207,6 +207,14 @@ CREATE TABLE retirements (
 	doc        TEXT NOT NULL CHECK (json_valid(doc))
 );
 `,
+	// 8: the server's own secrets (the key of the release digests).
+	`
+CREATE TABLE server_secrets (
+	name       TEXT PRIMARY KEY,
+	value      BLOB NOT NULL CHECK (length(value) >= 32),
+	created_at TEXT NOT NULL
+);
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It

@@ -55,6 +55,10 @@ type Store interface {
 	// AuditChain returns every audit event from seq fromSeq on, oldest
 	// first, for audit.Verify.
 	AuditChain(ctx context.Context, fromSeq int64) ([]audit.Event, error)
+	// Secret returns the server secret called name, made (32 random bytes)
+	// and kept the first time it is asked for, the same for every server
+	// on the store.
+	Secret(ctx context.Context, name string) ([]byte, error)
 
 	// Export reads the whole store in one consistent snapshot.
 	Export(ctx context.Context) (*Snapshot, error)
