@@ -110,7 +110,21 @@ func (s *Store) checkTerm(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("check leader term: %w", err)
 	}
 	if term != mine {
-		return fmt.Errorf("write of term %d refused, the store is at term %d: %w", mine, term, ErrStaleTerm)
+		err := fmt.Errorf("write of term %d refused, the store is at term %d: %w", mine, term, ErrStaleTerm)
+		if fn := s.onStale.Load(); fn != nil {
+			(*fn)(err)
+		}
+		return err
 	}
 	return nil
 }
+
+// OnStaleTerm makes the handle call fn (from the writing goroutine, so fn
+// must not block) each time the fence refuses one of its writes: the
+// server learns at its first refused write that it no longer leads,
+// without waiting for its next renewal.
+func (s *Store) OnStaleTerm(fn func(error)) { s.onStale.Store(&fn) }
+
+// Term returns the leader term the handle won last, 0 if it never
+// campaigned.
+func (s *Store) Term() int64 { return s.term.Load() }

@@ -40,6 +40,9 @@ type Store struct {
 	term atomic.Int64
 	// unlockServer gives up the server lock, if LockServer took it.
 	unlockServer atomic.Pointer[func() error]
+	// onStale, when set (OnStaleTerm), is told of each write the fence
+	// refused.
+	onStale atomic.Pointer[func(error)]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -133,6 +136,11 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback(ctx)
 		return err
+	}
+	// The change feed: other servers read again (Listen).
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, ChangesChannel); err != nil {
+		_ = tx.Rollback(ctx)
+		return fmt.Errorf("notify the change: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
