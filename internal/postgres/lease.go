@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,13 +11,15 @@ import (
 )
 
 // ErrNotLeader means a store handle does not hold the lease: Campaign
-// lost to a live leader, or Renew found that another took over.
-var ErrNotLeader = errors.New("not the leader")
+// lost to a live leader, or Renew found that another took over. It is
+// rollout.ErrNotLeader.
+var ErrNotLeader = rollout.ErrNotLeader
 
 // ErrStaleTerm means a write was refused because the handle's leader term
 // is no longer the store's: another server leads now. It wraps
+// rollout.ErrNotLeader, on which the engine stops driving, and
 // rollout.ErrConflict.
-var ErrStaleTerm = fmt.Errorf("stale leader term: another server leads now (%w)", rollout.ErrConflict)
+var ErrStaleTerm = fmt.Errorf("stale leader term: another server leads now (%w, %w)", rollout.ErrNotLeader, rollout.ErrConflict)
 
 // Lease is a won leadership: its term and when it ends unless renewed.
 type Lease struct {

@@ -71,6 +71,9 @@ type Engine struct {
 	drivers map[string]*driver // by environment
 	base    context.Context
 	stop    context.CancelFunc
+	// halt stops the drivers from within (a write refused because another
+	// server leads); it takes no lock. Set by Start.
+	halt func()
 	wg      sync.WaitGroup
 }
 
@@ -131,6 +134,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.New("rollout: engine already started")
 	}
 	e.base, e.stop = context.WithCancel(context.WithoutCancel(ctx))
+	stop := e.stop
+	e.halt = func() { stop() }
 	e.mu.Unlock()
 
 	active, err := e.store.ActiveRollouts(ctx)
@@ -365,8 +370,9 @@ func (e *Engine) adopt(ctx context.Context, env string, inst Instance) bool {
 }
 
 // Close stops driving rollouts and waits for the drivers to return. The
-// rollouts stay active in the store and resume on the next Start; routes
-// and instances are left as they are.
+// rollouts stay active in the store and resume on the next Start (of this
+// Engine too: a server that leads again starts it again); routes and
+// instances are left as they are.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	stop := e.stop
@@ -375,6 +381,11 @@ func (e *Engine) Close() {
 		stop()
 	}
 	e.wg.Wait()
+	e.mu.Lock()
+	if e.stop != nil && e.base.Err() != nil {
+		e.base, e.stop = nil, nil
+	}
+	e.mu.Unlock()
 }
 
 func addrs(insts []Instance) []string {

@@ -444,6 +444,14 @@ func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...
 	r.UpdatedAt = e.clock.Now()
 	cp := *r
 	if err := e.store.Commit(ctx, Change{Rollout: &cp, Env: env, Audit: events}); err != nil {
+		if errors.Is(err, ErrNotLeader) {
+			// Another server drives the rollouts now: stop every driver
+			// before it acts on a decision it could not record.
+			e.log.Warn("the store refused a write: another server leads; stopping the rollout drivers", "rollout", r.ID, "err", err)
+			if e.halt != nil {
+				e.halt()
+			}
+		}
 		return fmt.Errorf("record rollout %d: %w", r.ID, err)
 	}
 	return nil

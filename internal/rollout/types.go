@@ -21,6 +21,10 @@ var (
 	// ErrForbidden means the one who asks may not do this, whatever their
 	// token's role: for example approve their own deploy.
 	ErrForbidden = errors.New("forbidden")
+	// ErrNotLeader means the store refused a write because this server
+	// no longer leads (another won the store's lease): the engine stops
+	// driving at once, acting on nothing more.
+	ErrNotLeader = errors.New("not the leader")
 )
 
 // FieldError is an invalid request naming the field at fault. It matches
