@@ -388,5 +388,3 @@ func newKey() string {
 	_, _ = rand.Read(b[:])
 	return "auto-" + hex.EncodeToString(b[:])
 }
-
-

@@ -74,7 +74,7 @@ type Engine struct {
 	// halt stops the drivers from within (a write refused because another
 	// server leads); it takes no lock. Set by Start.
 	halt func()
-	wg      sync.WaitGroup
+	wg   sync.WaitGroup
 }
 
 // Failure is why a rollout is rolled back.
