@@ -79,16 +79,16 @@ func TestCopy_FromSQLite(t *testing.T) {
 	storetest.GenerateHistory(t, src, 40)
 	dst := openStore(t, pgtest.Shared(t).NewDatabase(t), nil)
 
+	want, err := src.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	counts, err := store.Copy(ctx, src, dst)
 	if err != nil {
 		t.Fatalf("Copy: %v", err)
 	}
-	if counts.Rollouts != 40 || counts.AuditEvents != 40*3+4 {
-		t.Errorf("Copy = %+v, want 40 rollouts and %d audit events", counts, 40*3+4)
-	}
-	want, err := src.Export(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if counts != want.Counts() || counts.Rollouts != 40 || counts.AuditEvents != 40*3+12 || counts.TestRuns == 0 || counts.Outbox == 0 || counts.Retirements == 0 {
+		t.Errorf("Copy = %+v, want %+v: 40 rollouts, %d audit events, and every later table", counts, want.Counts(), 40*3+12)
 	}
 	got, err := dst.Export(ctx)
 	if err != nil {
@@ -152,8 +152,9 @@ func TestStore_LockServer(t *testing.T) {
 	}
 }
 
-// BenchmarkCopy_FromSQLite copies a history of 500 rollouts (1,504 audit
-// events) from SQLite into a new PostgreSQL database per iteration.
+// BenchmarkCopy_FromSQLite copies a history of 500 rollouts (1,512 audit
+// events, and the tables of DORA, notifications, test runs, route usage
+// and retirements) from SQLite into a new PostgreSQL database per iteration.
 func BenchmarkCopy_FromSQLite(b *testing.B) {
 	ctx := b.Context()
 	src, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "shipgate.db"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,7 +16,9 @@ import (
 )
 
 // snapshotTables are every table Export reads and Import writes.
-var snapshotTables = []string{"releases", "rollouts", "env_states", "audit_events", "tokens", "flags", "flag_segments", "flag_usage"}
+var snapshotTables = []string{"releases", "rollouts", "env_states", "audit_events", "tokens", "flags", "flag_segments", "flag_usage",
+	"release_changes", "incidents", "notification_cursor", "notification_outbox", "test_runs", "test_results",
+	"route_usage", "route_tracking", "retirements"}
 
 // Export reads the whole store in one repeatable-read transaction, so that
 // what it returns is one moment's state even while servers write.
@@ -94,6 +97,9 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 	if snap.Usage, err = flagUsage(ctx, tx); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	if err := exportHistory(ctx, tx, snap); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
 	return snap, nil
 }
 
@@ -104,7 +110,7 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// Nobody else writes while the copy runs: the head lock queues
 		// audit writers, the table locks everyone else.
-		if _, err := tx.Exec(ctx, `LOCK TABLE releases, rollouts, env_states, audit_events, tokens, flags, flag_segments, flag_usage IN EXCLUSIVE MODE`); err != nil {
+		if _, err := tx.Exec(ctx, `LOCK TABLE `+strings.Join(snapshotTables, ", ")+` IN EXCLUSIVE MODE`); err != nil {
 			return fmt.Errorf("lock tables: %w", err)
 		}
 		for _, table := range snapshotTables {
@@ -186,7 +192,7 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 				}
 			}
 		}
-		return nil
+		return importHistory(ctx, tx, snap)
 	})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)

@@ -1,6 +1,7 @@
 // Package postgres stores Shipgate's state (releases, rollouts,
-// environment states, API tokens, feature flags and the hash-chained audit
-// log) in a PostgreSQL database, through pgx, so that several servers can
+// environment states, API tokens, feature flags, DORA changes and
+// incidents, the notification outbox, test runs, route usage,
+// retirements and the hash-chained audit log) in a PostgreSQL database, through pgx, so that several servers can
 // share one store.
 //
 // It keeps the SQLite store's behaviour (internal/storetest runs the same
@@ -45,6 +46,9 @@ type Store struct {
 	onStale atomic.Pointer[func(error)]
 }
 
+// The PostgreSQL store is everything the server keeps in a store: when a
+// feature adds a table to the SQLite store and its methods to store.Store,
+// this stops building until PostgreSQL holds it too.
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the database at dsn (a postgres:// URL or a libpq

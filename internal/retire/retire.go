@@ -348,3 +348,10 @@ func stamp(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
+
+// RouteCount is the traffic of one path prefix since it was last stored:
+// how many requests, and when the last one was.
+type RouteCount struct {
+	Count uint64
+	Last  time.Time
+}

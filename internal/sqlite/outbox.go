@@ -127,7 +127,11 @@ func (s *Store) ListNotifications(ctx context.Context, state string, limit int) 
 }
 
 func (s *Store) queryOutbox(ctx context.Context, query string, args ...any) ([]notify.Delivery, error) {
-	rows, err := s.read.QueryContext(ctx, query, args...)
+	return queryOutbox(ctx, s.read, query, args...)
+}
+
+func queryOutbox(ctx context.Context, q rowsQuerier, query string, args ...any) ([]notify.Delivery, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

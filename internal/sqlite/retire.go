@@ -17,12 +17,8 @@ import (
 // The store is the retirements' journal.
 var _ retire.Journal = (*Store)(nil)
 
-// RouteCount is the traffic of one path prefix: how many requests, and
-// when the last one was.
-type RouteCount struct {
-	Count uint64
-	Last  time.Time
-}
+// RouteCount is the traffic of one path prefix (retire.RouteCount).
+type RouteCount = retire.RouteCount
 
 // TrackRoutes records that the traffic of env is counted from now on,
 // unless it already was.
@@ -117,8 +113,14 @@ func (s *Store) Save(ctx context.Context, r *retire.Retirement, actor, action, d
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE retirements SET stage = ?, updated_at = ?, doc = ? WHERE id = ?`, string(r.Stage), now, string(doc), r.ID); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE retirements SET stage = ?, updated_at = ?, doc = ? WHERE id = ?`, string(r.Stage), now, string(doc), r.ID)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("retirement %d: %w", r.ID, rollout.ErrNotFound)
 		}
 		ev := audit.Event{Time: s.now().UTC(), Actor: actor, Action: action, Subject: "retire/" + string(r.Kind) + "/" + strings.TrimPrefix(r.Subject, "/"),
 			Reason: detail, Outcome: "ok", Data: map[string]string{"retirement": fmt.Sprint(r.ID), "stage": string(r.Stage), "env": r.Env}}

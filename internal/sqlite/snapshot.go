@@ -16,7 +16,9 @@ import (
 var _ store.Store = (*Store)(nil)
 
 // snapshotTables are every table Export reads and Import writes.
-var snapshotTables = []string{"releases", "rollouts", "env_states", "audit_events", "tokens", "flags", "flag_segments", "flag_usage"}
+var snapshotTables = []string{"releases", "rollouts", "env_states", "audit_events", "tokens", "flags", "flag_segments", "flag_usage",
+	"release_changes", "incidents", "notification_cursor", "notification_outbox", "test_runs", "test_results",
+	"route_usage", "route_tracking", "retirements"}
 
 // Export reads the whole store in one read transaction, so that what it
 // returns is one moment's state even while the server writes.
@@ -98,6 +100,9 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	if snap.Usage, err = flagUsage(ctx, tx); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	if err := exportHistory(ctx, tx, snap); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	return snap, nil
@@ -182,7 +187,7 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 				}
 			}
 		}
-		return nil
+		return importHistory(ctx, tx, snap)
 	})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)

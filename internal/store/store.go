@@ -9,18 +9,30 @@ import (
 	"errors"
 	"fmt"
 
+	"time"
+
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/dora"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/notify"
+	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/testsignal"
 )
 
 // Store is everything the server asks of its store. The SQLite store
 // (internal/sqlite) and the PostgreSQL store (internal/postgres) implement
-// it, and pass the same contract suite (internal/storetest).
+// it, and pass the same contract suite (internal/storetest). A feature
+// that keeps something new in the store adds its methods here (or to one
+// of the interfaces below), so that a store missing them does not build.
 type Store interface {
 	rollout.Store
 	flags.Store
+	DORA
+	Outbox
+	testsignal.Store
+	Routes
 
 	// CreateToken records an API token under the SHA-256 of its secret.
 	// A token with the same name or secret is an error wrapping
@@ -54,6 +66,57 @@ type Store interface {
 	Close() error
 }
 
+// DORA is what the DORA numbers keep beyond rollouts: each release's
+// change and the incidents.
+type DORA interface {
+	// PutChangeAudited records the commits and size of a release's change,
+	// replacing what was recorded, with its audit event; an unknown
+	// release wraps rollout.ErrNotFound.
+	PutChangeAudited(ctx context.Context, c dora.Change, e audit.Event) error
+	// ListChanges returns the change of every release; a release without
+	// a recorded one is its own commit.
+	ListChanges(ctx context.Context) ([]dora.Change, error)
+	// OpenIncidentAudited records in, setting its ID, with its audit event.
+	OpenIncidentAudited(ctx context.Context, in *dora.Incident, event func(dora.Incident) audit.Event) error
+	// ResolveIncidentAudited resolves incident id with its audit event; an
+	// unknown id wraps rollout.ErrNotFound, a resolved one
+	// rollout.ErrConflict.
+	ResolveIncidentAudited(ctx context.Context, id int64, resolvedAt time.Time, fixDeployID int64, event func(dora.Incident) audit.Event) (dora.Incident, error)
+	// ListIncidents returns incidents oldest first ("" matches all).
+	ListIncidents(ctx context.Context, app, env string) ([]dora.Incident, error)
+}
+
+// Outbox is the notification outbox (notify.Store) and its listing.
+type Outbox interface {
+	notify.Store
+	// ListNotifications returns up to limit deliveries in state ("" for
+	// all), newest first.
+	ListNotifications(ctx context.Context, state string, limit int) ([]notify.Delivery, error)
+}
+
+// Routes is the route traffic counted per path prefix and day, and the
+// retirements' journal.
+type Routes interface {
+	retire.Journal
+	// TrackRoutes records that env's traffic is counted from now on,
+	// unless it already was.
+	TrackRoutes(ctx context.Context, env string, now time.Time) error
+	// TrackedSince returns when the first environment began to be
+	// counted, zero before any.
+	TrackedSince(ctx context.Context) (time.Time, error)
+	// AddRouteUsage adds counts per path prefix of env to the day of
+	// their last request.
+	AddRouteUsage(ctx context.Context, env string, deltas map[string]retire.RouteCount) error
+	// RouteUsage returns the traffic of a path prefix of env.
+	RouteUsage(ctx context.Context, env, prefix string, since time.Time) (retire.Usage, error)
+	// GetRetirement returns a retirement or an error wrapping
+	// rollout.ErrNotFound.
+	GetRetirement(ctx context.Context, id int64) (retire.Retirement, error)
+	// ListRetirements returns the retirements in one of stages (all when
+	// none), oldest first.
+	ListRetirements(ctx context.Context, stages ...retire.Stage) ([]retire.Retirement, error)
+}
+
 // Snapshot is the whole content of a store.
 type Snapshot struct {
 	Releases []rollout.Release
@@ -66,6 +129,53 @@ type Snapshot struct {
 	Flags    []*flags.Flag
 	Segments []flags.Segment
 	Usage    map[string]flags.Usage
+
+	// Changes are the recorded changes of releases, by app and version.
+	Changes []Change
+	// Incidents keep their IDs.
+	Incidents []dora.Incident
+	// NotifyCursor is the notifier's place in the audit log, nil before
+	// its first run.
+	NotifyCursor *int64
+	// Outbox is every queued delivery, by ID (which it keeps).
+	Outbox []notify.Delivery
+	// TestRuns are every test run with its cases, by ID (which it keeps).
+	TestRuns []testsignal.Run
+	// RouteUsage is the traffic counted per environment, prefix and day.
+	RouteUsage []RouteDay
+	// RouteTracking says since when each environment's traffic is counted.
+	RouteTracking []RouteTracking
+	// Retirements keep their IDs.
+	Retirements []Retirement
+}
+
+// Change is a release's change as stored: only what was recorded (not
+// the release's own commit, which ListChanges adds).
+type Change struct {
+	dora.Change
+	UpdatedAt time.Time
+}
+
+// RouteDay is the traffic of one path prefix of an environment on one day.
+type RouteDay struct {
+	Env    string
+	Prefix string
+	// Day is the UTC date, as 2006-01-02.
+	Day   string
+	Count uint64
+	Last  time.Time
+}
+
+// RouteTracking is when an environment's traffic began to be counted.
+type RouteTracking struct {
+	Env   string
+	Since time.Time
+}
+
+// Retirement is a retirement as stored.
+type Retirement struct {
+	retire.Retirement
+	UpdatedAt time.Time
 }
 
 // Token is an API token as stored: never its secret, only the secret's
@@ -85,6 +195,12 @@ type Counts struct {
 	Tokens      int `json:"tokens"`
 	Flags       int `json:"flags"`
 	Segments    int `json:"segments"`
+	Changes     int `json:"release_changes"`
+	Incidents   int `json:"incidents"`
+	Outbox      int `json:"notifications"`
+	TestRuns    int `json:"test_runs"`
+	RouteDays   int `json:"route_usage_days"`
+	Retirements int `json:"retirements"`
 }
 
 // Counts counts what s holds.
@@ -92,6 +208,8 @@ func (s *Snapshot) Counts() Counts {
 	return Counts{
 		Releases: len(s.Releases), Rollouts: len(s.Rollouts), Envs: len(s.Envs), AuditEvents: len(s.Audit),
 		Tokens: len(s.Tokens), Flags: len(s.Flags), Segments: len(s.Segments),
+		Changes: len(s.Changes), Incidents: len(s.Incidents), Outbox: len(s.Outbox), TestRuns: len(s.TestRuns),
+		RouteDays: len(s.RouteUsage), Retirements: len(s.Retirements),
 	}
 }
 

@@ -12,15 +12,21 @@ import (
 
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
+	"github.com/shipgate/shipgate/internal/dora"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/notify"
+	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/store"
+	"github.com/shipgate/shipgate/internal/testsignal"
 )
 
 // GenerateHistory writes a history into s through its ordinary methods, as
 // a server would: releases with checks, n rollouts across two apps and
 // two environments ending in every phase, environment states, tokens,
-// flags, a segment, flag usage, and the audit events of all of it.
+// flags, a segment, flag usage, DORA changes and incidents, notifications
+// (sent and pending) and the notifier's cursor, test runs, route usage and
+// retirements, and the audit events of all of it.
 func GenerateHistory(t testing.TB, s store.Store, n int) {
 	t.Helper()
 	ctx := t.Context()
@@ -67,6 +73,76 @@ func GenerateHistory(t testing.TB, s store.Store, n int) {
 	if err := s.AddFlagUsage(ctx, map[string]flags.Usage{"new-checkout": {Variants: map[string]uint64{"on": 30, "off": 12}, Last: t0.Add(time.Hour)}}); err != nil {
 		t.Fatalf("history: flag usage: %v", err)
 	}
+	generateLater(t, s, n)
+}
+
+// generateLater writes what later features keep: DORA, notifications,
+// test runs, route usage and retirements.
+func generateLater(t testing.TB, s store.Store, n int) {
+	t.Helper()
+	ctx := t.Context()
+	if n > 0 {
+		c := dora.Change{App: "shop", Version: "v1", Commits: []dora.Commit{{SHA: "c0ffee", Time: t0.Add(-time.Hour)}}, Size: &dora.Size{Files: 4, Lines: 80, PRs: 1}}
+		if err := s.PutChangeAudited(ctx, c, Event("dora.change", "release/shop/v1")); err != nil {
+			t.Fatalf("history: change: %v", err)
+		}
+	}
+	for i := range 2 {
+		in := dora.Incident{App: "shop", Env: "production", DeployID: int64(i + 1), Title: "incident " + strconv.Itoa(i), OpenedAt: t0.Add(time.Duration(i) * time.Hour)}
+		if err := s.OpenIncidentAudited(ctx, &in, func(in dora.Incident) audit.Event {
+			return Event("incident.open", "incident/"+strconv.FormatInt(in.ID, 10))
+		}); err != nil {
+			t.Fatalf("history: incident: %v", err)
+		}
+		if i == 0 {
+			if _, err := s.ResolveIncidentAudited(ctx, in.ID, t0.Add(30*time.Minute), 2, func(in dora.Incident) audit.Event {
+				return Event("incident.resolve", "incident/"+strconv.FormatInt(in.ID, 10))
+			}); err != nil {
+				t.Fatalf("history: resolve incident: %v", err)
+			}
+		}
+	}
+	var ds []notify.Delivery
+	for i := range 3 {
+		ds = append(ds, notify.Delivery{EventID: "ev" + strconv.Itoa(i), EventType: "rollout.succeeded", Webhook: "slack", Payload: []byte(`{"n":` + strconv.Itoa(i) + `}`), NextAt: t0})
+	}
+	if _, err := s.EnqueueNotifications(ctx, 5, ds); err != nil {
+		t.Fatalf("history: notifications: %v", err)
+	}
+	due, err := s.DueNotifications(ctx, "slack", t0, 1)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("history: due notifications: %v, %v", due, err)
+	}
+	due[0].State, due[0].Attempts, due[0].LastStatus, due[0].SentAt = notify.StateSent, 1, 204, t0.Add(time.Second)
+	if err := s.UpdateNotification(ctx, due[0]); err != nil {
+		t.Fatalf("history: update notification: %v", err)
+	}
+	for i := range 2 {
+		run := testsignal.Run{App: "shop", Version: "v1", Commit: "c0ffee", At: t0.Add(time.Duration(i) * time.Minute), CIDuration: 7 * time.Minute, Cases: []testsignal.Case{
+			{ID: "cart.add", File: "cart_test.go", Level: "unit", Attempts: []testsignal.Outcome{testsignal.Failed, testsignal.Passed}, Duration: time.Second},
+			{ID: "checkout.pay", Level: "e2e", Attempts: []testsignal.Outcome{testsignal.Passed}, Duration: 3 * time.Second},
+		}}
+		if _, err := s.AddTestRun(ctx, run, audit.Event{Actor: "user:ci", Action: testsignal.ActionTestRun, Subject: "tests/shop/v1", Data: map[string]string{}}); err != nil {
+			t.Fatalf("history: test run: %v", err)
+		}
+	}
+	if err := s.TrackRoutes(ctx, "production", t0); err != nil {
+		t.Fatalf("history: track routes: %v", err)
+	}
+	for day := range 2 {
+		at := t0.Add(time.Duration(day) * 24 * time.Hour)
+		if err := s.AddRouteUsage(ctx, "production", map[string]retire.RouteCount{"/api/v1": {Count: 17, Last: at}, "/": {Count: 400, Last: at}}); err != nil {
+			t.Fatalf("history: route usage: %v", err)
+		}
+	}
+	r := retire.Retirement{Kind: retire.KindRoute, Env: "production", Subject: "/api/v1", Actor: "user:ana", Stage: retire.StageCheck, StartedAt: t0, Cycle: time.Hour}
+	if err := s.Save(ctx, &r, "user:ana", retire.ActionStart, "retire /api/v1"); err != nil {
+		t.Fatalf("history: retirement: %v", err)
+	}
+	r.Stage, r.Baseline, r.DisabledAt = retire.StageWatch, 34, t0.Add(time.Minute)
+	if err := s.Save(ctx, &r, "user:ana", retire.ActionDisable, "disabled"); err != nil {
+		t.Fatalf("history: retirement: %v", err)
+	}
 }
 
 func testExportImport(t *testing.T, b Backend) {
@@ -79,6 +155,11 @@ func testExportImport(t *testing.T, b Backend) {
 	}
 	if got, want := len(snap.Rollouts), 25; got != want {
 		t.Fatalf("exported %d rollouts, want %d", got, want)
+	}
+	c := snap.Counts()
+	if c.Changes != 1 || c.Incidents != 2 || c.Outbox != 3 || c.TestRuns != 2 || c.RouteDays != 4 || c.Retirements != 1 ||
+		snap.NotifyCursor == nil || len(snap.RouteTracking) != 1 || len(snap.TestRuns[0].Cases) != 2 {
+		t.Fatalf("exported %+v (cursor %v, tracking %v): the history of later features is missing", c, snap.NotifyCursor, snap.RouteTracking)
 	}
 	dst := newStore(t, b)
 	counts, err := store.Copy(ctx, src, dst)
@@ -114,6 +195,24 @@ func testExportImport(t *testing.T, b Backend) {
 	}
 	if err := audit.Verify(chain); err != nil {
 		t.Errorf("chain after import and a new event: %v", err)
+	}
+	// The copy's other IDs follow the copied ones too.
+	in := dora.Incident{App: "shop", Env: "production", Title: "after"}
+	if err := dst.OpenIncidentAudited(ctx, &in, func(dora.Incident) audit.Event { return Event("incident.open", "incident/after") }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := in.ID, snap.Incidents[len(snap.Incidents)-1].ID+1; got != want {
+		t.Errorf("next incident ID after import = %d, want %d", got, want)
+	}
+	run, err := dst.AddTestRun(ctx, testsignal.Run{App: "shop", Version: "v2"}, audit.Event{Actor: "user:ci", Action: testsignal.ActionTestRun, Data: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := run.ID, snap.TestRuns[len(snap.TestRuns)-1].ID+1; got != want {
+		t.Errorf("next test run ID after import = %d, want %d", got, want)
+	}
+	if n, err := dst.EnqueueNotifications(ctx, -1, []notify.Delivery{{EventID: "ev0", Webhook: "slack", EventType: "x", Payload: []byte("{}")}}); err != nil || n != 0 {
+		t.Errorf("a copied notification queued again = %d, %v; want 0 (it is there)", n, err)
 	}
 	// Secrets keep working: a token authenticates by the same hash.
 	if _, err := dst.TokenByHash(ctx, auth.Hash("sgt_ci")); err != nil {

@@ -66,6 +66,7 @@ func RunWith(t *testing.T, b Backend) {
 		{"ExportImport", testExportImport},
 		{"Import_RefusesNonEmpty", testImportRefusesNonEmpty},
 	}
+	tests = append(tests, laterTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, b) })
 	}

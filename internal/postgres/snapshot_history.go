@@ -1,0 +1,245 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shipgate/shipgate/internal/dora"
+	"github.com/shipgate/shipgate/internal/store"
+)
+
+// This file exports and imports what later features keep in the store:
+// DORA's release changes and incidents, the notification outbox, test
+// runs, route usage and retirements.
+
+// identityTables are the tables whose IDs Import copies: their sequences
+// then move past the highest copied ID.
+var identityTables = []string{"incidents", "notification_outbox", "test_runs", "retirements"}
+
+func exportHistory(ctx context.Context, tx pgx.Tx, snap *store.Snapshot) error {
+	var err error
+	if snap.Changes, err = exportChanges(ctx, tx); err != nil {
+		return fmt.Errorf("release changes: %w", err)
+	}
+	if snap.Incidents, err = queryIncidents(ctx, tx, "", ""); err != nil {
+		return fmt.Errorf("incidents: %w", err)
+	}
+	var cursor int64
+	switch err := tx.QueryRow(ctx, `SELECT seq FROM notification_cursor WHERE id = 1`).Scan(&cursor); {
+	case err == nil:
+		snap.NotifyCursor = &cursor
+	case !isNoRows(err):
+		return fmt.Errorf("notification cursor: %w", err)
+	}
+	if snap.Outbox, err = queryOutbox(ctx, tx, `SELECT `+outboxColumns+` FROM notification_outbox ORDER BY id`); err != nil {
+		return fmt.Errorf("notification outbox: %w", err)
+	}
+	if snap.TestRuns, err = queryTestRuns(ctx, tx, `SELECT id, app, version, commit_sha, at, ci_duration_ms, infra FROM test_runs ORDER BY id`); err != nil {
+		return fmt.Errorf("test runs: %w", err)
+	}
+	if err := loadCases(ctx, tx, snap.TestRuns); err != nil {
+		return fmt.Errorf("test results: %w", err)
+	}
+	if snap.RouteUsage, snap.RouteTracking, err = exportRoutes(ctx, tx); err != nil {
+		return fmt.Errorf("route usage: %w", err)
+	}
+	if snap.Retirements, err = exportRetirements(ctx, tx); err != nil {
+		return fmt.Errorf("retirements: %w", err)
+	}
+	return nil
+}
+
+func exportChanges(ctx context.Context, tx pgx.Tx) ([]store.Change, error) {
+	rows, err := tx.Query(ctx, `SELECT app, version, commits, files, lines, prs, updated_at FROM release_changes ORDER BY app COLLATE "C", version COLLATE "C"`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Change
+	for rows.Next() {
+		var (
+			c                 store.Change
+			commits, updated  string
+			files, lines, prs *int64
+		)
+		if err := rows.Scan(&c.App, &c.Version, &commits, &files, &lines, &prs, &updated); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(commits), &c.Commits); err != nil {
+			return nil, fmt.Errorf("decode commits of %s %s: %w", c.App, c.Version, err)
+		}
+		if files != nil {
+			c.Size = &dora.Size{Files: int(*files), Lines: int(*lines), PRs: int(*prs)}
+		}
+		if c.UpdatedAt, err = parseTime(updated); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func exportRoutes(ctx context.Context, tx pgx.Tx) ([]store.RouteDay, []store.RouteTracking, error) {
+	rows, err := tx.Query(ctx, `SELECT env, prefix, day, count, last_at FROM route_usage ORDER BY env COLLATE "C", prefix COLLATE "C", day`)
+	if err != nil {
+		return nil, nil, err
+	}
+	var days []store.RouteDay
+	for rows.Next() {
+		var (
+			d    store.RouteDay
+			n    int64
+			last string
+		)
+		if err := rows.Scan(&d.Env, &d.Prefix, &d.Day, &n, &last); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		d.Count = uint64(max(n, 0))
+		if d.Last, err = parseTime(last); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		days = append(days, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	trows, err := tx.Query(ctx, `SELECT env, since FROM route_tracking ORDER BY env COLLATE "C"`)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer trows.Close()
+	var tracking []store.RouteTracking
+	for trows.Next() {
+		var (
+			tr    store.RouteTracking
+			since string
+		)
+		if err := trows.Scan(&tr.Env, &since); err != nil {
+			return nil, nil, err
+		}
+		if tr.Since, err = parseTime(since); err != nil {
+			return nil, nil, err
+		}
+		tracking = append(tracking, tr)
+	}
+	return days, tracking, trows.Err()
+}
+
+func exportRetirements(ctx context.Context, tx pgx.Tx) ([]store.Retirement, error) {
+	rows, err := tx.Query(ctx, `SELECT id, updated_at, doc FROM retirements ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Retirement
+	for rows.Next() {
+		var (
+			r            store.Retirement
+			id           int64
+			updated, doc string
+		)
+		if err := rows.Scan(&id, &updated, &doc); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(doc), &r.Retirement); err != nil {
+			return nil, fmt.Errorf("decode retirement %d: %w", id, err)
+		}
+		r.ID = id
+		if r.UpdatedAt, err = parseTime(updated); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func importHistory(ctx context.Context, tx pgx.Tx, snap *store.Snapshot) error {
+	for _, c := range snap.Changes {
+		commits, err := json.Marshal(c.Commits)
+		if err != nil {
+			return fmt.Errorf("encode commits of %s %s: %w", c.App, c.Version, err)
+		}
+		if c.Commits == nil {
+			commits = []byte("[]")
+		}
+		var files, lines, prs *int64
+		if c.Size != nil {
+			f, l, p := int64(c.Size.Files), int64(c.Size.Lines), int64(c.Size.PRs)
+			files, lines, prs = &f, &l, &p
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO release_changes (app, version, commits, files, lines, prs, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			c.App, c.Version, string(commits), files, lines, prs, formatTime(c.UpdatedAt)); err != nil {
+			return fmt.Errorf("import the change of %s %s: %w", c.App, c.Version, err)
+		}
+	}
+	for _, in := range snap.Incidents {
+		if _, err := tx.Exec(ctx, `INSERT INTO incidents (id, app, env, deploy_id, fix_deploy_id, title, opened_at, resolved_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			in.ID, in.App, in.Env, in.DeployID, in.FixDeployID, in.Title, formatTime(in.OpenedAt), formatOptionalTime(in.ResolvedAt)); err != nil {
+			return fmt.Errorf("import incident %d: %w", in.ID, err)
+		}
+	}
+	if snap.NotifyCursor != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO notification_cursor (id, seq) VALUES (1, $1)`, *snap.NotifyCursor); err != nil {
+			return fmt.Errorf("import the notification cursor: %w", err)
+		}
+	}
+	for _, d := range snap.Outbox {
+		payload := d.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		if _, err := tx.Exec(ctx, `
+INSERT INTO notification_outbox (id, event_id, event_type, webhook, payload, state, attempts, next_attempt_at, last_error, last_status, created_at, sent_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			d.ID, d.EventID, d.EventType, d.Webhook, payload, d.State, d.Attempts, formatTime(d.NextAt), d.LastError, d.LastStatus,
+			formatTime(d.CreatedAt), formatOptionalTime(d.SentAt)); err != nil {
+			return fmt.Errorf("import notification %d: %w", d.ID, err)
+		}
+	}
+	for _, r := range snap.TestRuns {
+		counts, err := json.Marshal(r.Counts())
+		if err != nil {
+			return fmt.Errorf("import test run %d: %w", r.ID, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO test_runs (id, app, version, commit_sha, at, ci_duration_ms, infra, counts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			r.ID, r.App, r.Version, r.Commit, formatTime(r.At), r.CIDuration.Milliseconds(), r.Infra, string(counts)); err != nil {
+			return fmt.Errorf("import test run %d: %w", r.ID, err)
+		}
+		if err := insertCases(ctx, tx, r); err != nil {
+			return fmt.Errorf("import the tests of run %d: %w", r.ID, err)
+		}
+	}
+	for _, d := range snap.RouteUsage {
+		if _, err := tx.Exec(ctx, `INSERT INTO route_usage (env, prefix, day, count, last_at) VALUES ($1, $2, $3, $4, $5)`,
+			d.Env, d.Prefix, d.Day, int64(d.Count), formatTime(d.Last)); err != nil { //nolint:gosec // stored counts are below 2^63
+			return fmt.Errorf("import route usage of %s %s %s: %w", d.Env, d.Prefix, d.Day, err)
+		}
+	}
+	for _, tr := range snap.RouteTracking {
+		if _, err := tx.Exec(ctx, `INSERT INTO route_tracking (env, since) VALUES ($1, $2)`, tr.Env, formatTime(tr.Since)); err != nil {
+			return fmt.Errorf("import route tracking of %s: %w", tr.Env, err)
+		}
+	}
+	for _, r := range snap.Retirements {
+		doc, err := json.Marshal(r.Retirement)
+		if err != nil {
+			return fmt.Errorf("encode retirement %d: %w", r.ID, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO retirements (id, stage, updated_at, doc) VALUES ($1, $2, $3, $4)`,
+			r.ID, string(r.Stage), formatTime(r.UpdatedAt), string(doc)); err != nil {
+			return fmt.Errorf("import retirement %d: %w", r.ID, err)
+		}
+	}
+	for _, table := range identityTables {
+		if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', 'id'), max(id)) FROM `+table+` HAVING max(id) IS NOT NULL`); err != nil {
+			return fmt.Errorf("move the %s ID sequence: %w", table, err)
+		}
+	}
+	return nil
+}
