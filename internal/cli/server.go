@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,11 @@ func (a *app) serverCommand() *cobra.Command {
 		logLevel         string
 		inProcessRouters bool
 		tlsCert, tlsKey  string
+		storeURL         string
+		storePassword    string
+		serverID         string
+		planeDir         string
+		leaseTTL         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -62,6 +68,14 @@ With -o json the logs on stderr are JSON lines.`,
 				Out:        a.stdout,
 				TLSCert:    tlsCert,
 				TLSKey:     tlsKey,
+
+				Store: storeURL, StorePasswordFile: storePassword, ServerID: serverID, PlaneDir: planeDir, LeaseTTL: leaseTTL,
+			}
+			if _, err := (server.StoreSpec{URL: storeURL}).Kind(); err != nil {
+				return invalidf("--store: %v", err)
+			}
+			if leaseTTL < 0 || (leaseTTL > 0 && leaseTTL < 300*time.Millisecond) {
+				return invalidf("--lease-ttl %s: want at least 300ms (default 5s)", leaseTTL)
 			}
 			if !inProcessRouters {
 				// Each environment's router runs as a process of its own,
@@ -85,6 +99,11 @@ With -o json the logs on stderr are JSON lines.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM file of the API's TLS certificate (with its chain); with --tls-key the API speaks HTTPS only")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM file of the private key of --tls-cert")
+	cmd.Flags().StringVar(&storeURL, "store", "", "the store: sqlite:PATH, or postgres://USER@HOST/DB to share it with other servers (one leads, docs/ha.md); default the SQLite file in --data")
+	cmd.Flags().StringVar(&storePassword, "store-password-file", "", "file whose first line is the PostgreSQL password (else $PGPASSWORD or ~/.pgpass)")
+	cmd.Flags().StringVar(&serverID, "server-id", "", "this server's name among those sharing a PostgreSQL store (default hostname:API-port)")
+	cmd.Flags().StringVar(&planeDir, "plane-dir", "", "where the routers' sockets and state and the instances' logs live (default --data); servers on one machine sharing a store share it")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "on PostgreSQL, how long the leader's lease lasts unrenewed: the longest a dead leader's rollouts wait (default 5s)")
 	cmd.Flags().BoolVar(&inProcessRouters, "in-process-routers", false, "run the routers inside the server (they stop with it) instead of as their own processes")
 	return cmd
 }

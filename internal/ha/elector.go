@@ -29,6 +29,7 @@ type LeaseStore interface {
 	Resign(ctx context.Context) error
 	Leader(ctx context.Context) (postgres.Lease, error)
 	OnStaleTerm(fn func(error))
+	EndTerm()
 }
 
 // Defaults of an Elector.
@@ -215,14 +216,15 @@ loop:
 	stop()
 	<-done
 	e.log().Warn("stepped down", "term", l.Term, "why", why)
-	e.setLeading(false, l)
-	if ctx.Err() != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		if err := e.Store.Resign(rctx); err != nil {
-			e.log().Warn("resign the leader lease", "error", err)
-		}
-		cancel()
+	// Hand over at once if the lease is still ours (the SQL checks the
+	// term), then write unfenced: the leader work has stopped.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	if err := e.Store.Resign(rctx); err != nil && ctx.Err() != nil {
+		e.log().Warn("resign the leader lease", "error", err)
 	}
+	cancel()
+	e.Store.EndTerm()
+	e.setLeading(false, l)
 }
 
 func (e *Elector) setLeading(leading bool, l postgres.Lease) {

@@ -126,6 +126,11 @@ func (s *Store) checkTerm(ctx context.Context, tx pgx.Tx) error {
 // without waiting for its next renewal.
 func (s *Store) OnStaleTerm(fn func(error)) { s.onStale.Store(&fn) }
 
+// EndTerm unfences the handle once its leader work has stopped: its
+// writes (a person's flag change through this server's API) are no longer
+// checked against a term it lost. Campaign starts a new term.
+func (s *Store) EndTerm() { s.term.Store(0) }
+
 // Term returns the leader term the handle won last, 0 if it never
 // campaigned.
 func (s *Store) Term() int64 { return s.term.Load() }

@@ -21,7 +21,7 @@ import (
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/rollout"
-	"github.com/shipgate/shipgate/internal/sqlite"
+	"github.com/shipgate/shipgate/internal/store"
 )
 
 // pathRouter is a router that counts traffic per path prefix and answers
@@ -49,7 +49,7 @@ type RetireRequest struct {
 // their end, and answers 410 for the retired prefixes.
 type Retirements struct {
 	cfg     *config.Config
-	store   *sqlite.Store
+	store   store.Store
 	routers map[string]pathRouter
 	dataDir string
 	log     *slog.Logger
@@ -73,7 +73,7 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now().UTC() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-func newRetirements(cfg *config.Config, store *sqlite.Store, routers map[string]Router, fl *flags.Service, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
+func newRetirements(cfg *config.Config, store store.Store, routers map[string]Router, fl *flags.Service, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
 	rs := &Retirements{cfg: cfg, store: store, routers: map[string]pathRouter{}, flags: fl, dataDir: dataDir, log: log, every: poll,
 		snap: map[string]map[string]proxy.PathCount{}, watches: map[int64]bool{}}
 	if rs.every <= 0 {
@@ -143,10 +143,10 @@ func (rs *Retirements) flush(ctx context.Context) error {
 	for env, r := range rs.routers {
 		now, _ := r.PathStats()
 		last := rs.snap[env]
-		deltas := map[string]sqlite.RouteCount{}
+		deltas := map[string]retire.RouteCount{}
 		for prefix, c := range now {
 			if d := c.Count - last[prefix].Count; d > 0 {
-				deltas[prefix] = sqlite.RouteCount{Count: d, Last: c.Last}
+				deltas[prefix] = retire.RouteCount{Count: d, Last: c.Last}
 			}
 		}
 		if err := rs.store.AddRouteUsage(ctx, env, deltas); err != nil {

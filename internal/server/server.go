@@ -28,14 +28,16 @@ import (
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/dashboard"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/ha"
 	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/ofrep"
+	"github.com/shipgate/shipgate/internal/postgres"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/report"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
-	"github.com/shipgate/shipgate/internal/sqlite"
+	"github.com/shipgate/shipgate/internal/store"
 )
 
 // DefaultListen is where the API listens unless told otherwise: loopback
@@ -84,6 +86,25 @@ type Options struct {
 	// RetirePoll is how often the route counters are written to the store
 	// and a retired route's watch looks at them. Default 10s.
 	RetirePoll time.Duration
+	// Store names the store: "" (the SQLite file in DataDir),
+	// sqlite:PATH, or a postgres:// URL; StorePasswordFile holds a
+	// PostgreSQL password. On PostgreSQL several servers share the store:
+	// one leads (ha.go).
+	Store             string
+	StorePasswordFile string
+	// ServerID names this server among those sharing a PostgreSQL store
+	// (the lease holder, shipgate_leader{server=...}). Default
+	// hostname:API-port.
+	ServerID string
+	// PlaneDir is where the data plane of local-process environments
+	// lives: router processes' sockets and state, instances' logs.
+	// Default DataDir. Servers on one machine sharing a PostgreSQL store
+	// share it, so that whichever leads drives the same routers and
+	// instances.
+	PlaneDir string
+	// LeaseTTL is the leader lease's length on PostgreSQL; default
+	// ha.DefaultTTL.
+	LeaseTTL time.Duration
 }
 
 // Limits of the API listener. docs/security.md lists them for users.
@@ -105,7 +126,7 @@ const (
 type ControlPlane struct {
 	Config  *config.Config
 	Engine  *rollout.Engine
-	Store   *sqlite.Store
+	Store   store.Store
 	Runtime *process.Runtime
 	// Routers are the builtin routers, by environment.
 	Routers map[string]Router
@@ -131,6 +152,8 @@ type ControlPlane struct {
 	apiListener net.Listener
 	// urlFile is the data dir's APIURLFile, once written.
 	urlFile string
+	// ha is set when several servers share the store (ha.go).
+	ha *haPlane
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -211,13 +234,18 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 	plane.apiListener = ln
-	if cp.Store, err = sqlite.Open(ctx, filepath.Join(opts.DataDir, "shipgate.db")); err != nil {
+	spec := StoreSpec{URL: opts.Store, PasswordFile: opts.StorePasswordFile, DataDir: opts.DataDir}
+	if cp.Store, err = OpenStore(ctx, spec); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if cp.AdminToken, err = adminToken(ctx, cp.Store, filepath.Join(opts.DataDir, TokenFile)); err != nil {
+	log.Info("store open", "store", spec.String())
+	if cp.AdminToken, err = adminToken(ctx, cp.Store, filepath.Join(opts.DataDir, TokenFile), adminTokenName(spec)); err != nil {
 		return nil, err
 	}
-	cp.Runtime = process.New(process.Config{DataDir: opts.DataDir, Logger: log.With("component", "runtime")})
+	if opts.PlaneDir == "" {
+		opts.PlaneDir = opts.DataDir
+	}
+	cp.Runtime = process.New(process.Config{DataDir: opts.PlaneDir, Logger: log.With("component", "runtime")})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -240,7 +268,14 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cp.Engine.Start(ctx); err != nil {
+	var svc api.Service = cp.Engine
+	if pg, ok := cp.Store.(*postgres.Store); ok {
+		// Several servers share the store: the engine runs while this
+		// one leads, and commands go through the store.
+		cp.ha = newHAPlane(opts, ln.Addr().String(), pg, cp.Engine, log.With("component", "ha"))
+		reg.MustRegister(cp.ha.elector.Collector())
+		svc = cp.ha.commands.Service(haStatus{Service: cp.Engine, e: cp.ha.elector})
+	} else if err := cp.Engine.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 
@@ -272,7 +307,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
 		return nil, fmt.Errorf("start notifications: %w", err)
 	}
-	handler := api.NewHandler(cp.Engine, cp.Store, api.HandlerOptions{
+	handler := api.NewHandler(svc, cp.Store, api.HandlerOptions{
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
@@ -287,7 +322,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
 	mux.Handle(dashboard.Prefix, dash)
-	mux.Handle("/", handler)
+	mux.Handle("/", ha.IdempotencyKeys(handler))
 	readTimeout := opts.ReadTimeout
 	if readTimeout <= 0 {
 		readTimeout = apiReadTimeout
@@ -306,6 +341,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		}
 		cp.done <- err
 	}()
+	if cp.ha != nil {
+		cp.ha.start(ctx, cp.Flags)
+	}
 	cp.urlFile = filepath.Join(opts.DataDir, APIURLFile)
 	if err := os.WriteFile(cp.urlFile, []byte(cp.APIURL+"\n"), 0o600); err != nil {
 		log.Warn("cannot write the API URL for the CLI", "path", cp.urlFile, "error", err)
@@ -338,6 +376,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 			errs = append(errs, cp.http.Close())
 		}
 		cancel()
+	}
+	if cp.ha != nil {
+		cp.ha.stop() // stops leading (the engine with it) and resigns
 	}
 	if cp.Engine != nil {
 		cp.Engine.Close()
@@ -466,7 +507,7 @@ func (cp *ControlPlane) StopInstances(ctx context.Context) error {
 
 // adminToken returns the admin secret kept in path, creating it (0600) and
 // registering its hash in the store on first start.
-func adminToken(ctx context.Context, store *sqlite.Store, path string) (string, error) {
+func adminToken(ctx context.Context, store store.Store, path, name string) (string, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -484,8 +525,8 @@ func adminToken(ctx context.Context, store *sqlite.Store, path string) (string, 
 		} else if len(tokens) > 0 {
 			return "", nil
 		}
-		_ = store.DeleteToken(ctx, "admin")
-		if err := store.CreateToken(ctx, auth.Token{Name: "admin", Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
+		_ = store.DeleteToken(ctx, name)
+		if err := store.CreateToken(ctx, auth.Token{Name: name, Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
 			return "", fmt.Errorf("register admin token: %w", err)
 		}
 		return secret, nil
@@ -496,8 +537,8 @@ func adminToken(ctx context.Context, store *sqlite.Store, path string) (string, 
 	if err != nil {
 		return "", err
 	}
-	_ = store.DeleteToken(ctx, "admin")
-	if err := store.CreateToken(ctx, auth.Token{Name: "admin", Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
+	_ = store.DeleteToken(ctx, name)
+	if err := store.CreateToken(ctx, auth.Token{Name: name, Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
 		return "", fmt.Errorf("register admin token: %w", err)
 	}
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
