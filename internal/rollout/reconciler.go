@@ -41,6 +41,12 @@ type driver struct {
 // launch starts the goroutine that drives r. Called with e.mu held.
 func (e *Engine) launch(r Rollout) {
 	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1), acked: make(chan struct{}, 1)}
+	if r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) {
+		// A resumed rollout is at its step from the start: a command
+		// waiting for it (an approval sent while the last leader died)
+		// is handed over before the driver gets there.
+		d.stepKind = r.Steps[r.StepIndex].Kind
+	}
 	e.drivers[r.Env] = d
 	e.wg.Add(1)
 	go func() {

@@ -28,6 +28,8 @@ type serverProc struct {
 	api     string
 	cmd     *exec.Cmd
 	logPath string
+	// extra are more arguments of `shipgate server`.
+	extra []string
 }
 
 func (s *serverProc) start() {
@@ -37,7 +39,7 @@ func (s *serverProc) start() {
 		s.t.Fatal(err)
 	}
 	defer logf.Close()
-	s.cmd = exec.Command(shipgateBin, "--data", s.data, "server", "-f", s.cfg, "--listen", strings.TrimPrefix(s.api, "http://"), "--log-level", "debug")
+	s.cmd = exec.Command(shipgateBin, append([]string{"--data", s.data, "server", "-f", s.cfg, "--listen", strings.TrimPrefix(s.api, "http://"), "--log-level", "debug"}, s.extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
