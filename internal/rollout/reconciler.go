@@ -142,6 +142,16 @@ func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
 		if ctx.Err() != nil {
 			return // shutting down: the next Start resumes from the committed step
 		}
+		if errors.Is(err, ErrUnavailable) {
+			// The store did not answer: nothing of the step is recorded
+			// past its last commit. Not the release's fault: wait for the
+			// store and run the step again from what it holds.
+			e.log.Warn("the store does not answer; the step waits and runs again from its last committed state", "rollout", r.ID, "err", err)
+			if !e.awaitStore(ctx, &r) {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			var f *Failure
 			if !errors.As(err, &f) {
@@ -461,6 +471,22 @@ func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...
 		return fmt.Errorf("record rollout %d: %w", r.ID, err)
 	}
 	return nil
+}
+
+// awaitStore waits until the store answers again and reloads r from it;
+// false when ctx ended first.
+func (e *Engine) awaitStore(ctx context.Context, r *Rollout) bool {
+	for {
+		if !clock.Sleep(ctx, e.clock, time.Second) {
+			return false
+		}
+		got, err := e.store.GetRollout(ctx, r.ID)
+		if err == nil {
+			*r = got
+			return true
+		}
+		e.log.Warn("the store still does not answer", "rollout", r.ID, "err", err)
+	}
 }
 
 // mustSave retries a commit until it succeeds or ctx ends: the step it

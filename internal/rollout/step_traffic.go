@@ -5,6 +5,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,7 +38,16 @@ func (e *Engine) stepStart(ctx context.Context, r *Rollout) error {
 		return failf("%s did not start: %v", r.Version, err)
 	}
 	r.New = insts
-	return e.save(ctx, r, nil)
+	if err := e.save(ctx, r, nil); err != nil {
+		if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotLeader) {
+			// Unrecorded, they would be duplicated when the step runs
+			// again (here, or on the server that leads now).
+			_ = e.runtime.Stop(context.WithoutCancel(ctx), insts)
+			r.New = nil
+		}
+		return err
+	}
+	return nil
 }
 
 func (e *Engine) allRunning(ctx context.Context, insts []Instance) bool {

@@ -25,6 +25,11 @@ var (
 	// no longer leads (another won the store's lease): the engine stops
 	// driving at once, acting on nothing more.
 	ErrNotLeader = errors.New("not the leader")
+	// ErrUnavailable means the store did not answer (a database
+	// restarting, a connection cut): nothing was written. A step whose
+	// record failed so waits for the store and runs again from its last
+	// committed state, instead of being taken for a failed release.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // FieldError is an invalid request naming the field at fault. It matches

@@ -34,9 +34,8 @@ type haCluster struct {
 	router  string
 }
 
-func startHACluster(t *testing.T, yaml string, routerPort int, extra ...string) *haCluster {
+func startHACluster(t *testing.T, dsn, yaml string, routerPort int, extra ...string) *haCluster {
 	t.Helper()
-	dsn := pgtest.Shared(t).NewDatabase(t)
 	dir := t.TempDir()
 	c := &haCluster{t: t, plane: filepath.Join(dir, "plane"), router: fmt.Sprintf("http://127.0.0.1:%d", routerPort)}
 	cfg := filepath.Join(dir, "shipgate.yaml")
@@ -97,7 +96,9 @@ func (c *haCluster) leader(after int64, within time.Duration) (int, int64) {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		for _, i := range c.alive() {
-			st, err := c.clients[i].Status(context.Background(), "shop")
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond) // a paused server answers nothing
+			st, err := c.clients[i].Status(ctx, "shop")
+			cancel()
 			if err == nil && st.ControlPlane != nil && st.ControlPlane.Leading && st.ControlPlane.Term > after {
 				return i, st.ControlPlane.Term
 			}
@@ -125,7 +126,10 @@ func (c *haCluster) waitRollout(id int64, done func(rollout.Rollout) bool) rollo
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, i := range c.alive() {
-			if r, err := c.clients[i].GetRollout(context.Background(), id); err == nil && done(r) {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			r, err := c.clients[i].GetRollout(ctx, id)
+			cancel()
+			if err == nil && done(r) {
 				return r
 			}
 		}
@@ -199,7 +203,7 @@ func (c *haCluster) stepsOnce(version string, byAction map[string][]audit.Event)
 // being killed: each is carried out once.
 func TestE2E_HA_LeaderKilledMidBake(t *testing.T) {
 	routerPort := freePort(t)
-	c := startHACluster(t, fmt.Sprintf(`app: shop
+	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), fmt.Sprintf(`app: shop
 `+baseVars+baseRun+`environments:
   production:
     listen: 127.0.0.1:%d
@@ -320,4 +324,146 @@ strategy:
 	if err := audit.Verify(chain); err != nil {
 		t.Fatalf("audit chain after two failovers: %v", err)
 	}
+}
+
+// canaryYAML is a canary without approval for the failure tests.
+const canaryYAML = `app: shop
+` + baseVars + baseRun + `environments:
+  production:
+    listen: 127.0.0.1:%d
+    sticky: {header: X-User-ID}
+strategy:
+  canary: {steps: [{weight: 20, bake: 6s}, {weight: 50, bake: 2s}], scale_down_delay: 1s}
+` + baseAnalysis
+
+// midBake deploys v1 and then v2 through a follower of lead, under load,
+// and returns v2's rollout once it bakes at 20%, with the load running.
+func (c *haCluster) midBake(lead int) (rollout.Rollout, *demo.Load) {
+	c.t.Helper()
+	ctx := context.Background()
+	f := c.follower(lead)
+	r, err := c.clients[f].Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v1"})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if r = c.waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() }); r.Phase != rollout.PhaseSucceeded {
+		c.t.Fatalf("v1 ended %s: %s", r.Phase, r.Reason)
+	}
+	load := &demo.Load{URL: c.router, Rate: 150}
+	load.Start(ctx)
+	c.t.Cleanup(load.Stop)
+	time.Sleep(time.Second)
+	if r, err = c.clients[f].Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v2"}); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Weight == 20 && r.Analysis != nil }), load
+}
+
+// finish waits for v2's rollout to succeed and checks what every failure
+// test promises: no failed user request, each step once, the canary's
+// two instances and nothing else, a chain that verifies.
+func (c *haCluster) finish(r rollout.Rollout, load *demo.Load) {
+	c.t.Helper()
+	canary := []int{r.New[0].PID, r.New[1].PID}
+	final := c.waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() })
+	if final.Phase != rollout.PhaseSucceeded {
+		c.t.Fatalf("v2 ended %s: %s", final.Phase, final.Reason)
+	}
+	time.Sleep(500 * time.Millisecond)
+	load.Stop()
+	if fails := load.Failures(); len(fails) != 0 {
+		c.t.Fatalf("%d user requests failed, first %+v", len(fails), fails[0])
+	}
+	var pids []int
+	for _, inst := range registered(c.t, c.plane) {
+		if inst.Version != "v2" {
+			c.t.Fatalf("instance %s of %s still runs after the rollout", inst.ID, inst.Version)
+		}
+		pids = append(pids, inst.PID)
+	}
+	slices.Sort(pids)
+	slices.Sort(canary)
+	if !slices.Equal(pids, canary) {
+		c.t.Fatalf("running v2 pids %v, want the canary's %v", pids, canary)
+	}
+	events := c.auditOf("v2")
+	seen := map[string]int{}
+	for _, e := range events[audit.ActionStep] {
+		seen[e.Data["step"]]++
+	}
+	for step, n := range seen {
+		if n != 1 {
+			c.t.Errorf("step %s entered %d times in the audit log, want once", step, n)
+		}
+	}
+	if len(events[audit.ActionSucceed]) != 1 {
+		c.t.Errorf("%d successes of v2 in the audit log, want 1", len(events[audit.ActionSucceed]))
+	}
+	chain, err := c.clients[c.alive()[0]].AuditChain(context.Background(), 1, 1000)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := audit.Verify(chain); err != nil {
+		c.t.Fatalf("audit chain: %v", err)
+	}
+}
+
+// TestE2E_HA_PausedLeaderIsFenced: the leader is paused (SIGSTOP) mid-bake
+// past its lease; another server takes over; the old one wakes (SIGCONT)
+// and acts on its stale view: the store refuses its writes, it steps down
+// and says so, and the rollout ends once, on the new leader.
+func TestE2E_HA_PausedLeaderIsFenced(t *testing.T) {
+	routerPort := freePort(t)
+	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), fmt.Sprintf(canaryYAML, shopBin, routerPort), routerPort, "--lease-ttl", "2s")
+	lead, term := c.leader(0, 20*time.Second)
+	r, load := c.midBake(lead)
+
+	old := c.servers[lead]
+	if err := syscall.Kill(old.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	lead2, term2 := c.leader(term, 20*time.Second)
+	t.Logf("SIGSTOP of the leader s%d (term %d): s%d leads in term %d after %s (lease 2s)", lead+1, term, lead2+1, term2, time.Since(paused).Round(10*time.Millisecond))
+	time.Sleep(time.Second) // the new leader acts
+	if err := syscall.Kill(old.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.clients[lead].Status(context.Background(), "shop")
+		if err == nil && st.ControlPlane != nil && !st.ControlPlane.Leading {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the woken leader s%d still says it leads: %+v, %v", lead+1, st.ControlPlane, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.finish(r, load)
+	b, _ := os.ReadFile(old.logPath)
+	if !strings.Contains(string(b), "stepped down") {
+		t.Errorf("the woken leader's log does not say it stepped down")
+	}
+}
+
+// TestE2E_HA_DatabaseRestartMidRollout: PostgreSQL restarts (a fast
+// shutdown cuts every session) while a canary bakes: the servers
+// reconnect, one leads again, the rollout goes on from its committed step
+// and ends once; users notice nothing (the routers keep their table).
+func TestE2E_HA_DatabaseRestartMidRollout(t *testing.T) {
+	srv := pgtest.New(t)
+	routerPort := freePort(t)
+	c := startHACluster(t, srv.NewDatabase(t), fmt.Sprintf(canaryYAML, shopBin, routerPort), routerPort, "--lease-ttl", "2s")
+	lead, term := c.leader(0, 20*time.Second)
+	r, load := c.midBake(lead)
+
+	start := time.Now()
+	if err := srv.Restart(context.Background(), 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	lead2, term2 := c.leader(term-1, 30*time.Second)
+	t.Logf("PostgreSQL down 3s mid-bake: s%d leads in term %d %s after the restart began (s%d led in term %d)",
+		lead2+1, term2, time.Since(start).Round(10*time.Millisecond), lead+1, term)
+	c.finish(r, load)
 }
