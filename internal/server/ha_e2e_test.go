@@ -416,6 +416,7 @@ func TestE2E_HA_PausedLeaderIsFenced(t *testing.T) {
 	routerPort := freePort(t)
 	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), fmt.Sprintf(canaryYAML, shopBin, routerPort), routerPort, "--lease-ttl", "2s")
 	lead, term := c.leader(0, 20*time.Second)
+	c.flagSeenEverywhere()
 	r, load := c.midBake(lead)
 
 	old := c.servers[lead]
@@ -466,4 +467,60 @@ func TestE2E_HA_DatabaseRestartMidRollout(t *testing.T) {
 	t.Logf("PostgreSQL down 3s mid-bake: s%d leads in term %d %s after the restart began (s%d led in term %d)",
 		lead2+1, term2, time.Since(start).Round(10*time.Millisecond), lead+1, term)
 	c.finish(r, load)
+}
+
+// flagSeenEverywhere is the change feed: a flag created and then turned
+// on through server 1 is evaluated by OFREP on servers 2 and 3 within a
+// second (the figure is logged).
+func (c *haCluster) flagSeenEverywhere() {
+	c.t.Helper()
+	ctx := context.Background()
+	key, err := c.clients[0].CreateToken(ctx, api.TokenRequest{Name: "app", Role: "flag-client"})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	def := `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}`
+	if _, err := c.clients[0].CreateFlag(ctx, api.CreateFlagRequest{Key: "new-checkout", Owner: "payments", Definition: json.RawMessage(def), Reason: "ship dark"}); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		c.awaitVariant(i, key.Secret, "off", 5*time.Second)
+	}
+	on := `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}`
+	changed := time.Now()
+	if _, err := c.clients[0].PutFlag(ctx, "new-checkout", api.PutFlagRequest{Definition: json.RawMessage(on), Reason: "release"}); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		c.awaitVariant(i, key.Secret, "on", 5*time.Second)
+	}
+	seen := time.Since(changed)
+	c.t.Logf("a flag change through s1 is evaluated by OFREP on s2 and s3 after %s", seen.Round(time.Millisecond))
+	if seen > time.Second {
+		c.t.Errorf("the change took %s to reach the other servers, want within a second", seen)
+	}
+}
+
+// awaitVariant polls server i's OFREP until new-checkout evaluates to
+// variant.
+func (c *haCluster) awaitVariant(i int, key, variant string, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest(http.MethodPost, c.servers[i].api+"/ofrep/v1/evaluate/flags/new-checkout", strings.NewReader(`{"context": {"targetingKey": "u-1"}}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			var got struct {
+				Variant string `json:"variant"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&got)
+			resp.Body.Close()
+			if got.Variant == variant {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("s%d's OFREP never evaluated new-checkout to %s", i+1, variant)
 }
