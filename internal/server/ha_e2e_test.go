@@ -475,7 +475,7 @@ func TestE2E_HA_DatabaseRestartMidRollout(t *testing.T) {
 func (c *haCluster) flagSeenEverywhere() {
 	c.t.Helper()
 	ctx := context.Background()
-	key, err := c.clients[0].CreateToken(ctx, api.TokenRequest{Name: "app", Role: "flag-client"})
+	key, err := c.clients[0].CreateToken(ctx, api.TokenRequest{Name: "app", Role: "viewer"})
 	if err != nil {
 		c.t.Fatal(err)
 	}
