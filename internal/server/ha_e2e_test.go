@@ -214,6 +214,15 @@ strategy:
 `+baseAnalysis, shopBin, routerPort), routerPort)
 	ctx := context.Background()
 	lead, term := c.leader(0, 20*time.Second)
+	for i := range c.servers {
+		want := "0"
+		if i == lead {
+			want = "1"
+		}
+		if got := c.leaderGauge(i); got != want {
+			t.Errorf("s%d: shipgate_leader = %q, want %s (s%d leads)", i+1, got, want, lead+1)
+		}
+	}
 
 	// v1: a deploy and its approval, each through a follower.
 	f1 := c.follower(lead)
@@ -523,4 +532,27 @@ func (c *haCluster) awaitVariant(i int, key, variant string, within time.Duratio
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.t.Fatalf("s%d's OFREP never evaluated new-checkout to %s", i+1, variant)
+}
+
+// leaderGauge returns the value of shipgate_leader{server="sN"} on server
+// i's /metrics.
+func (c *haCluster) leaderGauge(i int) string {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.servers[i].api+"/metrics", nil)
+	token, _ := os.ReadFile(filepath.Join(c.servers[i].data, "token"))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	prefix := fmt.Sprintf("shipgate_leader{server=%q} ", fmt.Sprintf("s%d", i+1))
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			return v
+		}
+	}
+	return "missing"
 }
