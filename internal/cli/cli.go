@@ -299,6 +299,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.doctorCommand(),
 		a.testsCommand(),
 		a.retireCommand(),
+		a.storeCommand(),
 	)
 	return root
 }

@@ -38,9 +38,16 @@ Each environment's router runs as a process of its own, started by the
 server and left running when the server stops or dies, so users keep
 being served; a restarted server reuses it.
 
+The store is the SQLite file <data>/shipgate.db unless --store (or
+$SHIPGATE_STORE) names another: sqlite:PATH, or postgres://USER@HOST/DB
+(see docs/ha.md). A password does not go in --store, which ps shows: use
+--store-password-file, $PGPASSWORD, ~/.pgpass, or the whole URL in
+$SHIPGATE_STORE.
+
 With -o json the logs on stderr are JSON lines.`,
 		Example: `  shipgate server -f shipgate.yaml
-  shipgate server --listen 0.0.0.0:7070 --tls-cert api.pem --tls-key api-key.pem --data /var/lib/shipgate`,
+  shipgate server --listen 0.0.0.0:7070 --tls-cert api.pem --tls-key api-key.pem --data /var/lib/shipgate
+  shipgate server --store postgres://shipgate@db/shipgate --store-password-file /etc/shipgate/pgpass`,
 		Args: argRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -60,6 +67,14 @@ With -o json the logs on stderr are JSON lines.`,
 				// the network in clear text.
 				fmt.Fprintf(a.stderr, "warning: the API listens on %s, beyond this machine, in plain HTTP: tokens cross the network readable by anyone on the way. Give --tls-cert and --tls-key, or put a TLS-terminating proxy in front (docs/security.md)\n", listen)
 			}
+			fromEnv := false
+			if !cmd.Flags().Changed("store") {
+				storeURL, fromEnv = a.getenv(envStore), true
+			}
+			spec, err := storeSpec("store", storeURL, storePassword, a.data, fromEnv)
+			if err != nil {
+				return err
+			}
 			opts := server.Options{
 				ConfigPath: file,
 				DataDir:    a.data,
@@ -69,14 +84,12 @@ With -o json the logs on stderr are JSON lines.`,
 				TLSCert:    tlsCert,
 				TLSKey:     tlsKey,
 
-				Store: storeURL, StorePasswordFile: storePassword, ServerID: serverID, PlaneDir: planeDir, LeaseTTL: leaseTTL,
-			}
-			if _, err := (server.StoreSpec{URL: storeURL}).Kind(); err != nil {
-				return invalidf("--store: %v", err)
+				ServerID: serverID, PlaneDir: planeDir, LeaseTTL: leaseTTL,
 			}
 			if leaseTTL < 0 || (leaseTTL > 0 && leaseTTL < 300*time.Millisecond) {
 				return invalidf("--lease-ttl %s: want at least 300ms (default 5s)", leaseTTL)
 			}
+			opts.Store, opts.StorePasswordFile = spec.URL, spec.PasswordFile
 			if !inProcessRouters {
 				// Each environment's router runs as a process of its own,
 				// so that users keep being served when the server dies.
@@ -86,7 +99,7 @@ With -o json the logs on stderr are JSON lines.`,
 				}
 				opts.RouterCommand = []string{exe, "router"}
 			}
-			err := server.Run(cmd.Context(), opts)
+			err = server.Run(cmd.Context(), opts)
 			// Being interrupted is how a server is meant to stop.
 			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				return nil
@@ -99,11 +112,11 @@ With -o json the logs on stderr are JSON lines.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM file of the API's TLS certificate (with its chain); with --tls-key the API speaks HTTPS only")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM file of the private key of --tls-cert")
-	cmd.Flags().StringVar(&storeURL, "store", "", "the store: sqlite:PATH, or postgres://USER@HOST/DB to share it with other servers (one leads, docs/ha.md); default the SQLite file in --data")
-	cmd.Flags().StringVar(&storePassword, "store-password-file", "", "file whose first line is the PostgreSQL password (else $PGPASSWORD or ~/.pgpass)")
 	cmd.Flags().StringVar(&serverID, "server-id", "", "this server's name among those sharing a PostgreSQL store (default hostname:API-port)")
 	cmd.Flags().StringVar(&planeDir, "plane-dir", "", "where the routers' sockets and state and the instances' logs live (default --data); servers on one machine sharing a store share it")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "on PostgreSQL, how long the leader's lease lasts unrenewed: the longest a dead leader's rollouts wait (default 5s)")
 	cmd.Flags().BoolVar(&inProcessRouters, "in-process-routers", false, "run the routers inside the server (they stop with it) instead of as their own processes")
+	cmd.Flags().StringVar(&storeURL, "store", "", "the store: sqlite:PATH or postgres://USER@HOST/DB (env "+envStore+"; default <data>/shipgate.db)")
+	cmd.Flags().StringVar(&storePassword, "store-password-file", "", "file holding the PostgreSQL password of --store")
 	return cmd
 }

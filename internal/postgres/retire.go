@@ -87,10 +87,10 @@ SELECT sum(count)::BIGINT, sum(CASE WHEN last_at > $1 THEN count ELSE 0 END)::BI
 		return u, fmt.Errorf("read route usage: %w", err)
 	}
 	if total != nil {
-		u.Total = uint64(max(*total, 0))
+		u.Total = nonNegative(*total)
 	}
 	if recent != nil {
-		u.Since = uint64(max(*recent, 0))
+		u.Since = nonNegative(*recent)
 	}
 	if last != nil {
 		if u.Last, err = parseTime(*last); err != nil {
@@ -188,4 +188,12 @@ func (s *Store) ListRetirements(ctx context.Context, stages ...retire.Stage) ([]
 		}
 	}
 	return out, rows.Err()
+}
+
+// nonNegative converts a count the schema keeps at 0 or more.
+func nonNegative(n int64) uint64 {
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
 }

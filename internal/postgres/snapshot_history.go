@@ -98,7 +98,7 @@ func exportRoutes(ctx context.Context, tx pgx.Tx) ([]store.RouteDay, []store.Rou
 			rows.Close()
 			return nil, nil, err
 		}
-		d.Count = uint64(max(n, 0))
+		d.Count = nonNegative(n)
 		if d.Last, err = parseTime(last); err != nil {
 			rows.Close()
 			return nil, nil, err

@@ -28,8 +28,10 @@ type serverProc struct {
 	api     string
 	cmd     *exec.Cmd
 	logPath string
-	// extra are more arguments of `shipgate server`.
-	extra []string
+	// args are more arguments of the server command (--store ...), env
+	// more variables of its environment.
+	args []string
+	env  []string
 }
 
 func (s *serverProc) start() {
@@ -39,8 +41,11 @@ func (s *serverProc) start() {
 		s.t.Fatal(err)
 	}
 	defer logf.Close()
-	s.cmd = exec.Command(shipgateBin, append([]string{"--data", s.data, "server", "-f", s.cfg, "--listen", strings.TrimPrefix(s.api, "http://"), "--log-level", "debug"}, s.extra...)...)
+	s.cmd = exec.Command(shipgateBin, append([]string{"--data", s.data, "server", "-f", s.cfg, "--listen", strings.TrimPrefix(s.api, "http://"), "--log-level", "debug"}, s.args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if s.env != nil {
+		s.cmd.Env = append(os.Environ(), s.env...)
+	}
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

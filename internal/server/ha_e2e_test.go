@@ -66,7 +66,7 @@ func startHACluster(t *testing.T, dsn, yaml string, routerPort int, extra ...str
 		name := fmt.Sprintf("s%d", i)
 		s := &serverProc{t: t, cfg: cfg, data: filepath.Join(dir, name), api: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 			logPath: filepath.Join(dir, name+".log"),
-			extra:   append([]string{"--store", dsn, "--server-id", name, "--plane-dir", c.plane}, extra...)}
+			args:    append([]string{"--store", dsn, "--server-id", name, "--plane-dir", c.plane}, extra...)}
 		s.start()
 		token, err := os.ReadFile(filepath.Join(s.data, "token"))
 		if err != nil {

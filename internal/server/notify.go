@@ -19,7 +19,6 @@ import (
 	"github.com/shipgate/shipgate/internal/notify"
 	"github.com/shipgate/shipgate/internal/report"
 	"github.com/shipgate/shipgate/internal/rollout"
-	"github.com/shipgate/shipgate/internal/store"
 )
 
 // calendarOf returns the DORA calendar of the config: its time zone and
@@ -42,7 +41,7 @@ func calendarOf(cfg *config.Config) dora.Calendar {
 // startNotifier starts the webhook notifier of the config, if it has
 // webhooks, and returns the function that stops it. It reads the audit log
 // on its own goroutine: the engine never waits for it.
-func startNotifier(ctx context.Context, cfg *config.Config, store store.Store, reports *report.Service, log *slog.Logger) (stop func(), err error) {
+func startNotifier(ctx context.Context, cfg *config.Config, store Store, reports *report.Service, log *slog.Logger) (stop func(), err error) {
 	n := cfg.Notifications
 	if err := auditNotifyConfig(ctx, n, store); err != nil {
 		return nil, err
@@ -103,7 +102,7 @@ func startNotifier(ctx context.Context, cfg *config.Config, store store.Store, r
 // report schedule differ from those of the last recorded start: who gets
 // told what is part of the record. URLs are reduced to their host, since
 // chat webhook URLs are secrets.
-func auditNotifyConfig(ctx context.Context, n *config.Notifications, store store.Store) error {
+func auditNotifyConfig(ctx context.Context, n *config.Notifications, store Store) error {
 	type hook struct {
 		Name, Host, Format string
 		Events             []string

@@ -21,7 +21,6 @@ import (
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/rollout"
-	"github.com/shipgate/shipgate/internal/store"
 )
 
 // pathRouter is a router that counts traffic per path prefix and answers
@@ -49,7 +48,7 @@ type RetireRequest struct {
 // their end, and answers 410 for the retired prefixes.
 type Retirements struct {
 	cfg     *config.Config
-	store   store.Store
+	store   Store
 	routers map[string]pathRouter
 	dataDir string
 	log     *slog.Logger
@@ -73,7 +72,7 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now().UTC() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-func newRetirements(cfg *config.Config, store store.Store, routers map[string]Router, fl *flags.Service, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
+func newRetirements(cfg *config.Config, store Store, routers map[string]Router, fl *flags.Service, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
 	rs := &Retirements{cfg: cfg, store: store, routers: map[string]pathRouter{}, flags: fl, dataDir: dataDir, log: log, every: poll,
 		snap: map[string]map[string]proxy.PathCount{}, watches: map[int64]bool{}}
 	if rs.every <= 0 {

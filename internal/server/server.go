@@ -37,7 +37,6 @@ import (
 	"github.com/shipgate/shipgate/internal/report"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
-	"github.com/shipgate/shipgate/internal/store"
 )
 
 // DefaultListen is where the API listens unless told otherwise: loopback
@@ -87,9 +86,8 @@ type Options struct {
 	// and a retired route's watch looks at them. Default 10s.
 	RetirePoll time.Duration
 	// Store names the store: "" (the SQLite file in DataDir),
-	// sqlite:PATH, or a postgres:// URL; StorePasswordFile holds a
-	// PostgreSQL password. On PostgreSQL several servers share the store:
-	// one leads (ha.go).
+	// sqlite:PATH, or a postgres:// URL (store.go); StorePasswordFile
+	// holds the PostgreSQL password, so that it is not in the URL.
 	Store             string
 	StorePasswordFile string
 	// ServerID names this server among those sharing a PostgreSQL store
@@ -126,7 +124,7 @@ const (
 type ControlPlane struct {
 	Config  *config.Config
 	Engine  *rollout.Engine
-	Store   store.Store
+	Store   Store
 	Runtime *process.Runtime
 	// Routers are the builtin routers, by environment.
 	Routers map[string]Router
@@ -148,6 +146,10 @@ type ControlPlane struct {
 	http *http.Server
 	done chan error
 	lock *dataLock
+	// unlockStore gives up a shared store's server lock; storeLost
+	// receives the error when the lock is lost (store.go).
+	unlockStore func() error
+	storeLost   chan error
 	// apiListener is the API's listener until the API serves on it.
 	apiListener net.Listener
 	// urlFile is the data dir's APIURLFile, once written.
@@ -171,6 +173,9 @@ func Run(ctx context.Context, opts Options) error {
 			_ = cp.Close(context.Background())
 			return fmt.Errorf("serve API: %w", err)
 		}
+	case err := <-cp.storeLost:
+		_ = cp.Close(context.Background())
+		return err
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -210,7 +215,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	// plane, not the named result, is what a failed start cleans up: a
 	// "return nil, err" sets cp to nil before deferred calls run.
-	plane := &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), lock: lock}
+	plane := &ControlPlane{Config: cfg, Routers: map[string]Router{}, log: log, done: make(chan error, 1), storeLost: make(chan error, 1), lock: lock}
 	cp = plane
 	defer func() {
 		if err != nil {
@@ -235,10 +240,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	plane.apiListener = ln
 	spec := StoreSpec{URL: opts.Store, PasswordFile: opts.StorePasswordFile, DataDir: opts.DataDir}
-	if cp.Store, err = OpenStore(ctx, spec); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	if err := cp.openStore(ctx, spec); err != nil {
+		return nil, err
 	}
-	log.Info("store open", "store", spec.String())
 	if cp.AdminToken, err = adminToken(ctx, cp.Store, filepath.Join(opts.DataDir, TokenFile), adminTokenName(spec)); err != nil {
 		return nil, err
 	}
@@ -396,6 +400,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.Runtime != nil {
 		cp.Runtime.Close()
 	}
+	if cp.unlockStore != nil {
+		errs = append(errs, cp.unlockStore())
+	}
 	if cp.Store != nil {
 		errs = append(errs, cp.Store.Close())
 	}
@@ -507,12 +514,12 @@ func (cp *ControlPlane) StopInstances(ctx context.Context) error {
 
 // adminToken returns the admin secret kept in path, creating it (0600) and
 // registering its hash in the store on first start.
-func adminToken(ctx context.Context, store store.Store, path, name string) (string, error) {
+func adminToken(ctx context.Context, st Store, path, name string) (string, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		secret := strings.TrimSpace(string(b))
-		if _, err := store.TokenByHash(ctx, auth.Hash(secret)); err == nil {
+		if _, err := st.TokenByHash(ctx, auth.Hash(secret)); err == nil {
 			return secret, nil
 		} else if !errors.Is(err, rollout.ErrNotFound) {
 			return "", fmt.Errorf("look up admin token: %w", err)
@@ -520,13 +527,13 @@ func adminToken(ctx context.Context, store store.Store, path, name string) (stri
 		// The token file names a secret the store does not know. With an
 		// empty store (a new database beside an old data dir) it is
 		// registered again; otherwise it was revoked, and stays revoked.
-		if tokens, err := store.ListTokens(ctx); err != nil {
+		if tokens, err := st.ListTokens(ctx); err != nil {
 			return "", fmt.Errorf("list tokens: %w", err)
 		} else if len(tokens) > 0 {
 			return "", nil
 		}
-		_ = store.DeleteToken(ctx, name)
-		if err := store.CreateToken(ctx, auth.Token{Name: name, Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
+		_ = st.DeleteToken(ctx, name)
+		if err := st.CreateToken(ctx, auth.Token{Name: name, Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
 			return "", fmt.Errorf("register admin token: %w", err)
 		}
 		return secret, nil
@@ -537,8 +544,8 @@ func adminToken(ctx context.Context, store store.Store, path, name string) (stri
 	if err != nil {
 		return "", err
 	}
-	_ = store.DeleteToken(ctx, name)
-	if err := store.CreateToken(ctx, auth.Token{Name: name, Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
+	_ = st.DeleteToken(ctx, name)
+	if err := st.CreateToken(ctx, auth.Token{Name: name, Role: auth.RoleAdmin, CreatedAt: time.Now().UTC()}, auth.Hash(secret)); err != nil {
 		return "", fmt.Errorf("register admin token: %w", err)
 	}
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {

@@ -73,22 +73,25 @@ func GenerateHistory(t testing.TB, s store.Store, n int) {
 	if err := s.AddFlagUsage(ctx, map[string]flags.Usage{"new-checkout": {Variants: map[string]uint64{"on": 30, "off": 12}, Last: t0.Add(time.Hour)}}); err != nil {
 		t.Fatalf("history: flag usage: %v", err)
 	}
-	generateLater(t, s, n)
+	if n > 0 {
+		GenerateLater(t, s, "shop", "v1")
+	}
 }
 
-// generateLater writes what later features keep: DORA, notifications,
-// test runs, route usage and retirements.
-func generateLater(t testing.TB, s store.Store, n int) {
+// GenerateLater writes what later features keep in s: the change of the
+// recorded release app version, two incidents (one resolved),
+// notifications (one sent, two pending) and the notifier's cursor, two
+// test runs of that release, route usage of production on two days, and a
+// retirement being watched, each with its audit events.
+func GenerateLater(t testing.TB, s store.Store, app, version string) {
 	t.Helper()
 	ctx := t.Context()
-	if n > 0 {
-		c := dora.Change{App: "shop", Version: "v1", Commits: []dora.Commit{{SHA: "c0ffee", Time: t0.Add(-time.Hour)}}, Size: &dora.Size{Files: 4, Lines: 80, PRs: 1}}
-		if err := s.PutChangeAudited(ctx, c, Event("dora.change", "release/shop/v1")); err != nil {
-			t.Fatalf("history: change: %v", err)
-		}
+	c := dora.Change{App: app, Version: version, Commits: []dora.Commit{{SHA: "c0ffee", Time: t0.Add(-time.Hour)}}, Size: &dora.Size{Files: 4, Lines: 80, PRs: 1}}
+	if err := s.PutChangeAudited(ctx, c, Event("dora.change", "release/"+app+"/"+version)); err != nil {
+		t.Fatalf("history: change: %v", err)
 	}
 	for i := range 2 {
-		in := dora.Incident{App: "shop", Env: "production", DeployID: int64(i + 1), Title: "incident " + strconv.Itoa(i), OpenedAt: t0.Add(time.Duration(i) * time.Hour)}
+		in := dora.Incident{App: app, Env: "production", DeployID: int64(i + 1), Title: "incident " + strconv.Itoa(i), OpenedAt: t0.Add(time.Duration(i) * time.Hour)}
 		if err := s.OpenIncidentAudited(ctx, &in, func(in dora.Incident) audit.Event {
 			return Event("incident.open", "incident/"+strconv.FormatInt(in.ID, 10))
 		}); err != nil {
@@ -118,11 +121,11 @@ func generateLater(t testing.TB, s store.Store, n int) {
 		t.Fatalf("history: update notification: %v", err)
 	}
 	for i := range 2 {
-		run := testsignal.Run{App: "shop", Version: "v1", Commit: "c0ffee", At: t0.Add(time.Duration(i) * time.Minute), CIDuration: 7 * time.Minute, Cases: []testsignal.Case{
+		run := testsignal.Run{App: app, Version: version, Commit: "c0ffee", At: t0.Add(time.Duration(i) * time.Minute), CIDuration: 7 * time.Minute, Cases: []testsignal.Case{
 			{ID: "cart.add", File: "cart_test.go", Level: "unit", Attempts: []testsignal.Outcome{testsignal.Failed, testsignal.Passed}, Duration: time.Second},
 			{ID: "checkout.pay", Level: "e2e", Attempts: []testsignal.Outcome{testsignal.Passed}, Duration: 3 * time.Second},
 		}}
-		if _, err := s.AddTestRun(ctx, run, audit.Event{Actor: "user:ci", Action: testsignal.ActionTestRun, Subject: "tests/shop/v1", Data: map[string]string{}}); err != nil {
+		if _, err := s.AddTestRun(ctx, run, audit.Event{Actor: "user:ci", Action: testsignal.ActionTestRun, Subject: "tests/" + app + "/" + version, Data: map[string]string{}}); err != nil {
 			t.Fatalf("history: test run: %v", err)
 		}
 	}
@@ -135,11 +138,13 @@ func generateLater(t testing.TB, s store.Store, n int) {
 			t.Fatalf("history: route usage: %v", err)
 		}
 	}
-	r := retire.Retirement{Kind: retire.KindRoute, Env: "production", Subject: "/api/v1", Actor: "user:ana", Stage: retire.StageCheck, StartedAt: t0, Cycle: time.Hour}
-	if err := s.Save(ctx, &r, "user:ana", retire.ActionStart, "retire /api/v1"); err != nil {
+	// Watched for 50 years: a server that resumes it keeps watching.
+	const watch = 50 * 365 * 24 * time.Hour
+	r := retire.Retirement{Kind: retire.KindRoute, Env: "production", Subject: "/legacy/v0", Actor: "user:ana", Stage: retire.StageCheck, StartedAt: t0, Cycle: time.Hour, Watch: watch}
+	if err := s.Save(ctx, &r, "user:ana", retire.ActionStart, "retire /legacy/v0"); err != nil {
 		t.Fatalf("history: retirement: %v", err)
 	}
-	r.Stage, r.Baseline, r.DisabledAt = retire.StageWatch, 34, t0.Add(time.Minute)
+	r.Stage, r.Baseline, r.DisabledAt, r.WatchUntil = retire.StageWatch, 34, t0.Add(time.Minute), t0.Add(time.Minute+watch)
 	if err := s.Save(ctx, &r, "user:ana", retire.ActionDisable, "disabled"); err != nil {
 		t.Fatalf("history: retirement: %v", err)
 	}
