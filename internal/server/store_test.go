@@ -18,9 +18,9 @@ import (
 
 // TestServer_PostgresStore runs the control plane on a real PostgreSQL:
 // its admin token authenticates through the API, nothing is written to a
-// SQLite file, and a second server on the same store is refused until the
-// first stops (no leader election yet), then starts with an admin token
-// of its own, leaving the first one's valid.
+// SQLite file, and a second server on the same store starts beside it
+// (one leads, docs/ha.md) with an admin token of its own, leaving the
+// first one's valid.
 func TestServer_PostgresStore(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "shipgate.yaml")
@@ -34,10 +34,11 @@ func TestServer_PostgresStore(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	dataA, dataB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 
-	a, err := server.Start(ctx, server.Options{Config: cfg, DataDir: dataA, Listen: "127.0.0.1:0", Store: dsn})
+	a, err := server.Start(ctx, server.Options{Config: cfg, DataDir: dataA, Listen: "127.0.0.1:0", Store: dsn, ServerID: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close(ctx)
 	if _, err := api.NewClient(a.APIURL, a.AdminToken, nil).Status(ctx, "shop"); err != nil {
 		t.Fatalf("status with the admin token of a server on PostgreSQL: %v", err)
 	}
@@ -45,17 +46,19 @@ func TestServer_PostgresStore(t *testing.T) {
 		t.Errorf("a SQLite file was made beside a PostgreSQL store: %v", err)
 	}
 
-	_, err = server.Start(ctx, server.Options{Config: cfg, DataDir: dataB, Listen: "127.0.0.1:0", Store: dsn})
-	if !errors.Is(err, postgres.ErrLocked) {
-		t.Fatalf("second server on the same store = %v, want ErrLocked", err)
-	}
-	if err := a.Close(ctx); err != nil {
+	// A second server's data plane must not be the first's routers: the
+	// in-process router of this test listens on the config's port, so
+	// the second one gets a config with another.
+	cfgB, err := config.Load(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-
-	b, err := server.Start(ctx, server.Options{Config: cfg, DataDir: dataB, Listen: "127.0.0.1:0", Store: dsn})
+	for _, env := range cfgB.Environments {
+		env.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	b, err := server.Start(ctx, server.Options{Config: cfgB, DataDir: dataB, Listen: "127.0.0.1:0", Store: dsn, ServerID: "b"})
 	if err != nil {
-		t.Fatalf("second server once the first stopped: %v", err)
+		t.Fatalf("second server on the same store: %v", err)
 	}
 	defer b.Close(ctx)
 	if b.AdminToken == "" || b.AdminToken == a.AdminToken {
@@ -65,6 +68,15 @@ func TestServer_PostgresStore(t *testing.T) {
 		if _, err := api.NewClient(b.APIURL, secret, nil).Status(ctx, "shop"); err != nil {
 			t.Errorf("the %s server's admin token on the second server: %v", name, err)
 		}
+	}
+	// A copy is kept out while they run.
+	src, err := server.OpenStore(ctx, server.StoreSpec{URL: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := server.LockForCopy(ctx, src, server.StoreSpec{URL: dsn}, "test copy"); !errors.Is(err, postgres.ErrLocked) {
+		t.Errorf("a copy while servers run = %v, want ErrLocked", err)
 	}
 }
 
