@@ -23,6 +23,8 @@ type haPlane struct {
 	elector  *ha.Elector
 	commands *ha.Commands
 	log      *slog.Logger
+	// notifier starts the webhook notifier; it runs while leading.
+	notifier func(ctx context.Context) (stop func(), err error)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -59,7 +61,17 @@ func (h *haPlane) lead(ctx context.Context, term int64) {
 		}
 	}
 	h.log.Info("driving rollouts", "term", term)
+	stopNotifier := func() {}
+	if h.notifier != nil {
+		stop, err := h.notifier(ctx)
+		if err != nil {
+			h.log.Error("start notifications as leader", "term", term, "error", err)
+		} else {
+			stopNotifier = stop
+		}
+	}
 	h.commands.Execute(ctx, h.engine)
+	stopNotifier()
 	h.engine.Close()
 	h.log.Info("stopped driving rollouts", "term", term)
 }

@@ -423,7 +423,13 @@ func (c *haCluster) finish(r rollout.Rollout, load *demo.Load) {
 // and says so, and the rollout ends once, on the new leader.
 func TestE2E_HA_PausedLeaderIsFenced(t *testing.T) {
 	routerPort := freePort(t)
-	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), fmt.Sprintf(canaryYAML, shopBin, routerPort), routerPort, "--lease-ttl", "2s")
+	hooks := startReceiver(t, "127.0.0.1:0", false)
+	t.Setenv("SHIPGATE_E2E_HOOK_SECRET", hookSecret)
+	yaml := fmt.Sprintf(canaryYAML, shopBin, routerPort) + fmt.Sprintf(`notifications:
+  webhooks:
+    - {name: ops, url: %q, secret_env: SHIPGATE_E2E_HOOK_SECRET, events: [rollout.succeeded], timeout: 2s}
+`, hooks.url())
+	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), yaml, routerPort, "--lease-ttl", "2s")
 	lead, term := c.leader(0, 20*time.Second)
 	c.flagSeenEverywhere()
 	r, load := c.midBake(lead)
@@ -451,6 +457,26 @@ func TestE2E_HA_PausedLeaderIsFenced(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.finish(r, load)
+	// One notification per success (v1's, v2's), each received once,
+	// though three servers run and the leader changed. (Webhooks go out
+	// from the leader only; with every server sending, a duplicate needs
+	// two servers to poll the outbox within the same send, so this check
+	// catches that only now and then.)
+	deadline = time.Now().Add(10 * time.Second)
+	for len(hooks.byType("rollout.succeeded")) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate would arrive by now
+	if got := hooks.byType("rollout.succeeded"); len(got) != 2 {
+		t.Errorf("%d rollout.succeeded notifications, want 2 (v1, v2)", len(got))
+	}
+	hooks.mu.Lock()
+	for id, n := range hooks.got {
+		if n != 1 {
+			t.Errorf("notification %s received %d times, want once", id, n)
+		}
+	}
+	hooks.mu.Unlock()
 	b, _ := os.ReadFile(old.logPath)
 	if !strings.Contains(string(b), "stepped down") {
 		t.Errorf("the woken leader's log does not say it stepped down")

@@ -308,7 +308,12 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		cp.APIURL = "https://" + ln.Addr().String()
 	}
 	reports := &report.Service{Store: cp.Store, Calendar: calendarOf(cfg), Flags: cp.Flags}
-	if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
+	if cp.ha != nil {
+		// Webhooks go out from the leader only, so that each is sent once.
+		cp.ha.notifier = func(ctx context.Context) (func(), error) {
+			return startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify"))
+		}
+	} else if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
 		return nil, fmt.Errorf("start notifications: %w", err)
 	}
 	handler := api.NewHandler(svc, cp.Store, api.HandlerOptions{
