@@ -25,6 +25,8 @@ type haPlane struct {
 	log      *slog.Logger
 	// notifier starts the webhook notifier; it runs while leading.
 	notifier func(ctx context.Context) (stop func(), err error)
+	// retire watches the retirements and counts routes while leading.
+	retire *Retirements
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -70,7 +72,15 @@ func (h *haPlane) lead(ctx context.Context, term int64) {
 			stopNotifier = stop
 		}
 	}
+	if h.retire != nil {
+		if err := h.retire.start(ctx); err != nil {
+			h.log.Error("start retirements as leader", "term", term, "error", err)
+		}
+	}
 	h.commands.Execute(ctx, h.engine)
+	if h.retire != nil {
+		h.retire.close()
+	}
 	stopNotifier()
 	h.engine.Close()
 	h.log.Info("stopped driving rollouts", "term", term)
@@ -106,6 +116,13 @@ func (h *haPlane) start(ctx context.Context, fl *flags.Service) {
 				case <-reload:
 					if err := fl.Reload(runCtx); err != nil && runCtx.Err() == nil {
 						h.log.Warn("reload flags after a change", "error", err)
+					}
+					if h.retire != nil {
+						// A retirement another server started: watched
+						// here if this server leads (launch knows).
+						if err := h.retire.resume(runCtx); err != nil && runCtx.Err() == nil {
+							h.log.Warn("resume retirements after a change", "error", err)
+						}
 					}
 				}
 			}

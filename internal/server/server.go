@@ -300,7 +300,12 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
 	cp.Retirements = newRetirements(cfg, cp.Store, cp.Routers, cp.Flags, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
-	if err := cp.Retirements.start(ctx); err != nil {
+	if cp.ha != nil {
+		// The watches and the route counters run on the leader only, so
+		// that a retirement moves on once and the shared router's
+		// counts are added once.
+		cp.ha.retire = cp.Retirements
+	} else if err := cp.Retirements.start(ctx); err != nil {
 		return nil, fmt.Errorf("start retirements: %w", err)
 	}
 	cp.APIURL = "http://" + ln.Addr().String()

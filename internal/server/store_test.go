@@ -5,14 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/pgtest"
 	"github.com/shipgate/shipgate/internal/postgres"
+	"github.com/shipgate/shipgate/internal/retire"
 	"github.com/shipgate/shipgate/internal/server"
 )
 
@@ -98,5 +103,103 @@ func TestStoreSpec_String(t *testing.T) {
 	}
 	if _, err := (server.StoreSpec{URL: "mysql://ship:hunter2@db/x"}).Kind(); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("Kind of an unknown store = %v, want an error without the password", err)
+	}
+}
+
+// TestServer_HARetirementFinishedByTheLeader: a flag retirement started
+// through a follower, which then stops, is watched to its end by the
+// leader (the store's change feed tells it), and deleted once.
+func TestServer_HARetirementFinishedByTheLeader(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if out, err := exec.Command("git", "init", "-q", dir).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	yaml := `app: shop
+` + baseVars + baseRun + `environments:
+  production:
+    listen: 127.0.0.1:%d
+retire:
+  cycle: 1s
+  watch: 2s
+  backup_command: [sh, -c, 'true']
+smoke: [{path: /healthz}]
+`
+	load := func(name string) *config.Config {
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, fmt.Appendf(nil, yaml, shopBin, freePort(t)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	start := func(name string) *server.ControlPlane {
+		cp, err := server.Start(ctx, server.Options{Config: load(name), DataDir: filepath.Join(dir, name), Listen: "127.0.0.1:0",
+			Store: dsn, ServerID: name, LeaseTTL: time.Second, RetirePoll: 50 * time.Millisecond, Tick: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	leads := func(cp *server.ControlPlane) bool {
+		st, err := api.NewClient(cp.APIURL, cp.AdminToken, nil).Status(ctx, "shop")
+		return err == nil && st.ControlPlane != nil && st.ControlPlane.Leading
+	}
+	a := start("a")
+	defer a.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); !leads(a); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first server never led")
+		}
+	}
+	b := start("b")
+	bClosed := false
+	defer func() {
+		if !bClosed {
+			_ = b.Close(ctx)
+		}
+	}()
+	if leads(b) {
+		t.Fatal("the second server leads beside the first")
+	}
+	if _, err := a.Flags.Create(ctx, flags.NewBooleanFlag("old-checkout", "team-pay", "the old checkout", time.Time{}, time.Now()), flags.Who{Actor: "user:ana"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // a cycle since the flag was created
+	r, err := b.Retirements.Retire(ctx, server.RetireRequest{Kind: retire.KindFlag, Subject: "old-checkout", Reason: "new checkout is at 100%", Actor: "user:ana"})
+	if err != nil || r.Stage != retire.StageWatch {
+		t.Fatalf("retire through the follower = %s %s, %v; want watch", r.Stage, r.Detail, err)
+	}
+	bClosed = true
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := a.Retirements.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Stage.Final() {
+			if got.Stage != retire.StageDeleted {
+				t.Fatalf("retirement ended %s (%s), want deleted", got.Stage, got.Detail)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader never finished the retirement the follower started (stage %s)", got.Stage)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, ok := a.Flags.Snapshot().Flag("old-checkout"); ok {
+		t.Error("the flag is still served after its retirement")
+	}
+	events, err := a.Store.ListAudit(ctx, audit.Filter{Action: retire.ActionDelete})
+	if err != nil || len(events) != 1 {
+		t.Errorf("%d %s events, %v; want one", len(events), retire.ActionDelete, err)
 	}
 }
