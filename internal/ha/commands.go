@@ -9,10 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/postgres"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -289,12 +292,10 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 			return rollout.Rollout{}, err
 		}
 		req.Actor = env.Actor
-		if cmd.Attempts > 1 {
-			// An earlier leader claimed it and died: was the rollout
-			// created? Then that is the answer, not a second deploy.
-			if r, ok := deployedBy(ctx, svc, req, cmd); ok {
-				return r, nil
-			}
+		// An earlier leader claimed it and died: was the rollout created?
+		// Then that is the answer, not a second deploy.
+		if r, ok := createdBy(ctx, svc, cmd, req.App, req.Env, rollout.KindDeploy, req.Actor); ok && r.Version == req.Version {
+			return r, nil
 		}
 		return svc.Deploy(ctx, req)
 	case KindApprove:
@@ -315,6 +316,13 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 			return rollout.Rollout{}, err
 		}
 		req.Actor = env.Actor
+		// A second rollback would go back one more release.
+		if r, ok := c.audited(ctx, svc, cmd, req.App, req.Env, audit.ActionRollbackManual, req.Actor, req.Reason); ok {
+			return r, nil
+		}
+		if r, ok := createdBy(ctx, svc, cmd, req.App, req.Env, rollout.KindRollback, req.Actor); ok {
+			return r, nil
+		}
 		return svc.Rollback(ctx, req)
 	case KindPromote:
 		var req rollout.PromoteRequest
@@ -322,6 +330,10 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 			return rollout.Rollout{}, err
 		}
 		req.Actor = env.Actor
+		// A second promote would skip the next bake too.
+		if r, ok := c.audited(ctx, svc, cmd, req.App, req.Env, audit.ActionPromoteManual, req.Actor, req.Reason); ok {
+			return r, nil
+		}
 		return svc.Promote(ctx, req)
 	case KindPause, KindResume:
 		var req rollout.PauseRequest
@@ -329,6 +341,13 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 			return rollout.Rollout{}, err
 		}
 		req.Actor = env.Actor
+		action := audit.ActionPause
+		if cmd.Kind == KindResume {
+			action = audit.ActionResume
+		}
+		if r, ok := c.audited(ctx, svc, cmd, req.App, req.Env, action, req.Actor, req.Reason); ok {
+			return r, nil
+		}
 		if cmd.Kind == KindPause {
 			return svc.Pause(ctx, req)
 		}
@@ -339,6 +358,9 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 			return rollout.Rollout{}, err
 		}
 		req.Actor = env.Actor
+		if r, ok := createdBy(ctx, svc, cmd, req.App, req.Env, rollout.KindDeploy, req.Actor); ok {
+			return r, nil
+		}
 		return svc.Retry(ctx, req)
 	case KindDrill:
 		var req rollout.DrillRequest
@@ -346,20 +368,57 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 			return rollout.Rollout{}, err
 		}
 		req.Actor = env.Actor
+		if r, ok := createdBy(ctx, svc, cmd, req.App, req.Env, rollout.KindDrill, req.Actor); ok {
+			return r, nil
+		}
 		return svc.Drill(ctx, req)
 	}
 	return rollout.Rollout{}, fmt.Errorf("command %d: unknown kind %q: %w", cmd.ID, cmd.Kind, rollout.ErrInvalid)
 }
 
-// deployedBy finds the rollout an earlier attempt of a deploy command
-// created: of the same version, by the same actor, since the command.
-func deployedBy(ctx context.Context, svc api.Service, req rollout.DeployRequest, cmd postgres.Command) (rollout.Rollout, bool) {
-	hist, err := svc.History(ctx, req.App, req.Env, 10)
+// createdBy finds, for a command an earlier leader claimed (attempt 2 or
+// more), the rollout of kind it created: by actor, since the command was
+// taken. On a first attempt it finds nothing without asking.
+func createdBy(ctx context.Context, svc api.Service, cmd postgres.Command, app, env string, kind rollout.Kind, actor string) (rollout.Rollout, bool) {
+	if cmd.Attempts < 2 {
+		return rollout.Rollout{}, false
+	}
+	hist, err := svc.History(ctx, app, env, 10)
 	if err != nil {
 		return rollout.Rollout{}, false
 	}
 	for _, r := range hist {
-		if r.Kind == rollout.KindDeploy && r.Version == req.Version && r.Actor == req.Actor && !r.CreatedAt.Before(cmd.CreatedAt.Add(-time.Second)) {
+		if r.Kind == kind && r.Actor == actor && !r.CreatedAt.Before(cmd.CreatedAt.Add(-time.Second)) {
+			return r, true
+		}
+	}
+	return rollout.Rollout{}, false
+}
+
+// audited finds, for a command an earlier leader claimed (attempt 2 or
+// more), the audit event that says it was carried out: action by actor
+// (with reason, when given) on app (and env, when given) since the
+// command was taken. It returns the rollout the event names. On a first
+// attempt it finds nothing without asking.
+func (c *Commands) audited(ctx context.Context, svc api.Service, cmd postgres.Command, app, env, action, actor, reason string) (rollout.Rollout, bool) {
+	if cmd.Attempts < 2 {
+		return rollout.Rollout{}, false
+	}
+	events, err := svc.Audit(ctx, audit.Filter{Subject: app + "/", Action: action, Limit: 50})
+	if err != nil {
+		return rollout.Rollout{}, false
+	}
+	since := cmd.CreatedAt.Add(-time.Second)
+	for _, e := range events {
+		if e.Actor != actor || e.Time.Before(since) || (reason != "" && e.Reason != reason) || (env != "" && !strings.HasPrefix(e.Subject, app+"/"+env+"/")) {
+			continue
+		}
+		id, err := strconv.ParseInt(e.Data["rollout"], 10, 64)
+		if err != nil {
+			continue
+		}
+		if r, err := svc.GetRollout(ctx, id); err == nil {
+			c.log().Info("command carried out by an earlier leader; not again", "command", cmd.ID, "kind", cmd.Kind, "rollout", id)
 			return r, true
 		}
 	}

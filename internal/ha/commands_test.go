@@ -3,11 +3,13 @@ package ha
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/pgtest"
 	"github.com/shipgate/shipgate/internal/postgres"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -17,9 +19,44 @@ import (
 // it is asked to do. Reads it does not override are nil (a call panics).
 type recorder struct {
 	api.Service
-	mu      sync.Mutex
-	deploys []rollout.DeployRequest
-	made    []rollout.Rollout
+	mu       sync.Mutex
+	deploys  []rollout.DeployRequest
+	promotes []rollout.PromoteRequest
+	made     []rollout.Rollout
+	events   []audit.Event
+}
+
+// Promote ends the bake of rollout 1 and audits it, as the engine does.
+func (r *recorder) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.promotes = append(r.promotes, req)
+	r.events = append([]audit.Event{{Time: time.Now(), Actor: req.Actor, Action: audit.ActionPromoteManual, Subject: req.App + "/production/v2",
+		Reason: req.Reason, Data: map[string]string{"rollout": "1"}}}, r.events...)
+	return r.made[len(r.made)-1], nil
+}
+
+func (r *recorder) Audit(_ context.Context, f audit.Filter) ([]audit.Event, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []audit.Event
+	for _, e := range r.events {
+		if (f.Action == "" || e.Action == f.Action) && strings.HasPrefix(e.Subject, f.Subject) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (r *recorder) GetRollout(_ context.Context, id int64) (rollout.Rollout, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ro := range r.made {
+		if ro.ID == id {
+			return ro, nil
+		}
+	}
+	return rollout.Rollout{}, rollout.ErrNotFound
 }
 
 func (r *recorder) Deploy(_ context.Context, req rollout.DeployRequest) (rollout.Rollout, error) {
@@ -130,5 +167,59 @@ func TestCommands_DeployCarriedOutOnceAcrossADeadLeader(t *testing.T) {
 	var ae *api.APIError
 	if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != "version" || !errors.Is(err, rollout.ErrInvalid) {
 		t.Fatalf("refused deploy = %#v, want a 400 naming the field version", err)
+	}
+}
+
+// TestCommands_PromoteNotRepeatedByTheNextLeader: a promote a dead leader
+// carried out (its audit event is there) is answered by the next leader,
+// not done again: a second one would skip the next bake too.
+func TestCommands_PromoteNotRepeatedByTheNextLeader(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b, f := openPG(t, dsn), openPG(t, dsn), openPG(t, dsn)
+	rec := &recorder{made: []rollout.Rollout{{ID: 1, App: "shop", Env: "production", Version: "v2"}}}
+	svc := (&Commands{Store: f, Server: "f", Wait: 20 * time.Second}).Service(rec)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := svc.Promote(ctx, rollout.PromoteRequest{App: "shop", Reason: "enough evidence", Actor: "user:alice"})
+		answered <- err
+	}()
+	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var cmd postgres.Command
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, found, err := a.ClaimCommand(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			cmd = c
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the promote never reached the store")
+		}
+	}
+	if _, err := (&Commands{}).run(ctx, rec, cmd); err != nil { // A promotes, then dies
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := b.Campaign(ctx, "b", time.Minute); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("B never took over: %v", err)
+		}
+	}
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go (&Commands{Store: b, Server: "b"}).Execute(execCtx, rec)
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.promotes) != 1 {
+		t.Fatalf("promoted %d times, want once", len(rec.promotes))
 	}
 }
