@@ -223,3 +223,45 @@ func TestCommands_PromoteNotRepeatedByTheNextLeader(t *testing.T) {
 		t.Fatalf("promoted %d times, want once", len(rec.promotes))
 	}
 }
+
+// TestCommands_PendingWithoutALeader: with no leader the caller is told,
+// after Wait, that its command is recorded and pending (503); sent again
+// with the same idempotency key once a server leads, it gets the one
+// answer, and the deploy is done once.
+func TestCommands_PendingWithoutALeader(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	leaderStore, f := openPG(t, dsn), openPG(t, dsn)
+	rec := &recorder{}
+	svc := (&Commands{Store: f, Server: "f", Wait: 300 * time.Millisecond}).Service(rec)
+	keyed := WithIdempotencyKey(ctx, "ci-run-77")
+	req := rollout.DeployRequest{App: "shop", Version: "v3", Actor: "user:ci"}
+	_, err := svc.Deploy(keyed, req)
+	var ae *api.APIError
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "pending" || !strings.Contains(ae.Message, "ci-run-77") {
+		t.Fatalf("deploy without a leader = %#v, want 503 pending naming the key", err)
+	}
+	if _, err := leaderStore.Campaign(ctx, "l", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go (&Commands{Store: leaderStore, Server: "l"}).Execute(execCtx, rec)
+	var r rollout.Rollout
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if r, err = svc.Deploy(keyed, req); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deploy sent again once a server leads: %v", err)
+		}
+	}
+	if again, err := svc.Deploy(keyed, req); err != nil || again.ID != r.ID {
+		t.Fatalf("third send = %+v, %v; want rollout %d again", again, err, r.ID)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.deploys) != 1 {
+		t.Fatalf("deployed %d times, want once", len(rec.deploys))
+	}
+}
