@@ -305,3 +305,12 @@ func jsonKind(t reflect.Type) string {
 	}
 	return t.String()
 }
+
+// ErrorOf returns the APIError the API answers for err, so that an error
+// met on one server (the leader carrying out a command) is answered
+// alike by another (the one that took the command). An internal error
+// keeps only its generic message.
+func ErrorOf(err error) *APIError {
+	ae, _ := errorFor(err)
+	return ae
+}

@@ -29,6 +29,8 @@ import (
 // end-to-end tests run the CLI against the real engine.
 type scriptedService struct {
 	mu sync.Mutex
+	// controlPlane, when set, is the leadership Status reports.
+	controlPlane *rollout.ControlPlaneStatus
 	// scripts holds, per version, the states a rollout goes through.
 	scripts    map[string][]rollout.Rollout
 	rollouts   map[int64][]rollout.Rollout
@@ -191,7 +193,19 @@ func (s *scriptedService) Status(_ context.Context, app string) (rollout.AppStat
 		State: &rollout.EnvState{App: "shop", Env: "production", Stable: "1.0.0", Previous: "0.9.0",
 			Instances: []rollout.Instance{{ID: "a"}, {ID: "b"}}},
 		Active: &active,
-	}}}, nil
+	}}, ControlPlane: s.leadership()}, nil
+}
+
+func (s *scriptedService) leadership() *rollout.ControlPlaneStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.controlPlane
+}
+
+func (s *scriptedService) setLeadership(cp *rollout.ControlPlaneStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.controlPlane = cp
 }
 
 func (s *scriptedService) GetRollout(_ context.Context, id int64) (rollout.Rollout, error) {
@@ -881,5 +895,29 @@ func TestLatency(t *testing.T) {
 		if got := latency(tc.in); got != tc.want {
 			t.Errorf("latency(%s) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestCLI_StatusSaysWhoLeads: with several servers on one store, status
+// says which server answered, whether it leads, and who does.
+func TestCLI_StatusSaysWhoLeads(t *testing.T) {
+	e := newEnv(t)
+	e.svc.setLeadership(&rollout.ControlPlaneStatus{Server: "s2", Leader: "s1", Term: 4})
+	r := e.run(t, "status")
+	r.wantCode(t, ExitOK)
+	if want := "server s2 (follower); leader s1, term 4"; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout does not contain %q:\n%s", want, r.stdout)
+	}
+	e.svc.setLeadership(&rollout.ControlPlaneStatus{Server: "s3", Leading: true, Leader: "s3", Term: 5})
+	r = e.run(t, "status", "-o", "json")
+	r.wantCode(t, ExitOK)
+	var st rollout.AppStatus
+	decodeOne(t, r.stdout, &st)
+	if st.ControlPlane == nil || !st.ControlPlane.Leading || st.ControlPlane.Leader != "s3" || st.ControlPlane.Term != 5 {
+		t.Errorf("control_plane = %+v, want s3 leading in term 5", st.ControlPlane)
+	}
+	e.svc.setLeadership(nil)
+	if r = e.run(t, "status"); strings.Contains(r.stdout, "leader") {
+		t.Errorf("a single server's status speaks of a leader:\n%s", r.stdout)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,9 @@ func (a *app) serverCommand() *cobra.Command {
 		tlsCert, tlsKey  string
 		storeURL         string
 		storePassword    string
+		serverID         string
+		planeDir         string
+		leaseTTL         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -82,6 +86,11 @@ With -o json the logs on stderr are JSON lines.`,
 				Out:        a.stdout,
 				TLSCert:    tlsCert,
 				TLSKey:     tlsKey,
+
+				ServerID: serverID, PlaneDir: planeDir, LeaseTTL: leaseTTL,
+			}
+			if leaseTTL < 0 || (leaseTTL > 0 && leaseTTL < 300*time.Millisecond) {
+				return invalidf("--lease-ttl %s: want at least 300ms (default 5s)", leaseTTL)
 			}
 			opts.Store, opts.StorePasswordFile = spec.URL, spec.PasswordFile
 			if !inProcessRouters {
@@ -107,6 +116,9 @@ With -o json the logs on stderr are JSON lines.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM file of the API's TLS certificate (with its chain); with --tls-key the API speaks HTTPS only")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM file of the private key of --tls-cert")
+	cmd.Flags().StringVar(&serverID, "server-id", "", "this server's name among those sharing a PostgreSQL store (default hostname:API-port)")
+	cmd.Flags().StringVar(&planeDir, "plane-dir", "", "where the routers' sockets and state and the instances' logs live (default --data); servers on one machine sharing a store share it")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "on PostgreSQL, how long the leader's lease lasts unrenewed: the longest a dead leader's rollouts wait (default 5s)")
 	cmd.Flags().BoolVar(&inProcessRouters, "in-process-routers", false, "run the routers inside the server (they stop with it) instead of as their own processes")
 	cmd.Flags().StringVar(&storeURL, "store", "", "the store: sqlite:PATH or postgres://USER@HOST/DB (env "+envStore+"; default <data>/shipgate.db)")
 	cmd.Flags().StringVar(&storePassword, "store-password-file", "", "file holding the PostgreSQL password of --store")

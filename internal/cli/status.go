@@ -54,6 +54,17 @@ manages.`,
 
 func (a *app) printStatus(st rollout.AppStatus) error {
 	a.printf("app %s\n", st.App)
+	if cp := st.ControlPlane; cp != nil {
+		role := "follower"
+		if cp.Leading {
+			role = "leader"
+		}
+		leader := cp.Leader
+		if leader == "" {
+			leader = "none (an election is under way)"
+		}
+		a.printf("server %s (%s); leader %s, term %d\n", cp.Server, role, leader, cp.Term)
+	}
 	if len(st.Envs) == 0 {
 		a.printf("no environments\n")
 		return nil

@@ -153,6 +153,28 @@ func NewService(ctx context.Context, opts Options) (*Service, error) {
 	return s, nil
 }
 
+// Reload reads the flags from the store again and serves them if they
+// changed: another server on the same store changed them (the store's
+// change feed says when). Watchers are told of a change.
+func (s *Service) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	flags, segments, err := s.store.LoadFlags(ctx)
+	if err != nil {
+		return fmt.Errorf("reload flags: %w", err)
+	}
+	next, err := Compile(flags, segments)
+	if err != nil {
+		return fmt.Errorf("stored flags do not compile: %w", err)
+	}
+	if cur := s.snap.Load(); cur != nil && cur.etag == next.etag {
+		return nil
+	}
+	s.snap.Store(next)
+	s.notify()
+	return nil
+}
+
 // Close stops the guarded rollouts in progress; each stays at the
 // percentage it had reached.
 func (s *Service) Close() { s.stop() }

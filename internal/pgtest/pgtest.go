@@ -184,6 +184,10 @@ func startServer(ctx context.Context, bin, dir string, cred *syscall.Credential)
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
+	return startServerOn(ctx, bin, dir, cred, port)
+}
+
+func startServerOn(ctx context.Context, bin, dir string, cred *syscall.Credential, port int) (*Server, error) {
 	s := &Server{
 		Port:      port,
 		SocketDir: dir,
@@ -273,6 +277,36 @@ func (s *Server) Stop() error {
 		err = errors.Join(err, os.RemoveAll(s.dir))
 	})
 	return err
+}
+
+// Restart stops the server as a database restart does (a fast shutdown:
+// every session is cut), leaves it down for down, and starts it again on
+// the same data and port. Only for a server of New: the shared one
+// serves other tests.
+func (s *Server) Restart(ctx context.Context, down time.Duration) error {
+	bin, err := BinDir()
+	if err != nil {
+		return err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return err
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.done:
+	case <-time.After(15 * time.Second):
+		s.kill()
+	}
+	time.Sleep(down)
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	n, err := startServerOn(ctx, bin, s.dir, cred, s.Port)
+	if err != nil {
+		return fmt.Errorf("restart postgres: %w", err)
+	}
+	s.cmd, s.done, s.log = n.cmd, n.done, n.log
+	return nil
 }
 
 func (s *Server) kill() {

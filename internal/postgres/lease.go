@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,13 +11,15 @@ import (
 )
 
 // ErrNotLeader means a store handle does not hold the lease: Campaign
-// lost to a live leader, or Renew found that another took over.
-var ErrNotLeader = errors.New("not the leader")
+// lost to a live leader, or Renew found that another took over. It is
+// rollout.ErrNotLeader.
+var ErrNotLeader = rollout.ErrNotLeader
 
 // ErrStaleTerm means a write was refused because the handle's leader term
 // is no longer the store's: another server leads now. It wraps
+// rollout.ErrNotLeader, on which the engine stops driving, and
 // rollout.ErrConflict.
-var ErrStaleTerm = fmt.Errorf("stale leader term: another server leads now (%w)", rollout.ErrConflict)
+var ErrStaleTerm = fmt.Errorf("stale leader term: another server leads now (%w, %w)", rollout.ErrNotLeader, rollout.ErrConflict)
 
 // Lease is a won leadership: its term and when it ends unless renewed.
 type Lease struct {
@@ -110,7 +111,26 @@ func (s *Store) checkTerm(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("check leader term: %w", err)
 	}
 	if term != mine {
-		return fmt.Errorf("write of term %d refused, the store is at term %d: %w", mine, term, ErrStaleTerm)
+		err := fmt.Errorf("write of term %d refused, the store is at term %d: %w", mine, term, ErrStaleTerm)
+		if fn := s.onStale.Load(); fn != nil {
+			(*fn)(err)
+		}
+		return err
 	}
 	return nil
 }
+
+// OnStaleTerm makes the handle call fn (from the writing goroutine, so fn
+// must not block) each time the fence refuses one of its writes: the
+// server learns at its first refused write that it no longer leads,
+// without waiting for its next renewal.
+func (s *Store) OnStaleTerm(fn func(error)) { s.onStale.Store(&fn) }
+
+// EndTerm unfences the handle once its leader work has stopped: its
+// writes (a person's flag change through this server's API) are no longer
+// checked against a term it lost. Campaign starts a new term.
+func (s *Store) EndTerm() { s.term.Store(0) }
+
+// Term returns the leader term the handle won last, 0 if it never
+// campaigned.
+func (s *Store) Term() int64 { return s.term.Load() }

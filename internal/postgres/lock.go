@@ -29,19 +29,38 @@ const serverLock = 0x5348495053455256 // "SHIPSERV"
 // the lock. LockServer checks the connection every lockCheck and calls
 // lost, once, when it is gone; the server must then stop acting.
 func (s *Store) LockServer(ctx context.Context, holder string, lost func(error)) (unlock func() error, err error) {
+	return s.lockServer(ctx, holder, lost, false)
+}
+
+// ShareServer takes the store's server lock in shared mode: the servers
+// that share the store (one leads, docs/ha.md) hold it together, and keep
+// out whoever needs it alone (a copy, shipgate store migrate), which
+// LockServer takes. lost is as for LockServer.
+func (s *Store) ShareServer(ctx context.Context, holder string, lost func(error)) (unlock func() error, err error) {
+	return s.lockServer(ctx, holder, lost, true)
+}
+
+func (s *Store) lockServer(ctx context.Context, holder string, lost func(error), shared bool) (unlock func() error, err error) {
+	lockFn, unlockFn := "pg_try_advisory_lock", "pg_advisory_unlock"
+	if shared {
+		lockFn, unlockFn = "pg_try_advisory_lock_shared", "pg_advisory_unlock_shared"
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(serverLock)).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT `+lockFn+`($1)`, int64(serverLock)).Scan(&ok); err != nil {
 		conn.Release()
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
 	if !ok {
 		conn.Release()
 		who := s.lockHolder(ctx)
-		return nil, fmt.Errorf("%w (%s); stop that server first: several servers on one store need leader election, which is not built yet (docs/ha.md)", ErrLocked, who)
+		if shared {
+			return nil, fmt.Errorf("%w (%s): a copy of the store (shipgate store migrate) runs; start the server once it is done", ErrLocked, who)
+		}
+		return nil, fmt.Errorf("%w (%s); stop every server on it first", ErrLocked, who)
 	}
 	if _, err := conn.Exec(ctx, `SELECT set_config('application_name', $1, false)`, holder); err != nil {
 		conn.Release()
@@ -78,7 +97,7 @@ func (s *Store) LockServer(ctx context.Context, holder string, lost func(error))
 			<-done
 			// On a broken connection this fails, and Release then
 			// destroys the connection: either way the lock is gone.
-			_, err = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(serverLock))
+			_, err = conn.Exec(context.WithoutCancel(ctx), `SELECT `+unlockFn+`($1)`, int64(serverLock))
 			conn.Release()
 		})
 		return err

@@ -17,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -26,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/store"
 )
 
@@ -41,6 +44,9 @@ type Store struct {
 	term atomic.Int64
 	// unlockServer gives up the server lock, if LockServer took it.
 	unlockServer atomic.Pointer[func() error]
+	// onStale, when set (OnStaleTerm), is told of each write the fence
+	// refused.
+	onStale atomic.Pointer[func(error)]
 }
 
 // The PostgreSQL store is everything the server keeps in a store: when a
@@ -124,8 +130,31 @@ func (s *Store) Close() error {
 	return err
 }
 
-// inTx runs fn in a transaction and commits it if fn returns nil.
+// inTx runs fn in a transaction and commits it if fn returns nil. An
+// error of the connection, not of the statement, also wraps
+// rollout.ErrUnavailable.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	err := s.inTx1(ctx, fn)
+	if err != nil && ctx.Err() == nil && unavailable(err) {
+		return fmt.Errorf("%w: %w", rollout.ErrUnavailable, err)
+	}
+	return err
+}
+
+// unavailable reports whether err says the database could not be reached
+// or dropped the connection (SQLSTATE classes 08 and 57P0x: a connection
+// failure, an administrator's shutdown, a database starting up).
+func unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P0")
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || pgconn.SafeToRetry(err)
+}
+
+func (s *Store) inTx1(ctx context.Context, fn func(pgx.Tx) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -137,6 +166,11 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback(ctx)
 		return err
+	}
+	// The change feed: other servers read again (Listen).
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, ChangesChannel); err != nil {
+		_ = tx.Rollback(ctx)
+		return fmt.Errorf("notify the change: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)

@@ -73,7 +73,10 @@ type Engine struct {
 	drivers map[string]*driver // by environment
 	base    context.Context
 	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	// halt stops the drivers from within (a write refused because another
+	// server leads); it takes no lock. Set by Start.
+	halt func()
+	wg   sync.WaitGroup
 }
 
 // Failure is why a rollout is rolled back.
@@ -140,6 +143,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.New("rollout: engine already started")
 	}
 	e.base, e.stop = context.WithCancel(context.WithoutCancel(ctx))
+	stop := e.stop
+	e.halt = func() { stop() }
 	e.mu.Unlock()
 
 	active, err := e.store.ActiveRollouts(ctx)
@@ -293,8 +298,9 @@ func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error
 }
 
 // Close stops driving rollouts and waits for the drivers to return. The
-// rollouts stay active in the store and resume on the next Start; routes
-// and instances are left as they are.
+// rollouts stay active in the store and resume on the next Start (of this
+// Engine too: a server that leads again starts it again); routes and
+// instances are left as they are.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	stop := e.stop
@@ -303,6 +309,11 @@ func (e *Engine) Close() {
 		stop()
 	}
 	e.wg.Wait()
+	e.mu.Lock()
+	if e.stop != nil && e.base.Err() != nil {
+		e.base, e.stop = nil, nil
+	}
+	e.mu.Unlock()
 }
 
 func addrs(insts []Instance) []string {

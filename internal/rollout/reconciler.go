@@ -41,6 +41,12 @@ type driver struct {
 // launch starts the goroutine that drives r. Called with e.mu held.
 func (e *Engine) launch(r Rollout) {
 	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1), acked: make(chan struct{}, 1)}
+	if r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) {
+		// A resumed rollout is at its step from the start: a command
+		// waiting for it (an approval sent while the last leader died)
+		// is handed over before the driver gets there.
+		d.stepKind = r.Steps[r.StepIndex].Kind
+	}
 	e.drivers[r.Env] = d
 	e.wg.Add(1)
 	go func() {
@@ -135,6 +141,16 @@ func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
 		}
 		if ctx.Err() != nil {
 			return // shutting down: the next Start resumes from the committed step
+		}
+		if errors.Is(err, ErrUnavailable) {
+			// The store did not answer: nothing of the step is recorded
+			// past its last commit. Not the release's fault: wait for the
+			// store and run the step again from what it holds.
+			e.log.Warn("the store does not answer; the step waits and runs again from its last committed state", "rollout", r.ID, "err", err)
+			if !e.awaitStore(ctx, &r) {
+				return
+			}
+			continue
 		}
 		if err != nil {
 			var f *Failure
@@ -416,9 +432,33 @@ func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...
 	r.UpdatedAt = e.clock.Now()
 	cp := *r
 	if err := e.store.Commit(ctx, Change{Rollout: &cp, Env: env, Audit: events}); err != nil {
+		if errors.Is(err, ErrNotLeader) {
+			// Another server drives the rollouts now: stop every driver
+			// before it acts on a decision it could not record.
+			e.log.Warn("the store refused a write: another server leads; stopping the rollout drivers", "rollout", r.ID, "err", err)
+			if e.halt != nil {
+				e.halt()
+			}
+		}
 		return fmt.Errorf("record rollout %d: %w", r.ID, err)
 	}
 	return nil
+}
+
+// awaitStore waits until the store answers again and reloads r from it;
+// false when ctx ended first.
+func (e *Engine) awaitStore(ctx context.Context, r *Rollout) bool {
+	for {
+		if !clock.Sleep(ctx, e.clock, time.Second) {
+			return false
+		}
+		got, err := e.store.GetRollout(ctx, r.ID)
+		if err == nil {
+			*r = got
+			return true
+		}
+		e.log.Warn("the store still does not answer", "rollout", r.ID, "err", err)
+	}
 }
 
 // mustSave retries a commit until it succeeds or ctx ends: the step it

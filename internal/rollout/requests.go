@@ -39,6 +39,20 @@ type RollbackRequest struct {
 type AppStatus struct {
 	App  string      `json:"app"`
 	Envs []EnvStatus `json:"environments"`
+	// ControlPlane, when several servers share the store, says which
+	// leads and whether the one that answered does.
+	ControlPlane *ControlPlaneStatus `json:"control_plane,omitempty"`
+}
+
+// ControlPlaneStatus is the leadership of servers sharing a store.
+type ControlPlaneStatus struct {
+	// Server is the server that answered; Leading whether it leads.
+	Server  string `json:"server"`
+	Leading bool   `json:"leading"`
+	// Leader is the server holding the leader lease ("" when none), in
+	// Term.
+	Leader string `json:"leader"`
+	Term   int64  `json:"term"`
 }
 
 // EnvStatus is one environment: its router address, what is stable, and

@@ -5,6 +5,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,7 +27,16 @@ func (e *Engine) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
 		return nil
 	}
 	r.New = insts
-	return e.save(ctx, r, nil)
+	if err := e.save(ctx, r, nil); err != nil {
+		if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotLeader) {
+			// Unrecorded: the step runs again (here, or on the server
+			// that leads now), and Ensure finds the release's instances
+			// there instead of starting more.
+			r.New = nil
+		}
+		return err
+	}
+	return nil
 }
 
 func (e *Engine) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {

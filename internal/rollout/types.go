@@ -21,6 +21,15 @@ var (
 	// ErrForbidden means the one who asks may not do this, whatever their
 	// token's role: for example approve their own deploy.
 	ErrForbidden = errors.New("forbidden")
+	// ErrNotLeader means the store refused a write because this server
+	// no longer leads (another won the store's lease): the engine stops
+	// driving at once, acting on nothing more.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrUnavailable means the store did not answer (a database
+	// restarting, a connection cut): nothing was written. A step whose
+	// record failed so waits for the store and runs again from its last
+	// committed state, instead of being taken for a failed release.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // FieldError is an invalid request naming the field at fault. It matches

@@ -66,6 +66,11 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	cp.reloadMu.Lock()
 	defer cp.reloadMu.Unlock()
 	defer func() { cp.auditApply(ctx, actor, reason, source, res, err) }()
+	if cp.ha != nil {
+		// Each server would have to reload, and only the leader start the
+		// new engines: not built yet.
+		return ApplyResult{}, fmt.Errorf("servers sharing a PostgreSQL store do not reload their config yet: restart them one at a time with the new config: %w", rollout.ErrConflict)
+	}
 	res = ApplyResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
 
 	old := map[string]*appPlane{}

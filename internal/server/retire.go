@@ -90,7 +90,10 @@ func newRetirements(cfg *config.Config, store Store, routers map[string]Router, 
 // start begins counting, answers 410 for the prefixes retired before a
 // restart, resumes the watches and writes the counters every interval.
 func (rs *Retirements) start(ctx context.Context) error {
-	rs.ctx, rs.stop = context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	rs.mu.Lock()
+	rs.ctx, rs.stop = runCtx, stop
+	rs.mu.Unlock()
 	for env := range rs.routers {
 		if err := rs.store.TrackRoutes(ctx, env, time.Now()); err != nil {
 			return fmt.Errorf("start counting the routes of %s: %w", env, err)
@@ -99,12 +102,8 @@ func (rs *Retirements) start(ctx context.Context) error {
 	if err := rs.applyGone(ctx); err != nil {
 		return err
 	}
-	watching, err := rs.store.ListRetirements(ctx, retire.StageWatch)
-	if err != nil {
+	if err := rs.resume(ctx); err != nil {
 		return err
-	}
-	for _, r := range watching {
-		rs.launch(r)
 	}
 	rs.wg.Add(1)
 	go func() {
@@ -113,10 +112,10 @@ func (rs *Retirements) start(ctx context.Context) error {
 		defer t.Stop()
 		for {
 			select {
-			case <-rs.ctx.Done():
+			case <-runCtx.Done():
 				return
 			case <-t.C:
-				if err := rs.flush(rs.ctx); err != nil && rs.ctx.Err() == nil {
+				if err := rs.flush(runCtx); err != nil && runCtx.Err() == nil {
 					rs.log.Warn("write route counters", "error", err)
 				}
 			}
@@ -125,12 +124,31 @@ func (rs *Retirements) start(ctx context.Context) error {
 	return nil
 }
 
-// close stops the watches and writes the counters a last time.
+// resume watches the retirements in their watch that this server does
+// not watch yet: at start, and, on a shared store, those another server
+// started (the store's change feed says when).
+func (rs *Retirements) resume(ctx context.Context) error {
+	watching, err := rs.store.ListRetirements(ctx, retire.StageWatch)
+	if err != nil {
+		return err
+	}
+	for _, r := range watching {
+		rs.launch(r)
+	}
+	return nil
+}
+
+// close stops the watches and writes the counters a last time. Calls
+// after the first, until the next start, do nothing.
 func (rs *Retirements) close() {
-	if rs.stop == nil {
+	rs.mu.Lock()
+	stop := rs.stop
+	rs.stop = nil
+	rs.mu.Unlock()
+	if stop == nil {
 		return
 	}
-	rs.stop()
+	stop()
 	rs.wg.Wait()
 	_ = rs.flush(context.Background())
 }
@@ -278,6 +296,10 @@ func (rs *Retirements) Undo(ctx context.Context, id int64, actor, reason string)
 func (rs *Retirements) launch(r retire.Retirement) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if rs.stop == nil {
+		return // not started, or stopped: on a shared store, the leader watches it
+	}
+	ctx := rs.ctx
 	if rs.watches[r.ID] {
 		return
 	}
@@ -286,8 +308,8 @@ func (rs *Retirements) launch(r retire.Retirement) {
 	go func() {
 		defer rs.wg.Done()
 		defer func() { rs.mu.Lock(); delete(rs.watches, r.ID); rs.mu.Unlock() }()
-		got, err := rs.retirer.Watch(rs.ctx, r, rs.subject(r))
-		if err != nil && rs.ctx.Err() == nil {
+		got, err := rs.retirer.Watch(ctx, r, rs.subject(r))
+		if err != nil && ctx.Err() == nil {
 			rs.log.Error("watch retirement", "retirement", r.ID, "error", err)
 			return
 		}

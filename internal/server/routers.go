@@ -55,10 +55,14 @@ func startRouter(ctx context.Context, opts Options, name string, env *config.Env
 		}
 		return p, nil
 	}
+	dir := opts.PlaneDir
+	if dir == "" {
+		dir = opts.DataDir
+	}
 	// The supervision outlives Start's ctx; Close ends it.
 	c, err := proxy.EnsureProcess(context.WithoutCancel(ctx), proxy.SupervisorConfig{
 		Command: opts.RouterCommand, Env: name, Listen: env.Listen, PreviewListen: env.PreviewListen,
-		StickyHeader: env.Sticky.Header, StickyCookie: env.Sticky.Cookie, DataDir: opts.DataDir, Logger: log,
+		StickyHeader: env.Sticky.Header, StickyCookie: env.Sticky.Cookie, DataDir: dir, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start router of %s on %s: %w", name, env.Listen, err)

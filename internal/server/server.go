@@ -30,8 +30,10 @@ import (
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/dashboard"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/ha"
 	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/ofrep"
+	"github.com/shipgate/shipgate/internal/postgres"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/report"
@@ -96,6 +98,19 @@ type Options struct {
 	// holds the PostgreSQL password, so that it is not in the URL.
 	Store             string
 	StorePasswordFile string
+	// ServerID names this server among those sharing a PostgreSQL store
+	// (the lease holder, shipgate_leader{server=...}). Default
+	// hostname:API-port.
+	ServerID string
+	// PlaneDir is where the data plane of local-process environments
+	// lives: router processes' sockets and state, instances' logs.
+	// Default DataDir. Servers on one machine sharing a PostgreSQL store
+	// share it, so that whichever leads drives the same routers and
+	// instances.
+	PlaneDir string
+	// LeaseTTL is the leader lease's length on PostgreSQL; default
+	// ha.DefaultTTL.
+	LeaseTTL time.Duration
 }
 
 // Limits of the API listener. docs/security.md lists them for users.
@@ -157,6 +172,8 @@ type ControlPlane struct {
 	apiListener net.Listener
 	// urlFile is the data dir's APIURLFile, once written.
 	urlFile string
+	// ha is set when several servers share the store (ha.go).
+	ha *haPlane
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -267,7 +284,10 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if cp.AdminToken, err = adminToken(ctx, cp.Store, filepath.Join(opts.DataDir, TokenFile), adminTokenName(spec)); err != nil {
 		return nil, err
 	}
-	cp.Runtime = process.New(process.Config{DataDir: opts.DataDir, Logger: log.With("component", "runtime")})
+	if opts.PlaneDir == "" {
+		opts.PlaneDir = opts.DataDir
+	}
+	cp.Runtime = process.New(process.Config{DataDir: opts.PlaneDir, Logger: log.With("component", "runtime")})
 
 	digestKey, err := cp.Store.Secret(ctx, sqlite.SecretDigestKey)
 	if err != nil {
@@ -291,9 +311,24 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	cp.Apps.set(planes)
 	cp.Engine, cp.Routers = planes[0].engine, planes[0].routers
-	for _, p := range planes {
-		if err := p.engine.Start(ctx); err != nil {
-			return nil, fmt.Errorf("start engine of %s: %w", p.cfg.App, err)
+	var svc api.Service = cp.Apps
+	if pg, ok := cp.Store.(*postgres.Store); ok {
+		if len(planes) > 1 {
+			for _, started := range planes {
+				started.stopStarted(context.WithoutCancel(ctx), log)
+			}
+			return nil, fmt.Errorf("%d apps on a PostgreSQL store: several servers on one store manage one app for now; run a group of servers (and a database) per app: %w", len(planes), rollout.ErrInvalid)
+		}
+		// Several servers share the store: the engine runs while this
+		// one leads, and commands go through the store.
+		cp.ha = newHAPlane(opts, ln.Addr().String(), pg, cp.Engine, log.With("component", "ha"))
+		reg.MustRegister(cp.ha.elector.Collector())
+		svc = cp.ha.commands.Service(haStatus{Service: cp.Apps, e: cp.ha.elector})
+	} else {
+		for _, p := range planes {
+			if err := p.engine.Start(ctx); err != nil {
+				return nil, fmt.Errorf("start engine of %s: %w", p.cfg.App, err)
+			}
 		}
 	}
 	tests := testService(cfg, cp.Store)
@@ -315,7 +350,12 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
 	cp.Retirements = newRetirements(cfg, cp.Store, cp.Routers, cp.Flags, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
-	if err := cp.Retirements.start(ctx); err != nil {
+	if cp.ha != nil {
+		// The watches and the route counters run on the leader only, so
+		// that a retirement moves on once and the shared router's
+		// counts are added once.
+		cp.ha.retire = cp.Retirements
+	} else if err := cp.Retirements.start(ctx); err != nil {
 		return nil, fmt.Errorf("start retirements: %w", err)
 	}
 	cp.APIURL = "http://" + ln.Addr().String()
@@ -323,10 +363,15 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		cp.APIURL = "https://" + ln.Addr().String()
 	}
 	reports := &report.Service{Store: cp.Store, Calendar: calendarOf(cfg), Flags: cp.Flags, Tests: cp.Store}
-	if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
+	if cp.ha != nil {
+		// Webhooks go out from the leader only, so that each is sent once.
+		cp.ha.notifier = func(ctx context.Context) (func(), error) {
+			return startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify"))
+		}
+	} else if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
 		return nil, fmt.Errorf("start notifications: %w", err)
 	}
-	handler := api.NewHandler(cp.Apps, cp.Store, api.HandlerOptions{
+	handler := api.NewHandler(svc, cp.Store, api.HandlerOptions{
 		Logger:  log.With("component", "api"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		App:     cfg.App,
@@ -334,7 +379,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(), Tests: tests, Retire: retireAPI{cp.Retirements},
 		Config: configService{cp},
 	})
-	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: cp.Apps, Tokens: cp.Store, Chain: cp.Store,
+	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: svc, Tokens: cp.Store, Chain: cp.Store,
 		Reports: reports, Flags: cp.Flags, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
 	if err != nil {
 		return nil, fmt.Errorf("start dashboard: %w", err)
@@ -342,7 +387,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
 	mux.Handle(dashboard.Prefix, dash)
-	mux.Handle("/", handler)
+	mux.Handle("/", ha.IdempotencyKeys(handler))
 	readTimeout := opts.ReadTimeout
 	if readTimeout <= 0 {
 		readTimeout = apiReadTimeout
@@ -361,6 +406,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		}
 		cp.done <- err
 	}()
+	if cp.ha != nil {
+		cp.ha.start(ctx, cp.Flags)
+	}
 	cp.urlFile = filepath.Join(opts.DataDir, APIURLFile)
 	if err := os.WriteFile(cp.urlFile, []byte(cp.APIURL+"\n"), 0o600); err != nil {
 		log.Warn("cannot write the API URL for the CLI", "path", cp.urlFile, "error", err)
@@ -400,6 +448,9 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 			errs = append(errs, cp.http.Close())
 		}
 		cancel()
+	}
+	if cp.ha != nil {
+		cp.ha.stop() // stops leading (the engine with it) and resigns
 	}
 	var planes []*appPlane
 	if cp.Apps != nil {

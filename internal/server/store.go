@@ -137,6 +137,19 @@ func (cp *ControlPlane) openStore(ctx context.Context, spec StoreSpec) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	cp.log.Info("store open", "store", spec.String())
+	if sh, ok := cp.Store.(serverSharer); ok {
+		// Several servers share the store; the lease says which leads
+		// (ha.go), and fencing keeps a stale one from writing. The shared
+		// lock only keeps a copy out: losing it (a database restart) is
+		// logged, not fatal.
+		lost := func(err error) {
+			cp.log.Warn("the store's shared server lock is lost; a store copy is no longer kept out", "error", err)
+		}
+		if cp.unlockStore, err = sh.ShareServer(ctx, postgres.ServerHolder(spec.DataDir), lost); err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		return nil
+	}
 	l, ok := cp.Store.(serverLocker)
 	if !ok {
 		return nil
@@ -152,6 +165,12 @@ func (cp *ControlPlane) openStore(ctx context.Context, spec StoreSpec) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	return nil
+}
+
+// serverSharer is a store several servers share, holding its server lock
+// together.
+type serverSharer interface {
+	ShareServer(ctx context.Context, holder string, lost func(error)) (unlock func() error, err error)
 }
 
 // LockForCopy keeps servers off the store spec names while a copy reads

@@ -1,0 +1,267 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/pgtest"
+	"github.com/shipgate/shipgate/internal/postgres"
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// recorder is the leader's engine as the executor sees it: it counts what
+// it is asked to do. Reads it does not override are nil (a call panics).
+type recorder struct {
+	api.Service
+	mu       sync.Mutex
+	deploys  []rollout.DeployRequest
+	promotes []rollout.PromoteRequest
+	made     []rollout.Rollout
+	events   []audit.Event
+}
+
+// Promote ends the bake of rollout 1 and audits it, as the engine does.
+func (r *recorder) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.promotes = append(r.promotes, req)
+	r.events = append([]audit.Event{{Time: time.Now(), Actor: req.Actor, Action: audit.ActionPromoteManual, Subject: req.App + "/production/v2",
+		Reason: req.Reason, Data: map[string]string{"rollout": "1"}}}, r.events...)
+	return r.made[len(r.made)-1], nil
+}
+
+func (r *recorder) Audit(_ context.Context, f audit.Filter) ([]audit.Event, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []audit.Event
+	for _, e := range r.events {
+		if (f.Action == "" || e.Action == f.Action) && strings.HasPrefix(e.Subject, f.Subject) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (r *recorder) GetRollout(_ context.Context, id int64) (rollout.Rollout, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ro := range r.made {
+		if ro.ID == id {
+			return ro, nil
+		}
+	}
+	return rollout.Rollout{}, rollout.ErrNotFound
+}
+
+func (r *recorder) Deploy(_ context.Context, req rollout.DeployRequest) (rollout.Rollout, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if req.Version == "" {
+		return rollout.Rollout{}, &rollout.FieldError{Field: "version", Message: "required"}
+	}
+	r.deploys = append(r.deploys, req)
+	ro := rollout.Rollout{ID: int64(len(r.made) + 1), App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: req.Version, Actor: req.Actor, CreatedAt: time.Now()}
+	r.made = append([]rollout.Rollout{ro}, r.made...)
+	return ro, nil
+}
+
+func (r *recorder) History(context.Context, string, string, int) ([]rollout.Rollout, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]rollout.Rollout(nil), r.made...), nil
+}
+
+func openPG(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestCommands_DeployCarriedOutOnceAcrossADeadLeader: a follower takes a
+// deploy; leader A claims it, deploys, and dies before recording the
+// outcome; leader B claims it again, finds the rollout A made, and answers
+// with it: one deploy, and the follower's caller gets the rollout. A
+// refused command comes back to the caller as the API error the leader
+// met.
+func TestCommands_DeployCarriedOutOnceAcrossADeadLeader(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b, f := openPG(t, dsn), openPG(t, dsn), openPG(t, dsn)
+	rec := &recorder{}
+	follower := &Commands{Store: f, Server: "f", Wait: 20 * time.Second}
+	svc := follower.Service(rec)
+
+	type answer struct {
+		r   rollout.Rollout
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		r, err := svc.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
+		answered <- answer{r, err}
+	}()
+
+	// Leader A claims the command and carries it out, then dies.
+	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var cmd postgres.Command
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, found, err := a.ClaimCommand(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			cmd = c
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the follower's deploy never reached the store")
+		}
+	}
+	if _, err := (&Commands{}).run(ctx, rec, cmd); err != nil {
+		t.Fatal(err)
+	}
+
+	// Leader B, once A's lease is over, claims it again and runs the
+	// executor.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := b.Campaign(ctx, "b", time.Minute); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("B never took over: %v", err)
+		}
+	}
+	leader := &Commands{Store: b, Server: "b"}
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go leader.Execute(execCtx, rec)
+
+	got := <-answered
+	if got.err != nil || got.r.Version != "v2" || got.r.ID != 1 {
+		t.Fatalf("the follower's caller got %+v, %v; want rollout 1 of v2", got.r, got.err)
+	}
+	rec.mu.Lock()
+	n := len(rec.deploys)
+	rec.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the deploy was carried out %d times, want once", n)
+	}
+	done, err := f.GetCommand(ctx, cmd.ID)
+	if err != nil || done.State != postgres.CommandDone || done.Attempts != 2 {
+		t.Errorf("command = %+v, %v; want done at attempt 2", done, err)
+	}
+
+	// A refusal travels back as the leader's API error.
+	_, err = svc.Deploy(ctx, rollout.DeployRequest{App: "shop", Actor: "user:alice"})
+	var ae *api.APIError
+	if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != "version" || !errors.Is(err, rollout.ErrInvalid) {
+		t.Fatalf("refused deploy = %#v, want a 400 naming the field version", err)
+	}
+}
+
+// TestCommands_PromoteNotRepeatedByTheNextLeader: a promote a dead leader
+// carried out (its audit event is there) is answered by the next leader,
+// not done again: a second one would skip the next bake too.
+func TestCommands_PromoteNotRepeatedByTheNextLeader(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b, f := openPG(t, dsn), openPG(t, dsn), openPG(t, dsn)
+	rec := &recorder{made: []rollout.Rollout{{ID: 1, App: "shop", Env: "production", Version: "v2"}}}
+	svc := (&Commands{Store: f, Server: "f", Wait: 20 * time.Second}).Service(rec)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := svc.Promote(ctx, rollout.PromoteRequest{App: "shop", Reason: "enough evidence", Actor: "user:alice"})
+		answered <- err
+	}()
+	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var cmd postgres.Command
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, found, err := a.ClaimCommand(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			cmd = c
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the promote never reached the store")
+		}
+	}
+	if _, err := (&Commands{}).run(ctx, rec, cmd); err != nil { // A promotes, then dies
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := b.Campaign(ctx, "b", time.Minute); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("B never took over: %v", err)
+		}
+	}
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go (&Commands{Store: b, Server: "b"}).Execute(execCtx, rec)
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.promotes) != 1 {
+		t.Fatalf("promoted %d times, want once", len(rec.promotes))
+	}
+}
+
+// TestCommands_PendingWithoutALeader: with no leader the caller is told,
+// after Wait, that its command is recorded and pending (503); sent again
+// with the same idempotency key once a server leads, it gets the one
+// answer, and the deploy is done once.
+func TestCommands_PendingWithoutALeader(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	leaderStore, f := openPG(t, dsn), openPG(t, dsn)
+	rec := &recorder{}
+	svc := (&Commands{Store: f, Server: "f", Wait: 300 * time.Millisecond}).Service(rec)
+	keyed := WithIdempotencyKey(ctx, "ci-run-77")
+	req := rollout.DeployRequest{App: "shop", Version: "v3", Actor: "user:ci"}
+	_, err := svc.Deploy(keyed, req)
+	var ae *api.APIError
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "pending" || !strings.Contains(ae.Message, "ci-run-77") {
+		t.Fatalf("deploy without a leader = %#v, want 503 pending naming the key", err)
+	}
+	if _, err := leaderStore.Campaign(ctx, "l", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go (&Commands{Store: leaderStore, Server: "l"}).Execute(execCtx, rec)
+	var r rollout.Rollout
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if r, err = svc.Deploy(keyed, req); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deploy sent again once a server leads: %v", err)
+		}
+	}
+	if again, err := svc.Deploy(keyed, req); err != nil || again.ID != r.ID {
+		t.Fatalf("third send = %+v, %v; want rollout %d again", again, err, r.ID)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.deploys) != 1 {
+		t.Fatalf("deployed %d times, want once", len(rec.deploys))
+	}
+}
