@@ -282,7 +282,11 @@ func (deps appDeps) startApp(ctx context.Context, cfg *config.Config, all []*con
 			continue
 		}
 		opts := deps.opts
-		opts.DataDir = routerDir(ctx, deps.opts.DataDir, cfg, name, all)
+		base := opts.PlaneDir
+		if base == "" {
+			base = opts.DataDir
+		}
+		opts.PlaneDir = routerDir(ctx, base, cfg, name, all)
 		r, err := startRouter(ctx, opts, name, env, deps.log.With("app", cfg.App))
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", cfg.App, err)
