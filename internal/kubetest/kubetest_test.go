@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,6 +190,58 @@ func TestSmoke_HTTPRouteAccepted(t *testing.T) {
 	}
 }
 
+// A backend in another namespace is RefNotPermitted until a ReferenceGrant
+// there allows it, as the Gateway API says (the stand-in controller, NO
+// DATA PLANE).
+func TestSmoke_HTTPRouteCrossNamespaceNeedsReferenceGrant(t *testing.T) {
+	c := kubetest.Shared(t)
+	ns, other := c.Namespace(t), c.Namespace(t)
+	ctx := ctx(t)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}}}
+	if _, err := c.Clientset.CoreV1().Services(other).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gwNS, otherNS := gatewayv1.Namespace(kubetest.GatewayNamespace), gatewayv1.Namespace(other)
+	route := &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop"},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: kubetest.GatewayName, Namespace: &gwNS}}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
+				BackendObjectReference: gatewayv1.BackendObjectReference{Name: "shop", Namespace: &otherNS, Port: ptr(gatewayv1.PortNumber(8080))}}}}}},
+		},
+	}
+	if _, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Create(ctx, route, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resolved := func(status metav1.ConditionStatus, reason string) {
+		t.Helper()
+		var got *metav1.Condition
+		err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			r, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Get(ctx, "shop", metav1.GetOptions{})
+			if err != nil || len(r.Status.Parents) != 1 {
+				return false, err
+			}
+			got = meta.FindStatusCondition(r.Status.Parents[0].Conditions, "ResolvedRefs")
+			return got != nil && got.Status == status && got.Reason == reason, nil
+		})
+		if err != nil {
+			t.Fatalf("ResolvedRefs never %s/%s (last %+v): %v", status, reason, got, err)
+		}
+	}
+	resolved(metav1.ConditionFalse, "RefNotPermitted")
+	grant := &gatewayv1.ReferenceGrant{
+		ObjectMeta: metav1.ObjectMeta{Name: "from-" + ns},
+		Spec: gatewayv1.ReferenceGrantSpec{
+			From: []gatewayv1.ReferenceGrantFrom{{Group: gatewayv1.GroupName, Kind: "HTTPRoute", Namespace: gatewayv1.Namespace(ns)}},
+			To:   []gatewayv1.ReferenceGrantTo{{Group: "", Kind: "Service"}},
+		},
+	}
+	if _, err := c.Gateway.GatewayV1().ReferenceGrants(other).Create(ctx, grant, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resolved(metav1.ConditionTrue, "ResolvedRefs")
+}
+
 // A least-privilege ServiceAccount may do exactly what its Role grants:
 // RBAC is really enforced by this API server.
 func TestSmoke_LeastPrivilegeRefused(t *testing.T) {
@@ -306,6 +359,17 @@ func TestStart_StopLeavesNoProcess(t *testing.T) {
 	if len(pids) != 5 {
 		t.Fatalf("%d processes, want etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok", len(pids))
 	}
+	var rssKiB int
+	for _, pid := range pids {
+		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				kib, _ := strconv.Atoi(f[1])
+				rssKiB += kib
+			}
+		}
+	}
+	t.Logf("control plane resident: %d MiB", rssKiB/1024)
 	c.Stop()
 	for name, pid := range pids {
 		if err := syscall.Kill(-pid, 0); err == nil || err != syscall.ESRCH {

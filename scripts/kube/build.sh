@@ -12,6 +12,8 @@
 #   SHIPGATE_KUBE_CACHE   where the versioned bin dirs live
 #                         (default: ${XDG_CACHE_HOME:-~/.cache}/shipgate/kube)
 #   SHIPGATE_KUBE_NICE    nice level of the build (default 10)
+#   SHIPGATE_KUBE_CACHED_ONLY=1  print the bin dir if cached, else exit 3
+#                         without building (go test -short uses it)
 set -euo pipefail
 
 KUBE_VERSION=v1.35.4
@@ -34,6 +36,10 @@ complete() {
   [ -f "$dir/kwok-stages.yaml" ]
 }
 if complete; then echo "$dir"; exit 0; fi
+if [ "${SHIPGATE_KUBE_CACHED_ONLY:-}" = 1 ]; then
+  echo "kube build: $dir is not built (scripts/kube/build.sh builds it, ~12 minutes)" >&2
+  exit 3
+fi
 
 mkdir -p "$cache"
 # Test binaries of several packages may ask at once: one builds, the others
