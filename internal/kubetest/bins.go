@@ -13,7 +13,7 @@ import (
 )
 
 // binNames are the binaries a cluster needs in its bin dir.
-var binNames = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+var binNames = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok"}
 
 // findBins returns the directory holding the control plane's binaries:
 // $SHIPGATE_KUBE_BIN if set, else what scripts/kube/build.sh prints (it
