@@ -279,43 +279,55 @@ func TestSmoke_LeastPrivilegeRefused(t *testing.T) {
 }
 
 // A pod whose image is under kubetest.UnpullableRegistry is simulated as
-// ImagePullBackOff (kubetest's kwok stage), and stays so: the Deployment
-// never becomes Available.
-func TestSmoke_ImagePullBackOff(t *testing.T) {
-	c := kubetest.Shared(t)
-	ns := c.Namespace(t)
-	ctx := ctx(t)
-	if _, err := c.Clientset.AppsV1().Deployments(ns).Create(ctx, deployment("bad", kubetest.UnpullableRegistry+"/shop:v3", 1), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var reason string
-	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		pods, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bad"})
-		if err != nil || len(pods.Items) != 1 || len(pods.Items[0].Status.ContainerStatuses) != 1 {
-			return false, err
-		}
-		if w := pods.Items[0].Status.ContainerStatuses[0].State.Waiting; w != nil {
-			reason = w.Reason
-		}
-		return reason == "ImagePullBackOff", nil
-	})
-	if err != nil {
-		t.Fatalf("no ImagePullBackOff (last reason %q): %v", reason, err)
-	}
-	time.Sleep(2 * time.Second) // kwok's pod-ready stage must not win later
-	d, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "bad", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if available(d) || d.Status.ReadyReplicas != 0 {
-		t.Errorf("deployment of an unpullable image: available %v, %d ready", available(d), d.Status.ReadyReplicas)
-	}
-	pods, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bad"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w := pods.Items[0].Status.ContainerStatuses[0].State.Waiting; w == nil || w.Reason != "ImagePullBackOff" {
-		t.Errorf("pod no longer in ImagePullBackOff after 2s: %+v", pods.Items[0].Status)
+// ImagePullBackOff, one under kubetest.CrashingRegistry as CrashLoopBackOff
+// (kubetest's kwok stages), and stays so: the Deployment never becomes
+// Available.
+func TestSmoke_FailingImages(t *testing.T) {
+	for _, tc := range []struct {
+		image, reason string
+		phase         corev1.PodPhase
+	}{
+		{kubetest.UnpullableRegistry + "/shop:v3", "ImagePullBackOff", corev1.PodPending},
+		{kubetest.CrashingRegistry + "/shop:v3", "CrashLoopBackOff", corev1.PodRunning},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			c := kubetest.Shared(t)
+			ns := c.Namespace(t)
+			ctx := ctx(t)
+			if _, err := c.Clientset.AppsV1().Deployments(ns).Create(ctx, deployment("bad", tc.image, 1), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			var reason string
+			err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+				pods, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bad"})
+				if err != nil || len(pods.Items) != 1 || len(pods.Items[0].Status.ContainerStatuses) != 1 {
+					return false, err
+				}
+				if w := pods.Items[0].Status.ContainerStatuses[0].State.Waiting; w != nil {
+					reason = w.Reason
+				}
+				return reason == tc.reason, nil
+			})
+			if err != nil {
+				t.Fatalf("no %s (last reason %q): %v", tc.reason, reason, err)
+			}
+			time.Sleep(2 * time.Second) // kwok's pod-ready stage must not win later
+			d, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "bad", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if available(d) || d.Status.ReadyReplicas != 0 {
+				t.Errorf("deployment of a failing image: available %v, %d ready", available(d), d.Status.ReadyReplicas)
+			}
+			pods, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bad"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := pods.Items[0]
+			if w := p.Status.ContainerStatuses[0].State.Waiting; w == nil || w.Reason != tc.reason || p.Status.Phase != tc.phase {
+				t.Errorf("pod no longer %s/%s after 2s: %+v", tc.phase, tc.reason, p.Status)
+			}
+		})
 	}
 }
 
