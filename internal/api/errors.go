@@ -191,7 +191,7 @@ func (h *handler) respond(w http.ResponseWriter, r *http.Request, status int, v 
 		h.writeError(w, r, err)
 		return
 	}
-	h.writeJSON(w, status, v)
+	h.writeJSON(w, status, redactAnswer(r.Context(), v))
 }
 
 // orEmpty returns s, or an empty slice when s is nil, so that a list is

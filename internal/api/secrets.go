@@ -72,3 +72,57 @@ func redactRelease(ctx context.Context, rel rollout.Release) rollout.Release {
 	rel.Vars = redactVars(ctx, rel.Vars)
 	return rel
 }
+
+// varRef is a run.env value that is only a reference to a variable: it
+// shows no value, so it is answered as is.
+var varRef = regexp.MustCompile(`^\$\{[A-Za-z_][A-Za-z0-9_]*\}$`)
+
+// redactRollout returns ro with the literal values of the instance
+// template's environment (run.env, frozen into the rollout's spec at
+// deploy) redacted for a token that may not read secrets: a team may put
+// a credential there as well as in a variable. References such as
+// ${DB_URL} stay, since they show no value.
+func redactRollout(ctx context.Context, ro *rollout.Rollout) *rollout.Rollout {
+	if ro == nil || ro.Spec == nil || len(ro.Spec.Run.Env) == 0 || mayReadSecrets(ctx) {
+		return ro
+	}
+	spec := *ro.Spec
+	spec.Run.Env = make(map[string]string, len(ro.Spec.Run.Env))
+	for k, v := range ro.Spec.Run.Env {
+		if !varRef.MatchString(v) {
+			v = RedactedValue
+		}
+		spec.Run.Env[k] = v
+	}
+	out := *ro
+	out.Spec = &spec
+	return &out
+}
+
+// redactAnswer redacts what an answer holds of rollouts (redactRollout).
+func redactAnswer(ctx context.Context, v any) any {
+	if mayReadSecrets(ctx) {
+		return v
+	}
+	switch x := v.(type) {
+	case rollout.Rollout:
+		return *redactRollout(ctx, &x)
+	case *rollout.Rollout:
+		return redactRollout(ctx, x)
+	case []rollout.Rollout:
+		out := make([]rollout.Rollout, len(x))
+		for i := range x {
+			out[i] = *redactRollout(ctx, &x[i])
+		}
+		return out
+	case rollout.AppStatus:
+		envs := make([]rollout.EnvStatus, len(x.Envs))
+		for i, e := range x.Envs {
+			e.Active = redactRollout(ctx, e.Active)
+			envs[i] = e
+		}
+		x.Envs = envs
+		return x
+	}
+	return v
+}

@@ -81,3 +81,59 @@ func TestHandler_RefusesBadVariableNames(t *testing.T) {
 		t.Fatalf("deploy with FAIL_RATE: %d %+v", resp.StatusCode, ae)
 	}
 }
+
+// specService answers rollouts whose frozen plan holds a literal run.env
+// value and a reference to a variable.
+type specService struct{ *recordingService }
+
+func specRollout() rollout.Rollout {
+	return rollout.Rollout{ID: 7, App: "shop", Env: "production", Version: "1.1.0",
+		Spec: &rollout.Spec{Name: "production", Run: rollout.RunSpec{Env: map[string]string{"SMTP_PASSWORD": "s3cret", "DB_URL": "${DB_URL}"}}}}
+}
+
+func (specService) GetRollout(context.Context, int64) (rollout.Rollout, error) { return specRollout(), nil }
+
+func (specService) History(context.Context, string, string, int) ([]rollout.Rollout, error) {
+	return []rollout.Rollout{specRollout()}, nil
+}
+
+func (specService) Status(context.Context, string) (rollout.AppStatus, error) {
+	ro := specRollout()
+	return rollout.AppStatus{App: "shop", Envs: []rollout.EnvStatus{{Env: "production", Active: &ro}}}, nil
+}
+
+// TestHandler_FrozenRunEnvIsASecret: the config's literal run.env values,
+// frozen into each rollout's spec, are read by admins only; references to
+// variables show no value and stay.
+func TestHandler_FrozenRunEnvIsASecret(t *testing.T) {
+	tokens := tokenMap{}
+	secrets := map[auth.Role]string{}
+	for _, role := range []auth.Role{auth.RoleViewer, auth.RoleAdmin} {
+		secrets[role] = newSecret(t)
+		tokens[auth.Hash(secrets[role])] = auth.Token{Name: string(role), Role: role}
+	}
+	srv := httptest.NewServer(api.NewHandler(specService{&recordingService{}}, tokens, api.HandlerOptions{App: "shop"}))
+	t.Cleanup(srv.Close)
+	for role, secret := range secrets {
+		c := api.NewClient(srv.URL, secret, srv.Client())
+		want := map[bool]string{true: "s3cret", false: api.RedactedValue}[role == auth.RoleAdmin]
+		ro, err := c.GetRollout(t.Context(), 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist, err := c.History(t.Context(), "shop", "", 10)
+		if err != nil || len(hist) != 1 {
+			t.Fatalf("history: %v %v", hist, err)
+		}
+		st, err := c.Status(t.Context(), "shop")
+		if err != nil || len(st.Envs) != 1 || st.Envs[0].Active == nil {
+			t.Fatalf("status: %+v %v", st, err)
+		}
+		for where, r := range map[string]rollout.Rollout{"rollout": ro, "history": hist[0], "status": *st.Envs[0].Active} {
+			env := r.Spec.Run.Env
+			if env["SMTP_PASSWORD"] != want || env["DB_URL"] != "${DB_URL}" {
+				t.Errorf("%s reads the %s's run.env %v, want SMTP_PASSWORD=%q and the reference kept", role, where, env, want)
+			}
+		}
+	}
+}
