@@ -29,9 +29,17 @@ vet:
 E2E := ./internal/server ./internal/demo
 # flagd's evaluator, the oracle of the flag tests, is a separate module
 # (internal/flags/oracle); -mod=mod lets it follow the main go.mod.
-test: deps vet kube
+#
+# A cold build of the Kubernetes control plane takes ~20 CPU-minutes: it
+# starts in the background (at nice 10, see scripts/kube/build.sh) while
+# the unit tests run, and the end-to-end tests wait for it. A test that
+# needs it earlier waits on the build's lock.
+KUBE_LOG ?= $(or $(TMPDIR),/tmp)/shipgate-kube-build.log
+test: deps vet
+	@echo "kube: building the test control plane in the background (log: $(KUBE_LOG))"; (scripts/kube/build.sh >$(KUBE_LOG) 2>&1 &)
 	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e /internal/server$$ -e /internal/demo$$)
 	cd internal/flags/oracle && $(GO) test -mod=mod -count=1 -timeout 30m ./...
+	@scripts/kube/build.sh >/dev/null || { echo "kube: the build failed; its log:"; cat $(KUBE_LOG); exit 1; }
 	$(GO) test -count=1 -timeout 30m -p 1 $(E2E)
 
 lint:
