@@ -420,6 +420,9 @@ func TestProxy_WeightChangesUnderLoadFailNothing(t *testing.T) {
 	canaryA, canaryB := startApp(t, "v2", slowish("v2")), startApp(t, "v2", slowish("v2"))
 	p := startProxy(t, proxy.Config{StickyHeader: "X-User"})
 	url := "http://" + p.Addr()
+	// A table before the load starts: a router without one answers 503,
+	// which is not what this test is about.
+	setRoutes(t, p, rollout.Routes{Stable: backend("v1", stable), Canary: backend("v2", canaryA), Seed: "load"})
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
