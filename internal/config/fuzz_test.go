@@ -63,7 +63,7 @@ func checkInvariants(t *testing.T, c *Config) {
 		t.Error("valid config without environments")
 	}
 	for name, env := range c.Environments {
-		if env == nil || env.Listen == "" {
+		if env == nil || (env.Listen == "" && env.Kubernetes == nil) {
 			t.Errorf("environment %q has no listen address", name)
 		}
 	}

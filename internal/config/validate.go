@@ -206,10 +206,15 @@ func (d *decoder) validateEnvironments(c *Config) {
 		if env == nil {
 			env = &Environment{}
 		}
-		if env.Listen == "" {
+		if env.Kubernetes != nil {
+			d.validateKubernetes(path+".kubernetes", env.Kubernetes)
+		}
+		if env.Listen == "" && env.Kubernetes == nil {
 			d.problemf(path+".listen", `required: the address of this environment's router, like "127.0.0.1:8080"`)
-		} else if a, ok := d.listenAddress(name, "listen", env.Listen); ok {
-			addrs = append(addrs, a)
+		} else if env.Listen != "" || d.isSet(path+".listen") {
+			if a, ok := d.listenAddress(name, "listen", env.Listen); ok {
+				addrs = append(addrs, a)
+			}
 		}
 		if env.PreviewListen != "" || d.isSet(path+".preview_listen") {
 			if a, ok := d.listenAddress(name, "preview_listen", env.PreviewListen); ok {
