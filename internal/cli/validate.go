@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -59,7 +60,7 @@ on stderr as file:line:column: field: message, and the command exits 2.`,
 			slices.Sort(envs)
 			var warnings []string
 			for _, name := range envs {
-				if st, err := cfg.Stage(name); err == nil {
+				if st, err := plan.New(cfg).Spec(name); err == nil {
 					warnings = append(warnings, rollout.EvidenceWarnings(st)...)
 				}
 			}

@@ -149,6 +149,9 @@ type Environment struct {
 	// PostSmoke replaces the app's post_smoke checks in this environment;
 	// an empty list means no post_smoke checks here.
 	PostSmoke []SmokeCheck `yaml:"post_smoke,omitempty" json:"post_smoke,omitempty"`
+	// Metrics says where releases are measured here: the builtin router
+	// (the default) or Prometheus.
+	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	// Kubernetes, when set, runs this environment's releases on a
 	// Kubernetes cluster (Deployments, a Gateway API HTTPRoute) instead of
 	// as local processes behind the builtin router; listen is then not

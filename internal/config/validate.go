@@ -245,6 +245,9 @@ func (d *decoder) validateEnvironments(c *Config) {
 		d.validateSmoke(path+".smoke", env.Smoke)
 		d.validateSmoke(path+".post_smoke", env.PostSmoke)
 		d.checkInternalUsers(c, name, env)
+		if env.Metrics != nil {
+			d.validateMetrics(c, path+".metrics", env.Metrics)
+		}
 	}
 	d.checkClashes(addrs)
 }

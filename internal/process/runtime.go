@@ -90,8 +90,6 @@ type Runtime struct {
 	instances map[string]*instance // by instance ID
 }
 
-var _ rollout.InstanceRuntime = (*Runtime)(nil)
-
 // New returns a Runtime. Call Close when done with it.
 func New(cfg Config) *Runtime {
 	logger := cfg.Logger

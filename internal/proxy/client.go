@@ -22,10 +22,9 @@ import (
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
-var _ rollout.Router = (*Client)(nil)
-
 // Client talks to a router process over its control socket. It is the
-// control plane's rollout.Router when routers run as their own processes.
+// control plane's TrafficRouter, MetricSource and Drainer when routers run as
+// their own processes.
 // Calls made while the process is restarting are retried for a few
 // seconds; every call is idempotent.
 type Client struct {

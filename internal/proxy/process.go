@@ -374,6 +374,16 @@ func (a *controlAPI) handler() http.Handler {
 		stats, _ := a.p.Stats(r.Context())
 		writeJSON(w, http.StatusOK, toWire(stats))
 	})
+	mux.HandleFunc("GET /window", func(w http.ResponseWriter, r *http.Request) {
+		version := r.URL.Query().Get("version")
+		since, err := time.Parse(time.RFC3339Nano, r.URL.Query().Get("since"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "since: " + err.Error()})
+			return
+		}
+		s, _ := a.p.Window(r.Context(), version, since)
+		writeJSON(w, http.StatusOK, toWire(map[string]analysis.Sample{version: s}))
+	})
 	mux.HandleFunc("GET /flagstats", func(w http.ResponseWriter, r *http.Request) {
 		stats, _ := a.p.FlagStats(r.Context())
 		out := make(map[string]map[string]wireSample, len(stats))

@@ -30,10 +30,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/listener"
-	"github.com/shipgate/shipgate/internal/rollout"
 )
-
-var _ rollout.Router = (*Proxy)(nil)
 
 // Config configures a Proxy.
 type Config struct {
@@ -57,6 +54,9 @@ type Config struct {
 	// StickyCookie is the name of a cookie that holds a user key; it is read
 	// when the request has no StickyHeader. Empty means no cookie is read.
 	StickyCookie string
+	// Now tells the time of the marks windows start at (Window); nil is
+	// time.Now. Tests that run the engine on virtual time pass its clock.
+	Now func() time.Time
 	// ResponseTimeout bounds how long the proxy waits for a backend's
 	// response headers before it answers 504 Gateway Timeout. Zero means 30
 	// seconds.
@@ -121,6 +121,9 @@ type Proxy struct {
 	errLog        *errorLog
 
 	table atomic.Pointer[table]
+	// now and marks answer windows (window.go).
+	now   func() time.Time
+	marks marks
 	// paths counts traffic per path prefix and answers retired ones
 	// (paths.go).
 	paths pathRegistry
@@ -200,9 +203,14 @@ func New(cfg Config) *Proxy {
 		allFailing:    map[string]bool{},
 		routesChanged: make(chan struct{}, 1),
 		healthClient:  newHealthClient(),
+		now:           cfg.Now,
+	}
+	if p.now == nil {
+		p.now = time.Now
 	}
 	p.errLog = &errorLog{logger: logger, env: cfg.Env}
 	p.table.Store(&table{})
+	p.mark() // windows that start before the proxy count from here
 	return p
 }
 

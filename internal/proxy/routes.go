@@ -313,6 +313,7 @@ func (p *Proxy) SetRoutes(ctx context.Context, r rollout.Routes) error {
 	case p.routesChanged <- struct{}{}:
 	default:
 	}
+	p.mark()
 	p.logger.Info("routes set", "env", p.env, "stable", r.Stable.Version,
 		"canary", r.Canary.Version, "weight", t.weight, "match", r.Match != nil,
 		"preview", r.Preview.Version, "health_checks", r.Health != nil)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // BakeState is what a bake has gathered, persisted with the rollout at
@@ -15,8 +14,11 @@ import (
 type BakeState struct {
 	// Step is the index of the step the bake belongs to.
 	Step int `json:"step"`
+	// Since is when the bake's window began: it judges what the
+	// environment's metric source measured after.
+	Since time.Time `json:"since,omitzero"`
 	// Baseline holds the router's counters per version when the bake
-	// began: the bake judges what came after.
+	// began, for a bake recorded before Since existed.
 	Baseline map[string]Counters `json:"baseline,omitempty"`
 	// Elapsed is the bake time served until the last judgement; time
 	// while no server ran does not count.
@@ -48,14 +50,23 @@ func (c Counters) sample() analysis.Sample {
 	return s
 }
 
-// since returns what stats counted for version after base, or all of it
-// when the counters went down (the router restarted and counts anew).
-func since(stats map[string]analysis.Sample, base map[string]Counters, version string) analysis.Sample {
-	now, b := stats[version], base[version]
-	if now.Requests < b.Requests {
-		return now
+// measure returns what env's metric source measured for version in the
+// bake's window. A bake recorded before windows existed subtracts its
+// baseline from everything the source has (all of it when the counters
+// went down: the router restarted and counts anew).
+func (e *Engine) measure(ctx context.Context, env string, bs *BakeState, version string) (analysis.Sample, error) {
+	if !bs.Since.IsZero() || bs.Baseline == nil {
+		return e.window(ctx, env, version, bs.Since)
 	}
-	return now.Sub(b.sample())
+	now, err := e.window(ctx, env, version, time.Time{})
+	if err != nil {
+		return analysis.Sample{}, err
+	}
+	b := bs.Baseline[version]
+	if now.Requests < b.Requests {
+		return now, nil
+	}
+	return now.Sub(b.sample()), nil
 }
 
 // bake holds a step for its duration while judging the canary version
@@ -69,22 +80,20 @@ func since(stats map[string]analysis.Sample, base map[string]Counters, version s
 //
 // The bake's baseline and the time it served are persisted at each
 // judgement: a resumed bake goes on with both.
-func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step, baseline map[string]analysis.Sample, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
-	router := e.routers[r.Env]
+func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step, since time.Time, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
 	a := st.Analysis
 	seq := analysis.NewSequence(Gates(a), JudgeOptions(a, r.Steps))
-	interval := a.Interval.D()
+	interval := a.Interval
 	extra := max(step.Duration, 5*interval)
 	if r.Bake == nil || r.Bake.Step != r.StepIndex {
-		base := make(map[string]Counters, len(baseline))
-		for v, s := range baseline {
-			base[v] = countersOf(s)
-		}
-		r.Bake = &BakeState{Step: r.StepIndex, Baseline: base}
+		r.Bake = &BakeState{Step: r.StepIndex, Since: since}
 		r.Paused = ""
 		if err := e.save(ctx, r, nil); err != nil {
 			return err
 		}
+		// Asking marks the window's start with a source that counts from
+		// marks (the builtin router).
+		_, _ = e.window(ctx, r.Env, canaryV, since)
 	}
 	bs := r.Bake
 	start := e.clock.Now().Add(-bs.Elapsed)
@@ -104,7 +113,7 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 		if err := e.holdOrResume(ctx, d, r); err != nil {
 			return err
 		}
-		if f := e.checkInstances(ctx, r.New); f != nil {
+		if f := e.checkRelease(ctx, r.Env, r.Version); f != nil {
 			return f
 		}
 		now := e.clock.Now()
@@ -116,15 +125,17 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 		var canary, stable analysis.Sample
 		var verdict analysis.Verdict
 		var results []analysis.Result
-		if stats, err := router.Stats(ctx); err != nil {
+		var err error
+		canary, err = e.measure(ctx, r.Env, bs, canaryV)
+		if err == nil && fixedStable != nil {
+			stable = *fixedStable
+		} else if err == nil {
+			stable, err = e.measure(ctx, r.Env, bs, stableV)
+		}
+		if err != nil {
 			// An inconclusive look; the step fails if the source stays down.
-			verdict, results = seq.SourceError(fmt.Errorf("read router stats: %w", err))
+			verdict, results = seq.SourceError(fmt.Errorf("measure: %w", err))
 		} else {
-			canary = since(stats, bs.Baseline, canaryV)
-			stable = since(stats, bs.Baseline, stableV)
-			if fixedStable != nil {
-				stable = *fixedStable
-			}
 			verdict, results = seq.Look(elapsed, canary, stable)
 		}
 		r.Analysis = &Judgement{At: now, Verdict: verdict, Results: results, Canary: summarize(canary), Stable: summarize(stable)}
@@ -151,10 +162,10 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *config.Stage, r *Rollo
 			}
 			why := "gate " + missing.Gate + " still inconclusive after " + elapsed.Round(time.Second).String() + ": " + missing.Detail
 			switch a.OnInconclusive {
-			case config.InconclusiveRollback:
+			case InconclusiveRollback:
 				_ = e.save(ctx, r, nil)
 				return &Failure{Reason: why, Gate: missing.Gate, Value: missing.Value, Threshold: missing.Threshold}
-			case config.InconclusiveExtend:
+			case InconclusiveExtend:
 				// Keep baking: the step ends when the evidence is there.
 			default:
 				r.Paused = why + "; paused: shipgate promote to go on, shipgate rollback to roll back"

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -34,16 +33,16 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if err != nil {
 		return Rollout{}, err
 	}
-	if _, err := instanceSpec(e.cfg, env, rel); err != nil {
+	st, err := e.specs.Spec(env)
+	if err != nil {
+		return Rollout{}, &FieldError{Field: "env", Message: err.Error()}
+	}
+	if _, err := instanceSpec(st, rel); err != nil {
 		return Rollout{}, err
 	}
 
 	if req.Hotfix && req.Reason == "" {
 		return Rollout{}, &FieldError{Field: "reason", Message: "a hotfix needs a reason; it goes into the audit log with every gate it skips"}
-	}
-	st, err := e.cfg.Stage(env)
-	if err != nil {
-		return Rollout{}, &FieldError{Field: "env", Message: err.Error()}
 	}
 	gates, err := e.checkGates(ctx, st, rel, req.Hotfix)
 	if err != nil {
@@ -66,7 +65,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if !first && state.Stable == req.Version {
 		return Rollout{}, fmt.Errorf("%s is already live in %s: %w", req.Version, env, ErrConflict)
 	}
-	opts := planOptions{first: first, approval: st.Env.Gates.Approval != nil, migrate: e.cfg.Migrations != nil}
+	opts := planOptions{first: first, approval: st.Gates.Approval != nil, migrate: st.Migrations != nil}
 	var events []audit.Event
 	now := e.clock.Now()
 	r := Rollout{
@@ -75,7 +74,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		Old: state.Instances, Actor: req.Actor, CreatedAt: now, UpdatedAt: now, Hotfix: req.Hotfix,
 	}
 	if req.Hotfix {
-		opts.bakeScale = e.cfg.Hotfix.BakeScale
+		opts.bakeScale = st.Hotfix.BakeScale
 		r.Reason = "hotfix: " + req.Reason
 		for _, g := range gates {
 			if !g.Bypassed {
@@ -90,9 +89,9 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 			events = append(events, ev)
 		}
 	}
-	r.Steps, r.Stage = Plan(st, opts), freeze(st)
+	r.Steps, r.Spec = Plan(st, opts), freeze(st)
 	r.Vars = sortedKeys(rel.Vars)
-	if a := st.Env.Gates.Approval; a != nil && opts.approval {
+	if a := st.Gates.Approval; a != nil && opts.approval {
 		r.ApprovalRule = &ApprovalRule{Required: max(a.Required, 1), PreventSelfApproval: a.PreventSelfApproval, Roles: a.Roles}
 	}
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("deploy %s (from %s)", req.Version, orNone(state.Stable)))
@@ -261,14 +260,14 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	if target == "" {
 		return Rollout{}, fmt.Errorf("%s has no earlier release to roll back to from %s: %w", env, state.Stable, ErrConflict)
 	}
-	st, err := e.cfg.Stage(env)
+	st, err := e.specs.Spec(env)
 	if err != nil {
 		return Rollout{}, err
 	}
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindRollback, Version: target, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: rollbackPlan(st), Stage: freeze(st), StepStartedAt: now, Seed: newSeed(),
+		Phase: PhaseRunning, Steps: rollbackPlan(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(),
 		Old: state.Instances, Actor: req.Actor, Reason: req.Reason, CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionRollbackManual, req.Reason)
@@ -318,7 +317,10 @@ func (e *Engine) Status(ctx context.Context, app string) (AppStatus, error) {
 	}
 	out := AppStatus{App: app}
 	for _, env := range e.envNames() {
-		es := EnvStatus{Env: env, Listen: e.cfg.Environments[env].Listen}
+		es := EnvStatus{Env: env}
+		if st, err := e.specs.Spec(env); err == nil {
+			es.Listen = st.Listen
+		}
 		state, err := e.envState(ctx, app, env)
 		switch {
 		case err == nil:
@@ -347,7 +349,7 @@ func (e *Engine) History(ctx context.Context, app, env string, limit int) ([]Rol
 		return nil, err
 	}
 	if env != "" {
-		if _, err := e.cfg.Environment(env); err != nil {
+		if _, err := e.specs.Spec(env); err != nil {
 			return nil, &FieldError{Field: "env", Message: err.Error()}
 		}
 	}
@@ -376,17 +378,17 @@ func (e *Engine) Wait(ctx context.Context, env string) error {
 }
 
 func (e *Engine) checkTarget(app, env string) (string, error) {
-	if app != e.cfg.App {
-		return "", fmt.Errorf("app %q is not managed by this server (it manages %q): %w", app, e.cfg.App, ErrNotFound)
+	if app != e.specs.App() {
+		return "", fmt.Errorf("app %q is not managed by this server (it manages %q): %w", app, e.specs.App(), ErrNotFound)
 	}
 	if env == "" {
-		name, err := e.cfg.DefaultEnv()
+		name, err := e.specs.DefaultEnv()
 		if err != nil {
 			return "", &FieldError{Field: "env", Message: err.Error()}
 		}
 		return name, nil
 	}
-	if _, err := e.cfg.Environment(env); err != nil {
+	if _, err := e.specs.Spec(env); err != nil {
 		return "", &FieldError{Field: "env", Message: err.Error()}
 	}
 	return env, nil
@@ -401,10 +403,5 @@ func (e *Engine) anyEnv() string {
 }
 
 func (e *Engine) envNames() []string {
-	names := make([]string, 0, len(e.cfg.Environments))
-	for n := range e.cfg.Environments {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return e.specs.EnvNames()
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/clock"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // ActorEngine is the audit actor of what the engine does by itself.
@@ -20,12 +19,13 @@ const ActorEngine = "shipgate"
 
 // Options are what an Engine is built from.
 type Options struct {
-	Config  *config.Config
-	Store   Store
-	Runtime InstanceRuntime
-	// Routers holds the router of each environment, by name.
-	Routers map[string]Router
-	Prober  Prober
+	// Specs is the live configuration of the app, in the engine's terms
+	// (internal/plan translates the config file).
+	Specs Specs
+	Store Store
+	// Environments gives each environment's runtime, router, metric
+	// source, prober and drainer.
+	Environments Environments
 	// Migrations runs the releases' migrations; needed when the config
 	// declares migrations.
 	Migrations Migrations
@@ -42,12 +42,9 @@ type Options struct {
 	// the requests in flight to instances before it stops them. Default
 	// 30s.
 	DrainTimeout time.Duration
-}
-
-// Adopter is implemented by runtimes that can take over instances started
-// by an earlier server process.
-type Adopter interface {
-	Adopt(ctx context.Context, inst Instance, spec InstanceSpec) error
+	// VerifyTimeout bounds how long a router's data plane may take to
+	// serve a routing change (TrafficRouter.VerifyRoutes). Default 2m.
+	VerifyTimeout time.Duration
 }
 
 // Engine drives rollouts. Each environment has at most one active rollout,
@@ -55,17 +52,16 @@ type Adopter interface {
 // them on Close. A stopped rollout is resumed from its last committed step
 // by the next Start.
 type Engine struct {
-	cfg        *config.Config
+	specs      Specs
 	store      Store
-	runtime    InstanceRuntime
-	routers    map[string]Router
-	prober     Prober
+	envs       Environments
 	migrations Migrations
 	tests      TestJudge
 	clock      Clock
 	log        *slog.Logger
 	tick       time.Duration
 	drain      time.Duration
+	verify     time.Duration
 
 	mu      sync.Mutex
 	drivers map[string]*driver // by environment
@@ -94,17 +90,21 @@ func failf(format string, args ...any) *Failure {
 
 // New returns an Engine; call Start before use.
 func New(o Options) (*Engine, error) {
-	if o.Config == nil || o.Store == nil || o.Runtime == nil || o.Prober == nil {
-		return nil, errors.New("rollout: config, store, runtime and prober are required")
+	if o.Specs == nil || o.Store == nil || o.Environments == nil {
+		return nil, errors.New("rollout: specs, store and environments are required")
 	}
-	for name := range o.Config.Environments {
-		if o.Routers[name] == nil {
-			return nil, fmt.Errorf("rollout: no router for environment %q", name)
+	for _, name := range o.Specs.EnvNames() {
+		en, err := o.Environments.For(o.Specs.App(), name)
+		if err != nil {
+			return nil, fmt.Errorf("rollout: environment %q: %w", name, err)
+		}
+		if en.Runtime == nil || en.Router == nil || en.Metrics == nil || en.Prober == nil {
+			return nil, fmt.Errorf("rollout: environment %q needs a runtime, a router, a metric source and a prober", name)
 		}
 	}
 	e := &Engine{
-		cfg: o.Config, store: o.Store, runtime: o.Runtime, routers: o.Routers, prober: o.Prober, migrations: o.Migrations, tests: o.Tests,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, drivers: map[string]*driver{},
+		specs: o.Specs, store: o.Store, envs: o.Environments, migrations: o.Migrations, tests: o.Tests,
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, drivers: map[string]*driver{},
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -117,6 +117,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if e.drain <= 0 {
 		e.drain = 30 * time.Second
+	}
+	if e.verify <= 0 {
+		e.verify = 2 * time.Minute
 	}
 	return e, nil
 }
@@ -139,12 +142,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	byEnv := map[string]Rollout{}
 	for _, r := range active {
-		if r.App == e.cfg.App {
+		if r.App == e.specs.App() {
 			byEnv[r.Env] = r
 		}
-	}
-	if err := e.reapOrphans(ctx, active); err != nil {
-		return fmt.Errorf("stop orphaned instances: %w", err)
 	}
 	for _, env := range e.envNames() {
 		r, hasActive := byEnv[env]
@@ -160,55 +160,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Lister is implemented by runtimes that can list the instances they (or
-// an earlier server on the same data) started and that still run.
-type Lister interface {
-	List(ctx context.Context) ([]Instance, error)
-}
-
-// reapOrphans stops the instances the runtime lists that neither an
-// environment nor an active rollout owns: those an earlier server started
-// and died before recording. Without it a crash at the wrong moment would
-// leave instances running forever, and the resumed rollout would start
-// duplicates next to them.
-func (e *Engine) reapOrphans(ctx context.Context, active []Rollout) error {
-	l, ok := e.runtime.(Lister)
-	if !ok {
-		return nil
-	}
-	running, err := l.List(ctx)
-	if err != nil {
-		return err
-	}
-	owned := map[string]bool{}
-	for _, env := range e.envNames() {
-		if st, err := e.store.GetEnvState(ctx, e.cfg.App, env); err == nil {
-			for _, inst := range st.Instances {
-				owned[inst.ID] = true
-			}
-		}
-	}
-	for _, r := range active {
-		for _, inst := range slices.Concat(r.New, r.Old, r.Replaced) {
-			owned[inst.ID] = true
-		}
-	}
-	var orphans []Instance
-	for _, inst := range running {
-		if inst.App == e.cfg.App && !owned[inst.ID] {
-			orphans = append(orphans, inst)
-		}
-	}
-	if len(orphans) == 0 {
-		return nil
-	}
-	e.log.Warn("stopping orphaned instances", "count", len(orphans))
-	return e.runtime.Stop(ctx, orphans)
-}
-
 // restoreEnv puts an environment's routes back as the store says they were.
 func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
-	state, err := e.envState(ctx, e.cfg.App, env)
+	state, err := e.envState(ctx, e.specs.App(), env)
 	if errors.Is(err, ErrNotFound) {
 		if !hasActive {
 			return nil
@@ -216,8 +170,24 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	} else if err != nil {
 		return err
 	}
+	st, specErr := e.specs.Spec(env)
+	if hasActive {
+		st, specErr = e.spec(ctx, r)
+	}
+	if specErr != nil {
+		return specErr
+	}
 	if err == nil && (!hasActive || r.PromotedAt.IsZero()) {
-		insts, err := e.adoptOrStart(ctx, env, state.Stable, state.Instances)
+		// The stable release at the count it had: the runtime finds the
+		// instances an earlier server started, and replaces those gone.
+		count := len(state.Instances)
+		switch {
+		case hasActive && r.Strategy == StrategyRolling:
+			count = len(r.Old) // those the rolling rollout has not replaced yet
+		case count == 0:
+			count = st.Instances
+		}
+		insts, err := e.ensure(ctx, st, state.Stable, count, nil)
 		if err != nil {
 			return err
 		}
@@ -236,27 +206,29 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 			}
 		}
 	}
-	if hasActive {
-		for _, inst := range append(append([]Instance(nil), r.New...), r.Old...) {
-			e.adopt(ctx, env, inst)
+	if hasActive && r.Phase == PhaseRunning && len(r.New) > 0 && !(r.Kind == KindDrill && r.past(StepRestore)) {
+		// The new release as the rollout left it: a replaced instance
+		// (its process died with the server) is not a failed canary.
+		insts, err := e.ensure(ctx, st, r.Version, len(r.New), nil)
+		if err != nil {
+			e.log.Warn("new release not running after the restart", "rollout", r.ID, "err", err)
+		} else if !sameInstances(insts, r.New) {
+			r.New, r.UpdatedAt = insts, e.clock.Now()
+			cp := *r
+			if err := e.store.Commit(ctx, Change{Rollout: &cp}); err != nil {
+				return err
+			}
 		}
-	}
-	st, err := e.cfg.Stage(env)
-	if err != nil {
-		return err
-	}
-	if hasActive && r.Stage != nil {
-		st = r.Stage
 	}
 	routes := Routes{}
 	switch {
 	case hasActive && r.Kind == KindDrill && r.past(StepRestore):
 		// The drill switched back already: its previous release is only
 		// waiting to be stopped.
-		routes = e.stableRoutes(r.FromVersion, r.Old, r.Seed)
+		routes = e.stableRoutes(st, r.FromVersion, r.Old, r.Seed)
 	case hasActive && !r.PromotedAt.IsZero():
-		routes = e.stableRoutes(r.Version, r.New, r.Seed)
-		if st.Env.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
+		routes = e.stableRoutes(st, r.Version, r.New, r.Seed)
+		if st.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
 			routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
 		}
 	case hasActive && r.Phase == PhaseRunning && (r.Weight > 0 || r.reached(StepInternal)):
@@ -264,9 +236,9 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 	case hasActive && r.Phase == PhaseRunning && len(r.New) > 0:
 		routes = e.routes(st, r, 0)
 	case state.Stable != "":
-		routes = e.stableRoutes(state.Stable, state.Instances, "")
+		routes = e.stableRoutes(st, state.Stable, state.Instances, "")
 	}
-	return e.routers[env].SetRoutes(ctx, routes)
+	return e.setRoutes(ctx, env, routes)
 }
 
 // nextEnvState is the environment state once stable (with insts) serves
@@ -312,56 +284,6 @@ func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error
 		return EnvState{}, fmt.Errorf("nothing is live in %s/%s: %w", app, env, ErrNotFound)
 	}
 	return st, err
-}
-
-// adoptOrStart returns running instances of version: the given ones if the
-// runtime can adopt them, or new ones.
-func (e *Engine) adoptOrStart(ctx context.Context, env, version string, insts []Instance) ([]Instance, error) {
-	alive := len(insts) > 0
-	for _, inst := range insts {
-		if !e.adopt(ctx, env, inst) {
-			alive = false
-		}
-	}
-	if alive {
-		return insts, nil
-	}
-	e.log.Warn("stable instances are gone, starting new ones", "env", env, "version", version)
-	_ = e.runtime.Stop(ctx, insts)
-	rel, err := e.store.GetRelease(ctx, e.cfg.App, version)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := instanceSpec(e.cfg, env, rel)
-	if err != nil {
-		return nil, err
-	}
-	return e.runtime.Start(ctx, spec)
-}
-
-// adopt hands an instance of an earlier server to the runtime, and reports
-// whether it is alive.
-func (e *Engine) adopt(ctx context.Context, env string, inst Instance) bool {
-	if st := e.runtime.Status(ctx, inst); st.State == InstanceRunning {
-		return true
-	}
-	a, ok := e.runtime.(Adopter)
-	if !ok {
-		return false
-	}
-	rel, err := e.store.GetRelease(ctx, e.cfg.App, inst.Version)
-	if err != nil {
-		return false
-	}
-	spec, err := instanceSpec(e.cfg, env, rel)
-	if err != nil {
-		return false
-	}
-	if err := a.Adopt(ctx, inst, spec); err != nil {
-		e.log.Info("instance not adopted", "instance", inst.ID, "err", err)
-		return false
-	}
-	return true
 }
 
 // Close stops driving rollouts and waits for the drivers to return. The

@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // analysisOf is a with only its i-th gate.
-func analysisOf(a config.Analysis, i int) config.Analysis {
+func analysisOf(a AnalysisSpec, i int) AnalysisSpec {
 	a.Gates = a.Gates[i : i+1]
 	return a
 }
@@ -40,7 +39,7 @@ type EvidenceNeed struct {
 // gate, ln(1-pass_confidence)/ln(1-share) requests none of them slow, as
 // an estimate (the judge also needs the stable's traffic); and never fewer
 // than min_requests.
-func EvidenceNeeds(st *config.Stage) []EvidenceNeed {
+func EvidenceNeeds(st *Spec) []EvidenceNeed {
 	a := st.Analysis
 	alpha := 1 - a.PassConfidence
 	need, gate := a.MinRequests, fmt.Sprintf("min_requests %d", a.MinRequests)
@@ -49,28 +48,28 @@ func EvidenceNeeds(st *config.Stage) []EvidenceNeed {
 		// An absolute error_rate gate asks the judge itself.
 		if n, ok := analysis.RequestsToPass(Gates(analysisOf(a, i))[0], opts); ok {
 			if n > need {
-				need, gate = n, fmt.Sprintf("error_rate <= %g%%", g.Max.Value*100)
+				need, gate = n, fmt.Sprintf("error_rate <= %g%%", *g.Max*100)
 			}
 			continue
 		}
 		var p float64 // the allowed share of failed (or slow) requests
 		switch {
-		case g.Metric == config.MetricErrorRate && g.Max != nil:
-			p = g.Max.Value
-		case g.Metric == config.MetricLatencyP50:
+		case g.Metric == MetricErrorRate && g.Max != nil:
+			p = *g.Max
+		case g.Metric == MetricLatencyP50:
 			p = 0.5
-		case g.Metric == config.MetricLatencyP95:
+		case g.Metric == MetricLatencyP95:
 			p = 0.05
-		case g.Metric == config.MetricLatencyP99:
+		case g.Metric == MetricLatencyP99:
 			p = 0.01
 		}
 		if p <= 0 || p >= 1 || alpha <= 0 {
 			continue
 		}
 		if n := int(math.Ceil(math.Log(alpha) / math.Log(1-p))); n > need {
-			need, gate = n, string(g.Metric)
-			if g.Max != nil && g.Metric == config.MetricErrorRate {
-				gate = fmt.Sprintf("error_rate <= %g%%", g.Max.Value*100)
+			need, gate = n, g.Metric
+			if g.Max != nil && g.Metric == MetricErrorRate {
+				gate = fmt.Sprintf("error_rate <= %g%%", *g.Max*100)
 			}
 		}
 	}
@@ -106,7 +105,7 @@ func EvidenceNeeds(st *config.Stage) []EvidenceNeed {
 // EvidenceWarnings returns a warning for each bake of the stage that the
 // traffic it expects (analysis.expected_rps) cannot bring to the evidence
 // its gates need; none when no traffic is expected.
-func EvidenceWarnings(st *config.Stage) []string {
+func EvidenceWarnings(st *Spec) []string {
 	rps := st.Analysis.ExpectedRPS
 	if rps <= 0 {
 		return nil
@@ -125,9 +124,9 @@ func EvidenceWarnings(st *config.Stage) []string {
 
 func inconclusiveOutcome(policy string) string {
 	switch policy {
-	case config.InconclusiveRollback:
+	case InconclusiveRollback:
 		return "roll a healthy release back"
-	case config.InconclusiveExtend:
+	case InconclusiveExtend:
 		return "bake longer than planned"
 	default:
 		return "pause for a person"

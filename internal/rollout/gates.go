@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // historyDepth bounds how far back the gates look in an environment's
@@ -18,9 +16,9 @@ const historyDepth = 500
 
 // gateStatuses evaluates every deploy gate of a stage for a release,
 // without refusing anything.
-func (e *Engine) gateStatuses(ctx context.Context, st *config.Stage, rel Release) ([]GateStatus, error) {
+func (e *Engine) gateStatuses(ctx context.Context, st *Spec, rel Release) ([]GateStatus, error) {
 	var out []GateStatus
-	g := st.Env.Gates
+	g := st.Gates
 	if st.Previous != "" {
 		ok, err := e.succeededIn(ctx, st.Previous, rel.Version)
 		if err != nil {
@@ -62,7 +60,7 @@ func (e *Engine) gateStatuses(ctx context.Context, st *config.Stage, rel Release
 		}
 		out = append(out, GateStatus{Gate: "approval", OK: true, Detail: detail})
 	}
-	if within := g.DrillWithin.D(); within > 0 {
+	if within := g.DrillWithin; within > 0 {
 		last, err := e.lastDrill(ctx)
 		if err != nil {
 			return nil, err
@@ -105,8 +103,8 @@ func (e *Engine) gateStatuses(ctx context.Context, st *config.Stage, rel Release
 // checkGates refuses a deploy that fails a gate, unless it is a hotfix
 // and the emergency rules let it skip that gate. It returns every gate's
 // status, the skipped ones marked Bypassed.
-func (e *Engine) checkGates(ctx context.Context, st *config.Stage, rel Release, hotfix bool) ([]GateStatus, error) {
-	if hotfix && e.cfg.Hotfix == nil {
+func (e *Engine) checkGates(ctx context.Context, st *Spec, rel Release, hotfix bool) ([]GateStatus, error) {
+	if hotfix && st.Hotfix == nil {
 		return nil, &GateError{Gate: "hotfix", Message: "this app has no hotfix rules: add hotfix: {skip: [...]} to shipgate.yaml"}
 	}
 	gates, err := e.gateStatuses(ctx, st, rel)
@@ -115,7 +113,7 @@ func (e *Engine) checkGates(ctx context.Context, st *config.Stage, rel Release, 
 	}
 	for i := range gates {
 		g := &gates[i]
-		skippable := hotfix && slices.Contains(e.cfg.Hotfix.Skip, g.Gate)
+		skippable := hotfix && slices.Contains(st.Hotfix.Skip, g.Gate)
 		switch {
 		case g.Gate == "approval" && skippable:
 			g.Bypassed = true
@@ -132,7 +130,7 @@ func (e *Engine) checkGates(ctx context.Context, st *config.Stage, rel Release, 
 
 // succeededIn reports whether version was deployed successfully to env.
 func (e *Engine) succeededIn(ctx context.Context, env, version string) (bool, error) {
-	rs, err := e.store.ListRollouts(ctx, e.cfg.App, env, historyDepth)
+	rs, err := e.store.ListRollouts(ctx, e.specs.App(), env, historyDepth)
 	if err != nil {
 		return false, err
 	}
@@ -146,7 +144,7 @@ func (e *Engine) succeededIn(ctx context.Context, env, version string) (bool, er
 
 // lastDrill returns when the app's last successful drill ended.
 func (e *Engine) lastDrill(ctx context.Context) (time.Time, error) {
-	rs, err := e.store.ListRollouts(ctx, e.cfg.App, "", historyDepth)
+	rs, err := e.store.ListRollouts(ctx, e.specs.App(), "", historyDepth)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -166,12 +164,12 @@ func (e *Engine) Drift(ctx context.Context, app, env, against string) (DriftRepo
 	if err != nil {
 		return DriftReport{}, err
 	}
-	st, err := e.cfg.Stage(env)
+	st, err := e.specs.Spec(env)
 	if err != nil {
 		return DriftReport{}, err
 	}
 	var allow []string
-	if dg := st.Env.Gates.Drift; dg != nil {
+	if dg := st.Gates.Drift; dg != nil {
 		allow = dg.Allow
 		if against == "" {
 			against = dg.Against
@@ -186,7 +184,7 @@ func (e *Engine) Drift(ctx context.Context, app, env, against string) (DriftRepo
 	if against == env {
 		return DriftReport{}, &FieldError{Field: "against", Message: "compare an environment with another one"}
 	}
-	if _, err := e.cfg.Environment(against); err != nil {
+	if _, err := e.specs.Spec(against); err != nil {
 		return DriftReport{}, &FieldError{Field: "against", Message: err.Error()}
 	}
 	rep := DriftReport{App: app, Env: env, Against: against, OK: true, Diffs: []Difference{}}
@@ -235,11 +233,11 @@ type shape struct {
 
 // liveShape is the shape of the stable release running in env.
 func (e *Engine) liveShape(ctx context.Context, env string) (shape, error) {
-	state, err := e.envState(ctx, e.cfg.App, env)
+	state, err := e.envState(ctx, e.specs.App(), env)
 	if err != nil {
 		return shape{}, err
 	}
-	rel, err := e.store.GetRelease(ctx, e.cfg.App, state.Stable)
+	rel, err := e.store.GetRelease(ctx, e.specs.App(), state.Stable)
 	if err != nil {
 		return shape{}, err
 	}
@@ -253,11 +251,11 @@ func (e *Engine) liveShape(ctx context.Context, env string) (shape, error) {
 
 // configShape is the shape env would have, from the config alone.
 func (e *Engine) configShape(env string) (shape, error) {
-	return e.specShape(env, Release{App: e.cfg.App, Version: "VERSION"})
+	return e.specShape(env, Release{App: e.specs.App(), Version: "VERSION"})
 }
 
 func (e *Engine) specShape(env string, rel Release) (shape, error) {
-	st, err := e.cfg.Stage(env)
+	st, err := e.specs.Spec(env)
 	if err != nil {
 		return shape{}, err
 	}
@@ -268,14 +266,14 @@ func (e *Engine) specShape(env string, rel Release) (shape, error) {
 	for k := range rel.Vars {
 		names[k] = true
 	}
-	for k := range e.cfg.Run.Env {
+	for k := range st.Run.Env {
 		names["env:"+k] = true
 	}
 	sh := shape{vars: sortedKeys(names), instances: st.Instances}
 	// The command's shape: each argument as the config writes it, with
 	// the values of variables left out, so that no secret is compared or
 	// shown.
-	sh.command = append(sh.command, e.cfg.Run.Command...)
+	sh.command = append(sh.command, st.Run.Command...)
 	return sh, nil
 }
 

@@ -38,6 +38,7 @@ import (
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/clock/clocktest"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -173,11 +174,12 @@ func newHarnessEnv(t *testing.T, envExtra, extra string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	h := &harness{
 		t: t, dir: dir, cfg: cfg, store: store, tick: time.Second, traffic: 10, path: "/pay",
-		clk:    clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
+		clk:    clk,
 		rt:     process.New(process.Config{DataDir: dir}),
-		router: proxy.New(proxy.Config{Env: "production", Listen: listen, Logger: slog.New(slog.DiscardHandler)}),
+		router: proxy.New(proxy.Config{Env: "production", Listen: listen, Logger: slog.New(slog.DiscardHandler), Now: clk.Now}),
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
 	}
 	if err := h.router.Start(ctx); err != nil {
@@ -214,11 +216,14 @@ func (h *harness) start() {
 	h.t.Helper()
 	h.life = &life{crashed: make(chan struct{})}
 	l := h.life
+	router := &gatedRouter{p: h.router, l: l, h: h}
 	eng, err := rollout.New(rollout.Options{
-		Config: h.cfg, Store: &gatedStore{Store: h.store, l: l},
-		Runtime: &gatedRuntime{rt: h.rt, l: l, h: h},
-		Routers: map[string]rollout.Router{"production": &gatedRouter{p: h.router, l: l, h: h}},
-		Prober:  smoke.New(), Clock: h.clk, Tick: h.tick,
+		Specs: plan.New(h.cfg), Store: &gatedStore{Store: h.store, l: l},
+		Environments: environments{env: rollout.Environment{
+			Runtime: &gatedRuntime{rt: h.rt, l: l, h: h},
+			Router:  router, Metrics: router, Drainer: router, Prober: smoke.New(),
+		}},
+		Clock: h.clk, Tick: h.tick,
 		// Drains end in real time, while the harness steps virtual time
 		// fast: a virtual bound must not cut them short.
 		DrainTimeout: 24 * time.Hour,
@@ -447,6 +452,11 @@ type gatedRouter struct {
 	h *harness
 }
 
+var (
+	_ rollout.TrafficRouter = (*gatedRouter)(nil)
+	_ rollout.MetricSource  = (*gatedRouter)(nil)
+)
+
 func (r *gatedRouter) SetRoutes(ctx context.Context, rt rollout.Routes) error {
 	if r.l.dead.Load() {
 		return errCrashed
@@ -458,6 +468,13 @@ func (r *gatedRouter) SetRoutes(ctx context.Context, rt rollout.Routes) error {
 	return nil
 }
 
+func (r *gatedRouter) VerifyRoutes(ctx context.Context, rt rollout.Routes) error {
+	if r.l.dead.Load() {
+		return errCrashed
+	}
+	return r.p.VerifyRoutes(ctx, rt)
+}
+
 func (r *gatedRouter) Drain(ctx context.Context, addrs []string) error {
 	if r.l.dead.Load() {
 		return errCrashed
@@ -465,14 +482,14 @@ func (r *gatedRouter) Drain(ctx context.Context, addrs []string) error {
 	return r.p.Drain(ctx, addrs)
 }
 
-func (r *gatedRouter) Stats(ctx context.Context) (map[string]analysis.Sample, error) {
+func (r *gatedRouter) Window(ctx context.Context, version string, since time.Time) (analysis.Sample, error) {
 	if r.l.dead.Load() {
-		return nil, errCrashed
+		return analysis.Sample{}, errCrashed
 	}
-	return r.p.Stats(ctx)
+	return r.p.Window(ctx, version, since)
 }
 
-// gatedRuntime is the runtime as one life sees it. Stop checks the
+// gatedRuntime is the runtime as one life sees it. It checks the
 // invariant of every test: the router never points at an instance that
 // is being stopped while it runs.
 type gatedRuntime struct {
@@ -481,32 +498,79 @@ type gatedRuntime struct {
 	h  *harness
 }
 
-var (
-	_ rollout.Adopter = (*gatedRuntime)(nil)
-	_ rollout.Lister  = (*gatedRuntime)(nil)
-)
+var _ rollout.Runtime = (*gatedRuntime)(nil)
 
-func (g *gatedRuntime) Start(ctx context.Context, spec rollout.InstanceSpec) ([]rollout.Instance, error) {
+func (g *gatedRuntime) Ensure(ctx context.Context, spec rollout.InstanceSpec) ([]rollout.Instance, error) {
 	if g.l.dead.Load() {
 		return nil, errCrashed
 	}
-	insts, err := g.rt.Start(ctx, spec)
-	if err == nil {
-		g.h.record("start %s x%d", spec.Version, len(insts))
+	ref := rollout.ReleaseRef{App: spec.App, Env: spec.Env, Version: spec.Version}
+	before, _ := g.rt.Observe(ctx, ref)
+	if extra := len(before) - spec.Count; extra > 0 {
+		// The ones to stop: StopFirst, else any; none may be routed.
+		var stopping []rollout.Instance
+		for _, o := range before {
+			if slices.Contains(spec.StopFirst, o.ID) {
+				stopping = append(stopping, o.Instance)
+			}
+		}
+		g.checkUnrouted(stopping)
 	}
-	return insts, err
+	insts, err := g.rt.Ensure(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	started, stopped := 0, 0
+	for _, inst := range insts {
+		if !slices.ContainsFunc(before, func(o rollout.ObservedInstance) bool { return o.ID == inst.ID }) {
+			started++
+		}
+	}
+	for _, o := range before {
+		if o.Status.State != rollout.InstanceExited && !slices.ContainsFunc(insts, func(i rollout.Instance) bool { return i.ID == o.ID }) {
+			stopped++
+		}
+	}
+	if started > 0 {
+		g.h.record("start %s x%d", spec.Version, started)
+	}
+	if stopped > 0 {
+		g.h.record("stop %s x%d", spec.Version, stopped)
+	}
+	return insts, nil
 }
 
-func (g *gatedRuntime) Stop(ctx context.Context, insts []rollout.Instance) error {
+func (g *gatedRuntime) Observe(ctx context.Context, ref rollout.ReleaseRef) ([]rollout.ObservedInstance, error) {
+	if g.l.dead.Load() {
+		return nil, errCrashed
+	}
+	return g.rt.Observe(ctx, ref)
+}
+
+func (g *gatedRuntime) Remove(ctx context.Context, ref rollout.ReleaseRef) error {
 	if g.l.dead.Load() {
 		return errCrashed
 	}
+	obs, _ := g.rt.Observe(ctx, ref)
+	var live []rollout.Instance
+	for _, o := range obs {
+		if o.Status.State != rollout.InstanceExited {
+			live = append(live, o.Instance)
+		}
+	}
+	g.checkUnrouted(live)
+	if len(live) > 0 {
+		g.h.record("stop %s x%d", ref.Version, len(live))
+	}
+	return g.rt.Remove(ctx, ref)
+}
+
+// checkUnrouted fails the test if the router sends traffic to, or has
+// requests in flight to, an instance about to be stopped.
+func (g *gatedRuntime) checkUnrouted(insts []rollout.Instance) {
 	rt := g.h.router.Routes()
 	routed := slices.Concat(rt.Stable.Addrs, rt.Canary.Addrs, rt.Preview.Addrs)
 	for _, inst := range insts {
-		if g.rt.Status(ctx, inst).State != rollout.InstanceRunning {
-			continue
-		}
 		if slices.Contains(routed, inst.Addr) {
 			g.h.t.Errorf("instance %s (%s) is stopped while the router still sends it traffic: %+v", inst.ID, inst.Version, rt)
 		}
@@ -514,31 +578,18 @@ func (g *gatedRuntime) Stop(ctx context.Context, insts []rollout.Instance) error
 			g.h.t.Errorf("instance %s (%s) is stopped with %d request(s) in flight to it", inst.ID, inst.Version, n)
 		}
 	}
-	if len(insts) > 0 {
-		g.h.record("stop %s x%d", insts[0].Version, len(insts))
-	}
-	return g.rt.Stop(ctx, insts)
 }
 
-func (g *gatedRuntime) Status(ctx context.Context, inst rollout.Instance) rollout.InstanceStatus {
-	if g.l.dead.Load() {
-		return rollout.InstanceStatus{State: rollout.InstanceUnknown, Reason: "crashed"}
-	}
-	return g.rt.Status(ctx, inst)
+// environments gives the engine of one life its gated adapters.
+type environments struct {
+	env rollout.Environment
 }
 
-func (g *gatedRuntime) Adopt(ctx context.Context, inst rollout.Instance, spec rollout.InstanceSpec) error {
-	if g.l.dead.Load() {
-		return errCrashed
+func (e environments) For(app, env string) (rollout.Environment, error) {
+	if app != "shop" || env != "production" {
+		return rollout.Environment{}, fmt.Errorf("no environment %s of %s: %w", env, app, rollout.ErrNotFound)
 	}
-	return g.rt.Adopt(ctx, inst, spec)
-}
-
-func (g *gatedRuntime) List(ctx context.Context) ([]rollout.Instance, error) {
-	if g.l.dead.Load() {
-		return nil, errCrashed
-	}
-	return g.rt.List(ctx)
+	return e.env, nil
 }
 
 // auditActions returns the actions of the audit log, oldest first.

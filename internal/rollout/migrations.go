@@ -8,21 +8,20 @@ import (
 	"strings"
 
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // openMigrator opens the migrations a release brings, against the database
 // of a stage, with the release's variables substituted in both.
-func (e *Engine) openMigrator(ctx context.Context, st *config.Stage, rel Release) (Migrator, error) {
-	m := e.cfg.Migrations
+func (e *Engine) openMigrator(ctx context.Context, st *Spec, rel Release) (Migrator, error) {
+	m := st.Migrations
+	if m == nil {
+		return nil, errors.New("the config declares no migrations")
+	}
 	if e.migrations == nil {
 		return nil, errors.New("the config declares migrations but this server has no migration runner")
 	}
 	// Variables are never frozen into a rollout (they may be secrets):
-	// they come from the config and the release.
-	if live, err := e.cfg.Stage(st.Name); err == nil {
-		st = live
-	}
+	// st has them from the live config, rel its own.
 	vars := releaseVars(st, rel)
 	dir, err := Expand(m.Dir, vars)
 	if err != nil {
@@ -32,13 +31,13 @@ func (e *Engine) openMigrator(ctx context.Context, st *config.Stage, rel Release
 	if err != nil {
 		return nil, &FieldError{Field: "migrations.database", Message: err.Error()}
 	}
-	return e.migrations.Open(ctx, e.cfg.Path(dir), db)
+	return e.migrations.Open(ctx, st.Path(dir), db)
 }
 
 // checkMigrations is the migration gate: a release whose migrations cannot
 // all be undone does not start. It is never skipped, not even by a hotfix.
-func (e *Engine) checkMigrations(ctx context.Context, st *config.Stage, rel Release) error {
-	if e.cfg.Migrations == nil {
+func (e *Engine) checkMigrations(ctx context.Context, st *Spec, rel Release) error {
+	if st.Migrations == nil {
 		return nil
 	}
 	m, err := e.openMigrator(ctx, st, rel)
@@ -46,7 +45,7 @@ func (e *Engine) checkMigrations(ctx context.Context, st *config.Stage, rel Rele
 		return &GateError{Gate: "migrations", Message: err.Error()}
 	}
 	defer m.Close()
-	problems, err := m.Verify(ctx, e.cfg.Path(e.cfg.Migrations.Seed))
+	problems, err := m.Verify(ctx, st.Path(st.Migrations.Seed))
 	if err != nil {
 		return &GateError{Gate: "migrations", Message: "verify: " + err.Error()}
 	}
@@ -72,8 +71,8 @@ type irreversibleMigrator interface {
 // them, so a person decides, and the approval is audited with who and
 // when. A hotfix whose rules skip the approval skips it here too, and
 // that bypass is audited.
-func irreversibleGate(st *config.Stage, irreversible []string) error {
-	if len(irreversible) == 0 || st.Env.Gates.Approval != nil {
+func irreversibleGate(st *Spec, irreversible []string) error {
+	if len(irreversible) == 0 || st.Gates.Approval != nil {
 		return nil
 	}
 	return &GateError{Gate: "migrations", Message: fmt.Sprintf("irreversible on purpose: %s; a rollback cannot undo it, so this stage needs an approval before traffic: add gates: {approval: true} to environment %s and approve the rollout",
@@ -84,7 +83,7 @@ func irreversibleGate(st *config.Stage, irreversible []string) error {
 // traffic, recording each applied version in the rollout. A failure ends
 // the rollout failed, with the database as the last successful migration
 // left it and the status saying where it stopped.
-func (e *Engine) stepMigrate(ctx context.Context, st *config.Stage, r *Rollout) error {
+func (e *Engine) stepMigrate(ctx context.Context, st *Spec, r *Rollout) error {
 	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
 	if err != nil {
 		return err
@@ -127,12 +126,9 @@ func (e *Engine) stepMigrate(ctx context.Context, st *config.Stage, r *Rollout) 
 // revertMigrations runs the downs of exactly the migrations r applied,
 // newest first, after traffic is back on the old release.
 func (e *Engine) revertMigrations(ctx context.Context, r *Rollout) error {
-	if len(r.Migrated) == 0 || r.MigrationFailed || e.cfg.Migrations == nil {
+	st := e.specOrLive(ctx, r)
+	if len(r.Migrated) == 0 || r.MigrationFailed || st.Migrations == nil {
 		return nil
-	}
-	st, err := e.stage(r)
-	if err != nil {
-		return err
 	}
 	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
 	if err != nil {

@@ -4,14 +4,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 func TestIrreversibleGate(t *testing.T) {
 	irr := []string{"007_merge_accounts (rows merged; the old split cannot be rebuilt)"}
-	without := &config.Stage{Name: "production", Env: &config.Environment{}}
-	with := &config.Stage{Name: "production", Env: &config.Environment{Gates: config.Gates{Approval: &config.Approval{Required: 1}}}}
+	without := &Spec{Name: "production"}
+	with := &Spec{Name: "production", Gates: GatesSpec{Approval: &ApprovalRule{Required: 1}}}
 
 	if err := irreversibleGate(without, nil); err != nil {
 		t.Errorf("no irreversible migration: %v", err)

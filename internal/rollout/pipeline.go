@@ -157,7 +157,7 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if !versionRE.MatchString(req.Version) {
 		return PlanView{}, &FieldError{Field: "version", Message: fmt.Sprintf("%q is not a version", req.Version)}
 	}
-	st, err := e.cfg.Stage(env)
+	st, err := e.specs.Spec(env)
 	if err != nil {
 		return PlanView{}, err
 	}
@@ -175,7 +175,7 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil {
 		return PlanView{}, err
 	}
-	opts := planOptions{first: first, approval: st.Env.Gates.Approval != nil, migrate: e.cfg.Migrations != nil}
+	opts := planOptions{first: first, approval: st.Gates.Approval != nil, migrate: st.Migrations != nil}
 	if opts.migrate {
 		g := GateStatus{Gate: "migrations", OK: true, Detail: "every migration's down restores the schema on a scratch database"}
 		if err := e.checkMigrations(ctx, st, rel); err != nil {
@@ -187,10 +187,10 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 			m.Close()
 		}
 	}
-	if req.Hotfix && e.cfg.Hotfix != nil {
-		opts.bakeScale = e.cfg.Hotfix.BakeScale
+	if req.Hotfix && st.Hotfix != nil {
+		opts.bakeScale = st.Hotfix.BakeScale
 		for i := range gates {
-			for _, skip := range e.cfg.Hotfix.Skip {
+			for _, skip := range st.Hotfix.Skip {
 				if gates[i].Gate == skip && (!gates[i].OK || skip == "approval") {
 					gates[i].Bypassed = true
 					if skip == "approval" {
@@ -250,7 +250,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	if err != nil {
 		return Rollout{}, err
 	}
-	st, err := e.cfg.Stage(env)
+	st, err := e.specs.Spec(env)
 	if err != nil {
 		return Rollout{}, err
 	}
@@ -269,7 +269,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindDrill, Version: state.Previous, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: drillPlan(st), Stage: freeze(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
+		Phase: PhaseRunning, Steps: drillPlan(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
 		Old: state.Instances, Actor: req.Actor, Reason: "rollback drill", CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("rollback drill: bring back %s, then restore %s", state.Previous, state.Stable))

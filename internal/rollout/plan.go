@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // Strategy names.
@@ -19,7 +18,7 @@ const (
 )
 
 // strategyOf names the strategy of a stage.
-func strategyOf(st *config.Stage) string {
+func strategyOf(st *Spec) string {
 	switch {
 	case st.Strategy.BlueGreen != nil:
 		return StrategyBlueGreen
@@ -57,12 +56,12 @@ type planOptions struct {
 //
 // The first deploy of an environment has no stable release to compare
 // with: it starts, smoke-checks and goes live at 100%.
-func Plan(st *config.Stage, o planOptions) []Step {
-	scale := func(d config.Duration) time.Duration {
+func Plan(st *Spec, o planOptions) []Step {
+	scale := func(d time.Duration) time.Duration {
 		if o.bakeScale > 0 && o.bakeScale < 1 {
 			return time.Duration(float64(d) * o.bakeScale)
 		}
-		return d.D()
+		return d
 	}
 	var steps []Step
 	add := func(s ...Step) { steps = append(steps, s...) }
@@ -93,7 +92,7 @@ func Plan(st *config.Stage, o planOptions) []Step {
 		approval()
 		add(Step{Kind: StepPromote})
 		postSmoke()
-		add(Step{Kind: StepObserve, Duration: scale(bg.Analysis)}, Step{Kind: StepScaleDown, Duration: bg.KeepBlue.D()})
+		add(Step{Kind: StepObserve, Duration: scale(bg.Analysis)}, Step{Kind: StepScaleDown, Duration: bg.KeepBlue})
 	case StrategyRolling:
 		ro := st.Strategy.Rolling
 		approval()
@@ -119,7 +118,7 @@ func Plan(st *config.Stage, o planOptions) []Step {
 				}
 				add(Step{Kind: StepWeight, Weight: s.Weight, Duration: scale(s.Bake)})
 			}
-			delay = c.ScaleDownDelay.D()
+			delay = c.ScaleDownDelay
 		}
 		add(Step{Kind: StepPromote})
 		postSmoke()
@@ -131,50 +130,50 @@ func Plan(st *config.Stage, o planOptions) []Step {
 // rollbackPlan returns the steps of a manual rollback to an earlier
 // release once the current one is promoted: start it, smoke-check it,
 // switch all traffic at once, then stop the bad release's instances.
-func rollbackPlan(st *config.Stage) []Step {
+func rollbackPlan(st *Spec) []Step {
 	return []Step{{Kind: StepStart}, {Kind: StepSmoke}, {Kind: StepPromote}, {Kind: StepScaleDown, Duration: drainDelay(st)}}
 }
 
 // drillPlan returns the steps of a rollback drill: bring the previous
 // release back at 100%, check it through the router, then switch back to
 // the release that was current and stop the previous one's instances.
-func drillPlan(st *config.Stage) []Step {
+func drillPlan(st *Spec) []Step {
 	return []Step{{Kind: StepStart}, {Kind: StepSmoke}, {Kind: StepPromote}, {Kind: StepPostSmoke},
 		{Kind: StepRestore}, {Kind: StepScaleDown, Duration: drainDelay(st)}}
 }
 
 // drainDelay is how long replaced instances keep running for requests in
 // flight after a rollback or a drill switched away from them.
-func drainDelay(st *config.Stage) time.Duration {
+func drainDelay(st *Spec) time.Duration {
 	if c := st.Strategy.Canary; c != nil {
-		return min(c.ScaleDownDelay.D(), 5*time.Second)
+		return min(c.ScaleDownDelay, 5*time.Second)
 	}
 	return 2 * time.Second
 }
 
-// Gates converts the config's gates for the judge.
-func Gates(a config.Analysis) []analysis.Gate {
+// Gates converts the analysis gates for the judge.
+func Gates(a AnalysisSpec) []analysis.Gate {
 	out := make([]analysis.Gate, 0, len(a.Gates))
 	for _, g := range a.Gates {
-		ag := analysis.Gate{Metric: string(g.Metric), MaxRatio: g.MaxRatioToStable, ConsecutiveFailures: g.ConsecutiveFailures}
+		ag := analysis.Gate{Metric: g.Metric, MaxRatio: g.MaxRatioToStable, ConsecutiveFailures: g.ConsecutiveFailures}
 		if g.Max != nil {
-			ag.Max, ag.HasMax = g.Max.Value, true
+			ag.Max, ag.HasMax = *g.Max, true
 		}
 		if g.MaxIncreaseOverStable != nil {
-			ag.MaxIncrease, ag.HasMaxIncrease = g.MaxIncreaseOverStable.Value, true
+			ag.MaxIncrease, ag.HasMaxIncrease = *g.MaxIncreaseOverStable, true
 		}
 		out = append(out, ag)
 	}
 	return out
 }
 
-// JudgeOptions converts the config's analysis for the judge of a rollout
+// JudgeOptions converts the analysis for the judge of a rollout
 // whose plan is steps: the steps that bake under analysis share the
 // rollout's false-alarm budget.
-func JudgeOptions(a config.Analysis, steps []Step) analysis.Options {
-	o := analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence, Settle: a.Interval.D()}
+func JudgeOptions(a AnalysisSpec, steps []Step) analysis.Options {
+	o := analysis.Options{MinRequests: a.MinRequests, FailConfidence: a.FailConfidence, PassConfidence: a.PassConfidence, Settle: a.Interval}
 	if a.Settle != nil {
-		o.Settle = a.Settle.D()
+		o.Settle = *a.Settle
 	}
 	for _, s := range steps {
 		switch s.Kind {
@@ -209,47 +208,48 @@ func Expand(s string, vars map[string]string) (string, error) {
 	return out, nil
 }
 
-// instanceSpec builds the spec for starting instances of rel in env.
-func instanceSpec(cfg *config.Config, env string, rel Release) (InstanceSpec, error) {
-	st, err := cfg.Stage(env)
-	if err != nil {
-		return InstanceSpec{}, &FieldError{Field: "env", Message: err.Error()}
-	}
+// instanceSpec builds the spec for starting instances of rel by the
+// template of st.
+func instanceSpec(st *Spec, rel Release) (InstanceSpec, error) {
 	vars := releaseVars(st, rel)
-	cmd := make([]string, len(cfg.Run.Command))
-	for i, c := range cfg.Run.Command {
+	cmd := make([]string, len(st.Run.Command))
+	for i, c := range st.Run.Command {
 		v, err := Expand(c, vars)
 		if err != nil {
 			return InstanceSpec{}, &FieldError{Field: fmt.Sprintf("run.command[%d]", i), Message: err.Error()}
 		}
 		cmd[i] = v
 	}
-	environ := make(map[string]string, len(cfg.Run.Env))
-	names := make([]string, 0, len(cfg.Run.Env))
-	for k := range cfg.Run.Env {
+	environ := make(map[string]string, len(st.Run.Env))
+	names := make([]string, 0, len(st.Run.Env))
+	for k := range st.Run.Env {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		v, err := Expand(cfg.Run.Env[k], vars)
+		v, err := Expand(st.Run.Env[k], vars)
 		if err != nil {
 			return InstanceSpec{}, &FieldError{Field: "run.env." + k, Message: err.Error()}
 		}
 		environ[k] = v
 	}
-	h := cfg.Run.Health
+	image, err := Expand(st.Run.Image, vars)
+	if err != nil {
+		return InstanceSpec{}, &FieldError{Field: "image", Message: err.Error()}
+	}
+	h := st.Run.Health
 	return InstanceSpec{
-		App: cfg.App, Env: env, Version: rel.Version,
-		Command: cmd, Environ: environ, Dir: cfg.Run.Dir, Count: st.Instances,
-		HealthPath: h.Path, HealthInterval: h.Interval.D(), HealthTimeout: h.Timeout.D(),
+		App: st.App, Env: st.Name, Version: rel.Version,
+		Command: cmd, Image: image, Environ: environ, Dir: st.Run.Dir, Count: st.Instances,
+		HealthPath: h.Path, HealthInterval: h.Interval, HealthTimeout: h.Timeout,
 		FailureThreshold: h.FailureThreshold,
-		StartTimeout:     cfg.Run.StartTimeout.D(), StopGrace: cfg.Run.StopGrace.D(),
+		StartTimeout:     st.Run.StartTimeout, StopGrace: st.Run.StopGrace,
 	}, nil
 }
 
 // releaseVars are the variables substituted for a release in a stage: the
 // stage's vars, the release's own, and VERSION, APP and ENV.
-func releaseVars(st *config.Stage, rel Release) map[string]string {
+func releaseVars(st *Spec, rel Release) map[string]string {
 	vars := map[string]string{}
 	for k, v := range st.Vars {
 		vars[k] = v
@@ -259,14 +259,6 @@ func releaseVars(st *config.Stage, rel Release) map[string]string {
 	}
 	vars["VERSION"], vars["APP"], vars["ENV"] = rel.Version, rel.App, st.Name
 	return vars
-}
-
-func smokeChecks(checks []config.SmokeCheck) []SmokeCheck {
-	out := make([]SmokeCheck, 0, len(checks))
-	for _, s := range checks {
-		out = append(out, SmokeCheck{Path: s.Path, ExpectStatus: s.ExpectStatus, ExpectBody: s.ExpectBody, Timeout: s.Timeout.D()})
-	}
-	return out
 }
 
 func describeStep(s Step) string {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 func TestExpand(t *testing.T) {
@@ -38,9 +37,9 @@ func TestExpand(t *testing.T) {
 }
 
 func TestPlan(t *testing.T) {
-	st := &config.Stage{Env: &config.Environment{}, Instances: 4, Strategy: config.Strategy{Canary: &config.Canary{
-		Steps:          []config.CanaryStep{{Weight: 5, Bake: config.Duration(time.Minute)}, {Weight: 50, Bake: config.Duration(2 * time.Minute)}, {Weight: 100, Bake: config.Duration(time.Minute)}},
-		ScaleDownDelay: config.Duration(30 * time.Second),
+	st := &Spec{Instances: 4, Strategy: StrategySpec{Canary: &CanarySpec{
+		Steps:          []CanaryStepSpec{{Weight: 5, Bake: time.Minute}, {Weight: 50, Bake: 2 * time.Minute}, {Weight: 100, Bake: time.Minute}},
+		ScaleDownDelay: 30 * time.Second,
 	}}}
 	got := Plan(st, planOptions{})
 	want := []Step{
@@ -55,19 +54,19 @@ func TestPlan(t *testing.T) {
 	if kinds := stepKinds(first); kinds != "start smoke promote" {
 		t.Fatalf("first deploy plan = %s, want start smoke promote", kinds)
 	}
-	st.Strategy.Canary.Internal = &config.Internal{Header: "X-Internal", Bake: config.Duration(time.Minute)}
-	st.PostSmoke = []config.SmokeCheck{{Path: "/"}}
+	st.Strategy.Canary.Internal = &InternalSpec{Match: Match{Header: "X-Internal"}, Bake: time.Minute}
+	st.PostSmoke = []SmokeCheck{{Path: "/"}}
 	if got := stepKinds(Plan(st, planOptions{approval: true, bakeScale: 0.5})); got != "start smoke approval internal weight weight promote post_smoke scale_down" {
 		t.Fatalf("canary with approval, internal users and post smoke = %s", got)
 	}
 	if got := Plan(st, planOptions{bakeScale: 0.5})[3]; got.Duration != 30*time.Second {
 		t.Fatalf("a hotfix's first weight bakes %s, want half of 1m", got.Duration)
 	}
-	bg := &config.Stage{Env: &config.Environment{}, Strategy: config.Strategy{BlueGreen: &config.BlueGreen{KeepBlue: config.Duration(time.Minute), Analysis: config.Duration(time.Minute)}}}
+	bg := &Spec{Strategy: StrategySpec{BlueGreen: &BlueGreenSpec{KeepBlue: time.Minute, Analysis: time.Minute}}}
 	if got := stepKinds(Plan(bg, planOptions{})); got != "start smoke promote observe scale_down" {
 		t.Fatalf("blue-green = %s", got)
 	}
-	ro := &config.Stage{Env: &config.Environment{}, Instances: 5, Strategy: config.Strategy{Rolling: &config.Rolling{MaxSurge: 2}}}
+	ro := &Spec{Instances: 5, Strategy: StrategySpec{Rolling: &RollingSpec{MaxSurge: 2}}}
 	steps := Plan(ro, planOptions{})
 	if got := stepKinds(steps); got != "batch batch batch promote scale_down" {
 		t.Fatalf("rolling = %s", got)
@@ -86,28 +85,29 @@ func stepKinds(steps []Step) string {
 }
 
 func TestInstanceSpec_MissingVariableNamesTheField(t *testing.T) {
-	cfg := &config.Config{App: "shop", Environments: map[string]*config.Environment{"production": {}}, Run: config.Run{
+	st := &Spec{App: "shop", Name: "production", Run: RunSpec{
 		Command: []string{"./shop", "--port", "${PORT}"},
 		Env:     map[string]string{"MERCHANT_ID": "${MERCHANT_ID}"},
 	}}
-	_, err := instanceSpec(cfg, "production", Release{Version: "v1"})
+	_, err := instanceSpec(st, Release{Version: "v1"})
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "run.env.MERCHANT_ID" || !errors.Is(err, ErrInvalid) {
 		t.Fatalf("err = %v, want a FieldError on run.env.MERCHANT_ID", err)
 	}
-	spec, err := instanceSpec(cfg, "production", Release{Version: "v1", Vars: map[string]string{"MERCHANT_ID": "m"}})
+	spec, err := instanceSpec(st, Release{Version: "v1", Vars: map[string]string{"MERCHANT_ID": "m"}})
 	if err != nil || spec.Environ["MERCHANT_ID"] != "m" || spec.Command[2] != "${PORT}" {
 		t.Fatalf("spec = %+v, %v", spec, err)
 	}
 }
 
 func TestEvidenceNeeds(t *testing.T) {
-	st := &config.Stage{Name: "production", Env: &config.Environment{}, Instances: 4,
-		Strategy: config.Strategy{Canary: &config.Canary{Steps: []config.CanaryStep{
-			{Weight: 5, Bake: config.Duration(10 * time.Minute)}, {Weight: 50, Bake: config.Duration(10 * time.Second)},
+	maxRate := 0.01
+	st := &Spec{Name: "production", Instances: 4,
+		Strategy: StrategySpec{Canary: &CanarySpec{Steps: []CanaryStepSpec{
+			{Weight: 5, Bake: 10 * time.Minute}, {Weight: 50, Bake: 10 * time.Second},
 		}}},
-		Analysis: config.Analysis{MinRequests: 50, PassConfidence: 0.95, OnInconclusive: config.InconclusivePause,
-			Gates: []config.Gate{{Metric: config.MetricErrorRate, Max: &config.Threshold{Value: 0.01}}}},
+		Analysis: AnalysisSpec{MinRequests: 50, PassConfidence: 0.95, OnInconclusive: InconclusivePause,
+			Gates: []GateSpec{{Metric: MetricErrorRate, Max: &maxRate}}},
 	}
 	needs := EvidenceNeeds(st)
 	if len(needs) != 2 {
@@ -143,14 +143,15 @@ func TestEvidenceNeeds(t *testing.T) {
 }
 
 func TestJudgeOptions(t *testing.T) {
-	a := config.Analysis{Interval: config.Duration(10 * time.Second), MinRequests: 50, FailConfidence: 0.99, PassConfidence: 0.95,
-		Gates: []config.Gate{{Metric: config.MetricErrorRate, MaxIncreaseOverStable: &config.Threshold{Value: 0.005}, ConsecutiveFailures: 2}}}
+	increase := 0.005
+	a := AnalysisSpec{Interval: 10 * time.Second, MinRequests: 50, FailConfidence: 0.99, PassConfidence: 0.95,
+		Gates: []GateSpec{{Metric: MetricErrorRate, MaxIncreaseOverStable: &increase, ConsecutiveFailures: 2}}}
 	steps := []Step{{Kind: StepStart}, {Kind: StepWeight}, {Kind: StepWeight}, {Kind: StepWeight}, {Kind: StepPromote}}
 	o := JudgeOptions(a, steps)
 	if o.Steps != 3 || o.Settle != 10*time.Second || o.MinRequests != 50 {
 		t.Fatalf("options = %+v, want 3 steps sharing the budget and a settle of one interval", o)
 	}
-	zero := config.Duration(0)
+	zero := time.Duration(0)
 	a.Settle = &zero
 	if o := JudgeOptions(a, steps); o.Settle != 0 {
 		t.Fatalf("settle: 0s gives %s, want 0", o.Settle)

@@ -129,34 +129,6 @@ type Environments interface {
 	For(app, env string) (Environment, error)
 }
 
-// InstanceRuntime is the engine's former runtime port, with per-instance
-// verbs. It is being replaced by Runtime (release-level verbs); the engine
-// still drives local processes through it until the switch is complete.
-type InstanceRuntime interface {
-	// Start starts spec.Count instances and returns once all are healthy.
-	// If any fails to start or to become healthy within spec.StartTimeout,
-	// Start stops the ones it started and returns an error that says why
-	// (exit code, last lines of its output, or the failed check).
-	Start(ctx context.Context, spec InstanceSpec) ([]Instance, error)
-	// Stop stops instances gracefully: SIGTERM, then SIGKILL after the
-	// grace period. Stopping an instance that is gone is not an error.
-	Stop(ctx context.Context, instances []Instance) error
-	// Status returns what the runtime knows of an instance now: running,
-	// unhealthy after failed checks, exited (with its exit status), or
-	// unknown when the runtime never saw it.
-	Status(ctx context.Context, inst Instance) InstanceStatus
-}
-
-// Router is the engine's former router port, carrying both traffic and
-// statistics. It is being replaced by TrafficRouter and MetricSource.
-type Router interface {
-	// SetRoutes replaces the whole routing table atomically. Requests in
-	// flight finish on the backend they started on.
-	SetRoutes(ctx context.Context, r Routes) error
-	// Stats returns the counters per version since the router started.
-	Stats(ctx context.Context) (map[string]analysis.Sample, error)
-}
-
 // Drainer is implemented by routers that know the requests in flight to
 // each address: the engine stops an instance only once the router has
 // none on its way to it (or a bound passed).
@@ -175,10 +147,10 @@ type Prober interface {
 
 // SmokeCheck is one request of a smoke test.
 type SmokeCheck struct {
-	Path         string
-	ExpectStatus int
-	ExpectBody   string
-	Timeout      time.Duration
+	Path         string        `json:"path"`
+	ExpectStatus int           `json:"expect_status,omitempty"`
+	ExpectBody   string        `json:"expect_body,omitempty"`
+	Timeout      time.Duration `json:"timeout,omitempty"`
 }
 
 // Clock tells the time and makes the timers and tickers every wait of the

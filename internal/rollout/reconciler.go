@@ -15,7 +15,6 @@ import (
 
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/clock"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // driver is the goroutine of one active rollout and the ways to reach it.
@@ -154,7 +153,7 @@ func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	d.mu.Lock()
 	d.stepKind = step.Kind
 	d.mu.Unlock()
-	st, err := e.stage(r)
+	st, err := e.spec(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -165,63 +164,87 @@ func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	return run(e, ctx, d, st, r, step)
 }
 
-// stage is the configuration a rollout runs with: the one frozen into it
-// at creation, or, for a rollout from before, the config's.
-func (e *Engine) stage(r *Rollout) (*config.Stage, error) {
-	if r.Stage != nil {
-		return r.Stage, nil
+// spec is the configuration a rollout runs with: the one frozen into it
+// at creation (a rollout from before Specs: its stage, translated), with
+// the values of its variables, which are never frozen, from the live
+// config; or, for a rollout that recorded nothing, the live config's.
+func (e *Engine) spec(ctx context.Context, r *Rollout) (*Spec, error) {
+	var frozen *Spec
+	switch {
+	case r.Spec != nil:
+		frozen = r.Spec
+	case len(r.LegacyStage) > 0:
+		st, err := e.specs.Legacy(ctx, r.LegacyStage)
+		if err != nil {
+			return nil, fmt.Errorf("read the configuration rollout %d recorded: %w", r.ID, err)
+		}
+		frozen = st
+	default:
+		return e.specs.Spec(r.Env)
 	}
-	return e.cfg.Stage(r.Env)
+	cp := *frozen
+	if cp.Vars == nil {
+		cp.Vars = map[string]string{}
+		if live, err := e.specs.Spec(r.Env); err == nil {
+			cp.Vars = live.Vars
+		}
+	}
+	return &cp, nil
+}
+
+// specOrLive is spec for the paths that must go on whatever happens (a
+// rollback): failing that, the live config's, failing that an empty one.
+func (e *Engine) specOrLive(ctx context.Context, r *Rollout) *Spec {
+	if st, err := e.spec(ctx, r); err == nil {
+		return st
+	}
+	if st, err := e.specs.Spec(r.Env); err == nil {
+		return st
+	}
+	return &Spec{App: r.App, Name: r.Env}
 }
 
 // freeze returns a copy of st to record with a rollout: its variables,
 // which may hold secrets, are left out (the runtime reads them from the
-// release and the config), and so is nothing else a step reads.
-func freeze(st *config.Stage) *config.Stage {
+// release and the live config).
+func freeze(st *Spec) *Spec {
 	cp := *st
 	cp.Vars = nil
-	if st.Env != nil {
-		env := *st.Env
-		env.Vars = nil
-		cp.Env = &env
-	}
 	return &cp
 }
 
 // executor runs one step of a kind. It is idempotent: after a crash the
 // step runs again from what the rollout recorded.
-type executor func(e *Engine, ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error
+type executor func(e *Engine, ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error
 
 // executors holds the executor of every step kind.
 var executors = map[StepKind]executor{
-	StepStart: func(e *Engine, ctx context.Context, _ *driver, _ *config.Stage, r *Rollout, _ Step) error {
-		return e.stepStart(ctx, r)
+	StepStart: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+		return e.stepStart(ctx, st, r)
 	},
-	StepSmoke: func(e *Engine, ctx context.Context, _ *driver, st *config.Stage, r *Rollout, _ Step) error {
+	StepSmoke: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepSmoke(ctx, st, r)
 	},
-	StepApproval: func(e *Engine, ctx context.Context, d *driver, _ *config.Stage, r *Rollout, _ Step) error {
+	StepApproval: func(e *Engine, ctx context.Context, d *driver, _ *Spec, r *Rollout, _ Step) error {
 		return e.stepApproval(ctx, d, r)
 	},
 	StepInternal: (*Engine).stepWeight,
 	StepWeight:   (*Engine).stepWeight,
 	StepBatch:    (*Engine).stepBatch,
-	StepPromote: func(e *Engine, ctx context.Context, _ *driver, st *config.Stage, r *Rollout, _ Step) error {
+	StepPromote: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepPromote(ctx, st, r)
 	},
-	StepPostSmoke: func(e *Engine, ctx context.Context, _ *driver, st *config.Stage, r *Rollout, _ Step) error {
+	StepPostSmoke: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepPostSmoke(ctx, st, r)
 	},
 	StepObserve: (*Engine).stepObserve,
-	StepRestore: func(e *Engine, ctx context.Context, _ *driver, _ *config.Stage, r *Rollout, _ Step) error {
-		return e.stepRestore(ctx, r)
+	StepRestore: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+		return e.stepRestore(ctx, st, r)
 	},
-	StepMigrate: func(e *Engine, ctx context.Context, _ *driver, st *config.Stage, r *Rollout, _ Step) error {
+	StepMigrate: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepMigrate(ctx, st, r)
 	},
-	StepScaleDown: func(e *Engine, ctx context.Context, d *driver, _ *config.Stage, r *Rollout, step Step) error {
-		return e.stepScaleDown(ctx, d, r, step)
-	},
+	StepScaleDown: (*Engine).stepScaleDown,
 }
 
 // advance commits the move to the next step before it is acted on.
@@ -286,6 +309,7 @@ func (e *Engine) decideRollback(ctx context.Context, r *Rollout, f *Failure) {
 // For a rolling rollout it then starts again as many old instances as were
 // replaced.
 func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
+	st := e.specOrLive(ctx, r)
 	var env *EnvState
 	if r.FromVersion == "" && !r.PromotedAt.IsZero() {
 		// A first deploy that failed after it went live: nothing was live
@@ -298,27 +322,27 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 		env = &EnvState{App: r.App, Env: r.Env, UpdatedAt: e.clock.Now()}
 	}
 	if r.FromVersion != "" {
-		old := e.alive(ctx, r.Old)
+		old := e.alive(ctx, r.Env, r.FromVersion)
 		if len(old) == 0 {
-			insts, err := e.adoptOrStart(ctx, r.Env, r.FromVersion, nil)
+			insts, err := e.ensure(ctx, st, r.FromVersion, st.Instances, nil)
 			if err != nil {
 				e.log.Error("restart old release for rollback", "rollout", r.ID, "err", err)
 			} else {
 				old, r.Replaced = insts, nil
 			}
 		}
-		if !e.setRoutesRetry(ctx, r, e.stableRoutes(r.FromVersion, old, r.Seed)) {
+		if !e.setRoutesRetry(ctx, r, e.stableRoutes(st, r.FromVersion, old, r.Seed)) {
 			return
 		}
 		r.TrafficRestoredAt = e.clock.Now()
 		if len(r.Replaced) > 0 {
-			more, err := e.startInstances(ctx, r.Env, r.FromVersion, len(r.Replaced))
+			all, err := e.ensure(ctx, st, r.FromVersion, len(old)+len(r.Replaced), nil)
 			if err != nil {
 				e.log.Error("restore replaced instances", "rollout", r.ID, "err", err)
 			} else {
-				old = append(old, more...)
+				old = all
 				r.Replaced = nil
-				if !e.setRoutesRetry(ctx, r, e.stableRoutes(r.FromVersion, old, r.Seed)) {
+				if !e.setRoutesRetry(ctx, r, e.stableRoutes(st, r.FromVersion, old, r.Seed)) {
 					return
 				}
 			}
@@ -352,7 +376,7 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 		r.Reason += "; " + err.Error()
 		final = PhaseFailed
 	}
-	if err := e.stopDrained(ctx, r.Env, r.New); err != nil {
+	if err := e.retireDrained(ctx, st, r.Version, r.New, 0); err != nil {
 		e.log.Error("stop rolled back instances", "rollout", r.ID, "err", err)
 	}
 	now := e.clock.Now()
@@ -377,66 +401,13 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 
 // setRoutesRetry sets routes until the router takes them or ctx ends.
 func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
-	for err := e.routers[r.Env].SetRoutes(ctx, routes); err != nil; err = e.routers[r.Env].SetRoutes(ctx, routes) {
+	for err := e.setRoutes(ctx, r.Env, routes); err != nil; err = e.setRoutes(ctx, r.Env, routes) {
 		e.log.Error("move traffic back", "rollout", r.ID, "err", err)
 		if !clock.Sleep(ctx, e.clock, time.Second) {
 			return false
 		}
 	}
 	return true
-}
-
-// stopDrained stops instances the router of env no longer sends new
-// requests to, once the requests already on their way to them are done
-// (when the router can tell, and at most e.drain): a request sent just
-// before a routing change is answered, not cut off.
-func (e *Engine) stopDrained(ctx context.Context, env string, insts []Instance) error {
-	if len(insts) == 0 {
-		return nil
-	}
-	if d, ok := e.routers[env].(Drainer); ok {
-		dctx, cancel := context.WithCancel(ctx)
-		bound := e.clock.NewTimer(e.drain)
-		go func() {
-			defer bound.Stop()
-			select {
-			case <-bound.C():
-				cancel()
-			case <-dctx.Done():
-			}
-		}()
-		err := d.Drain(dctx, addrs(insts))
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("stopping instances with requests in flight", "env", env, "bound", e.drain, "err", err)
-		}
-	}
-	return e.runtime.Stop(ctx, insts)
-}
-
-// alive returns the instances not known to have exited.
-func (e *Engine) alive(ctx context.Context, insts []Instance) []Instance {
-	var out []Instance
-	for _, inst := range insts {
-		if e.runtime.Status(ctx, inst).State != InstanceExited {
-			out = append(out, inst)
-		}
-	}
-	return out
-}
-
-// startInstances starts n instances of version in env.
-func (e *Engine) startInstances(ctx context.Context, env, version string, n int) ([]Instance, error) {
-	rel, err := e.store.GetRelease(ctx, e.cfg.App, version)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := instanceSpec(e.cfg, env, rel)
-	if err != nil {
-		return nil, err
-	}
-	spec.Count = n
-	return e.runtime.Start(ctx, spec)
 }
 
 // save commits r (and env, and events) with a fresh UpdatedAt.
@@ -483,11 +454,11 @@ func rolloutData(id int64) map[string]string {
 // routes is the routing table of r at a canary weight: stable and canary
 // backends, internal users when the plan has them and they were reached,
 // the preview backend and the router's health check.
-func (e *Engine) routes(st *config.Stage, r *Rollout, weight int) Routes {
+func (e *Engine) routes(st *Spec, r *Rollout, weight int) Routes {
 	rt := Routes{
 		Stable: Backend{Version: r.FromVersion, Addrs: addrs(r.Old)},
 		Canary: Backend{Version: r.Version, Addrs: addrs(r.New)},
-		Weight: weight, Seed: r.Seed, Health: e.routeHealth(),
+		Weight: weight, Seed: r.Seed, Health: routeHealth(st),
 	}
 	if r.FromVersion == "" || len(r.Old) == 0 {
 		rt.Stable = Backend{}
@@ -495,24 +466,24 @@ func (e *Engine) routes(st *config.Stage, r *Rollout, weight int) Routes {
 	if len(r.New) == 0 {
 		rt.Canary = Backend{}
 	}
-	if st.Env.PreviewListen != "" && len(r.New) > 0 {
+	if st.PreviewListen != "" && len(r.New) > 0 {
 		rt.Preview = Backend{Version: r.Version, Addrs: addrs(r.New)}
 	}
 	if c := st.Strategy.Canary; c != nil && c.Internal != nil && r.reached(StepInternal) {
-		in := c.Internal
-		rt.Match = &Match{Header: in.Header, Cookie: in.Cookie, Values: in.Values, Users: in.Users}
+		m := c.Internal.Match
+		rt.Match = &m
 	}
 	return rt
 }
 
 // stableRoutes sends everything to one version.
-func (e *Engine) stableRoutes(version string, insts []Instance, seed string) Routes {
-	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: e.routeHealth()}
+func (e *Engine) stableRoutes(st *Spec, version string, insts []Instance, seed string) Routes {
+	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: routeHealth(st)}
 }
 
-func (e *Engine) routeHealth() *RouteHealth {
-	h := e.cfg.Run.Health
-	return &RouteHealth{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(), FailureThreshold: h.FailureThreshold}
+func routeHealth(st *Spec) *RouteHealth {
+	h := st.Run.Health
+	return &h
 }
 
 // reached reports whether the rollout has entered a step of kind k.
@@ -533,15 +504,4 @@ func (r *Rollout) past(k StepKind) bool {
 		}
 	}
 	return false
-}
-
-// checkInstances returns a Failure if a new instance exited or is unhealthy.
-func (e *Engine) checkInstances(ctx context.Context, insts []Instance) *Failure {
-	for _, inst := range insts {
-		st := e.runtime.Status(ctx, inst)
-		if st.State == InstanceExited || st.State == InstanceUnhealthy {
-			return failf("instance %s is %s: %s", inst.ID, st.State, st.Reason)
-		}
-	}
-	return nil
 }

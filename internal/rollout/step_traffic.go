@@ -10,64 +10,44 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
-func (e *Engine) stepStart(ctx context.Context, r *Rollout) error {
-	if len(r.New) > 0 {
-		if e.allRunning(ctx, r.New) {
-			return nil
-		}
-		_ = e.runtime.Stop(ctx, r.New)
-		r.New = nil
-	}
-	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
-	if err != nil {
-		return err
-	}
-	spec, err := instanceSpec(e.cfg, r.Env, rel)
-	if err != nil {
-		return err
-	}
-	insts, err := e.runtime.Start(ctx, spec)
+// stepStart makes the new release run at its count; after a crash the
+// runtime finds the instances it started before.
+func (e *Engine) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
+	insts, err := e.ensure(ctx, st, r.Version, st.Instances, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return failf("%s did not start: %v", r.Version, err)
 	}
+	if sameInstances(insts, r.New) {
+		return nil
+	}
 	r.New = insts
 	return e.save(ctx, r, nil)
 }
 
-func (e *Engine) allRunning(ctx context.Context, insts []Instance) bool {
-	for _, inst := range insts {
-		if e.runtime.Status(ctx, inst).State != InstanceRunning {
-			return false
-		}
-	}
-	return true
-}
-
-func (e *Engine) stepSmoke(ctx context.Context, st *config.Stage, r *Rollout) error {
-	if st.Env.PreviewListen != "" {
+func (e *Engine) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
+	if st.PreviewListen != "" {
 		// The preview address shows the new release to smoke checks and to
 		// people before any user sees it.
-		if err := e.routers[r.Env].SetRoutes(ctx, e.routes(st, r, r.Weight)); err != nil {
+		if err := e.setRoutes(ctx, r.Env, e.routes(st, r, r.Weight)); err != nil {
 			return fmt.Errorf("set preview: %w", err)
 		}
-		for _, c := range smokeChecks(st.Smoke) {
-			if err := e.prober.Probe(ctx, st.Env.PreviewListen, c); err != nil {
+		for _, c := range st.Smoke {
+			if err := e.probe(ctx, r.Env, st.PreviewListen, c); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return failf("smoke check GET %s through the preview address %s failed: %v", c.Path, st.Env.PreviewListen, err)
+				return failf("smoke check GET %s through the preview address %s failed: %v", c.Path, st.PreviewListen, err)
 			}
 		}
 	}
 	for _, inst := range r.New {
-		for _, c := range smokeChecks(st.Smoke) {
-			if err := e.prober.Probe(ctx, inst.Addr, c); err != nil {
+		for _, c := range st.Smoke {
+			if err := e.probe(ctx, r.Env, inst.Addr, c); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -78,17 +58,13 @@ func (e *Engine) stepSmoke(ctx context.Context, st *config.Stage, r *Rollout) er
 	return nil
 }
 
-func (e *Engine) stepWeight(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
-	router := e.routers[r.Env]
+func (e *Engine) stepWeight(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	weight := step.Weight
 	if step.Kind == StepInternal {
 		weight = 0
 	}
-	baseline, err := router.Stats(ctx)
-	if err != nil {
-		return fmt.Errorf("read router stats: %w", err)
-	}
-	if err := router.SetRoutes(ctx, e.routes(st, r, weight)); err != nil {
+	since := e.clock.Now()
+	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
 		return fmt.Errorf("set canary weight %d%%: %w", weight, err)
 	}
 	if r.Weight != weight || r.FirstTrafficAt.IsZero() {
@@ -102,7 +78,7 @@ func (e *Engine) stepWeight(ctx context.Context, d *driver, st *config.Stage, r 
 	}
 	// Internal users are few: their bake fails on evidence but does not
 	// wait for enough of it to pass.
-	return e.bake(ctx, d, st, r, step, baseline, r.Version, r.FromVersion, nil, step.Kind != StepInternal)
+	return e.bake(ctx, d, st, r, step, since, r.Version, r.FromVersion, nil, step.Kind != StepInternal)
 }
 
 func summarize(s analysis.Sample) Summary {
@@ -112,24 +88,26 @@ func summarize(s analysis.Sample) Summary {
 	}
 }
 
-func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) error {
+func (e *Engine) stepPromote(ctx context.Context, st *Spec, r *Rollout) error {
 	if err := e.checkApproval(ctx, r); err != nil {
 		return err
 	}
-	router := e.routers[r.Env]
-	if stats, err := router.Stats(ctx); err == nil && r.Blue == nil {
-		// What the old release measured before the switch is the baseline
-		// a blue-green observe step judges the new one against; it is
-		// recorded with the promotion, so a resumed observe has it too.
-		blue := countersOf(stats[r.FromVersion])
-		r.Blue = &blue
+	if r.Blue == nil {
+		// What the old release measured before the switch (all the
+		// metric source has of it) is the baseline a blue-green observe
+		// step judges the new one against; it is recorded with the
+		// promotion, so a resumed observe has it too.
+		if s, err := e.window(ctx, r.Env, r.FromVersion, time.Time{}); err == nil {
+			blue := countersOf(s)
+			r.Blue = &blue
+		}
 	}
-	routes := e.stableRoutes(r.Version, r.New, r.Seed)
-	if st.Env.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
+	routes := e.stableRoutes(st, r.Version, r.New, r.Seed)
+	if st.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
 		// Blue stays reachable on the preview address while it runs.
 		routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
 	}
-	if err := router.SetRoutes(ctx, routes); err != nil {
+	if err := e.setRoutes(ctx, r.Env, routes); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
 	now := e.clock.Now()
@@ -142,7 +120,7 @@ func (e *Engine) stepPromote(ctx context.Context, st *config.Stage, r *Rollout) 
 	return e.save(ctx, r, &env, ev)
 }
 
-func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step Step) error {
+func (e *Engine) stepScaleDown(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	deadline := r.StepStartedAt.Add(step.Duration)
 	ticker := e.clock.NewTicker(min(e.tick, 100*time.Millisecond))
 	defer ticker.Stop()
@@ -153,17 +131,17 @@ func (e *Engine) stepScaleDown(ctx context.Context, d *driver, r *Rollout, step 
 		case <-ticker.C():
 		}
 	}
-	stop := r.Old
+	stop, stopV := r.Old, r.FromVersion
 	keep, keepInsts := r.Version, r.New
 	if r.Kind == KindDrill {
 		// The drill switched back: the previous release is the one to stop.
-		stop, keep, keepInsts = r.New, r.FromVersion, r.Old
+		stop, stopV, keep, keepInsts = r.New, r.Version, r.FromVersion, r.Old
 	}
 	// Take the old release off the preview address before it stops.
-	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(keep, keepInsts, r.Seed)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.stableRoutes(st, keep, keepInsts, r.Seed)); err != nil {
 		return fmt.Errorf("clear the preview: %w", err)
 	}
-	if err := e.stopDrained(ctx, r.Env, stop); err != nil {
+	if err := e.retireDrained(ctx, st, stopV, stop, 0); err != nil {
 		return fmt.Errorf("stop %s: %w", orNone(r.FromVersion), err)
 	}
 	return nil

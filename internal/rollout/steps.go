@@ -11,7 +11,6 @@ import (
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // stepApproval waits until the rollout has the approvals its rule
@@ -120,7 +119,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // starts the batch's new instances first and stops as many old ones after
 // the bake; without, it takes old ones out of the router and stops them
 // first. Every part is idempotent: counts, not events, say what is left.
-func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
+func (e *Engine) stepBatch(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	want := 0 // new instances once this batch is done
 	for i := 0; i <= r.StepIndex; i++ {
 		if r.Steps[i].Kind == StepBatch {
@@ -133,31 +132,33 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *
 			return err
 		}
 	}
-	if missing := want - len(r.New); missing > 0 {
-		insts, err := e.startInstances(ctx, r.Env, r.Version, missing)
+	if want != len(r.New) {
+		insts, err := e.ensure(ctx, st, r.Version, want, nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return failf("%s did not start: %v", r.Version, err)
 		}
-		r.New = append(r.New, insts...)
+		var added []Instance
+		for _, inst := range insts {
+			if !slices.ContainsFunc(r.New, func(o Instance) bool { return o.ID == inst.ID }) {
+				added = append(added, inst)
+			}
+		}
+		r.New = insts
 		if err := e.save(ctx, r, nil); err != nil {
 			return err
 		}
-		for _, inst := range insts {
-			if err := e.smokeInstance(ctx, st, inst); err != nil {
+		for _, inst := range added {
+			if err := e.smokeInstance(ctx, st, r.Env, inst); err != nil {
 				return err
 			}
 		}
 	}
-	router := e.routers[r.Env]
-	baseline, err := router.Stats(ctx)
-	if err != nil {
-		return fmt.Errorf("read router stats: %w", err)
-	}
+	since := e.clock.Now()
 	weight := 100 * len(r.New) / (len(r.New) + len(r.Old))
-	if err := router.SetRoutes(ctx, e.routes(st, r, weight)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
 		return fmt.Errorf("add batch to the router: %w", err)
 	}
 	r.Weight = weight
@@ -169,7 +170,7 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *
 	}
 	// With no old instance left there is no stable traffic to compare
 	// with: the batch must not fail a gate, but cannot wait for a pass.
-	if err := e.bake(ctx, d, st, r, step, baseline, r.Version, r.FromVersion, nil, len(r.Old) > 0); err != nil {
+	if err := e.bake(ctx, d, st, r, step, since, r.Version, r.FromVersion, nil, len(r.Old) > 0); err != nil {
 		return err
 	}
 	if surge {
@@ -180,9 +181,14 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *config.Stage, r *
 
 // retire takes old instances out of the router and stops them until want
 // of them have been replaced (or none is left).
-func (e *Engine) retire(ctx context.Context, st *config.Stage, r *Rollout, want int) error {
+func (e *Engine) retire(ctx context.Context, st *Spec, r *Rollout, want int) error {
 	n := min(want-len(r.Replaced), len(r.Old))
 	if n <= 0 {
+		// Done, but perhaps not carried out before a crash: the old
+		// release at the count that is left (idempotent).
+		if len(r.Replaced) > 0 {
+			return e.retireDrained(ctx, st, r.FromVersion, r.Replaced, len(r.Old))
+		}
 		return nil
 	}
 	gone := r.Old[:n]
@@ -195,23 +201,23 @@ func (e *Engine) retire(ctx context.Context, st *config.Stage, r *Rollout, want 
 	if len(r.New) == 0 {
 		weight = 0
 	}
-	if err := e.routers[r.Env].SetRoutes(ctx, e.routes(st, r, weight)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
 		return fmt.Errorf("take old instances out of the router: %w", err)
 	}
 	r.Weight = weight
 	if err := e.save(ctx, r, nil); err != nil {
 		return err
 	}
-	if err := e.stopDrained(ctx, r.Env, gone); err != nil {
+	if err := e.retireDrained(ctx, st, r.FromVersion, gone, len(r.Old)); err != nil {
 		return fmt.Errorf("stop replaced instances: %w", err)
 	}
 	return nil
 }
 
 // smokeInstance sends the stage's smoke checks to one instance.
-func (e *Engine) smokeInstance(ctx context.Context, st *config.Stage, inst Instance) error {
-	for _, c := range smokeChecks(st.Smoke) {
-		if err := e.prober.Probe(ctx, inst.Addr, c); err != nil {
+func (e *Engine) smokeInstance(ctx context.Context, st *Spec, env string, inst Instance) error {
+	for _, c := range st.Smoke {
+		if err := e.probe(ctx, env, inst.Addr, c); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -224,14 +230,14 @@ func (e *Engine) smokeInstance(ctx context.Context, st *config.Stage, inst Insta
 // stepPostSmoke sends the post-deploy smoke checks through the router, as
 // a user would reach the new release. A drill without post_smoke checks
 // uses the smoke checks.
-func (e *Engine) stepPostSmoke(ctx context.Context, st *config.Stage, r *Rollout) error {
+func (e *Engine) stepPostSmoke(ctx context.Context, st *Spec, r *Rollout) error {
 	checks := st.PostSmoke
 	if len(checks) == 0 {
 		checks = st.Smoke
 	}
-	addr := routerProbeAddr(st.Env.Listen)
-	for _, c := range smokeChecks(checks) {
-		if err := e.prober.Probe(ctx, addr, c); err != nil {
+	addr := routerProbeAddr(st.Listen)
+	for _, c := range checks {
+		if err := e.probe(ctx, r.Env, addr, c); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -256,22 +262,19 @@ func routerProbeAddr(listen string) string {
 // stepObserve analyses the new release after a blue-green switch against
 // what the old one measured before it, while the old one still runs: a
 // failed gate switches back at once.
-func (e *Engine) stepObserve(ctx context.Context, d *driver, st *config.Stage, r *Rollout, step Step) error {
-	baseline, err := e.routers[r.Env].Stats(ctx)
-	if err != nil {
-		return fmt.Errorf("read router stats: %w", err)
-	}
+func (e *Engine) stepObserve(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
+	since := e.clock.Now()
 	var blue analysis.Sample
 	if r.Blue != nil {
 		blue = r.Blue.sample()
 	}
-	return e.bake(ctx, d, st, r, step, baseline, r.Version, r.FromVersion, &blue, true)
+	return e.bake(ctx, d, st, r, step, since, r.Version, r.FromVersion, &blue, true)
 }
 
 // stepRestore ends a drill: traffic goes back to the release that was
 // current, whose instances kept running.
-func (e *Engine) stepRestore(ctx context.Context, r *Rollout) error {
-	if err := e.routers[r.Env].SetRoutes(ctx, e.stableRoutes(r.FromVersion, r.Old, r.Seed)); err != nil {
+func (e *Engine) stepRestore(ctx context.Context, st *Spec, r *Rollout) error {
+	if err := e.setRoutes(ctx, r.Env, e.stableRoutes(st, r.FromVersion, r.Old, r.Seed)); err != nil {
 		return fmt.Errorf("switch back: %w", err)
 	}
 	r.Weight = 0

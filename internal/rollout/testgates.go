@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/shipgate/shipgate/internal/audit"
-	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/testsignal"
 )
 
@@ -18,16 +17,9 @@ type TestJudge interface {
 // testGates evaluates the test gates of a stage (flaky_tests, ci_time,
 // require_levels) for a release. Without a TestJudge they are not
 // evaluated: the server always has one.
-func (e *Engine) testGates(ctx context.Context, st *config.Stage, rel Release) ([]GateStatus, error) {
-	g := st.Env.Gates
-	var tg testsignal.Gates
-	if g.FlakyTests != nil {
-		tg.FlakyMaxAge = g.FlakyTests.MaxAge.D()
-	}
-	if g.CITime != nil {
-		tg.CITimeMax = g.CITime.Max.D()
-	}
-	tg.RequireLevels = g.RequireLevels
+func (e *Engine) testGates(ctx context.Context, st *Spec, rel Release) ([]GateStatus, error) {
+	g := st.Gates
+	tg := g.Tests
 	if e.tests == nil || (tg.FlakyMaxAge == 0 && tg.CITimeMax == 0 && len(tg.RequireLevels) == 0) {
 		return nil, nil
 	}
@@ -45,7 +37,7 @@ func (e *Engine) testGates(ctx context.Context, st *config.Stage, rel Release) (
 // auditRefusal records that a test gate refused a deploy. Other gates'
 // refusals are answered to the caller only; a test gate's is also kept,
 // so that the flaky tests that held a release are on record.
-func (e *Engine) auditRefusal(ctx context.Context, st *config.Stage, rel Release, g GateStatus) {
+func (e *Engine) auditRefusal(ctx context.Context, st *Spec, rel Release, g GateStatus) {
 	if !testsignal.IsGate(g.Gate) {
 		return
 	}

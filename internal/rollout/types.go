@@ -1,11 +1,11 @@
 package rollout
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/shipgate/shipgate/internal/analysis"
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // Error kinds. Adapters wrap these so that the API can map them to status
@@ -108,6 +108,10 @@ type InstanceSpec struct {
 	// StartTimeout bounds the wait for every instance to become healthy.
 	StartTimeout time.Duration
 	StopGrace    time.Duration
+	// StopFirst, when Ensure scales a release down, names the instances
+	// to stop first: those the router no longer sends requests to. A
+	// runtime that cannot choose (a Deployment) ignores it.
+	StopFirst []string
 }
 
 // Backend is the set of instances of one version a router sends traffic to.
@@ -233,12 +237,16 @@ type Rollout struct {
 	Phase       Phase  `json:"phase"`
 	// Steps is the plan, fixed when the rollout is created.
 	Steps []Step `json:"steps"`
-	// Stage is the environment's configuration as it was when the rollout
-	// was created (strategy, analysis, smoke checks, internal users,
-	// router addresses), less its variables: the steps run what was
-	// planned, whatever happened to the config file since. Nil for a
-	// rollout created before stages were frozen: those read the config.
-	Stage *config.Stage `json:"stage,omitempty"`
+	// Spec is the environment's configuration as it was when the rollout
+	// was created (strategy, analysis, gates, smoke checks, internal
+	// users, the instance template, router addresses), less the values of
+	// its variables: the steps run what was planned, whatever happened to
+	// the config file since.
+	Spec *Spec `json:"spec,omitempty"`
+	// LegacyStage is the configuration a rollout recorded before Specs
+	// (the config's own stage, as JSON); Specs.Legacy translates it when
+	// the rollout is read. Nil for rollouts created since.
+	LegacyStage json.RawMessage `json:"stage,omitempty"`
 	// StepIndex is the step being run (len(Steps) when all are done).
 	StepIndex int `json:"step_index"`
 	// StepStartedAt is when the current step began.

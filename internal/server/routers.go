@@ -18,7 +18,9 @@ import (
 // whether it runs inside the server (*proxy.Proxy) or as its own process
 // (*proxy.Client, see Options.RouterCommand).
 type Router interface {
-	rollout.Router
+	rollout.TrafficRouter
+	rollout.MetricSource
+	rollout.Drainer
 	// FlagStats returns the router's counters per flag key and variant.
 	FlagStats(ctx context.Context) (map[string]map[string]analysis.Sample, error)
 	// Addr is the address users reach the router on.

@@ -30,6 +30,7 @@ import (
 	"github.com/shipgate/shipgate/internal/flags"
 	"github.com/shipgate/shipgate/internal/listener"
 	"github.com/shipgate/shipgate/internal/ofrep"
+	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/report"
@@ -221,20 +222,25 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	routers := map[string]rollout.Router{}
+	envs := &environments{app: cfg.App, envs: map[string]rollout.Environment{}}
+	prober := smoke.New()
 	for name, env := range cfg.Environments {
 		p, err := startRouter(ctx, opts, name, env, log)
 		if err != nil {
 			return nil, err
 		}
 		cp.Routers[name] = p
-		routers[name] = p
+		metrics, err := metricSource(cfg, name, env, p)
+		if err != nil {
+			return nil, err
+		}
+		envs.envs[name] = rollout.Environment{Runtime: cp.Runtime, Router: p, Metrics: metrics, Prober: prober, Drainer: p}
 		reg.MustRegister(unchecked{p.Collector()})
 	}
 
 	tests := testService(cfg, cp.Store)
 	cp.Engine, err = rollout.New(rollout.Options{
-		Config: cfg, Store: cp.Store, Runtime: cp.Runtime, Routers: routers, Prober: smoke.New(), Migrations: migrations{cfg: cfg.Migrations, path: cfg.Path}, Tests: tests,
+		Specs: plan.New(cfg), Store: cp.Store, Environments: envs, Migrations: migrationRunner(cfg), Tests: tests,
 		Logger: log.With("component", "engine"), Tick: opts.Tick,
 	})
 	if err != nil {

@@ -53,15 +53,16 @@ const guestUser = "guest"
 
 // shop is the app's state: carts in memory, per user.
 type shop struct {
-	cfg    config
-	orders atomic.Int64
+	cfg     config
+	orders  atomic.Int64
+	metrics *metrics
 
 	mu    sync.Mutex
 	carts map[string][]lineItem
 }
 
 func newShop(cfg config) *shop {
-	return &shop{cfg: cfg, carts: map[string][]lineItem{}}
+	return &shop{cfg: cfg, carts: map[string][]lineItem{}, metrics: newMetrics(cfg.version)}
 }
 
 // handler returns the shop's routes, wrapped so that every response
@@ -76,9 +77,17 @@ func (s *shop) handler() http.Handler {
 	mux.Handle("GET /pay", s.slow(s.pay))
 	mux.Handle("POST /pay", s.slow(s.pay))
 	mux.Handle("GET /version", s.slow(s.versionInfo))
+	counted := s.metrics.counted(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Shop-Version", s.cfg.version)
-		mux.ServeHTTP(w, r)
+		switch r.URL.Path {
+		case "/metrics":
+			s.metrics.serve(w, r)
+		case "/healthz":
+			mux.ServeHTTP(w, r) // checks are not user traffic
+		default:
+			counted.ServeHTTP(w, r)
+		}
 	})
 }
 

@@ -407,3 +407,25 @@ func TestShop_versionJSON(t *testing.T) {
 		t.Errorf("version %q, want %q", got, want)
 	}
 }
+
+// GET /metrics counts user requests by code and version, and their
+// latency, in Prometheus' text format; health checks are not counted.
+func TestShop_metrics(t *testing.T) {
+	p := startShop(t, map[string]string{"MERCHANT_ID": "m-test", "SHOP_PAY_FAIL_RATE": "1"}, "--latency", "0", "--version", "v7")
+	for range 3 {
+		get(t, p.url+"/products")
+	}
+	get(t, p.url+"/pay")
+	get(t, p.url+"/healthz")
+	_, body := get(t, p.url+"/metrics")
+	for _, want := range []string{
+		`http_requests_total{code="200",version="v7"} 3`,
+		`http_requests_total{code="500",version="v7"} 1`,
+		`http_request_duration_seconds_bucket{version="v7",le="+Inf"} 4`,
+		`http_request_duration_seconds_count{version="v7"} 4`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}

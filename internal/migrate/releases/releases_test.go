@@ -1,12 +1,10 @@
-package server
+package releases
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/shipgate/shipgate/internal/config"
 )
 
 // TestMigrations_Options checks that the deploy's migration gate reads
@@ -14,7 +12,7 @@ import (
 // files may live among the migrations, the setup script runs on the
 // scratch database, the format is forced, and migrations marked
 // irreversible are named for the gate.
-func TestMigrations_Options(t *testing.T) {
+func TestRunner_Options(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, data string) {
 		t.Helper()
@@ -31,7 +29,7 @@ func TestMigrations_Options(t *testing.T) {
 	path := func(f string) string { return filepath.Join(dir, f) }
 	db := "sqlite:" + filepath.Join(t.TempDir(), "app.db")
 
-	ms := migrations{cfg: &config.Migrations{Seed: "seed.sql", Setup: "setup.sql"}, path: path}
+	ms := New(Options{SeedFile: path("seed.sql"), SetupFile: path("setup.sql")})
 	m, err := ms.Open(t.Context(), dir, db)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -47,7 +45,7 @@ func TestMigrations_Options(t *testing.T) {
 	}
 
 	// Without the setup script the index has no table.
-	ms = migrations{cfg: &config.Migrations{Seed: "seed.sql", Ignore: []string{"setup.sql"}}, path: path}
+	ms = New(Options{SeedFile: path("seed.sql"), Ignore: []string{"setup.sql"}})
 	m2, err := ms.Open(t.Context(), dir, db)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -58,11 +56,11 @@ func TestMigrations_Options(t *testing.T) {
 	}
 
 	// A file that is not a migration and not ignored stops the gate.
-	ms = migrations{cfg: &config.Migrations{}, path: path}
+	ms = New(Options{})
 	if _, err := ms.Open(t.Context(), dir, db); err == nil || !strings.Contains(err.Error(), "seed.sql: error: not read as a migration") {
 		t.Errorf("Open with seed.sql not ignored = %v", err)
 	}
-	ms = migrations{cfg: &config.Migrations{Format: "goose", Ignore: []string{"*.sql"}}, path: path}
+	ms = New(Options{Format: "goose", Ignore: []string{"*.sql"}})
 	if _, err := ms.Open(t.Context(), dir, db); err == nil || !strings.Contains(err.Error(), "no .sql migration files") {
 		t.Errorf("Open with every file ignored = %v", err)
 	}

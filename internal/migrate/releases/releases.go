@@ -1,4 +1,8 @@
-package server
+// Package releases runs a release's schema migrations for the rollout
+// engine: it is the engine's Migrations port over internal/migrate (the
+// migration files) and internal/migrate/sqldb (the database), so the
+// server and the engine's own tests run the same thing.
+package releases
 
 import (
 	"context"
@@ -8,33 +12,44 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/migrate"
 	"github.com/shipgate/shipgate/internal/migrate/sqldb"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
-// migrations adapts the migrate packages to the rollout engine's port,
-// with the options of the config's migrations section.
-type migrations struct {
-	// cfg is the migrations section, nil when there is none; path
-	// resolves a file named in it.
-	cfg  *config.Migrations
-	path func(string) string
+// Options are the migrations section of the config, as the CLI's
+// migrate commands take them.
+type Options struct {
+	// Format forces a migration file format ("" detects it).
+	Format string
+	// Ignore are file name patterns in the migrations directory that are
+	// not migrations.
+	Ignore []string
+	// SeedFile and SetupFile are the seed data and the setup script of
+	// the reversibility check, as paths the server can open; they may
+	// live among the migrations.
+	SeedFile, SetupFile string
+	// SQLiteForeignKeys turns SQLite's foreign key checks on.
+	SQLiteForeignKeys bool
 }
 
-var _ rollout.Migrations = migrations{}
+// Runner opens releases' migrations for the engine.
+type Runner struct {
+	o Options
+}
+
+var _ rollout.Migrations = Runner{}
+
+// New returns a Runner with o.
+func New(o Options) Runner { return Runner{o: o} }
 
 // Open loads the migrations in dir and connects to database.
-func (ms migrations) Open(ctx context.Context, dir, database string) (rollout.Migrator, error) {
-	var c config.Migrations
-	if ms.cfg != nil {
-		c = *ms.cfg
-	}
+func (ms Runner) Open(ctx context.Context, dir, database string) (rollout.Migrator, error) {
+	c := ms.o
 	ignore := slices.Clone(c.Ignore)
 	// The seed and setup files may live among the migrations.
-	for _, f := range []string{c.Seed, c.Setup} {
-		if f != "" && ms.path != nil && filepath.Clean(filepath.Dir(ms.path(f))) == filepath.Clean(dir) {
+	for _, f := range []string{c.SeedFile, c.SetupFile} {
+		if f != "" && filepath.Clean(filepath.Dir(f)) == filepath.Clean(dir) {
 			ignore = append(ignore, filepath.Base(f))
 		}
 	}
@@ -65,9 +80,7 @@ func (ms migrations) Open(ctx context.Context, dir, database string) (rollout.Mi
 		}
 	}
 	m := &migrator{r: r, static: static, irreversible: irreversible, foreignKeys: c.SQLiteForeignKeys}
-	if c.Setup != "" && ms.path != nil {
-		m.setupFile = ms.path(c.Setup)
-	}
+	m.setupFile = c.SetupFile
 	return m, nil
 }
 
