@@ -31,6 +31,10 @@ const (
 	ActionMigrateFailed  = "migrate.failed"  // a migration failed; data says where
 	ActionTokenCreate    = "token.create"    // an admin created an API token (data: role)
 	ActionTokenRevoke    = "token.revoke"    // an admin revoked an API token
+	// ActionClusterChange is a change Shipgate made to a Kubernetes
+	// cluster (a Deployment or Service created, scaled or deleted, the
+	// HTTPRoute's rules set); the reason says what, in words.
+	ActionClusterChange = "cluster.change"
 )
 
 // Event is one audit record. Seq, PrevHash and Hash are set by the store.

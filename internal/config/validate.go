@@ -208,6 +208,9 @@ func (d *decoder) validateEnvironments(c *Config) {
 		}
 		if env.Kubernetes != nil {
 			d.validateKubernetes(path+".kubernetes", env.Kubernetes)
+			if env.Metrics == nil || env.Metrics.Prometheus == nil {
+				d.problemf(path+".kubernetes", "needs metrics.prometheus in this environment: on Kubernetes, releases are measured by Prometheus (the Gateway API does not count requests)")
+			}
 		}
 		if env.Listen == "" && env.Kubernetes == nil {
 			d.problemf(path+".listen", `required: the address of this environment's router, like "127.0.0.1:8080"`)

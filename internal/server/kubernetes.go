@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/gatewayapi"
 	kube "github.com/shipgate/shipgate/internal/kubernetes"
@@ -113,4 +115,25 @@ func RESTConfig(path string) (*rest.Config, error) {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	return rc, nil
+}
+
+// kubernetesEnv builds environment name, which runs on Kubernetes, for the
+// server: measured by its Prometheus, and every change it makes to the
+// cluster written to the audit log.
+func kubernetesEnv(cfg *config.Config, name string, env *config.Environment, store rollout.Store, rc *rest.Config, log *slog.Logger) (rollout.Environment, error) {
+	metrics, err := metricSource(cfg, name, env, nil)
+	if err != nil {
+		return rollout.Environment{}, err
+	}
+	if metrics == nil {
+		return rollout.Environment{}, fmt.Errorf("environments.%s.metrics.prometheus: required with kubernetes: the Gateway API router does not measure traffic", name)
+	}
+	subject := cfg.App + "/" + name
+	onChange := func(ctx context.Context, change string) {
+		ev := audit.Event{Time: time.Now().UTC(), Actor: "shipgate", Action: audit.ActionClusterChange, Subject: subject, Reason: change, Outcome: "ok"}
+		if err := store.Commit(context.WithoutCancel(ctx), rollout.Change{Audit: []audit.Event{ev}}); err != nil {
+			log.Warn("audit a cluster change", "change", change, "error", err.Error())
+		}
+	}
+	return KubernetesEnvironment(cfg, name, KubernetesOptions{RESTConfig: rc, Metrics: metrics, OnChange: onChange, Logger: log.With("component", "kubernetes")})
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/client-go/rest"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +56,9 @@ const APIURLFile = "api_url"
 type Options struct {
 	// ConfigPath is the path of shipgate.yaml.
 	ConfigPath string
+	// KubeConfig, when set, is how environments on Kubernetes reach their
+	// cluster, instead of their kubeconfig (tests).
+	KubeConfig *rest.Config
 	// Config, when set, is used instead of loading ConfigPath.
 	Config *config.Config
 	// DataDir holds the database, the admin token and instance logs.
@@ -225,6 +229,12 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	envs := &environments{app: cfg.App, envs: map[string]rollout.Environment{}}
 	prober := smoke.New()
 	for name, env := range cfg.Environments {
+		if env.Kubernetes != nil {
+			if envs.envs[name], err = kubernetesEnv(cfg, name, env, cp.Store, opts.KubeConfig, log); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		p, err := startRouter(ctx, opts, name, env, log)
 		if err != nil {
 			return nil, err
