@@ -31,6 +31,10 @@ type Kubernetes struct {
 	// Container names the container of the pod template that gets the
 	// release's image and variables. Default: the first.
 	Container string `yaml:"container,omitempty" json:"container,omitempty"`
+	// Image is the container image of a release, with ${VERSION} and
+	// release variables substituted, like registry.example/shop:${VERSION}.
+	// Required.
+	Image string `yaml:"image" json:"image"`
 	// ServicePort is the port the app serves HTTP on in its pods; each
 	// release's Service exposes it under the same number. Required.
 	ServicePort int `yaml:"service_port" json:"service_port"`
@@ -85,6 +89,10 @@ func (d *decoder) validateKubernetes(path string, k *Kubernetes) {
 		d.problemf(path+".deployment", "is longer than 40 characters: set name to a shorter prefix for the objects Shipgate creates")
 	}
 	name("container", k.Container, dnsLabel, 63, "container name")
+	if k.Image == "" {
+		d.problemf(path+".image", "required: the container image of a release, like registry.example/shop:${VERSION}")
+	}
+	d.checkReferences(path+".image", k.Image)
 	if k.ServicePort < 1 || k.ServicePort > 65535 {
 		d.problemf(path+".service_port", "required: the port the app serves HTTP on in its pods, 1 to 65535, got %d", k.ServicePort)
 	}

@@ -35,7 +35,9 @@ func (d *decoder) validate(c *Config) {
 		d.problemf("app", "must be lowercase letters, digits and dashes, start with a letter and be at most 63 characters long, got %q", c.App)
 	}
 	d.validateVars("vars", c.Vars)
-	d.validateRun(&c.Run)
+	if !allKubernetes(c) || len(c.Run.Command) > 0 {
+		d.validateRun(&c.Run)
+	}
 	d.validateEnvironments(c)
 	d.validateStrategy("strategy", &c.Strategy, false)
 	d.validateAnalysis("analysis", &c.Analysis)
@@ -799,4 +801,15 @@ func parent(path string) string {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// allKubernetes reports whether every environment runs on Kubernetes: then
+// run.command, which starts local processes, is not needed.
+func allKubernetes(c *Config) bool {
+	for _, env := range c.Environments {
+		if env == nil || env.Kubernetes == nil {
+			return false
+		}
+	}
+	return len(c.Environments) > 0
 }
