@@ -35,9 +35,7 @@ func (d *decoder) validate(c *Config) {
 		d.problemf("app", "must be lowercase letters, digits and dashes, start with a letter and be at most 63 characters long, got %q", c.App)
 	}
 	d.validateVars("vars", c.Vars)
-	if !allKubernetes(c) || len(c.Run.Command) > 0 {
-		d.validateRun(&c.Run)
-	}
+	d.validateRun(&c.Run, allKubernetes(c))
 	d.validateEnvironments(c)
 	d.validateStrategy("strategy", &c.Strategy, false)
 	d.validateAnalysis("analysis", &c.Analysis)
@@ -130,8 +128,10 @@ func (d *decoder) validateVars(path string, vars map[string]string) {
 	}
 }
 
-func (d *decoder) validateRun(r *Run) {
+func (d *decoder) validateRun(r *Run, noProcesses bool) {
 	switch {
+	case len(r.Command) == 0 && noProcesses:
+		// Every environment runs on Kubernetes: nothing starts a process.
 	case len(r.Command) == 0:
 		d.problemf("run.command", `required: the program and its arguments, like ["./bin/shop", "--port", "${PORT}"]`)
 	case r.Command[0] == "":
