@@ -397,7 +397,11 @@ func (r *Runtime) await(ctx context.Context, name string, spec rollout.InstanceS
 					}
 				}
 				if available(d, want) {
-					return r.instances(spec, name, pods), nil
+					// The pods are listed after the Deployment: wait for
+					// the list to catch up with its status.
+					if insts := r.instances(spec, pods); len(insts) == int(want) {
+						return insts, nil
+					}
 				}
 				if why := progressTrouble(d); why != "" {
 					return nil, r.startError(ctx, name, spec, why, "")
@@ -513,7 +517,7 @@ func (r *Runtime) undo(ctx context.Context, name string, spec rollout.InstanceSp
 	}
 }
 
-func (r *Runtime) instances(spec rollout.InstanceSpec, name string, pods []corev1.Pod) []rollout.Instance {
+func (r *Runtime) instances(spec rollout.InstanceSpec, pods []corev1.Pod) []rollout.Instance {
 	var out []rollout.Instance
 	for _, p := range pods {
 		if p.DeletionTimestamp != nil || !podReady(&p) {
@@ -521,7 +525,6 @@ func (r *Runtime) instances(spec rollout.InstanceSpec, name string, pods []corev
 		}
 		out = append(out, rollout.Instance{ID: p.Name, App: spec.App, Env: spec.Env, Version: spec.Version, Addr: r.Addr(spec.Version)})
 	}
-	_ = name
 	return out
 }
 

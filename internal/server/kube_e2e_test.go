@@ -416,3 +416,103 @@ func waitGone(t *testing.T, ctx context.Context, c *kubetest.Cluster, ns, name s
 	}
 	t.Errorf("Deployment %s still there after 30s", name)
 }
+
+// Kill -9 of the Shipgate server in the middle of a bake on Kubernetes: the
+// route keeps its weights while no server runs (the cluster is the data
+// plane), and a new server resumes the rollout at its step with the
+// Deployments and the route it finds by name and label: the same canary
+// Deployment is promoted, and no object is duplicated. (Pods simulated by
+// kwok, route status by kubetest's stand-in controller, as above.)
+func TestE2E_Kubernetes_KilledMidBake(t *testing.T) {
+	bin := "/usr/bin/prometheus"
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s: %v (CI=true: scripts/deps.sh test installs prometheus)", bin, err)
+		}
+		t.Skipf("SKIPPED: %s not found (apt-get install prometheus)", bin)
+	}
+	c := kubetest.Start(t)
+	ns := c.Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if _, err := c.Clientset.AppsV1().Deployments(ns).Create(ctx, userDeployment(ns), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dp := startDataPlane(t, ctx, c, ns)
+	promDir := t.TempDir()
+	targets := filepath.Join(promDir, "targets.json")
+	b, _ := json.Marshal([]map[string]any{{"targets": []string{dp.addr}, "labels": map[string]string{"namespace": ns}}})
+	if err := os.WriteFile(targets, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	promURL, _ := startPrometheusSD(t, bin, promDir, targets)
+	kubeconfig, err := c.WriteKubeconfig("shipgate", c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(kubeConfig, ns, kubetest.GatewayName, kubetest.GatewayNamespace, promURL)
+	yaml = strings.Replace(yaml, "      deployment: shop\n", "      deployment: shop\n      kubeconfig: "+strconv.Quote(kubeconfig)+"\n", 1)
+	yaml = strings.Replace(yaml, "[{weight: 25, bake: 2s}, {weight: 50, bake: 2s}]", "[{weight: 25, bake: 10s}, {weight: 50, bake: 2s}]", 1)
+
+	dir := t.TempDir()
+	s := &serverProc{t: t, cfg: filepath.Join(dir, "shipgate.yaml"), data: filepath.Join(dir, "data"),
+		api: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), logPath: filepath.Join(dir, "server.log")}
+	client := s.launch(yaml)
+	r, err := client.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Phase == rollout.PhaseSucceeded })
+	time.Sleep(2 * time.Second)
+	if r, err = client.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Weight == 25 && r.Analysis != nil })
+	canary, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "shop-v2", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s.kill9() // mid-bake
+	time.Sleep(2 * time.Second)
+	route, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := mainWeights(route); w["shop-v2"] != 25 || w["shop-v1"] != 75 {
+		t.Fatalf("while the server is down the route has %v, want v1 75 / v2 25", w)
+	}
+
+	s.start()
+	final := s.waitRollout(client, r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() })
+	if final.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("after the restart the rollout ended %s: %s", final.Phase, final.Reason)
+	}
+	waitGone(t, ctx, c, ns, "shop-v1")
+	after, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "shop-v2", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UID != canary.UID {
+		t.Errorf("shop-v2 was replaced across the restart (uid %s -> %s)", canary.UID, after.UID)
+	}
+	sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=shipgate"}
+	ds, err := c.Clientset.AppsV1().Deployments(ns).List(ctx, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := c.Clientset.CoreV1().Services(ns).List(ctx, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Items) != 1 || len(svcs.Items) != 1 {
+		t.Errorf("Shipgate's objects after the rollout: %d Deployments, %d Services; want shop-v2 once each", len(ds.Items), len(svcs.Items))
+	}
+	route, err = c.Gateway.GatewayV1().HTTPRoutes(ns).Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(route.Spec.Rules); n != 1 || mainWeights(route)["shop-v2"] != 100 {
+		t.Errorf("route after the rollout: %d rules, weights %v; want one rule, v2 at 100", n, mainWeights(route))
+	}
+}
