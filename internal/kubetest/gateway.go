@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,7 +45,15 @@ func gatewayAPIDir() (string, error) {
 		}
 	}
 	if version == "" {
-		return "", errors.New("the test binary's build info has no " + gatewayModule)
+		// A test binary's build info may carry no dependencies: ask the
+		// go command of the module the test runs in.
+		var out, errOut bytes.Buffer
+		cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", gatewayModule)
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) == "" {
+			return "", fmt.Errorf("the test binary's build info has no %s, and go list -m %s: %v: %s", gatewayModule, gatewayModule, err, errOut.String())
+		}
+		return strings.TrimSpace(out.String()), nil
 	}
 	var out, errOut bytes.Buffer
 	cmd := exec.Command("go", "mod", "download", "-json", gatewayModule+"@"+version)
@@ -155,7 +164,7 @@ func (c *Cluster) createGateway(ctx context.Context) error {
 	gc := &gatewayv1.GatewayClass{
 		ObjectMeta: metav1.ObjectMeta{Name: GatewayClassName},
 		Spec: gatewayv1.GatewayClassSpec{ControllerName: GatewayControllerName,
-			Description: ptr("kubetest's stand-in: sets status conditions, routes nothing (no data plane runs in tests)")},
+			Description: ptr("kubetest stand-in: status only, no data plane")},
 	}
 	if _, err := gw.GatewayClasses().Create(ctx, gc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
