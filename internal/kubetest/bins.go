@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +25,11 @@ func findBins() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// A cold build takes minutes: its progress goes to stderr as it comes.
 	var out, errOut bytes.Buffer
 	cmd := exec.Command("bash", script)
 	cmd.Stdout = &out
-	cmd.Stderr = &errOut
+	cmd.Stderr = io.MultiWriter(&errOut, os.Stderr)
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("%s (set SHIPGATE_KUBE_BIN to a directory with %s instead): %v\n%s",
 			script, strings.Join(binNames, ", "), err, tail(errOut.String(), 40))

@@ -31,7 +31,10 @@ import (
 const gatewayModule = "sigs.k8s.io/gateway-api"
 
 // gatewayAPIDir returns the directory of the sigs.k8s.io/gateway-api
-// module this test binary was built with (its CRDs match its Go types).
+// module this test binary was built with (its CRDs match its Go types): the
+// version from the binary's build info, or else from the go.mod of the
+// working directory (test binaries carry no module list), downloaded into
+// the module cache if need be.
 func gatewayAPIDir() (string, error) {
 	version := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -45,21 +48,17 @@ func gatewayAPIDir() (string, error) {
 		}
 	}
 	if version == "" {
-		// A test binary's build info may carry no dependencies: ask the
-		// go command of the module the test runs in.
-		var out, errOut bytes.Buffer
-		cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", gatewayModule)
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) == "" {
-			return "", fmt.Errorf("the test binary's build info has no %s, and go list -m %s: %v: %s", gatewayModule, gatewayModule, err, errOut.String())
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", gatewayModule).Output()
+		if err != nil {
+			return "", fmt.Errorf("go list -m %s: %v", gatewayModule, err)
 		}
-		return strings.TrimSpace(out.String()), nil
+		version = strings.TrimSpace(string(out))
 	}
 	var out, errOut bytes.Buffer
 	cmd := exec.Command("go", "mod", "download", "-json", gatewayModule+"@"+version)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go mod download %s@%s: %v: %s", gatewayModule, version, err, errOut.String())
+		return "", fmt.Errorf("go mod download %s@%s: %v: %s %s", gatewayModule, version, err, errOut.String(), out.String())
 	}
 	var m struct{ Dir, Error string }
 	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
@@ -164,7 +163,7 @@ func (c *Cluster) createGateway(ctx context.Context) error {
 	gc := &gatewayv1.GatewayClass{
 		ObjectMeta: metav1.ObjectMeta{Name: GatewayClassName},
 		Spec: gatewayv1.GatewayClassSpec{ControllerName: GatewayControllerName,
-			Description: ptr("kubetest stand-in: status only, no data plane")},
+			Description: ptr("test-only stand-in: status only, no data plane")},
 	}
 	if _, err := gw.GatewayClasses().Create(ctx, gc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err

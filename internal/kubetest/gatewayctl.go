@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -28,6 +29,13 @@ type gwReconciler struct {
 }
 
 func (r *gwReconciler) logf(format string, args ...any) {
+	// A conflict only means the informer's copy was stale: the next round
+	// has the new one.
+	if len(args) > 0 {
+		if err, ok := args[len(args)-1].(error); ok && apierrors.IsConflict(err) {
+			return
+		}
+	}
 	if r.c.logf != nil {
 		r.c.logf("stand-in gateway controller: "+format, args...)
 	}

@@ -155,7 +155,6 @@ plugins:
 		"--cluster-name=kubetest",
 		// Fake nodes get their podCIDR from Start, not from the IPAM.
 		"--allocate-node-cidrs=false",
-		"--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10"); err != nil {
 		return c, err
 	}

@@ -18,10 +18,12 @@ KUBE_VERSION=v1.35.4
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 go=${GO:-go}
 
-# The key covers everything that decides the binaries: the versions pinned in
-# the modules' go.mod/go.sum and this script itself.
-sum=$(cat "$here"/build.sh "$here"/etcd/go.mod "$here"/etcd/go.sum "$here"/k8s/go.mod "$here"/k8s/go.sum \
-  "$here"/kwok/go.mod "$here"/kwok/go.sum "$here"/etcd/main.go | sha256sum | cut -c1-12)
+# The key covers what decides the binaries: the versions pinned in the
+# modules' go.mod/go.sum, etcd's main, and RECIPE, to be bumped when a change
+# of this script changes what it builds (flags, stages).
+RECIPE=1
+sum=$( (echo "recipe $RECIPE"; cat "$here"/etcd/go.mod "$here"/etcd/go.sum "$here"/k8s/go.mod "$here"/k8s/go.sum \
+  "$here"/kwok/go.mod "$here"/kwok/go.sum "$here"/etcd/main.go) | sha256sum | cut -c1-12)
 cache=${SHIPGATE_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shipgate/kube}
 dir="$cache/$KUBE_VERSION-$sum"
 bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
@@ -48,7 +50,7 @@ log() { echo "kube build: $*" >&2; }
 
 # -mod=mod would let go rewrite go.sum; -mod=readonly makes a stale go.sum an
 # error instead, so what CI builds is what the commit says.
-export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+export GOFLAGS="${GOFLAGS:-$("$go" env GOFLAGS)} -mod=readonly -buildvcs=false"
 
 log "etcd (go.etcd.io/etcd/server/v3 etcdmain) -> $dir"
 (cd "$here/etcd" && nice -n "$nice" "$go" build -trimpath -o "$tmp/etcd" .)
