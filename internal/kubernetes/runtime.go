@@ -384,9 +384,11 @@ func (r *Runtime) await(ctx context.Context, name string, spec rollout.InstanceS
 	defer tick.Stop()
 	for {
 		d, err := r.deployments().Get(ctx, name, metav1.GetOptions{})
-		if err != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("kubernetes: get Deployment %s/%s: %w", r.cfg.Namespace, name, err)
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("kubernetes: Deployment %s/%s was deleted while it started", r.cfg.Namespace, name)
 		}
+		// Other errors (the API server busy, the client's rate limit at
+		// the deadline) are retried until the start timeout.
 		if err == nil {
 			pods, perr := r.pods(ctx, spec.App, spec.Env, spec.Version)
 			if perr == nil {
@@ -413,6 +415,9 @@ func (r *Runtime) await(ctx context.Context, name string, spec rollout.InstanceS
 			why := last
 			if why == "" {
 				why = fmt.Sprintf("%d of %d pods available", availableOf(d), want)
+				if err != nil {
+					why += fmt.Sprintf(" (last read: %v)", err)
+				}
 			}
 			return nil, r.startError(context.WithoutCancel(ctx), name, spec, fmt.Sprintf("not available within %s: %s", timeout, why), "")
 		case <-tick.C:
