@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -75,7 +76,8 @@ analysis:
 // v2 goes through every step (the route read back at each is the plan)
 // and is promoted, v1's Deployment removed; v3 is rolled back on
 // error_rate, the route at 100% stable before v3's Deployment is scaled
-// to zero (watch events, in resourceVersion order).
+// to zero (watch events, in resourceVersion order). The route is the
+// team's own, with a rule and backends of theirs that stay as they were.
 func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 	bin := "/usr/bin/prometheus"
 	if _, err := os.Stat(bin); err != nil {
@@ -92,6 +94,7 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	userRules := createUserRoute(t, ctx, c, ns)
 	dp := startDataPlane(t, ctx, c, ns)
 	promDir := t.TempDir()
 	targets := filepath.Join(promDir, "targets.json")
@@ -191,6 +194,63 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 	if d, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "shop", metav1.GetOptions{}); err != nil || d.Generation != 1 {
 		t.Errorf("the adopted Deployment was changed: %v", err)
 	}
+	// The team's own rules of the route, an extra rule with two backends
+	// and their catch-all, went through the rollout and the rollback
+	// untouched.
+	route, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var theirs []gwv1.HTTPRouteRule
+	for _, rule := range route.Spec.Rules {
+		if rule.Name == nil || !strings.HasPrefix(string(*rule.Name), "shipgate-") {
+			theirs = append(theirs, rule)
+		}
+	}
+	if !equality.Semantic.DeepEqual(theirs, userRules) {
+		t.Errorf("the user's rules changed:\n got %+v\nwant %+v", theirs, userRules)
+	}
+}
+
+// createUserRoute creates the HTTPRoute the team had before Shipgate: an
+// /admin rule with two backends and a catch-all to their Service (which
+// exist, so the route resolves), and returns its rules as the API server
+// keeps them.
+func createUserRoute(t *testing.T, ctx context.Context, c *kubetest.Cluster, ns string) []gwv1.HTTPRouteRule {
+	t.Helper()
+	for _, name := range []string{"shop", "admin", "admin-next"} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}, Selector: map[string]string{"app": name}}}
+		if _, err := c.Clientset.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefix := gwv1.PathMatchPathPrefix
+	root, admin := "/", "/admin"
+	port := gwv1.PortNumber(8080)
+	w3, w1 := int32(3), int32(1)
+	name := gwv1.SectionName("admin")
+	gwns := gwv1.Namespace(kubetest.GatewayNamespace)
+	route := &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: kubetest.GatewayName, Namespace: &gwns}}},
+			Rules: []gwv1.HTTPRouteRule{
+				{Name: &name, Matches: []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: &prefix, Value: &admin}}},
+					BackendRefs: []gwv1.HTTPBackendRef{
+						{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "admin", Port: &port}, Weight: &w3}},
+						{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "admin-next", Port: &port}, Weight: &w1}},
+					}},
+				{Matches: []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: &prefix, Value: &root}}},
+					BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "shop", Port: &port}}}}},
+			},
+		},
+	}
+	created, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Create(ctx, route, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return created.Spec.Rules
 }
 
 func userDeployment(ns string) *appsv1.Deployment {
