@@ -299,6 +299,11 @@ func TestRouterProcess_OutlivesItsServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A bake starts: its window is marked in the router.
+	bakeStart := time.Now()
+	if s, err := dialed.Window(context.Background(), "v2", bakeStart); err != nil || s.Requests != 0 {
+		t.Fatalf("a window that starts now: %d requests, %v", s.Requests, err)
+	}
 	load := startPacedLoad(t, url, 8, time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
 	if err := dialed.Close(); err != nil {
@@ -350,6 +355,18 @@ func TestRouterProcess_OutlivesItsServer(t *testing.T) {
 	}
 	if !sameJSON(t, got, routes) {
 		t.Errorf("the reused router serves %+v, want %+v", got, routes)
+	}
+	// The restarted server's bake gets the evidence counted while it was
+	// down: the window since the bake started.
+	s, err := c.Window(context.Background(), "v2", bakeStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arrived := uint64(canary.arrivals.Load()); s.Requests == 0 || s.Requests > arrived {
+		t.Errorf("window of v2 since the bake started: %d requests, want some and at most the %d the canary got", s.Requests, arrived)
+	}
+	if err := c.VerifyRoutes(context.Background(), routes); err != nil {
+		t.Errorf("VerifyRoutes of the table served: %v", err)
 	}
 }
 

@@ -15,6 +15,10 @@ type crashScenario struct {
 	envYAML, yaml string
 	// drill runs a drill after v2, instead of deploying v2 under test.
 	drill bool
+	// migrations gives v1 and v2 schema migrations (v2 brings one more):
+	// the rollout of v2 has a migrate step, and must apply exactly that
+	// one, once, and record it.
+	migrations bool
 	// want is the version serving everyone at the end, and how many
 	// instances of it run.
 	want      string
@@ -22,6 +26,16 @@ type crashScenario struct {
 }
 
 var crashScenarios = []crashScenario{
+	{
+		name: "migrate", want: "v2", instances: 1, migrations: true,
+		yaml: `
+strategy:
+  canary:
+    steps:
+      - {weight: 50, bake: 20s}
+    scale_down_delay: 5s
+`,
+	},
 	{
 		name: "canary", want: "v2", instances: 1,
 		envYAML: "    gates: {approval: true}",
@@ -131,6 +145,9 @@ func scenarioHarness(t *testing.T, sc crashScenario) *harness {
 		h.cfg.Run.Instances = sc.instances
 	}
 	h.approver = "bob"
+	if sc.migrations {
+		h.withMigrations()
+	}
 	h.deployV1()
 	return h
 }
@@ -195,5 +212,13 @@ func runCrash(t *testing.T, sc crashScenario, step, nth int, point crashPoint) {
 	}
 	if n := h.failed.Load(); n != 0 {
 		t.Fatalf("%d of %d requests failed through the router", n, h.sent.Load())
+	}
+	if sc.migrations {
+		if len(got.Migrated) != 1 || got.Migrated[0] != 2 {
+			t.Fatalf("migrated = %v, want [2]: v2's one migration, recorded once", got.Migrated)
+		}
+		if st := h.schemaStatus(); st != "at version 2, 0 pending" {
+			t.Fatalf("database %s, want at version 2", st)
+		}
 	}
 }

@@ -7,9 +7,8 @@ package rollout_test
 // minutes pass as the harness steps the clock, sending real requests
 // through the router before each step so that the analysis has evidence.
 //
-// The migrate step is not driven here: its runner (internal/server's
-// migrations, over internal/migrate) needs a database per release and is
-// covered by internal/server's migration end-to-end tests.
+// The migrate step runs the server's own runner (internal/migrate/releases)
+// against a SQLite database in the test's directory.
 //
 // A "crash" is simulated by a life: every port the engine gets (store,
 // router, runtime) goes through a gate that, once the life has ended,
@@ -38,6 +37,7 @@ import (
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/clock/clocktest"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/migrate/releases"
 	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/process"
 	"github.com/shipgate/shipgate/internal/proxy"
@@ -108,8 +108,11 @@ type harness struct {
 	tick   time.Duration
 	client *http.Client
 
-	eng  *rollout.Engine
-	life *life
+	eng *rollout.Engine
+	// verify, when set, answers VerifyRoutes before the router does: an
+	// asynchronous data plane still converging.
+	verify atomic.Pointer[func(rollout.Routes) error]
+	life   *life
 
 	mu     sync.Mutex
 	events []string // what the router and the runtime did, in order
@@ -223,7 +226,8 @@ func (h *harness) start() {
 			Runtime: &gatedRuntime{rt: h.rt, l: l, h: h},
 			Router:  router, Metrics: router, Drainer: router, Prober: smoke.New(),
 		}},
-		Clock: h.clk, Tick: h.tick,
+		Migrations: releases.New(releases.Options{}),
+		Clock:      h.clk, Tick: h.tick,
 		// Drains end in real time, while the harness steps virtual time
 		// fast: a virtual bound must not cut them short.
 		DrainTimeout: 24 * time.Hour,
@@ -472,6 +476,11 @@ func (r *gatedRouter) VerifyRoutes(ctx context.Context, rt rollout.Routes) error
 	if r.l.dead.Load() {
 		return errCrashed
 	}
+	if v := r.h.verify.Load(); v != nil {
+		if err := (*v)(rt); err != nil {
+			return err
+		}
+	}
 	return r.p.VerifyRoutes(ctx, rt)
 }
 
@@ -603,4 +612,41 @@ func (h *harness) auditActions() []string {
 		out = append(out, evs[i].Action)
 	}
 	return out
+}
+
+// withMigrations gives v1 one schema migration and v2 two, in SQLite, as
+// the config's migrations section (dir per version).
+func (h *harness) withMigrations() {
+	h.t.Helper()
+	files := map[string]string{
+		"v1/001_items.up.sql": "CREATE TABLE items (id integer primary key);", "v1/001_items.down.sql": "DROP TABLE items;",
+		"v2/001_items.up.sql": "CREATE TABLE items (id integer primary key);", "v2/001_items.down.sql": "DROP TABLE items;",
+		"v2/002_name.up.sql": "CREATE INDEX items_id ON items (id);", "v2/002_name.down.sql": "DROP INDEX items_id;",
+	}
+	for name, body := range files {
+		path := filepath.Join(h.dir, "migrations", name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			h.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	h.cfg.Migrations = &config.Migrations{Dir: "migrations/${VERSION}", Database: "sqlite:" + filepath.Join(h.dir, "app.db")}
+}
+
+// schemaStatus describes the app database's migration state as of v2's
+// migrations.
+func (h *harness) schemaStatus() string {
+	h.t.Helper()
+	m, err := releases.New(releases.Options{}).Open(h.t.Context(), filepath.Join(h.dir, "migrations", "v2"), "sqlite:"+filepath.Join(h.dir, "app.db"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer m.Close()
+	st, err := m.Status(h.t.Context())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -52,18 +53,7 @@ func (e *Engine) checkMigrations(ctx context.Context, st *Spec, rel Release) err
 	if len(problems) > 0 {
 		return &GateError{Gate: "migrations", Message: fmt.Sprintf("%d problem(s) on a scratch database: %s", len(problems), strings.Join(problems, "; "))}
 	}
-	if im, ok := m.(irreversibleMigrator); ok {
-		return irreversibleGate(st, im.Irreversible())
-	}
-	return nil
-}
-
-// irreversibleMigrator is a Migrator that names the migrations marked
-// "-- shipgate:irreversible REASON": their downs do not restore
-// everything, on purpose.
-type irreversibleMigrator interface {
-	// Irreversible returns "ID (reason)" for each marked migration.
-	Irreversible() []string
+	return irreversibleGate(st, m.Irreversible())
 }
 
 // irreversibleGate lets a release whose migrations include some marked
@@ -93,7 +83,31 @@ func (e *Engine) stepMigrate(ctx context.Context, st *Spec, r *Rollout) error {
 		return err
 	}
 	defer m.Close()
+	if len(r.Migrating) == 0 {
+		// The intent first: a crash between Up and the commit after it
+		// must not lose which versions this rollout applied (its
+		// rollback reverts exactly those).
+		pending, err := m.Pending(ctx)
+		if err != nil {
+			return fmt.Errorf("pending migrations: %w", err)
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		r.Migrating = pending
+		if err := e.save(ctx, r, nil); err != nil {
+			return err
+		}
+	}
 	applied, upErr := m.Up(ctx)
+	if still, err := m.Pending(ctx); err == nil {
+		applied = nil
+		for _, v := range r.Migrating {
+			if !slices.Contains(still, v) && !slices.Contains(r.Migrated, v) {
+				applied = append(applied, v)
+			}
+		}
+	}
 	r.Migrated = append(r.Migrated, applied...)
 	var events []audit.Event
 	if len(applied) > 0 {

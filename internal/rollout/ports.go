@@ -182,5 +182,9 @@ type Migrator interface {
 	Status(ctx context.Context) (string, error)
 	// Pending returns the versions Up would apply, in order.
 	Pending(ctx context.Context) ([]int64, error)
+	// Irreversible returns "ID (reason)" for each migration marked
+	// "-- shipgate:irreversible REASON": its down does not restore
+	// everything, on purpose.
+	Irreversible() []string
 	Close() error
 }

@@ -63,10 +63,10 @@ func (e *Engine) stepWeight(ctx context.Context, d *driver, st *Spec, r *Rollout
 	if step.Kind == StepInternal {
 		weight = 0
 	}
-	since := e.clock.Now()
 	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
 		return fmt.Errorf("set canary weight %d%%: %w", weight, err)
 	}
+	since := e.clock.Now() // the window begins once the weight is served
 	if r.Weight != weight || r.FirstTrafficAt.IsZero() {
 		r.Weight = weight
 		if r.FirstTrafficAt.IsZero() {

@@ -156,11 +156,11 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *Spec, r *Rollout,
 			}
 		}
 	}
-	since := e.clock.Now()
 	weight := 100 * len(r.New) / (len(r.New) + len(r.Old))
 	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
 		return fmt.Errorf("add batch to the router: %w", err)
 	}
+	since := e.clock.Now() // the window begins once the batch is served
 	r.Weight = weight
 	if r.FirstTrafficAt.IsZero() {
 		r.FirstTrafficAt = e.clock.Now()

@@ -303,6 +303,10 @@ type Rollout struct {
 	// Migrated are the migration versions this rollout applied, in order:
 	// exactly the ones its rollback reverts.
 	Migrated []int64 `json:"migrated,omitempty"`
+	// Migrating are the versions the migrate step set out to apply,
+	// recorded before it applies them: after a crash, those no longer
+	// pending were applied by this rollout, and join Migrated.
+	Migrating []int64 `json:"migrating,omitempty"`
 	// MigrationFailed is set when a migration failed: the rollout ends
 	// failed with the database as the last successful migration left it,
 	// and MigrationStatus says where it stopped and the way out.

@@ -39,8 +39,7 @@ func TestRunner_Options(t *testing.T) {
 	if err != nil || len(problems) > 0 {
 		t.Errorf("Verify = %v, %v; want no problems", problems, err)
 	}
-	irr, ok := m.(interface{ Irreversible() []string })
-	if !ok || len(irr.Irreversible()) != 1 || irr.Irreversible()[0] != "002_fill (billing reads the row at once)" {
+	if irr := m.Irreversible(); len(irr) != 1 || irr[0] != "002_fill (billing reads the row at once)" {
 		t.Errorf("the migrator does not name the irreversible migration for the gate")
 	}
 
