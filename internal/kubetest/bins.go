@@ -9,14 +9,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 )
 
 // binNames are the binaries a cluster needs in its bin dir.
-var binNames = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+var binNames = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok"}
 
 // findBins returns the directory holding the control plane's binaries:
 // $SHIPGATE_KUBE_BIN if set, else what scripts/kube/build.sh prints (it
-// builds them the first time, and is a cache lookup afterwards).
+// builds them the first time, and is a cache lookup afterwards; under
+// go test -short it only looks the cache up).
 func findBins() (string, error) {
 	if dir := os.Getenv("SHIPGATE_KUBE_BIN"); dir != "" {
 		return dir, checkBins(dir, "SHIPGATE_KUBE_BIN")
@@ -28,6 +30,10 @@ func findBins() (string, error) {
 	// A cold build takes minutes: its progress goes to stderr as it comes.
 	var out, errOut bytes.Buffer
 	cmd := exec.Command("bash", script)
+	if testing.Short() {
+		// -short never waits for a cold build: a cached one or a skip.
+		cmd.Env = append(os.Environ(), "SHIPGATE_KUBE_CACHED_ONLY=1")
+	}
 	cmd.Stdout = &out
 	cmd.Stderr = io.MultiWriter(&errOut, os.Stderr)
 	if err := cmd.Run(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,6 +190,58 @@ func TestSmoke_HTTPRouteAccepted(t *testing.T) {
 	}
 }
 
+// A backend in another namespace is RefNotPermitted until a ReferenceGrant
+// there allows it, as the Gateway API says (the stand-in controller, NO
+// DATA PLANE).
+func TestSmoke_HTTPRouteCrossNamespaceNeedsReferenceGrant(t *testing.T) {
+	c := kubetest.Shared(t)
+	ns, other := c.Namespace(t), c.Namespace(t)
+	ctx := ctx(t)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}}}
+	if _, err := c.Clientset.CoreV1().Services(other).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gwNS, otherNS := gatewayv1.Namespace(kubetest.GatewayNamespace), gatewayv1.Namespace(other)
+	route := &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop"},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: kubetest.GatewayName, Namespace: &gwNS}}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
+				BackendObjectReference: gatewayv1.BackendObjectReference{Name: "shop", Namespace: &otherNS, Port: ptr(gatewayv1.PortNumber(8080))}}}}}},
+		},
+	}
+	if _, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Create(ctx, route, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resolved := func(status metav1.ConditionStatus, reason string) {
+		t.Helper()
+		var got *metav1.Condition
+		err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			r, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Get(ctx, "shop", metav1.GetOptions{})
+			if err != nil || len(r.Status.Parents) != 1 {
+				return false, err
+			}
+			got = meta.FindStatusCondition(r.Status.Parents[0].Conditions, "ResolvedRefs")
+			return got != nil && got.Status == status && got.Reason == reason, nil
+		})
+		if err != nil {
+			t.Fatalf("ResolvedRefs never %s/%s (last %+v): %v", status, reason, got, err)
+		}
+	}
+	resolved(metav1.ConditionFalse, "RefNotPermitted")
+	grant := &gatewayv1.ReferenceGrant{
+		ObjectMeta: metav1.ObjectMeta{Name: "from-" + ns},
+		Spec: gatewayv1.ReferenceGrantSpec{
+			From: []gatewayv1.ReferenceGrantFrom{{Group: gatewayv1.GroupName, Kind: "HTTPRoute", Namespace: gatewayv1.Namespace(ns)}},
+			To:   []gatewayv1.ReferenceGrantTo{{Group: "", Kind: "Service"}},
+		},
+	}
+	if _, err := c.Gateway.GatewayV1().ReferenceGrants(other).Create(ctx, grant, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resolved(metav1.ConditionTrue, "ResolvedRefs")
+}
+
 // A least-privilege ServiceAccount may do exactly what its Role grants:
 // RBAC is really enforced by this API server.
 func TestSmoke_LeastPrivilegeRefused(t *testing.T) {
@@ -226,43 +279,55 @@ func TestSmoke_LeastPrivilegeRefused(t *testing.T) {
 }
 
 // A pod whose image is under kubetest.UnpullableRegistry is simulated as
-// ImagePullBackOff (kubetest's kwok stage), and stays so: the Deployment
-// never becomes Available.
-func TestSmoke_ImagePullBackOff(t *testing.T) {
-	c := kubetest.Shared(t)
-	ns := c.Namespace(t)
-	ctx := ctx(t)
-	if _, err := c.Clientset.AppsV1().Deployments(ns).Create(ctx, deployment("bad", kubetest.UnpullableRegistry+"/shop:v3", 1), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var reason string
-	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		pods, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bad"})
-		if err != nil || len(pods.Items) != 1 || len(pods.Items[0].Status.ContainerStatuses) != 1 {
-			return false, err
-		}
-		if w := pods.Items[0].Status.ContainerStatuses[0].State.Waiting; w != nil {
-			reason = w.Reason
-		}
-		return reason == "ImagePullBackOff", nil
-	})
-	if err != nil {
-		t.Fatalf("no ImagePullBackOff (last reason %q): %v", reason, err)
-	}
-	time.Sleep(2 * time.Second) // kwok's pod-ready stage must not win later
-	d, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "bad", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if available(d) || d.Status.ReadyReplicas != 0 {
-		t.Errorf("deployment of an unpullable image: available %v, %d ready", available(d), d.Status.ReadyReplicas)
-	}
-	pods, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bad"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w := pods.Items[0].Status.ContainerStatuses[0].State.Waiting; w == nil || w.Reason != "ImagePullBackOff" {
-		t.Errorf("pod no longer in ImagePullBackOff after 2s: %+v", pods.Items[0].Status)
+// ImagePullBackOff, one under kubetest.CrashingRegistry as CrashLoopBackOff
+// (kubetest's kwok stages), and stays so: the Deployment never becomes
+// Available.
+func TestSmoke_FailingImages(t *testing.T) {
+	for _, tc := range []struct {
+		image, reason string
+		phase         corev1.PodPhase
+	}{
+		{kubetest.UnpullableRegistry + "/shop:v3", "ImagePullBackOff", corev1.PodPending},
+		{kubetest.CrashingRegistry + "/shop:v3", "CrashLoopBackOff", corev1.PodRunning},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			c := kubetest.Shared(t)
+			ns := c.Namespace(t)
+			ctx := ctx(t)
+			if _, err := c.Clientset.AppsV1().Deployments(ns).Create(ctx, deployment("bad", tc.image, 1), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			var reason string
+			err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+				pods, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bad"})
+				if err != nil || len(pods.Items) != 1 || len(pods.Items[0].Status.ContainerStatuses) != 1 {
+					return false, err
+				}
+				if w := pods.Items[0].Status.ContainerStatuses[0].State.Waiting; w != nil {
+					reason = w.Reason
+				}
+				return reason == tc.reason, nil
+			})
+			if err != nil {
+				t.Fatalf("no %s (last reason %q): %v", tc.reason, reason, err)
+			}
+			time.Sleep(2 * time.Second) // kwok's pod-ready stage must not win later
+			d, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "bad", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if available(d) || d.Status.ReadyReplicas != 0 {
+				t.Errorf("deployment of a failing image: available %v, %d ready", available(d), d.Status.ReadyReplicas)
+			}
+			pods, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bad"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := pods.Items[0]
+			if w := p.Status.ContainerStatuses[0].State.Waiting; w == nil || w.Reason != tc.reason || p.Status.Phase != tc.phase {
+				t.Errorf("pod no longer %s/%s after 2s: %+v", tc.phase, tc.reason, p.Status)
+			}
+		})
 	}
 }
 
@@ -306,6 +371,17 @@ func TestStart_StopLeavesNoProcess(t *testing.T) {
 	if len(pids) != 5 {
 		t.Fatalf("%d processes, want etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok", len(pids))
 	}
+	var rssKiB int
+	for _, pid := range pids {
+		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				kib, _ := strconv.Atoi(f[1])
+				rssKiB += kib
+			}
+		}
+	}
+	t.Logf("control plane resident: %d MiB", rssKiB/1024)
 	c.Stop()
 	for name, pid := range pids {
 		if err := syscall.Kill(-pid, 0); err == nil || err != syscall.ESRCH {

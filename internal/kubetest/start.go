@@ -31,7 +31,21 @@ const startTimeout = 3 * time.Minute
 //go:embed stages.yaml
 var kubetestStages []byte
 
-func start(o Options) (c *Cluster, err error) {
+// start starts a cluster, and starts it again (on other ports) when a
+// process lost a port picked for it to another program in between.
+func start(o Options) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := startOnce(o)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+		if o.Logf != nil {
+			o.Logf("a port was taken, starting again: %v", err)
+		}
+	}
+}
+
+func startOnce(o Options) (c *Cluster, err error) {
 	if o.Nodes <= 0 {
 		o.Nodes = 3
 	}

@@ -9,9 +9,11 @@
 # Cold: about 12 minutes on 2 cores, ~1.9 GB peak. Cached: well under a
 # second. A warm Go build cache (binaries deleted) relinks in about a minute.
 #
-#   SHIPGATE_KUBE_CACHE   where the versioned bin dirs live
-#                         (default: ${XDG_CACHE_HOME:-~/.cache}/shipgate/kube)
+#   SHIPGATE_KUBE_CACHE   where the versioned bin dirs live (default:
+#                         shipgate/kube beside $(go env GOCACHE))
 #   SHIPGATE_KUBE_NICE    nice level of the build (default 10)
+#   SHIPGATE_KUBE_CACHED_ONLY=1  print the bin dir if cached, else exit 3
+#                         without building (go test -short uses it)
 set -euo pipefail
 
 KUBE_VERSION=v1.35.4
@@ -24,7 +26,9 @@ go=${GO:-go}
 RECIPE=1
 sum=$( (echo "recipe $RECIPE"; cat "$here"/etcd/go.mod "$here"/etcd/go.sum "$here"/k8s/go.mod "$here"/k8s/go.sum \
   "$here"/kwok/go.mod "$here"/kwok/go.sum "$here"/etcd/main.go) | sha256sum | cut -c1-12)
-cache=${SHIPGATE_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shipgate/kube}
+# Beside Go's own build cache (~/.cache/go-build → ~/.cache/shipgate/kube),
+# so that whatever keeps one keeps the other.
+cache=${SHIPGATE_KUBE_CACHE:-$(dirname "$("$go" env GOCACHE)")/shipgate/kube}
 dir="$cache/$KUBE_VERSION-$sum"
 bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 
@@ -34,6 +38,10 @@ complete() {
   [ -f "$dir/kwok-stages.yaml" ]
 }
 if complete; then echo "$dir"; exit 0; fi
+if [ "${SHIPGATE_KUBE_CACHED_ONLY:-}" = 1 ]; then
+  echo "kube build: $dir is not built (scripts/kube/build.sh builds it, ~12 minutes)" >&2
+  exit 3
+fi
 
 mkdir -p "$cache"
 # Test binaries of several packages may ask at once: one builds, the others
