@@ -24,7 +24,7 @@ var knownActions = []string{
 	audit.ActionRollbackAuto, audit.ActionRollbackManual, audit.ActionRolledBack, audit.ActionGateBypass,
 	audit.ActionApprove, audit.ActionApprovalVoid, audit.ActionRelease, audit.ActionDrill,
 	audit.ActionMigrateUp, audit.ActionMigrateDown, audit.ActionMigrateFailed,
-	audit.ActionTokenCreate, audit.ActionTokenRevoke, audit.ActionConfigApply,
+	audit.ActionTokenCreate, audit.ActionTokenRevoke, audit.ActionConfigApply, audit.ActionClusterChange,
 	audit.ActionPause, audit.ActionPromoteManual, audit.ActionResume, audit.ActionGateRefuse,
 	audit.ActionIncidentOpen, audit.ActionIncidentResolve, audit.ActionReleaseChange,
 	audit.ActionNotifyConfig, audit.ActionDeployExternal, testsignal.ActionTestRun,

@@ -116,7 +116,7 @@ type Health struct {
 // Environment is one place releases run, behind its own router.
 type Environment struct {
 	// Listen is the address of the builtin router of this environment,
-	// host:port. Required. Bind to 127.0.0.1 unless the router must be
+	// host:port. Required, unless the environment runs on kubernetes. Bind to 127.0.0.1 unless the router must be
 	// reached from other machines.
 	Listen string `yaml:"listen" json:"listen"`
 	// Sticky says how a user is recognised so that they stay on one
@@ -152,6 +152,11 @@ type Environment struct {
 	// Metrics says where releases are measured here: the builtin router
 	// (the default) or Prometheus.
 	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+	// Kubernetes, when set, runs this environment's releases on a
+	// Kubernetes cluster (Deployments, a Gateway API HTTPRoute) instead of
+	// as local processes behind the builtin router; listen is then not
+	// needed. See docs/kubernetes.md.
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 }
 
 // Gates are the conditions a release must meet before it is deployed to an

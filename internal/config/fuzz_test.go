@@ -56,14 +56,14 @@ func FuzzParse(f *testing.F) {
 // checkInvariants checks what every consumer of a valid config relies on.
 func checkInvariants(t *testing.T, c *Config) {
 	t.Helper()
-	if len(c.Run.Command) == 0 || c.Run.Command[0] == "" {
+	if (len(c.Run.Command) == 0 || c.Run.Command[0] == "") && !allKubernetes(c) {
 		t.Errorf("valid config without a command: %q", c.Run.Command)
 	}
 	if len(c.Environments) == 0 {
 		t.Error("valid config without environments")
 	}
 	for name, env := range c.Environments {
-		if env == nil || env.Listen == "" {
+		if env == nil || (env.Listen == "" && env.Kubernetes == nil) {
 			t.Errorf("environment %q has no listen address", name)
 		}
 	}

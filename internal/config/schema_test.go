@@ -174,7 +174,7 @@ func fieldDocs(t *testing.T) map[string]map[string]string {
 	// The config types live in config.go and, for newer sections, in
 	// files of their own (notifications.go, metrics.go).
 	docs := map[string]map[string]string{}
-	for _, file := range []string{"config.go", "notifications.go", "metrics.go"} {
+	for _, file := range []string{"config.go", "notifications.go", "metrics.go", "kubernetes.go"} {
 		f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ParseComments)
 		if err != nil {
 			t.Fatal(err)

@@ -35,7 +35,7 @@ func (d *decoder) validate(c *Config) {
 		d.problemf("app", "must be lowercase letters, digits and dashes, start with a letter and be at most 63 characters long, got %q", c.App)
 	}
 	d.validateVars("vars", c.Vars)
-	d.validateRun(&c.Run)
+	d.validateRun(&c.Run, allKubernetes(c))
 	d.validateEnvironments(c)
 	d.validateStrategy("strategy", &c.Strategy, false)
 	d.validateAnalysis("analysis", &c.Analysis)
@@ -128,8 +128,10 @@ func (d *decoder) validateVars(path string, vars map[string]string) {
 	}
 }
 
-func (d *decoder) validateRun(r *Run) {
+func (d *decoder) validateRun(r *Run, noProcesses bool) {
 	switch {
+	case len(r.Command) == 0 && noProcesses:
+		// Every environment runs on Kubernetes: nothing starts a process.
 	case len(r.Command) == 0:
 		d.problemf("run.command", `required: the program and its arguments, like ["./bin/shop", "--port", "${PORT}"]`)
 	case r.Command[0] == "":
@@ -206,10 +208,18 @@ func (d *decoder) validateEnvironments(c *Config) {
 		if env == nil {
 			env = &Environment{}
 		}
-		if env.Listen == "" {
+		if env.Kubernetes != nil {
+			d.validateKubernetes(path+".kubernetes", env.Kubernetes)
+			if env.Metrics == nil || env.Metrics.Prometheus == nil {
+				d.problemf(path+".kubernetes", "needs metrics.prometheus in this environment: on Kubernetes, releases are measured by Prometheus (the Gateway API does not count requests)")
+			}
+		}
+		if env.Listen == "" && env.Kubernetes == nil {
 			d.problemf(path+".listen", `required: the address of this environment's router, like "127.0.0.1:8080"`)
-		} else if a, ok := d.listenAddress(name, "listen", env.Listen); ok {
-			addrs = append(addrs, a)
+		} else if env.Listen != "" || d.isSet(path+".listen") {
+			if a, ok := d.listenAddress(name, "listen", env.Listen); ok {
+				addrs = append(addrs, a)
+			}
 		}
 		if env.PreviewListen != "" || d.isSet(path+".preview_listen") {
 			if a, ok := d.listenAddress(name, "preview_listen", env.PreviewListen); ok {
@@ -791,4 +801,15 @@ func parent(path string) string {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// allKubernetes reports whether every environment runs on Kubernetes: then
+// run.command, which starts local processes, is not needed.
+func allKubernetes(c *Config) bool {
+	for _, env := range c.Environments {
+		if env == nil || env.Kubernetes == nil {
+			return false
+		}
+	}
+	return len(c.Environments) > 0
 }

@@ -94,6 +94,9 @@ func Translate(cfg *config.Config, st *config.Stage) *rollout.Spec {
 		},
 		Vars: cloneMap(st.Vars),
 	}
+	if env.Kubernetes != nil {
+		sp.Run.Image = env.Kubernetes.Image
+	}
 	if sp.Vars == nil {
 		sp.Vars = map[string]string{}
 	}

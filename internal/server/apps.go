@@ -277,6 +277,9 @@ func (deps appDeps) startApp(ctx context.Context, cfg *config.Config, all []*con
 	}()
 	for _, name := range sortedEnvs(cfg) {
 		env := cfg.Environments[name]
+		if env.Kubernetes != nil {
+			continue // the cluster's gateway routes it (kubernetes.go)
+		}
 		if r := reuse[name]; r != nil && reuseCfg != nil && sameRouter(reuseCfg.Environments[name], env) {
 			p.routers[name] = r
 			continue
@@ -296,8 +299,15 @@ func (deps appDeps) startApp(ctx context.Context, cfg *config.Config, all []*con
 	}
 	envs := &environments{app: cfg.App, envs: map[string]rollout.Environment{}}
 	prober := smoke.New()
-	for name, r := range p.routers {
-		metrics, err := metricSource(cfg, name, cfg.Environments[name], r)
+	for name, env := range cfg.Environments {
+		if env.Kubernetes != nil {
+			if envs.envs[name], err = kubernetesEnv(cfg, name, env, deps.store, deps.opts.KubeConfig, deps.log.With("app", cfg.App)); err != nil {
+				return nil, fmt.Errorf("app %s: %w", cfg.App, err)
+			}
+			continue
+		}
+		r := p.routers[name]
+		metrics, err := metricSource(cfg, name, env, r)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", cfg.App, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/client-go/rest"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,6 +61,9 @@ type Options struct {
 	// ConfigPath is a file (one app, or several as YAML documents) or a
 	// directory of app files: config.LoadApps reads it, at start and on
 	// Reload.
+	// KubeConfig, when set, is how environments on Kubernetes reach their
+	// cluster, instead of their kubeconfig (tests).
+	KubeConfig *rest.Config
 	// Config, when set, is used instead of loading ConfigPath.
 	Config *config.Config
 	// Configs, when set, are the apps to manage instead of Config or

@@ -1,0 +1,139 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/gatewayapi"
+	kube "github.com/shipgate/shipgate/internal/kubernetes"
+	"github.com/shipgate/shipgate/internal/rollout"
+)
+
+// KubernetesOptions are what building a Kubernetes environment needs
+// besides its config.
+type KubernetesOptions struct {
+	// RESTConfig, when set, is used instead of the environment's
+	// kubeconfig (tests, or a server that already has one).
+	RESTConfig *rest.Config
+	// Metrics measures the releases (Prometheus).
+	Metrics rollout.MetricSource
+	// OnChange is told every change made to the cluster, for the audit log.
+	OnChange func(ctx context.Context, change string)
+	Logger   *slog.Logger
+}
+
+// KubernetesEnvironment builds the adapters of an environment that runs
+// on Kubernetes: Deployments as the runtime, the HTTPRoute as the router,
+// smoke checks through the API server's proxy.
+func KubernetesEnvironment(c *config.Config, envName string, o KubernetesOptions) (rollout.Environment, error) {
+	env, err := c.Environment(envName)
+	if err != nil {
+		return rollout.Environment{}, err
+	}
+	k := env.Kubernetes
+	if k == nil {
+		return rollout.Environment{}, fmt.Errorf("environment %s does not run on kubernetes", envName)
+	}
+	rc := o.RESTConfig
+	if rc == nil {
+		if rc, err = RESTConfig(c.Path(k.Kubeconfig)); err != nil {
+			return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes.kubeconfig: %w", envName, err)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes: %w", envName, err)
+	}
+	gw, err := gwclient.NewForConfig(rc)
+	if err != nil {
+		return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes: %w", envName, err)
+	}
+	base := k.Name
+	if base == "" {
+		base = k.Deployment
+	}
+	if base == "" {
+		base = c.App
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("env", envName)
+	rcfg := kube.Config{
+		Namespace: k.Namespace, Deployment: k.Deployment, Base: base,
+		ServicePort: k.ServicePort, Container: k.Container, OnChange: o.OnChange, Logger: log,
+	}
+	if k.Template != "" {
+		if rcfg.Template, err = kube.LoadTemplate(c.Path(k.Template)); err != nil {
+			return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes.template: %w", envName, err)
+		}
+	}
+	runtime, err := kube.New(cs, rcfg)
+	if err != nil {
+		return rollout.Environment{}, fmt.Errorf("environments.%s: %w", envName, err)
+	}
+	router, err := gatewayapi.New(gw, gatewayapi.Config{
+		Namespace: k.Namespace, Route: k.Route.Name, Gateway: k.Route.Gateway, GatewayNamespace: k.Route.Namespace,
+		Base: base, ServicePort: k.ServicePort, App: c.App, Env: envName, PathPrefix: k.Route.PathPrefix,
+		OnChange: o.OnChange, Logger: log,
+	})
+	if err != nil {
+		return rollout.Environment{}, fmt.Errorf("environments.%s: %w", envName, err)
+	}
+	prober, err := kube.NewProber(rc, k.Namespace)
+	if err != nil {
+		return rollout.Environment{}, fmt.Errorf("environments.%s: %w", envName, err)
+	}
+	return rollout.Environment{Runtime: runtime, Router: router, Metrics: o.Metrics, Prober: prober}, nil
+}
+
+// RESTConfig loads how to reach a cluster: the kubeconfig at path when
+// given, else $KUBECONFIG, the in-cluster service account, ~/.kube/config.
+func RESTConfig(path string) (*rest.Config, error) {
+	if path == "" && os.Getenv("KUBECONFIG") == "" {
+		if rc, err := rest.InClusterConfig(); err == nil {
+			return rc, nil
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if path != "" {
+		rules.ExplicitPath = path
+	}
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	return rc, nil
+}
+
+// kubernetesEnv builds environment name, which runs on Kubernetes, for the
+// server: measured by its Prometheus, and every change it makes to the
+// cluster written to the audit log.
+func kubernetesEnv(cfg *config.Config, name string, env *config.Environment, store rollout.Store, rc *rest.Config, log *slog.Logger) (rollout.Environment, error) {
+	metrics, err := metricSource(cfg, name, env, nil)
+	if err != nil {
+		return rollout.Environment{}, err
+	}
+	if metrics == nil {
+		return rollout.Environment{}, fmt.Errorf("environments.%s.metrics.prometheus: required with kubernetes: the Gateway API router does not measure traffic", name)
+	}
+	subject := cfg.App + "/" + name
+	onChange := func(ctx context.Context, change string) {
+		ev := audit.Event{Time: time.Now().UTC(), Actor: "shipgate", Action: audit.ActionClusterChange, Subject: subject, Reason: change, Outcome: "ok"}
+		if err := store.Commit(context.WithoutCancel(ctx), rollout.Change{Audit: []audit.Event{ev}}); err != nil {
+			log.Warn("audit a cluster change", "change", change, "error", err.Error())
+		}
+	}
+	return KubernetesEnvironment(cfg, name, KubernetesOptions{RESTConfig: rc, Metrics: metrics, OnChange: onChange, Logger: log.With("component", "kubernetes")})
+}
