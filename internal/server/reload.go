@@ -182,7 +182,11 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	for _, name := range res.Added {
 		p := planes[slices.IndexFunc(planes, func(p *appPlane) bool { return p.cfg.App == name })]
 		for _, env := range sortedEnvs(p.cfg) {
-			cp.log.Info("app added", "app", name, "env", env, "router", p.routers[env].Addr())
+			if r := p.routers[env]; r != nil {
+				cp.log.Info("app added", "app", name, "env", env, "router", r.Addr())
+			} else {
+				cp.log.Info("app added", "app", name, "env", env, "kubernetes", p.cfg.Environments[env].Kubernetes.Namespace)
+			}
 		}
 	}
 	for _, e := range errs {

@@ -422,6 +422,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	fmt.Fprintf(out, "shipgate: API on %s, managing %s\n", cp.APIURL, strings.Join(names, ", "))
 	for _, p := range planes {
 		for _, name := range sortedEnvs(p.cfg) {
+			if p.routers[name] == nil {
+				k := p.cfg.Environments[name].Kubernetes
+				fmt.Fprintf(out, "shipgate: %s %s on Kubernetes, namespace %s\n", p.cfg.App, name, k.Namespace)
+				continue
+			}
 			if len(planes) > 1 {
 				fmt.Fprintf(out, "shipgate: %s %s router on http://%s\n", p.cfg.App, name, p.routers[name].Addr())
 			} else {
