@@ -91,7 +91,9 @@ func specRollout() rollout.Rollout {
 		Spec: &rollout.Spec{Name: "production", Run: rollout.RunSpec{Env: map[string]string{"SMTP_PASSWORD": "s3cret", "DB_URL": "${DB_URL}"}}}}
 }
 
-func (specService) GetRollout(context.Context, int64) (rollout.Rollout, error) { return specRollout(), nil }
+func (specService) GetRollout(context.Context, int64) (rollout.Rollout, error) {
+	return specRollout(), nil
+}
 
 func (specService) History(context.Context, string, string, int) ([]rollout.Rollout, error) {
 	return []rollout.Rollout{specRollout()}, nil

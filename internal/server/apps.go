@@ -14,8 +14,8 @@ import (
 
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/config"
-	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/plan"
+	"github.com/shipgate/shipgate/internal/proxy"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/smoke"
 )
