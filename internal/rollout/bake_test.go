@@ -220,7 +220,7 @@ func TestEngine_PauseAndResume(t *testing.T) {
 // Issue 11: the bake looks at the evidence every second (analysis.LookEvery)
 // and persists the verdict every interval, so a canary failing 40% of its
 // requests at 5% of 100 requests/s is convicted after the few requests that
-// prove it (median 8 in the simulator), not after the first 10 s interval
+// prove it (median 9 in the simulator), not after the first 10 s interval
 // (about 50). Several rollouts, because each one's count is random.
 func TestEngine_BakeLooksBetweenIntervals(t *testing.T) {
 	h := newHarnessEnv(t, "    analysis: {interval: 10s, min_requests: 50, gates: [{metric: error_rate, max: 0.5%}]}",
