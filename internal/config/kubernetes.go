@@ -67,9 +67,9 @@ var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 var dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 
 func (d *decoder) validateKubernetes(path string, k *Kubernetes) {
-	name := func(field, v string, re *regexp.Regexp, max int, what string) {
-		if v != "" && (len(v) > max || !re.MatchString(v)) {
-			d.problemf(path+"."+field, "must be a Kubernetes %s: lowercase letters, digits and dashes, at most %d characters, got %q", what, max, v)
+	name := func(field, v string, re *regexp.Regexp, maxLen int, what string) {
+		if v != "" && (len(v) > maxLen || !re.MatchString(v)) {
+			d.problemf(path+"."+field, "must be a Kubernetes %s: lowercase letters, digits and dashes, at most %d characters, got %q", what, maxLen, v)
 		}
 	}
 	if k.Namespace == "" {

@@ -339,7 +339,7 @@ func (rt *Router) rules(r rollout.Routes) ([]gwv1.HTTPRouteRule, error) {
 	var backends []gwv1.HTTPBackendRef
 	switch {
 	case r.Stable.Version != "" && r.Canary.Version != "" && r.Canary.Version != r.Stable.Version:
-		backends = append(backends, rt.backend(r.Stable.Version, int32(100-w)), rt.backend(r.Canary.Version, int32(w)))
+		backends = append(backends, rt.backend(r.Stable.Version, percent(100-w)), rt.backend(r.Canary.Version, percent(w)))
 	case r.Stable.Version != "":
 		backends = append(backends, rt.backend(r.Stable.Version, 100))
 	case r.Canary.Version != "":
@@ -407,7 +407,7 @@ func (rt *Router) ServiceName(version string) string {
 }
 
 func (rt *Router) backend(version string, weight int32) gwv1.HTTPBackendRef {
-	port := gwv1.PortNumber(rt.cfg.ServicePort)
+	port := gwv1.PortNumber(portNumber(rt.cfg.ServicePort))
 	w := weight
 	return gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{
 		BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(rt.ServiceName(version)), Port: &port},
@@ -503,4 +503,23 @@ func labelOK(s string) string {
 		return s
 	}
 	return "invalid"
+}
+
+// percent is a weight of 0 to 100 as the API's int32, clamped.
+func percent(w int) int32 {
+	switch {
+	case w < 0:
+		return 0
+	case w > 100:
+		return 100
+	}
+	return int32(w)
+}
+
+// portNumber is a port New checked (1 to 65535) as the API's int32.
+func portNumber(p int) int32 {
+	if p < 0 || p > 65535 {
+		return 0
+	}
+	return int32(p)
 }

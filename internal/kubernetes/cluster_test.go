@@ -188,7 +188,7 @@ func (e *env) gone(ctx context.Context, name string) {
 
 // canary runs a whole canary of v2 over v1 through the adapters, step by
 // step as the engine's plan does, and checks the cluster after each step.
-func canary(t *testing.T, e *env, ctx context.Context) {
+func canary(ctx context.Context, t *testing.T, e *env) {
 	base, err := e.cs.AppsV1().Deployments(e.ns).Get(ctx, "shop", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +293,7 @@ func setup(t *testing.T) (*kubetest.Cluster, string, context.Context) {
 func TestRuntime_CanaryPromoted(t *testing.T) {
 	c, ns, ctx := setup(t)
 	e := newEnv(t, c, ns, c.Config, port)
-	canary(t, e, ctx)
+	canary(ctx, t, e)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, want := range []string{"created Deployment " + ns + "/shop-v2", "created Service " + ns + "/shop-v2", "created HTTPRoute " + ns + "/shop", "scaled Deployment " + ns + "/shop-v1 from 2 to 0", "deleted Deployment " + ns + "/shop-v1"} {
@@ -320,7 +320,7 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 	cfg := c.ServiceAccountConfig(t, ns, "shipgate", kubetest.Grant{Namespace: ns, Rules: role.Rules})
 	e := newEnv(t, c, ns, cfg, port)
-	canary(t, e, ctx)
+	canary(ctx, t, e)
 	// And nothing more: the server cannot read Secrets or touch another
 	// namespace.
 	if _, err := e.cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
@@ -342,7 +342,7 @@ func TestRuntime_RollbackOrder(t *testing.T) {
 	routes := rollout.Routes{Stable: rollout.Backend{Version: "v1"}, Canary: rollout.Backend{Version: "v3"}, Weight: 25}
 	e.route(ctx, routes)
 
-	events := watchOrder(t, ctx, e)
+	events := watchOrder(ctx, t, e)
 	// What the engine does on a failed gate: traffic first, then the canary.
 	e.route(ctx, rollout.Routes{Stable: rollout.Backend{Version: "v1"}})
 	if err := e.runtime.Remove(ctx, rollout.ReleaseRef{App: "shop", Env: "production", Version: "v3"}); err != nil {
@@ -366,7 +366,7 @@ func TestRuntime_RollbackOrder(t *testing.T) {
 
 // watchOrder records, in the API server's order, the weights of the route
 // and the replicas of the Deployments.
-func watchOrder(t *testing.T, ctx context.Context, e *env) func() []string {
+func watchOrder(ctx context.Context, t *testing.T, e *env) func() []string {
 	t.Helper()
 	rw, err := e.gw.GatewayV1().HTTPRoutes(e.ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -81,7 +81,8 @@ func slug(v string) string {
 func labelValue(s string) string {
 	valid := len(s) <= maxName
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && r != '-' && r != '_' && r != '.' {
 			valid = false
 			break
 		}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -181,7 +182,7 @@ func (r *Runtime) ensureDeployment(ctx context.Context, name string, spec rollou
 		return false, 0, fmt.Errorf("kubernetes: Deployment %s/%s exists and is not Shipgate's release %s (it lacks the labels %s): rename or delete it", r.cfg.Namespace, name, spec.Version, labels.SelectorFromSet(Selector(spec.App, spec.Env, spec.Version)))
 	}
 	prev = replicasOf(existing)
-	if err := r.scale(ctx, name, int32(spec.Count)); err != nil {
+	if err := r.scale(ctx, name, replicas(spec.Count)); err != nil {
 		return false, prev, err
 	}
 	return false, prev, nil
@@ -246,7 +247,7 @@ func (r *Runtime) desiredDeployment(ctx context.Context, name string, spec rollo
 		return nil, fmt.Errorf("kubernetes: release %s has no image and the base template's container %q has none either", spec.Version, c.Name)
 	}
 	c.Env = mergeEnv(c.Env, spec.Environ, r.cfg.ServicePort)
-	n := int32(spec.Count)
+	n := replicas(spec.Count)
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
@@ -353,8 +354,8 @@ func (r *Runtime) ensureService(ctx context.Context, name string, spec rollout.I
 			Selector: Selector(spec.App, spec.Env, spec.Version),
 			Ports: []corev1.ServicePort{{
 				Name:       "http",
-				Port:       int32(r.cfg.ServicePort),
-				TargetPort: intstr.FromInt32(int32(r.cfg.ServicePort)),
+				Port:       port(r.cfg.ServicePort),
+				TargetPort: intstr.FromInt32(port(r.cfg.ServicePort)),
 				Protocol:   corev1.ProtocolTCP,
 			}},
 		},
@@ -378,7 +379,7 @@ func (r *Runtime) await(ctx context.Context, name string, spec rollout.InstanceS
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	want := int32(spec.Count)
+	want := replicas(spec.Count)
 	var last string // the latest reason pods were not available
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
@@ -695,4 +696,23 @@ func replicasOf(d *appsv1.Deployment) int32 {
 		return 1
 	}
 	return *d.Spec.Replicas
+}
+
+// replicas is an instance count as the API's int32, clamped.
+func replicas(n int) int32 {
+	switch {
+	case n < 0:
+		return 0
+	case n > math.MaxInt32:
+		return math.MaxInt32
+	}
+	return int32(n)
+}
+
+// port is a port the config checked (1 to 65535) as the API's int32.
+func port(p int) int32 {
+	if p < 0 || p > 65535 {
+		return 0
+	}
+	return int32(p)
 }

@@ -37,7 +37,7 @@ func findBins() (string, error) {
 	cmd.Stdout = &out
 	cmd.Stderr = io.MultiWriter(&errOut, os.Stderr)
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s (set SHIPGATE_KUBE_BIN to a directory with %s instead): %v\n%s",
+		return "", fmt.Errorf("%s (set SHIPGATE_KUBE_BIN to a directory with %s instead): %w\n%s",
 			script, strings.Join(binNames, ", "), err, tail(errOut.String(), 40))
 	}
 	dir := strings.TrimSpace(out.String())
@@ -50,11 +50,11 @@ func findBins() (string, error) {
 func checkBins(dir, from string) error {
 	for _, b := range binNames {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			return fmt.Errorf("%s: %s has no %s: %v", from, dir, b, err)
+			return fmt.Errorf("%s: %s has no %s: %w", from, dir, b, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "kwok-stages.yaml")); err != nil {
-		return fmt.Errorf("%s: %s has no kwok-stages.yaml (scripts/kube/build.sh extracts it from the kwok module): %v", from, dir, err)
+		return fmt.Errorf("%s: %s has no kwok-stages.yaml (scripts/kube/build.sh extracts it from the kwok module): %w", from, dir, err)
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func gatewayAPIDir() (string, error) {
 	if version == "" {
 		out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", gatewayModule).Output()
 		if err != nil {
-			return "", fmt.Errorf("go list -m %s: %v", gatewayModule, err)
+			return "", fmt.Errorf("go list -m %s: %w", gatewayModule, err)
 		}
 		version = strings.TrimSpace(string(out))
 	}
@@ -58,7 +58,7 @@ func gatewayAPIDir() (string, error) {
 	cmd := exec.Command("go", "mod", "download", "-json", gatewayModule+"@"+version)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go mod download %s@%s: %v: %s %s", gatewayModule, version, err, errOut.String(), out.String())
+		return "", fmt.Errorf("go mod download %s@%s: %w: %s %s", gatewayModule, version, err, errOut.String(), out.String())
 	}
 	var m struct{ Dir, Error string }
 	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
@@ -84,7 +84,7 @@ func (c *Cluster) installGatewayAPI(ctx context.Context) error {
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "config", "crd", "standard", "*.yaml"))
 	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no CRDs in %s/config/crd/standard: %v", dir, err)
+		return fmt.Errorf("no CRDs in %s/config/crd/standard: %w", dir, err)
 	}
 	var names []string
 	for _, f := range files {

@@ -49,7 +49,7 @@ func startProc(dir, name, bin string, args ...string) (*proc, error) {
 func (p *proc) exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s exited: %v; last lines of %s:\n%s", p.name, p.err, p.log, p.logTail(30))
+		return fmt.Errorf("%s exited: %w; last lines of %s:\n%s", p.name, p.err, p.log, p.logTail(30))
 	default:
 		return nil
 	}

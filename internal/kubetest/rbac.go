@@ -61,7 +61,7 @@ func (c *Cluster) serviceAccountConfig(namespace, name string, grants []Grant) (
 		}
 		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: roleName, Namespace: g.Namespace}, Rules: g.Rules}
 		if _, err := cs.RbacV1().Roles(g.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-			return nil, fmt.Errorf("Role %s/%s: %w", g.Namespace, roleName, err)
+			return nil, fmt.Errorf("role %s/%s: %w", g.Namespace, roleName, err)
 		}
 		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: roleName, Namespace: g.Namespace}, Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: roleName}}

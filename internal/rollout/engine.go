@@ -217,7 +217,8 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 			}
 		}
 	}
-	if hasActive && r.Phase == PhaseRunning && len(r.New) > 0 && !(r.Kind == KindDrill && r.past(StepRestore)) {
+	restored := r.Kind == KindDrill && r.past(StepRestore)
+	if hasActive && r.Phase == PhaseRunning && len(r.New) > 0 && !restored {
 		// The new release as the rollout left it: a replaced instance
 		// (its process died with the server) is not a failed canary.
 		insts, err := e.ensure(ctx, st, r.Version, len(r.New), nil)

@@ -94,8 +94,8 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	userRules := createUserRoute(t, ctx, c, ns)
-	dp := startDataPlane(t, ctx, c, ns)
+	userRules := createUserRoute(ctx, t, c, ns)
+	dp := startDataPlane(ctx, t, c, ns)
 	promDir := t.TempDir()
 	targets := filepath.Join(promDir, "targets.json")
 	b, _ := json.Marshal([]map[string]any{{"targets": []string{dp.addr}, "labels": map[string]string{"namespace": ns}}})
@@ -140,11 +140,11 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // v1 measured a few times: the stable side has data
 
-	rec := recordOrder(t, ctx, c, ns)
+	rec := recordOrder(ctx, t, c, ns)
 	if r := deploy("v2"); r.Phase != rollout.PhaseSucceeded {
 		t.Fatalf("v2 ended %s: %s", r.Phase, r.Reason)
 	}
-	waitGone(t, ctx, c, ns, "shop-v1")
+	waitGone(ctx, t, c, ns, "shop-v1")
 	got := dedupe(filter(rec(), "route:"))
 	want := []string{"route:shop-v1=75,shop-v2=25", "route:shop-v1=50,shop-v2=50", "route:shop-v2=100"}
 	if !isSubsequence(want, got) {
@@ -156,12 +156,12 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 	}
 
 	dp.fail("v3", 0.4)
-	rec = recordOrder(t, ctx, c, ns)
+	rec = recordOrder(ctx, t, c, ns)
 	r := deploy("v3")
 	if r.Phase != rollout.PhaseRolledBack || !strings.Contains(r.Reason, "error_rate") {
 		t.Fatalf("v3 ended %s (%s), want rolled back on error_rate", r.Phase, r.Reason)
 	}
-	waitGone(t, ctx, c, ns, "shop-v3")
+	waitGone(ctx, t, c, ns, "shop-v3")
 	events := rec()
 	stableAt := slices.Index(events, "route:shop-v2=100")
 	zeroAt := slices.Index(events, "deployment:shop-v3=0")
@@ -216,7 +216,7 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 // /admin rule with two backends and a catch-all to their Service (which
 // exist, so the route resolves), and returns its rules as the API server
 // keeps them.
-func createUserRoute(t *testing.T, ctx context.Context, c *kubetest.Cluster, ns string) []gwv1.HTTPRouteRule {
+func createUserRoute(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns string) []gwv1.HTTPRouteRule {
 	t.Helper()
 	for _, name := range []string{"shop", "admin", "admin-next"} {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -284,7 +284,7 @@ func (d *dataPlane) fail(version string, rate float64) {
 	d.fails[version] = rate
 }
 
-func startDataPlane(t *testing.T, ctx context.Context, c *kubetest.Cluster, ns string) *dataPlane {
+func startDataPlane(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns string) *dataPlane {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "http_requests_total", Help: "requests"}, []string{"version", "code"})
@@ -375,7 +375,7 @@ func mainWeights(r *gwv1.HTTPRoute) map[string]int32 {
 // recordOrder records the route's weights and the Deployments' replicas
 // from watch events, and returns them in resourceVersion (etcd revision)
 // order when called.
-func recordOrder(t *testing.T, ctx context.Context, c *kubetest.Cluster, ns string) func() []string {
+func recordOrder(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns string) func() []string {
 	t.Helper()
 	rw, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -464,7 +464,7 @@ func isSubsequence(want, got []string) bool {
 	return i == len(want)
 }
 
-func waitGone(t *testing.T, ctx context.Context, c *kubetest.Cluster, ns, name string) {
+func waitGone(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns, name string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -498,7 +498,7 @@ func TestE2E_Kubernetes_KilledMidBake(t *testing.T) {
 	if _, err := c.Clientset.AppsV1().Deployments(ns).Create(ctx, userDeployment(ns), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	dp := startDataPlane(t, ctx, c, ns)
+	dp := startDataPlane(ctx, t, c, ns)
 	promDir := t.TempDir()
 	targets := filepath.Join(promDir, "targets.json")
 	b, _ := json.Marshal([]map[string]any{{"targets": []string{dp.addr}, "labels": map[string]string{"namespace": ns}}})
@@ -548,7 +548,7 @@ func TestE2E_Kubernetes_KilledMidBake(t *testing.T) {
 	if final.Phase != rollout.PhaseSucceeded {
 		t.Fatalf("after the restart the rollout ended %s: %s", final.Phase, final.Reason)
 	}
-	waitGone(t, ctx, c, ns, "shop-v1")
+	waitGone(ctx, t, c, ns, "shop-v1")
 	after, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "shop-v2", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

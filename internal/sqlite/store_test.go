@@ -14,16 +14,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/rollout"
 	"github.com/shipgate/shipgate/internal/storetest"
 )
-
-// t0 is a fixed time in UTC, so that values read back compare with
-// reflect.DeepEqual.
-var t0 = time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)
 
 func openStore(t *testing.T) (*Store, string) {
 	t.Helper()
