@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -113,4 +114,38 @@ func TestLease_UnfencedWithoutCampaign(t *testing.T) {
 	if err := b.PutRelease(ctx, rollout.Release{App: "shop", Version: "v1", Commit: "abc"}); err != nil {
 		t.Errorf("unfenced handle's write: %v", err)
 	}
+}
+
+// TestLease_LeaderPausedMidWriteDoesNotBlockTakeover: a leader paused
+// (SIGSTOP) inside a write transaction holds the share lock on the lease
+// row that every fenced write takes. The next leader's campaign must not
+// wait for it forever: PostgreSQL ends the paused transaction after
+// IdleInTransactionTimeout, and the campaign goes through. (A fresh-clone
+// CI run caught a three-process election hanging this way.)
+func TestLease_LeaderPausedMidWriteDoesNotBlockTakeover(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b := openStore(t, dsn, nil), openStore(t, dsn, nil)
+	const ttl = 300 * time.Millisecond
+	if _, err := a.Campaign(ctx, "a", ttl); err != nil {
+		t.Fatal(err)
+	}
+	// A is inside a write, past its fence, and then says nothing.
+	tx, err := a.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := a.checkTerm(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(ttl)
+	start := time.Now()
+	campaign, cancel := context.WithTimeout(ctx, IdleInTransactionTimeout+10*time.Second)
+	defer cancel()
+	lb, err := b.Campaign(campaign, "b", ttl)
+	if err != nil {
+		t.Fatalf("B's campaign while A sleeps inside a write: %v (after %s)", err, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("B leads in term %d %s after A's lease ended (A paused inside a write)", lb.Term, time.Since(start).Round(time.Millisecond))
 }

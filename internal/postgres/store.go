@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,10 @@ type Store struct {
 // this stops building until PostgreSQL holds it too.
 var _ store.Store = (*Store)(nil)
 
+// IdleInTransactionTimeout is how long PostgreSQL lets one of the store's
+// transactions sit without a statement before it ends it (and its locks).
+const IdleInTransactionTimeout = 3 * time.Second
+
 // Open connects to the database at dsn (a postgres:// URL or a libpq
 // key=value string; the password may come from $PGPASSWORD or
 // ~/.pgpass, as with psql) and brings its schema up to date. It fails if
@@ -63,6 +68,15 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		// pgx's parse errors can quote the DSN, password included.
 		return nil, fmt.Errorf("open store %s: cannot parse the connection string", Redact(dsn))
+	}
+	// A server paused (SIGSTOP, a frozen VM) in the middle of a write
+	// holds the share lock on the lease row (checkTerm) for as long as it
+	// sleeps, and a new leader's Campaign would wait for it forever:
+	// PostgreSQL ends a transaction whose client said nothing for this
+	// long. Shipgate's transactions never wait on anything but the
+	// database between two statements.
+	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(IdleInTransactionTimeout.Milliseconds()))
 	}
 	for _, opt := range opts {
 		opt(cfg)
