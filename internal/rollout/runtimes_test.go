@@ -548,11 +548,17 @@ func (k *kubeKind) send(n int) { k.dp.send(n) }
 // pods gone.
 func (k *kubeKind) gone(ctx context.Context, version string) error {
 	name := kube.ObjectName("shop", version)
-	if _, err := k.c.Clientset.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		return fmt.Errorf("Deployment %s: %v, want it deleted", name, err)
+	switch _, err := k.c.Clientset.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{}); {
+	case err == nil:
+		return fmt.Errorf("Deployment %s is still there, want it deleted", name)
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("get Deployment %s: %w", name, err)
 	}
-	if _, err := k.c.Clientset.CoreV1().Services(k.ns).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		return fmt.Errorf("Service %s: %v, want it deleted", name, err)
+	switch _, err := k.c.Clientset.CoreV1().Services(k.ns).Get(ctx, name, metav1.GetOptions{}); {
+	case err == nil:
+		return fmt.Errorf("Service %s is still there, want it deleted", name)
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("get Service %s: %w", name, err)
 	}
 	pods, err := k.c.Clientset.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{LabelSelector: kube.LabelVersion + "=" + version})
 	if err != nil {
