@@ -37,6 +37,7 @@ import (
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/clock/clocktest"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/kubetest"
 	"github.com/shipgate/shipgate/internal/migrate/releases"
 	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/process"
@@ -65,7 +66,9 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "go build shop: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	// The package's Kubernetes tests share one cluster (kubetest), started
+	// by the first that needs it and stopped after the last.
+	return kubetest.Main(m)
 }
 
 // errCrashed is what every port answers once its engine's life ended.
