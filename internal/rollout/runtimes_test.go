@@ -661,3 +661,40 @@ func (d *fakeDataPlane) Window(_ context.Context, version string, since time.Tim
 	}
 	return s, nil
 }
+
+// TestEngine_KubernetesImagePullBackOffFailsTheRollout: on Kubernetes, a
+// release whose image cannot be pulled (kwok holds its pods in
+// ImagePullBackOff for images under kubetest's unpullable registry: the
+// pod condition is simulated) fails its rollout with that reason, within
+// the start timeout, and no routing change ever names it: users stay on
+// the stable release, and nothing of the failed release is left.
+func TestEngine_KubernetesImagePullBackOffFailsTheRollout(t *testing.T) {
+	clk := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	k := newKubeKind(t, clk)
+	env := strings.Replace(k.envYAML(), "image: registry.example/shop:${VERSION}", "image: ${REGISTRY}/shop:${VERSION}", 1)
+	yaml := strings.Replace(bothYAML, "vars:\n", "vars:\n  REGISTRY: registry.example\n", 1)
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "shipgate.yaml"), fmt.Appendf(nil, yaml, shopBin, 1, env, strategyCases[0].yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	r := newRig(t, k, clk, cfg)
+	if ro := r.deploy("v1", nil); ro.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("first deploy of v1: %s (%s)", ro.Phase, ro.Reason)
+	}
+	r.reset()
+	start := time.Now()
+	ro := r.deploy("v2", map[string]string{"REGISTRY": kubetest.UnpullableRegistry})
+	if ro.Phase == rollout.PhaseSucceeded || !strings.Contains(ro.Reason, "ImagePullBackOff") {
+		t.Fatalf("v2 with an unpullable image: %s (%s), want it failed naming ImagePullBackOff", ro.Phase, ro.Reason)
+	}
+	t.Logf("v2 ended %s after %s: %s", ro.Phase, time.Since(start).Round(time.Millisecond), ro.Reason)
+	if got := r.log(); slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "v2=") }) {
+		t.Errorf("a routing change named the release that never started: %s", strings.Join(got, "; "))
+	}
+	if got, err := k.served(t.Context()); err != nil || !maps.Equal(got, weights{"v1": 100}) {
+		t.Errorf("served after v2 failed: %s, %v; want v1=100", got, err)
+	}
+	if err := k.gone(t.Context(), "v2"); err != nil {
+		t.Errorf("v2 after its failed start: %v", err)
+	}
+}
