@@ -3,15 +3,14 @@ package kubernetes
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"k8s.io/client-go/rest"
 
 	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/smoke"
 )
 
 // Prober sends smoke checks to a release through the API server's proxy:
@@ -41,8 +40,6 @@ func NewProber(cfg *rest.Config, namespace string) (*Prober, error) {
 	return &Prober{client: c, host: strings.TrimRight(host, "/") + strings.TrimRight(cfg.APIPath, "/"), namespace: namespace}, nil
 }
 
-const maxProbeBody = 1 << 20
-
 // ProxyPath is the API server path that proxies path to addr.
 func (p *Prober) ProxyPath(addr, path string) (string, error) {
 	kind, target, ok := strings.Cut(addr, "/")
@@ -66,46 +63,8 @@ func (p *Prober) Probe(ctx context.Context, addr string, check rollout.SmokeChec
 	if err != nil {
 		return err
 	}
-	timeout := check.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.host+path, nil)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("User-Agent", "shipgate-smoke/1")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("no answer through the API server's proxy: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxProbeBody))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	want := check.ExpectStatus
-	if want == 0 {
-		want = http.StatusOK
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("expected status %d, got %d (through %s): %s", want, resp.StatusCode, path, snippet(body))
-	}
-	if check.ExpectBody != "" && !strings.Contains(string(body), check.ExpectBody) {
-		return fmt.Errorf("expected the body to contain %q, got %s", check.ExpectBody, snippet(body))
+	if err := smoke.Get(ctx, p.client, p.host+path, check, "no answer through the API server's proxy"); err != nil {
+		return fmt.Errorf("%w (through %s)", err, path)
 	}
 	return nil
-}
-
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	if s == "" {
-		return "(empty body)"
-	}
-	return fmt.Sprintf("%q", s)
 }

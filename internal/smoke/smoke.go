@@ -36,22 +36,37 @@ const maxBody = 1 << 20
 // Probe sends one GET to http://addr+check.Path and compares the answer
 // with what the check expects.
 func (p *Prober) Probe(ctx context.Context, addr string, check rollout.SmokeCheck) error {
+	return Get(ctx, p.client, "http://"+addr+check.Path, check, "no answer")
+}
+
+// Get sends one GET of a smoke check to url with client, within the
+// check's timeout (5s by default), and compares the answer with what the
+// check expects (Judge). noAnswer says, in the error, what it means that
+// nothing answered. Other probers (the Kubernetes one, through the API
+// server's proxy) send their checks with it too.
+func Get(ctx context.Context, client *http.Client, url string, check rollout.SmokeCheck, noAnswer string) error {
 	timeout := check.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+check.Path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("User-Agent", "shipgate-smoke/1")
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("no answer: %w", err)
+		return fmt.Errorf("%s: %w", noAnswer, err)
 	}
 	defer resp.Body.Close()
+	return Judge(resp, check)
+}
+
+// Judge compares an answer with what the check expects: its status (200
+// by default) and, when set, a string its body (the first MiB) contains.
+func Judge(resp *http.Response, check rollout.SmokeCheck) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return fmt.Errorf("read answer: %w", err)
