@@ -22,7 +22,7 @@ type PrometheusMetrics struct {
 	// http://prometheus:9090. Required.
 	URL string `yaml:"url" json:"url"`
 	// Namespace fills {{namespace}} in the queries: the namespace the app
-	// runs in.
+	// runs in. Default: the environment's kubernetes.namespace.
 	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
 	// Preset names built-in queries: app (the default: the app exports
 	// http_requests_total{code,version} and

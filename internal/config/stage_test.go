@@ -98,3 +98,39 @@ func smokeString(checks []SmokeCheck) string {
 	}
 	return s
 }
+
+// TestParse_PrometheusNamespaceDefaultsToKubernetes: the issue's own
+// example gives the namespace once, under kubernetes:, and the metrics of
+// the app are measured in it ({{namespace}} in the preset's queries).
+func TestParse_PrometheusNamespaceDefaultsToKubernetes(t *testing.T) {
+	cfg, err := Parse("shipgate.yaml", []byte(`app: shop
+environments:
+  production:
+    kubernetes:
+      namespace: shop
+      deployment: shop
+      image: registry.example/shop:${VERSION}
+      service_port: 8080
+      route: {name: shop, gateway: public}
+    metrics:
+      prometheus: {url: "http://prometheus:9090"}
+  staging:
+    kubernetes:
+      namespace: shop-staging
+      deployment: shop
+      image: registry.example/shop:${VERSION}
+      service_port: 8080
+      route: {name: shop, gateway: public}
+    metrics:
+      prometheus: {url: "http://prometheus:9090", namespace: metrics}
+`))
+	if err != nil {
+		t.Fatalf("the issue's example config: %v", err)
+	}
+	if got := cfg.Environments["production"].Metrics.Prometheus.Namespace; got != "shop" {
+		t.Errorf("production's Prometheus namespace = %q, want the kubernetes namespace shop", got)
+	}
+	if got := cfg.Environments["staging"].Metrics.Prometheus.Namespace; got != "metrics" {
+		t.Errorf("staging's Prometheus namespace = %q, want the one it sets", got)
+	}
+}

@@ -251,6 +251,10 @@ func (d *decoder) validateEnvironments(c *Config) {
 		d.validateSmoke(path+".post_smoke", env.PostSmoke)
 		d.checkInternalUsers(c, name, env)
 		if env.Metrics != nil {
+			if p := env.Metrics.Prometheus; p != nil && p.Namespace == "" && env.Kubernetes != nil {
+				// The app's metrics are in the namespace it runs in.
+				p.Namespace = env.Kubernetes.Namespace
+			}
 			d.validateMetrics(c, path+".metrics", env.Metrics)
 		}
 	}
