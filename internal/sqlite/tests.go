@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -44,8 +45,13 @@ INSERT INTO test_results (run_id, test_id, file, level, attempts, duration_ms, m
 				return err
 			}
 		}
-		ev.Data["run"] = fmt.Sprint(r.ID)
-		return s.appendAudit(ctx, tx, []audit.Event{ev})
+		// A copy: the caller's map is not written to (and may be nil), as
+		// in the PostgreSQL store.
+		e := ev
+		e.Data = make(map[string]string, len(ev.Data)+1)
+		maps.Copy(e.Data, ev.Data)
+		e.Data["run"] = fmt.Sprint(r.ID)
+		return s.appendAudit(ctx, tx, []audit.Event{e})
 	})
 	if err != nil {
 		return testsignal.Run{}, fmt.Errorf("add test run of %s/%s: %w", r.App, r.Version, err)
