@@ -58,3 +58,9 @@ func BenchmarkEvaluate_Fractional(b *testing.B) {
 	}
 	b.Run("shipgate", func(b *testing.B) { benchShipgate(b, "fractional", want) })
 }
+
+// BenchmarkEvaluate_Iterating is a rule with some over a list: Shipgate
+// compiles such a rule's body at each evaluation (iter.go).
+func BenchmarkEvaluate_Iterating(b *testing.B) {
+	b.Run("shipgate", func(b *testing.B) { benchShipgate(b, "iterating", "on") })
+}

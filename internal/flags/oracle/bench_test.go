@@ -48,3 +48,9 @@ func BenchmarkEvaluate_Fractional(b *testing.B) {
 	}
 	b.Run("flagd", func(b *testing.B) { benchFlagd(b, "fractional", want) })
 }
+
+// BenchmarkEvaluate_Iterating is a rule with some over a list: Shipgate
+// compiles such a rule's body at each evaluation (iter.go).
+func BenchmarkEvaluate_Iterating(b *testing.B) {
+	b.Run("flagd", func(b *testing.B) { benchFlagd(b, "iterating", "on") })
+}
