@@ -366,13 +366,19 @@ func TestNotifier_HangingReceiver(t *testing.T) {
 	rolledBack(t, st, 1, "1.5.0")
 	deployed(t, st, 3)
 	// The healthy receiver gets all four while the other hangs on the first.
-	waitFor(t, "the healthy receiver", 10*time.Second, func() bool { return len(ok.snapshot()) == 4 })
-	ds, err := st.ListNotifications(t.Context(), notify.StatePending, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != 4 {
-		t.Fatalf("pending deliveries = %d, want the hung receiver's 4", len(ds))
+	// The receiver has an answer before the notifier records it as sent,
+	// so wait for both.
+	pending := -1
+	waitFor(t, "the healthy receiver", 10*time.Second, func() bool {
+		ds, err := st.ListNotifications(t.Context(), notify.StatePending, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = len(ds)
+		return len(ok.snapshot()) == 4 && pending == 4
+	})
+	if pending != 4 {
+		t.Fatalf("pending deliveries = %d, want the hung receiver's 4", pending)
 	}
 }
 
