@@ -153,7 +153,7 @@ func TestElector_FailoverAndFencing(t *testing.T) {
 	hs := []*helper{startHelper(t, dsn, "s1"), startHelper(t, dsn, "s2"), startHelper(t, dsn, "s3")}
 
 	first, term1 := awaitLeader(t, 10*time.Second, hs...)
-	time.Sleep(300 * time.Millisecond) // it writes a few events
+	awaitEventOfTerm(t, s, term1) // it writes events
 	killed := time.Now()
 	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
@@ -166,19 +166,18 @@ func TestElector_FailoverAndFencing(t *testing.T) {
 		t.Fatalf("new term %d is not above %d", term2, term1)
 	}
 
-	time.Sleep(300 * time.Millisecond)
+	awaitEventOfTerm(t, s, term2)
 	if err := second.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
 	third, term3 := awaitLeader(t, 10*time.Second, without(rest, second)...)
 	t.Logf("SIGSTOP of the leader %s: %s leads in term %d after %s", second.id, third.id, term3, time.Since(stopped).Round(time.Millisecond))
-	time.Sleep(300 * time.Millisecond)
+	awaitEventOfTerm(t, s, term3)
 	if err := second.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	awaitLine(t, second, fmt.Sprintf("stepped down %d", term2), 5*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	awaitLine(t, second, fmt.Sprintf("stepped down %d", term2), 10*time.Second)
 
 	chain, err := s.AuditChain(t.Context(), 1)
 	if err != nil {
@@ -213,6 +212,28 @@ func TestElector_FailoverAndFencing(t *testing.T) {
 	l, err := s.Leader(t.Context())
 	if err != nil || l.Holder != third.id || l.Term != term3 {
 		t.Errorf("lease = %+v, %v; want %s in term %d", l, err, third.id, term3)
+	}
+}
+
+// awaitEventOfTerm waits until the audit chain holds an event written in
+// term (a leader writes its first event some time after it prints
+// "leading": on a busy machine, a fixed sleep may not cover it).
+func awaitEventOfTerm(t *testing.T, s *postgres.Store, term int64) {
+	t.Helper()
+	suffix := fmt.Sprintf(" term %d", term)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		chain, err := s.AuditChain(t.Context(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range chain {
+			if strings.HasSuffix(e.Reason, suffix) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event of term %d in the audit chain within 10s (%d events)", term, len(chain))
+		}
 	}
 }
 

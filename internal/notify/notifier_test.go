@@ -330,6 +330,17 @@ func TestNotifier_ReceiverDownAndKill(t *testing.T) {
 	t.Logf("receiver back up after %v", time.Since(downAt).Round(time.Millisecond))
 
 	waitFor(t, "every notification", 30*time.Second, func() bool { return len(back.snapshot()) == 14 })
+	// The receiver answers before the notifier records a delivery as
+	// sent: wait for the outbox to say so too.
+	sent := 0
+	waitFor(t, "every delivery recorded as sent", 10*time.Second, func() bool {
+		ds, err := st.ListNotifications(t.Context(), notify.StateSent, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = len(ds)
+		return sent == 14
+	})
 	// Let a few more poll rounds pass: nothing may come twice.
 	time.Sleep(500 * time.Millisecond)
 	for id, rs := range back.snapshot() {
@@ -342,7 +353,7 @@ func TestNotifier_ReceiverDownAndKill(t *testing.T) {
 	}
 	ds, err := st.ListNotifications(t.Context(), notify.StateSent, 100)
 	if err != nil || len(ds) != 14 {
-		t.Fatalf("sent deliveries in the outbox = %d (%v), want 14", len(ds), err)
+		t.Fatalf("sent deliveries in the outbox = %d (%v), want 14 (and %d before)", len(ds), err, sent)
 	}
 }
 
