@@ -148,6 +148,67 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// getAccepted sends GET url in the background, returns once the server
+// process has accepted its connection, and sends the response's status
+// (or the error) on the channel it returns. A fixed sleep instead would
+// not do on a busy machine: a connection still in the listen queue when
+// the server gets SIGTERM is reset, not served.
+func getAccepted(t *testing.T, url string) <-chan string {
+	t.Helper()
+	conns := make(chan net.Conn, 1)
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			conns <- c
+		}
+		return c, err
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	status := make(chan string, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: tr}).Get(url)
+		if err != nil {
+			status <- err.Error()
+			return
+		}
+		resp.Body.Close()
+		status <- resp.Status
+	}()
+	var c net.Conn
+	select {
+	case c = <-conns:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("GET %s: no connection after 10s", url)
+	}
+	waitFor(t, 10*time.Second, "the connection accepted by the server", func() bool {
+		return accepted(t, c.LocalAddr().(*net.TCPAddr).Port, c.RemoteAddr().(*net.TCPAddr).Port)
+	})
+	return status
+}
+
+// accepted reports whether the server end of the loopback TCP connection
+// from port client to port server is held by a process: /proc/net/tcp
+// lists a connection still in the listen queue with inode 0.
+func accepted(t *testing.T, client, server int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := func(addr string) int {
+		_, hex, _ := strings.Cut(addr, ":")
+		n, _ := strconv.ParseInt(hex, 16, 32)
+		return int(n)
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 9 && port(f[1]) == server && port(f[2]) == client {
+			return f[9] != "0"
+		}
+	}
+	return false
+}
+
 func assertGone(t *testing.T, pids []int) {
 	t.Helper()
 	for _, pid := range pids {
@@ -430,17 +491,7 @@ func TestRuntime_Stop(t *testing.T) {
 		r, logs := newRuntime(t)
 		inst := start(t, r, shopSpec(t, "--latency", "1s"))[0]
 
-		inFlight := make(chan string, 1)
-		go func() {
-			resp, err := http.Get("http://" + inst.Addr + "/pay")
-			if err != nil {
-				inFlight <- err.Error()
-				return
-			}
-			resp.Body.Close()
-			inFlight <- resp.Status
-		}()
-		time.Sleep(300 * time.Millisecond) // the request now waits out its latency
+		inFlight := getAccepted(t, "http://"+inst.Addr+"/pay") // the request now waits out its latency
 
 		if err := r.Stop(context.Background(), []rollout.Instance{inst}); err != nil {
 			t.Fatal(err)
@@ -576,17 +627,7 @@ func TestRuntime_Adopt(t *testing.T) {
 
 	t.Run("stops", func(t *testing.T) {
 		r, inst := adopted(t)
-		inFlight := make(chan string, 1)
-		go func() {
-			resp, err := http.Get("http://" + inst.Addr + "/pay")
-			if err != nil {
-				inFlight <- err.Error()
-				return
-			}
-			resp.Body.Close()
-			inFlight <- resp.Status
-		}()
-		time.Sleep(100 * time.Millisecond)
+		inFlight := getAccepted(t, "http://"+inst.Addr+"/pay")
 
 		if err := r.Stop(context.Background(), []rollout.Instance{inst}); err != nil {
 			t.Fatal(err)
