@@ -94,7 +94,7 @@ func TestListen_FeedSeesCommandsAndWrites(t *testing.T) {
 	}()
 	want := func(w note) {
 		t.Helper()
-		timeout := time.After(5 * time.Second)
+		timeout := time.After(15 * time.Second) // a connection to PostgreSQL, on a busy machine
 		for {
 			select {
 			case n := <-notes:
@@ -102,7 +102,7 @@ func TestListen_FeedSeesCommandsAndWrites(t *testing.T) {
 					return
 				}
 			case <-timeout:
-				t.Fatalf("no notification %+v within 5s", w)
+				t.Fatalf("no notification %+v within 15s", w)
 			}
 		}
 	}

@@ -19,7 +19,10 @@ func TestLease_StaleLeaderIsFenced(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	a, b := openStore(t, dsn, nil), openStore(t, dsn, nil)
-	const ttl = 300 * time.Millisecond
+	// Long enough that A surely still leads for its first writes on a
+	// busy machine (PostgreSQL, too, waits for a core), short enough to
+	// wait out.
+	const ttl = 2 * time.Second
 
 	la, err := a.Campaign(ctx, "a", ttl)
 	if err != nil {
@@ -126,7 +129,7 @@ func TestLease_LeaderPausedMidWriteDoesNotBlockTakeover(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	a, b := openStore(t, dsn, nil), openStore(t, dsn, nil)
-	const ttl = 300 * time.Millisecond
+	const ttl = 2 * time.Second // A's write must begin within its lease, even on a busy machine
 	if _, err := a.Campaign(ctx, "a", ttl); err != nil {
 		t.Fatal(err)
 	}
