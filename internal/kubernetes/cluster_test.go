@@ -349,7 +349,7 @@ func TestRuntime_RollbackOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.gone(ctx, "shop-v3")
-	got := events()
+	got := events("route:shop-v1=100", "deployment:shop-v3=0")
 	stableAt, zeroAt := -1, -1
 	for i, ev := range got {
 		if ev == "route:shop-v1=100" && stableAt < 0 {
@@ -365,8 +365,10 @@ func TestRuntime_RollbackOrder(t *testing.T) {
 }
 
 // watchOrder records, in the API server's order, the weights of the route
-// and the replicas of the Deployments.
-func watchOrder(ctx context.Context, t *testing.T, e *env) func() []string {
+// and the replicas of the Deployments. The function it returns waits until
+// every event in want has arrived (watch events come after the writes the
+// test already saw), then stops watching.
+func watchOrder(ctx context.Context, t *testing.T, e *env) func(want ...string) []string {
 	t.Helper()
 	rw, err := e.gw.GatewayV1().HTTPRoutes(e.ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -421,8 +423,21 @@ func watchOrder(ctx context.Context, t *testing.T, e *env) func() []string {
 		}
 		return fmt.Sprintf("deployment:%s=%d", d.Name, *d.Spec.Replicas)
 	})
-	return func() []string {
-		time.Sleep(200 * time.Millisecond) // let the last events arrive
+	return func(want ...string) []string {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool {
+				return slices.ContainsFunc(got, func(g ev) bool { return g.what == w })
+			})
+			mu.Unlock()
+			if len(missing) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("no watch event %q within 20s", missing)
+				break
+			}
+		}
 		rw.Stop()
 		dw.Stop()
 		wg.Wait()

@@ -335,8 +335,11 @@ func TestOFREP_KillSwitchUnderLoad(t *testing.T) {
 				defer wg.Done()
 				for ctx.Err() == nil {
 					evals.Add(1)
+					// The time the evaluation began: taken after it, it
+					// would include however long this goroutine waited
+					// for a core, which is not the flag's staleness.
+					now := time.Now()
 					if c.Bool("new-checkout", false) {
-						now := time.Now()
 						mu.Lock()
 						onCount++
 						if now.After(lastOn) {
@@ -352,8 +355,8 @@ func TestOFREP_KillSwitchUnderLoad(t *testing.T) {
 	for range clients {
 		select {
 		case <-ready:
-		case <-time.After(5 * time.Second):
-			t.Fatal("clients did not connect to the change stream")
+		case <-time.After(15 * time.Second):
+			t.Fatal("clients did not connect to the change stream within 15s")
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
