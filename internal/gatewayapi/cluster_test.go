@@ -66,7 +66,7 @@ func TestRouter_VerifyRoutes_Cluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var last error
-	_ = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+	_ = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
 		last = rt.VerifyRoutes(ctx, r)
 		return last != nil && errors.Is(last, rollout.ErrNotReady) && strings.Contains(last.Error(), "BackendNotFound"), nil
 	})

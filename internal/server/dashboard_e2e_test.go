@@ -220,7 +220,7 @@ func TestE2E_DashboardInChromium(t *testing.T) {
 	}
 	weight := `document.querySelector("#env-production .weight").textContent`
 	waitPage("the canary's weight", weight, "10%", 30*time.Second)
-	waitPage("the rollout's version", `document.querySelector("#env-production .version").textContent`, "v2", time.Second)
+	waitPage("the rollout's version", `document.querySelector("#env-production .version").textContent`, "v2", 10*time.Second)
 	t.Cleanup(func() {
 		if t.Failed() {
 			r, _ := p.Engine.GetRollout(context.Background(), ro.ID)

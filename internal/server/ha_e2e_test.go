@@ -462,7 +462,7 @@ func TestE2E_HA_PausedLeaderIsFenced(t *testing.T) {
 	// from the leader only; with every server sending, a duplicate needs
 	// two servers to poll the outbox within the same send, so this check
 	// catches that only now and then.)
-	deadline = time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for len(hooks.byType("rollout.succeeded")) < 2 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}

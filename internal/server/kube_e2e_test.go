@@ -145,8 +145,8 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 		t.Fatalf("v2 ended %s: %s", r.Phase, r.Reason)
 	}
 	waitGone(ctx, t, c, ns, "shop-v1")
-	got := dedupe(filter(rec(), "route:"))
 	want := []string{"route:shop-v1=75,shop-v2=25", "route:shop-v1=50,shop-v2=50", "route:shop-v2=100"}
+	got := dedupe(filter(rec(want...), "route:"))
 	if !isSubsequence(want, got) {
 		t.Errorf("route weights read back during v2's rollout %v, want the plan %v in order", got, want)
 	}
@@ -162,7 +162,7 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 		t.Fatalf("v3 ended %s (%s), want rolled back on error_rate", r.Phase, r.Reason)
 	}
 	waitGone(ctx, t, c, ns, "shop-v3")
-	events := rec()
+	events := rec("route:shop-v2=100", "deployment:shop-v3=0")
 	stableAt := slices.Index(events, "route:shop-v2=100")
 	zeroAt := slices.Index(events, "deployment:shop-v3=0")
 	if stableAt < 0 || zeroAt < 0 || stableAt > zeroAt {
@@ -374,8 +374,9 @@ func mainWeights(r *gwv1.HTTPRoute) map[string]int32 {
 
 // recordOrder records the route's weights and the Deployments' replicas
 // from watch events, and returns them in resourceVersion (etcd revision)
-// order when called.
-func recordOrder(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns string) func() []string {
+// order when called, once every event in want has arrived (watch events
+// come some time after the writes the test already saw).
+func recordOrder(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns string) func(want ...string) []string {
 	t.Helper()
 	rw, err := c.Gateway.GatewayV1().HTTPRoutes(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -427,8 +428,21 @@ func recordOrder(ctx context.Context, t *testing.T, c *kubetest.Cluster, ns stri
 		}
 		return fmt.Sprintf("deployment:%s=%d", d.Name, *d.Spec.Replicas)
 	})
-	return func() []string {
-		time.Sleep(300 * time.Millisecond)
+	return func(want ...string) []string {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool {
+				return slices.ContainsFunc(got, func(g ev) bool { return g.what == w })
+			})
+			mu.Unlock()
+			if len(missing) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("no watch event %q within 20s", missing)
+				break
+			}
+		}
 		rw.Stop()
 		dw.Stop()
 		wg.Wait()
