@@ -108,14 +108,30 @@ func runSupervisorHelper(spec string) int {
 // for a router that must come back on the same address after a restart.
 func freeListen(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// Once closed, the port may come back from the next call (a
+		// router's preview address would then clash with its own).
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
+
+// handedOut holds the addresses freeListen returned, so that it never
+// returns one twice.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // shortTempDir returns a temporary directory with a short path: a unix
 // socket path must stay under 108 bytes, and t.TempDir's include the test
