@@ -139,7 +139,9 @@ smoke: [{path: /healthz}]
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	start := func(name string) *server.ControlPlane {
 		cp, err := server.Start(ctx, server.Options{Config: load(name), DataDir: filepath.Join(dir, name), Listen: "127.0.0.1:0",
-			Store: dsn, ServerID: name, LeaseTTL: time.Second, RetirePoll: 50 * time.Millisecond, Tick: 50 * time.Millisecond})
+			// Nothing here waits for a lease to lapse: a long one keeps a
+			// leading on a busy machine, where a renewal may come late.
+			Store: dsn, ServerID: name, LeaseTTL: 5 * time.Second, RetirePoll: 50 * time.Millisecond, Tick: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
