@@ -46,23 +46,78 @@ type received struct {
 }
 
 func newReceiver(t *testing.T, addr string) *receiver {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return receiverOn(t, ln)
+}
+
+func receiverOn(t *testing.T, ln net.Listener) *receiver {
 	r := &receiver{got: map[string][]received{}, t: t, verify: true}
-	r.start(addr)
+	r.start(ln)
 	t.Cleanup(r.stop)
 	return r
 }
 
-func (r *receiver) start(addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		r.t.Fatal(err)
-	}
+func (r *receiver) start(ln net.Listener) {
 	r.ln = ln
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = r.srv.Serve(ln) }()
 }
 
 func (r *receiver) stop() { _ = r.srv.Close() }
+
+// downReceiver is a receiver that is down: its loopback port is bound but
+// not listened on, so connections to it are refused, and no other process
+// can take the port before the receiver comes back up on it. (A port
+// closed and bound again later may have been taken in between.)
+type downReceiver struct {
+	fd   int
+	addr string
+}
+
+func newDownReceiver(t *testing.T) *downReceiver {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		_ = syscall.Close(fd)
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		_ = syscall.Close(fd)
+		t.Fatal(err)
+	}
+	d := &downReceiver{fd: fd, addr: fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)}
+	t.Cleanup(func() {
+		if d.fd >= 0 {
+			_ = syscall.Close(d.fd)
+		}
+	})
+	return d
+}
+
+func (d *downReceiver) url() string { return "http://" + d.addr + "/hook" }
+
+// up starts listening on the port: the receiver is back.
+func (d *downReceiver) up(t *testing.T) *receiver {
+	t.Helper()
+	if err := syscall.Listen(d.fd, 128); err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(d.fd), d.addr)
+	d.fd = -1
+	ln, err := net.FileListener(f) // a duplicate of the descriptor
+	_ = f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return receiverOn(t, ln)
+}
 
 func (r *receiver) url() string { return "http://" + r.ln.Addr().String() + "/hook" }
 
@@ -282,10 +337,9 @@ func startHelper(t *testing.T, db, url string) *exec.Cmd {
 func TestNotifier_ReceiverDownAndKill(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "shipgate.db")
 	st := openStore(t, db)
-	// The receiver's address is reserved, then it goes down.
-	recv := newReceiver(t, "127.0.0.1:0")
-	addr, url := recv.ln.Addr().String(), recv.url()
-	recv.stop()
+	// The receiver is down, on an address reserved for it.
+	down := newDownReceiver(t)
+	url := down.url()
 	downAt := time.Now()
 
 	// Notifications start at the end of the log.
@@ -326,7 +380,7 @@ func TestNotifier_ReceiverDownAndKill(t *testing.T) {
 	if d := *downFor - time.Since(downAt); d > 0 {
 		time.Sleep(d)
 	}
-	back := newReceiver(t, addr)
+	back := down.up(t)
 	t.Logf("receiver back up after %v", time.Since(downAt).Round(time.Millisecond))
 
 	waitFor(t, "every notification", 30*time.Second, func() bool { return len(back.snapshot()) == 14 })
