@@ -391,7 +391,10 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
 	mux.Handle(dashboard.Prefix, dash)
-	mux.Handle("/", ha.IdempotencyKeys(handler))
+	// A request sent again with its Idempotency-Key gets the first one's
+	// answer (api.Idempotency); on a PostgreSQL store the rollout
+	// commands also keep their key in the store (ha.IdempotencyKeys).
+	mux.Handle("/", api.NewIdempotency().Wrap(ha.IdempotencyKeys(handler)))
 	readTimeout := opts.ReadTimeout
 	if readTimeout <= 0 {
 		readTimeout = apiReadTimeout
