@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"io"
@@ -36,41 +37,68 @@ const (
 // again with that key gets the recorded answer, marked with
 // Idempotent-Replayed: true; sent while the first still runs, it waits for
 // the first's answer. Keys are scoped by the request's credentials (its
-// Authorization header), kept 24 hours, at most 10 000 of them, in this
-// server's memory: a server restarted between acting and answering has
-// forgotten them (on a PostgreSQL store, the commands that change a
-// rollout are recorded with their key in the store, internal/ha, which
-// covers that case and the other servers).
+// Authorization header) and kept 24 hours, in a KeyStore: this server's
+// memory (at most 10 000 keys; a server restarted between acting and
+// answering has forgotten them), or the PostgreSQL store that several
+// servers share, so that a request sent again to another server gets the
+// first answer too.
 //
 // The same key with another method, path or body is refused with 422, as
 // the draft says. An answer of 5xx, 408 or 429 is not recorded: nothing is
 // known to have been done, so the request sent again runs again (on a
 // PostgreSQL store, a 503 "pending" command is then found by its key).
 type Idempotency struct {
-	now func() time.Time
-
-	mu      sync.Mutex
-	entries map[string]*idemEntry
-	order   []string // keys of entries, oldest first
-	// waiting, when set (tests), is called when a request starts waiting
-	// for the first one with its key.
+	keys KeyStore
+	// poll is how often a request waiting for another with its key looks
+	// again.
+	poll time.Duration
+	// waiting, when set (tests), is called each time a request looks
+	// again for the first one with its key.
 	waiting func()
 }
 
-type idemEntry struct {
-	fingerprint [sha256.Size]byte
-	at          time.Time
-	done        chan struct{} // closed once the answer below is set
-	recorded    bool          // the answer is kept for replays
-	status      int
-	header      http.Header
-	body        []byte
+// KeyStore keeps the answers given per key (the key is already scoped by
+// credentials).
+type KeyStore interface {
+	// Claim records that this server answers the request fingerprinted
+	// fp under key, unless the key is recorded: then it returns the
+	// record, with claimed false. A record whose server died while
+	// answering is taken over (claimed true).
+	Claim(ctx context.Context, key string, fp [sha256.Size]byte) (rec KeyRecord, claimed bool, err error)
+	// Beat says that this server still answers a claimed key.
+	Beat(ctx context.Context, key string) error
+	// Finish records the answer to a claimed key.
+	Finish(ctx context.Context, key string, a Answer) error
+	// Forget deletes a claimed key whose answer is not kept.
+	Forget(ctx context.Context, key string) error
 }
 
-// NewIdempotency returns an empty record of keys.
-func NewIdempotency() *Idempotency {
-	return &Idempotency{now: time.Now, entries: map[string]*idemEntry{}}
+// KeyRecord is what a KeyStore holds of a key.
+type KeyRecord struct {
+	Fingerprint [sha256.Size]byte
+	// Done is set once the answer is recorded.
+	Done   bool
+	Answer Answer
 }
+
+// Answer is a recorded HTTP answer.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// NewIdempotency returns the middleware keeping its keys in keys, or in
+// this server's memory when keys is nil.
+func NewIdempotency(keys KeyStore) *Idempotency {
+	if keys == nil {
+		keys = NewMemoryKeys()
+	}
+	return &Idempotency{keys: keys, poll: 50 * time.Millisecond}
+}
+
+// beatEvery is how often a server answering a key says it still does.
+const beatEvery = 2 * time.Second
 
 // Wrap returns h answering each key once.
 func (c *Idempotency) Wrap(h http.Handler) http.Handler {
@@ -98,110 +126,165 @@ func (c *Idempotency) Wrap(h http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		fp := fingerprint(r, body)
 		scoped := scope(r, key)
+		ctx := r.Context()
 		for {
-			e, first := c.claim(scoped, fp)
+			rec, claimed, err := c.keys.Claim(ctx, scoped, fp)
 			switch {
-			case e == nil:
+			case err != nil:
+				if ctx.Err() == nil {
+					idemError(w, http.StatusServiceUnavailable, "unavailable", "the record of "+IdempotencyKeyHeader+"s cannot be read now; send the request again with the same key")
+				}
+				return
+			case claimed:
+				c.serve(w, r, h, scoped)
+				return
+			case rec.Fingerprint != fp:
 				idemError(w, http.StatusUnprocessableEntity, codeInvalid,
 					"the "+IdempotencyKeyHeader+" "+key+" was used for another request (method, path or body); use a new key for a new request")
 				return
-			case first:
-				c.serve(w, r, h, scoped, e)
+			case rec.Done:
+				replay(w, rec.Answer)
 				return
 			}
+			// The first request with the key is still being answered
+			// (here or by another server): look again.
 			if c.waiting != nil {
 				c.waiting()
 			}
+			t := time.NewTimer(c.poll)
 			select {
-			case <-r.Context().Done():
+			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-e.done:
+			case <-t.C:
 			}
-			if e.recorded {
-				replay(w, e)
-				return
-			}
-			// The first answer was not recorded: run this one.
 		}
 	})
 }
 
-// claim returns the entry of key: a new one the caller must fill (first),
-// or the one already there; nil when that one is of another request.
-func (c *Idempotency) claim(key string, fp [sha256.Size]byte) (e *idemEntry, first bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	c.expire(now)
-	if e := c.entries[key]; e != nil {
-		if e.fingerprint != fp {
-			return nil, false
+// serve runs h for the first request with a key and records its answer.
+func (c *Idempotency) serve(w http.ResponseWriter, r *http.Request, h http.Handler, key string) {
+	rec := &recorder{ResponseWriter: w}
+	// The record outlives the request: a client gone does not undo what
+	// the handler did.
+	bg := context.WithoutCancel(r.Context())
+	beatCtx, stopBeat := context.WithCancel(bg)
+	beaten := make(chan struct{})
+	go func() {
+		defer close(beaten)
+		t := time.NewTicker(beatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-beatCtx.Done():
+				return
+			case <-t.C:
+				_ = c.keys.Beat(beatCtx, key)
+			}
 		}
-		return e, false
+	}()
+	defer func() {
+		stopBeat()
+		<-beaten
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if !rec.over && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests {
+			_ = c.keys.Finish(bg, key, Answer{Status: status, Header: rec.header, Body: rec.body.Bytes()})
+		} else {
+			_ = c.keys.Forget(bg, key)
+		}
+	}()
+	h.ServeHTTP(rec, r)
+}
+
+// MemoryKeys is a KeyStore in this process's memory.
+type MemoryKeys struct {
+	now     func() time.Time
+	mu      sync.Mutex
+	entries map[string]*memoryKey
+	order   []string // keys of entries, oldest first
+}
+
+type memoryKey struct {
+	KeyRecord
+	at time.Time
+}
+
+// NewMemoryKeys returns an empty KeyStore in memory.
+func NewMemoryKeys() *MemoryKeys {
+	return &MemoryKeys{now: time.Now, entries: map[string]*memoryKey{}}
+}
+
+var _ KeyStore = (*MemoryKeys)(nil)
+
+// Claim implements KeyStore. A key is only ever claimed by this process,
+// which is alive: it is never taken over.
+func (m *MemoryKeys) Claim(_ context.Context, key string, fp [sha256.Size]byte) (KeyRecord, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	m.expire(now)
+	if e := m.entries[key]; e != nil {
+		return e.KeyRecord, false, nil
 	}
-	e = &idemEntry{fingerprint: fp, at: now, done: make(chan struct{})}
-	c.entries[key] = e
-	c.order = append(c.order, key)
-	return e, true
+	m.entries[key] = &memoryKey{KeyRecord: KeyRecord{Fingerprint: fp}, at: now}
+	m.order = append(m.order, key)
+	return KeyRecord{Fingerprint: fp}, true, nil
+}
+
+// Beat implements KeyStore.
+func (m *MemoryKeys) Beat(context.Context, string) error { return nil }
+
+// Finish implements KeyStore.
+func (m *MemoryKeys) Finish(_ context.Context, key string, a Answer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.entries[key]; e != nil {
+		e.Done, e.Answer = true, a
+	}
+	return nil
+}
+
+// Forget implements KeyStore.
+func (m *MemoryKeys) Forget(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.entries[key]; e != nil && !e.Done {
+		delete(m.entries, key)
+	}
+	return nil
 }
 
 // expire forgets entries older than the TTL, and the oldest answered ones
 // beyond the maximum.
-func (c *Idempotency) expire(now time.Time) {
-	kept := c.order[:0]
-	over := len(c.order) - maxIdempotencyKeys
-	for _, k := range c.order {
-		e := c.entries[k]
+func (m *MemoryKeys) expire(now time.Time) {
+	kept := m.order[:0]
+	over := len(m.order) - maxIdempotencyKeys
+	for _, k := range m.order {
+		e := m.entries[k]
 		if e == nil {
 			continue
 		}
-		answered := isClosed(e.done)
-		if answered && (now.Sub(e.at) > idempotencyTTL || over > 0) {
-			delete(c.entries, k)
+		if e.Done && (now.Sub(e.at) > idempotencyTTL || over > 0) {
+			delete(m.entries, k)
 			over--
 			continue
 		}
 		kept = append(kept, k)
 	}
-	c.order = kept
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// serve runs h for the first request with a key and records its answer.
-func (c *Idempotency) serve(w http.ResponseWriter, r *http.Request, h http.Handler, key string, e *idemEntry) {
-	rec := &recorder{ResponseWriter: w}
-	defer func() {
-		c.mu.Lock()
-		e.status, e.header, e.body = rec.status, rec.header, rec.body.Bytes()
-		if e.status == 0 {
-			e.status = http.StatusOK
-		}
-		e.recorded = !rec.over && e.status < 500 && e.status != http.StatusRequestTimeout && e.status != http.StatusTooManyRequests
-		if !e.recorded {
-			delete(c.entries, key)
-		}
-		close(e.done)
-		c.mu.Unlock()
-	}()
-	h.ServeHTTP(rec, r)
+	m.order = kept
 }
 
 // replay writes a recorded answer.
-func replay(w http.ResponseWriter, e *idemEntry) {
-	for k, v := range e.header {
+func replay(w http.ResponseWriter, a Answer) {
+	for k, v := range a.Header {
 		w.Header()[k] = v
 	}
 	w.Header().Set(ReplayedHeader, "true")
-	w.WriteHeader(e.status)
-	_, _ = w.Write(e.body)
+	w.WriteHeader(a.Status)
+	_, _ = w.Write(a.Body)
 }
 
 // recorder passes an answer on to the client and keeps a copy of it.

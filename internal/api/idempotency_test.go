@@ -53,7 +53,7 @@ func countingServer(t *testing.T, idem *Idempotency, h func(n int64, w http.Resp
 }
 
 func TestIdempotency_ReplaysTheFirstAnswer(t *testing.T) {
-	srv, calls := countingServer(t, NewIdempotency(), func(n int64, w http.ResponseWriter) {
+	srv, calls := countingServer(t, NewIdempotency(nil), func(n int64, w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":%d}`, n)
@@ -91,9 +91,14 @@ func TestIdempotency_ReplaysTheFirstAnswer(t *testing.T) {
 // TestIdempotency_SecondWaitsForTheFirst: a request sent again while the
 // first is still being carried out waits for it, and gets its answer.
 func TestIdempotency_SecondWaitsForTheFirst(t *testing.T) {
-	idem := NewIdempotency()
+	idem := NewIdempotency(nil)
 	waiting := make(chan struct{}, 1)
-	idem.waiting = func() { waiting <- struct{}{} }
+	idem.waiting = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
 	entered, release := make(chan struct{}), make(chan struct{})
 	srv, calls := countingServer(t, idem, func(n int64, w http.ResponseWriter) {
 		close(entered)
@@ -127,7 +132,7 @@ func TestIdempotency_SecondWaitsForTheFirst(t *testing.T) {
 // TestIdempotency_ServerErrorIsNotRecorded: after a 503 nothing is known
 // to be done, so the request sent again runs again.
 func TestIdempotency_ServerErrorIsNotRecorded(t *testing.T) {
-	srv, calls := countingServer(t, NewIdempotency(), func(n int64, w http.ResponseWriter) {
+	srv, calls := countingServer(t, NewIdempotency(nil), func(n int64, w http.ResponseWriter) {
 		if n == 1 {
 			http.Error(w, "no leader", http.StatusServiceUnavailable)
 			return
@@ -220,7 +225,7 @@ func (p *dropProxy) sent() []string {
 // deploy but its answer is lost on the way; the client sends it again
 // with the same key and gets the first answer, and the deploy ran once.
 func TestClient_RetriesALostAnswerWithTheSameKey(t *testing.T) {
-	srv, calls := countingServer(t, NewIdempotency(), func(n int64, w http.ResponseWriter) {
+	srv, calls := countingServer(t, NewIdempotency(nil), func(n int64, w http.ResponseWriter) {
 		fmt.Fprintf(w, `{"id":%d,"version":"v1"}`, n)
 	})
 	proxy := newDropProxy(t, srv.URL, 1)

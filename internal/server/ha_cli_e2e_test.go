@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/api"
+	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/cli"
 	"github.com/shipgate/shipgate/internal/pgtest"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -131,8 +132,39 @@ strategy:
 		}
 	}
 
+	// Requests that are not rollout commands: the answer of a follower
+	// is lost, and the request sent again reaches another server, which
+	// answers with the first answer, from the store.
+	f1 := c.follower(lead)
+	f2 := c.follower(lead, f1)
+	setTarget := func(i int) {
+		proxy.mu.Lock()
+		defer proxy.mu.Unlock()
+		proxy.target = c.servers[i].api
+	}
+	setTarget(f1)
+	proxy.arm(func() string { return c.servers[f2].api })
+	code, stdout, stderr := shipgate("incident", "open", "shop", "--env", "production", "--title", "checkout 500s", "-o", "json")
+	if code != 0 || !strings.Contains(stderr, "attempt 1 failed") {
+		t.Fatalf("incident open through a lost answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	incidents, err := c.clients[lead].ListIncidents(ctx, "shop", "")
+	if err != nil || len(incidents) != 1 || !strings.Contains(stdout, fmt.Sprintf(`"id": %d`, incidents[0].ID)) {
+		t.Fatalf("incidents after one `incident open` = %+v (%v), printed %s; want the one, printed", incidents, err, stdout)
+	}
+	setTarget(f2)
+	proxy.arm(func() string { return c.servers[f1].api })
+	if code, stdout, stderr := shipgate("flags", "create", "new-checkout", "--owner", "payments"); code != 0 || !strings.Contains(stderr, "attempt 1 failed") {
+		t.Fatalf("flags create through a lost answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if events, err := c.clients[lead].Audit(ctx, audit.Filter{Subject: "flag/new-checkout"}); err != nil || len(events) != 1 {
+		t.Errorf("audit events of the flag = %d (%v), want its one creation", len(events), err)
+	}
+
+	// Rollout commands, each meeting the death of the leader.
+	setTarget(lead)
 	proxy.arm(killLeader(lead))
-	code, stdout, stderr := shipgate("deploy", "shop", "v1", "-o", "json")
+	code, stdout, stderr = shipgate("deploy", "shop", "v1", "-o", "json")
 	if code != 0 {
 		t.Fatalf("deploy through a leader killed before its answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
@@ -146,12 +178,8 @@ strategy:
 	c.waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Steps[r.StepIndex].Kind == rollout.StepApproval })
 	lead2, _ := c.leader(term, 20*time.Second)
 
+	setTarget(lead2)
 	proxy.arm(killLeader(lead2))
-	// The proxy may still point at the first leader's successor or not:
-	// aim it at the leader, whose death the approval meets.
-	proxy.mu.Lock()
-	proxy.target = c.servers[lead2].api
-	proxy.mu.Unlock()
 	code, stdout, stderr = shipgate("approve", "shop", "--comment", "looks good")
 	if code != 0 {
 		t.Fatalf("approve through a leader killed before its answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
