@@ -86,6 +86,18 @@ func TestIdempotency_ReplaysTheFirstAnswer(t *testing.T) {
 	if status, _, _ := post(t, url, strings.Repeat("x", 256), "a", `{}`); status != http.StatusBadRequest {
 		t.Errorf("a 256-character key = %d, want 400", status)
 	}
+	// A body over the API's limit is not buffered to be fingerprinted:
+	// it goes through as if it had no key, whole.
+	big := strings.Repeat("x", maxBodyBytes+1)
+	before := calls.Load()
+	for range 2 {
+		if status, _, replayed := post(t, url, "k-big", "a", big); status != http.StatusCreated || replayed {
+			t.Errorf("a big body = %d (replayed %v), want it run", status, replayed)
+		}
+	}
+	if got := calls.Load() - before; got != 2 {
+		t.Errorf("a big body with one key ran %d times, want twice (not fingerprinted)", got)
+	}
 }
 
 // TestIdempotency_SecondWaitsForTheFirst: a request sent again while the
