@@ -3,7 +3,12 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +27,31 @@ type Client struct {
 	baseURL string
 	token   string
 	hc      *http.Client
+	retry   RetryPolicy
+}
+
+// RetryPolicy says how a client sends again a request that changes
+// something when its answer was lost: each such request carries a fresh
+// random Idempotency-Key, and is sent again with the same key and body
+// after a transport error (the connection refused, reset or closed, a
+// timeout) or a 502, 503 or 504, so that the server carries it out once
+// (see Idempotency, and internal/ha on a PostgreSQL store) and the client
+// gets its answer. Reads are sent once.
+type RetryPolicy struct {
+	// For bounds how long after the first attempt the request is sent
+	// again; zero sends it once (with its key all the same).
+	For time.Duration
+	// Notify, when not nil, is told of each failed attempt before the
+	// request is sent again after wait.
+	Notify func(method, path string, attempt int, err error, wait time.Duration)
+}
+
+// WithRetry returns a copy of c that sends requests which change
+// something again as p says.
+func (c *Client) WithRetry(p RetryPolicy) *Client {
+	cc := *c
+	cc.retry = p
+	return &cc
 }
 
 // The client is a Service too, so that anything written against the
@@ -128,23 +158,96 @@ func withQuery(path string, q url.Values) string {
 }
 
 // do sends one request with body (nil for none) as JSON and decodes the
-// response into out (nil to ignore it).
+// response into out (nil to ignore it). A request that changes something
+// carries an Idempotency-Key and is sent again as c.retry says.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var data []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		rd = bytes.NewReader(b)
+		data = b
+	}
+	if method == http.MethodGet || method == http.MethodHead {
+		return c.send(ctx, method, path, data, body != nil, "", out)
+	}
+	key := newIdempotencyKey()
+	deadline := time.Now().Add(c.retry.For)
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := c.send(ctx, method, path, data, body != nil, key, out)
+		if err == nil || !retryable(ctx, err) || !time.Now().Add(wait).Before(deadline) {
+			if err != nil && attempt > 1 {
+				return fmt.Errorf("%w (after %d attempts with %s %s)", err, attempt, IdempotencyKeyHeader, key)
+			}
+			return err
+		}
+		if c.retry.Notify != nil {
+			c.retry.Notify(method, path, attempt, err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// newIdempotencyKey returns a fresh random key: 128 bits, so that two
+// requests never share one.
+func newIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// retryable reports whether a request that failed with err may not have
+// been carried out, or its answer was lost, so that it is worth sending
+// again with the same key: a transport error (not the caller's own
+// cancellation, nor a certificate the client refuses) or a 502, 503 or
+// 504.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		switch ae.Status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return false
+	}
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	return !errors.As(err, &certErr) && !errors.As(err, &unknownCA) && !errors.As(err, &hostErr)
+}
+
+// send sends one request and decodes its answer into out.
+func (c *Client) send(ctx context.Context, method, path string, data []byte, hasBody bool, key string, out any) error {
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set(IdempotencyKeyHeader, key)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -155,17 +258,18 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+		// A transport error like the others: the answer was lost.
+		return &url.Error{Op: method, URL: req.URL.Redacted(), Err: fmt.Errorf("read response: %w", err)}
 	}
 	if resp.StatusCode >= 300 {
-		return responseError(resp.StatusCode, data)
+		return responseError(resp.StatusCode, answer)
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := json.Unmarshal(answer, out); err != nil {
 		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
 	}
 	return nil

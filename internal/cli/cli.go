@@ -229,6 +229,9 @@ type app struct {
 	token       string
 	data        string
 	output      string
+	// retryFor bounds how long a request that changes something is sent
+	// again, with the same Idempotency-Key, when its answer was lost.
+	retryFor time.Duration
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -266,6 +269,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 	pf.StringVar(&a.token, "token", "", "API token (env "+envToken+"; default: the file <data>/token)")
 	pf.StringVar(&a.data, "data", defaultData, "data directory of the server and of its token file (env "+envData+")")
 	pf.StringVarP(&a.output, "output", "o", outputText, "output format: text or json")
+	pf.DurationVar(&a.retryFor, "retry-for", time.Minute, "how long a command that changes something sends its request again, with the same Idempotency-Key, when the server cannot be reached or answers 502/503/504 (0: once)")
 
 	root.AddCommand(
 		a.serverCommand(),
@@ -336,6 +340,9 @@ func (a *app) resolveGlobals(cmd *cobra.Command) error {
 	default:
 		return invalidf("invalid --output %q: want text or json", a.output)
 	}
+	if a.retryFor < 0 {
+		return invalidf("invalid --retry-for %s: want 0 (send once) or more", a.retryFor)
+	}
 	u, err := url.Parse(a.server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return invalidf("invalid --server %q: want a URL such as %s", a.server, defaultServer)
@@ -377,7 +384,11 @@ func (a *app) client() (*api.Client, error) {
 		}
 		hc.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
-	return api.NewClient(a.server, token, hc), nil
+	return api.NewClient(a.server, token, hc).WithRetry(api.RetryPolicy{For: a.retryFor,
+		Notify: func(method, path string, attempt int, err error, wait time.Duration) {
+			fmt.Fprintf(a.stderr, "%s %s: attempt %d failed (%v); sending it again with the same %s in %s, until --retry-for %s\n",
+				method, path, attempt, err, api.IdempotencyKeyHeader, wait, a.retryFor)
+		}}), nil
 }
 
 // appClient returns a client of the server and the APP argument, or the

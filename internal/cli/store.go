@@ -63,8 +63,11 @@ func (a *app) storeMigrateCommand() *cobra.Command {
 releases, rollouts (with their IDs), environment states, API tokens (their
 hashes), flags, shared rules, flag usage, DORA release changes and
 incidents, the notification outbox and the notifier's place in the audit
-log, test runs, route usage, retirements, and the audit log with its
-sequence numbers and hashes. The source's audit chain must verify; the
+log, test runs, route usage, retirements, the server secrets (the key
+of the release digests: an approved release stays approved, and a release
+recorded again with the same variables has the same digest), and the
+audit log with its sequence numbers and hashes. A target holding another
+server secret of the same name (a server ran on it) is refused. The source's audit chain must verify; the
 target's is verified again after the copy, which is one transaction: it
 is all there or not at all. Stop the server first, so that nothing is
 written to the source meanwhile.
@@ -116,6 +119,7 @@ prints the counts copied.`,
 					m.Releases, m.Rollouts, m.Envs, m.Tokens, m.Flags, m.Segments)
 				a.printf("  %d release changes, %d incidents, %d notifications, %d test runs, %d days of route usage, %d retirements\n",
 					m.Changes, m.Incidents, m.Outbox, m.TestRuns, m.RouteDays, m.Retirements)
+				a.printf("  %d server secrets (the key of the release digests, so that they stay the same)\n", m.Secrets)
 				a.printf("  %d audit events; the chain verifies in the target\n", m.AuditEvents)
 				return nil
 			})

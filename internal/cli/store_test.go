@@ -47,7 +47,7 @@ func TestStoreMigrate_RoundTrip(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("output %q: %v", r.stdout, err)
 	}
-	if out.Counts != want.Counts() || out.Rollouts != 30 || out.Incidents == 0 || out.Outbox == 0 || out.TestRuns == 0 || out.RouteDays == 0 || out.Retirements == 0 || !out.ChainVerified {
+	if out.Counts != want.Counts() || out.Rollouts != 30 || out.Secrets != 1 || out.Incidents == 0 || out.Outbox == 0 || out.TestRuns == 0 || out.RouteDays == 0 || out.Retirements == 0 || !out.ChainVerified {
 		t.Errorf("store migrate = %+v, want %+v, chain verified", out, want.Counts())
 	}
 
@@ -120,6 +120,22 @@ func TestStoreMigrate_RoundTrip(t *testing.T) {
 		t.Errorf("copy from the store of a running server: exit %d, stderr %q; want a refusal naming its pid", r.code, r.stderr)
 	}
 	_ = lf.Close()
+
+	// A target on which a server has run, and made its own key of the
+	// release digests, is refused: the copied digests would not match.
+	made := pgtest.Shared(t).NewDatabase(t)
+	pg3, err := postgres.Open(ctx, made)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg3.Secret(ctx, sqlite.SecretDigestKey); err != nil {
+		t.Fatal(err)
+	}
+	_ = pg3.Close()
+	r = e.runRaw(t, "store", "migrate", "--from", "sqlite:"+filepath.Join(dir, "shipgate.db"), "--to", made)
+	if r.code == ExitOK || !strings.Contains(r.stderr, "release_digest") || !strings.Contains(r.stderr, "new database") {
+		t.Errorf("copy into a store with its own digest key: exit %d, stderr %q; want a refusal naming the secret", r.code, r.stderr)
+	}
 
 	// A second copy into the now full target is refused, and says why.
 	r = e.runRaw(t, "store", "migrate", "--from", "sqlite:"+filepath.Join(dir, "shipgate.db"), "--to", dsn)

@@ -264,6 +264,23 @@ CREATE TABLE server_secrets (
 	created_at TEXT NOT NULL
 );
 `,
+	// s19hafix: the answers given per Idempotency-Key (idempotency.go),
+	// so that a request sent again to another server gets the first
+	// answer. Times are the database's clock: the servers' may differ.
+	`
+CREATE TABLE idempotency_keys (
+	key         TEXT PRIMARY KEY,
+	fingerprint BYTEA NOT NULL,
+	done        BOOLEAN NOT NULL DEFAULT false,
+	status      INTEGER NOT NULL DEFAULT 0,
+	header      TEXT NOT NULL DEFAULT '{}',
+	body        BYTEA NOT NULL DEFAULT ''::bytea,
+	server      TEXT NOT NULL,
+	claimed_at  TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+	beat_at     TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX idempotency_keys_claimed ON idempotency_keys (claimed_at);
+`,
 }
 
 // migrate brings the schema up to date, all pending steps in one

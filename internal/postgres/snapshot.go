@@ -100,6 +100,9 @@ func (s *Store) Export(ctx context.Context) (*store.Snapshot, error) {
 	if err := exportHistory(ctx, tx, snap); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	if snap.Secrets, err = exportSecrets(ctx, tx); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
 	return snap, nil
 }
 
@@ -192,7 +195,10 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 				}
 			}
 		}
-		return importHistory(ctx, tx, snap)
+		if err := importHistory(ctx, tx, snap); err != nil {
+			return err
+		}
+		return importSecrets(ctx, tx, snap.Secrets)
 	})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)

@@ -391,7 +391,15 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/ofrep/", ofrep.NewHandler(cp.Flags, cp.Store, ofrep.Options{Logger: log.With("component", "ofrep"), Done: flagsCtx.Done()}))
 	mux.Handle(dashboard.Prefix, dash)
-	mux.Handle("/", ha.IdempotencyKeys(handler))
+	// A request sent again with its Idempotency-Key gets the first one's
+	// answer (api.Idempotency): from this server's memory, or on a
+	// PostgreSQL store from the store, whichever server it reaches; there
+	// the rollout commands also keep their key (ha.IdempotencyKeys).
+	var keys api.KeyStore
+	if pg, ok := cp.Store.(*postgres.Store); ok {
+		keys = newPGKeys(pg, opts.ServerID)
+	}
+	mux.Handle("/", api.NewIdempotency(keys).Wrap(ha.IdempotencyKeys(handler)))
 	readTimeout := opts.ReadTimeout
 	if readTimeout <= 0 {
 		readTimeout = apiReadTimeout

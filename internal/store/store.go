@@ -151,7 +151,27 @@ type Snapshot struct {
 	RouteTracking []RouteTracking
 	// Retirements keep their IDs.
 	Retirements []Retirement
+	// Secrets are the server secrets (the key of the release digests),
+	// by name: a copy keeps them, so that the digests recorded in the
+	// audit log and in approvals are computed alike on the new store.
+	Secrets []Secret
 }
+
+// Secret is a server secret as stored. Its String never shows the value.
+type Secret struct {
+	Name      string
+	Value     []byte
+	CreatedAt time.Time
+}
+
+// String names the secret without its value, so that printing a snapshot
+// does not leak it.
+func (s Secret) String() string { return fmt.Sprintf("secret %s (%d bytes)", s.Name, len(s.Value)) }
+
+// ErrSecretMismatch means Import was given a store that already holds a
+// server secret of the same name with another value: a server started on
+// it and made its own, and the copied history's digests would not match.
+var ErrSecretMismatch = errors.New("the target store holds another server secret")
 
 // Change is a release's change as stored: only what was recorded (not
 // the release's own commit, which ListChanges adds).
@@ -205,6 +225,7 @@ type Counts struct {
 	TestRuns    int `json:"test_runs"`
 	RouteDays   int `json:"route_usage_days"`
 	Retirements int `json:"retirements"`
+	Secrets     int `json:"server_secrets"`
 }
 
 // Counts counts what s holds.
@@ -213,7 +234,7 @@ func (s *Snapshot) Counts() Counts {
 		Releases: len(s.Releases), Rollouts: len(s.Rollouts), Envs: len(s.Envs), AuditEvents: len(s.Audit),
 		Tokens: len(s.Tokens), Flags: len(s.Flags), Segments: len(s.Segments),
 		Changes: len(s.Changes), Incidents: len(s.Incidents), Outbox: len(s.Outbox), TestRuns: len(s.TestRuns),
-		RouteDays: len(s.RouteUsage), Retirements: len(s.Retirements),
+		RouteDays: len(s.RouteUsage), Retirements: len(s.Retirements), Secrets: len(s.Secrets),
 	}
 }
 

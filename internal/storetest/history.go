@@ -1,11 +1,13 @@
 package storetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +28,8 @@ import (
 // two environments ending in every phase, environment states, tokens,
 // flags, a segment, flag usage, DORA changes and incidents, notifications
 // (sent and pending) and the notifier's cursor, test runs, route usage and
-// retirements, and the audit events of all of it.
+// retirements, the server secret of the release digests, and the audit
+// events of all of it.
 func GenerateHistory(t testing.TB, s store.Store, n int) {
 	t.Helper()
 	ctx := t.Context()
@@ -75,6 +78,11 @@ func GenerateHistory(t testing.TB, s store.Store, n int) {
 	}
 	if n > 0 {
 		GenerateLater(t, s, "shop", "v1")
+	}
+	// The key of the release digests, made as a server starting on the
+	// store makes it.
+	if _, err := s.Secret(ctx, "release_digest"); err != nil {
+		t.Fatalf("history: server secret: %v", err)
 	}
 }
 
@@ -162,7 +170,7 @@ func testExportImport(t *testing.T, b Backend) {
 		t.Fatalf("exported %d rollouts, want %d", got, want)
 	}
 	c := snap.Counts()
-	if c.Changes != 1 || c.Incidents != 2 || c.Outbox != 3 || c.TestRuns != 2 || c.RouteDays != 4 || c.Retirements != 1 ||
+	if c.Changes != 1 || c.Incidents != 2 || c.Outbox != 3 || c.TestRuns != 2 || c.RouteDays != 4 || c.Retirements != 1 || c.Secrets != 1 ||
 		snap.NotifyCursor == nil || len(snap.RouteTracking) != 1 || len(snap.TestRuns[0].Cases) != 2 {
 		t.Fatalf("exported %+v (cursor %v, tracking %v): the history of later features is missing", c, snap.NotifyCursor, snap.RouteTracking)
 	}
@@ -222,6 +230,54 @@ func testExportImport(t *testing.T, b Backend) {
 	// Secrets keep working: a token authenticates by the same hash.
 	if _, err := dst.TokenByHash(ctx, auth.Hash("sgt_ci")); err != nil {
 		t.Errorf("copied token: %v", err)
+	}
+	// The key of the release digests is the source's: a server on the
+	// copy computes the digests the audit log and approvals hold.
+	want, err := src.Secret(ctx, "release_digest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dst.Secret(ctx, "release_digest"); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("the copy's digest key differs from the source's (%v): the copied digests would not match", err)
+	}
+}
+
+// testImportSecrets: a target that already holds the source's secrets
+// (and nothing else) takes the copy; one that made its own refuses it,
+// writing nothing, rather than keep a key the copied digests do not match
+// or overwrite one its own digests were made with.
+func testImportSecrets(t *testing.T, b Backend) {
+	ctx := t.Context()
+	src := newStore(t, b)
+	GenerateHistory(t, src, 3)
+	snap, err := src.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := newStore(t, b)
+	if err := same.Import(ctx, &store.Snapshot{Secrets: snap.Secrets}); err != nil {
+		t.Fatalf("Import of the secrets alone: %v", err)
+	}
+	if err := same.Import(ctx, snap); err != nil {
+		t.Errorf("Import into a store holding the same secret = %v, want it taken", err)
+	}
+
+	other := newStore(t, b)
+	if _, err := other.Secret(ctx, "release_digest"); err != nil {
+		t.Fatal(err)
+	}
+	err = other.Import(ctx, snap)
+	if !errors.Is(err, store.ErrSecretMismatch) || !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("Import into a store with its own digest key = %v, want ErrSecretMismatch and ErrConflict", err)
+	}
+	if strings.Contains(err.Error(), fmt.Sprintf("%x", snap.Secrets[0].Value)) || strings.Contains(err.Error(), string(snap.Secrets[0].Value)) {
+		t.Errorf("the refusal shows the secret: %v", err)
+	}
+	if got := countRollouts(t, other); got != 0 {
+		t.Errorf("refused Import wrote %d rollouts", got)
+	}
+	if got := countAudit(t, other); got != 0 {
+		t.Errorf("refused Import wrote %d audit events", got)
 	}
 }
 

@@ -65,6 +65,7 @@ func RunWith(t *testing.T, b Backend) {
 		{"FlagUsage", testFlagUsage},
 		{"ExportImport", testExportImport},
 		{"Import_RefusesNonEmpty", testImportRefusesNonEmpty},
+		{"Import_Secrets", testImportSecrets},
 	}
 	tests = append(tests, laterTests...)
 	for _, tt := range tests {
