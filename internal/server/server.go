@@ -383,7 +383,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(), Tests: tests, Retire: retireAPI{cp.Retirements},
 		Config: configService{cp},
 	})
-	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: svc, Tokens: cp.Store, Chain: cp.Store,
+	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Apps: cp.Apps.AppNames, Service: svc, Tokens: cp.Store, Chain: cp.Store,
 		Reports: reports, Flags: cp.Flags, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
 	if err != nil {
 		return nil, fmt.Errorf("start dashboard: %w", err)
