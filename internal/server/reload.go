@@ -178,6 +178,10 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	for _, name := range res.Removed {
 		errs = append(errs, cp.removeApp(ctx, old[name]))
 	}
+	if cp.Retirements != nil && (len(built) > 0) {
+		// The new routers answer 410 for their app's retired routes too.
+		errs = append(errs, cp.Retirements.applyGone(ctx))
+	}
 	res.Apps = cp.Apps.AppNames()
 	for _, name := range res.Added {
 		p := planes[slices.IndexFunc(planes, func(p *appPlane) bool { return p.cfg.App == name })]

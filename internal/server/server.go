@@ -353,7 +353,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
-	cp.Retirements = newRetirements(cfg, cp.Store, cp.Routers, cp.Flags, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
+	cp.Retirements = newRetirements(cp.Apps, cp.Store, cp.Flags, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
 	if cp.ha != nil {
 		// The watches and the route counters run on the leader only, so
 		// that a retirement moves on once and the shared router's
