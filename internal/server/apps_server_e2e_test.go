@@ -31,14 +31,15 @@ import (
 )
 
 // TestE2E_TwoAppsServerFeatures runs billing (the first app, whose file
-// holds the server's notifications and retire sections) and shop, and
-// deploys shop only: shop's events reach the webhook, its DORA numbers and
-// weekly report are there, its dashboard page follows it, its routes are
-// counted and one is retired on its router alone; the route counters of a
-// server of before several apps are billing's.
+// holds the server's notifications and retire sections) and shop, which
+// gets a webhook of its own by a reload, and deploys both: shop's events
+// reach the server's webhook and its own, which gets none of billing's;
+// its DORA numbers and weekly report are there, its dashboard page follows
+// it, its routes are counted and one is retired on its router alone; the
+// route counters of a server of before several apps are billing's.
 func TestE2E_TwoAppsServerFeatures(t *testing.T) {
 	ctx := context.Background()
-	hook := startReceiver(t, "127.0.0.1:0", false)
+	hook, shopHook := startReceiver(t, "127.0.0.1:0", false), startReceiver(t, "127.0.0.1:0", false)
 	dir, data := t.TempDir(), filepath.Join(t.TempDir(), "data")
 	shopPort, billingPort := freePort(t), freePort(t)
 	writeFile(t, filepath.Join(dir, "shop.yaml"), appYAML("shop", shopPort, "[{weight: 50, bake: 1s}]"))
@@ -90,24 +91,39 @@ retire:
 		t.Fatalf("apps %v, want %v", got, want)
 	}
 	started := time.Now()
-	r, err := cp.Apps.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "s1", Actor: "user:test"})
-	if err != nil {
-		t.Fatal(err)
+	// shop declares a webhook of its own; the reload starts it.
+	writeFile(t, filepath.Join(dir, "shop.yaml"), appYAML("shop", shopPort, "[{weight: 50, bake: 1s}]")+fmt.Sprintf(`notifications:
+  webhooks:
+    - {name: shop-team, url: %q}
+`, shopHook.url()))
+	if res, err := cp.Reload(ctx, "user:test", "shop's own webhook"); err != nil || !slices.Equal(res.Changed, []string{"shop"}) {
+		t.Fatalf("reload: %+v, %v", res, err)
 	}
-	if r = waitFinal(t, cp, r.ID); r.Phase != rollout.PhaseSucceeded {
-		t.Fatalf("shop s1: %s (%s)", r.Phase, r.Reason)
+	for app, r := range deployBoth(t, cp, map[string]string{"shop": "s1", "billing": "b1"}) {
+		if r.Phase != rollout.PhaseSucceeded {
+			t.Fatalf("%s: %s (%s)", app, r.Phase, r.Reason)
+		}
 	}
 	shopRouter, billingRouter := "http://"+cp.Apps.RouterAddr("shop", "production"), "http://"+cp.Apps.RouterAddr("billing", "production")
 
-	// Notifications: shop's rollout reaches the server's webhook.
-	waitUntil(t, "the webhook gets shop's rollout.succeeded", 20*time.Second, func() bool {
-		for _, ev := range hook.byType(notify.RolloutSucceeded) {
-			if ev.App == "shop" && ev.Version == "s1" {
-				return true
-			}
-		}
-		return false
+	// Notifications: every app's rollout reaches the server's webhook,
+	// shop's only shop's own.
+	succeeded := func(h *hookReceiver, app string) bool {
+		return slices.ContainsFunc(h.byType(notify.RolloutSucceeded), func(ev notify.Event) bool { return ev.App == app })
+	}
+	waitUntil(t, "the server's webhook gets both apps' rollout.succeeded", 20*time.Second, func() bool {
+		return succeeded(hook, "shop") && succeeded(hook, "billing")
 	})
+	waitUntil(t, "shop's webhook gets shop's rollout.succeeded", 20*time.Second, func() bool { return succeeded(shopHook, "shop") })
+	ds, err := cp.Store.ListNotifications(ctx, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Webhook == "shop-team" && !strings.Contains(string(d.Payload), `"app":"shop"`) {
+			t.Fatalf("shop's webhook was queued %s", d.Payload)
+		}
+	}
 
 	// DORA and the weekly report, for shop named, through the API and
 	// the command line.
@@ -151,7 +167,7 @@ retire:
 	if code, body := page("/ui/?app=shop"); code != 200 || !strings.Contains(body, `<strong class="stable">s1</strong>`) || !strings.Contains(body, `href="/ui/?app=billing"`) {
 		t.Fatalf("shop's dashboard page: %d\n%s", code, body)
 	}
-	if code, body := page("/ui/"); code != 200 || !strings.Contains(body, `data-app="billing"`) || !strings.Contains(body, "nothing yet") {
+	if code, body := page("/ui/"); code != 200 || !strings.Contains(body, `data-app="billing"`) || !strings.Contains(body, `<strong class="stable">b1</strong>`) {
 		t.Fatalf("the first app's dashboard page: %d\n%s", code, body)
 	}
 

@@ -161,8 +161,11 @@ type ControlPlane struct {
 	reloadMu sync.Mutex
 
 	stopFlags func()
-	// stopNotifier stops the webhook notifier (notify.go).
+	// stopNotifier stops the webhook notifier (notify.go); a reload
+	// that changes the webhooks restarts it, under notifyMu, with reports.
 	stopNotifier func()
+	notifyMu     sync.Mutex
+	reports      *report.Service
 
 	log  *slog.Logger
 	http *http.Server
@@ -367,12 +370,13 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		cp.APIURL = "https://" + ln.Addr().String()
 	}
 	reports := &report.Service{Store: cp.Store, Calendar: calendarOf(cfg), Flags: cp.Flags, Tests: cp.Store}
+	cp.reports = reports
 	if cp.ha != nil {
 		// Webhooks go out from the leader only, so that each is sent once.
 		cp.ha.notifier = func(ctx context.Context) (func(), error) {
-			return startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify"))
+			return startNotifier(ctx, cfgs, cp.Store, reports, log.With("component", "notify"))
 		}
-	} else if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
+	} else if cp.stopNotifier, err = startNotifier(ctx, cfgs, cp.Store, reports, log.With("component", "notify")); err != nil {
 		return nil, fmt.Errorf("start notifications: %w", err)
 	}
 	handler := api.NewHandler(svc, cp.Store, api.HandlerOptions{
@@ -474,8 +478,12 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.stopFlags != nil {
 		cp.stopFlags() // flushes the evaluation counts
 	}
-	if cp.stopNotifier != nil {
-		cp.stopNotifier()
+	cp.notifyMu.Lock()
+	stopNotifier := cp.stopNotifier
+	cp.stopNotifier = nil
+	cp.notifyMu.Unlock()
+	if stopNotifier != nil {
+		stopNotifier()
 	}
 	for _, p := range planes {
 		errs = append(errs, closeApp(ctx, p))
