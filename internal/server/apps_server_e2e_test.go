@@ -66,6 +66,11 @@ retire:
 	if err := st.AddRouteUsage(ctx, "production", map[string]retire.RouteCount{"/old": {Count: 3, Last: legacy}}); err != nil {
 		t.Fatal(err)
 	}
+	// And a route it retired, of no app.
+	gone := retire.Retirement{Kind: retire.KindRoute, Env: "production", Subject: "/gone", Actor: "user:ana", Stage: retire.StageDeleted, StartedAt: legacy}
+	if err := st.Save(ctx, &gone, "user:ana", "retire.delete", "deleted"); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,9 +192,15 @@ retire:
 		t.Fatalf("retire without an app on a server of two: %v", err)
 	}
 	time.Sleep(time.Until(started.Add(1100 * time.Millisecond))) // a cycle since shop was first counted
-	ret, err := cp.Retirements.Retire(ctx, server.RetireRequest{Kind: retire.KindRoute, App: "shop", Subject: "/api/legacy", Reason: "v2 replaces it", Actor: "user:ana"})
-	if err != nil || ret.Stage != retire.StageWatch || ret.App != "shop" || ret.Env != "production" {
-		t.Fatalf("retire shop's /api/legacy: %+v, %v", ret, err)
+	out.Reset()
+	errOut.Reset()
+	if c := cli.Main(ctx, []string{"--server", cp.APIURL, "--token", cp.AdminToken, "retire", "route", "/api/legacy", "--app", "shop", "--reason", "v2 replaces it", "-o", "json"},
+		strings.NewReader(""), &out, &errOut); c != 0 {
+		t.Fatalf("shipgate retire route /api/legacy --app shop: exit %d\n%s%s", c, out.String(), errOut.String())
+	}
+	var ret retire.Retirement
+	if err := json.Unmarshal([]byte(out.String()), &ret); err != nil || ret.Stage != retire.StageWatch || ret.App != "shop" || ret.Env != "production" {
+		t.Fatalf("retire shop's /api/legacy: %s (%v)", out.String(), err)
 	}
 	if b, err := os.ReadFile(filepath.Join(ret.Backup, "shipgate.yaml")); err != nil || !strings.HasPrefix(string(b), "app: shop\n") {
 		t.Fatalf("the backup holds %q (%v), want shop's config", b, err)
@@ -208,6 +219,13 @@ retire:
 	}
 	if got := status(billingRouter + "/api/legacy/orders"); got == http.StatusGone {
 		t.Fatal("billing's router answers 410 for a route retired of shop")
+	}
+	// The route retired before several apps is the first app's.
+	if got := status(billingRouter + "/gone/x"); got != http.StatusGone {
+		t.Fatalf("billing's route retired before several apps answered %d, want 410", got)
+	}
+	if got := status(shopRouter + "/gone/x"); got == http.StatusGone {
+		t.Fatal("shop's router answers 410 for a route billing retired before several apps")
 	}
 
 	// The same page in a real browser: shop's page streams shop's status.
