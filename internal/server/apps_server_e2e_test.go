@@ -96,10 +96,14 @@ retire:
 		t.Fatalf("apps %v, want %v", got, want)
 	}
 	started := time.Now()
-	// shop declares a webhook of its own; the reload starts it.
+	// shop declares a webhook of its own (the reload starts it) and a
+	// test level of its own.
 	writeFile(t, filepath.Join(dir, "shop.yaml"), appYAML("shop", shopPort, "[{weight: 50, bake: 1s}]")+fmt.Sprintf(`notifications:
   webhooks:
     - {name: shop-team, url: %q}
+tests:
+  levels:
+    contract: ["*pact*"]
 `, shopHook.url()))
 	if res, err := cp.Reload(ctx, "user:test", "shop's own webhook"); err != nil || !slices.Equal(res.Changed, []string{"shop"}) {
 		t.Fatalf("reload: %+v, %v", res, err)
@@ -146,6 +150,25 @@ retire:
 	var rep report.Report
 	if err := json.Unmarshal([]byte(body), &rep); code != 200 || err != nil || !slices.ContainsFunc(rep.Apps, func(a report.AppWeek) bool { return a.App == "shop" && a.Keys.Frequency.Deploys == 1 }) {
 		t.Fatalf("GET /v1/report: %d %s, want shop's week", code, body)
+	}
+
+	// Test results of shop's CI, classified by shop's own levels.
+	junit := `<testsuite name="orders" tests="1"><testcase classname="shop.pact.Orders" name="creates" time="0.1"/></testsuite>`
+	upload, _ := json.Marshal(map[string]any{"commit": "sha-s1", "reports": []string{junit}})
+	req, _ := http.NewRequest(http.MethodPost, cp.APIURL+"/v1/apps/shop/releases/s1/tests", strings.NewReader(string(upload)))
+	req.Header.Set("Authorization", "Bearer "+cp.AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"contract":{"total":1`) {
+		t.Fatalf("shop's test upload: %d %s, want its one test at shop's contract level", resp.StatusCode, b)
+	}
+	if code, body := apiGet(t, cp, "/v1/apps/nope/tests/flaky"); code != http.StatusNotFound || !strings.Contains(body, `it manages \"billing\", \"shop\"`) {
+		t.Fatalf("flaky tests of an unknown app: %d %s", code, body)
 	}
 
 	// The dashboard: shop's page, reachable by its URL.

@@ -338,7 +338,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 			}
 		}
 	}
-	tests := testService(cfg, cp.Store)
+	tests := appTests{apps: cp.Apps, store: cp.Store} // every app, by its own test levels
 
 	var flagStats flags.FlagStatsSource // the production router's per-flag counters, or the only router's
 	if p := cp.Routers["production"]; p != nil {
