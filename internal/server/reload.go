@@ -186,7 +186,7 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	if err := cp.restartNotifier(ctx, prev, cfgs); err != nil {
 		errs = append(errs, err)
 	}
-	if cp.Retirements != nil && (len(built) > 0) {
+	if cp.Retirements != nil && len(built) > 0 {
 		// The new routers answer 410 for their app's retired routes too.
 		errs = append(errs, cp.Retirements.applyGone(ctx))
 	}
