@@ -23,6 +23,9 @@ type RetireService interface {
 type RetireRequest struct {
 	// Kind is route.
 	Kind retire.Kind `json:"kind"`
+	// App is the app whose router serves the route; it may be left out
+	// when the server manages one app.
+	App string `json:"app,omitempty"`
 	// Env is the environment whose router serves the route.
 	Env string `json:"env"`
 	// Subject is the route's path prefix, such as /api/v1/legacy.

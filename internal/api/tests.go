@@ -52,7 +52,13 @@ func mountTests(mux *http.ServeMux, h *handler, svc TestService) {
 	mux.Handle("GET /v1/apps/{app}/tests/trend", h.require(auth.RoleViewer, t.trend))
 }
 
+// checkApp refuses an app the server does not manage: the service says
+// which it manages when it can (a server with several apps), else the
+// handler's one app.
 func (t *testHandler) checkApp(app string) error {
+	if c, ok := t.svc.(interface{ CheckApp(app string) error }); ok {
+		return c.CheckApp(app)
+	}
 	if t.app != "" && app != t.app {
 		return fmt.Errorf("app %q: this server manages %q: %w", app, t.app, rollout.ErrNotFound)
 	}

@@ -42,14 +42,15 @@ traffic), 3 enabled again by a request in the window, 1 failed (the backup).`,
 
 func (a *app) retireSubjectCommand(kind retire.Kind) *cobra.Command {
 	var (
-		env, reason string
-		wait        bool
+		app, env, reason string
+		wait             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "route PREFIX --reason TEXT",
 		Short: "Retire a path prefix of the builtin router",
 		Example: `  shipgate retire route /api/v1/legacy --reason "v2 replaced it in March"
-  shipgate retire route /export --env staging --reason "unused" --wait -o json`,
+  shipgate retire route /export --env staging --reason "unused" --wait -o json
+  shipgate retire route /v1/invoices --app billing --reason "v2 only"`,
 		Args: argRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strings.TrimSpace(reason) == "" {
@@ -59,7 +60,7 @@ func (a *app) retireSubjectCommand(kind retire.Kind) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.Retire(cmd.Context(), api.RetireRequest{Kind: kind, Env: env, Subject: args[0], Reason: reason})
+			r, err := c.Retire(cmd.Context(), api.RetireRequest{Kind: kind, App: app, Env: env, Subject: args[0], Reason: reason})
 			if err != nil {
 				return err
 			}
@@ -87,6 +88,7 @@ func (a *app) retireSubjectCommand(kind retire.Kind) *cobra.Command {
 		cmd.Example = `  shipgate retire flag old-checkout --reason "new checkout at 100% since March" --wait`
 	} else {
 		cmd.Flags().StringVar(&env, "env", "", envUsage)
+		cmd.Flags().StringVar(&app, "app", "", "the app whose router serves the route (required when the server manages several)")
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why it is retired (required)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the retirement through its watch window to its end")
@@ -170,7 +172,11 @@ func (a *app) waitRetirement(ctx context.Context, c *api.Client, id int64) (reti
 
 func (a *app) printRetirement(r retire.Retirement) {
 	t := newTable(a.stdout)
-	t.row("retirement", fmt.Sprintf("%d: %s %s in %s", r.ID, r.Kind, r.Subject, r.Env))
+	where := r.Env
+	if r.App != "" {
+		where = r.App + " " + r.Env
+	}
+	t.row("retirement", fmt.Sprintf("%d: %s %s in %s", r.ID, r.Kind, r.Subject, where))
 	t.row("stage", string(r.Stage))
 	t.row("detail", r.Detail)
 	if r.Backup != "" {

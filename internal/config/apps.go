@@ -181,8 +181,8 @@ func parseApps(name string, data []byte) ([]parsedApp, error) {
 
 // checkApps reports what makes apps unable to run in one server: two apps
 // with the same name, two apps whose routers would listen on the same
-// address, and server-wide sections (notifications, dora, retire) in
-// another app than the first. Each problem names both places.
+// address, server-wide sections (dora, retire, notifications.report) in
+// another app than the first, and two webhooks of the same name. Each problem names both places.
 func checkApps(apps []parsedApp) error {
 	var problems []Problem
 	seen := map[string]parsedApp{}
@@ -194,16 +194,33 @@ func checkApps(apps []parsedApp) error {
 		}
 		seen[a.c.App] = a
 	}
-	// The server's notifier, DORA calendar and retirements are one for
-	// all its apps; they read the first app's sections. Another app's
-	// would be ignored, which must not happen silently.
+	// The server's DORA calendar, retirement settings and weekly report
+	// are one for all its apps; they read the first app's sections.
+	// Another app's would be ignored, which must not happen silently.
+	// Every app may declare webhooks (another app's get its own events),
+	// but their names are the server's: they name the deliveries.
 	if len(apps) > 1 {
 		first := apps[0]
+		hooks := map[string]string{} // webhook name: where it was first declared
+		for _, a := range apps {
+			if a.c.Notifications == nil {
+				continue
+			}
+			for i, w := range a.c.Notifications.Webhooks {
+				path := fmt.Sprintf("notifications.webhooks[%d].name", i)
+				if where, ok := hooks[w.Name]; ok {
+					problems = append(problems, Problem{File: a.c.Source, Line: a.lines[path], Field: path,
+						Message: fmt.Sprintf("%q is already the name of a webhook of %s; webhook names are the server's: give each its own", w.Name, where)})
+					continue
+				}
+				hooks[w.Name] = fmt.Sprintf("app %q (%s:%d)", a.c.App, a.c.Source, a.lines[path])
+			}
+		}
 		for _, a := range apps[1:] {
 			for _, f := range []struct {
 				field string
 				set   bool
-			}{{"notifications", a.c.Notifications != nil}, {"dora", a.c.DORA != nil}, {"retire", a.c.Retire != nil}} {
+			}{{"notifications.report", a.c.Notifications != nil && a.c.Notifications.Report != nil}, {"dora", a.c.DORA != nil}, {"retire", a.c.Retire != nil}} {
 				if f.set {
 					problems = append(problems, Problem{File: a.c.Source, Line: a.lines[f.field], Field: f.field,
 						Message: fmt.Sprintf("a server with several apps reads %s from its first app only (%q, %s:%d); move it there", f.field, first.c.App, first.c.Source, first.lines[""])})

@@ -19,11 +19,13 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,8 +68,12 @@ type Reports interface {
 
 // Options configure the dashboard.
 type Options struct {
-	// App is the app the server manages.
-	App     string
+	// App is the app the server manages, when it manages one.
+	App string
+	// Apps, when set, lists the apps the server manages, in config order
+	// (a reload changes them): each page shows the app its "app"
+	// parameter names, the first by default, and links to the others.
+	Apps    func() []string
 	Service Service
 	Tokens  Tokens
 	// Chain and Reports, when set, serve the audit verification and the
@@ -305,7 +311,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 
 // pageData is what every page's layout reads.
 type pageData struct {
+	// App is the app the page shows; Apps every app the server manages.
 	App     string
+	Apps    []string
 	User    string
 	Role    auth.Role
 	CSRF    string
@@ -316,8 +324,45 @@ type pageData struct {
 
 func (h *Handler) data(r *http.Request, content any) pageData {
 	s := sessionOf(r)
-	return pageData{App: h.opts.App, User: s.name, Role: s.role, CSRF: s.csrf, CanAct: s.role.Allows(auth.RoleDeployer),
+	app, _ := h.appOf(r)
+	return pageData{App: app, Apps: h.apps(), User: s.name, Role: s.role, CSRF: s.csrf, CanAct: s.role.Allows(auth.RoleDeployer),
 		Flash: r.URL.Query().Get("flash"), Content: content}
+}
+
+// apps returns the apps the server manages.
+func (h *Handler) apps() []string {
+	if h.opts.Apps != nil {
+		if names := h.opts.Apps(); len(names) > 0 {
+			return names
+		}
+	}
+	return []string{h.opts.App}
+}
+
+// appOf returns the app a request is about: the one its "app" parameter
+// (query or form) names, the first app when it names none. An app the
+// server does not manage is an error naming those it does.
+func (h *Handler) appOf(r *http.Request) (string, error) {
+	apps := h.apps()
+	name := r.FormValue("app")
+	if name == "" {
+		return apps[0], nil
+	}
+	if slices.Contains(apps, name) {
+		return name, nil
+	}
+	return apps[0], fmt.Errorf("app %q is not managed by this server; it manages %s", name, strings.Join(apps, ", "))
+}
+
+// needApp answers 404 for a request naming an app the server does not
+// manage, and returns false.
+func (h *Handler) needApp(w http.ResponseWriter, r *http.Request) (string, bool) {
+	app, err := h.appOf(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return "", false
+	}
+	return app, true
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, page string, v any, status int) {

@@ -30,6 +30,8 @@ type engine struct {
 	rollbacks []rollout.RollbackRequest
 	// calls records promote, pause and resume as "verb actor reason".
 	calls []string
+	// statusOf records the apps whose status was asked.
+	statusOf []string
 }
 
 func (e *engine) record(verb, actor, reason string) {
@@ -53,13 +55,14 @@ func (e *engine) Resume(_ context.Context, req rollout.PauseRequest) (rollout.Ro
 	return rollout.Rollout{}, fmt.Errorf("rollout 2 of v2 in production is not paused: %w", rollout.ErrConflict)
 }
 
-func (e *engine) Status(context.Context, string) (rollout.AppStatus, error) {
+func (e *engine) Status(_ context.Context, app string) (rollout.AppStatus, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.statusOf = append(e.statusOf, app)
 	active := &rollout.Rollout{ID: 2, App: "shop", Env: "production", Version: "v2", Phase: rollout.PhaseRunning, Weight: e.weight,
 		Steps: []rollout.Step{{Kind: rollout.StepWeight, Weight: e.weight, Duration: time.Minute}}}
-	return rollout.AppStatus{App: "shop", Envs: []rollout.EnvStatus{{Env: "staging"}, {Env: "production",
-		State: &rollout.EnvState{App: "shop", Env: "production", Stable: "v1"}, Active: active}}}, nil
+	return rollout.AppStatus{App: app, Envs: []rollout.EnvStatus{{Env: "staging"}, {Env: "production",
+		State: &rollout.EnvState{App: app, Env: "production", Stable: "v1"}, Active: active}}}, nil
 }
 
 func (e *engine) History(context.Context, string, string, int) ([]rollout.Rollout, error) {
@@ -92,7 +95,10 @@ type fixture struct {
 	flags *flags.Service
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
+
+// startWith starts the dashboard with its options changed by edit.
+func startWith(t *testing.T, edit func(*dashboard.Options)) *fixture {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "shipgate.db"))
 	if err != nil {
@@ -111,7 +117,11 @@ func start(t *testing.T) *fixture {
 		flags.Who{Actor: "user:ana"}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := dashboard.New(dashboard.Options{App: "shop", Service: eng, Tokens: st, Chain: st, Flags: fs, Poll: 10 * time.Millisecond, Done: done})
+	opts := dashboard.Options{App: "shop", Service: eng, Tokens: st, Chain: st, Flags: fs, Poll: 10 * time.Millisecond, Done: done}
+	if edit != nil {
+		edit(&opts)
+	}
+	h, err := dashboard.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,5 +382,76 @@ func TestDashboard_FlagsKillSwitchAndPipeline(t *testing.T) {
 	events, err := f.store.ListAudit(t.Context(), audit.Filter{Subject: "flag/new-checkout", Action: flags.ActionDisable})
 	if err != nil || len(events) != 1 || events[0].Actor != "user:dana" || events[0].Reason != "checkout errors" {
 		t.Fatalf("audit of the kill switch = %+v (%v)", events, err)
+	}
+}
+
+// TestDashboard_SeveralApps: with several apps every page names the app
+// it shows and links to the others; the live page, its event stream and
+// its buttons reach the app the URL (or the form) names, the first by
+// default; an app the server does not manage is not found.
+func TestDashboard_SeveralApps(t *testing.T) {
+	f := startWith(t, func(o *dashboard.Options) {
+		o.App = ""
+		o.Apps = func() []string { return []string{"shop", "billing"} }
+	})
+	dc, csrf := f.login(t, f.token(t, "dana", auth.RoleDeployer))
+
+	_, page := f.get(t, "/ui/?app=billing", dc)
+	for _, want := range []string{`data-app="billing"`, `<title>billing · Shipgate</title>`, `href="/ui/?app=shop" data-app="shop"`,
+		`href="/ui/?app=billing" data-app="billing" class="current"`, `name="app" value="billing"`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("billing's page has no %s:\n%s", want, page)
+		}
+	}
+	if _, page := f.get(t, "/ui/", dc); !strings.Contains(page, `data-app="shop"`) {
+		t.Fatalf("/ui/ does not show the first app, shop:\n%s", page)
+	}
+	f.eng.mu.Lock()
+	asked := strings.Join(f.eng.statusOf, ",")
+	f.eng.mu.Unlock()
+	if !strings.Contains(asked, "billing") {
+		t.Fatalf("status asked of %s, never billing", asked)
+	}
+
+	resp := f.post(t, "/ui/rollback", url.Values{"app": {"billing"}, "env": {"production"}, "reason": {"bad"}, "csrf": {csrf}}, dc, "")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/ui/?app=billing&") {
+		t.Fatalf("rollback of billing = %d to %q, want 303 back to billing's page", resp.StatusCode, loc)
+	}
+	if n := len(f.eng.rollbacks); n != 1 || f.eng.rollbacks[0].App != "billing" {
+		t.Fatalf("rollbacks = %+v, want one of billing", f.eng.rollbacks)
+	}
+	resp = f.post(t, "/ui/rollback", url.Values{"app": {"nope"}, "env": {"production"}, "reason": {"bad"}, "csrf": {csrf}}, dc, "")
+	if loc, _ := url.Parse(resp.Header.Get("Location")); !strings.Contains(loc.Query().Get("flash"), `app "nope" is not managed by this server; it manages shop, billing`) {
+		t.Fatalf("rollback of an unknown app: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := len(f.eng.rollbacks); n != 1 {
+		t.Fatalf("a rollback of an unknown app reached the engine: %+v", f.eng.rollbacks)
+	}
+	for _, path := range []string{"/ui/?app=nope", "/ui/events?app=nope"} {
+		if resp, body := f.get(t, path, dc); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "it manages shop, billing") {
+			t.Fatalf("GET %s = %d %q, want 404 naming the apps", path, resp.StatusCode, body)
+		}
+	}
+
+	// The event stream of billing carries billing's status.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, f.srv.URL+"/ui/events?app=billing", nil)
+	req.AddCookie(dc)
+	sresp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	sc := bufio.NewScanner(sresp.Body)
+	seen := false
+	for !seen && sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "data:") {
+			if !strings.Contains(line, `"app":"billing"`) {
+				t.Fatalf("billing's stream sent %s", line)
+			}
+			seen = true
+		}
+	}
+	if !seen {
+		t.Fatalf("billing's stream ended without a status: %v", sc.Err())
 	}
 }

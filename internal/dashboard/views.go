@@ -48,12 +48,16 @@ func waitingApproval(r *rollout.Rollout) bool {
 }
 
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
-	st, err := h.opts.Service.Status(r.Context(), h.opts.App)
+	app, ok := h.needApp(w, r)
+	if !ok {
+		return
+	}
+	st, err := h.opts.Service.Status(r.Context(), app)
 	if err != nil {
 		http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	hist, err := h.opts.Service.History(r.Context(), h.opts.App, "", 50)
+	hist, err := h.opts.Service.History(r.Context(), app, "", 50)
 	if err != nil {
 		http.Error(w, "history: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -96,7 +100,11 @@ func (h *Handler) dora(w http.ResponseWriter, r *http.Request) {
 		week = "last"
 	}
 	env := r.URL.Query().Get("env")
-	rep, err := h.opts.Reports.Report(r.Context(), report.WeekQuery{Week: week, Env: env})
+	// Every app's numbers, or the one app named.
+	if _, ok := h.needApp(w, r); !ok {
+		return
+	}
+	rep, err := h.opts.Reports.Report(r.Context(), report.WeekQuery{Week: week, Env: env, App: r.URL.Query().Get("app")})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -117,8 +125,21 @@ func (h *Handler) dora(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, "dora", h.data(r, map[string]any{"Report": template.HTML(body), "Week": rep.Week}), http.StatusOK) //nolint:gosec // the report's own html/template output
 }
 
+// back sends the browser to the page of the app acted on, with flash.
 func (h *Handler) back(w http.ResponseWriter, r *http.Request, flash string) {
-	http.Redirect(w, r, "/ui/?flash="+url.QueryEscape(flash), http.StatusSeeOther)
+	app, _ := h.appOf(r)
+	http.Redirect(w, r, "/ui/?app="+url.QueryEscape(app)+"&flash="+url.QueryEscape(flash), http.StatusSeeOther)
+}
+
+// actApp returns the app a button acts on; a form naming an app the
+// server does not manage is sent back with the error, and false.
+func (h *Handler) actApp(w http.ResponseWriter, r *http.Request) (string, bool) {
+	app, err := h.appOf(r)
+	if err != nil {
+		h.back(w, r, "Refused: "+err.Error())
+		return "", false
+	}
+	return app, true
 }
 
 func (h *Handler) rollback(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +149,11 @@ func (h *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 		h.back(w, r, "A rollback needs a reason: say why.")
 		return
 	}
-	ro, err := h.opts.Service.Rollback(r.Context(), rollout.RollbackRequest{App: h.opts.App, Env: r.PostFormValue("env"), Reason: reason, Actor: "user:" + s.name})
+	app, ok := h.actApp(w, r)
+	if !ok {
+		return
+	}
+	ro, err := h.opts.Service.Rollback(r.Context(), rollout.RollbackRequest{App: app, Env: r.PostFormValue("env"), Reason: reason, Actor: "user:" + s.name})
 	if err != nil {
 		h.back(w, r, "Rollback refused: "+err.Error())
 		return
@@ -138,7 +163,11 @@ func (h *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
-	ro, err := h.opts.Service.Approve(r.Context(), rollout.ApproveRequest{App: h.opts.App, Env: r.PostFormValue("env"),
+	app, ok := h.actApp(w, r)
+	if !ok {
+		return
+	}
+	ro, err := h.opts.Service.Approve(r.Context(), rollout.ApproveRequest{App: app, Env: r.PostFormValue("env"),
 		Version: r.PostFormValue("version"), Comment: r.PostFormValue("comment"), Actor: "user:" + s.name})
 	if err != nil {
 		h.back(w, r, "Approval refused: "+err.Error())
@@ -155,7 +184,11 @@ func (h *Handler) promote(w http.ResponseWriter, r *http.Request) {
 		h.back(w, r, "Promoting skips the rest of the bake: say why.")
 		return
 	}
-	ro, err := h.opts.Service.Promote(r.Context(), rollout.PromoteRequest{App: h.opts.App, Env: r.PostFormValue("env"), Reason: reason, Actor: "user:" + s.name})
+	app, ok := h.actApp(w, r)
+	if !ok {
+		return
+	}
+	ro, err := h.opts.Service.Promote(r.Context(), rollout.PromoteRequest{App: app, Env: r.PostFormValue("env"), Reason: reason, Actor: "user:" + s.name})
 	if err != nil {
 		h.back(w, r, "Promotion refused: "+err.Error())
 		return
@@ -170,7 +203,11 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request) { h.hold(w, r, 
 
 func (h *Handler) hold(w http.ResponseWriter, r *http.Request, pause bool) {
 	s := sessionOf(r)
-	req := rollout.PauseRequest{App: h.opts.App, Env: r.PostFormValue("env"), Reason: strings.TrimSpace(r.PostFormValue("reason")), Actor: "user:" + s.name}
+	app, ok := h.actApp(w, r)
+	if !ok {
+		return
+	}
+	req := rollout.PauseRequest{App: app, Env: r.PostFormValue("env"), Reason: strings.TrimSpace(r.PostFormValue("reason")), Actor: "user:" + s.name}
 	call, verb := h.opts.Service.Resume, "Resumed"
 	if pause {
 		call, verb = h.opts.Service.Pause, "Paused"
@@ -185,5 +222,9 @@ func (h *Handler) hold(w http.ResponseWriter, r *http.Request, pause bool) {
 
 // events streams the rollout events (api.StreamStatus) to the page.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
-	api.StreamStatus(w, r, h.opts.Service, h.opts.App, h.opts.Poll, h.opts.Done)
+	app, ok := h.needApp(w, r)
+	if !ok {
+		return
+	}
+	api.StreamStatus(w, r, h.opts.Service, app, h.opts.Poll, h.opts.Done)
 }

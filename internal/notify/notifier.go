@@ -42,15 +42,22 @@ type Webhook struct {
 	Secret []byte
 	// Events are the triggers it gets; nil means all but rollout.step.
 	Events []string
+	// Apps, when set, are the apps whose events it gets (a webhook
+	// declared by one app of several); nil means every app's events and
+	// the server's own (flags, retirements).
+	Apps []string
 	// Timeout bounds one attempt; 0 means 10s.
 	Timeout time.Duration
 }
 
-func (w Webhook) wants(trigger string) bool {
-	if w.Events == nil {
-		return trigger != defaultExcludedTriggers
+func (w Webhook) wants(ev Event) bool {
+	if w.Apps != nil && !slices.Contains(w.Apps, ev.App) {
+		return false
 	}
-	return slices.Contains(w.Events, trigger)
+	if w.Events == nil {
+		return ev.Type != defaultExcludedTriggers
+	}
+	return slices.Contains(w.Events, ev.Type)
 }
 
 // Schedule sends the weekly report every week at Day, At after midnight,
@@ -247,7 +254,7 @@ func (n *Notifier) deliveries(ev Event, to []string) ([]Delivery, error) {
 	slices.Sort(names)
 	for _, name := range names {
 		w := n.byName[name]
-		if to != nil && !slices.Contains(to, name) || to == nil && !w.wants(ev.Type) {
+		if to != nil && !slices.Contains(to, name) || to == nil && !w.wants(ev) {
 			continue
 		}
 		body, err := Payload(w.Format, ev)

@@ -489,3 +489,65 @@ func TestNotifier_WeeklyReportOncePerWeek(t *testing.T) {
 		t.Fatalf("built a report %d days after its time", 6)
 	}
 }
+
+// TestNotifier_WebhookOfOneApp: a webhook of one app gets that app's
+// events only; a webhook of the server gets every app's.
+func TestNotifier_WebhookOfOneApp(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "shipgate.db"))
+	server, billing := newReceiver(t, "127.0.0.1:0"), newReceiver(t, "127.0.0.1:0")
+	n, err := notify.New(notify.Options{Store: st, Poll: 20 * time.Millisecond, Webhooks: []notify.Webhook{
+		{Name: "ops", URL: server.url()},
+		{Name: "billing-team", URL: billing.url(), Apps: []string{"billing"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Collect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	run(t, n)
+	for i, subject := range []string{"shop/production/1.0.0", "billing/production/2.0.0", "shop/production/1.1.0"} {
+		if err := st.Commit(t.Context(), rollout.Change{Audit: []audit.Event{{Actor: "user:ci", Action: audit.ActionDeploy,
+			Subject: subject, Reason: "deploy", Outcome: "ok", Data: map[string]string{"rollout": fmt.Sprint(i + 1)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last event is recorded as sent to the server's webhook once the
+	// ones before it are (one delivery loop, in order of the log): then
+	// billing's webhook has had its chance at every event.
+	waitFor(t, "every event sent to ops", 10*time.Second, func() bool {
+		ds, err := st.ListNotifications(t.Context(), notify.StateSent, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := 0
+		for _, d := range ds {
+			if d.Webhook == "ops" {
+				sent++
+			}
+		}
+		return sent == 3
+	})
+	waitFor(t, "billing's event sent to billing-team", 10*time.Second, func() bool { return len(billing.snapshot()) == 1 })
+	ds, err := st.ListNotifications(t.Context(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	for _, d := range ds {
+		if d.Webhook == "billing-team" {
+			queued++
+			if !strings.Contains(string(d.Payload), `"app":"billing"`) {
+				t.Fatalf("billing-team was queued another app's event: %s", d.Payload)
+			}
+		}
+	}
+	if queued != 1 {
+		t.Fatalf("billing-team was queued %d events, want billing's one", queued)
+	}
+	for _, rs := range billing.snapshot() {
+		if !strings.Contains(string(rs[0].Body), `"app":"billing"`) {
+			t.Fatalf("billing-team got %s", rs[0].Body)
+		}
+	}
+}

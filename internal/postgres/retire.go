@@ -70,6 +70,24 @@ ON CONFLICT (env, prefix, day) DO UPDATE SET count = route_usage.count + exclude
 	})
 }
 
+// MoveRouteCounters moves the counts and the tracking of from to to,
+// unless to is counted already.
+func (s *Store) MoveRouteCounters(ctx context.Context, from, to string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM route_tracking WHERE env = $1`, to).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE route_tracking SET env = $1 WHERE env = $2`, to, from); err != nil {
+			return fmt.Errorf("move route tracking of %s to %s: %w", from, to, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE route_usage SET env = $1 WHERE env = $2`, to, from); err != nil {
+			return fmt.Errorf("move route usage of %s to %s: %w", from, to, err)
+		}
+		return nil
+	})
+}
+
 // RouteUsage returns the traffic of a path prefix of env: every request
 // counted, those of the days whose last request came after since (a day
 // counts whole: the answer errs on the side of "used"), the last one, and

@@ -74,6 +74,10 @@ const (
 type Retirement struct {
 	ID   int64 `json:"id"`
 	Kind Kind  `json:"kind"`
+	// App is the app whose router serves a route; "" for a flag (the
+	// server's), and for a route retired before several apps (the
+	// server's first app).
+	App string `json:"app,omitempty"`
 	// Env is the environment of a route or the environment retired.
 	Env string `json:"env,omitempty"`
 	// Subject is the route's path prefix, the flag's key, or the

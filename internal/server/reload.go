@@ -74,8 +74,13 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	res = ApplyResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
 
 	old := map[string]*appPlane{}
+	var prev []*config.Config
 	for _, p := range cp.Apps.planes() {
 		old[p.cfg.App] = p
+		prev = append(prev, p.cfg)
+	}
+	if err := checkNotifySecrets(cfgs); err != nil {
+		return ApplyResult{}, err
 	}
 	next := map[string]*config.Config{}
 	for _, c := range cfgs {
@@ -177,6 +182,13 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	}
 	for _, name := range res.Removed {
 		errs = append(errs, cp.removeApp(ctx, old[name]))
+	}
+	if err := cp.restartNotifier(ctx, prev, cfgs); err != nil {
+		errs = append(errs, err)
+	}
+	if cp.Retirements != nil && len(built) > 0 {
+		// The new routers answer 410 for their app's retired routes too.
+		errs = append(errs, cp.Retirements.applyGone(ctx))
 	}
 	res.Apps = cp.Apps.AppNames()
 	for _, name := range res.Added {

@@ -36,30 +36,37 @@ var _ pathRouter = (*proxy.Proxy)(nil)
 type RetireRequest struct {
 	// Kind is "route"; flags and environments are not retired this way yet.
 	Kind retire.Kind `json:"kind"`
-	Env  string      `json:"env"`
+	// App is the app whose router serves the route; "" when the server
+	// manages one app.
+	App string `json:"app,omitempty"`
+	Env string `json:"env"`
 	// Subject is the route's path prefix, such as /api/v1/legacy.
 	Subject string `json:"subject"`
 	Reason  string `json:"reason"`
 	Actor   string `json:"-"`
 }
 
-// Retirements runs the retirements of routes: it keeps the routers'
-// per-prefix counters in the store, starts retirements, watches them to
-// their end, and answers 410 for the retired prefixes.
+// Retirements runs the retirements of routes and flags: it keeps the
+// routers' per-prefix counters in the store, starts retirements, watches
+// them to their end, and answers 410 for the retired prefixes. Routes are
+// every app's: each app's routers are counted under "app/env" (routeKey),
+// and a route retirement names its app. The apps are read live, so that
+// a reload's new routers are counted and told what is gone.
 type Retirements struct {
-	cfg     *config.Config
+	apps    *Apps
 	store   Store
-	routers map[string]pathRouter
 	dataDir string
 	log     *slog.Logger
-	retirer *retire.Retirer
 	every   time.Duration
 	// flags serves the flags retired; nil leaves flags out.
 	flags *flags.Service
 
 	mu      sync.Mutex
 	flushMu sync.Mutex
-	snap    map[string]map[string]proxy.PathCount // last counts written, by env
+	// snap is the last counts written, by router: a router replaced by a
+	// reload starts from zero.
+	snap    map[pathRouter]map[string]proxy.PathCount
+	tracked map[string]bool // the route keys whose counting is recorded
 	watches map[int64]bool
 	ctx     context.Context
 	stop    context.CancelFunc
@@ -72,19 +79,86 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now().UTC() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-func newRetirements(cfg *config.Config, store Store, routers map[string]Router, fl *flags.Service, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
-	rs := &Retirements{cfg: cfg, store: store, routers: map[string]pathRouter{}, flags: fl, dataDir: dataDir, log: log, every: poll,
-		snap: map[string]map[string]proxy.PathCount{}, watches: map[int64]bool{}}
+func newRetirements(apps *Apps, store Store, fl *flags.Service, dataDir string, poll time.Duration, log *slog.Logger) *Retirements {
+	rs := &Retirements{apps: apps, store: store, flags: fl, dataDir: dataDir, log: log, every: poll,
+		snap: map[pathRouter]map[string]proxy.PathCount{}, tracked: map[string]bool{}, watches: map[int64]bool{}}
 	if rs.every <= 0 {
 		rs.every = retire.DefaultPoll
 	}
-	for name, r := range routers {
-		if pr, ok := r.(pathRouter); ok {
-			rs.routers[name] = pr
+	return rs
+}
+
+// routeKey names the route counters of env of app in the store.
+func routeKey(app, env string) string { return app + "/" + env }
+
+// first returns the config of the server's first app: its retire section
+// is the server's (cycle, watch, backup command), and a retirement of
+// before several apps is its.
+func (rs *Retirements) first() *config.Config {
+	names := rs.apps.AppNames()
+	if len(names) == 0 {
+		return nil
+	}
+	return rs.apps.Config(names[0])
+}
+
+// appOf returns the app of a route retirement: the first app's for one
+// recorded before several apps.
+func (rs *Retirements) appOf(r retire.Retirement) string {
+	if r.App == "" && r.Kind == retire.KindRoute {
+		if c := rs.first(); c != nil {
+			return c.App
 		}
 	}
-	rs.retirer = &retire.Retirer{Journal: store, Backup: rs, References: gitGrep{dir: filepath.Dir(cfg.Source)}, Alerter: rs, Clock: wallClock{}, Poll: rs.every}
-	return rs
+	return r.App
+}
+
+// routers returns the routers that count routes, by route key.
+func (rs *Retirements) routers() map[string]pathRouter {
+	out := map[string]pathRouter{}
+	for _, p := range rs.apps.planes() {
+		for env, r := range p.routers {
+			if pr, ok := r.(pathRouter); ok {
+				out[routeKey(p.cfg.App, env)] = pr
+			}
+		}
+	}
+	return out
+}
+
+// retirer is the retire.Retirer of a retirement of app ("" for a flag):
+// the references to what is retired are looked for in the app's
+// repository, where its config is.
+func (rs *Retirements) retirer(app string) *retire.Retirer {
+	dir := ""
+	if c := rs.apps.Config(app); c != nil && c.Source != "" {
+		dir = filepath.Dir(c.Source)
+	} else if c := rs.first(); c != nil && c.Source != "" {
+		dir = filepath.Dir(c.Source)
+	}
+	return &retire.Retirer{Journal: rs.store, Backup: rs, References: gitGrep{dir: dir}, Alerter: rs, Clock: wallClock{}, Poll: rs.every}
+}
+
+// track records that the routers' routes are counted, once per key. The
+// counters of a server of before several apps, kept by environment, move
+// under the first app first.
+func (rs *Retirements) track(ctx context.Context, routers map[string]pathRouter) error {
+	for key := range routers {
+		if rs.tracked[key] {
+			continue
+		}
+		app, env, _ := strings.Cut(key, "/")
+		if c := rs.first(); c != nil && c.App == app {
+			if err := rs.store.MoveRouteCounters(ctx, env, key); err != nil {
+				return fmt.Errorf("move the route counters of %s under %s: %w", env, app, err)
+			}
+		}
+		if err := rs.store.TrackRoutes(ctx, key, time.Now()); err != nil {
+			return fmt.Errorf("start counting the routes of %s %s: %w", app, env, err)
+		}
+		rs.tracked[key] = true
+	}
+	return nil
 }
 
 // start begins counting, answers 410 for the prefixes retired before a
@@ -94,10 +168,11 @@ func (rs *Retirements) start(ctx context.Context) error {
 	rs.mu.Lock()
 	rs.ctx, rs.stop = runCtx, stop
 	rs.mu.Unlock()
-	for env := range rs.routers {
-		if err := rs.store.TrackRoutes(ctx, env, time.Now()); err != nil {
-			return fmt.Errorf("start counting the routes of %s: %w", env, err)
-		}
+	rs.flushMu.Lock()
+	err := rs.track(ctx, rs.routers())
+	rs.flushMu.Unlock()
+	if err != nil {
+		return err
 	}
 	if err := rs.applyGone(ctx); err != nil {
 		return err
@@ -157,19 +232,30 @@ func (rs *Retirements) close() {
 func (rs *Retirements) flush(ctx context.Context) error {
 	rs.flushMu.Lock()
 	defer rs.flushMu.Unlock()
-	for env, r := range rs.routers {
+	routers := rs.routers()
+	if err := rs.track(ctx, routers); err != nil {
+		return err
+	}
+	live := map[pathRouter]bool{}
+	for key, r := range routers {
+		live[r] = true
 		now, _ := r.PathStats()
-		last := rs.snap[env]
+		last := rs.snap[r]
 		deltas := map[string]retire.RouteCount{}
 		for prefix, c := range now {
 			if d := c.Count - last[prefix].Count; d > 0 {
 				deltas[prefix] = retire.RouteCount{Count: d, Last: c.Last}
 			}
 		}
-		if err := rs.store.AddRouteUsage(ctx, env, deltas); err != nil {
+		if err := rs.store.AddRouteUsage(ctx, key, deltas); err != nil {
 			return err
 		}
-		rs.snap[env] = now
+		rs.snap[r] = now
+	}
+	for r := range rs.snap {
+		if !live[r] {
+			delete(rs.snap, r) // stopped by a reload
+		}
 	}
 	return nil
 }
@@ -184,11 +270,12 @@ func (rs *Retirements) applyGone(ctx context.Context) error {
 	gone := map[string][]string{}
 	for _, r := range list {
 		if r.Kind == retire.KindRoute {
-			gone[r.Env] = append(gone[r.Env], r.Subject)
+			key := routeKey(rs.appOf(r), r.Env)
+			gone[key] = append(gone[key], r.Subject)
 		}
 	}
-	for env, pr := range rs.routers {
-		pr.SetGone(gone[env])
+	for key, pr := range rs.routers() {
+		pr.SetGone(gone[key])
 	}
 	return nil
 }
@@ -209,7 +296,7 @@ func (rs *Retirements) Retire(ctx context.Context, req RetireRequest) (retire.Re
 		if _, ok := rs.flags.Snapshot().Flag(req.Subject); !ok {
 			return retire.Retirement{}, &rollout.FieldError{Field: "subject", Message: fmt.Sprintf("no flag %q", req.Subject)}
 		}
-		req.Env = ""
+		req.App, req.Env = "", "" // the flags are the server's
 	default:
 		return retire.Retirement{}, &rollout.FieldError{Field: "kind", Message: fmt.Sprintf("%q cannot be retired: use route or flag", req.Kind)}
 	}
@@ -221,15 +308,15 @@ func (rs *Retirements) Retire(ctx context.Context, req RetireRequest) (retire.Re
 		return retire.Retirement{}, err
 	}
 	for _, o := range open {
-		if o.Kind == req.Kind && o.Env == req.Env && o.Subject == strings.TrimSuffix(req.Subject, "/") {
+		if o.Kind == req.Kind && rs.appOf(o) == req.App && o.Env == req.Env && o.Subject == strings.TrimSuffix(req.Subject, "/") {
 			return retire.Retirement{}, fmt.Errorf("retirement %d of %s is already watching: %w", o.ID, o.Subject, rollout.ErrConflict)
 		}
 	}
-	r := retire.Retirement{Kind: req.Kind, Env: req.Env, Subject: strings.TrimSuffix(req.Subject, "/"), Actor: req.Actor, Reason: req.Reason}
-	if c := rs.cfg.Retire; c != nil {
-		r.Cycle, r.Watch = c.Cycle.D(), c.Watch.D()
+	r := retire.Retirement{Kind: req.Kind, App: req.App, Env: req.Env, Subject: strings.TrimSuffix(req.Subject, "/"), Actor: req.Actor, Reason: req.Reason}
+	if c := rs.first(); c != nil && c.Retire != nil {
+		r.Cycle, r.Watch = c.Retire.Cycle.D(), c.Retire.Watch.D()
 	}
-	r, err = rs.retirer.Start(ctx, r, rs.subject(r))
+	r, err = rs.retirer(r.App).Start(ctx, r, rs.subject(r))
 	if err != nil {
 		return r, err
 	}
@@ -240,18 +327,26 @@ func (rs *Retirements) Retire(ctx context.Context, req RetireRequest) (retire.Re
 }
 
 // checkRoute checks a route retirement's request and fills its default
-// environment.
+// app (the only one) and environment.
 func (rs *Retirements) checkRoute(req *RetireRequest) error {
 	if !strings.HasPrefix(req.Subject, "/") || req.Subject == "/" || strings.ContainsAny(req.Subject, "?# \t") {
 		return &rollout.FieldError{Field: "subject", Message: fmt.Sprintf("%q is not a route: give a path prefix such as /api/v1/legacy", req.Subject)}
 	}
-	if req.Env == "" {
-		req.Env = defaultEnv(rs.cfg)
+	names := rs.apps.AppNames()
+	if req.App == "" && len(names) == 1 {
+		req.App = names[0]
 	}
-	if _, err := rs.cfg.Environment(req.Env); err != nil {
+	if _, err := rs.apps.engine(req.App); err != nil {
+		return err // names the apps managed
+	}
+	cfg := rs.apps.Config(req.App)
+	if req.Env == "" {
+		req.Env = defaultEnv(cfg)
+	}
+	if _, err := cfg.Environment(req.Env); err != nil {
 		return &rollout.FieldError{Field: "env", Message: err.Error()}
 	}
-	if _, ok := rs.routers[req.Env]; !ok {
+	if _, ok := rs.routers()[routeKey(req.App, req.Env)]; !ok {
 		return fmt.Errorf("the router of %s runs as its own process, which does not count routes yet; retire it with the router inside the server: %w", req.Env, rollout.ErrConflict)
 	}
 	return nil
@@ -285,7 +380,7 @@ func (rs *Retirements) Undo(ctx context.Context, id int64, actor, reason string)
 	if err != nil {
 		return r, err
 	}
-	r, err = rs.retirer.Undo(ctx, r, rs.subject(r), actor, reason)
+	r, err = rs.retirer(rs.appOf(r)).Undo(ctx, r, rs.subject(r), actor, reason)
 	if errors.Is(err, retire.ErrFinal) {
 		return r, fmt.Errorf("%w: %w", err, rollout.ErrConflict)
 	}
@@ -308,7 +403,7 @@ func (rs *Retirements) launch(r retire.Retirement) {
 	go func() {
 		defer rs.wg.Done()
 		defer func() { rs.mu.Lock(); delete(rs.watches, r.ID); rs.mu.Unlock() }()
-		got, err := rs.retirer.Watch(ctx, r, rs.subject(r))
+		got, err := rs.retirer(rs.appOf(r)).Watch(ctx, r, rs.subject(r))
 		if err != nil && ctx.Err() == nil {
 			rs.log.Error("watch retirement", "retirement", r.ID, "error", err)
 			return
@@ -322,7 +417,7 @@ func (rs *Retirements) subject(r retire.Retirement) retire.Subject {
 	if r.Kind == retire.KindFlag {
 		return &flagSubject{rs: rs, key: r.Subject, reason: r.Reason}
 	}
-	return &routeSubject{rs: rs, env: r.Env, prefix: r.Subject, id: r.ID}
+	return &routeSubject{rs: rs, app: rs.appOf(r), env: r.Env, prefix: r.Subject, id: r.ID}
 }
 
 // flagSubject is a flag, as a retirement acts on it: its evaluations are
@@ -390,6 +485,7 @@ func (s *flagSubject) Terms() []string { return []string{s.key} }
 // it.
 type routeSubject struct {
 	rs     *Retirements
+	app    string
 	env    string
 	prefix string
 	id     int64
@@ -402,7 +498,7 @@ func (s *routeSubject) Usage(ctx context.Context, since time.Time) (retire.Usage
 	if err := s.rs.flush(ctx); err != nil {
 		return retire.Usage{}, err
 	}
-	return s.rs.store.RouteUsage(ctx, s.env, proxy.CountedPrefix(s.prefix), since)
+	return s.rs.store.RouteUsage(ctx, routeKey(s.app, s.env), proxy.CountedPrefix(s.prefix), since)
 }
 
 // Disable, Enable and Delete re-apply the retired prefixes from the
@@ -424,26 +520,36 @@ func (s *routeSubject) reapply(ctx context.Context) error {
 	}
 	var gone []string
 	for _, r := range list {
-		if r.Kind == retire.KindRoute && r.Env == s.env && r.ID != s.id {
+		if r.Kind == retire.KindRoute && s.rs.appOf(r) == s.app && r.Env == s.env && r.ID != s.id {
 			gone = append(gone, r.Subject)
 		}
 	}
-	if pr := s.rs.routers[s.env]; pr != nil {
+	if pr := s.rs.routers()[routeKey(s.app, s.env)]; pr != nil {
 		pr.SetGone(gone)
 	}
 	return nil
 }
 
-// Run takes the backup of a retirement: the config, the release history
-// and the audit log written to a directory of the data dir, then the
-// configured backup command with SHIPGATE_BACKUP_DIR set to it.
+// Run takes the backup of a retirement: the config of its app (the first
+// app's for a flag), the app's release history and the audit log written
+// to a directory of the data dir, then the configured backup command (the
+// server's: the first app's retire section) with SHIPGATE_BACKUP_DIR set
+// to it.
 func (rs *Retirements) Run(ctx context.Context, r retire.Retirement) (string, error) {
 	dir := filepath.Join(rs.dataDir, "backups", fmt.Sprintf("retire-%d-%s", r.ID, time.Now().UTC().Format("20060102T150405Z")))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("make the backup directory: %w", err)
 	}
-	if rs.cfg.Source != "" {
-		b, err := os.ReadFile(rs.cfg.Source)
+	first := rs.first()
+	cfg := rs.apps.Config(rs.appOf(r))
+	if cfg == nil {
+		cfg = first
+	}
+	if cfg == nil {
+		return "", fmt.Errorf("back up: app %q is not managed by this server: %w", r.App, rollout.ErrNotFound)
+	}
+	if cfg.Source != "" {
+		b, err := os.ReadFile(cfg.Source)
 		if err != nil {
 			return "", fmt.Errorf("back up the config: %w", err)
 		}
@@ -451,7 +557,7 @@ func (rs *Retirements) Run(ctx context.Context, r retire.Retirement) (string, er
 			return "", fmt.Errorf("back up the config: %w", err)
 		}
 	}
-	rollouts, err := rs.store.ListRollouts(ctx, rs.cfg.App, "", 100000)
+	rollouts, err := rs.store.ListRollouts(ctx, cfg.App, "", 100000)
 	if err != nil {
 		return "", fmt.Errorf("back up the release history: %w", err)
 	}
@@ -468,12 +574,12 @@ func (rs *Retirements) Run(ctx context.Context, r retire.Retirement) (string, er
 			return "", fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	c := rs.cfg.Retire
+	c := first.Retire
 	if c == nil || len(c.BackupCommand) == 0 {
 		return dir, nil
 	}
 	cmd := exec.CommandContext(ctx, c.BackupCommand[0], c.BackupCommand[1:]...) //nolint:gosec // the command the config names
-	cmd.Dir = filepath.Dir(rs.cfg.Source)
+	cmd.Dir = filepath.Dir(first.Source)
 	cmd.Env = append(os.Environ(), "SHIPGATE_BACKUP_DIR="+dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -161,8 +161,11 @@ type ControlPlane struct {
 	reloadMu sync.Mutex
 
 	stopFlags func()
-	// stopNotifier stops the webhook notifier (notify.go).
+	// stopNotifier stops the webhook notifier (notify.go); a reload
+	// that changes the webhooks restarts it, under notifyMu, with reports.
 	stopNotifier func()
+	notifyMu     sync.Mutex
+	reports      *report.Service
 
 	log  *slog.Logger
 	http *http.Server
@@ -335,7 +338,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 			}
 		}
 	}
-	tests := testService(cfg, cp.Store)
+	tests := appTests{apps: cp.Apps, store: cp.Store} // every app, by its own test levels
 
 	var flagStats flags.FlagStatsSource // the production router's per-flag counters, or the only router's
 	if p := cp.Routers["production"]; p != nil {
@@ -353,7 +356,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }
 
-	cp.Retirements = newRetirements(cfg, cp.Store, cp.Routers, cp.Flags, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
+	cp.Retirements = newRetirements(cp.Apps, cp.Store, cp.Flags, opts.DataDir, opts.RetirePoll, log.With("component", "retire"))
 	if cp.ha != nil {
 		// The watches and the route counters run on the leader only, so
 		// that a retirement moves on once and the shared router's
@@ -367,12 +370,13 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		cp.APIURL = "https://" + ln.Addr().String()
 	}
 	reports := &report.Service{Store: cp.Store, Calendar: calendarOf(cfg), Flags: cp.Flags, Tests: cp.Store}
+	cp.reports = reports
 	if cp.ha != nil {
 		// Webhooks go out from the leader only, so that each is sent once.
 		cp.ha.notifier = func(ctx context.Context) (func(), error) {
-			return startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify"))
+			return startNotifier(ctx, cfgs, cp.Store, reports, log.With("component", "notify"))
 		}
-	} else if cp.stopNotifier, err = startNotifier(ctx, cfg, cp.Store, reports, log.With("component", "notify")); err != nil {
+	} else if cp.stopNotifier, err = startNotifier(ctx, cfgs, cp.Store, reports, log.With("component", "notify")); err != nil {
 		return nil, fmt.Errorf("start notifications: %w", err)
 	}
 	handler := api.NewHandler(svc, cp.Store, api.HandlerOptions{
@@ -383,7 +387,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(), Tests: tests, Retire: retireAPI{cp.Retirements},
 		Config: configService{cp},
 	})
-	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Service: svc, Tokens: cp.Store, Chain: cp.Store,
+	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Apps: cp.Apps.AppNames, Service: svc, Tokens: cp.Store, Chain: cp.Store,
 		Reports: reports, Flags: cp.Flags, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})
 	if err != nil {
 		return nil, fmt.Errorf("start dashboard: %w", err)
@@ -482,8 +486,12 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.stopFlags != nil {
 		cp.stopFlags() // flushes the evaluation counts
 	}
-	if cp.stopNotifier != nil {
-		cp.stopNotifier()
+	cp.notifyMu.Lock()
+	stopNotifier := cp.stopNotifier
+	cp.stopNotifier = nil
+	cp.notifyMu.Unlock()
+	if stopNotifier != nil {
+		stopNotifier()
 	}
 	for _, p := range planes {
 		errs = append(errs, closeApp(ctx, p))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"sort"
 
 	"github.com/shipgate/shipgate/internal/config"
@@ -41,4 +42,40 @@ func testLevels(t *config.Tests) testsignal.Levels {
 		out = append(out, testsignal.Level{Level: name, Patterns: t.Levels[name]})
 	}
 	return out
+}
+
+// appTests serves the API's test routes for every app: each app's runs
+// are classified by its own test levels, and an app the server does not
+// manage is not found.
+type appTests struct {
+	apps  *Apps
+	store testsignal.Store
+}
+
+// CheckApp returns an error naming the apps managed when app is not one.
+func (t appTests) CheckApp(app string) error {
+	_, err := t.apps.engine(app)
+	return err
+}
+
+func (t appTests) service(app string) *testsignal.Service {
+	if cfg := t.apps.Config(app); cfg != nil {
+		return testService(cfg, t.store)
+	}
+	return testService(&config.Config{App: app}, t.store)
+}
+
+// Record implements api.TestService.
+func (t appTests) Record(ctx context.Context, u testsignal.Upload) (testsignal.RunSummary, error) {
+	return t.service(u.App).Record(ctx, u)
+}
+
+// Flaky implements api.TestService.
+func (t appTests) Flaky(ctx context.Context, app string) ([]testsignal.Flaky, error) {
+	return t.service(app).Flaky(ctx, app)
+}
+
+// Trend implements api.TestService.
+func (t appTests) Trend(ctx context.Context, app string, weeks int) ([]testsignal.Week, error) {
+	return t.service(app).Trend(ctx, app, weeks)
 }

@@ -95,6 +95,24 @@ SELECT sum(count), sum(CASE WHEN last_at > ? THEN count ELSE 0 END), max(last_at
 	return u, nil
 }
 
+// MoveRouteCounters moves the counts and the tracking of from to to,
+// unless to is counted already.
+func (s *Store) MoveRouteCounters(ctx context.Context, from, to string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM route_tracking WHERE env = ?`, to).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE route_tracking SET env = ? WHERE env = ?`, to, from); err != nil {
+			return fmt.Errorf("move route tracking of %s to %s: %w", from, to, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE route_usage SET env = ? WHERE env = ?`, to, from); err != nil {
+			return fmt.Errorf("move route usage of %s to %s: %w", from, to, err)
+		}
+		return nil
+	})
+}
+
 // Save stores a retirement (setting its ID the first time) with the audit
 // event of its stage, in one transaction.
 func (s *Store) Save(ctx context.Context, r *retire.Retirement, actor, action, detail string) error {

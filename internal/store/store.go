@@ -113,6 +113,11 @@ type Routes interface {
 	AddRouteUsage(ctx context.Context, env string, deltas map[string]retire.RouteCount) error
 	// RouteUsage returns the traffic of a path prefix of env.
 	RouteUsage(ctx context.Context, env, prefix string, since time.Time) (retire.Usage, error)
+	// MoveRouteCounters moves the counts and the tracking of from to to,
+	// in one transaction, unless to is counted already; it does nothing
+	// when from is not counted. (The counters of a server of before
+	// several apps are kept by environment; they move under the app.)
+	MoveRouteCounters(ctx context.Context, from, to string) error
 	// GetRetirement returns a retirement or an error wrapping
 	// rollout.ErrNotFound.
 	GetRetirement(ctx context.Context, id int64) (retire.Retirement, error)

@@ -34,6 +34,7 @@ var laterTests = []struct {
 	{"TestRuns", testTestRuns},
 	{"RouteUsage", testRouteUsage},
 	{"RouteUsage_ConcurrentHandles", testRouteUsageConcurrentHandles},
+	{"RouteUsage_Move", testRouteUsageMove},
 	{"Retirements", testRetirements},
 }
 
@@ -321,6 +322,49 @@ func testRouteUsage(t *testing.T, b Backend) {
 	}
 	if since, err := s.TrackedSince(ctx); err != nil || !since.Equal(day1) {
 		t.Errorf("TrackedSince = %v, %v; want the first environment's", since, err)
+	}
+}
+
+// testRouteUsageMove: the counters of an environment move under another
+// name, once: a name counted already keeps its own.
+func testRouteUsageMove(t *testing.T, b Backend) {
+	ctx := t.Context()
+	s := newStore(t, b)
+	day1 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	if err := s.TrackRoutes(ctx, "production", day1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddRouteUsage(ctx, "production", map[string]retire.RouteCount{"/api": {Count: 7, Last: day1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MoveRouteCounters(ctx, "production", "shop/production"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.RouteUsage(ctx, "shop/production", "/api", day1.Add(-time.Hour)); err != nil || u != (retire.Usage{Total: 7, Since: 7, Last: day1, TrackedSince: day1}) {
+		t.Fatalf("moved usage = %+v, %v; want the 7 requests tracked since day 1", u, err)
+	}
+	if u, _ := s.RouteUsage(ctx, "production", "/api", day1.Add(-time.Hour)); u != (retire.Usage{}) {
+		t.Fatalf("usage left under the old name: %+v", u)
+	}
+	// Counted again under the old name, then moved again: the new name
+	// is counted already and keeps its own.
+	if err := s.TrackRoutes(ctx, "production", day1.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddRouteUsage(ctx, "production", map[string]retire.RouteCount{"/api": {Count: 1, Last: day1.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MoveRouteCounters(ctx, "production", "shop/production"); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.RouteUsage(ctx, "shop/production", "/api", day1.Add(-time.Hour)); u.Total != 7 {
+		t.Fatalf("a second move changed the counted name: %+v", u)
+	}
+	if err := s.MoveRouteCounters(ctx, "qa", "shop/qa"); err != nil {
+		t.Fatalf("moving a name never counted: %v", err)
+	}
+	if u, _ := s.RouteUsage(ctx, "shop/qa", "/api", day1); u != (retire.Usage{}) {
+		t.Fatalf("a name never counted has counts after a move: %+v", u)
 	}
 }
 

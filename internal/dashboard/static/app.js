@@ -76,6 +76,6 @@
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
   }
 
-  const es = new EventSource("/ui/events");
+  const es = new EventSource("/ui/events?app=" + encodeURIComponent(document.body.dataset.app || ""));
   es.addEventListener("status", (m) => update(JSON.parse(m.data)));
 })();
