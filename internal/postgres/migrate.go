@@ -264,6 +264,16 @@ CREATE TABLE server_secrets (
 	created_at TEXT NOT NULL
 );
 `,
+	// 6: guarded flag rollouts, the latest of each flag, so that a
+	// restarted server or a new leader resumes them at their step.
+	`
+CREATE TABLE flag_guards (
+	key        TEXT PRIMARY KEY,
+	phase      TEXT NOT NULL,
+	doc        TEXT NOT NULL CHECK (doc::jsonb IS NOT NULL),
+	updated_at TEXT NOT NULL
+);
+`,
 }
 
 // migrate brings the schema up to date, all pending steps in one
