@@ -284,7 +284,10 @@ func TestService_PassiveServiceLeavesGuardedRolloutsToTheDriver(t *testing.T) {
 	// Leadership ends: the rollout stops where it is, still running in
 	// the store.
 	stopLeading()
-	waitReal(t, "the rollout to stop", func() bool { st, _ := leader.GuardedStatus("checkout"); return st.Phase == flags.GuardRunning && e.clk.Waiters() == 0 })
+	waitReal(t, "the rollout to stop", func() bool {
+		st, _ := leader.GuardedStatus("checkout")
+		return st.Phase == flags.GuardRunning && e.clk.Waiters() == 0
+	})
 	if rec := e.stored(); rec.Status.Phase != flags.GuardRunning || rec.Status.Step != 1 {
 		t.Fatalf("stored after leadership ended: %+v", rec.Status)
 	}
