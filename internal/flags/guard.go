@@ -333,6 +333,20 @@ func (s *Service) resumeGuards(ctx context.Context) error {
 	return nil
 }
 
+// storedGuard returns the stored guarded rollout of key.
+func (s *Service) storedGuard(ctx context.Context, key string) (GuardRecord, error) {
+	recs, err := s.store.LoadGuards(ctx)
+	if err != nil {
+		return GuardRecord{}, fmt.Errorf("read guarded rollouts: %w", err)
+	}
+	for _, r := range recs {
+		if r.Key == key {
+			return r, nil
+		}
+	}
+	return GuardRecord{}, fmt.Errorf("guarded rollout of %q: %w", key, ErrNotFound)
+}
+
 // GuardedStatus returns the status of the latest guarded rollout of key:
 // the one this service drives, or the one in the store.
 func (s *Service) GuardedStatus(key string) (GuardStatus, bool) {
@@ -342,13 +356,8 @@ func (s *Service) GuardedStatus(key string) (GuardStatus, bool) {
 	if g != nil && g.live {
 		return g.status, true
 	}
-	recs, err := s.store.LoadGuards(s.life)
-	if err == nil {
-		for _, r := range recs {
-			if r.Key == key {
-				return r.Status, true
-			}
-		}
+	if r, err := s.storedGuard(s.life, key); err == nil {
+		return r.Status, true
 	}
 	if g == nil {
 		return GuardStatus{}, false
@@ -382,6 +391,15 @@ func (s *Service) RunGuarded(ctx context.Context, key string, spec GuardSpec, sr
 // done. A step that had begun (StepStarted set) goes on with the bake time
 // it had left; its guards judge the traffic since the resume.
 func (s *Service) runGuard(ctx context.Context, rec GuardRecord, src FlagStatsSource) GuardStatus {
+	// The record as stored now: a run of it here that just ended has
+	// stored its end, which must not be driven again.
+	if fresh, err := s.storedGuard(ctx, rec.Key); err == nil {
+		if fresh.Status.Done() {
+			s.setGuard(fresh.Status, false)
+			return fresh.Status
+		}
+		rec = fresh
+	}
 	spec := rec.Spec
 	st := rec.Status
 	key := rec.Key
@@ -396,10 +414,10 @@ func (s *Service) runGuard(ctx context.Context, rec GuardRecord, src FlagStatsSo
 	}
 	end := func(phase, reason string) GuardStatus {
 		st.Phase, st.Reason, st.Finished = phase, reason, s.now().UTC()
-		s.setGuard(st, false)
 		// Best effort: if this fails, the record stays running and the
 		// next server to drive it ends it again.
 		_ = s.store.CommitFlags(context.WithoutCancel(ctx), Change{Guards: persist()})
+		s.setGuard(st, false)
 		return st
 	}
 	stopped := func() GuardStatus {
