@@ -67,10 +67,13 @@ type GuardStatus struct {
 	On      Traffic           `json:"on"`
 	Off     Traffic           `json:"off"`
 	Started time.Time         `json:"started"`
-	// StepStarted is when the current step began: its bake counts from
-	// then, across restarts and failovers.
+	// StepStarted is when the current step began.
 	StepStarted time.Time `json:"step_started,omitzero"`
-	Finished    time.Time `json:"finished,omitzero"`
+	// Baked is the bake time the current step has served, as of its last
+	// persisted judgement: a resumed step bakes what is left. Time while
+	// no server drove the rollout does not count.
+	Baked    time.Duration `json:"baked"`
+	Finished time.Time     `json:"finished,omitzero"`
 }
 
 // Traffic summarizes a window of requests.
@@ -437,6 +440,9 @@ func (s *Service) runGuard(ctx context.Context, rec GuardRecord, src FlagStatsSo
 	}
 	opts := analysis.Options{MinRequests: spec.MinRequests, FailConfidence: 0.99, PassConfidence: 0.95}
 	lastOff := rec.LastOff.sample()
+	// The bake served is persisted at most every tenth of the bake (and
+	// interval): a crash loses at most that much of it, baked again.
+	saveEvery := max(spec.Bake/10, spec.Interval)
 	first := st.Step
 	for i := first; i < len(spec.Steps); i++ {
 		p := spec.Steps[i]
@@ -454,7 +460,7 @@ func (s *Service) runGuard(ctx context.Context, rec GuardRecord, src FlagStatsSo
 			f = cur
 		} else {
 			st.Step, st.Percent, st.Verdict, st.Results = i, p, "", nil
-			st.StepStarted = s.now().UTC()
+			st.StepStarted, st.Baked = s.now().UTC(), 0
 			step := Who{Actor: who.Actor, Reason: fmt.Sprintf("guarded rollout step %d/%d: %d%%", i+1, len(spec.Steps), p)}
 			if who.Reason != "" {
 				step.Reason += " (" + who.Reason + ")"
@@ -492,7 +498,8 @@ func (s *Service) runGuard(ctx context.Context, rec GuardRecord, src FlagStatsSo
 			}
 			base, err = flagSamples(ctx, src, key)
 		}
-		start := st.StepStarted
+		start := s.now().Add(-st.Baked)
+		lastSave := s.now()
 		tick := s.clock.NewTicker(spec.Interval)
 		passed := false
 		for !passed {
@@ -517,6 +524,7 @@ func (s *Service) runGuard(ctx context.Context, rec GuardRecord, src FlagStatsSo
 			st.On, st.Off = trafficOf(onWin), trafficOf(offWin)
 			s.setGuard(st, true)
 			elapsed := s.now().Sub(start)
+			st.Baked = elapsed
 			switch {
 			case st.Verdict == analysis.Fail:
 				tick.Stop()
@@ -534,6 +542,12 @@ func (s *Service) runGuard(ctx context.Context, rec GuardRecord, src FlagStatsSo
 				s.auditGuard(ctx, key, ActionGuardDone, "stalled", reason, st, persist())
 				s.setGuard(st, false)
 				return st
+			default:
+				if now := s.now(); now.Sub(lastSave) >= saveEvery {
+					lastSave = now
+					// A failed save loses bake time, baked again later.
+					_ = s.store.CommitFlags(ctx, Change{Guards: persist()})
+				}
 			}
 		}
 		tick.Stop()

@@ -116,11 +116,14 @@ strategy:
 	stopLoad := flagLoad(fmt.Sprintf("http://127.0.0.1:%d", routerPort))
 	defer stopLoad()
 
-	if _, err := client.StartGuardedRollout(ctx, "checkout", api.GuardRequest{Steps: []int{20, 60, 100}, Bake: "4s", Interval: "250ms",
+	if _, err := client.StartGuardedRollout(ctx, "checkout", api.GuardRequest{Steps: []int{20, 60, 100}, Bake: "6s", Interval: "250ms",
 		Guards: []string{"error_rate<5%"}, MinRequests: 30, Reason: "new checkout"}); err != nil {
 		t.Fatal(err)
 	}
-	before := waitGuard(t, client, "to its second step", func(st flags.GuardStatus) bool { return st.Step >= 1 || st.Done() })
+	// 2 s into the second step's 6 s bake.
+	before := waitGuard(t, client, "2 s into its second step", func(st flags.GuardStatus) bool {
+		return st.Step == 1 && time.Since(st.StepStarted) >= 2*time.Second || st.Step > 1 || st.Done()
+	})
 	if before.Step != 1 || before.Done() {
 		t.Fatalf("before the kill: %+v; want running at step 2", before)
 	}
@@ -130,10 +133,11 @@ strategy:
 	killed := time.Now()
 	s.start()
 	resumed := waitGuard(t, client, "resumed", func(flags.GuardStatus) bool { return true })
-	t.Logf("killed at step %d (%d%%) %s into it; restarted in %s, seen at step %d (%d%%)", before.Step+1, before.Percent,
-		killed.Sub(before.StepStarted).Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), resumed.Step+1, resumed.Percent)
-	if resumed.Step == 1 && !resumed.StepStarted.Equal(before.StepStarted) {
-		t.Errorf("step 2 began at %s before the kill and at %s after it: the resume restarted the bake", before.StepStarted, resumed.StepStarted)
+	t.Logf("killed at step %d (%d%%) %s into it; restarted in %s, seen at step %d (%d%%) with %s baked", before.Step+1, before.Percent,
+		killed.Sub(before.StepStarted).Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), resumed.Step+1, resumed.Percent, resumed.Baked)
+	if resumed.Step == 1 && (!resumed.StepStarted.Equal(before.StepStarted) || resumed.Baked < time.Second) {
+		t.Errorf("step 2 began at %s with %s baked before the kill, and at %s with %s baked after it: the resume restarted the bake",
+			before.StepStarted, before.Baked, resumed.StepStarted, resumed.Baked)
 	}
 	final := waitGuard(t, client, "done", flags.GuardStatus.Done)
 	stopLoad()
