@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/flags"
+	"github.com/shipgate/shipgate/internal/pgtest"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -173,4 +176,149 @@ strategy:
 		t.Fatalf("audited end: %+v", done)
 	}
 	t.Logf("step 2 began %s; after the restart the rollout finished at %s: %s", before.StepStarted.Format(time.RFC3339Nano), final.Finished.Format(time.RFC3339Nano), final.Reason)
+}
+
+// guardOn returns the guarded rollout of checkout as the first live
+// server of c that answers has it.
+func (c *haCluster) guardOn() (flags.GuardStatus, bool) {
+	for _, i := range c.alive() {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		st, err := c.clients[i].GuardedRollout(ctx, "checkout")
+		cancel()
+		if err == nil {
+			return st, true
+		}
+	}
+	return flags.GuardStatus{}, false
+}
+
+// waitGuard polls the guarded rollout of checkout through the live
+// servers until cond holds, for at most 90 seconds.
+func (c *haCluster) waitGuard(what string, cond func(flags.GuardStatus) bool) flags.GuardStatus {
+	c.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last flags.GuardStatus
+	for time.Now().Before(deadline) {
+		if st, ok := c.guardOn(); ok {
+			if cond(st) {
+				return st
+			}
+			last = st
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("the guarded rollout did not get %s; last seen %+v", what, last)
+	return flags.GuardStatus{}
+}
+
+// TestE2E_HA_GuardedFlagRolloutSurvivesFailover: three servers on one
+// PostgreSQL; a guarded flag rollout started through a follower is driven
+// by the leader, measured by the shared router under load; kill -9 of the
+// leader in the middle of the second step. The new leader resumes it at
+// that step with the bake it had served and finishes it, each step
+// audited once, the audit chain linear.
+func TestE2E_HA_GuardedFlagRolloutSurvivesFailover(t *testing.T) {
+	app := buildFlagApp(t)
+	dir := t.TempDir()
+	routerPort := freePort(t)
+	keyFile, urlFile := filepath.Join(dir, "flag-key"), filepath.Join(dir, "ofrep-urls")
+	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), fmt.Sprintf(`app: shop
+run:
+  command: [%q, "--port", "${PORT}"]
+  env: {OFREP_URL_FILE: %q, OFREP_KEY_FILE: %q}
+  instances: 1
+  health: {path: /healthz, interval: 200ms, timeout: 1s}
+  start_timeout: 4s
+  stop_grace: 2s
+environments:
+  production:
+    listen: 127.0.0.1:%d
+    sticky: {header: X-User-ID}
+strategy:
+  canary: {steps: [{weight: 50, bake: 1s}]}
+`, app, urlFile, keyFile, routerPort), routerPort, "--lease-ttl", "2s")
+	ctx := context.Background()
+	lead, term := c.leader(0, 20*time.Second)
+	f1 := c.follower(lead)
+	r, err := c.clients[f1].Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = c.waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() }); r.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("v1 ended %s: %s", r.Phase, r.Reason)
+	}
+	if _, err := c.clients[f1].CreateFlag(ctx, api.CreateFlagRequest{Key: "checkout", Owner: "payments"}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := c.clients[f1].CreateFlagKey(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app asks the followers first, the leader last.
+	var urls []string
+	for _, i := range append(slices.DeleteFunc(c.alive(), func(i int) bool { return i == lead }), lead) {
+		urls = append(urls, c.servers[i].api)
+	}
+	if err := os.WriteFile(keyFile, []byte(key.Secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(urlFile, []byte(strings.Join(urls, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stopLoad := flagLoad(c.router)
+	defer stopLoad()
+
+	// Started through a follower: stored, and driven by the leader.
+	if _, err := c.clients[f1].StartGuardedRollout(ctx, "checkout", api.GuardRequest{Steps: []int{20, 60, 100}, Bake: "6s", Interval: "250ms",
+		Guards: []string{"error_rate<5%"}, MinRequests: 30, Reason: "new checkout"}); err != nil {
+		t.Fatal(err)
+	}
+	before := c.waitGuard("2 s into its second step", func(st flags.GuardStatus) bool {
+		return st.Step == 1 && time.Since(st.StepStarted) >= 2*time.Second || st.Step > 1 || st.Done()
+	})
+	if before.Step != 1 || before.Done() {
+		t.Fatalf("before the kill: %+v; want running at step 2", before)
+	}
+
+	killed := time.Now()
+	c.servers[lead].kill9()
+	lead2, term2 := c.leader(term, 20*time.Second)
+	t.Logf("kill -9 of the leader s%d (term %d) %s into step 2 (%s baked): s%d leads in term %d after %s (lease 2s)",
+		lead+1, term, killed.Sub(before.StepStarted).Round(time.Millisecond), before.Baked.Round(time.Millisecond),
+		lead2+1, term2, time.Since(killed).Round(10*time.Millisecond))
+	resumed := c.waitGuard("resumed by the new leader", func(st flags.GuardStatus) bool { return st.Baked > 0 || st.Step > 1 || st.Done() })
+	if resumed.Step == 1 && !resumed.StepStarted.Equal(before.StepStarted) {
+		t.Errorf("step 2 began at %s before the failover and at %s after it: the new leader restarted the step", before.StepStarted, resumed.StepStarted)
+	}
+	final := c.waitGuard("done", flags.GuardStatus.Done)
+	stopLoad()
+	if final.Phase != flags.GuardSucceeded || final.Percent != 100 {
+		t.Fatalf("after the failover the guarded rollout ended %s at %d%%: %s", final.Phase, final.Percent, final.Reason)
+	}
+	client := c.clients[lead2]
+	steps, err := client.Audit(ctx, audit.Filter{Subject: "flag/checkout", Action: flags.ActionGuardStep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range steps {
+		if seen[e.Reason] {
+			t.Errorf("step audited twice: %q", e.Reason)
+		}
+		seen[e.Reason] = true
+	}
+	if len(steps) != 3 {
+		t.Fatalf("%d audited steps, want 3: one per step, none repeated by the new leader", len(steps))
+	}
+	if done, err := client.Audit(ctx, audit.Filter{Subject: "flag/checkout", Action: flags.ActionGuardDone}); err != nil || len(done) != 1 {
+		t.Fatalf("audited ends: %+v, %v; want one", done, err)
+	}
+	chain, err := client.AuditChain(ctx, 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.Verify(chain); err != nil {
+		t.Fatalf("audit chain after the failover: %v", err)
+	}
+	t.Logf("finished by s%d: %s, %s after the kill", lead2+1, final.Reason, final.Finished.Sub(killed).Round(time.Millisecond))
 }

@@ -4,6 +4,11 @@
 // served in X-Flag-checkout, as an app behind the builtin router does for
 // the router to count flag-on and flag-off traffic. It serves "off" (the
 // code default) while Shipgate cannot answer.
+//
+// OFREP_URL is the server's API URL, or OFREP_URL_FILE a file of several
+// servers' URLs, one a line, tried in order; OFREP_KEY_FILE holds the
+// flag client key. The files are read at each request, so that a test
+// writes them once the servers are up.
 package main
 
 import (
@@ -21,21 +26,35 @@ import (
 func main() {
 	port := flag.Int("port", 0, "port to listen on")
 	flag.Parse()
-	url := os.Getenv("OFREP_URL")
 	keyFile := os.Getenv("OFREP_KEY_FILE")
-	hc := &http.Client{Timeout: 2 * time.Second}
+	hc := &http.Client{Timeout: time.Second}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		variant := "off"
-		if on, err := evaluate(hc, url, keyFile, r.Header.Get("X-User-ID")); err == nil && on {
-			variant = "on"
+		for _, url := range urls() {
+			on, err := evaluate(hc, url, keyFile, r.Header.Get("X-User-ID"))
+			if err != nil {
+				continue
+			}
+			if on {
+				variant = "on"
+			}
+			break
 		}
 		w.Header().Set("X-Flag-checkout", variant)
 		_, _ = w.Write([]byte(variant + "\n"))
 	})
 	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", *port), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(srv.ListenAndServe())
+}
+
+func urls() []string {
+	if f := os.Getenv("OFREP_URL_FILE"); f != "" {
+		b, _ := os.ReadFile(f)
+		return strings.Fields(string(b))
+	}
+	return []string{os.Getenv("OFREP_URL")}
 }
 
 func evaluate(hc *http.Client, url, keyFile, user string) (bool, error) {
