@@ -186,7 +186,11 @@ ON CONFLICT (key, variant) DO UPDATE SET count = flag_usage.count + excluded.cou
 // LoadGuards returns the latest guarded rollout of each flag that had
 // one, by flag key.
 func (s *Store) LoadGuards(ctx context.Context) ([]flags.GuardRecord, error) {
-	rows, err := s.pool.Query(ctx, `SELECT key, doc FROM flag_guards ORDER BY key`)
+	return loadGuards(ctx, s.pool)
+}
+
+func loadGuards(ctx context.Context, q querier) ([]flags.GuardRecord, error) {
+	rows, err := q.Query(ctx, `SELECT key, doc FROM flag_guards ORDER BY key`)
 	if err != nil {
 		return nil, fmt.Errorf("load guarded rollouts: %w", err)
 	}

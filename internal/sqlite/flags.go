@@ -187,7 +187,11 @@ ON CONFLICT (key, variant) DO UPDATE SET count = count + excluded.count, last_at
 // LoadGuards returns the latest guarded rollout of each flag that had
 // one, by flag key.
 func (s *Store) LoadGuards(ctx context.Context) ([]flags.GuardRecord, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT key, doc FROM flag_guards ORDER BY key`)
+	return loadGuards(ctx, s.read)
+}
+
+func loadGuards(ctx context.Context, q rowsQuerier) ([]flags.GuardRecord, error) {
+	rows, err := q.QueryContext(ctx, `SELECT key, doc FROM flag_guards ORDER BY key`)
 	if err != nil {
 		return nil, fmt.Errorf("load guarded rollouts: %w", err)
 	}

@@ -151,6 +151,8 @@ type Snapshot struct {
 	RouteTracking []RouteTracking
 	// Retirements keep their IDs.
 	Retirements []Retirement
+	// FlagGuards are the guarded flag rollouts, the latest of each flag.
+	FlagGuards []flags.GuardRecord
 }
 
 // Change is a release's change as stored: only what was recorded (not
@@ -205,6 +207,7 @@ type Counts struct {
 	TestRuns    int `json:"test_runs"`
 	RouteDays   int `json:"route_usage_days"`
 	Retirements int `json:"retirements"`
+	FlagGuards  int `json:"guarded_flag_rollouts"`
 }
 
 // Counts counts what s holds.
@@ -213,7 +216,7 @@ func (s *Snapshot) Counts() Counts {
 		Releases: len(s.Releases), Rollouts: len(s.Rollouts), Envs: len(s.Envs), AuditEvents: len(s.Audit),
 		Tokens: len(s.Tokens), Flags: len(s.Flags), Segments: len(s.Segments),
 		Changes: len(s.Changes), Incidents: len(s.Incidents), Outbox: len(s.Outbox), TestRuns: len(s.TestRuns),
-		RouteDays: len(s.RouteUsage), Retirements: len(s.Retirements),
+		RouteDays: len(s.RouteUsage), Retirements: len(s.Retirements), FlagGuards: len(s.FlagGuards),
 	}
 }
 

@@ -81,4 +81,24 @@ func testGuards(t *testing.T, b Backend) {
 	if recs, _ = other.LoadGuards(ctx); len(recs) != 1 || recs[0].Key != "banner" {
 		t.Fatalf("LoadGuards after deleting checkout = %+v", recs)
 	}
+
+	// store migrate copies them.
+	if err := s.CommitFlags(ctx, flags.Change{Put: []*flags.Flag{f}, Guards: []flags.GuardRecord{next}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.Counts().FlagGuards; got != 2 {
+		t.Fatalf("Export counts %d guarded rollouts, want 2", got)
+	}
+	copied := b.Open(t, b.Fresh(t), nil)
+	if err := copied.Import(ctx, snap); err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	want, _ := s.LoadGuards(ctx)
+	if got, err := copied.LoadGuards(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("LoadGuards of the copy = %+v, %v; want %+v", got, err, want)
+	}
 }
