@@ -7,6 +7,7 @@ package flags_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -304,5 +305,83 @@ func TestService_PassiveServiceLeavesGuardedRolloutsToTheDriver(t *testing.T) {
 	// The follower reads the leader's progress from the store.
 	if st, ok := follower.GuardedStatus("checkout"); !ok || st.Step != 1 || st.Percent != 50 {
 		t.Fatalf("follower's view: %+v", st)
+	}
+}
+
+// failingStore is the real store whose commits of a guarded rollout's
+// step fail while failSteps is above 0, as while PostgreSQL restarts.
+type failingStore struct {
+	*sqlite.Store
+	mu        sync.Mutex
+	failSteps int
+	attempts  int
+}
+
+func (s *failingStore) CommitFlags(ctx context.Context, c flags.Change) error {
+	s.mu.Lock()
+	s.attempts++
+	for _, e := range c.Audit {
+		if e.Action == flags.ActionGuardStep && s.failSteps > 0 {
+			s.failSteps--
+			s.mu.Unlock()
+			return errors.New("the database system is starting up")
+		}
+	}
+	s.mu.Unlock()
+	return s.Store.CommitFlags(ctx, c)
+}
+
+func (s *failingStore) progress() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts
+}
+
+func TestService_GuardStepRetriedWhileTheStoreFails(t *testing.T) {
+	e := newResumeEnv(t)
+	fs := &failingStore{Store: e.store, failSteps: 3}
+	svc, err := flags.NewService(t.Context(), flags.Options{Store: fs, Clock: e.clk, Stats: e.src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	if _, err := svc.StartGuardedRollout("checkout", resumeSpec, flags.Who{Actor: "user:dev"}); err != nil {
+		t.Fatal(err)
+	}
+	// Step the clock each time the rollout waits on it, until it ends.
+	limit := e.clk.Now().Add(2 * time.Hour)
+	for {
+		st, _ := svc.GuardedStatus("checkout")
+		if st.Done() {
+			break
+		}
+		if e.clk.Now().After(limit) {
+			t.Fatalf("not done after 2h of virtual time: %+v", st)
+		}
+		waitReal(t, "the rollout to wait on the clock", func() bool {
+			st, _ := svc.GuardedStatus("checkout")
+			return e.clk.Waiters() > 0 || st.Done()
+		})
+		before := e.src.count() + fs.progress()
+		e.clk.Step(resumeSpec.Interval)
+		waitReal(t, "the rollout to go on", func() bool {
+			st, _ := svc.GuardedStatus("checkout")
+			return e.src.count()+fs.progress() > before || st.Done()
+		})
+	}
+	st, _ := svc.GuardedStatus("checkout")
+	if st.Phase != flags.GuardSucceeded || st.Percent != 100 {
+		t.Fatalf("ended %s at %d%%: %s; want succeeded at 100%%", st.Phase, st.Percent, st.Reason)
+	}
+	fs.mu.Lock()
+	left := fs.failSteps
+	fs.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d failures left unused", left)
+	}
+	// The step whose commit failed was taken once, when the store came
+	// back: one audit event each.
+	if n := len(e.audited(flags.ActionGuardStep)); n != 3 {
+		t.Fatalf("%d audited steps, want 3", n)
 	}
 }
