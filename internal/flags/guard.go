@@ -257,9 +257,11 @@ func (s *Service) newGuard(ctx context.Context, key string, spec GuardSpec, src 
 	s.guardsMu.Lock()
 	g := s.guards[key]
 	s.guardsMu.Unlock()
-	if g != nil && !g.status.Done() {
+	if g != nil && g.live {
 		return GuardRecord{}, fmt.Errorf("a guarded rollout of %q is running (step %d/%d): %w", key, g.status.Step+1, len(g.status.Steps), ErrConflict)
 	}
+	// Any other (one another server drives, or one waiting to be
+	// resumed) is in the store.
 	stored, err := s.store.LoadGuards(ctx)
 	if err != nil {
 		return GuardRecord{}, fmt.Errorf("read guarded rollouts: %w", err)

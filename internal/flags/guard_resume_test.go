@@ -306,6 +306,19 @@ func TestService_PassiveServiceLeavesGuardedRolloutsToTheDriver(t *testing.T) {
 	if st, ok := follower.GuardedStatus("checkout"); !ok || st.Step != 1 || st.Percent != 50 {
 		t.Fatalf("follower's view: %+v", st)
 	}
+
+	// Another leader finishes it; the follower may then start the next.
+	next := e.service(true)
+	if err := next.Drive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.until(next, time.Hour, "done", flags.GuardStatus.Done)
+	if st, ok := follower.GuardedStatus("checkout"); !ok || st.Phase != flags.GuardSucceeded {
+		t.Fatalf("follower's view of the end: %+v", st)
+	}
+	if _, err := follower.StartGuardedRollout("checkout", resumeSpec, flags.Who{Actor: "user:dev"}); err != nil {
+		t.Fatalf("a new guarded rollout through the follower after the last ended: %v", err)
+	}
 }
 
 // failingStore is the real store whose commits of a guarded rollout's
