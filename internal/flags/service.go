@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/clock"
 )
 
 // Audit actions of flag changes. Subjects are "flag/<key>" and
@@ -43,6 +44,9 @@ type Store interface {
 	FlagUsage(ctx context.Context) (map[string]Usage, error)
 	// AddFlagUsage adds counts to the stored ones.
 	AddFlagUsage(ctx context.Context, counts map[string]Usage) error
+	// LoadGuards returns the latest guarded rollout of each flag that
+	// had one (Change.Guards writes them).
+	LoadGuards(ctx context.Context) ([]GuardRecord, error)
 }
 
 // Change is what Store.CommitFlags writes in one transaction.
@@ -57,6 +61,9 @@ type Change struct {
 	DeleteSegments []string
 	// Audit events are appended in order; the store sets Seq and hashes.
 	Audit []audit.Event
+	// Guards are guarded rollouts to insert or replace, by flag key: the
+	// latest of each flag is kept. Deleting a flag deletes its record.
+	Guards []GuardRecord
 }
 
 // Usage is how often a flag was evaluated.
@@ -83,6 +90,14 @@ type Options struct {
 	Store Store
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Clock, when set, is the clock of guarded rollouts (their bakes and
+	// intervals) and of Now: a test steps it to run bakes of minutes in
+	// milliseconds. Default the wall clock.
+	Clock clock.Clock
+	// Passive, when set, makes the service drive no guarded rollout
+	// until Drive is called: a follower on a shared store persists the
+	// rollouts it is asked to start and leaves them to the leader.
+	Passive bool
 	// RecentlyEvaluated is how recent an evaluation makes deleting a flag
 	// need force. Default 7 days.
 	RecentlyEvaluated time.Duration
@@ -114,6 +129,11 @@ type Service struct {
 	guardsMu sync.Mutex
 	guards   map[string]*guardRun
 	stats    FlagStatsSource
+	clock    clock.Clock
+	// drive is the context guarded rollouts run under while this service
+	// drives them (Drive), nil or done otherwise.
+	drive context.Context
+	runs  sync.WaitGroup
 	// life bounds the guarded rollouts the service runs; Close ends it.
 	life context.Context
 	stop context.CancelFunc
@@ -134,8 +154,17 @@ func NewService(ctx context.Context, opts Options) (*Service, error) {
 		stats:    opts.Stats,
 	}
 	s.life, s.stop = context.WithCancel(context.WithoutCancel(ctx))
+	s.clock = opts.Clock
+	if s.clock == nil {
+		s.clock = clock.Real{}
+	} else if s.now == nil {
+		s.now = s.clock.Now
+	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if !opts.Passive {
+		s.drive = s.life
 	}
 	if s.recent <= 0 {
 		s.recent = 7 * 24 * time.Hour
@@ -157,6 +186,18 @@ func NewService(ctx context.Context, opts Options) (*Service, error) {
 // changed: another server on the same store changed them (the store's
 // change feed says when). Watchers are told of a change.
 func (s *Service) Reload(ctx context.Context) error {
+	if err := s.reload(ctx); err != nil {
+		return err
+	}
+	// A guarded rollout another server started: driven here if this
+	// service drives them.
+	if d := s.driving(); d != nil {
+		return s.resumeGuards(d)
+	}
+	return nil
+}
+
+func (s *Service) reload(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	flags, segments, err := s.store.LoadFlags(ctx)
@@ -175,14 +216,24 @@ func (s *Service) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the guarded rollouts in progress; each stays at the
-// percentage it had reached.
-func (s *Service) Close() { s.stop() }
+// Close stops the guarded rollouts in progress and waits for them; each
+// stays at the percentage it had reached, and at its step in the store,
+// for Drive to resume it.
+func (s *Service) Close() {
+	s.stop()
+	s.runs.Wait()
+}
 
 // StartGuardedRollout starts a guarded rollout measured by the service's
-// stats source; it runs until it ends or the service is closed.
+// stats source. It is persisted first; while this service drives guarded
+// rollouts it runs here until it ends or the service is closed, otherwise
+// (a follower) the service that drives them picks it up.
 func (s *Service) StartGuardedRollout(key string, spec GuardSpec, who Who) (GuardStatus, error) {
-	return s.StartGuarded(s.life, key, spec, s.stats, who)
+	if d := s.driving(); d != nil {
+		return s.StartGuarded(d, key, spec, s.stats, who)
+	}
+	rec, err := s.newGuard(s.life, key, spec, s.stats, who)
+	return rec.Status, err
 }
 
 // Snapshot returns the flags being served now.
@@ -363,6 +414,12 @@ func (s *Service) Put(ctx context.Context, f *Flag, who Who) (*Flag, error) {
 // an audit event of the given action. Nothing changes if fn fails, if the
 // result does not validate, or if it equals the flag as it was.
 func (s *Service) Edit(ctx context.Context, key, action string, who Who, fn func(*Flag) error) (*Flag, error) {
+	return s.edit(ctx, key, action, who, fn, nil)
+}
+
+// edit is Edit that also writes guards in the same transaction, even when
+// the flag does not change.
+func (s *Service) edit(ctx context.Context, key, action string, who Who, fn func(*Flag) error, guards []GuardRecord) (*Flag, error) {
 	if err := checkWho(who); err != nil {
 		return nil, err
 	}
@@ -378,9 +435,14 @@ func (s *Service) Edit(ctx context.Context, key, action string, who Who, fn func
 	}
 	f.Key = key
 	if same(before, f) {
+		if len(guards) > 0 {
+			if err := s.store.CommitFlags(ctx, Change{Guards: guards}); err != nil {
+				return nil, fmt.Errorf("store guarded rollout: %w", err)
+			}
+		}
 		return f, nil
 	}
-	if _, err := s.commit(ctx, Change{Put: []*Flag{f}, Audit: []audit.Event{event(action, key, who, before, f)}}); err != nil {
+	if _, err := s.commit(ctx, Change{Put: []*Flag{f}, Audit: []audit.Event{event(action, key, who, before, f)}, Guards: guards}); err != nil {
 		return nil, err
 	}
 	return f, nil

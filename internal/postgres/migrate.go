@@ -264,7 +264,7 @@ CREATE TABLE server_secrets (
 	created_at TEXT NOT NULL
 );
 `,
-	// s19hafix: the answers given per Idempotency-Key (idempotency.go),
+	// 6: the answers given per Idempotency-Key (idempotency.go),
 	// so that a request sent again to another server gets the first
 	// answer. Times are the database's clock: the servers' may differ.
 	`
@@ -280,6 +280,16 @@ CREATE TABLE idempotency_keys (
 	beat_at     TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX idempotency_keys_claimed ON idempotency_keys (claimed_at);
+`,
+	// 7: guarded flag rollouts, the latest of each flag, so that a
+	// restarted server or a new leader resumes them at their step.
+	`
+CREATE TABLE flag_guards (
+	key        TEXT PRIMARY KEY,
+	phase      TEXT NOT NULL,
+	doc        TEXT NOT NULL CHECK (doc::jsonb IS NOT NULL),
+	updated_at TEXT NOT NULL
+);
 `,
 }
 

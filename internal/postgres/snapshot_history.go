@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -48,6 +49,9 @@ func exportHistory(ctx context.Context, tx pgx.Tx, snap *store.Snapshot) error {
 	}
 	if snap.Retirements, err = exportRetirements(ctx, tx); err != nil {
 		return fmt.Errorf("retirements: %w", err)
+	}
+	if snap.FlagGuards, err = loadGuards(ctx, tx); err != nil {
+		return fmt.Errorf("guarded flag rollouts: %w", err)
 	}
 	return nil
 }
@@ -234,6 +238,16 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		if _, err := tx.Exec(ctx, `INSERT INTO retirements (id, stage, updated_at, doc) VALUES ($1, $2, $3, $4)`,
 			r.ID, string(r.Stage), formatTime(r.UpdatedAt), string(doc)); err != nil {
 			return fmt.Errorf("import retirement %d: %w", r.ID, err)
+		}
+	}
+	for _, g := range snap.FlagGuards {
+		doc, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("encode guarded rollout of flag %q: %w", g.Key, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO flag_guards (key, phase, doc, updated_at) VALUES ($1, $2, $3, $4)`,
+			g.Key, g.Status.Phase, string(doc), formatTime(time.Now())); err != nil {
+			return fmt.Errorf("import guarded rollout of flag %q: %w", g.Key, err)
 		}
 	}
 	for _, table := range identityTables {

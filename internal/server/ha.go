@@ -27,6 +27,8 @@ type haPlane struct {
 	notifier func(ctx context.Context) (stop func(), err error)
 	// retire watches the retirements and counts routes while leading.
 	retire *Retirements
+	// flags drives the guarded flag rollouts while leading.
+	flags *flags.Service
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -63,6 +65,13 @@ func (h *haPlane) lead(ctx context.Context, term int64) {
 		}
 	}
 	h.log.Info("driving rollouts", "term", term)
+	if h.flags != nil {
+		// Unfinished guarded flag rollouts go on at their step; a failed
+		// read is tried again at the next change the feed reports.
+		if err := h.flags.Drive(ctx); err != nil {
+			h.log.Error("resume guarded flag rollouts as leader", "term", term, "error", err)
+		}
+	}
 	stopNotifier := func() {}
 	if h.notifier != nil {
 		stop, err := h.notifier(ctx)
@@ -90,6 +99,7 @@ func (h *haPlane) lead(ctx context.Context, term int64) {
 func (h *haPlane) start(ctx context.Context, fl *flags.Service) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.cancel = cancel
+	h.flags = fl
 	reload := make(chan struct{}, 1)
 	go func() {
 		defer close(h.done)

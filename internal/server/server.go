@@ -348,10 +348,20 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 			flagStats = p
 		}
 	}
-	if cp.Flags, err = flags.NewService(ctx, flags.Options{Store: cp.Store, Stats: flagStats}); err != nil {
+	// On a shared store, guarded flag rollouts are driven by the leader
+	// only (haPlane.lead); a single server drives them from the start.
+	if cp.Flags, err = flags.NewService(ctx, flags.Options{Store: cp.Store, Stats: flagStats, Passive: cp.ha != nil}); err != nil {
 		return nil, fmt.Errorf("start flags: %w", err)
 	}
 	flagsCtx, endFlags := context.WithCancel(context.WithoutCancel(ctx))
+	if cp.ha == nil {
+		// Every guarded flag rollout a killed server left goes on at its
+		// step, with the time it had left.
+		if err := cp.Flags.Drive(flagsCtx); err != nil {
+			endFlags()
+			return nil, fmt.Errorf("resume guarded flag rollouts: %w", err)
+		}
+	}
 	flagsDone := make(chan error, 1)
 	go func() { flagsDone <- cp.Flags.Run(flagsCtx, 10*time.Second) }()
 	cp.stopFlags = func() { endFlags(); <-flagsDone; cp.Flags.Close() }

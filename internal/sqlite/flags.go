@@ -98,6 +98,22 @@ ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, updated_at = excluded.upd
 				return fmt.Errorf("delete segment %q: %w", name, err)
 			}
 		}
+		for _, key := range c.Delete {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM flag_guards WHERE key = ?`, key); err != nil {
+				return fmt.Errorf("delete guarded rollout of flag %q: %w", key, err)
+			}
+		}
+		for _, g := range c.Guards {
+			doc, err := json.Marshal(g)
+			if err != nil {
+				return fmt.Errorf("encode guarded rollout of flag %q: %w", g.Key, err)
+			}
+			if _, err := tx.ExecContext(ctx, `
+INSERT INTO flag_guards (key, phase, doc, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET phase = excluded.phase, doc = excluded.doc, updated_at = excluded.updated_at`, g.Key, g.Status.Phase, string(doc), now); err != nil {
+				return fmt.Errorf("put guarded rollout of flag %q: %w", g.Key, err)
+			}
+		}
 		return s.appendAudit(ctx, tx, c.Audit)
 	})
 	if err != nil {
@@ -166,4 +182,35 @@ ON CONFLICT (key, variant) DO UPDATE SET count = count + excluded.count, last_at
 		return fmt.Errorf("add flag usage: %w", err)
 	}
 	return nil
+}
+
+// LoadGuards returns the latest guarded rollout of each flag that had
+// one, by flag key.
+func (s *Store) LoadGuards(ctx context.Context) ([]flags.GuardRecord, error) {
+	return loadGuards(ctx, s.read)
+}
+
+func loadGuards(ctx context.Context, q rowsQuerier) ([]flags.GuardRecord, error) {
+	rows, err := q.QueryContext(ctx, `SELECT key, doc FROM flag_guards ORDER BY key`)
+	if err != nil {
+		return nil, fmt.Errorf("load guarded rollouts: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []flags.GuardRecord
+	for rows.Next() {
+		var key, doc string
+		if err := rows.Scan(&key, &doc); err != nil {
+			return nil, fmt.Errorf("load guarded rollouts: %w", err)
+		}
+		var g flags.GuardRecord
+		if err := json.Unmarshal([]byte(doc), &g); err != nil {
+			return nil, fmt.Errorf("load guarded rollout of flag %q: decode: %w", key, err)
+		}
+		g.Key = key
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load guarded rollouts: %w", err)
+	}
+	return out, nil
 }

@@ -215,6 +215,16 @@ CREATE TABLE server_secrets (
 	created_at TEXT NOT NULL
 );
 `,
+	// 9: guarded flag rollouts, the latest of each flag, so that a
+	// restarted server or a new leader resumes them at their step.
+	`
+CREATE TABLE flag_guards (
+	key        TEXT PRIMARY KEY,
+	phase      TEXT NOT NULL,
+	doc        TEXT NOT NULL CHECK (json_valid(doc)),
+	updated_at TEXT NOT NULL
+);
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It

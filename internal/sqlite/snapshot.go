@@ -18,7 +18,7 @@ var _ store.Store = (*Store)(nil)
 // snapshotTables are every table Export reads and Import writes.
 var snapshotTables = []string{"releases", "rollouts", "env_states", "audit_events", "tokens", "flags", "flag_segments", "flag_usage",
 	"release_changes", "incidents", "notification_cursor", "notification_outbox", "test_runs", "test_results",
-	"route_usage", "route_tracking", "retirements"}
+	"route_usage", "route_tracking", "retirements", "flag_guards"}
 
 // Export reads the whole store in one read transaction, so that what it
 // returns is one moment's state even while the server writes.

@@ -44,6 +44,9 @@ func exportHistory(ctx context.Context, tx *sql.Tx, snap *store.Snapshot) error 
 	if snap.Retirements, err = exportRetirements(ctx, tx); err != nil {
 		return fmt.Errorf("retirements: %w", err)
 	}
+	if snap.FlagGuards, err = loadGuards(ctx, tx); err != nil {
+		return fmt.Errorf("guarded flag rollouts: %w", err)
+	}
 	return nil
 }
 
@@ -283,6 +286,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		if _, err := tx.ExecContext(ctx, `INSERT INTO retirements (id, stage, updated_at, doc) VALUES (?, ?, ?, ?)`,
 			r.ID, string(r.Stage), formatTime(r.UpdatedAt), string(doc)); err != nil {
 			return fmt.Errorf("import retirement %d: %w", r.ID, err)
+		}
+	}
+	for _, g := range snap.FlagGuards {
+		doc, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("encode guarded rollout of flag %q: %w", g.Key, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO flag_guards (key, phase, doc, updated_at) VALUES (?, ?, ?, ?)`,
+			g.Key, g.Status.Phase, string(doc), formatTime(time.Now())); err != nil {
+			return fmt.Errorf("import guarded rollout of flag %q: %w", g.Key, err)
 		}
 	}
 	return nil

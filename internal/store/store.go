@@ -160,6 +160,8 @@ type Snapshot struct {
 	// by name: a copy keeps them, so that the digests recorded in the
 	// audit log and in approvals are computed alike on the new store.
 	Secrets []Secret
+	// FlagGuards are the guarded flag rollouts, the latest of each flag.
+	FlagGuards []flags.GuardRecord
 }
 
 // Secret is a server secret as stored. Its String never shows the value.
@@ -231,6 +233,7 @@ type Counts struct {
 	RouteDays   int `json:"route_usage_days"`
 	Retirements int `json:"retirements"`
 	Secrets     int `json:"server_secrets"`
+	FlagGuards  int `json:"guarded_flag_rollouts"`
 }
 
 // Counts counts what s holds.
@@ -240,6 +243,7 @@ func (s *Snapshot) Counts() Counts {
 		Tokens: len(s.Tokens), Flags: len(s.Flags), Segments: len(s.Segments),
 		Changes: len(s.Changes), Incidents: len(s.Incidents), Outbox: len(s.Outbox), TestRuns: len(s.TestRuns),
 		RouteDays: len(s.RouteUsage), Retirements: len(s.Retirements), Secrets: len(s.Secrets),
+		FlagGuards: len(s.FlagGuards),
 	}
 }
 

@@ -63,6 +63,7 @@ func RunWith(t *testing.T, b Backend) {
 		{"TokensAudited", testTokensAudited},
 		{"CommitFlags", testCommitFlags},
 		{"FlagUsage", testFlagUsage},
+		{"Guards", testGuards},
 		{"ExportImport", testExportImport},
 		{"Import_RefusesNonEmpty", testImportRefusesNonEmpty},
 		{"Import_Secrets", testImportSecrets},
