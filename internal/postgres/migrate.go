@@ -264,6 +264,10 @@ CREATE TABLE server_secrets (
 	created_at TEXT NOT NULL
 );
 `,
+	// 6: a release's own container image (deploy --image); '' for none.
+	`
+ALTER TABLE releases ADD COLUMN image TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the schema up to date, all pending steps in one

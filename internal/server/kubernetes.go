@@ -86,7 +86,7 @@ func KubernetesEnvironment(c *config.Config, envName string, o KubernetesOptions
 	router, err := gatewayapi.New(gw, gatewayapi.Config{
 		Namespace: k.Namespace, Route: k.Route.Name, Gateway: k.Route.Gateway, GatewayNamespace: k.Route.Namespace,
 		Base: base, ServicePort: k.ServicePort, App: c.App, Env: envName, PathPrefix: k.Route.PathPrefix,
-		OnChange: o.OnChange, Logger: log,
+		PreviewHeader: k.Route.PreviewHeader, OnChange: o.OnChange, Logger: log,
 	})
 	if err != nil {
 		return rollout.Environment{}, fmt.Errorf("environments.%s: %w", envName, err)

@@ -215,6 +215,10 @@ CREATE TABLE server_secrets (
 	created_at TEXT NOT NULL
 );
 `,
+	// 9: a release's own container image (deploy --image); '' for none.
+	`
+ALTER TABLE releases ADD COLUMN image TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It
