@@ -311,3 +311,35 @@ func createTeamRoute(ctx context.Context, t *testing.T, k *kubeKind) []gwv1.HTTP
 	}
 	return got.Spec.Rules
 }
+
+// TestEngine_LocalRefusesImage: an environment of local processes refuses
+// a deploy with an image, naming the environment, and records nothing:
+// not the release, not a rollout.
+func TestEngine_LocalRefusesImage(t *testing.T) {
+	clk := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	k := newLocalKind(t, clk)
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "shipgate.yaml"), fmt.Appendf(nil, bothYAML, shopBin, 1, k.envYAML(), strategyCases[0].yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	r := newRig(t, k, clk, cfg)
+	ctx := t.Context()
+	for _, plan := range []bool{true, false} {
+		req := rollout.DeployRequest{App: "shop", Env: "production", Version: "v1", Image: "registry.example/shop:v1", Actor: "alice"}
+		if plan {
+			_, err = r.eng.Plan(ctx, req)
+		} else {
+			_, err = r.eng.Deploy(ctx, req)
+		}
+		var fe *rollout.FieldError
+		if !errors.As(err, &fe) || fe.Field != "image" || !strings.Contains(fe.Message, "environment production runs local processes") {
+			t.Fatalf("plan %v: %v, want a FieldError on image naming the environment", plan, err)
+		}
+	}
+	if _, err := r.store.GetRelease(ctx, "shop", "v1"); !errors.Is(err, rollout.ErrNotFound) {
+		t.Errorf("release v1 after the refused deploy: %v, want not found", err)
+	}
+	if rs, err := r.store.ListRollouts(ctx, "shop", "production", 10); err != nil || len(rs) != 0 {
+		t.Errorf("rollouts after the refused deploy: %d, %v; want none", len(rs), err)
+	}
+}
