@@ -78,6 +78,9 @@ func KubernetesEnvironment(c *config.Config, envName string, o KubernetesOptions
 		if rcfg.Template, err = kube.LoadTemplate(c.Path(k.Template)); err != nil {
 			return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes.template: %w", envName, err)
 		}
+		if err := kube.CheckContainer(rcfg.Template, k.Container); err != nil {
+			return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes.container: %w", envName, err)
+		}
 	}
 	runtime, err := kube.New(cs, rcfg)
 	if err != nil {
