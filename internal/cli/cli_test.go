@@ -186,10 +186,11 @@ func (s *scriptedService) Status(_ context.Context, app string) (rollout.AppStat
 		return rollout.AppStatus{}, fmt.Errorf("app %q: %w", app, rollout.ErrNotFound)
 	}
 	active := s.scripts["1.1.0"][2]
-	active.ID, active.Version = 42, "1.1.0"
+	active.ID, active.Version, active.Image = 42, "1.1.0", "registry.example/shop:1.1.0"
 	return rollout.AppStatus{App: "shop", Envs: []rollout.EnvStatus{{
 		Env:    "production",
 		Listen: "127.0.0.1:8080",
+		Image:  "registry.example/shop:1.0.0",
 		State: &rollout.EnvState{App: "shop", Env: "production", Stable: "1.0.0", Previous: "0.9.0",
 			Instances: []rollout.Instance{{ID: "a"}, {ID: "b"}}},
 		Active: &active,
@@ -467,6 +468,16 @@ func TestCLI_DeployNoWait(t *testing.T) {
 	if got, want := ro.ID, int64(2); got != want {
 		t.Fatalf("id = %d, want %d", got, want)
 	}
+	if got := e.svc.deploys[1].Image; got != "" {
+		t.Fatalf("image without --image = %q, want none", got)
+	}
+
+	// --image reaches the server through the API's JSON field "image".
+	r = e.run(t, "deploy", "shop", "1.1.0", "--image", "registry.example/shop@sha256:0123")
+	r.wantCode(t, ExitOK)
+	if got, want := e.svc.deploys[2].Image, "registry.example/shop@sha256:0123"; got != want {
+		t.Fatalf("image = %q, want %q", got, want)
+	}
 }
 
 func TestCLI_DeployTimeout(t *testing.T) {
@@ -604,6 +615,8 @@ func TestCLI_TextOutput(t *testing.T) {
 			"ENV         ROUTER          STABLE  INSTANCES  PREVIOUS  ROLLOUT",
 			"production  127.0.0.1:8080  1.0.0   2          0.9.0     #42 1.1.0 running step 3/5 weight 50%",
 			"production: canary err 0.20% p99 41ms",
+			"production: 1.0.0 runs the image registry.example/shop:1.0.0",
+			"production: 1.1.0 runs the image registry.example/shop:1.1.0",
 		}},
 		{"history", []string{"history", "--env", "production"}, []string{
 			"ID  ENV         VERSION  FROM   PHASE        STARTED",

@@ -27,10 +27,16 @@ once the release is live (promoted to 100%), 3 when it was rolled back or
 failed, 1 on timeout. A deploy refused by a gate (pipeline, checks,
 approval, drill, drift) exits 4; 'shipgate plan' shows the gates first.
 
+--image names the container image the release runs on Kubernetes, in
+place of the environment's kubernetes.image; it is recorded with the
+release, so deploying the same version again needs the same --image. An
+environment of local processes refuses it.
+
 --hotfix applies the config's emergency rules: the gates they allow are
 skipped, each skip audited with --reason, which is required.`,
 		Example: `  shipgate deploy shop 1.4.2 --wait
   shipgate deploy shop 1.4.2 --env staging --var FEATURE_X=on --commit "$(git rev-parse HEAD)"
+  shipgate deploy shop v2 --image registry.example/shop:v2 --wait
   shipgate deploy shop 1.4.3 --hotfix --reason "checkout 500s since 14:02" --wait
   shipgate deploy shop 1.4.2 --wait -o json > rollout.json`,
 		Args: argRange(2, 2),
@@ -60,6 +66,7 @@ type deployFlags struct {
 	env    string
 	vars   []string
 	commit string
+	image  string
 	hotfix bool
 	reason string
 }
@@ -69,6 +76,7 @@ func (df *deployFlags) register(cmd *cobra.Command) {
 	f.StringVar(&df.env, "env", "", envUsage)
 	f.StringArrayVar(&df.vars, "var", nil, "release variable `KEY=VALUE` (repeatable); overrides the app's vars")
 	f.StringVar(&df.commit, "commit", "", "source commit SHA of the release")
+	f.StringVar(&df.image, "image", "", "container `IMAGE` of the release on Kubernetes, e.g. registry.example/shop:v2 (replaces kubernetes.image; recorded with the release)")
 	f.BoolVar(&df.hotfix, "hotfix", false, "emergency deploy: skip the gates the config's hotfix rules allow, with shorter bakes (needs --reason)")
 	f.StringVar(&df.reason, "reason", "", "why; required with --hotfix and recorded in the audit log")
 }
@@ -87,6 +95,7 @@ func (df *deployFlags) request(app, version string) (rollout.DeployRequest, erro
 		Env:     df.env,
 		Version: version,
 		Commit:  df.commit,
+		Image:   df.image,
 		Vars:    vm,
 		Hotfix:  df.hotfix,
 		Reason:  df.reason,

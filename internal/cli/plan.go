@@ -82,6 +82,9 @@ func (a *app) printPlan(pv rollout.PlanView) error {
 		a.printf("migrations: applies %s before any traffic; a rollback runs their downs, newest first\n", strings.Join(vs, ", "))
 	}
 
+	if pv.Image != "" {
+		a.printf("image: %s\n", pv.Image)
+	}
 	if len(pv.Vars) > 0 {
 		a.printf("variables: %s (values not shown)\n", strings.Join(pv.Vars, ", "))
 	}

@@ -30,6 +30,7 @@ func (a *app) releaseCreateCommand() *cobra.Command {
 		commitTime string
 		checks     []string
 		vars       []string
+		image      string
 		change     changeFlags
 		tf         testFlags
 	)
@@ -87,6 +88,7 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 				CommitTime: ct,
 				Checks:     cm,
 				Vars:       vm,
+				Image:      image,
 			})
 			if err != nil {
 				return err
@@ -111,6 +113,7 @@ Exits 0 once recorded, 2 for invalid input, 1 on any other error.`,
 	f.StringVar(&commitTime, "commit-time", "", "when the commit was made, RFC 3339; used for lead time")
 	f.StringArrayVar(&checks, "check", nil, "CI check result `NAME=STATE` (repeatable); STATE is passed, failed or pending")
 	f.StringArrayVar(&vars, "var", nil, "release variable `KEY=VALUE` (repeatable); overrides the app's vars")
+	f.StringVar(&image, "image", "", "container `IMAGE` of the release on Kubernetes (a deploy of it gives the same --image)")
 	change.register(f)
 	tf.register(cmd)
 	return cmd
@@ -172,6 +175,9 @@ func (a *app) printRelease(rel rollout.Release) error {
 		checks[i] = n + " " + string(rel.Checks[n])
 	}
 	t.row("checks", strings.Join(checks, ", "))
+	if rel.Image != "" {
+		t.row("image", rel.Image)
+	}
 	// Values are secrets: the server sends them to admin tokens only, and
 	// "[redacted]" to the others.
 	vars := make([]string, 0, len(rel.Vars))

@@ -86,8 +86,14 @@ func (a *app) printStatus(st rollout.AppStatus) error {
 		return err
 	}
 	for _, e := range st.Envs {
+		if e.Image != "" && e.State != nil && (e.Active == nil || e.Active.Version != e.State.Stable) {
+			a.printf("%s: %s runs the image %s\n", e.Env, e.State.Stable, e.Image)
+		}
 		if e.Active == nil {
 			continue
+		}
+		if e.Active.Image != "" {
+			a.printf("%s: %s runs the image %s\n", e.Env, e.Active.Version, e.Active.Image)
 		}
 		if e.Active.Analysis != nil {
 			a.printf("%s: %s\n", e.Env, analysisText(e.Active.Analysis))

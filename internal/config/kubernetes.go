@@ -29,12 +29,14 @@ type Kubernetes struct {
 	// <name>-<version>. Default: deployment, else the app's name.
 	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 	// Container names the container of the pod template that gets the
-	// release's image and variables. Default: the first.
+	// release's image and variables. Required when the pod template has
+	// more than one container; default: its only one.
 	Container string `yaml:"container,omitempty" json:"container,omitempty"`
 	// Image is the container image of a release, with ${VERSION} and
 	// release variables substituted, like registry.example/shop:${VERSION}.
-	// Required.
-	Image string `yaml:"image" json:"image"`
+	// A release deployed with --image runs that image instead. Without
+	// image, every deploy must give --image.
+	Image string `yaml:"image,omitempty" json:"image,omitempty"`
 	// ServicePort is the port the app serves HTTP on in its pods; each
 	// release's Service exposes it under the same number. Required.
 	ServicePort int `yaml:"service_port" json:"service_port"`
@@ -58,7 +60,19 @@ type KubernetesRoute struct {
 	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
 	// PathPrefix is the path Shipgate's rules match. Default "/".
 	PathPrefix string `yaml:"path_prefix,omitempty" json:"path_prefix,omitempty"`
+	// PreviewHeader is the header that sends a request to the release
+	// being rolled out, before it gets any users' traffic (blue-green's
+	// green before the switch): a request with this header set to "true"
+	// matches Shipgate's preview rule. Default X-Shipgate-Preview.
+	PreviewHeader string `yaml:"preview_header,omitempty" json:"preview_header,omitempty"`
 }
+
+// DefaultPreviewHeader is the header of a Kubernetes environment's
+// preview rule when route.preview_header is not set.
+const DefaultPreviewHeader = "X-Shipgate-Preview"
+
+// httpHeaderName is an HTTP header name as the Gateway API accepts it.
+var httpHeaderName = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`)
 
 // dnsLabel is a Kubernetes namespace or Service name (RFC 1123 label).
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -89,9 +103,6 @@ func (d *decoder) validateKubernetes(path string, k *Kubernetes) {
 		d.problemf(path+".deployment", "is longer than 40 characters: set name to a shorter prefix for the objects Shipgate creates")
 	}
 	name("container", k.Container, dnsLabel, 63, "container name")
-	if k.Image == "" {
-		d.problemf(path+".image", "required: the container image of a release, like registry.example/shop:${VERSION}")
-	}
 	d.checkReferences(path+".image", k.Image)
 	if k.ServicePort < 1 || k.ServicePort > 65535 {
 		d.problemf(path+".service_port", "required: the port the app serves HTTP on in its pods, 1 to 65535, got %d", k.ServicePort)
@@ -107,5 +118,8 @@ func (d *decoder) validateKubernetes(path string, k *Kubernetes) {
 	name("route.namespace", k.Route.Namespace, dnsLabel, 63, "namespace name")
 	if p := k.Route.PathPrefix; p != "" && (p[0] != '/' || len(p) > 1024) {
 		d.problemf(path+".route.path_prefix", "must start with /, got %q", p)
+	}
+	if h := k.Route.PreviewHeader; h != "" && (len(h) > 256 || !httpHeaderName.MatchString(h)) {
+		d.problemf(path+".route.preview_header", "must be an HTTP header name (letters, digits, '-', at most 256 characters), like X-Shipgate-Preview, got %q", h)
 	}
 }

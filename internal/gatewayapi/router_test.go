@@ -246,3 +246,43 @@ func TestRouter_VerifyRoutes(t *testing.T) {
 		t.Errorf("route holds 25%%, verify 50%%: %v, want a lasting error", err)
 	}
 }
+
+// TestRouter_PreviewHeader: the preview rule matches exactly the
+// configured header (route.preview_header) with the value "true" on the
+// path prefix, sends to the preview release's Service only, comes before
+// the main rule, and goes when the routes have no preview.
+func TestRouter_PreviewHeader(t *testing.T) {
+	ctx := t.Context()
+	c := gwfake.NewSimpleClientset(userRoute("shop"))
+	rt, err := New(c, Config{Namespace: "shop", Route: "shop", Gateway: "public", Base: "shop", ServicePort: 8080, App: "shop", Env: "production",
+		PathPrefix: "/api", PreviewHeader: "X-Try-Green"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.SetRoutes(ctx, rollout.Routes{Stable: rollout.Backend{Version: "v1"}, Canary: rollout.Backend{Version: "v2"}, Preview: rollout.Backend{Version: "v2"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := getRoute(t, c, "shop")
+	first := r.Spec.Rules[0]
+	if first.Name == nil || string(*first.Name) != "shipgate-production-preview" {
+		t.Fatalf("first rule %s, want the preview rule", describe(r.Spec.Rules))
+	}
+	m := first.Matches
+	if len(m) != 1 || len(m[0].Headers) != 1 || m[0].Headers[0].Name != "X-Try-Green" || m[0].Headers[0].Value != "true" || m[0].Headers[0].Type != nil ||
+		m[0].Path == nil || *m[0].Path.Value != "/api" {
+		t.Errorf("preview matches %+v, want exactly X-Try-Green: true on /api", m)
+	}
+	if b := first.BackendRefs; len(b) != 1 || b[0].Name != "shop-v2" || *b[0].Port != 8080 {
+		t.Errorf("preview backends %+v, want shop-v2:8080 only", b)
+	}
+	if got := weights(rt, r); got != "shop-v1=100 shop-v2=0" {
+		t.Errorf("users' weights %q with a preview, want shop-v1=100 shop-v2=0", got)
+	}
+	if err := rt.SetRoutes(ctx, rollout.Routes{Stable: rollout.Backend{Version: "v2"}}); err != nil {
+		t.Fatal(err)
+	}
+	r = getRoute(t, c, "shop")
+	if own := rt.ownRules(r); len(own) != 1 || string(*own[0].Name) != "shipgate-production-main" {
+		t.Errorf("Shipgate's rules after the switch: %s, want the main rule only", describe(own))
+	}
+}

@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -648,4 +649,60 @@ func hostIP(t *testing.T) string {
 	}
 	t.Skip("no non-loopback IPv4 address to serve the simulated pod on")
 	return ""
+}
+
+// TestRuntime_Container: with a pod template of two containers (the app
+// and a sidecar), the runtime never guesses which one runs the release's
+// image: without kubernetes.container Ensure fails naming the field and
+// creates nothing; with it, exactly that container gets the image and the
+// variables, and the sidecar is left as the template has it.
+func TestRuntime_Container(t *testing.T) {
+	c := kubetest.Shared(t)
+	ns := c.Namespace(t)
+	ctx := ctxT(t, 2*time.Minute)
+	tmpl := &corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "shop"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "proxy", Image: "registry.example/envoy:1.31", Env: []corev1.EnvVar{{Name: "ROLE", Value: "sidecar"}}},
+			{Name: "app", Image: "registry.example/shop:v0", Ports: []corev1.ContainerPort{{ContainerPort: port}}},
+		}},
+	}
+	ambiguous, err := kube.New(c.Clientset, kube.Config{Namespace: ns, Template: tmpl, Base: "shop", ServicePort: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ambiguous.Ensure(ctx, spec("v1", "registry.example/shop:v1", 1))
+	if err == nil || !strings.Contains(err.Error(), "kubernetes.container") || !strings.Contains(err.Error(), "proxy, app") {
+		t.Fatalf("Ensure with two containers and no kubernetes.container: %v, want an error naming the field and the containers", err)
+	}
+	e := &env{t: t, ns: ns, cs: c.Clientset}
+	e.gone(ctx, "shop-v1")
+
+	named, err := kube.New(c.Clientset, kube.Config{Namespace: ns, Template: tmpl, Base: "shop", ServicePort: port, Container: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := named.Ensure(ctx, spec("v1", "registry.example/shop:v1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	d := e.deployment(ctx, "shop-v1")
+	if d == nil {
+		t.Fatal("no Deployment shop-v1")
+	}
+	got := map[string]corev1.Container{}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		got[c.Name] = c
+	}
+	if img := got["app"].Image; img != "registry.example/shop:v1" {
+		t.Errorf("app's image = %s, want the release's registry.example/shop:v1", img)
+	}
+	if env := envOf(got["app"]); env["FEATURE"] != "new" || env["PORT"] != fmt.Sprint(port) {
+		t.Errorf("app's env = %v, want the release's variables and PORT", env)
+	}
+	if p := got["proxy"]; p.Image != "registry.example/envoy:1.31" || !equality.Semantic.DeepEqual(p.Env, tmpl.Spec.Containers[0].Env) {
+		t.Errorf("the sidecar was changed: %+v", p)
+	}
+	if _, err := named.Ensure(ctx, rollout.InstanceSpec{App: "shop", Env: "production", Version: "v1", Count: 0}); err != nil {
+		t.Fatal(err)
+	}
 }

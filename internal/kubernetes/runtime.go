@@ -62,7 +62,8 @@ type Config struct {
 	// release's Service exposes it under the same number.
 	ServicePort int
 	// Container names the container that gets the release's image and
-	// variables; empty means the first.
+	// variables; empty means the template's only container (a template
+	// with several needs it).
 	Container string
 	// OnChange, when set, is told every change the runtime makes to the
 	// cluster, in words, for the audit log.
@@ -283,18 +284,42 @@ func (r *Runtime) baseTemplate(ctx context.Context) (*corev1.PodTemplateSpec, er
 }
 
 func (r *Runtime) container(ps *corev1.PodSpec) (*corev1.Container, error) {
+	return pickContainer(ps, r.cfg.Container)
+}
+
+// CheckContainer returns an error when the release's image could not be
+// set on a container of t: none named name, or, with name empty, more than
+// one to choose from. The server checks an inline template with it when it
+// builds the environment, before any deploy.
+func CheckContainer(t *corev1.PodTemplateSpec, name string) error {
+	_, err := pickContainer(&t.Spec, name)
+	return err
+}
+
+// pickContainer is the container that gets the release's image and
+// variables: the one named, or the only one.
+func pickContainer(ps *corev1.PodSpec, name string) (*corev1.Container, error) {
 	if len(ps.Containers) == 0 {
 		return nil, errors.New("kubernetes: the base pod template has no container")
 	}
-	if r.cfg.Container == "" {
+	names := make([]string, len(ps.Containers))
+	for i, c := range ps.Containers {
+		names[i] = c.Name
+	}
+	if name == "" {
+		if len(ps.Containers) > 1 {
+			// A sidecar given the release's image would run the app twice
+			// and the app not at all: never guess.
+			return nil, fmt.Errorf("kubernetes: the base pod template has %d containers (%s): set kubernetes.container to the one that runs the release's image", len(ps.Containers), strings.Join(names, ", "))
+		}
 		return &ps.Containers[0], nil
 	}
 	for i := range ps.Containers {
-		if ps.Containers[i].Name == r.cfg.Container {
+		if ps.Containers[i].Name == name {
 			return &ps.Containers[i], nil
 		}
 	}
-	return nil, fmt.Errorf("kubernetes: the base pod template has no container %q", r.cfg.Container)
+	return nil, fmt.Errorf("kubernetes: the base pod template has no container %q (kubernetes.container); it has %s", name, strings.Join(names, ", "))
 }
 
 func imageOf(d *appsv1.Deployment, container string) string {

@@ -94,8 +94,12 @@ func Translate(cfg *config.Config, st *config.Stage) *rollout.Spec {
 		},
 		Vars: cloneMap(st.Vars),
 	}
-	if env.Kubernetes != nil {
-		sp.Run.Image = env.Kubernetes.Image
+	if k := env.Kubernetes; k != nil {
+		sp.Run.Image, sp.Run.Containers = k.Image, true
+		sp.PreviewHeader = k.Route.PreviewHeader
+		if sp.PreviewHeader == "" {
+			sp.PreviewHeader = config.DefaultPreviewHeader
+		}
 	}
 	if sp.Vars == nil {
 		sp.Vars = map[string]string{}

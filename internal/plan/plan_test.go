@@ -85,3 +85,56 @@ func TestSpecs_Spec(t *testing.T) {
 		t.Fatal("an unknown environment has a spec")
 	}
 }
+
+// TestSpecs_Kubernetes: an environment on Kubernetes runs container
+// images (its template, possibly none: each deploy gives --image) and
+// previews by header (route.preview_header, X-Shipgate-Preview by
+// default); an environment of local processes does neither.
+func TestSpecs_Kubernetes(t *testing.T) {
+	const yaml = `
+app: shop
+run:
+  command: [./shop]
+environments:
+  staging:
+    listen: 127.0.0.1:18080
+  production:
+    kubernetes:
+      namespace: shop
+      deployment: shop
+      service_port: 8080
+      route: {name: shop, gateway: public}
+    metrics:
+      prometheus: {url: "http://prometheus:9090"}
+  qa:
+    kubernetes:
+      namespace: shop-qa
+      deployment: shop
+      image: registry.example/shop:${VERSION}
+      service_port: 8080
+      route: {name: shop, gateway: public, preview_header: X-Try-Green}
+    metrics:
+      prometheus: {url: "http://prometheus:9090"}
+`
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "shipgate.yaml"), []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := plan.New(cfg)
+	for _, tt := range []struct {
+		env, image, header string
+		containers         bool
+	}{
+		{"staging", "", "", false},
+		{"production", "", "X-Shipgate-Preview", true},
+		{"qa", "registry.example/shop:${VERSION}", "X-Try-Green", true},
+	} {
+		st, err := specs.Spec(tt.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Run.Image != tt.image || st.Run.Containers != tt.containers || st.PreviewHeader != tt.header {
+			t.Errorf("%s: image %q, containers %v, preview header %q; want %q, %v, %q", tt.env, st.Run.Image, st.Run.Containers, st.PreviewHeader, tt.image, tt.containers, tt.header)
+		}
+	}
+}

@@ -291,6 +291,10 @@ CREATE TABLE flag_guards (
 	updated_at TEXT NOT NULL
 );
 `,
+	// 8: a release's own container image (deploy --image); '' for none.
+	`
+ALTER TABLE releases ADD COLUMN image TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the schema up to date, all pending steps in one

@@ -26,7 +26,8 @@ type querier interface {
 // PutRelease records a release. Recording the same release again (same
 // commit and vars) keeps the first CreatedAt and merges the check results
 // given into the recorded ones; a release with the same app and version but
-// another commit or other vars is an error wrapping rollout.ErrConflict.
+// another commit, other vars or another image is an error wrapping
+// rollout.ErrConflict.
 func (s *Store) PutRelease(ctx context.Context, r rollout.Release) error {
 	vars, err := marshalVars(r.Vars)
 	if err != nil {
@@ -45,9 +46,9 @@ func (s *Store) putRelease(ctx context.Context, tx pgx.Tx, r rollout.Release, va
 		return err
 	}
 	tag, err := tx.Exec(ctx, `
-INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks) VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks, image) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (app, version) DO NOTHING`,
-		r.App, r.Version, r.Commit, vars, formatTime(s.orNow(r.CreatedAt)), formatOptionalTime(r.CommitTime), checks)
+		r.App, r.Version, r.Commit, vars, formatTime(s.orNow(r.CreatedAt)), formatOptionalTime(r.CommitTime), checks, r.Image)
 	if err != nil {
 		return err
 	}
@@ -66,6 +67,9 @@ ON CONFLICT (app, version) DO NOTHING`,
 	case !maps.Equal(old.Vars, r.Vars):
 		return fmt.Errorf("%w: version exists with other vars; give the new build a new version",
 			rollout.ErrConflict)
+	case old.Image != r.Image:
+		return fmt.Errorf("%w: version exists with the image %q, not %q; give the new build a new version",
+			rollout.ErrConflict, old.Image, r.Image)
 	}
 	if len(r.Checks) == 0 && (r.CommitTime.IsZero() || !old.CommitTime.IsZero()) {
 		return nil
@@ -119,7 +123,7 @@ func (s *Store) GetRelease(ctx context.Context, app, version string) (rollout.Re
 	return r, nil
 }
 
-const releaseColumns = `app, version, commit_sha, vars, created_at, commit_time, checks`
+const releaseColumns = `app, version, commit_sha, vars, created_at, commit_time, checks, image`
 
 func getRelease(ctx context.Context, q querier, app, version, lock string) (rollout.Release, error) {
 	r, err := scanRelease(q.QueryRow(ctx, `SELECT `+releaseColumns+` FROM releases WHERE app = $1 AND version = $2`+lock, app, version))
@@ -134,7 +138,7 @@ func scanRelease(row pgx.Row) (rollout.Release, error) {
 		r                                 rollout.Release
 		vars, created, commitTime, checks string
 	)
-	if err := row.Scan(&r.App, &r.Version, &r.Commit, &vars, &created, &commitTime, &checks); err != nil {
+	if err := row.Scan(&r.App, &r.Version, &r.Commit, &vars, &created, &commitTime, &checks, &r.Image); err != nil {
 		return rollout.Release{}, err
 	}
 	if err := json.Unmarshal([]byte(vars), &r.Vars); err != nil {

@@ -134,8 +134,8 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				r.App, r.Version, r.Commit, vars, formatTime(r.CreatedAt), formatOptionalTime(r.CommitTime), checks); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				r.App, r.Version, r.Commit, vars, formatTime(r.CreatedAt), formatOptionalTime(r.CommitTime), checks, r.Image); err != nil {
 				return fmt.Errorf("import release %s %s: %w", r.App, r.Version, err)
 			}
 		}

@@ -29,6 +29,9 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if !versionRE.MatchString(req.Version) {
 		return Rollout{}, &FieldError{Field: "version", Message: fmt.Sprintf("%q is not a version: use letters, digits, '.', '_', '+', '-'", req.Version)}
 	}
+	if err := checkImage(req.Image); err != nil {
+		return Rollout{}, err
+	}
 	rel, isNew, err := e.release(ctx, req)
 	if err != nil {
 		return Rollout{}, err
@@ -94,13 +97,16 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		}
 	}
 	r.Steps, r.Spec = Plan(st, opts), freeze(st)
-	r.Vars = sortedKeys(rel.Vars)
+	r.Vars, r.Image = sortedKeys(rel.Vars), rel.Image
 	if a := st.Gates.Approval; a != nil && opts.approval {
 		r.ApprovalRule = &ApprovalRule{Required: max(a.Required, 1), PreventSelfApproval: a.PreventSelfApproval, Roles: a.Roles}
 	}
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("deploy %s (from %s)", req.Version, orNone(state.Stable)))
 	if req.Hotfix {
 		ev.Reason += " as a hotfix: " + req.Reason
+	}
+	if rel.Image != "" {
+		ev.Data["image"] = rel.Image
 	}
 	events = append([]audit.Event{ev}, events...)
 	c := Change{Rollout: &r, Audit: events}
@@ -172,13 +178,25 @@ func describe(r Rollout) string {
 func (e *Engine) release(ctx context.Context, req DeployRequest) (rel Release, isNew bool, err error) {
 	old, err := e.store.GetRelease(ctx, req.App, req.Version)
 	if errors.Is(err, ErrNotFound) {
-		return Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars, CreatedAt: e.clock.Now()}, true, nil
+		return Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars, Image: req.Image, CreatedAt: e.clock.Now()}, true, nil
 	}
 	if err != nil {
 		return Release{}, false, err
 	}
 	if req.Commit != "" && req.Commit != old.Commit {
 		return Release{}, false, fmt.Errorf("release %s was recorded with commit %q, not %q; give the new build a new version: %w", req.Version, old.Commit, req.Commit, ErrConflict)
+	}
+	if old.Image != req.Image {
+		// As with variables: a deploy runs exactly the image it names, and
+		// another image is another build, so another version.
+		switch {
+		case req.Image == "":
+			return Release{}, false, &FieldError{Field: "image", Message: fmt.Sprintf("release %s was recorded with the image %s, and this deploy gives none: give the same --image again", req.Version, old.Image)}
+		case old.Image == "":
+			return Release{}, false, &FieldError{Field: "image", Message: fmt.Sprintf("release %s was recorded without an image, and this deploy gives %s: record the new image as a new version", req.Version, req.Image)}
+		default:
+			return Release{}, false, &FieldError{Field: "image", Message: fmt.Sprintf("release %s was recorded with the image %s, not %s: a deploy runs exactly the image it names; record the new image as a new version", req.Version, old.Image, req.Image)}
+		}
 	}
 	if !maps.Equal(old.Vars, req.Vars) {
 		var missing, differ, extra []string
@@ -274,6 +292,9 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 		Phase: PhaseRunning, Steps: rollbackPlan(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(),
 		Old: state.Instances, Actor: req.Actor, Reason: req.Reason, CreatedAt: now, UpdatedAt: now,
 	}
+	if rel, err := e.store.GetRelease(ctx, req.App, target); err == nil {
+		r.Image = rel.Image
+	}
 	ev := e.event(&r, req.Actor, audit.ActionRollbackManual, req.Reason)
 	ev.Data["to"], ev.Data["from"] = target, state.Stable
 	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
@@ -307,7 +328,7 @@ func (e *Engine) Retry(ctx context.Context, req RetryRequest) (Rollout, error) {
 	if err != nil {
 		return Rollout{}, err
 	}
-	return e.Deploy(ctx, DeployRequest{App: req.App, Env: env, Version: last.Version, Vars: rel.Vars, Reason: "retry of rollout " + strconv.FormatInt(last.ID, 10), Actor: req.Actor})
+	return e.Deploy(ctx, DeployRequest{App: req.App, Env: env, Version: last.Version, Vars: rel.Vars, Image: rel.Image, Reason: "retry of rollout " + strconv.FormatInt(last.ID, 10), Actor: req.Actor})
 }
 
 // Status returns what is live in each environment of app.
@@ -329,6 +350,9 @@ func (e *Engine) Status(ctx context.Context, app string) (AppStatus, error) {
 		switch {
 		case err == nil:
 			es.State = &state
+			if rel, err := e.store.GetRelease(ctx, app, state.Stable); err == nil {
+				es.Image = rel.Image
+			}
 		case !errors.Is(err, ErrNotFound):
 			return AppStatus{}, err
 		}

@@ -32,8 +32,11 @@ func (e *Engine) CreateRelease(ctx context.Context, req ReleaseRequest) (Release
 			return Release{}, &FieldError{Field: "checks." + name, Message: fmt.Sprintf("%q is not a check state: use passed, failed or pending", state)}
 		}
 	}
+	if err := checkImage(req.Image); err != nil {
+		return Release{}, err
+	}
 	rel := Release{App: req.App, Version: req.Version, Commit: req.Commit, CommitTime: req.CommitTime.UTC(),
-		Checks: req.Checks, Vars: req.Vars, CreatedAt: e.clock.Now()}
+		Checks: req.Checks, Vars: req.Vars, Image: req.Image, CreatedAt: e.clock.Now()}
 	if req.CommitTime.IsZero() {
 		rel.CommitTime = time.Time{}
 	}
@@ -46,6 +49,9 @@ func (e *Engine) CreateRelease(ctx context.Context, req ReleaseRequest) (Release
 	}
 	ev := audit.Event{Time: e.clock.Now(), Actor: orEngine(req.Actor), Action: audit.ActionRelease,
 		Subject: req.App + "/" + req.Version, Outcome: "ok", Data: map[string]string{"commit": got.Commit, "digest": e.releaseDigest(got)}}
+	if got.Image != "" {
+		ev.Data["image"] = got.Image
+	}
 	for name, state := range req.Checks {
 		ev.Data["check."+name] = string(state)
 	}
@@ -157,6 +163,9 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if !versionRE.MatchString(req.Version) {
 		return PlanView{}, &FieldError{Field: "version", Message: fmt.Sprintf("%q is not a version", req.Version)}
 	}
+	if err := checkImage(req.Image); err != nil {
+		return PlanView{}, err
+	}
 	st, err := e.specs.Spec(env)
 	if err != nil {
 		return PlanView{}, err
@@ -170,7 +179,18 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil && !first {
 		return PlanView{}, err
 	}
-	view := PlanView{App: req.App, Env: env, Version: req.Version, From: state.Stable, Strategy: strategyOf(st), Hotfix: req.Hotfix, Vars: sortedKeys(rel.Vars)}
+	if rel.Image != "" {
+		// Refused as the deploy would refuse it (a local-process
+		// environment runs no image).
+		if _, err := releaseImage(st, rel, nil); err != nil {
+			return PlanView{}, err
+		}
+	}
+	view := PlanView{App: req.App, Env: env, Version: req.Version, From: state.Stable, Strategy: strategyOf(st), Hotfix: req.Hotfix, Vars: sortedKeys(rel.Vars), Image: rel.Image}
+	if view.Image == "" {
+		// The template as configured: its variables' values are not shown.
+		view.Image = st.Run.Image
+	}
 	gates, err := e.gateStatuses(ctx, st, rel)
 	if err != nil {
 		return PlanView{}, err

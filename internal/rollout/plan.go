@@ -233,9 +233,9 @@ func instanceSpec(st *Spec, rel Release) (InstanceSpec, error) {
 		}
 		environ[k] = v
 	}
-	image, err := Expand(st.Run.Image, vars)
+	image, err := releaseImage(st, rel, vars)
 	if err != nil {
-		return InstanceSpec{}, &FieldError{Field: "image", Message: err.Error()}
+		return InstanceSpec{}, err
 	}
 	h := st.Run.Health
 	return InstanceSpec{
@@ -245,6 +245,40 @@ func instanceSpec(st *Spec, rel Release) (InstanceSpec, error) {
 		FailureThreshold: h.FailureThreshold,
 		StartTimeout:     st.Run.StartTimeout, StopGrace: st.Run.StopGrace,
 	}, nil
+}
+
+// releaseImage is the image rel runs in st's environment: its own
+// (deploy --image), else the environment's template with the variables
+// substituted. A release with an image of its own cannot run as a local
+// process, and an environment that runs images needs one from somewhere.
+func releaseImage(st *Spec, rel Release, vars map[string]string) (string, error) {
+	if rel.Image != "" {
+		if !st.Run.Containers {
+			return "", &FieldError{Field: "image", Message: fmt.Sprintf("release %s has the image %s, and environment %s runs local processes (run.command), not images: deploy it there without --image (a release with an image is another version), or to an environment on Kubernetes",
+				rel.Version, rel.Image, st.Name)}
+		}
+		return rel.Image, nil
+	}
+	image, err := Expand(st.Run.Image, vars)
+	if err != nil {
+		return "", &FieldError{Field: "image", Message: err.Error()}
+	}
+	if st.Run.Containers && image == "" {
+		return "", &FieldError{Field: "image", Message: fmt.Sprintf("release %s has no image: give it with deploy --image, or set environments.%s.kubernetes.image (a template such as registry.example/%s:${VERSION})",
+			rel.Version, st.Name, st.App)}
+	}
+	return image, nil
+}
+
+// checkImage checks an image reference as a deploy or a release gives it.
+func checkImage(image string) error {
+	if image == "" {
+		return nil
+	}
+	if len(image) > 1024 || strings.ContainsFunc(image, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return &FieldError{Field: "image", Message: fmt.Sprintf("%q is not an image reference: no spaces or control characters, at most 1024 characters, like registry.example/shop:v2 or registry.example/shop@sha256:...", image)}
+	}
+	return nil
 }
 
 // releaseVars are the variables substituted for a release in a stage: the

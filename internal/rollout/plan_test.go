@@ -1,6 +1,9 @@
 package rollout
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -159,5 +162,70 @@ func TestJudgeOptions(t *testing.T) {
 	g := Gates(a)[0]
 	if !g.HasMaxIncrease || g.MaxIncrease != 0.005 || g.ConsecutiveFailures != 2 || g.HasMax {
 		t.Fatalf("gate = %+v, want an increase of 0.005 over stable, two consecutive failures", g)
+	}
+}
+
+// TestInstanceSpec_Image: a release's own image (deploy --image) replaces
+// the environment's template on Kubernetes; without one the template is
+// expanded; an environment that runs images refuses a release with none,
+// and a local-process environment refuses a release with one, naming the
+// environment.
+func TestInstanceSpec_Image(t *testing.T) {
+	kube := &Spec{App: "shop", Name: "production", Run: RunSpec{Image: "registry.example/shop:${VERSION}", Containers: true}}
+	bare := &Spec{App: "shop", Name: "production", Run: RunSpec{Containers: true}}
+	local := &Spec{App: "shop", Name: "staging", Run: RunSpec{Command: []string{"./shop"}}}
+	tests := []struct {
+		name      string
+		st        *Spec
+		rel       Release
+		want      string
+		wantField string
+		wantIn    string
+	}{
+		{"template", kube, Release{App: "shop", Version: "v2"}, "registry.example/shop:v2", "", ""},
+		{"own image over the template", kube, Release{App: "shop", Version: "v2", Image: "other.example/shop@sha256:abc"}, "other.example/shop@sha256:abc", "", ""},
+		{"own image, no template", bare, Release{App: "shop", Version: "v2", Image: "registry.example/shop:v2"}, "registry.example/shop:v2", "", ""},
+		{"no image at all", bare, Release{App: "shop", Version: "v2"}, "", "image", "deploy --image, or set environments.production.kubernetes.image"},
+		{"local process", local, Release{App: "shop", Version: "v2"}, "", "", ""},
+		{"image on a local process", local, Release{App: "shop", Version: "v2", Image: "registry.example/shop:v2"}, "", "image", "environment staging runs local processes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, err := instanceSpec(tt.st, tt.rel)
+			if tt.wantField != "" {
+				var fe *FieldError
+				if !errors.As(err, &fe) || fe.Field != tt.wantField || !strings.Contains(fe.Message, tt.wantIn) {
+					t.Fatalf("err = %v, want a FieldError on %s saying %q", err, tt.wantField, tt.wantIn)
+				}
+				return
+			}
+			if err != nil || spec.Image != tt.want {
+				t.Fatalf("image = %q, %v; want %q", spec.Image, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestReleaseDigest_Image: the image is part of a release's identity as
+// approved and audited, and a release without one keeps the digest it had
+// before images existed.
+func TestReleaseDigest_Image(t *testing.T) {
+	e := &Engine{digestKey: []byte("0123456789abcdef0123456789abcdef")}
+	rel := Release{App: "shop", Version: "v2", Commit: "abc", Vars: map[string]string{"A": "1"}}
+	plain := e.releaseDigest(rel)
+	withImage := rel
+	withImage.Image = "registry.example/shop:v2"
+	other := rel
+	other.Image = "registry.example/shop:v3"
+	if a, b, c := plain, e.releaseDigest(withImage), e.releaseDigest(other); a == b || b == c || a == c {
+		t.Fatalf("digests without image, with one and with another: %s %s %s; want three different", a, b, c)
+	}
+	// The digest of a release without an image, as computed before images
+	// (version, commit, checks, vars): unchanged.
+	h := hmac.New(sha256.New, e.digestKey)
+	fmt.Fprintf(h, "%s\x00%s\x00", rel.Version, rel.Commit)
+	fmt.Fprintf(h, "var %s=%s\x00", "A", "1")
+	if want := hex.EncodeToString(h.Sum(nil))[:32]; plain != want {
+		t.Errorf("digest of a release without an image = %s, want the old %s", plain, want)
 	}
 }

@@ -507,7 +507,7 @@ func (e *Engine) routes(st *Spec, r *Rollout, weight int) Routes {
 	if len(r.New) == 0 {
 		rt.Canary = Backend{}
 	}
-	if st.PreviewListen != "" && len(r.New) > 0 {
+	if len(r.New) > 0 && (st.PreviewListen != "" || headerPreview(st, r)) {
 		rt.Preview = Backend{Version: r.Version, Addrs: addrs(r.New)}
 	}
 	if c := st.Strategy.Canary; c != nil && c.Internal != nil && r.reached(StepInternal) {
@@ -515,6 +515,17 @@ func (e *Engine) routes(st *Spec, r *Rollout, weight int) Routes {
 		rt.Match = &m
 	}
 	return rt
+}
+
+// headerPreview reports whether r's release is shown by the preview
+// header of a router that has no preview address (Spec.PreviewHeader): a
+// deploy beside a stable release, before the switch. After the switch, or
+// once traffic went back to the stable release, the routes have no
+// preview, so the router drops the rule. A first deploy has none: there
+// is no release to compare it with, and a rollback of it before the
+// switch sets no routes that would take the rule away.
+func headerPreview(st *Spec, r *Rollout) bool {
+	return st.PreviewHeader != "" && r.Kind == KindDeploy && r.FromVersion != "" && len(r.Old) > 0 && r.PromotedAt.IsZero()
 }
 
 // stableRoutes sends everything to one version.

@@ -13,6 +13,10 @@ type DeployRequest struct {
 	Commit string `json:"commit,omitempty"`
 	// Vars are release variables (override the app's vars).
 	Vars map[string]string `json:"vars,omitempty"`
+	// Image is the container image of the release, recorded with it, for
+	// an environment on Kubernetes; it replaces the environment's
+	// kubernetes.image. A local-process environment refuses it.
+	Image string `json:"image,omitempty"`
 	// Hotfix applies the config's emergency rules: the gates they allow
 	// are skipped (each skip audited) and bakes are shorter. Needs Reason.
 	Hotfix bool `json:"hotfix,omitempty"`
@@ -61,7 +65,10 @@ type EnvStatus struct {
 	Env    string    `json:"env"`
 	Listen string    `json:"listen"`
 	State  *EnvState `json:"state,omitempty"`
-	Active *Rollout  `json:"active,omitempty"`
+	// Image is the stable release's own image (deploy --image), when it
+	// has one.
+	Image  string   `json:"image,omitempty"`
+	Active *Rollout `json:"active,omitempty"`
 }
 
 // CheckState is the outcome of a CI check recorded with a release.
@@ -84,7 +91,9 @@ type ReleaseRequest struct {
 	CommitTime time.Time             `json:"commit_time,omitzero"`
 	Checks     map[string]CheckState `json:"checks,omitempty"`
 	Vars       map[string]string     `json:"vars,omitempty"`
-	Actor      string                `json:"-"`
+	// Image is the release's container image (see DeployRequest.Image).
+	Image string `json:"image,omitempty"`
+	Actor string `json:"-"`
 }
 
 // ApproveRequest approves the rollout waiting for approval in an
@@ -151,6 +160,10 @@ type PlanView struct {
 	// Vars are the names (never the values) of the release variables the
 	// deploy would run with.
 	Vars []string `json:"vars,omitempty"`
+	// Image is the release's own image (deploy --image), else the
+	// environment's image template as configured; empty for local
+	// processes.
+	Image string `json:"image,omitempty"`
 	// Allowed is true when every gate passes or is bypassed: the deploy
 	// would start.
 	Allowed bool `json:"allowed"`

@@ -45,6 +45,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/shipgate/shipgate/internal/analysis"
 	"github.com/shipgate/shipgate/internal/clock/clocktest"
@@ -129,6 +130,9 @@ type kind interface {
 	environment(cfg *config.Config) rollout.Environment
 	// served reads back what the router serves now.
 	served(ctx context.Context) (weights, error)
+	// preview reads back the release the router's preview sends to, ""
+	// when it has none.
+	preview(ctx context.Context) (string, error)
 	// send sends n user requests through the data plane.
 	send(n int)
 	// gone returns nil once nothing of version runs or is left in place.
@@ -254,6 +258,18 @@ func (c *checkedRouter) VerifyRoutes(ctx context.Context, rt rollout.Routes) err
 	if want := planned(rt); !maps.Equal(got, want) {
 		c.r.t.Errorf("routes read back after a verified change: %s, want the plan's %s", got, want)
 	}
+	p, err := c.r.k.preview(ctx)
+	if err != nil {
+		c.r.t.Errorf("read the preview back: %v", err)
+		return nil
+	}
+	if p != rt.Preview.Version {
+		c.r.t.Errorf("preview read back after a verified change: %q, want the plan's %q", p, rt.Preview.Version)
+	}
+	if p != "" {
+		c.r.record("route %s preview %s", got, p)
+		return nil
+	}
 	c.r.record("route %s", got)
 	return nil
 }
@@ -289,23 +305,29 @@ func (c *checkedRuntime) removing(ctx context.Context, version string) {
 }
 
 // strategyCase is one strategy, with the routes a healthy v2 goes through
-// over v1 (read back after each verified change) — the same on both
-// kinds.
+// over v1 (read back after each verified change) — the same users'
+// traffic on both kinds. kubeHealthy is what the HTTPRoute goes through:
+// the same, plus the preview rule (X-Shipgate-Preview: true to v2) from
+// the smoke checks until the switch; the local router here has no
+// preview address.
 type strategyCase struct {
-	name      string
-	yaml      string
-	instances int
-	healthy   []string
+	name        string
+	yaml        string
+	instances   int
+	healthy     []string
+	kubeHealthy []string
 }
 
 var strategyCases = []strategyCase{
 	{
 		name: "canary", yaml: "canary: {steps: [{weight: 25, bake: 30s}, {weight: 50, bake: 30s}], scale_down_delay: 5s}", instances: 1,
-		healthy: []string{"route v1=75,v2=25", "route v1=50,v2=50", "route v2=100", "remove v1"},
+		healthy:     []string{"route v1=75,v2=25", "route v1=50,v2=50", "route v2=100", "remove v1"},
+		kubeHealthy: []string{"route v1=100 preview v2", "route v1=75,v2=25 preview v2", "route v1=50,v2=50 preview v2", "route v2=100", "remove v1"},
 	},
 	{
 		name: "blue_green", yaml: "blue_green: {analysis: 30s, keep_blue: 5s}", instances: 1,
-		healthy: []string{"route v2=100", "remove v1"},
+		healthy:     []string{"route v2=100", "remove v1"},
+		kubeHealthy: []string{"route v1=100 preview v2", "route v2=100", "remove v1"},
 	},
 	{
 		// Two instances, one more at a time: the weight is the new
@@ -313,7 +335,8 @@ var strategyCases = []strategyCase{
 		// promotion and the scale-down step then set the same routes and
 		// remove v1 again, which finds it gone (both idempotent).
 		name: "rolling", yaml: "rolling: {max_surge: 1, bake: 30s}", instances: 2,
-		healthy: []string{"route v1=67,v2=33", "route v1=50,v2=50", "route v1=34,v2=66", "route v2=100", "remove v1", "route v2=100", "remove v1"},
+		healthy:     []string{"route v1=67,v2=33", "route v1=50,v2=50", "route v1=34,v2=66", "route v2=100", "remove v1", "route v2=100", "remove v1"},
+		kubeHealthy: []string{"route v1=67,v2=33 preview v2", "route v1=50,v2=50 preview v2", "route v1=34,v2=66 preview v2", "route v2=100", "remove v1", "route v2=100", "remove v1"},
 	},
 }
 
@@ -347,8 +370,12 @@ func TestEngine_StrategiesOnBothRuntimes(t *testing.T) {
 				if ro := r.deploy("v2", nil); ro.Phase != rollout.PhaseSucceeded {
 					t.Fatalf("v2: %s (%s); events: %s", ro.Phase, ro.Reason, strings.Join(r.log(), "; "))
 				}
-				if got := r.log(); !slices.Equal(got, sc.healthy) {
-					t.Errorf("v2's rollout:\n got %s\nwant %s", strings.Join(got, "; "), strings.Join(sc.healthy, "; "))
+				want := sc.healthy
+				if kd.name == "kubernetes" {
+					want = sc.kubeHealthy
+				}
+				if got := r.log(); !slices.Equal(got, want) {
+					t.Errorf("v2's rollout:\n got %s\nwant %s", strings.Join(got, "; "), strings.Join(want, "; "))
 				}
 				if got, err := k.served(ctx); err != nil || !maps.Equal(got, weights{"v2": 100}) {
 					t.Errorf("served after v2: %s, %v; want v2=100", got, err)
@@ -430,6 +457,10 @@ func (k *localKind) environment(*config.Config) rollout.Environment {
 
 func (k *localKind) served(context.Context) (weights, error) {
 	return planned(k.router.Routes()), nil
+}
+
+func (k *localKind) preview(context.Context) (string, error) {
+	return k.router.Routes().Preview.Version, nil
 }
 
 func (k *localKind) send(n int) {
@@ -540,6 +571,47 @@ func (k *kubeKind) served(ctx context.Context) (weights, error) {
 		}
 	}
 	return out, nil
+}
+
+// preview reads the HTTPRoute back: the backend of Shipgate's preview
+// rule, checked to match exactly the preview header (and the path).
+func (k *kubeKind) preview(ctx context.Context) (string, error) {
+	rule, err := k.previewRule(ctx)
+	if err != nil || rule == nil {
+		return "", err
+	}
+	m := rule.Matches
+	if len(m) != 1 || len(m[0].Headers) != 1 || string(m[0].Headers[0].Name) != gatewayapi.DefaultPreviewHeader || m[0].Headers[0].Value != "true" ||
+		(m[0].Headers[0].Type != nil && *m[0].Headers[0].Type != gwv1.HeaderMatchExact) || m[0].Path == nil || *m[0].Path.Value != "/" {
+		return "", fmt.Errorf("the preview rule matches %+v, want exactly the header %s: true on /", m, gatewayapi.DefaultPreviewHeader)
+	}
+	if len(rule.BackendRefs) != 1 {
+		return "", fmt.Errorf("the preview rule has %d backends, want 1", len(rule.BackendRefs))
+	}
+	svc := string(rule.BackendRefs[0].Name)
+	version, ok := strings.CutPrefix(svc, "shop-")
+	if !ok || kube.ObjectName("shop", version) != svc {
+		return "", fmt.Errorf("preview backend %s is no release's Service", svc)
+	}
+	return version, nil
+}
+
+// previewRule is Shipgate's preview rule of the route, nil when it has
+// none.
+func (k *kubeKind) previewRule(ctx context.Context) (*gwv1.HTTPRouteRule, error) {
+	route, err := k.c.Gateway.GatewayV1().HTTPRoutes(k.ns).Get(ctx, "shop", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, rule := range route.Spec.Rules {
+		if rule.Name != nil && string(*rule.Name) == k.reader.RulePrefix()+"preview" {
+			return &route.Spec.Rules[i], nil
+		}
+	}
+	return nil, nil
 }
 
 func (k *kubeKind) send(n int) { k.dp.send(n) }

@@ -30,6 +30,11 @@ type Spec struct {
 	// its preview address ("" when there is none).
 	Listen        string `json:"listen,omitempty"`
 	PreviewListen string `json:"preview_listen,omitempty"`
+	// PreviewHeader, when set, is the header (with the value "true") by
+	// which the environment's router sends a request to the release being
+	// rolled out, until the switch: the preview of a router that has no
+	// preview address (a Gateway API HTTPRoute rule).
+	PreviewHeader string `json:"preview_header,omitempty"`
 	// Instances is the number of instances per release.
 	Instances int `json:"instances"`
 	// Strategy says how a release replaces the stable one.
@@ -164,10 +169,17 @@ type DriftSpec struct {
 // RunSpec is the template of an instance. Command, Env and Dir may hold
 // ${NAME} references to variables, substituted per release.
 type RunSpec struct {
-	Command []string          `json:"command,omitempty"`
-	Image   string            `json:"image,omitempty"`
-	Env     map[string]string `json:"env,omitempty"`
-	Dir     string            `json:"dir,omitempty"`
+	Command []string `json:"command,omitempty"`
+	// Image is the image template of an environment that runs container
+	// images; a release's own image replaces it.
+	Image string `json:"image,omitempty"`
+	// Containers is true when the environment runs container images
+	// (Kubernetes): a release may carry an image of its own, and must
+	// have one from somewhere. False for local processes, which refuse a
+	// release with an image.
+	Containers bool              `json:"containers,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Dir        string            `json:"dir,omitempty"`
 	// Health is the check of every instance, also the router's.
 	Health       RouteHealth   `json:"health"`
 	StartTimeout time.Duration `json:"start_timeout,omitempty"`

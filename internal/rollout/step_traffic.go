@@ -65,6 +65,15 @@ func (e *Engine) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
 			}
 		}
 	}
+	if headerPreview(st, r) {
+		// The new release passed its smoke checks: the preview header
+		// shows it (blue-green's green before the switch) while users
+		// stay on the stable release, until promotion or a rollback
+		// sets routes without it.
+		if err := e.setRoutes(ctx, r.Env, e.routes(st, r, r.Weight)); err != nil {
+			return fmt.Errorf("set the preview rule: %w", err)
+		}
+	}
 	return nil
 }
 

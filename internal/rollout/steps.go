@@ -94,7 +94,7 @@ func (e *Engine) checkApproval(ctx context.Context, r *Rollout) error {
 }
 
 // releaseDigest identifies a release as approved and as recorded in the
-// audit log: its commit, checks and variables. It is an HMAC-SHA256 under
+// audit log: its commit, checks, variables and image. It is an HMAC-SHA256 under
 // the server's secret digest key (Options.DigestKey), truncated to 128
 // bits, so that a digest in an audit event or a notification does not let
 // anyone who reads it test guesses of low-entropy variable values (a plain
@@ -107,6 +107,11 @@ func (e *Engine) releaseDigest(rel Release) string {
 	}
 	for _, k := range sortedKeys(rel.Vars) {
 		fmt.Fprintf(h, "var %s=%s\x00", k, rel.Vars[k])
+	}
+	if rel.Image != "" {
+		// Only when set: the digests of releases without an image (all
+		// those recorded before images) stay what they were.
+		fmt.Fprintf(h, "image %s\x00", rel.Image)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }

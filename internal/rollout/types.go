@@ -55,8 +55,12 @@ type Release struct {
 	// Checks are CI check results by name.
 	Checks map[string]CheckState `json:"checks,omitempty"`
 	// Vars are release variables; they override the app's default vars.
-	Vars      map[string]string `json:"vars,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
+	Vars map[string]string `json:"vars,omitempty"`
+	// Image is the container image the release runs on an environment on
+	// Kubernetes (deploy --image), in place of the environment's
+	// kubernetes.image; empty when the release names none.
+	Image     string    `json:"image,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Instance is one running copy of a release.
@@ -280,6 +284,9 @@ type Rollout struct {
 	// Vars are the names (never the values) of the release variables the
 	// rollout runs with.
 	Vars []string `json:"vars,omitempty"`
+	// Image is the release's own container image (deploy --image), empty
+	// when it runs the environment's kubernetes.image or a command.
+	Image string `json:"image,omitempty"`
 	// Actor is who asked for the rollout.
 	Actor string `json:"actor"`
 	// Reason is why the rollout was asked for (manual rollback), or why it

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/shipgate/shipgate/internal/audit"
+	"github.com/shipgate/shipgate/internal/cli"
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/kubetest"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -141,8 +143,22 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 	time.Sleep(2 * time.Second) // v1 measured a few times: the stable side has data
 
 	rec := recordOrder(ctx, t, c, ns)
-	if r := deploy("v2"); r.Phase != rollout.PhaseSucceeded {
-		t.Fatalf("v2 ended %s: %s", r.Phase, r.Reason)
+	// The issue's own example, through the CLI and the API:
+	// shipgate deploy shop v2 --image registry/shop:v2 --wait.
+	image := "registry.example/shop@sha256:" + strings.Repeat("2f", 32)
+	var out, errOut bytes.Buffer
+	code := cli.Main(ctx, []string{"--server", cp.APIURL, "--token", cp.AdminToken, "deploy", "shop", "v2", "--image", image, "--wait", "-o", "json"},
+		strings.NewReader(""), &out, &errOut)
+	var r2 rollout.Rollout
+	// --wait returns once v2 is live (promoted); v1's scale-down follows.
+	if err := json.Unmarshal(out.Bytes(), &r2); code != 0 || err != nil || r2.PromotedAt.IsZero() || r2.Image != image {
+		t.Fatalf("deploy v2 --image --wait exited %d (%v): %+v\nstderr: %s", code, err, r2, errOut.String())
+	}
+	if err := cp.Engine.Wait(ctx, "production"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := cp.Engine.GetRollout(ctx, r2.ID); err != nil || r.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("v2 ended %s (%v): %s", r.Phase, err, r.Reason)
 	}
 	waitGone(ctx, t, c, ns, "shop-v1")
 	want := []string{"route:shop-v1=75,shop-v2=25", "route:shop-v1=50,shop-v2=50", "route:shop-v2=100"}
@@ -153,6 +169,8 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 	t.Logf("route states during v2's rollout: %v", got)
 	if d, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, "shop-v2", metav1.GetOptions{}); err != nil || d.Status.AvailableReplicas != 2 {
 		t.Errorf("shop-v2 after promotion: %v", err)
+	} else if got := d.Spec.Template.Spec.Containers[0].Image; got != image {
+		t.Errorf("shop-v2 runs the image %s, want the deploy's --image %s", got, image)
 	}
 
 	dp.fail("v3", 0.4)

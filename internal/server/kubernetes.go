@@ -78,6 +78,9 @@ func KubernetesEnvironment(c *config.Config, envName string, o KubernetesOptions
 		if rcfg.Template, err = kube.LoadTemplate(c.Path(k.Template)); err != nil {
 			return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes.template: %w", envName, err)
 		}
+		if err := kube.CheckContainer(rcfg.Template, k.Container); err != nil {
+			return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes.container: %w", envName, err)
+		}
 	}
 	runtime, err := kube.New(cs, rcfg)
 	if err != nil {
@@ -86,7 +89,7 @@ func KubernetesEnvironment(c *config.Config, envName string, o KubernetesOptions
 	router, err := gatewayapi.New(gw, gatewayapi.Config{
 		Namespace: k.Namespace, Route: k.Route.Name, Gateway: k.Route.Gateway, GatewayNamespace: k.Route.Namespace,
 		Base: base, ServicePort: k.ServicePort, App: c.App, Env: envName, PathPrefix: k.Route.PathPrefix,
-		OnChange: o.OnChange, Logger: log,
+		PreviewHeader: k.Route.PreviewHeader, OnChange: o.OnChange, Logger: log,
 	})
 	if err != nil {
 		return rollout.Environment{}, fmt.Errorf("environments.%s: %w", envName, err)

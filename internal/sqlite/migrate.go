@@ -225,6 +225,10 @@ CREATE TABLE flag_guards (
 	updated_at TEXT NOT NULL
 );
 `,
+	// 10: a release's own container image (deploy --image); '' for none.
+	`
+ALTER TABLE releases ADD COLUMN image TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the schema of db up to date, one transaction per step. It

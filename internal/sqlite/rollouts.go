@@ -21,8 +21,8 @@ const defaultRolloutLimit = 50
 // PutRelease records a release. Recording the same release again (same
 // commit and vars) keeps the first CreatedAt and merges the check results
 // given into the recorded ones (a CI job reports checks as they finish); a
-// release with the same app and version but another commit or other vars
-// is an error wrapping rollout.ErrConflict. A zero CreatedAt is stored as
+// release with the same app and version but another commit, other vars or
+// another image is an error wrapping rollout.ErrConflict. A zero CreatedAt is stored as
 // now.
 func (s *Store) PutRelease(ctx context.Context, r rollout.Release) error {
 	vars, err := marshalVars(r.Vars)
@@ -43,9 +43,9 @@ func (s *Store) putRelease(ctx context.Context, tx *sql.Tx, r rollout.Release, v
 		return err
 	}
 	res, err := tx.ExecContext(ctx, `
-INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks) VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (app, version) DO NOTHING`,
-		r.App, r.Version, r.Commit, vars, formatTime(s.orNow(r.CreatedAt)), formatOptionalTime(r.CommitTime), checks)
+		r.App, r.Version, r.Commit, vars, formatTime(s.orNow(r.CreatedAt)), formatOptionalTime(r.CommitTime), checks, r.Image)
 	if err != nil {
 		return err
 	}
@@ -63,6 +63,9 @@ ON CONFLICT (app, version) DO NOTHING`,
 	case !maps.Equal(old.Vars, r.Vars):
 		return fmt.Errorf("%w: version exists with other vars; give the new build a new version",
 			rollout.ErrConflict)
+	case old.Image != r.Image:
+		return fmt.Errorf("%w: version exists with the image %q, not %q; give the new build a new version",
+			rollout.ErrConflict, old.Image, r.Image)
 	}
 	if len(r.Checks) == 0 && (r.CommitTime.IsZero() || !old.CommitTime.IsZero()) {
 		return nil
@@ -114,8 +117,8 @@ func (s *Store) GetRelease(ctx context.Context, app, version string) (rollout.Re
 func getRelease(ctx context.Context, q querier, app, version string) (rollout.Release, error) {
 	r := rollout.Release{App: app, Version: version}
 	var vars, created, commitTime, checks string
-	err := q.QueryRowContext(ctx, `SELECT commit_sha, vars, created_at, commit_time, checks FROM releases WHERE app = ? AND version = ?`,
-		app, version).Scan(&r.Commit, &vars, &created, &commitTime, &checks)
+	err := q.QueryRowContext(ctx, `SELECT commit_sha, vars, created_at, commit_time, checks, image FROM releases WHERE app = ? AND version = ?`,
+		app, version).Scan(&r.Commit, &vars, &created, &commitTime, &checks, &r.Image)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rollout.Release{}, fmt.Errorf("release: %w", rollout.ErrNotFound)
 	}

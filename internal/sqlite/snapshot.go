@@ -134,8 +134,8 @@ func (s *Store) Import(ctx context.Context, snap *store.Snapshot) error {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				r.App, r.Version, r.Commit, vars, formatTime(r.CreatedAt), formatOptionalTime(r.CommitTime), checks); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO releases (app, version, commit_sha, vars, created_at, commit_time, checks, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.App, r.Version, r.Commit, vars, formatTime(r.CreatedAt), formatOptionalTime(r.CommitTime), checks, r.Image); err != nil {
 				return fmt.Errorf("import release %s %s: %w", r.App, r.Version, err)
 			}
 		}

@@ -135,7 +135,7 @@ func Event(action, subject string) audit.Event {
 func testPutRelease(t *testing.T, b Backend) {
 	s := newStore(t, b)
 	ctx := t.Context()
-	first := rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Vars: map[string]string{"MODE": "fast"}, CreatedAt: t0}
+	first := rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Vars: map[string]string{"MODE": "fast"}, Image: "registry.example/shop:v2", CreatedAt: t0}
 	if err := s.PutRelease(ctx, first); err != nil {
 		t.Fatalf("PutRelease: %v", err)
 	}
@@ -146,10 +146,12 @@ func testPutRelease(t *testing.T, b Backend) {
 		wantErr error
 	}{
 		{"same again", first, nil},
-		{"same with a later time", rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Vars: map[string]string{"MODE": "fast"}, CreatedAt: t0.Add(time.Hour)}, nil},
-		{"other commit", rollout.Release{App: "shop", Version: "v2", Commit: "def456", Vars: map[string]string{"MODE": "fast"}}, rollout.ErrConflict},
-		{"other vars", rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Vars: map[string]string{"MODE": "slow"}}, rollout.ErrConflict},
-		{"no vars", rollout.Release{App: "shop", Version: "v2", Commit: "abc123"}, rollout.ErrConflict},
+		{"same with a later time", rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Vars: map[string]string{"MODE": "fast"}, Image: first.Image, CreatedAt: t0.Add(time.Hour)}, nil},
+		{"other commit", rollout.Release{App: "shop", Version: "v2", Commit: "def456", Vars: map[string]string{"MODE": "fast"}, Image: first.Image}, rollout.ErrConflict},
+		{"other vars", rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Vars: map[string]string{"MODE": "slow"}, Image: first.Image}, rollout.ErrConflict},
+		{"no vars", rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Image: first.Image}, rollout.ErrConflict},
+		{"other image", rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Vars: map[string]string{"MODE": "fast"}, Image: "registry.example/shop:v3"}, rollout.ErrConflict},
+		{"no image", rollout.Release{App: "shop", Version: "v2", Commit: "abc123", Vars: map[string]string{"MODE": "fast"}}, rollout.ErrConflict},
 		{"same version of another app", rollout.Release{App: "api", Version: "v2", Commit: "def456"}, nil},
 	}
 	for _, tt := range tests {
