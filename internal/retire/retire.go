@@ -177,6 +177,9 @@ const (
 	ActionDelete    = "retire.delete"
 	ActionUndo      = "retire.undo"
 	ActionReference = "retire.references"
+	// ActionAdopt records that a route retired before several apps was
+	// given to the server's first app.
+	ActionAdopt = "retire.adopt"
 )
 
 // ActorRetire is the actor of the stages the retirement takes by itself.

@@ -250,6 +250,9 @@ tests:
 	if got := status(shopRouter + "/gone/x"); got == http.StatusGone {
 		t.Fatal("shop's router answers 410 for a route billing retired before several apps")
 	}
+	if r, err := cp.Retirements.Get(ctx, gone.ID); err != nil || r.App != "billing" {
+		t.Fatalf("the retirement of before several apps: %+v, %v; want it given to billing", r, err)
+	}
 
 	// The same page in a real browser: shop's page streams shop's status.
 	t.Run("chromium", func(t *testing.T) {

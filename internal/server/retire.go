@@ -174,6 +174,9 @@ func (rs *Retirements) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := rs.adopt(ctx); err != nil {
+		return err
+	}
 	if err := rs.applyGone(ctx); err != nil {
 		return err
 	}
@@ -196,6 +199,31 @@ func (rs *Retirements) start(ctx context.Context) error {
 			}
 		}
 	}()
+	return nil
+}
+
+// adopt gives the route retirements recorded before several apps (with
+// no app) to the server's first app, once, on the record: which router
+// answers 410 for them no longer depends on which app is first.
+func (rs *Retirements) adopt(ctx context.Context) error {
+	first := rs.first()
+	if first == nil {
+		return nil
+	}
+	all, err := rs.store.ListRetirements(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range all {
+		if r.Kind != retire.KindRoute || r.App != "" {
+			continue
+		}
+		r.App = first.App
+		if err := rs.store.Save(ctx, &r, retire.ActorRetire, retire.ActionAdopt,
+			fmt.Sprintf("recorded before several apps: the route of %s, the server's first app", first.App)); err != nil {
+			return fmt.Errorf("give retirement %d to %s: %w", r.ID, first.App, err)
+		}
+	}
 	return nil
 }
 
