@@ -86,6 +86,20 @@ func TestIdempotency_ReplaysTheFirstAnswer(t *testing.T) {
 	if status, _, _ := post(t, url, strings.Repeat("x", 256), "a", `{}`); status != http.StatusBadRequest {
 		t.Errorf("a 256-character key = %d, want 400", status)
 	}
+	// Without credentials nothing is recorded (the API refuses them).
+	before0 := calls.Load()
+	for range 2 {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{}`))
+		req.Header.Set(IdempotencyKeyHeader, "k-anon")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	if got := calls.Load() - before0; got != 2 {
+		t.Errorf("a keyed request without credentials ran %d times, want twice (nothing recorded)", got)
+	}
 	// A body over the API's limit is not buffered to be fingerprinted:
 	// it goes through as if it had no key, whole.
 	big := strings.Repeat("x", maxBodyBytes+1)
