@@ -44,8 +44,9 @@ const (
 // first answer too.
 //
 // The same key with another method, path or body is refused with 422, as
-// the draft says. An answer of 5xx, 408 or 429 is not recorded: nothing is
-// known to have been done, so the request sent again runs again (on a
+// the draft says. A request without an Authorization header is served as
+// if it had no key (the API refuses it). An answer of 5xx, 401, 408 or 429
+// is not recorded: nothing is known to have been done, so the request sent again runs again (on a
 // PostgreSQL store, a 503 "pending" command is then found by its key).
 type Idempotency struct {
 	keys KeyStore
@@ -104,7 +105,9 @@ const beatEvery = 2 * time.Second
 func (c *Idempotency) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get(IdempotencyKeyHeader)
-		if key == "" || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
+		// Without credentials the API refuses the request anyway: nothing
+		// is recorded for it.
+		if key == "" || r.Header.Get("Authorization") == "" || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -190,7 +193,7 @@ func (c *Idempotency) serve(w http.ResponseWriter, r *http.Request, h http.Handl
 		if status == 0 {
 			status = http.StatusOK
 		}
-		if !rec.over && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests {
+		if !rec.over && status < 500 && status != http.StatusUnauthorized && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests {
 			_ = c.keys.Finish(bg, key, Answer{Status: status, Header: rec.header, Body: rec.body.Bytes()})
 		} else {
 			_ = c.keys.Forget(bg, key)

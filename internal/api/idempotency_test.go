@@ -86,6 +86,20 @@ func TestIdempotency_ReplaysTheFirstAnswer(t *testing.T) {
 	if status, _, _ := post(t, url, strings.Repeat("x", 256), "a", `{}`); status != http.StatusBadRequest {
 		t.Errorf("a 256-character key = %d, want 400", status)
 	}
+	// Without credentials nothing is recorded (the API refuses them).
+	before0 := calls.Load()
+	for range 2 {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{}`))
+		req.Header.Set(IdempotencyKeyHeader, "k-anon")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	if got := calls.Load() - before0; got != 2 {
+		t.Errorf("a keyed request without credentials ran %d times, want twice (nothing recorded)", got)
+	}
 	// A body over the API's limit is not buffered to be fingerprinted:
 	// it goes through as if it had no key, whole.
 	big := strings.Repeat("x", maxBodyBytes+1)
@@ -294,14 +308,14 @@ func TestClient_RetryIsBounded(t *testing.T) {
 		http.Error(w, `{"error":{"code":"`+code+`","message":"no leader"}}`, status)
 	}))
 	defer srv.Close()
-	c := NewClient(srv.URL, "tok", nil).WithRetry(RetryPolicy{For: time.Second})
+	c := NewClient(srv.URL, "tok", nil).WithRetry(RetryPolicy{For: 2 * time.Second})
 	_, err := c.Promote(t.Context(), rollout.PromoteRequest{App: "shop"})
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "attempts") {
 		t.Fatalf("Promote against a server answering 503 = %v, want its 503 after several attempts", err)
 	}
 	if n := calls.Load(); n < 2 {
-		t.Errorf("sent %d times within 1s, want more than once", n)
+		t.Errorf("sent %d times within 2s, want more than once", n)
 	}
 
 	status = http.StatusConflict

@@ -36,7 +36,14 @@ const keyColumns = `key, fingerprint, done, status, header, body, server, claime
 // while answering. Keys older than a day are forgotten first. Any server
 // may claim: the write is not fenced.
 func (s *Store) ClaimIdempotencyKey(ctx context.Context, key string, fingerprint []byte, server string, stale time.Duration) (k IdempotencyKey, claimed bool, err error) {
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	// Not s.inTx: the claim is no leader's write to fence, and no change
+	// the other servers must read again.
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return IdempotencyKey{}, false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	err = func() error {
 		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE claimed_at < clock_timestamp() - make_interval(secs => $1)`, keyTTL.Seconds()); err != nil {
 			return err
 		}
@@ -56,7 +63,10 @@ RETURNING `+keyColumns, key, fingerprint, server, stale.Seconds())
 		}
 		k, err = scanKey(tx.QueryRow(ctx, `SELECT `+keyColumns+` FROM idempotency_keys WHERE key = $1`, key))
 		return err
-	})
+	}()
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
 	if err != nil {
 		return IdempotencyKey{}, false, fmt.Errorf("claim idempotency key: %w", err)
 	}

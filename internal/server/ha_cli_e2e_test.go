@@ -164,7 +164,9 @@ strategy:
 	// Rollout commands, each meeting the death of the leader.
 	setTarget(lead)
 	proxy.arm(killLeader(lead))
+	began := time.Now()
 	code, stdout, stderr = shipgate("deploy", "shop", "v1", "-o", "json")
+	t.Logf("shipgate deploy through the leader's death (kill -9 before its answer): printed the result after %s", time.Since(began).Round(time.Millisecond))
 	if code != 0 {
 		t.Fatalf("deploy through a leader killed before its answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
@@ -180,7 +182,9 @@ strategy:
 
 	setTarget(lead2)
 	proxy.arm(killLeader(lead2))
+	began = time.Now()
 	code, stdout, stderr = shipgate("approve", "shop", "--comment", "looks good")
+	t.Logf("shipgate approve through the leader's death: printed the result after %s", time.Since(began).Round(time.Millisecond))
 	if code != 0 {
 		t.Fatalf("approve through a leader killed before its answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}

@@ -170,6 +170,22 @@ smoke: [{path: /healthz}]
 	if len(after) != 2 || after[0] != before[0] || after[1] != before[0] {
 		t.Errorf("release.record digests of v1 after the migration = %q, want twice %q", after, before[0])
 	}
+	// A re-deploy of a release recorded before the migration, with the
+	// same variables, is accepted as that release.
+	relV0, err := c.GetRelease(ctx, "shop", "v0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v0"})
+	if err != nil {
+		t.Fatalf("re-deploy of v0 after the migration: %v", err)
+	}
+	if got, err := c.GetRelease(ctx, "shop", "v0"); err != nil || !got.CreatedAt.Equal(relV0.CreatedAt) || got.Commit != relV0.Commit {
+		t.Errorf("v0 after its re-deploy = %+v (%v), want the release recorded before the migration %+v", got, err, relV0)
+	}
+	if again.Version != "v0" || again.ID <= r.ID {
+		t.Errorf("re-deploy of v0 = rollout %d of %s, want a new rollout of v0", again.ID, again.Version)
+	}
 	// And with other variables it is still refused.
 	_, err = c.CreateRelease(ctx, rollout.ReleaseRequest{App: "shop", Version: "v1", Commit: "c1", Vars: map[string]string{"MERCHANT_ID": "m-8"}, Actor: "user:ci"})
 	if ae := api.ErrorOf(err); err == nil || ae.Status != 409 {
