@@ -340,13 +340,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	tests := appTests{apps: cp.Apps, store: cp.Store} // every app, by its own test levels
 
-	var flagStats flags.FlagStatsSource // the production router's per-flag counters, or the only router's
-	if p := cp.Routers["production"]; p != nil {
-		flagStats = p
-	} else if len(cp.Routers) == 1 {
-		for _, p := range cp.Routers {
-			flagStats = p
-		}
+	// Every app's production router's per-flag counters (or its only
+	// router's), summed: flags are the server's.
+	var flagStats flags.FlagStatsSource
+	if s := (appsFlagStats{apps: cp.Apps}); s.measured() {
+		flagStats = s
 	}
 	// On a shared store, guarded flag rollouts are driven by the leader
 	// only (haPlane.lead); a single server drives them from the start.
