@@ -27,6 +27,8 @@ import (
 	"github.com/shipgate/shipgate/internal/config"
 	kube "github.com/shipgate/shipgate/internal/kubernetes"
 	"github.com/shipgate/shipgate/internal/kubetest"
+	"github.com/shipgate/shipgate/internal/migrate/releases"
+	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -76,6 +78,42 @@ func (r *rig) final(id int64) rollout.Rollout {
 func (r *rig) atStep(id int64, k rollout.StepKind) bool {
 	ro := r.get(id)
 	return ro.Phase == rollout.PhaseRunning && ro.StepIndex < len(ro.Steps) && ro.Steps[ro.StepIndex].Kind == k
+}
+
+// restart stops the engine, as a server that dies, and starts a new one
+// on the same store, adapters and config (a server restart).
+func (r *rig) restart(cfg *config.Config) {
+	r.t.Helper()
+	r.eng.Close()
+	env := r.env
+	env.Router = &checkedRouter{TrafficRouter: r.env.Router, r: r}
+	env.Runtime = &checkedRuntime{Runtime: r.env.Runtime, r: r}
+	eng, err := rollout.New(rollout.Options{
+		Specs: plan.New(cfg), Store: r.store, Environments: environments{env: env},
+		Migrations: releases.New(releases.Options{}), Clock: r.clk, Tick: time.Second,
+		DrainTimeout: 24 * time.Hour, VerifyTimeout: 24 * time.Hour,
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.eng = eng
+	r.t.Cleanup(eng.Close) // before newRig's, which closes the store
+	// Start sets the routes again and waits until they are served, on
+	// virtual time: step it meanwhile.
+	started := make(chan error, 1)
+	go func() { started <- eng.Start(context.Background()) }()
+	var startErr error
+	r.until("the engine started again", func() bool {
+		select {
+		case startErr = <-started:
+			return true
+		default:
+			return false
+		}
+	})
+	if startErr != nil {
+		r.t.Fatal(startErr)
+	}
 }
 
 // kubeConfigOf parses bothYAML for k with the strategy, edit applied to
@@ -252,6 +290,17 @@ func TestEngine_KubernetesBlueGreenPreview(t *testing.T) {
 			t.Errorf("while v3 waits for approval: preview %q, want v3", p)
 		}
 	})
+	// A server restart re-applies the rule, from the rollout's record,
+	// when it is gone meanwhile (taken out by hand here).
+	r.eng.Close()
+	if err := k.reader.SetRoutes(ctx, rollout.Routes{Stable: rollout.Backend{Version: "v2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := preview(); p != "" {
+		t.Fatalf("preview %q after taking the rule out", p)
+	}
+	r.restart(cfg)
+	r.until("the preview rule re-applied after a restart", func() bool { p, err := k.preview(ctx); return err == nil && p == "v3" })
 	go func() {
 		_, _ = r.eng.Rollback(context.Background(), rollout.RollbackRequest{App: "shop", Env: "production", Reason: "not today", Actor: "bob"})
 	}()

@@ -46,6 +46,9 @@ func GenerateHistory(t testing.TB, s store.Store, n int) {
 		rel := rollout.Release{App: app, Version: version, Commit: fmt.Sprintf("%040x", i+1), Vars: map[string]string{"N": strconv.Itoa(i)},
 			CommitTime: t0.Add(time.Duration(i) * time.Minute),
 			Checks:     map[string]rollout.CheckState{"unit": rollout.CheckPassed}, CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
+		if i%2 == 0 {
+			rel.Image = "registry.example/" + app + ":" + version // a copy keeps a release's image
+		}
 		r := NewRollout(app, env, version)
 		r.Phase = rollout.PhaseRunning
 		if err := s.Commit(ctx, rollout.Change{Release: &rel, Rollout: &r,
