@@ -491,13 +491,22 @@ func TestCLI_DeployTimeout(t *testing.T) {
 
 func TestCLI_DeployInterrupted(t *testing.T) {
 	e := newEnv(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr bytes.Buffer
-	code := run(ctx, []string{"--server", e.url, "--token", e.token, "deploy", "shop", "9.9.9", "--wait"}, deps{
-		stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" },
-		now: time.Now, pollInterval: 5 * time.Millisecond, progressEvery: time.Hour,
-	})
+	var stdout bytes.Buffer
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--server", e.url, "--token", e.token, "deploy", "shop", "9.9.9", "--wait"}, deps{
+			stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" },
+			now: time.Now, pollInterval: 5 * time.Millisecond, progressEvery: time.Hour,
+		})
+	}()
+	// Interrupted while it waits: once the deploy was accepted (a fixed
+	// 50ms could end before, on a busy machine).
+	waitFor(t, func() bool { return strings.Contains(stderr.String(), "step 2/5") })
+	cancel()
+	code := <-done
 	if got, want := code, ExitFailure; got != want {
 		t.Fatalf("exit code = %d, want %d\n%s", got, want, stderr.String())
 	}
@@ -511,7 +520,9 @@ func TestCLI_DeployWaitRepeatsProgress(t *testing.T) {
 	// progressEvery, so that a long bake does not look like a hang.
 	e := newEnv(t)
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"--server", e.url, "--token", e.token, "deploy", "shop", "9.9.9", "--wait", "--timeout", "400ms"}, deps{
+	// About 50 progress periods before the timeout: at least 3 lines even
+	// if a busy machine starves the CLI for most of them.
+	code := run(t.Context(), []string{"--server", e.url, "--token", e.token, "deploy", "shop", "9.9.9", "--wait", "--timeout", "2s"}, deps{
 		stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" },
 		now: time.Now, pollInterval: 5 * time.Millisecond, progressEvery: 40 * time.Millisecond,
 	})

@@ -253,7 +253,9 @@ func TestNotificationsCommand(t *testing.T) {
 
 func TestStatusCommand_Watch(t *testing.T) {
 	e := newEnv(t)
-	r := e.run(t, "status", "--watch", "--timeout", "400ms")
+	// The timeout covers connecting and the first event too: room for a
+	// busy machine.
+	r := e.run(t, "status", "--watch", "--timeout", "1s")
 	r.wantCode(t, ExitOK)
 	if want := "production stable 1.0.0; rollout #42 1.1.0 running"; !strings.Contains(r.stdout, want) {
 		t.Fatalf("status --watch printed:\n%s\nwant a line with %q", r.stdout, want)
@@ -262,7 +264,7 @@ func TestStatusCommand_Watch(t *testing.T) {
 	if n := strings.Count(r.stdout, "\n"); n != 1 {
 		t.Fatalf("status --watch printed %d lines, want 1:\n%s", n, r.stdout)
 	}
-	r = e.run(t, "status", "--watch", "--timeout", "300ms", "-o", "json")
+	r = e.run(t, "status", "--watch", "--timeout", "1s", "-o", "json")
 	r.wantCode(t, ExitOK)
 	var s api.Snapshot
 	decodeOne(t, strings.SplitN(r.stdout, "\n", 2)[0], &s)

@@ -359,7 +359,18 @@ func TestOFREP_KillSwitchUnderLoad(t *testing.T) {
 			t.Fatal("clients did not connect to the change stream within 15s")
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	// The clients evaluate the flag on before it is switched off.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		on := onCount
+		mu.Unlock()
+		if on > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no client saw the flag on within 10s")
+		}
+	}
 	if _, err := s.svc.Disable(ctx, "new-checkout", flags.Who{Actor: "user:oncall", Reason: "errors on /pay"}); err != nil {
 		t.Fatal(err)
 	}
