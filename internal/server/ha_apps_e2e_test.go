@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -209,6 +210,7 @@ func TestE2E_HA_ConfigApplyReachesEveryServer(t *testing.T) {
 	shopPort, billingPort := freePort(t), freePort(t)
 	quick := "[{weight: 50, bake: 1s}]"
 	shopOnly := appYAML("shop", shopPort, quick)
+	t.Setenv("SHIPGATE_E2E_APPLY_SECRET", "s3cret")
 	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), shopOnly, shopPort, "--lease-ttl", "2s")
 	stopAppRouters(t, c.plane, "shop", "billing")
 	ctx := context.Background()
@@ -276,14 +278,53 @@ func TestE2E_HA_ConfigApplyReachesEveryServer(t *testing.T) {
 		t.Errorf("config.apply events by revision %v; want revisions 2 and 3 once each", revs)
 	}
 
-	// A follower restarted with the old file runs revision 3.
+	// A follower restarted with the old file runs revision 3. (Its
+	// environment lacks the webhook secret of the next revision.)
 	old := c.servers[f1]
 	old.kill9()
 	old.cfg = filepath.Join(t.TempDir(), "old.yaml")
 	writeFile(t, old.cfg, shopOnly)
+	old.env = []string{"SHIPGATE_E2E_APPLY_SECRET="}
 	old.start()
 	st, err := c.clients[f1].Status(ctx, "billing")
 	if err != nil || st.ControlPlane == nil || st.ControlPlane.ConfigRevision != 3 {
 		t.Fatalf("s%d restarted with a file of shop alone: status of billing %+v, %v; want revision 3", f1+1, st.ControlPlane, err)
+	}
+
+	// A revision that one server cannot run (a webhook whose secret its
+	// environment lacks): the others run it; that one keeps revision 3,
+	// and its status says which revision it could not apply, and why.
+	withHook := shopOnly + `notifications:
+  webhooks:
+    - {name: ops, url: "http://127.0.0.1:1/hook", secret_env: SHIPGATE_E2E_APPLY_SECRET}
+---
+` + appYAML("billing", billingPort, "[{weight: 50, bake: 2s}]")
+	if res, err = c.clients[f2].ApplyConfig(ctx, api.ApplyRequest{Files: []api.ConfigFile{{Name: "apps.yaml", Content: withHook}}, Reason: "page ops"}); err != nil || res.Revision != 4 {
+		t.Fatalf("apply of a webhook through s%d = %+v, %v; want revision 4", f2+1, res, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err = c.clients[f1].Status(ctx, "shop")
+		if err == nil && st.ControlPlane.ConfigPending == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s%d's status never said revision 4 was not applied: %+v, %v", f1+1, st.ControlPlane, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if cp := st.ControlPlane; cp.ConfigRevision != 3 || !strings.Contains(cp.ConfigError, "SHIPGATE_E2E_APPLY_SECRET is not set") {
+		t.Errorf("s%d: %+v; want revision 3 running and the missing secret named", f1+1, cp)
+	}
+	for _, i := range []int{lead, f2} {
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			st, err := c.clients[i].Status(ctx, "shop")
+			if err == nil && st.ControlPlane.ConfigRevision == 4 && st.ControlPlane.ConfigPending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("s%d: %+v, %v; want revision 4", i+1, st.ControlPlane, err)
+			}
+		}
 	}
 }
