@@ -31,6 +31,8 @@ type configRev struct {
 	// could not apply, for the reason in err.
 	running, pending int64
 	err              string
+	// files are the running revision's files.
+	files []config.File
 }
 
 func (r *configRev) get() (running, pending int64, err string) {
@@ -39,10 +41,17 @@ func (r *configRev) get() (running, pending int64, err string) {
 	return r.running, r.pending, r.err
 }
 
-func (r *configRev) set(running int64) {
+func (r *configRev) set(running int64, files []config.File) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.running, r.pending, r.err = running, 0, ""
+	r.running, r.pending, r.err, r.files = running, 0, "", files
+}
+
+// same reports whether files hold what the running revision holds.
+func (r *configRev) same(files []config.File) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running > 0 && files != nil && sameFiles(files, r.files)
 }
 
 // fail records that revision id could not be applied; it reports whether
@@ -81,36 +90,38 @@ func sameFiles(a, b []config.File) bool {
 // storeConfig decides what a server starting on a shared store runs: the
 // store's latest revision if there is one, or else its own files (nil
 // when it was given parsed configs), recorded as revision 1. It returns
-// the configs to run and their revision (0: none recorded).
-func (cp *ControlPlane) storeConfig(ctx context.Context, pg *postgres.Store, files []config.File, cfgs []*config.Config, server string, out func(string, ...any)) ([]*config.Config, int64, error) {
+// the configs to run, and records their revision (none: 0) as running.
+func (cp *ControlPlane) storeConfig(ctx context.Context, pg *postgres.Store, files []config.File, cfgs []*config.Config, server string, out func(string, ...any)) ([]*config.Config, error) {
 	for {
 		rev, found, err := pg.LatestConfigRevision(ctx)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if found {
 			stored, err := config.ParseFiles(rev.Files)
 			if err != nil {
-				return nil, 0, fmt.Errorf("the store's config revision %d (%s) does not parse with this shipgate: %w", rev.ID, rev.Source, err)
+				return nil, fmt.Errorf("the store's config revision %d (%s) does not parse with this shipgate: %w", rev.ID, rev.Source, err)
 			}
 			if files != nil && !sameFiles(files, rev.Files) {
 				out("shipgate: running the store's config revision %d (%s, applied by %s); it differs from %s: shipgate apply -f to change it\n",
 					rev.ID, rev.Source, rev.Actor, cp.configPath)
 				cp.log.Warn("the config file differs from the store's config revision; running the revision", "path", cp.configPath, "revision", rev.ID)
 			}
-			return stored, rev.ID, nil
+			cp.revision.set(rev.ID, rev.Files)
+			return stored, nil
 		}
 		if files == nil {
-			return cfgs, 0, nil
+			return cfgs, nil
 		}
 		rev, err = pg.AddConfigRevision(ctx, 0, postgres.ConfigRevision{Files: files, Source: cp.configPath, Actor: "server:" + server, Reason: "first server on the store", Server: server})
 		if errors.Is(err, rollout.ErrConflict) {
 			continue // another server recorded its own first: run that
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		return cfgs, rev.ID, nil
+		cp.revision.set(rev.ID, files)
+		return cfgs, nil
 	}
 }
 

@@ -278,6 +278,11 @@ func TestE2E_HA_ConfigApplyReachesEveryServer(t *testing.T) {
 		t.Errorf("config.apply events by revision %v; want revisions 2 and 3 once each", revs)
 	}
 
+	// The same files under another name: no new revision, nothing swapped.
+	if res, err = c.clients[lead].ApplyConfig(ctx, api.ApplyRequest{Files: []api.ConfigFile{{Name: "same.yaml", Content: changed}}}); err != nil || res.Revision != 3 || len(res.Changed)+len(res.Added)+len(res.Removed) != 0 {
+		t.Fatalf("apply of revision 3's files under another name = %+v, %v; want revision 3, nothing changed", res, err)
+	}
+
 	// A follower restarted with the old file runs revision 3. (Its
 	// environment lacks the webhook secret of the next revision.)
 	old := c.servers[f1]

@@ -83,6 +83,15 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, files 
 		return ApplyResult{Revision: running}, nil // this server recorded it, or applied it already
 	}
 	res = ApplyResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
+	if cp.ha != nil && from == nil && cp.revision.same(files) {
+		// The files of the revision every server runs, under other
+		// names maybe (a SIGHUP of the file that was applied): no new
+		// revision, and no engine swapped for a file name.
+		res.Apps = cp.Apps.AppNames()
+		res.Unchanged = res.Apps
+		res.Revision, _, _ = cp.revision.get()
+		return res, nil
+	}
 
 	old := map[string]*appPlane{}
 	var prev []*config.Config
@@ -223,8 +232,8 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, files 
 		errs = append(errs, cp.Retirements.applyGone(ctx))
 	}
 	res.Apps = cp.Apps.AppNames()
-	if res.Revision > 0 {
-		cp.revision.set(res.Revision)
+	if running, _, _ := cp.revision.get(); res.Revision > running {
+		cp.revision.set(res.Revision, files) // recorded here, or from (whose files these are)
 	}
 	for _, name := range res.Added {
 		p := planes[slices.IndexFunc(planes, func(p *appPlane) bool { return p.cfg.App == name })]

@@ -298,11 +298,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if pg, ok := cp.Store.(*postgres.Store); ok {
 		// Every server on the store runs the store's config revision
 		// (configrev.go).
-		var rev int64
-		if cfgs, rev, err = cp.storeConfig(ctx, pg, files, cfgs, serverID(opts, ln.Addr().String()), func(f string, a ...any) { fmt.Fprintf(out, f, a...) }); err != nil {
+		if cfgs, err = cp.storeConfig(ctx, pg, files, cfgs, serverID(opts, ln.Addr().String()), func(f string, a ...any) { fmt.Fprintf(out, f, a...) }); err != nil {
 			return nil, err
 		}
-		cp.revision.set(rev)
 		cfg = cfgs[0]
 		cp.Config = cfg
 	}
