@@ -89,7 +89,7 @@ the files it is started with, or it goes back to them on its next start.`,
 				}
 			}
 			if res.Revision > 0 {
-				a.printf("  config revision %d, which every server on the store runs\n", res.Revision)
+				a.printf("  config revision %d: every server on the store applies it\n", res.Revision)
 			}
 			for _, w := range res.Warnings {
 				fmt.Fprintf(a.stderr, "warning: %s\n", w)
