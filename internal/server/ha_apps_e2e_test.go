@@ -336,4 +336,23 @@ func TestE2E_HA_ConfigApplyReachesEveryServer(t *testing.T) {
 			}
 		}
 	}
+
+	// The leader dies: the next one drives billing, the app a revision
+	// added, too (its canary judged on the load's evidence).
+	load := &demo.Load{URL: fmt.Sprintf("http://127.0.0.1:%d", billingPort), Rate: 100}
+	load.Start(ctx)
+	t.Cleanup(load.Stop)
+	_, term := c.leader(0, time.Second)
+	c.servers[lead].kill9()
+	lead2, _ := c.leader(term, 20*time.Second)
+	if r, err = c.clients[c.follower(lead2)].Deploy(ctx, rollout.DeployRequest{App: "billing", Version: "v2"}); err != nil {
+		t.Fatalf("deploy billing v2 after the failover: %v", err)
+	}
+	if r = c.waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Phase.Final() }); r.Phase != rollout.PhaseSucceeded {
+		t.Fatalf("billing v2 after the failover to s%d ended %s: %s", lead2+1, r.Phase, r.Reason)
+	}
+	load.Stop()
+	if fails := load.Failures(); len(fails) != 0 {
+		t.Errorf("%d of billing's user requests failed, first %+v", len(fails), fails[0])
+	}
 }
