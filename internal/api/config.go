@@ -37,6 +37,9 @@ type ApplyResult struct {
 	// Warnings are what went wrong once the new config was in place (a
 	// router that would not stop): the apply is done, but look.
 	Warnings []string `json:"warnings,omitempty"`
+	// Revision is, on servers sharing a PostgreSQL store, the config
+	// revision recorded in the store that every server now runs.
+	Revision int64 `json:"revision,omitempty"`
 }
 
 // ConfigService applies the app files of shipgate apply.

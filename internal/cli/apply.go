@@ -88,6 +88,9 @@ the files it is started with, or it goes back to them on its next start.`,
 					a.printf("  %s: %s\n", l.what, strings.Join(l.apps, ", "))
 				}
 			}
+			if res.Revision > 0 {
+				a.printf("  config revision %d: every server on the store applies it\n", res.Revision)
+			}
 			for _, w := range res.Warnings {
 				fmt.Fprintf(a.stderr, "warning: %s\n", w)
 			}

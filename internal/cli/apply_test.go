@@ -63,7 +63,7 @@ func TestCLI_Apply(t *testing.T) {
 			return
 		}
 		_ = json.NewDecoder(r.Body).Decode(&got)
-		_ = json.NewEncoder(w).Encode(api.ApplyResult{Apps: []string{"shop", "billing"}, Added: []string{"billing"}, Unchanged: []string{"shop"}})
+		_ = json.NewEncoder(w).Encode(api.ApplyResult{Apps: []string{"shop", "billing"}, Added: []string{"billing"}, Unchanged: []string{"shop"}, Revision: 7})
 	}))
 	defer srv.Close()
 	e := &env{getenv: map[string]string{}, data: t.TempDir()}
@@ -81,14 +81,15 @@ func TestCLI_Apply(t *testing.T) {
 	if len(got.Files) != 1 || got.Files[0].Name != file || got.Files[0].Content != twoApps || got.Reason != "add billing" {
 		t.Errorf("sent %+v", got)
 	}
-	if !strings.Contains(r.stdout, "the server manages shop, billing") || !strings.Contains(r.stdout, "added: billing") {
+	if !strings.Contains(r.stdout, "the server manages shop, billing") || !strings.Contains(r.stdout, "added: billing") ||
+		!strings.Contains(r.stdout, "config revision 7: every server on the store applies it") {
 		t.Errorf("stdout = %q", r.stdout)
 	}
 	r = e.runRaw(t, "--server", srv.URL, "--token", "x", "apply", "-f", file, "-o", "json")
 	r.wantCode(t, ExitOK)
 	var res api.ApplyResult
 	decodeOne(t, r.stdout, &res)
-	if len(res.Added) != 1 {
+	if len(res.Added) != 1 || res.Revision != 7 {
 		t.Errorf("json = %+v", res)
 	}
 }

@@ -941,7 +941,24 @@ func TestCLI_StatusSaysWhoLeads(t *testing.T) {
 		t.Errorf("control_plane = %+v, want s3 leading in term 5", st.ControlPlane)
 	}
 	e.svc.setLeadership(nil)
-	if r = e.run(t, "status"); strings.Contains(r.stdout, "leader") {
-		t.Errorf("a single server's status speaks of a leader:\n%s", r.stdout)
+	if r = e.run(t, "status"); strings.Contains(r.stdout, "leader") || strings.Contains(r.stdout, "revision") {
+		t.Errorf("a single server's status speaks of a leader or a config revision:\n%s", r.stdout)
+	}
+}
+
+// TestCLI_StatusSaysConfigRevision: on a shared store, status says which
+// config revision the server runs, and a newer one it could not apply.
+func TestCLI_StatusSaysConfigRevision(t *testing.T) {
+	e := newEnv(t)
+	e.svc.setLeadership(&rollout.ControlPlaneStatus{Server: "s2", Leader: "s1", Term: 4, ConfigRevision: 3})
+	r := e.run(t, "status")
+	r.wantCode(t, ExitOK)
+	if want := "config revision 3\n"; !strings.Contains(r.stdout, want) || strings.Contains(r.stdout, "NOT applied") {
+		t.Errorf("stdout does not say %q alone:\n%s", want, r.stdout)
+	}
+	e.svc.setLeadership(&rollout.ControlPlaneStatus{Server: "s2", Leader: "s1", Term: 4, ConfigRevision: 3, ConfigPending: 4, ConfigError: "listen 127.0.0.1:8081: address in use"})
+	r = e.run(t, "status")
+	if want := "config revision 4 NOT applied on this server (it runs 3): listen 127.0.0.1:8081: address in use"; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout does not contain %q:\n%s", want, r.stdout)
 	}
 }

@@ -64,6 +64,12 @@ func (a *app) printStatus(st rollout.AppStatus) error {
 			leader = "none (an election is under way)"
 		}
 		a.printf("server %s (%s); leader %s, term %d\n", cp.Server, role, leader, cp.Term)
+		if cp.ConfigRevision > 0 {
+			a.printf("config revision %d\n", cp.ConfigRevision)
+		}
+		if cp.ConfigPending > 0 {
+			a.printf("config revision %d NOT applied on this server (it runs %d): %s\n", cp.ConfigPending, cp.ConfigRevision, cp.ConfigError)
+		}
 	}
 	if len(st.Envs) == 0 {
 		a.printf("no environments\n")

@@ -295,6 +295,19 @@ CREATE TABLE flag_guards (
 	`
 ALTER TABLE releases ADD COLUMN image TEXT NOT NULL DEFAULT '';
 `,
+	// 9: the apps' config, one revision per apply, that every server on
+	// the database runs (config.go); files is the app files as JSON.
+	`
+CREATE TABLE config_revisions (
+	id         BIGINT PRIMARY KEY CHECK (id > 0),
+	files      TEXT NOT NULL CHECK (files::jsonb IS NOT NULL),
+	source     TEXT NOT NULL,
+	actor      TEXT NOT NULL,
+	reason     TEXT NOT NULL,
+	server     TEXT NOT NULL,
+	created_at TEXT NOT NULL
+);
+`,
 }
 
 // migrate brings the schema up to date, all pending steps in one

@@ -57,6 +57,12 @@ type ControlPlaneStatus struct {
 	// Term.
 	Leader string `json:"leader"`
 	Term   int64  `json:"term"`
+	// ConfigRevision is the revision of the apps' config (in the store)
+	// this server runs; ConfigPending a newer one it could not apply,
+	// with ConfigError saying why (it runs the older one meanwhile).
+	ConfigRevision int64  `json:"config_revision,omitempty"`
+	ConfigPending  int64  `json:"config_pending,omitempty"`
+	ConfigError    string `json:"config_error,omitempty"`
 }
 
 // EnvStatus is one environment: its router address, what is stable, and

@@ -453,9 +453,15 @@ func TestE2E_SIGHUPReload(t *testing.T) {
 		t.Fatalf("billing's router does not listen after SIGHUP: %v", err)
 	}
 	conn.Close()
-	evs, err := client.Audit(context.Background(), audit.Filter{Action: audit.ActionConfigApply})
-	if err != nil || len(evs) != 1 || evs[0].Actor != "signal:SIGHUP" || evs[0].Data["added"] != "billing" {
-		t.Fatalf("audit after SIGHUP: %+v, %v", evs, err)
+	// The apply is audited once it is done, after billing is served:
+	// waited for, not assumed.
+	var evs []audit.Event
+	waitForCond(t, "the SIGHUP audited", func() bool {
+		evs, err = client.Audit(context.Background(), audit.Filter{Action: audit.ActionConfigApply})
+		return err == nil && len(evs) > 0
+	})
+	if len(evs) != 1 || evs[0].Actor != "signal:SIGHUP" || evs[0].Data["added"] != "billing" {
+		t.Fatalf("audit after SIGHUP: %+v", evs)
 	}
 }
 

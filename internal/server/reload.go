@@ -13,6 +13,7 @@ import (
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/config"
+	"github.com/shipgate/shipgate/internal/postgres"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -25,12 +26,16 @@ func (cp *ControlPlane) Reload(ctx context.Context, actor, reason string) (Apply
 	if cp.configPath == "" {
 		return ApplyResult{}, fmt.Errorf("this server was started without a config path: use shipgate apply -f: %w", rollout.ErrConflict)
 	}
-	cfgs, err := config.LoadApps(cp.configPath)
+	files, err := readAppFiles(cp.configPath)
+	var cfgs []*config.Config
+	if err == nil {
+		cfgs, err = config.ParseFiles(files)
+	}
 	if err != nil {
 		cp.auditApply(ctx, actor, reason, cp.configPath, ApplyResult{}, err)
 		return ApplyResult{}, err
 	}
-	return cp.apply(ctx, cfgs, actor, reason, cp.configPath)
+	return cp.apply(ctx, cfgs, files, actor, reason, cp.configPath, nil)
 }
 
 // Apply parses app files sent by shipgate apply and makes them the apps
@@ -46,7 +51,7 @@ func (cp *ControlPlane) Apply(ctx context.Context, files []config.File, actor, r
 		cp.auditApply(ctx, actor, reason, source, ApplyResult{}, err)
 		return ApplyResult{}, err
 	}
-	return cp.apply(ctx, cfgs, actor, reason, source)
+	return cp.apply(ctx, cfgs, files, actor, reason, source, nil)
 }
 
 // apply makes cfgs the apps the server manages, all or nothing:
@@ -62,16 +67,31 @@ func (cp *ControlPlane) Apply(ctx context.Context, files []config.File, actor, r
 // Removing an app, or an environment, that has a rollout in progress is
 // refused, and so is a config with any problem: then nothing changes.
 // Every apply, refused or not, is audited (config.apply).
-func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor, reason, source string) (res ApplyResult, err error) {
+//
+// On a store several servers share (cp.ha), the apply, once everything
+// it needs started, records files as the store's next config revision
+// before it swaps anything: a revision recorded meanwhile by another
+// server refuses it, and every other server then applies the revision
+// (followConfig, which passes it as from: not recorded again nor
+// audited again). Only the leader starts the new engines.
+func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, files []config.File, actor, reason, source string, from *postgres.ConfigRevision) (res ApplyResult, err error) {
 	cp.reloadMu.Lock()
 	defer cp.reloadMu.Unlock()
-	defer func() { cp.auditApply(ctx, actor, reason, source, res, err) }()
-	if cp.ha != nil {
-		// Each server would have to reload, and only the leader start the
-		// new engines: not built yet.
-		return ApplyResult{}, fmt.Errorf("servers sharing a PostgreSQL store do not reload their config yet: restart them one at a time with the new config: %w", rollout.ErrConflict)
+	if from == nil {
+		defer func() { cp.auditApply(ctx, actor, reason, source, res, err) }()
+	} else if running, _, _ := cp.revision.get(); from.ID <= running {
+		return ApplyResult{Revision: running}, nil // this server recorded it, or applied it already
 	}
 	res = ApplyResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
+	if cp.ha != nil && from == nil && cp.revision.same(files) {
+		// The files of the revision every server runs, under other
+		// names maybe (a SIGHUP of the file that was applied): no new
+		// revision, and no engine swapped for a file name.
+		res.Apps = cp.Apps.AppNames()
+		res.Unchanged = res.Apps
+		res.Revision, _, _ = cp.revision.get()
+		return res, nil
+	}
 
 	old := map[string]*appPlane{}
 	var prev []*config.Config
@@ -148,6 +168,24 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	}
 	slices.Sort(res.Removed)
 
+	if pg, ok := cp.Store.(*postgres.Store); ok && cp.ha != nil {
+		running, _, _ := cp.revision.get()
+		res.Revision = running
+		switch {
+		case from != nil:
+			res.Revision = from.ID
+		case len(res.Added)+len(res.Changed)+len(res.Removed) > 0:
+			rev, err := pg.AddConfigRevision(ctx, running, postgres.ConfigRevision{Files: files, Source: source, Actor: actor, Reason: reason, Server: cp.ha.commands.Server})
+			if err != nil {
+				for _, b := range built {
+					b.stopStarted(context.WithoutCancel(ctx), cp.log)
+				}
+				return ApplyResult{}, err
+			}
+			res.Revision = rev.ID
+		}
+	}
+
 	// Swap: the old engines of changed apps stop driving (their rollouts
 	// are persisted at every step), the new ones take over. No command
 	// reaches an engine meanwhile: one sent to the old engine after its
@@ -159,6 +197,9 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 	}
 	var errs []error
 	for _, np := range built {
+		if cp.ha != nil && !cp.ha.leading {
+			break // a follower's engines wait for it to lead (haPlane.lead)
+		}
 		if err := np.engine.Start(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("start engine of %s: %w", np.cfg.App, err))
 		}
@@ -191,6 +232,9 @@ func (cp *ControlPlane) apply(ctx context.Context, cfgs []*config.Config, actor,
 		errs = append(errs, cp.Retirements.applyGone(ctx))
 	}
 	res.Apps = cp.Apps.AppNames()
+	if running, _, _ := cp.revision.get(); res.Revision > running {
+		cp.revision.set(res.Revision, files) // recorded here, or from (whose files these are)
+	}
 	for _, name := range res.Added {
 		p := planes[slices.IndexFunc(planes, func(p *appPlane) bool { return p.cfg.App == name })]
 		for _, env := range sortedEnvs(p.cfg) {
@@ -296,6 +340,9 @@ func (cp *ControlPlane) auditApply(ctx context.Context, actor, reason, source st
 		}
 	}
 	ev.Data["apps"] = strconv.Itoa(len(res.Apps))
+	if res.Revision > 0 {
+		ev.Data["revision"] = strconv.FormatInt(res.Revision, 10)
+	}
 	if cerr := cp.Store.Commit(context.WithoutCancel(ctx), rollout.Change{Audit: []audit.Event{ev}}); cerr != nil {
 		cp.log.Error("audit a config apply", "error", cerr)
 	}

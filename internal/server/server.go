@@ -179,8 +179,10 @@ type ControlPlane struct {
 	apiListener net.Listener
 	// urlFile is the data dir's APIURLFile, once written.
 	urlFile string
-	// ha is set when several servers share the store (ha.go).
-	ha *haPlane
+	// ha is set when several servers share the store (ha.go), and
+	// revision is then the store's config revision it runs (configrev.go).
+	ha       *haPlane
+	revision configRev
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -233,12 +235,16 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		out = io.Discard
 	}
 	cfgs := opts.Configs
+	var files []config.File // the app files read, when read from ConfigPath
 	switch {
 	case len(cfgs) > 0:
 	case opts.Config != nil:
 		cfgs = []*config.Config{opts.Config}
 	default:
-		if cfgs, err = config.LoadApps(opts.ConfigPath); err != nil {
+		if files, err = readAppFiles(opts.ConfigPath); err != nil {
+			return nil, err
+		}
+		if cfgs, err = config.ParseFiles(files); err != nil {
 			return nil, err
 		}
 	}
@@ -288,6 +294,16 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err := cp.openStore(ctx, spec); err != nil {
 		return nil, err
 	}
+	cp.configPath = opts.ConfigPath
+	if pg, ok := cp.Store.(*postgres.Store); ok {
+		// Every server on the store runs the store's config revision
+		// (configrev.go).
+		if cfgs, err = cp.storeConfig(ctx, pg, files, cfgs, serverID(opts, ln.Addr().String()), func(f string, a ...any) { fmt.Fprintf(out, f, a...) }); err != nil {
+			return nil, err
+		}
+		cfg = cfgs[0]
+		cp.Config = cfg
+	}
 	if cp.AdminToken, err = adminToken(ctx, cp.Store, filepath.Join(opts.DataDir, TokenFile), adminTokenName(spec)); err != nil {
 		return nil, err
 	}
@@ -300,7 +316,6 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cp.configPath = opts.ConfigPath
 	cp.deps = appDeps{opts: opts, store: cp.Store, runtime: cp.Runtime, digestKey: digestKey, log: log}
 	cp.Apps = newApps(cp.Store)
 	reg := prometheus.NewRegistry()
@@ -320,17 +335,11 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	cp.Engine, cp.Routers = planes[0].engine, planes[0].routers
 	var svc api.Service = cp.Apps
 	if pg, ok := cp.Store.(*postgres.Store); ok {
-		if len(planes) > 1 {
-			for _, started := range planes {
-				started.stopStarted(context.WithoutCancel(ctx), log)
-			}
-			return nil, fmt.Errorf("%d apps on a PostgreSQL store: several servers on one store manage one app for now; run a group of servers (and a database) per app: %w", len(planes), rollout.ErrInvalid)
-		}
-		// Several servers share the store: the engine runs while this
-		// one leads, and commands go through the store.
-		cp.ha = newHAPlane(opts, ln.Addr().String(), pg, cp.Engine, log.With("component", "ha"))
+		// Several servers share the store: every app's engine runs while
+		// this one leads, and commands go through the store.
+		cp.ha = newHAPlane(opts, ln.Addr().String(), pg, cp, log.With("component", "ha"))
 		reg.MustRegister(cp.ha.elector.Collector())
-		svc = cp.ha.commands.Service(haStatus{Service: cp.Apps, e: cp.ha.elector})
+		svc = cp.ha.commands.Service(haStatus{Service: cp.Apps, e: cp.ha.elector, rev: &cp.revision})
 	} else {
 		for _, p := range planes {
 			if err := p.engine.Start(ctx); err != nil {
@@ -381,8 +390,14 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	cp.reports = reports
 	if cp.ha != nil {
 		// Webhooks go out from the leader only, so that each is sent once.
+		// It is started on the apps' config of the moment (a reload may
+		// have changed it).
 		cp.ha.notifier = func(ctx context.Context) (func(), error) {
-			return startNotifier(ctx, cfgs, cp.Store, reports, log.With("component", "notify"))
+			var now []*config.Config
+			for _, p := range cp.Apps.planes() {
+				now = append(now, p.cfg)
+			}
+			return startNotifier(ctx, now, cp.Store, reports, log.With("component", "notify"))
 		}
 	} else if cp.stopNotifier, err = startNotifier(ctx, cfgs, cp.Store, reports, log.With("component", "notify")); err != nil {
 		return nil, fmt.Errorf("start notifications: %w", err)
