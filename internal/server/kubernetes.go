@@ -198,3 +198,16 @@ func kubernetesEnv(ctx context.Context, cfg *config.Config, name string, env *co
 	}
 	return KubernetesEnvironment(ctx, cfg, name, KubernetesOptions{RESTConfig: rc, Metrics: metrics, OnChange: onChange, Logger: log.With("component", "kubernetes")})
 }
+
+// kubeService serves shipgate kubernetes leave: the engine of the app
+// named does it, on the server that drives the app's rollouts.
+type kubeService struct{ cp *ControlPlane }
+
+func (k kubeService) Leave(ctx context.Context, req rollout.LeaveRequest) (rollout.LeaveReport, error) {
+	if h := k.cp.ha; h != nil {
+		if es := h.elector.Status(); !es.Leading {
+			return rollout.LeaveReport{}, fmt.Errorf("this server does not lead (the leader is %q): send shipgate kubernetes leave to the leader, whose engine drives the rollouts: %w", es.Leader, rollout.ErrConflict)
+		}
+	}
+	return call(k.cp.Apps, req.App, func(e *rollout.Engine) (rollout.LeaveReport, error) { return e.Leave(ctx, req) })
+}
