@@ -14,7 +14,9 @@ import (
 // without --force.
 func TestCovers(t *testing.T) {
 	prefix, exact, regex := gwv1.PathMatchPathPrefix, gwv1.PathMatchExact, gwv1.PathMatchRegularExpression
-	path := func(typ gwv1.PathMatchType, v string) *gwv1.HTTPPathMatch { return &gwv1.HTTPPathMatch{Type: &typ, Value: &v} }
+	path := func(typ gwv1.PathMatchType, v string) *gwv1.HTTPPathMatch {
+		return &gwv1.HTTPPathMatch{Type: &typ, Value: &v}
+	}
 	zero, one := int32(0), int32(1)
 	backend := func(w *int32) []gwv1.HTTPBackendRef {
 		return []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "shop"}, Weight: w}}}

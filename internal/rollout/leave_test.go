@@ -161,4 +161,3 @@ func describeRules(rules []gwv1.HTTPRouteRule) string {
 	}
 	return "[" + strings.Join(out, " ") + "]"
 }
-
