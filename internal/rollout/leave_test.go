@@ -6,6 +6,8 @@ package rollout_test
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/clock/clocktest"
+	"github.com/shipgate/shipgate/internal/config"
 	kube "github.com/shipgate/shipgate/internal/kubernetes"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -160,4 +163,35 @@ func describeRules(rules []gwv1.HTTPRouteRule) string {
 		out = append(out, name+"->"+strings.Join(bs, ","))
 	}
 	return "[" + strings.Join(out, " ") + "]"
+}
+
+// TestEngine_LeaveRefusals: leaving needs an environment and a reason
+// (errors naming the field), and an environment of local processes has
+// nothing to hand back: refused, naming env, nothing recorded.
+func TestEngine_LeaveRefusals(t *testing.T) {
+	clk := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	k := newLocalKind(t, clk)
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "shipgate.yaml"), fmt.Appendf(nil, bothYAML, shopBin, 1, k.envYAML(), strategyCases[0].yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, k, clk, cfg)
+	ctx := t.Context()
+	for _, tt := range []struct {
+		req         rollout.LeaveRequest
+		field, want string
+	}{
+		{rollout.LeaveRequest{App: "shop", Reason: "x"}, "env", "is required"},
+		{rollout.LeaveRequest{App: "shop", Env: "production"}, "reason", "is required"},
+		{rollout.LeaveRequest{App: "shop", Env: "production", Reason: "x"}, "env", "production does not run on Kubernetes"},
+	} {
+		_, err := r.eng.Leave(ctx, tt.req)
+		var fe *rollout.FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field || !strings.Contains(fe.Message, tt.want) {
+			t.Errorf("leave %+v: %v, want a FieldError on %s saying %q", tt.req, err, tt.field, tt.want)
+		}
+	}
+	if evs, err := r.store.ListAudit(ctx, audit.Filter{Action: audit.ActionLeave}); err != nil || len(evs) != 0 {
+		t.Errorf("audit after refused leaves: %+v, %v; want none", evs, err)
+	}
 }
