@@ -22,7 +22,7 @@ func (f *fakeLeaver) Leave(_ context.Context, req rollout.LeaveRequest) (rollout
 		return rollout.LeaveReport{}, fmt.Errorf("rollout 7 of deploy v2 in shop/busy is still at step 2/5: wait for it or roll it back, then leave: %w", rollout.ErrConflict)
 	}
 	return rollout.LeaveReport{App: req.App, Env: req.Env, Live: "v2", Route: "shop/shop", RemovedRules: []string{"shipgate-production-main"},
-		LostTraffic: []string{"requests to / (rule shipgate-production-main, now to shop-v2=100): no rule of yours matches them"},
+		LostTraffic:     []string{"requests to / (rule shipgate-production-main, now to shop-v2=100): no rule of yours matches them"},
 		DeletedReleases: []string{"v0"}, KeptReleases: []string{"v2: live"}}, nil
 }
 
