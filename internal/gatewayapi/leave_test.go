@@ -4,7 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 
 	"github.com/shipgate/shipgate/internal/rollout"
 )
@@ -90,4 +92,38 @@ func TestLostTraffic(t *testing.T) {
 
 func routesWithPreview() rollout.Routes {
 	return rollout.Routes{Stable: rollout.Backend{Version: "v2"}, Preview: rollout.Backend{Version: "v3"}}
+}
+
+// TestRouter_Leave_HandsOverRoute: a route Shipgate created to which the
+// team has since added a rule of its own is not deleted: Shipgate's rules,
+// annotation and labels go, the team's rule stays, and nothing is lost
+// when that rule serves the path.
+func TestRouter_Leave_HandsOverRoute(t *testing.T) {
+	ctx := t.Context()
+	c := gwfake.NewSimpleClientset()
+	rt := newRouter(t, c, "shop")
+	if err := rt.SetRoutes(ctx, rollout.Routes{Stable: rollout.Backend{Version: "v1"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := getRoute(t, c, "shop")
+	port := gwv1.PortNumber(8080)
+	theirs := gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "shop-v1", Port: &port}}}}}
+	r.Spec.Rules = append(r.Spec.Rules, theirs)
+	if _, err := c.GatewayV1().HTTPRoutes("shop").Update(ctx, r, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rt.Leave(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted || len(res.Lost) != 0 || len(res.UserBackends) != 1 || res.UserBackends[0] != "shop-v1" {
+		t.Errorf("Leave: %+v, want the route kept, nothing lost, the team's backend shop-v1", res)
+	}
+	r = getRoute(t, c, "shop")
+	if !equalRules(r.Spec.Rules, []gwv1.HTTPRouteRule{theirs}) {
+		t.Errorf("rules after Leave: %s, want the team's only", describe(r.Spec.Rules))
+	}
+	if _, ok := r.Labels["app.kubernetes.io/managed-by"]; ok || r.Annotations[AnnotationRules] != "" {
+		t.Errorf("labels %v, annotations %v: want Shipgate's gone", r.Labels, r.Annotations)
+	}
 }
