@@ -30,10 +30,12 @@ type Snapshot struct {
 
 // EnvSnapshot is one environment in a Snapshot.
 type EnvSnapshot struct {
-	Env      string           `json:"env"`
-	Stable   string           `json:"stable"`
-	Previous string           `json:"previous,omitempty"`
-	Rollout  *RolloutSnapshot `json:"rollout,omitempty"`
+	Env    string `json:"env"`
+	Stable string `json:"stable"`
+	// StableImage is the stable release's image, when it has one.
+	StableImage string           `json:"stable_image,omitempty"`
+	Previous    string           `json:"previous,omitempty"`
+	Rollout     *RolloutSnapshot `json:"rollout,omitempty"`
 	// Canary and StableW are the last analysis windows; Verdict and
 	// Results its judgement.
 	Canary  *rollout.Summary `json:"canary,omitempty"`
@@ -45,8 +47,10 @@ type EnvSnapshot struct {
 
 // RolloutSnapshot is the rollout in progress.
 type RolloutSnapshot struct {
-	ID       int64  `json:"id"`
-	Version  string `json:"version"`
+	ID      int64  `json:"id"`
+	Version string `json:"version"`
+	// Image is the release's image, when it has one (Kubernetes).
+	Image    string `json:"image,omitempty"`
 	Phase    string `json:"phase"`
 	Step     string `json:"step"`
 	Weight   int    `json:"weight"`
@@ -63,10 +67,10 @@ func SnapshotOf(st rollout.AppStatus, now time.Time) Snapshot {
 	for _, e := range st.Envs {
 		es := EnvSnapshot{Env: e.Env, At: now}
 		if e.State != nil {
-			es.Stable, es.Previous = e.State.Stable, e.State.Previous
+			es.Stable, es.Previous, es.StableImage = e.State.Stable, e.State.Previous, e.Image
 		}
 		if a := e.Active; a != nil {
-			es.Rollout = &RolloutSnapshot{ID: a.ID, Version: a.Version, Phase: string(a.Phase), Weight: a.Weight,
+			es.Rollout = &RolloutSnapshot{ID: a.ID, Version: a.Version, Image: a.Image, Phase: string(a.Phase), Weight: a.Weight,
 				Waiting: waitingApproval(a), Strategy: a.Strategy, Paused: a.Paused}
 			if a.StepIndex < len(a.Steps) {
 				es.Rollout.Step = stepName(a.Steps[a.StepIndex])

@@ -89,6 +89,9 @@ type HandlerOptions struct {
 	// Config, when set, serves POST /v1/config (shipgate apply) to admin
 	// tokens (config.go).
 	Config ConfigService
+	// Kubernetes, when set, serves POST /v1/kubernetes/leaves (shipgate
+	// kubernetes leave) to admin tokens (kubernetes.go).
+	Kubernetes KubernetesService
 }
 
 // Limits of the API.
@@ -172,6 +175,9 @@ func NewHandler(svc Service, tokens TokenStore, opts HandlerOptions) http.Handle
 	}
 	if opts.Config != nil {
 		mountConfig(mux, h, opts.Config)
+	}
+	if opts.Kubernetes != nil {
+		mountKubernetes(mux, h, opts.Kubernetes)
 	}
 	return h.logRequests(mux)
 }

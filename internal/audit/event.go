@@ -32,6 +32,7 @@ const (
 	ActionTokenCreate    = "token.create"    // an admin created an API token (data: role)
 	ActionTokenRevoke    = "token.revoke"    // an admin revoked an API token
 	ActionConfigApply    = "config.apply"    // the server's apps were reloaded (shipgate apply, SIGHUP); outcome ok or refused
+	ActionLeave          = "env.leave"       // an admin handed an environment's routing back (shipgate kubernetes leave); data: route, lost_traffic
 	// ActionClusterChange is a change Shipgate made to a Kubernetes
 	// cluster (a Deployment or Service created, scaled or deleted, the
 	// HTTPRoute's rules set); the reason says what, in words.

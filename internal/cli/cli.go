@@ -305,6 +305,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input or config, 3 rolled back,
 		a.retireCommand(),
 		a.storeCommand(),
 		a.applyCommand(),
+		a.kubernetesCommand(),
 	)
 	return root
 }

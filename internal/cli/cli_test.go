@@ -31,6 +31,8 @@ type scriptedService struct {
 	mu sync.Mutex
 	// controlPlane, when set, is the leadership Status reports.
 	controlPlane *rollout.ControlPlaneStatus
+	// historyImage, when set, is the image of rollout 2 in History.
+	historyImage string
 	// scripts holds, per version, the states a rollout goes through.
 	scripts    map[string][]rollout.Rollout
 	rollouts   map[int64][]rollout.Rollout
@@ -222,7 +224,7 @@ func (s *scriptedService) GetRollout(_ context.Context, id int64) (rollout.Rollo
 
 func (s *scriptedService) History(_ context.Context, app, _ string, _ int) ([]rollout.Rollout, error) {
 	return []rollout.Rollout{
-		{ID: 2, App: app, Env: "production", Version: "6.6.6", FromVersion: "1.1.0", Phase: rollout.PhaseRolledBack,
+		{ID: 2, App: app, Env: "production", Version: "6.6.6", FromVersion: "1.1.0", Phase: rollout.PhaseRolledBack, Image: s.historyImage,
 			Reason: "error_rate 40.00% > 1.00%", CreatedAt: t0, FinishedAt: t0.Add(43 * time.Second)},
 		{ID: 1, App: app, Env: "production", Version: "1.1.0", FromVersion: "1.0.0", Phase: rollout.PhaseSucceeded,
 			CreatedAt: t0.Add(-time.Hour), FinishedAt: t0.Add(-time.Hour + 72*time.Second)},
@@ -652,6 +654,30 @@ func TestCLI_TextOutput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCLI_HistoryImage: the history table has an IMAGE column, after
+// VERSION, when a rollout has an image ("-" for one without), and none
+// when no rollout has one (local processes).
+func TestCLI_HistoryImage(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(t, "history")
+	r.wantCode(t, ExitOK)
+	if strings.Contains(r.stdout, "IMAGE") {
+		t.Errorf("history without images has an IMAGE column:\n%s", r.stdout)
+	}
+	e.svc.historyImage = "registry.example/shop@sha256:abc"
+	r = e.run(t, "history")
+	r.wantCode(t, ExitOK)
+	for _, want := range []string{
+		"ID  ENV         VERSION  IMAGE                             FROM   PHASE",
+		"2   production  6.6.6    registry.example/shop@sha256:abc  1.1.0  rolled_back",
+		"1   production  1.1.0    -                                 1.0.0  succeeded",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("history does not contain %q:\n%s", want, r.stdout)
+		}
 	}
 }
 

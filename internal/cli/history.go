@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shipgate/shipgate/internal/rollout"
 )
 
 func (a *app) historyCommand() *cobra.Command {
@@ -14,8 +17,9 @@ func (a *app) historyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "history [APP]",
 		Short: "List the rollouts of an app, newest first",
-		Long: `List the rollouts of APP, newest first: id, version, the version it
-replaced, phase, start time, duration and reason. APP defaults to the app
+		Long: `List the rollouts of APP, newest first: id, version, its image (when a
+rollout has one: releases on Kubernetes), the version it replaced, phase,
+start time, duration and reason. APP defaults to the app
 the server manages.`,
 		Example: `  shipgate history
   shipgate history shop --env production --limit 5 -o json`,
@@ -40,10 +44,21 @@ the server manages.`,
 				return nil
 			}
 			now := a.now()
-			t := newTable(a.stdout, "ID", "ENV", "VERSION", "FROM", "PHASE", "STARTED", "DURATION", "REASON")
+			// The image is a column only when a rollout has one (releases
+			// on Kubernetes): local processes have none.
+			images := slices.ContainsFunc(list, func(ro rollout.Rollout) bool { return ro.Image != "" })
+			header := []string{"ID", "ENV", "VERSION", "FROM", "PHASE", "STARTED", "DURATION", "REASON"}
+			if images {
+				header = slices.Insert(header, 3, "IMAGE")
+			}
+			t := newTable(a.stdout, header...)
 			for _, ro := range list {
-				t.row(strconv.FormatInt(ro.ID, 10), ro.Env, ro.Version, ro.FromVersion, string(ro.Phase),
-					clock(ro.CreatedAt, now), humanDuration(elapsed(ro, now)), ro.Reason)
+				cells := []string{strconv.FormatInt(ro.ID, 10), ro.Env, ro.Version, ro.FromVersion, string(ro.Phase),
+					clock(ro.CreatedAt, now), humanDuration(elapsed(ro, now)), ro.Reason}
+				if images {
+					cells = slices.Insert(cells, 3, orDash(ro.Image))
+				}
+				t.row(cells...)
 			}
 			return t.flush()
 		},

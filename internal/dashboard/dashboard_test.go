@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/auth"
 	"github.com/shipgate/shipgate/internal/dashboard"
@@ -32,6 +33,17 @@ type engine struct {
 	calls []string
 	// statusOf records the apps whose status was asked.
 	statusOf []string
+	// images gives the releases images (Kubernetes): v1 and v2 get
+	// registry.example/shop:<version>.
+	images bool
+}
+
+// image is version's image; called with e.mu held.
+func (e *engine) image(version string) string {
+	if !e.images {
+		return ""
+	}
+	return "registry.example/shop:" + version
 }
 
 func (e *engine) record(verb, actor, reason string) {
@@ -60,15 +72,17 @@ func (e *engine) Status(_ context.Context, app string) (rollout.AppStatus, error
 	defer e.mu.Unlock()
 	e.statusOf = append(e.statusOf, app)
 	active := &rollout.Rollout{ID: 2, App: "shop", Env: "production", Version: "v2", Phase: rollout.PhaseRunning, Weight: e.weight,
-		Steps: []rollout.Step{{Kind: rollout.StepWeight, Weight: e.weight, Duration: time.Minute}}}
+		Steps: []rollout.Step{{Kind: rollout.StepWeight, Weight: e.weight, Duration: time.Minute}}, Image: e.image("v2")}
 	return rollout.AppStatus{App: app, Envs: []rollout.EnvStatus{{Env: "staging"}, {Env: "production",
-		State: &rollout.EnvState{App: app, Env: "production", Stable: "v1"}, Active: active}}}, nil
+		State: &rollout.EnvState{App: app, Env: "production", Stable: "v1"}, Active: active, Image: e.image("v1")}}}, nil
 }
 
 func (e *engine) History(context.Context, string, string, int) ([]rollout.Rollout, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	return []rollout.Rollout{ // newest first
-		{ID: 4, Env: "production", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseRunning, CreatedAt: at.Add(3 * time.Hour)},
+		{ID: 4, Env: "production", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseRunning, CreatedAt: at.Add(3 * time.Hour), Image: e.image("v2")},
 		{ID: 3, Env: "staging", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseSucceeded, CreatedAt: at.Add(2 * time.Hour)},
 		{ID: 2, Env: "staging", Kind: rollout.KindDeploy, Version: "v2", Phase: rollout.PhaseRolledBack, CreatedAt: at.Add(time.Hour)},
 		{ID: 1, Env: "production", Kind: rollout.KindDeploy, Version: "v1", Phase: rollout.PhaseSucceeded, CreatedAt: at},
@@ -454,4 +468,59 @@ func TestDashboard_SeveralApps(t *testing.T) {
 	if !seen {
 		t.Fatalf("billing's stream ended without a status: %v", sc.Err())
 	}
+}
+
+// TestDashboard_Images: where the home page shows a release, it shows its
+// image when it has one (releases on Kubernetes): the live release, the
+// one rolling out, an image column in the history ("-" for a rollout
+// without one), and the event stream carries both for the page's
+// updates. Without images, none of it shows.
+func TestDashboard_Images(t *testing.T) {
+	for _, images := range []bool{false, true} {
+		t.Run(fmt.Sprint("images=", images), func(t *testing.T) {
+			f := start(t)
+			f.eng.mu.Lock()
+			f.eng.images = images
+			f.eng.mu.Unlock()
+			c, _ := f.login(t, f.token(t, "vic", auth.RoleViewer))
+			_, body := f.get(t, "/ui/", c)
+			checks := []string{
+				`<code class="stable-image" >registry.example/shop:v1</code>`,
+				`<code class="version-image" >registry.example/shop:v2</code>`,
+				`<th>version</th><th>image</th><th>from</th>`,
+				`<td>v2</td><td class="image">registry.example/shop:v2</td>`,
+				`<td>v1</td><td class="image">-</td>`,
+			}
+			for _, want := range checks {
+				if got := strings.Contains(body, want); got != images {
+					t.Errorf("home page has %q: %v, want %v", want, got, images)
+				}
+			}
+			if !images && (!strings.Contains(body, `<code class="stable-image" hidden></code>`) || !strings.Contains(body, "<th>version</th><th>from</th>")) {
+				t.Errorf("home page without images: want the hidden image slots and no image column")
+			}
+			snap := api.SnapshotOf(mustStatus(t, f.eng), time.Now())
+			var env api.EnvSnapshot
+			for _, e := range snap.Envs {
+				if e.Env == "production" {
+					env = e
+				}
+			}
+			if got, want := env.StableImage, map[bool]string{true: "registry.example/shop:v1"}[images]; got != want {
+				t.Errorf("snapshot stable_image = %q, want %q", got, want)
+			}
+			if got, want := env.Rollout.Image, map[bool]string{true: "registry.example/shop:v2"}[images]; got != want {
+				t.Errorf("snapshot rollout image = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func mustStatus(t *testing.T, e *engine) rollout.AppStatus {
+	t.Helper()
+	st, err := e.Status(t.Context(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

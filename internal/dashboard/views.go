@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,7 +67,10 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 	for i, e := range st.Envs {
 		envs[i] = e.Env
 	}
-	h.render(w, r, "home", h.data(r, map[string]any{"Status": st, "History": hist, "Envs": envs, "Timeline": timeline(envs, hist)}), http.StatusOK)
+	// The image is a column of the history only when a rollout has one
+	// (releases on Kubernetes).
+	images := slices.ContainsFunc(hist, func(ro rollout.Rollout) bool { return ro.Image != "" })
+	h.render(w, r, "home", h.data(r, map[string]any{"Status": st, "History": hist, "HistoryImages": images, "Envs": envs, "Timeline": timeline(envs, hist)}), http.StatusOK)
 }
 
 func (h *Handler) audit(w http.ResponseWriter, r *http.Request) {

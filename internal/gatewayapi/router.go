@@ -236,30 +236,6 @@ func (rt *Router) parentReady(route *gwv1.HTTPRoute, pref gwv1.ParentReference) 
 	return fmt.Errorf("gatewayapi: HTTPRoute %s/%s has no status from %s yet: %w", route.Namespace, route.Name, name, rollout.ErrNotReady)
 }
 
-// Leave takes Shipgate's rules out of the route, or deletes the route
-// when Shipgate created it: what `shipgate` leaves behind when a team
-// stops using it is the user's rules only.
-func (rt *Router) Leave(ctx context.Context) error {
-	routes := rt.client.GatewayV1().HTTPRoutes(rt.cfg.Namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := routes.Get(ctx, rt.cfg.Route, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if cur.Labels[kubernetes.LabelManagedBy] == kubernetes.ManagedBy {
-			return routes.Delete(ctx, rt.cfg.Route, metav1.DeleteOptions{})
-		}
-		next := cur.DeepCopy()
-		next.Spec.Rules = rt.userRules(cur)
-		delete(next.Annotations, AnnotationRules)
-		_, err = routes.Update(ctx, next, metav1.UpdateOptions{})
-		return err
-	})
-}
-
 func (rt *Router) newRoute(rules []gwv1.HTTPRouteRule) *gwv1.HTTPRoute {
 	ns := gwv1.Namespace(rt.cfg.GatewayNamespace)
 	group := gwv1.Group(gwv1.GroupName)

@@ -141,8 +141,12 @@ func testUserRoute(ctx context.Context, t *testing.T, c gwclient.Interface, rt *
 	set(rollout.Routes{Stable: rollout.Backend{Version: "v2"}, Preview: rollout.Backend{Version: "v3"}})
 	check("preview", "shop-v2=100", 2)
 
-	if err := rt.Leave(ctx); err != nil {
+	res, err := rt.Leave(ctx, false)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res.Deleted || len(res.Lost) != 0 || strings.Join(res.Removed, ",") != "shipgate-production-preview,shipgate-production-main" {
+		t.Errorf("Leave: %+v, want the preview and main rules removed, nothing lost (the user's / rule serves)", res)
 	}
 	r := getRoute(t, c, ns)
 	if !equalRules(r.Spec.Rules, user.Spec.Rules) {
@@ -170,8 +174,21 @@ func TestRouter_SetRoutes_CreatesRoute(t *testing.T) {
 	if p := r.Spec.ParentRefs; len(p) != 1 || p[0].Name != "public" || p[0].Namespace == nil || *p[0].Namespace != "shop" {
 		t.Errorf("parentRefs %+v, want the Gateway shop/public", p)
 	}
-	if err := rt.Leave(ctx); err != nil {
+	// Deleting it leaves every request it matched with no route of the
+	// user's: refused without force, naming what loses its backend.
+	_, err := rt.Leave(ctx, false)
+	if !errors.Is(err, ErrWouldLoseTraffic) || !errors.Is(err, rollout.ErrConflict) || !strings.Contains(err.Error(), "requests to / (rule shipgate-production-main, now to shop-v1=90,shop-v2=10)") {
+		t.Fatalf("Leave without force: %v, want a refusal naming the requests to / and where they go now", err)
+	}
+	if got := weights(rt, getRoute(t, c, "shop")); got != "shop-v1=90 shop-v2=10" {
+		t.Fatalf("the refused Leave changed the route: %q", got)
+	}
+	res, err := rt.Leave(ctx, true)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !res.Deleted || len(res.Lost) != 1 {
+		t.Errorf("Leave with force: %+v, want the route deleted and the lost traffic said", res)
 	}
 	if _, err := c.GatewayV1().HTTPRoutes("shop").Get(ctx, "shop", metav1.GetOptions{}); err == nil {
 		t.Error("Leave kept the route Shipgate created")

@@ -283,6 +283,40 @@ func (r *Runtime) baseTemplate(ctx context.Context) (*corev1.PodTemplateSpec, er
 	return t, nil
 }
 
+// ErrContainer is wrapped by the errors that say the release's image
+// cannot be set on a container of the base pod template
+// (kubernetes.container).
+var ErrContainer = errors.New("no container for the release's image")
+
+// CheckAdopted reads the Deployment the runtime adopts and checks the
+// release's image can be set on a container of its pod template, as
+// CheckContainer does for an inline one: the server calls it when it
+// builds the environment, so that a wrong kubernetes.container (or a
+// Deployment that is not there) is an error at its start, not at the
+// first deploy. Errors about the container wrap ErrContainer.
+func (r *Runtime) CheckAdopted(ctx context.Context) error {
+	if r.cfg.Deployment == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	t, err := r.baseTemplate(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := r.container(&t.Spec); err != nil {
+		return fmt.Errorf("the Deployment %s/%s to adopt: %w", r.cfg.Namespace, r.cfg.Deployment, err)
+	}
+	return nil
+}
+
+// containerError is an error about kubernetes.container; it is
+// ErrContainer.
+type containerError struct{ msg string }
+
+func (e *containerError) Error() string        { return e.msg }
+func (e *containerError) Is(target error) bool { return target == ErrContainer }
+
 func (r *Runtime) container(ps *corev1.PodSpec) (*corev1.Container, error) {
 	return pickContainer(ps, r.cfg.Container)
 }
@@ -300,7 +334,7 @@ func CheckContainer(t *corev1.PodTemplateSpec, name string) error {
 // variables: the one named, or the only one.
 func pickContainer(ps *corev1.PodSpec, name string) (*corev1.Container, error) {
 	if len(ps.Containers) == 0 {
-		return nil, errors.New("kubernetes: the base pod template has no container")
+		return nil, &containerError{"kubernetes: the base pod template has no container"}
 	}
 	names := make([]string, len(ps.Containers))
 	for i, c := range ps.Containers {
@@ -310,7 +344,7 @@ func pickContainer(ps *corev1.PodSpec, name string) (*corev1.Container, error) {
 		if len(ps.Containers) > 1 {
 			// A sidecar given the release's image would run the app twice
 			// and the app not at all: never guess.
-			return nil, fmt.Errorf("kubernetes: the base pod template has %d containers (%s): set kubernetes.container to the one that runs the release's image", len(ps.Containers), strings.Join(names, ", "))
+			return nil, &containerError{fmt.Sprintf("kubernetes: the base pod template has %d containers (%s): set kubernetes.container to the one that runs the release's image", len(ps.Containers), strings.Join(names, ", "))}
 		}
 		return &ps.Containers[0], nil
 	}
@@ -319,7 +353,7 @@ func pickContainer(ps *corev1.PodSpec, name string) (*corev1.Container, error) {
 			return &ps.Containers[i], nil
 		}
 	}
-	return nil, fmt.Errorf("kubernetes: the base pod template has no container %q (kubernetes.container); it has %s", name, strings.Join(names, ", "))
+	return nil, &containerError{fmt.Sprintf("kubernetes: the base pod template has no container %q (kubernetes.container); it has %s", name, strings.Join(names, ", "))}
 }
 
 func imageOf(d *appsv1.Deployment, container string) string {

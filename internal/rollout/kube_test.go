@@ -30,6 +30,7 @@ import (
 	"github.com/shipgate/shipgate/internal/migrate/releases"
 	"github.com/shipgate/shipgate/internal/plan"
 	"github.com/shipgate/shipgate/internal/rollout"
+	"github.com/shipgate/shipgate/internal/server"
 )
 
 // until steps virtual time, sending traffic before each step, until cond
@@ -390,5 +391,58 @@ func TestEngine_LocalRefusesImage(t *testing.T) {
 	}
 	if rs, err := r.store.ListRollouts(ctx, "shop", "production", 10); err != nil || len(rs) != 0 {
 		t.Errorf("rollouts after the refused deploy: %d, %v; want none", len(rs), err)
+	}
+}
+
+// TestKubernetesEnvironment_AdoptedDeployment: the server's factory reads
+// the Deployment an environment adopts when it builds the environment
+// (at the server's start), so a kubernetes.container its pod template
+// lacks, a template of several containers without kubernetes.container,
+// or a Deployment that is not there, is an error naming the field then,
+// not at the first deploy. On kubetest's real API server.
+func TestKubernetesEnvironment_AdoptedDeployment(t *testing.T) {
+	clk := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	k := newKubeKind(t, clk).(*kubeKind)
+	ctx := t.Context()
+	// A second Deployment with a sidecar.
+	two, err := k.c.Clientset.AppsV1().Deployments(k.ns).Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two = two.DeepCopy()
+	two.ObjectMeta = metav1.ObjectMeta{Name: "shop-two", Namespace: k.ns}
+	two.Spec.Template.Spec.Containers = append(two.Spec.Template.Spec.Containers, corev1.Container{Name: "proxy", Image: "registry.example/proxy:1"})
+	if _, err := k.c.Clientset.AppsV1().Deployments(k.ns).Create(ctx, two, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, edit string
+		want       string // "" means no error
+	}{
+		{"its only container", "", ""},
+		{"the container named", "container: app", ""},
+		{"no such container", "container: web", `environments.production.kubernetes.container: the Deployment ` + k.ns + `/shop to adopt: kubernetes: the base pod template has no container "web" (kubernetes.container); it has app`},
+		{"two containers, none named", "deployment: shop-two", "environments.production.kubernetes.container: the Deployment " + k.ns + "/shop-two to adopt: kubernetes: the base pod template has 2 containers (app, proxy): set kubernetes.container"},
+		{"two containers, one named", "deployment: shop-two\n      container: app", ""},
+		{"no such Deployment", "deployment: nope", "environments.production.kubernetes.deployment: kubernetes: the Deployment " + k.ns + "/nope to adopt (kubernetes.deployment) does not exist"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := kubeConfigOf(t, k, strategyCases[0].yaml, func(env string) string {
+				if strings.HasPrefix(tt.edit, "deployment:") {
+					return strings.Replace(env, "deployment: shop", tt.edit, 1)
+				}
+				if tt.edit != "" {
+					return strings.Replace(env, "deployment: shop", "deployment: shop\n      "+tt.edit, 1)
+				}
+				return env
+			})
+			_, err := server.KubernetesEnvironment(ctx, cfg, "production", server.KubernetesOptions{RESTConfig: k.c.Config, Metrics: k.dp})
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("build the environment: %v", err)
+			case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
+				t.Fatalf("build the environment: %v\nwant an error starting %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -117,6 +117,59 @@ type Environment struct {
 	Prober Prober
 	// Drainer is optional (nil: no in-flight knowledge).
 	Drainer Drainer
+	// Leaver is optional: an environment whose routing Shipgate shares
+	// with the user's own (an HTTPRoute) hands it back with it.
+	Leaver Leaver
+}
+
+// Leaver hands an environment's routing back to its owner: Shipgate's
+// rules go, the user's stay (shipgate kubernetes leave).
+type Leaver interface {
+	// Leave takes Shipgate's routing out of the environment, and with
+	// req.DeleteReleases removes the releases it runs but req.Live. When
+	// no rule of the user's would serve some of the traffic Shipgate's
+	// rules serve, it changes nothing and returns an error wrapping
+	// ErrConflict that says what would lose its backend, unless
+	// req.Force; the report then lists it in LostTraffic.
+	Leave(ctx context.Context, req LeaveRequest) (LeaveReport, error)
+}
+
+// LeaveRequest asks an environment to leave Shipgate.
+type LeaveRequest struct {
+	App    string `json:"app"`
+	Env    string `json:"env"`
+	Reason string `json:"reason"`
+	// Force leaves even when requests would then match no rule of the
+	// user's.
+	Force bool `json:"force,omitempty"`
+	// DeleteReleases removes the releases Shipgate created, but the live
+	// one and any a rule of the user's still sends traffic to.
+	DeleteReleases bool `json:"delete_releases,omitempty"`
+	// Live is the release live in the environment (the engine sets it).
+	Live string `json:"-"`
+	// Actor is who asked (the API sets it from the token).
+	Actor string `json:"-"`
+}
+
+// LeaveReport says what leaving changed.
+type LeaveReport struct {
+	App string `json:"app"`
+	Env string `json:"env"`
+	// Live is the release that was live: what the user's own routing
+	// must point at.
+	Live string `json:"live,omitempty"`
+	// Route is the route left (namespace/name); RouteDeleted is true when
+	// it was Shipgate's own and is deleted.
+	Route        string `json:"route,omitempty"`
+	RouteDeleted bool   `json:"route_deleted"`
+	// RemovedRules are Shipgate's rules taken out of the route.
+	RemovedRules []string `json:"removed_rules"`
+	// LostTraffic says what no rule of the user's serves now (with force).
+	LostTraffic []string `json:"lost_traffic,omitempty"`
+	// DeletedReleases and KeptReleases are Shipgate's releases removed and
+	// left running (with why), with DeleteReleases.
+	DeletedReleases []string `json:"deleted_releases,omitempty"`
+	KeptReleases    []string `json:"kept_releases,omitempty"`
 }
 
 // Environments gives the engine each environment's adapters; the server

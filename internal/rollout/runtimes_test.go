@@ -543,7 +543,7 @@ func (k *kubeKind) envYAML() string {
 }
 
 func (k *kubeKind) environment(cfg *config.Config) rollout.Environment {
-	env, err := server.KubernetesEnvironment(cfg, "production", server.KubernetesOptions{RESTConfig: k.c.Config, Metrics: k.dp})
+	env, err := server.KubernetesEnvironment(k.t.Context(), cfg, "production", server.KubernetesOptions{RESTConfig: k.c.Config, Metrics: k.dp})
 	if err != nil {
 		k.t.Fatal(err)
 	}

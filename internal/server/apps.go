@@ -301,7 +301,7 @@ func (deps appDeps) startApp(ctx context.Context, cfg *config.Config, all []*con
 	prober := smoke.New()
 	for name, env := range cfg.Environments {
 		if env.Kubernetes != nil {
-			if envs.envs[name], err = kubernetesEnv(cfg, name, env, deps.store, deps.opts.KubeConfig, deps.log.With("app", cfg.App)); err != nil {
+			if envs.envs[name], err = kubernetesEnv(ctx, cfg, name, env, deps.store, deps.opts.KubeConfig, deps.log.With("app", cfg.App)); err != nil {
 				return nil, fmt.Errorf("app %s: %w", cfg.App, err)
 			}
 			continue

@@ -238,6 +238,40 @@ func TestE2E_Kubernetes_CanaryAndRollback(t *testing.T) {
 	if !equality.Semantic.DeepEqual(theirs, userRules) {
 		t.Errorf("the user's rules changed:\n got %+v\nwant %+v", theirs, userRules)
 	}
+
+	// The team takes its route back, through the CLI and the API (their
+	// catch-all rule serves /): Shipgate's rules and annotation go, theirs
+	// stay exactly as they were, audited.
+	out.Reset()
+	errOut.Reset()
+	code = cli.Main(ctx, []string{"--server", cp.APIURL, "--token", cp.AdminToken, "kubernetes", "leave", "shop", "--env", "production",
+		"--reason", "the team takes it back", "-o", "json"}, strings.NewReader(""), &out, &errOut)
+	var left rollout.LeaveReport
+	if err := json.Unmarshal(out.Bytes(), &left); code != 0 || err != nil || left.Route != ns+"/shop" || left.Live != "v2" || len(left.RemovedRules) == 0 || left.RouteDeleted {
+		t.Fatalf("kubernetes leave exited %d (%v): %+v\nstderr: %s", code, err, left, errOut.String())
+	}
+	route, err = c.Gateway.GatewayV1().HTTPRoutes(ns).Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(route.Spec.Rules, userRules) {
+		t.Errorf("after leaving, the route's rules are\n %+v\nwant exactly the user's\n %+v", route.Spec.Rules, userRules)
+	}
+	if v, ok := route.Annotations["shipgate.dev/rules"]; ok {
+		t.Errorf("after leaving, the route still has shipgate.dev/rules=%q", v)
+	}
+	changes, err = cp.Engine.Audit(ctx, audit.Filter{Subject: "shop/production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, ok := hasAction(changes, audit.ActionLeave); !ok || !strings.HasPrefix(ev.Actor, "user:") || ev.Reason != "the team takes it back" {
+		t.Errorf("env.leave audit event %+v (found %v), want the admin's, with the reason", ev, ok)
+	}
+	if !slices.ContainsFunc(changes, func(e audit.Event) bool {
+		return e.Action == audit.ActionClusterChange && strings.HasPrefix(e.Reason, "took Shipgate's rules out of HTTPRoute "+ns+"/shop")
+	}) {
+		t.Errorf("no cluster.change audit event for the route left")
+	}
 }
 
 // createUserRoute creates the HTTPRoute the team had before Shipgate: an

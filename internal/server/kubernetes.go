@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -35,7 +37,12 @@ type KubernetesOptions struct {
 // KubernetesEnvironment builds the adapters of an environment that runs
 // on Kubernetes: Deployments as the runtime, the HTTPRoute as the router,
 // smoke checks through the API server's proxy.
-func KubernetesEnvironment(c *config.Config, envName string, o KubernetesOptions) (rollout.Environment, error) {
+//
+// The Deployment it adopts (kubernetes.deployment) is read once here, so
+// that a container kubernetes.container does not name, or a pod template
+// with several containers and no kubernetes.container, is an error at the
+// server's start naming the field, not at the first deploy.
+func KubernetesEnvironment(ctx context.Context, c *config.Config, envName string, o KubernetesOptions) (rollout.Environment, error) {
 	env, err := c.Environment(envName)
 	if err != nil {
 		return rollout.Environment{}, err
@@ -86,6 +93,15 @@ func KubernetesEnvironment(c *config.Config, envName string, o KubernetesOptions
 	if err != nil {
 		return rollout.Environment{}, fmt.Errorf("environments.%s: %w", envName, err)
 	}
+	if k.Deployment != "" {
+		if err := runtime.CheckAdopted(ctx); err != nil {
+			field := "deployment"
+			if errors.Is(err, kube.ErrContainer) {
+				field = "container"
+			}
+			return rollout.Environment{}, fmt.Errorf("environments.%s.kubernetes.%s: %w", envName, field, err)
+		}
+	}
 	router, err := gatewayapi.New(gw, gatewayapi.Config{
 		Namespace: k.Namespace, Route: k.Route.Name, Gateway: k.Route.Gateway, GatewayNamespace: k.Route.Namespace,
 		Base: base, ServicePort: k.ServicePort, App: c.App, Env: envName, PathPrefix: k.Route.PathPrefix,
@@ -98,7 +114,49 @@ func KubernetesEnvironment(c *config.Config, envName string, o KubernetesOptions
 	if err != nil {
 		return rollout.Environment{}, fmt.Errorf("environments.%s: %w", envName, err)
 	}
-	return rollout.Environment{Runtime: runtime, Router: router, Metrics: o.Metrics, Prober: prober}, nil
+	leaver := &kubeLeaver{router: router, runtime: runtime, base: base}
+	return rollout.Environment{Runtime: runtime, Router: router, Metrics: o.Metrics, Prober: prober, Leaver: leaver}, nil
+}
+
+// kubeLeaver hands an environment on Kubernetes back to its team
+// (shipgate kubernetes leave): Shipgate's rules out of the HTTPRoute,
+// then, when asked, Shipgate's releases but the live one deleted.
+type kubeLeaver struct {
+	router  *gatewayapi.Router
+	runtime *kube.Runtime
+	base    string
+}
+
+var _ rollout.Leaver = (*kubeLeaver)(nil)
+
+func (l *kubeLeaver) Leave(ctx context.Context, req rollout.LeaveRequest) (rollout.LeaveReport, error) {
+	res, err := l.router.Leave(ctx, req.Force)
+	rep := rollout.LeaveReport{App: req.App, Env: req.Env, Live: req.Live, Route: res.Route, RouteDeleted: res.Deleted, RemovedRules: res.Removed, LostTraffic: res.Lost}
+	if rep.RemovedRules == nil {
+		rep.RemovedRules = []string{}
+	}
+	if err != nil || !req.DeleteReleases {
+		return rep, err
+	}
+	versions, err := l.runtime.Releases(ctx, req.App, req.Env)
+	if err != nil {
+		return rep, err
+	}
+	for _, v := range versions {
+		svc := kube.ObjectName(l.base, v)
+		switch {
+		case v == req.Live:
+			rep.KeptReleases = append(rep.KeptReleases, v+": live")
+		case slices.Contains(res.UserBackends, svc):
+			rep.KeptReleases = append(rep.KeptReleases, fmt.Sprintf("%s: a rule of yours in HTTPRoute %s sends traffic to its Service %s", v, res.Route, svc))
+		default:
+			if err := l.runtime.Remove(ctx, rollout.ReleaseRef{App: req.App, Env: req.Env, Version: v}); err != nil {
+				return rep, fmt.Errorf("the route is left; delete release %s: %w", v, err)
+			}
+			rep.DeletedReleases = append(rep.DeletedReleases, v)
+		}
+	}
+	return rep, nil
 }
 
 // RESTConfig loads how to reach a cluster: the kubeconfig at path when
@@ -123,7 +181,7 @@ func RESTConfig(path string) (*rest.Config, error) {
 // kubernetesEnv builds environment name, which runs on Kubernetes, for the
 // server: measured by its Prometheus, and every change it makes to the
 // cluster written to the audit log.
-func kubernetesEnv(cfg *config.Config, name string, env *config.Environment, store rollout.Store, rc *rest.Config, log *slog.Logger) (rollout.Environment, error) {
+func kubernetesEnv(ctx context.Context, cfg *config.Config, name string, env *config.Environment, store rollout.Store, rc *rest.Config, log *slog.Logger) (rollout.Environment, error) {
 	metrics, err := metricSource(cfg, name, env, nil)
 	if err != nil {
 		return rollout.Environment{}, err
@@ -138,5 +196,18 @@ func kubernetesEnv(cfg *config.Config, name string, env *config.Environment, sto
 			log.Warn("audit a cluster change", "change", change, "error", err.Error())
 		}
 	}
-	return KubernetesEnvironment(cfg, name, KubernetesOptions{RESTConfig: rc, Metrics: metrics, OnChange: onChange, Logger: log.With("component", "kubernetes")})
+	return KubernetesEnvironment(ctx, cfg, name, KubernetesOptions{RESTConfig: rc, Metrics: metrics, OnChange: onChange, Logger: log.With("component", "kubernetes")})
+}
+
+// kubeService serves shipgate kubernetes leave: the engine of the app
+// named does it, on the server that drives the app's rollouts.
+type kubeService struct{ cp *ControlPlane }
+
+func (k kubeService) Leave(ctx context.Context, req rollout.LeaveRequest) (rollout.LeaveReport, error) {
+	if h := k.cp.ha; h != nil {
+		if es := h.elector.Status(); !es.Leading {
+			return rollout.LeaveReport{}, fmt.Errorf("this server does not lead (the leader is %q): send shipgate kubernetes leave to the leader, whose engine drives the rollouts: %w", es.Leader, rollout.ErrConflict)
+		}
+	}
+	return call(k.cp.Apps, req.App, func(e *rollout.Engine) (rollout.LeaveReport, error) { return e.Leave(ctx, req) })
 }

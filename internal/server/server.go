@@ -408,7 +408,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		App:     cfg.App,
 		Flags:   cp.Flags, FlagKeys: cp.Store, Tokens: cp.Store, AuditChain: cp.Store,
 		DORA: reports, Incidents: cp.Store, Notifications: cp.Store, Done: flagsCtx.Done(), Tests: tests, Retire: retireAPI{cp.Retirements},
-		Config: configService{cp},
+		Config: configService{cp}, Kubernetes: kubeService{cp},
 	})
 	dash, err := dashboard.New(dashboard.Options{App: cfg.App, Apps: cp.Apps.AppNames, Service: svc, Tokens: cp.Store, Chain: cp.Store,
 		Reports: reports, Flags: cp.Flags, Logger: log.With("component", "dashboard"), Done: flagsCtx.Done()})

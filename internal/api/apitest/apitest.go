@@ -33,6 +33,8 @@ type Options struct {
 	// DORA serves the DORA, release change and incident routes on the
 	// store, with weeks starting Monday in UTC.
 	DORA bool
+	// Kubernetes, when set, serves shipgate kubernetes leave.
+	Kubernetes api.KubernetesService
 }
 
 // Server is an API server whose tokens, flags and audit log are in a
@@ -61,7 +63,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	s := &Server{Store: store, DBPath: dbPath}
-	hopts := api.HandlerOptions{Logger: opts.Logger, App: opts.App, Tokens: store, AuditChain: store}
+	hopts := api.HandlerOptions{Logger: opts.Logger, App: opts.App, Tokens: store, AuditChain: store, Kubernetes: opts.Kubernetes}
 	if opts.Flags {
 		if s.Flags, err = flags.NewService(ctx, flags.Options{Store: store}); err != nil {
 			t.Fatal(err)

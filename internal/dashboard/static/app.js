@@ -33,6 +33,8 @@
       const root = document.getElementById("env-" + e.env);
       if (!root) continue;
       text(root, ".stable", e.stable || "nothing yet");
+      const si = root.querySelector(".stable-image");
+      if (si) { si.textContent = e.stable_image || ""; si.hidden = !e.stable_image; }
       const panel = root.querySelector(".rollout");
       const approve = root.querySelector("button.approve");
       const canAct = document.getElementById("who").dataset.role !== "viewer";
@@ -44,6 +46,8 @@
       panel.hidden = false;
       const r = e.rollout;
       text(root, ".version", r.version);
+      const vi = root.querySelector(".version-image");
+      if (vi) { vi.textContent = r.image || ""; vi.hidden = !r.image; }
       text(root, ".rid", String(r.id));
       text(root, ".step", r.step || "-");
       text(root, ".phase", r.phase);
