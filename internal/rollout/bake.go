@@ -56,7 +56,7 @@ func (c Counters) sample() analysis.Sample {
 // bake's window. A bake recorded before windows existed subtracts its
 // baseline from everything the source has (all of it when the counters
 // went down: the router restarted and counts anew).
-func (e *Engine) measure(ctx context.Context, env string, bs *BakeState, version string) (analysis.Sample, error) {
+func (e *reconciler) measure(ctx context.Context, env string, bs *BakeState, version string) (analysis.Sample, error) {
 	if !bs.Since.IsZero() || bs.Baseline == nil {
 		return e.window(ctx, env, version, bs.Since)
 	}
@@ -87,7 +87,7 @@ func (e *Engine) measure(ctx context.Context, env string, bs *BakeState, version
 //
 // The bake's baseline and the time it served are persisted at each
 // reported judgement: a resumed bake goes on with both.
-func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step, since time.Time, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
+func (e *reconciler) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step, since time.Time, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
 	if step.NoBake {
 		return nil
 	}
@@ -193,7 +193,7 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 }
 
 // skipBake ends a bake as passed on a person's word, audited.
-func (e *Engine) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure, full bool) error {
+func (e *reconciler) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure, full bool) error {
 	r.Paused = ""
 	r.Steps[r.StepIndex].NoBake = true
 	ev := e.event(r, p.Actor, audit.ActionPromoteManual, p.Reason)
@@ -213,7 +213,7 @@ func (e *Engine) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure
 // bake holds its step (it still rolls back on a failed gate) until it is
 // resumed or promoted. A bake resumed after it paused on inconclusive
 // evidence bakes on until the evidence is there.
-func (e *Engine) holdOrResume(ctx context.Context, d *driver, r *Rollout) error {
+func (e *reconciler) holdOrResume(ctx context.Context, d *driver, r *Rollout) error {
 	d.mu.Lock()
 	pause, resume := d.pause, d.resume
 	d.pause, d.resume = nil, nil
@@ -272,9 +272,7 @@ func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*d
 	if req.Reason == "" {
 		return Rollout{}, &FieldError{Field: "reason", Message: "say why; it goes into the audit log"}
 	}
-	e.mu.Lock()
-	d := e.drivers[env]
-	e.mu.Unlock()
+	d := e.rec.driver(env)
 	if d == nil {
 		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
 	}

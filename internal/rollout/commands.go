@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
 )
@@ -59,9 +58,9 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		return Rollout{}, err
 	}
 
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.makeRoom(ctx, env); err != nil {
+	e.rec.mu.Lock()
+	defer e.rec.mu.Unlock()
+	if err := e.rec.makeRoom(ctx, env); err != nil {
 		return Rollout{}, err
 	}
 	state, err := e.envState(ctx, req.App, env)
@@ -119,47 +118,8 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		return Rollout{}, fmt.Errorf("record rollout: %w", err)
 	}
 	e.log.Info("rollout created", "rollout", r.ID, "env", env, "version", r.Version, "from", r.FromVersion, "strategy", r.Strategy)
-	e.launch(r)
+	e.rec.launch(r)
 	return r, nil
-}
-
-// makeRoom makes sure no rollout of env is active. A rollout that is only
-// waiting to scale down its old release is told to do so now; any other
-// is a conflict, but for one whose end is committed: its driver is only
-// leaving. Called with e.mu held.
-func (e *Engine) makeRoom(ctx context.Context, env string) error {
-	d := e.drivers[env]
-	if d == nil {
-		return nil
-	}
-	r, err := e.store.GetRollout(ctx, d.id)
-	if err != nil {
-		return err
-	}
-	// A rollout whose final phase is committed has a driver that is about
-	// to leave: wait for it rather than refuse (a deploy right after a
-	// rollout ended was refused as a conflict in that moment).
-	final := r.Phase.Final()
-	if !final && (r.Phase != PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != StepScaleDown) {
-		return fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", r.ID, r.App, r.Env, describe(r), ErrConflict)
-	}
-	if !final {
-		d.mu.Lock()
-		d.hurry = true
-		d.mu.Unlock()
-	}
-	e.mu.Unlock()
-	defer e.mu.Lock()
-	timeout := e.clock.NewTimer(2 * time.Minute)
-	defer timeout.Stop()
-	select {
-	case <-d.done:
-		return nil
-	case <-timeout.C():
-		return fmt.Errorf("rollout %d is still scaling down: %w", r.ID, ErrConflict)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func describe(r Rollout) string {
@@ -242,9 +202,9 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	if req.Reason == "" {
 		return Rollout{}, &FieldError{Field: "reason", Message: "say why you roll back; it goes into the audit log"}
 	}
-	e.mu.Lock()
-	if d := e.drivers[env]; d != nil {
-		e.mu.Unlock()
+	e.rec.mu.Lock()
+	if d := e.rec.drivers[env]; d != nil {
+		e.rec.mu.Unlock()
 		if req.To != "" {
 			r, err := e.store.GetRollout(ctx, d.id)
 			if err != nil {
@@ -263,7 +223,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 		}
 		return e.store.GetRollout(ctx, d.id)
 	}
-	defer e.mu.Unlock()
+	defer e.rec.mu.Unlock()
 	state, err := e.envState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s: %w", env, err)
@@ -300,7 +260,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
 		return Rollout{}, fmt.Errorf("record rollback: %w", err)
 	}
-	e.launch(r)
+	e.rec.launch(r)
 	return r, nil
 }
 
@@ -391,9 +351,7 @@ func (e *Engine) Audit(ctx context.Context, f audit.Filter) ([]audit.Event, erro
 
 // Wait blocks until the rollout of env driven now, if any, has ended.
 func (e *Engine) Wait(ctx context.Context, env string) error {
-	e.mu.Lock()
-	d := e.drivers[env]
-	e.mu.Unlock()
+	d := e.rec.driver(env)
 	if d == nil {
 		return nil
 	}
@@ -430,6 +388,6 @@ func (e *Engine) anyEnv() string {
 	return names[0]
 }
 
-func (e *Engine) envNames() []string {
+func (e *deps) envNames() []string {
 	return e.specs.EnvNames()
 }

@@ -52,11 +52,10 @@ type Options struct {
 	DigestKey []byte
 }
 
-// Engine drives rollouts. Each environment has at most one active rollout,
-// driven by its own goroutine; the Engine owns those goroutines and stops
-// them on Close. A stopped rollout is resumed from its last committed step
-// by the next Start.
-type Engine struct {
+// deps are what the commands (Engine) and the reconciler share: the
+// ports and settings New was given. They are set once by New and only
+// read after, so they need no lock.
+type deps struct {
 	specs      Specs
 	store      Store
 	envs       Environments
@@ -68,13 +67,33 @@ type Engine struct {
 	drain      time.Duration
 	verify     time.Duration
 	digestKey  []byte
+}
 
+// Engine is the commands side: the exported API the server calls
+// (Deploy, Rollback, Approve, Promote, Pause, Plan, Drill, Drift,
+// releases...). A command checks its request, commits what it decided and
+// hands the rollout to the reconciler, which drives it.
+type Engine struct {
+	*deps
+	rec *reconciler
+}
+
+// reconciler drives rollouts. Each environment has at most one active
+// rollout, driven by its own goroutine; the reconciler owns those
+// goroutines and stops them on close. A stopped rollout is resumed from
+// its last committed step by the next start.
+type reconciler struct {
+	*deps
+
+	// mu guards drivers, base and stop. A command that creates a
+	// rollout holds it from its check that the environment is free until
+	// the rollout is launched, so that an environment has one driver.
 	mu      sync.Mutex
 	drivers map[string]*driver // by environment
 	base    context.Context
 	stop    context.CancelFunc
 	// halt stops the drivers from within (a write refused because another
-	// server leads); it takes no lock. Set by Start.
+	// server leads); it takes no lock. Set by start.
 	halt func()
 	wg   sync.WaitGroup
 }
@@ -111,9 +130,9 @@ func New(o Options) (*Engine, error) {
 			return nil, fmt.Errorf("rollout: environment %q needs a runtime, a router, a metric source and a prober", name)
 		}
 	}
-	e := &Engine{
+	e := &deps{
 		specs: o.Specs, store: o.Store, envs: o.Environments, migrations: o.Migrations, tests: o.Tests,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, digestKey: o.DigestKey, drivers: map[string]*driver{},
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, digestKey: o.DigestKey,
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -130,13 +149,17 @@ func New(o Options) (*Engine, error) {
 	if e.verify <= 0 {
 		e.verify = 2 * time.Minute
 	}
-	return e, nil
+	return &Engine{deps: e, rec: &reconciler{deps: e, drivers: map[string]*driver{}}}, nil
 }
 
 // Start restores every environment's routes from the store, re-adopts the
 // instances an earlier server left running (restarting the stable release
 // if its instances are gone), and resumes every active rollout.
 func (e *Engine) Start(ctx context.Context) error {
+	return e.rec.start(ctx)
+}
+
+func (e *reconciler) start(ctx context.Context) error {
 	e.mu.Lock()
 	if e.base != nil {
 		e.mu.Unlock()
@@ -172,7 +195,7 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // restoreEnv puts an environment's routes back as the store says they were.
-func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
+func (e *reconciler) restoreEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
 	state, err := e.envState(ctx, e.specs.App(), env)
 	if errors.Is(err, ErrNotFound) {
 		if !hasActive {
@@ -259,7 +282,7 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 // (back true) goes back in it instead: the releases newer than stable are
 // dropped, as they were rolled back from. It reads the current state, so
 // that calling it again after a crash gives the same result.
-func (e *Engine) nextEnvState(ctx context.Context, r *Rollout, stable string, insts []Instance, back bool) EnvState {
+func (e *deps) nextEnvState(ctx context.Context, r *Rollout, stable string, insts []Instance, back bool) EnvState {
 	cur, err := e.store.GetEnvState(ctx, r.App, r.Env)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		e.log.Error("read env state", "env", r.Env, "err", err)
@@ -290,7 +313,7 @@ func (e *Engine) nextEnvState(ctx context.Context, r *Rollout, stable string, in
 
 // envState returns what is live in env, or ErrNotFound when nothing is:
 // before the first deploy, or after a first deploy that failed.
-func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error) {
+func (e *deps) envState(ctx context.Context, app, env string) (EnvState, error) {
 	st, err := e.store.GetEnvState(ctx, app, env)
 	if err == nil && st.Stable == "" {
 		return EnvState{}, fmt.Errorf("nothing is live in %s/%s: %w", app, env, ErrNotFound)
@@ -303,6 +326,10 @@ func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error
 // Engine too: a server that leads again starts it again); routes and
 // instances are left as they are.
 func (e *Engine) Close() {
+	e.rec.close()
+}
+
+func (e *reconciler) close() {
 	e.mu.Lock()
 	stop := e.stop
 	e.mu.Unlock()

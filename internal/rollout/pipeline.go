@@ -76,9 +76,7 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	if err != nil {
 		return Rollout{}, err
 	}
-	e.mu.Lock()
-	d := e.drivers[env]
-	e.mu.Unlock()
+	d := e.rec.driver(env)
 	if d == nil {
 		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
 	}
@@ -274,9 +272,9 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	if err != nil {
 		return Rollout{}, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if d := e.drivers[env]; d != nil {
+	e.rec.mu.Lock()
+	defer e.rec.mu.Unlock()
+	if d := e.rec.drivers[env]; d != nil {
 		return Rollout{}, fmt.Errorf("a rollout of %s is running in %s; drill when it is done: %w", req.App, env, ErrConflict)
 	}
 	state, err := e.envState(ctx, req.App, env)
@@ -296,7 +294,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
 		return Rollout{}, fmt.Errorf("record drill: %w", err)
 	}
-	e.launch(r)
+	e.rec.launch(r)
 	return r, nil
 }
 

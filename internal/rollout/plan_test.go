@@ -210,7 +210,7 @@ func TestInstanceSpec_Image(t *testing.T) {
 // approved and audited, and a release without one keeps the digest it had
 // before images existed.
 func TestReleaseDigest_Image(t *testing.T) {
-	e := &Engine{digestKey: []byte("0123456789abcdef0123456789abcdef")}
+	e := &deps{digestKey: []byte("0123456789abcdef0123456789abcdef")}
 	rel := Release{App: "shop", Version: "v2", Commit: "abc", Vars: map[string]string{"A": "1"}}
 	plain := e.releaseDigest(rel)
 	withImage := rel

@@ -39,7 +39,7 @@ type driver struct {
 }
 
 // launch starts the goroutine that drives r. Called with e.mu held.
-func (e *Engine) launch(r Rollout) {
+func (e *reconciler) launch(r Rollout) {
 	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1), acked: make(chan struct{}, 1)}
 	if r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) {
 		// A resumed rollout is at its step from the start: a command
@@ -61,6 +61,53 @@ func (e *Engine) launch(r Rollout) {
 		}()
 		e.drive(e.base, d, r)
 	}()
+}
+
+// driver returns the driver of env's active rollout, nil when none runs.
+func (e *reconciler) driver(env string) *driver {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.drivers[env]
+}
+
+// makeRoom makes sure no rollout of env is active. A rollout that is only
+// waiting to scale down its old release is told to do so now; any other
+// is a conflict, but for one whose end is committed: its driver is only
+// leaving. Called with e.mu held; it lets go of
+// it while it waits.
+func (e *reconciler) makeRoom(ctx context.Context, env string) error {
+	d := e.drivers[env]
+	if d == nil {
+		return nil
+	}
+	r, err := e.store.GetRollout(ctx, d.id)
+	if err != nil {
+		return err
+	}
+	// A rollout whose final phase is committed has a driver that is about
+	// to leave: wait for it rather than refuse (a deploy right after a
+	// rollout ended was refused as a conflict in that moment).
+	final := r.Phase.Final()
+	if !final && (r.Phase != PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != StepScaleDown) {
+		return fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", r.ID, r.App, r.Env, describe(r), ErrConflict)
+	}
+	if !final {
+		d.mu.Lock()
+		d.hurry = true
+		d.mu.Unlock()
+	}
+	e.mu.Unlock()
+	defer e.mu.Lock()
+	timeout := e.clock.NewTimer(2 * time.Minute)
+	defer timeout.Stop()
+	select {
+	case <-d.done:
+		return nil
+	case <-timeout.C():
+		return fmt.Errorf("rollout %d is still scaling down: %w", r.ID, ErrConflict)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // requestAbort asks the driver to roll back, interrupting the current step.
@@ -115,7 +162,7 @@ func (d *driver) hurried() bool {
 }
 
 // drive runs r's steps until it reaches a final phase or ctx ends.
-func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
+func (e *reconciler) drive(ctx context.Context, d *driver, r Rollout) {
 	for !r.Phase.Final() && ctx.Err() == nil {
 		if r.Phase == PhaseRollingBack {
 			e.restoreStable(ctx, d, &r)
@@ -165,7 +212,7 @@ func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
 }
 
 // runStep runs the rollout's current step with the executor of its kind.
-func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
+func (e *reconciler) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	step := r.Steps[r.StepIndex]
 	d.mu.Lock()
 	d.stepKind = step.Kind
@@ -185,7 +232,7 @@ func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 // at creation (a rollout from before Specs: its stage, translated), with
 // the values of its variables, which are never frozen, from the live
 // config; or, for a rollout that recorded nothing, the live config's.
-func (e *Engine) spec(ctx context.Context, r *Rollout) (*Spec, error) {
+func (e *deps) spec(ctx context.Context, r *Rollout) (*Spec, error) {
 	var frozen *Spec
 	switch {
 	case r.Spec != nil:
@@ -211,7 +258,7 @@ func (e *Engine) spec(ctx context.Context, r *Rollout) (*Spec, error) {
 
 // specOrLive is spec for the paths that must go on whatever happens (a
 // rollback): failing that, the live config's, failing that an empty one.
-func (e *Engine) specOrLive(ctx context.Context, r *Rollout) *Spec {
+func (e *deps) specOrLive(ctx context.Context, r *Rollout) *Spec {
 	if st, err := e.spec(ctx, r); err == nil {
 		return st
 	}
@@ -232,40 +279,40 @@ func freeze(st *Spec) *Spec {
 
 // executor runs one step of a kind. It is idempotent: after a crash the
 // step runs again from what the rollout recorded.
-type executor func(e *Engine, ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error
+type executor func(e *reconciler, ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error
 
 // executors holds the executor of every step kind.
 var executors = map[StepKind]executor{
-	StepStart: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepStart: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepStart(ctx, st, r)
 	},
-	StepSmoke: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepSmoke: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepSmoke(ctx, st, r)
 	},
-	StepApproval: func(e *Engine, ctx context.Context, d *driver, _ *Spec, r *Rollout, _ Step) error {
+	StepApproval: func(e *reconciler, ctx context.Context, d *driver, _ *Spec, r *Rollout, _ Step) error {
 		return e.stepApproval(ctx, d, r)
 	},
-	StepInternal: (*Engine).stepWeight,
-	StepWeight:   (*Engine).stepWeight,
-	StepBatch:    (*Engine).stepBatch,
-	StepPromote: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepInternal: (*reconciler).stepWeight,
+	StepWeight:   (*reconciler).stepWeight,
+	StepBatch:    (*reconciler).stepBatch,
+	StepPromote: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepPromote(ctx, st, r)
 	},
-	StepPostSmoke: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepPostSmoke: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepPostSmoke(ctx, st, r)
 	},
-	StepObserve: (*Engine).stepObserve,
-	StepRestore: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepObserve: (*reconciler).stepObserve,
+	StepRestore: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepRestore(ctx, st, r)
 	},
-	StepMigrate: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepMigrate: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepMigrate(ctx, st, r)
 	},
-	StepScaleDown: (*Engine).stepScaleDown,
+	StepScaleDown: (*reconciler).stepScaleDown,
 }
 
 // advance commits the move to the next step before it is acted on.
-func (e *Engine) advance(ctx context.Context, r *Rollout) {
+func (e *reconciler) advance(ctx context.Context, r *Rollout) {
 	r.StepIndex++
 	r.StepStartedAt = e.clock.Now()
 	if r.SettledAt.IsZero() && !slices.ContainsFunc(r.Steps[r.StepIndex:], func(s Step) bool { return s.Kind != StepScaleDown && s.Kind != StepRestore }) {
@@ -281,7 +328,7 @@ func (e *Engine) advance(ctx context.Context, r *Rollout) {
 	e.mustSave(ctx, r, nil, evs...)
 }
 
-func (e *Engine) succeed(ctx context.Context, r *Rollout) {
+func (e *reconciler) succeed(ctx context.Context, r *Rollout) {
 	now := e.clock.Now()
 	r.Phase, r.FinishedAt = PhaseSucceeded, now
 	ev := e.event(r, ActorEngine, audit.ActionSucceed, fmt.Sprintf("%s is stable; %s stopped", r.Version, orNone(r.FromVersion)))
@@ -294,7 +341,7 @@ func (e *Engine) succeed(ctx context.Context, r *Rollout) {
 
 // decideRollback commits the decision to roll back, with why; the
 // reconciler then restores the stable release (restoreStable).
-func (e *Engine) decideRollback(ctx context.Context, r *Rollout, f *Failure) {
+func (e *reconciler) decideRollback(ctx context.Context, r *Rollout, f *Failure) {
 	now := e.clock.Now()
 	r.Phase, r.RollbackStartedAt = PhaseRollingBack, now
 	action, actor := audit.ActionRollbackAuto, ActorEngine
@@ -325,7 +372,7 @@ func (e *Engine) decideRollback(ctx context.Context, r *Rollout, f *Failure) {
 // release, then stops the new one.
 // For a rolling rollout it then starts again as many old instances as were
 // replaced.
-func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
+func (e *reconciler) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 	st := e.specOrLive(ctx, r)
 	var env *EnvState
 	if r.FromVersion == "" && !r.PromotedAt.IsZero() {
@@ -417,7 +464,7 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 }
 
 // setRoutesRetry sets routes until the router takes them or ctx ends.
-func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
+func (e *reconciler) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
 	for err := e.setRoutes(ctx, r.Env, routes); err != nil; err = e.setRoutes(ctx, r.Env, routes) {
 		e.log.Error("move traffic back", "rollout", r.ID, "err", err)
 		if !clock.Sleep(ctx, e.clock, time.Second) {
@@ -428,7 +475,7 @@ func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) 
 }
 
 // save commits r (and env, and events) with a fresh UpdatedAt.
-func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) error {
+func (e *reconciler) save(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) error {
 	r.UpdatedAt = e.clock.Now()
 	cp := *r
 	if err := e.store.Commit(ctx, Change{Rollout: &cp, Env: env, Audit: events}); err != nil {
@@ -447,7 +494,7 @@ func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...
 
 // awaitStore waits until the store answers again and reloads r from it;
 // false when ctx ended first.
-func (e *Engine) awaitStore(ctx context.Context, r *Rollout) bool {
+func (e *reconciler) awaitStore(ctx context.Context, r *Rollout) bool {
 	for {
 		if !clock.Sleep(ctx, e.clock, time.Second) {
 			return false
@@ -463,7 +510,7 @@ func (e *Engine) awaitStore(ctx context.Context, r *Rollout) bool {
 
 // mustSave retries a commit until it succeeds or ctx ends: the step it
 // records has already happened and must not be forgotten.
-func (e *Engine) mustSave(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) {
+func (e *reconciler) mustSave(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) {
 	for {
 		err := e.save(ctx, r, env, events...)
 		if err == nil {
@@ -476,7 +523,7 @@ func (e *Engine) mustSave(ctx context.Context, r *Rollout, env *EnvState, events
 	}
 }
 
-func (e *Engine) event(r *Rollout, actor, action, reason string) audit.Event {
+func (e *deps) event(r *Rollout, actor, action, reason string) audit.Event {
 	return audit.Event{
 		Time: e.clock.Now(), Actor: actor, Action: action,
 		Subject: r.App + "/" + r.Env + "/" + r.Version, Reason: reason, Outcome: "ok",
@@ -495,7 +542,7 @@ func rolloutData(id int64) map[string]string {
 // routes is the routing table of r at a canary weight: stable and canary
 // backends, internal users when the plan has them and they were reached,
 // the preview backend and the router's health check.
-func (e *Engine) routes(st *Spec, r *Rollout, weight int) Routes {
+func (e *deps) routes(st *Spec, r *Rollout, weight int) Routes {
 	rt := Routes{
 		Stable: Backend{Version: r.FromVersion, Addrs: addrs(r.Old)},
 		Canary: Backend{Version: r.Version, Addrs: addrs(r.New)},
@@ -529,7 +576,7 @@ func headerPreview(st *Spec, r *Rollout) bool {
 }
 
 // stableRoutes sends everything to one version.
-func (e *Engine) stableRoutes(st *Spec, version string, insts []Instance, seed string) Routes {
+func (e *deps) stableRoutes(st *Spec, version string, insts []Instance, seed string) Routes {
 	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: routeHealth(st)}
 }
 

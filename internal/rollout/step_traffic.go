@@ -15,7 +15,7 @@ import (
 
 // stepStart makes the new release run at its count; after a crash the
 // runtime finds the instances it started before.
-func (e *Engine) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
 	insts, err := e.ensure(ctx, st, r.Version, st.Instances, nil)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -39,7 +39,7 @@ func (e *Engine) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
 	return nil
 }
 
-func (e *Engine) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
 	if st.PreviewListen != "" {
 		// The preview address shows the new release to smoke checks and to
 		// people before any user sees it.
@@ -77,7 +77,7 @@ func (e *Engine) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
 	return nil
 }
 
-func (e *Engine) stepWeight(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
+func (e *reconciler) stepWeight(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	weight := step.Weight
 	if step.Kind == StepInternal {
 		weight = 0
@@ -107,7 +107,7 @@ func summarize(s analysis.Sample) Summary {
 	}
 }
 
-func (e *Engine) stepPromote(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepPromote(ctx context.Context, st *Spec, r *Rollout) error {
 	if err := e.checkApproval(ctx, r); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (e *Engine) stepPromote(ctx context.Context, st *Spec, r *Rollout) error {
 	return e.save(ctx, r, &env, ev)
 }
 
-func (e *Engine) stepScaleDown(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
+func (e *reconciler) stepScaleDown(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	deadline := r.StepStartedAt.Add(step.Duration)
 	ticker := e.clock.NewTicker(min(e.tick, 100*time.Millisecond))
 	defer ticker.Stop()
