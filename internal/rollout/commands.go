@@ -60,8 +60,12 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 
 	e.rec.mu.Lock()
 	defer e.rec.mu.Unlock()
-	if err := e.rec.makeRoom(ctx, env); err != nil {
+	busy, err := e.rec.makeRoom(ctx, env, true)
+	if err != nil {
 		return Rollout{}, err
+	}
+	if busy != nil {
+		return Rollout{}, fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", busy.ID, busy.App, busy.Env, describe(*busy), ErrConflict)
 	}
 	state, err := e.envState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)

@@ -26,11 +26,11 @@
 //
 // The engine is three parts that share one set of dependencies:
 //
-//	                 deps (specs, store, environments, migrations, tests,
-//	                  │    clock, logger, tick/drain/verify, digest key)
-//	        ┌─────────┴──────────┐
-//	     Engine               reconciler ──▶ executors[step.Kind]
-//	   (commands)              (drivers)       (one per step kind)
+//	              deps (specs, store, environments, migrations, tests,
+//	               │    clock, logger, tick/drain/verify, digest key)
+//	     ┌─────────┴──────────┐
+//	  Engine               reconciler ──▶ executors[step.Kind]
+//	(commands)              (drivers)       (one per step kind)
 //
 // deps holds what New was given. It is set once and only read after, so
 // it has no lock; its methods are what both sides need: the calls to an

@@ -274,7 +274,9 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	}
 	e.rec.mu.Lock()
 	defer e.rec.mu.Unlock()
-	if d := e.rec.drivers[env]; d != nil {
+	if busy, err := e.rec.makeRoom(ctx, env, false); err != nil {
+		return Rollout{}, err
+	} else if busy != nil {
 		return Rollout{}, fmt.Errorf("a rollout of %s is running in %s; drill when it is done: %w", req.App, env, ErrConflict)
 	}
 	state, err := e.envState(ctx, req.App, env)

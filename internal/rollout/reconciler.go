@@ -70,32 +70,42 @@ func (e *reconciler) driver(env string) *driver {
 	return e.drivers[env]
 }
 
-// makeRoom makes sure no rollout of env is active. A rollout that is only
-// waiting to scale down its old release is told to do so now; any other
-// is a conflict, but for one whose end is committed: its driver is only
-// leaving. Called with e.mu held; it lets go of
-// it while it waits.
-func (e *reconciler) makeRoom(ctx context.Context, env string) error {
-	d := e.drivers[env]
-	if d == nil {
-		return nil
+// makeRoom waits until no driver runs in env, and returns the rollout
+// that keeps it busy when it will not wait. A rollout whose final phase is
+// committed has a driver that is only leaving: it waits for it rather
+// than refuse (a deploy or a drill right after a rollout ended was refused
+// as a conflict in that moment). With hurry (a deploy), a rollout only
+// waiting to scale down its old release is told to do so now, and waited
+// for too. Called with e.mu held; it lets go of it while it waits, and
+// looks again once it has it back.
+func (e *reconciler) makeRoom(ctx context.Context, env string, hurry bool) (*Rollout, error) {
+	for {
+		d := e.drivers[env]
+		if d == nil {
+			return nil, nil
+		}
+		r, err := e.store.GetRollout(ctx, d.id)
+		if err != nil {
+			return nil, err
+		}
+		final := r.Phase.Final()
+		scalingDown := r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) && r.Steps[r.StepIndex].Kind == StepScaleDown
+		if !final && !(hurry && scalingDown) {
+			return &r, nil
+		}
+		if !final {
+			d.mu.Lock()
+			d.hurry = true
+			d.mu.Unlock()
+		}
+		if err := e.awaitLeave(ctx, d, r.ID); err != nil {
+			return nil, err
+		}
 	}
-	r, err := e.store.GetRollout(ctx, d.id)
-	if err != nil {
-		return err
-	}
-	// A rollout whose final phase is committed has a driver that is about
-	// to leave: wait for it rather than refuse (a deploy right after a
-	// rollout ended was refused as a conflict in that moment).
-	final := r.Phase.Final()
-	if !final && (r.Phase != PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != StepScaleDown) {
-		return fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", r.ID, r.App, r.Env, describe(r), ErrConflict)
-	}
-	if !final {
-		d.mu.Lock()
-		d.hurry = true
-		d.mu.Unlock()
-	}
+}
+
+// awaitLeave waits, without e.mu, for driver d of rollout id to end.
+func (e *reconciler) awaitLeave(ctx context.Context, d *driver, id int64) error {
 	e.mu.Unlock()
 	defer e.mu.Lock()
 	timeout := e.clock.NewTimer(2 * time.Minute)
@@ -104,7 +114,7 @@ func (e *reconciler) makeRoom(ctx context.Context, env string) error {
 	case <-d.done:
 		return nil
 	case <-timeout.C():
-		return fmt.Errorf("rollout %d is still scaling down: %w", r.ID, ErrConflict)
+		return fmt.Errorf("rollout %d is still scaling down: %w", id, ErrConflict)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
