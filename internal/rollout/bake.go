@@ -117,12 +117,12 @@ func (e *reconciler) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, 
 		case <-d.wake:
 		}
 		if p, full := d.takePromotion(); p != nil {
-			return e.skipBake(ctx, d, r, p, full)
+			return e.passBake(ctx, d, r, p, full)
 		}
 		if err := e.holdOrResume(ctx, d, r); err != nil {
 			return err
 		}
-		if f := e.checkRelease(ctx, r.Env, r.Version); f != nil {
+		if f := e.failedInstance(ctx, r.Env, r.Version); f != nil {
 			return f
 		}
 		now := e.clock.Now()
@@ -192,8 +192,8 @@ func (e *reconciler) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, 
 	}
 }
 
-// skipBake ends a bake as passed on a person's word, audited.
-func (e *reconciler) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure, full bool) error {
+// passBake ends a bake as passed on a person's word, audited.
+func (e *reconciler) passBake(ctx context.Context, d *driver, r *Rollout, p *Failure, full bool) error {
 	r.Paused = ""
 	r.Steps[r.StepIndex].NoBake = true
 	ev := e.event(r, p.Actor, audit.ActionPromoteManual, p.Reason)
@@ -283,7 +283,7 @@ func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*d
 	if err != nil {
 		return Rollout{}, err
 	}
-	if !bakes[kind] || r.Phase != PhaseRunning {
+	if !bakeKinds[kind] || r.Phase != PhaseRunning {
 		return Rollout{}, fmt.Errorf("rollout %d of %s in %s is %s, not baking: %w", r.ID, r.Version, env, describe(r), ErrConflict)
 	}
 	if err := check(r); err != nil {
@@ -305,8 +305,8 @@ func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*d
 	return e.store.GetRollout(ctx, d.id)
 }
 
-// bakes are the step kinds shipgate promote can end early.
-var bakes = map[StepKind]bool{StepWeight: true, StepInternal: true, StepObserve: true, StepBatch: true}
+// bakeKinds are the step kinds shipgate promote can end early.
+var bakeKinds = map[StepKind]bool{StepWeight: true, StepInternal: true, StepObserve: true, StepBatch: true}
 
 // Promote ends the bake of the rollout running in an environment as if
 // every gate had passed, whether it is paused or still baking; the

@@ -31,7 +31,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if err := checkImage(req.Image); err != nil {
 		return Rollout{}, err
 	}
-	rel, isNew, err := e.release(ctx, req)
+	rel, isNew, err := e.deployRelease(ctx, req)
 	if err != nil {
 		return Rollout{}, err
 	}
@@ -39,7 +39,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if err != nil {
 		return Rollout{}, &FieldError{Field: "env", Message: err.Error()}
 	}
-	if _, err := instanceSpec(st, rel); err != nil {
+	if _, err := instanceSpecFor(st, rel); err != nil {
 		return Rollout{}, err
 	}
 
@@ -67,7 +67,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if busy != nil {
 		return Rollout{}, fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", busy.ID, busy.App, busy.Env, describe(*busy), ErrConflict)
 	}
-	state, err := e.envState(ctx, req.App, env)
+	state, err := e.liveState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)
 	if err != nil && !first {
 		return Rollout{}, err
@@ -99,7 +99,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 			events = append(events, ev)
 		}
 	}
-	r.Steps, r.Spec = Plan(st, opts), freeze(st)
+	r.Steps, r.Spec = planSteps(st, opts), freeze(st)
 	r.Vars, r.Image = sortedKeys(rel.Vars), rel.Image
 	if a := st.Gates.Approval; a != nil && opts.approval {
 		r.ApprovalRule = &ApprovalRule{Required: max(a.Required, 1), PreventSelfApproval: a.PreventSelfApproval, Roles: a.Roles}
@@ -133,13 +133,13 @@ func describe(r Rollout) string {
 	return string(r.Phase)
 }
 
-// release returns the release a deploy names: the recorded one, or a new
+// deployRelease returns the release a deploy names: the recorded one, or a new
 // one that the deploy records with its rollout. A deploy runs with exactly
 // the variables it names: a recorded release whose variables differ from
 // the deploy's (including a deploy that names none of them) is refused,
 // so that what a rollout runs with is never a leftover of an earlier
 // deploy.
-func (e *Engine) release(ctx context.Context, req DeployRequest) (rel Release, isNew bool, err error) {
+func (e *Engine) deployRelease(ctx context.Context, req DeployRequest) (rel Release, isNew bool, err error) {
 	old, err := e.store.GetRelease(ctx, req.App, req.Version)
 	if errors.Is(err, ErrNotFound) {
 		return Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars, Image: req.Image, CreatedAt: e.clock.Now()}, true, nil
@@ -228,7 +228,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 		return e.store.GetRollout(ctx, d.id)
 	}
 	defer e.rec.mu.Unlock()
-	state, err := e.envState(ctx, req.App, env)
+	state, err := e.liveState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s: %w", env, err)
 	}
@@ -253,7 +253,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindRollback, Version: target, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: rollbackPlan(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(),
+		Phase: PhaseRunning, Steps: rollbackSteps(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(),
 		Old: state.Instances, Actor: req.Actor, Reason: req.Reason, CreatedAt: now, UpdatedAt: now,
 	}
 	if rel, err := e.store.GetRelease(ctx, req.App, target); err == nil {
@@ -310,7 +310,7 @@ func (e *Engine) Status(ctx context.Context, app string) (AppStatus, error) {
 		if st, err := e.specs.Spec(env); err == nil {
 			es.Listen = st.Listen
 		}
-		state, err := e.envState(ctx, app, env)
+		state, err := e.liveState(ctx, app, env)
 		switch {
 		case err == nil:
 			es.State = &state

@@ -156,10 +156,10 @@ func New(o Options) (*Engine, error) {
 // instances an earlier server left running (restarting the stable release
 // if its instances are gone), and resumes every active rollout.
 func (e *Engine) Start(ctx context.Context) error {
-	return e.rec.start(ctx)
+	return e.rec.startDrivers(ctx)
 }
 
-func (e *reconciler) start(ctx context.Context) error {
+func (e *reconciler) startDrivers(ctx context.Context) error {
 	e.mu.Lock()
 	if e.base != nil {
 		e.mu.Unlock()
@@ -182,7 +182,7 @@ func (e *reconciler) start(ctx context.Context) error {
 	}
 	for _, env := range e.envNames() {
 		r, hasActive := byEnv[env]
-		if err := e.restoreEnv(ctx, env, &r, hasActive); err != nil {
+		if err := e.recoverEnv(ctx, env, &r, hasActive); err != nil {
 			return fmt.Errorf("restore %s: %w", env, err)
 		}
 		if hasActive {
@@ -194,9 +194,9 @@ func (e *reconciler) start(ctx context.Context) error {
 	return nil
 }
 
-// restoreEnv puts an environment's routes back as the store says they were.
-func (e *reconciler) restoreEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
-	state, err := e.envState(ctx, e.specs.App(), env)
+// recoverEnv puts an environment's routes back as the store says they were.
+func (e *reconciler) recoverEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
+	state, err := e.liveState(ctx, e.specs.App(), env)
 	if errors.Is(err, ErrNotFound) {
 		if !hasActive {
 			return nil
@@ -206,7 +206,7 @@ func (e *reconciler) restoreEnv(ctx context.Context, env string, r *Rollout, has
 	}
 	st, specErr := e.specs.Spec(env)
 	if hasActive {
-		st, specErr = e.spec(ctx, r)
+		st, specErr = e.rolloutSpec(ctx, r)
 	}
 	if specErr != nil {
 		return specErr
@@ -267,9 +267,9 @@ func (e *reconciler) restoreEnv(ctx context.Context, env string, r *Rollout, has
 			routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
 		}
 	case hasActive && r.Phase == PhaseRunning && (r.Weight > 0 || r.reached(StepInternal)):
-		routes = e.routes(st, r, r.Weight)
+		routes = e.canaryRoutes(st, r, r.Weight)
 	case hasActive && r.Phase == PhaseRunning && len(r.New) > 0:
-		routes = e.routes(st, r, 0)
+		routes = e.canaryRoutes(st, r, 0)
 	case state.Stable != "":
 		routes = e.stableRoutes(st, state.Stable, state.Instances, "")
 	}
@@ -311,9 +311,9 @@ func (e *deps) nextEnvState(ctx context.Context, r *Rollout, stable string, inst
 	return next
 }
 
-// envState returns what is live in env, or ErrNotFound when nothing is:
+// liveState returns what is live in env, or ErrNotFound when nothing is:
 // before the first deploy, or after a first deploy that failed.
-func (e *deps) envState(ctx context.Context, app, env string) (EnvState, error) {
+func (e *deps) liveState(ctx context.Context, app, env string) (EnvState, error) {
 	st, err := e.store.GetEnvState(ctx, app, env)
 	if err == nil && st.Stable == "" {
 		return EnvState{}, fmt.Errorf("nothing is live in %s/%s: %w", app, env, ErrNotFound)
@@ -326,10 +326,10 @@ func (e *deps) envState(ctx context.Context, app, env string) (EnvState, error) 
 // Engine too: a server that leads again starts it again); routes and
 // instances are left as they are.
 func (e *Engine) Close() {
-	e.rec.close()
+	e.rec.stopDrivers()
 }
 
-func (e *reconciler) close() {
+func (e *reconciler) stopDrivers() {
 	e.mu.Lock()
 	stop := e.stop
 	e.mu.Unlock()

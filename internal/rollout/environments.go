@@ -63,7 +63,7 @@ func (e *deps) ensure(ctx context.Context, st *Spec, version string, count int, 
 	if err != nil {
 		return nil, err
 	}
-	spec, err := instanceSpec(st, rel)
+	spec, err := instanceSpecFor(st, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -95,9 +95,9 @@ func (e *deps) alive(ctx context.Context, env, version string) []Instance {
 	return out
 }
 
-// checkRelease returns a Failure if an instance of version exited or is
+// failedInstance returns a Failure if an instance of version exited or is
 // unhealthy. An instance being replaced (a rescheduled pod) is neither.
-func (e *deps) checkRelease(ctx context.Context, env, version string) *Failure {
+func (e *deps) failedInstance(ctx context.Context, env, version string) *Failure {
 	en, err := e.env(env)
 	if err != nil {
 		return nil

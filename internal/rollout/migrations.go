@@ -140,7 +140,7 @@ func (e *reconciler) stepMigrate(ctx context.Context, st *Spec, r *Rollout) erro
 // revertMigrations runs the downs of exactly the migrations r applied,
 // newest first, after traffic is back on the old release.
 func (e *reconciler) revertMigrations(ctx context.Context, r *Rollout) error {
-	st := e.specOrLive(ctx, r)
+	st := e.rolloutSpecOrLive(ctx, r)
 	if len(r.Migrated) == 0 || r.MigrationFailed || st.Migrations == nil {
 		return nil
 	}

@@ -168,11 +168,11 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil {
 		return PlanView{}, err
 	}
-	rel, _, err := e.release(ctx, req)
+	rel, _, err := e.deployRelease(ctx, req)
 	if err != nil {
 		return PlanView{}, err
 	}
-	state, err := e.envState(ctx, req.App, env)
+	state, err := e.liveState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)
 	if err != nil && !first {
 		return PlanView{}, err
@@ -228,7 +228,7 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	}
 	from := orNone(state.Stable)
 	migrated := false
-	for _, s := range Plan(st, opts) {
+	for _, s := range planSteps(st, opts) {
 		migrated = migrated || s.Kind == StepMigrate
 		back := rollbackPath(s, from, first)
 		if migrated && len(view.Migrations) > 0 {
@@ -279,7 +279,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	} else if busy != nil {
 		return Rollout{}, fmt.Errorf("a rollout of %s is running in %s; drill when it is done: %w", req.App, env, ErrConflict)
 	}
-	state, err := e.envState(ctx, req.App, env)
+	state, err := e.liveState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s to drill with: %w", env, err)
 	}
@@ -289,7 +289,7 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindDrill, Version: state.Previous, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: drillPlan(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
+		Phase: PhaseRunning, Steps: drillSteps(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
 		Old: state.Instances, Actor: req.Actor, Reason: "rollback drill", CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("rollback drill: bring back %s, then restore %s", state.Previous, state.Stable))

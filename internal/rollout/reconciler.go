@@ -227,7 +227,7 @@ func (e *reconciler) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	d.mu.Lock()
 	d.stepKind = step.Kind
 	d.mu.Unlock()
-	st, err := e.spec(ctx, r)
+	st, err := e.rolloutSpec(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -238,11 +238,11 @@ func (e *reconciler) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	return run(e, ctx, d, st, r, step)
 }
 
-// spec is the configuration a rollout runs with: the one frozen into it
+// rolloutSpec is the configuration a rollout runs with: the one frozen into it
 // at creation (a rollout from before Specs: its stage, translated), with
 // the values of its variables, which are never frozen, from the live
 // config; or, for a rollout that recorded nothing, the live config's.
-func (e *deps) spec(ctx context.Context, r *Rollout) (*Spec, error) {
+func (e *deps) rolloutSpec(ctx context.Context, r *Rollout) (*Spec, error) {
 	var frozen *Spec
 	switch {
 	case r.Spec != nil:
@@ -266,10 +266,11 @@ func (e *deps) spec(ctx context.Context, r *Rollout) (*Spec, error) {
 	return &cp, nil
 }
 
-// specOrLive is spec for the paths that must go on whatever happens (a
-// rollback): failing that, the live config's, failing that an empty one.
-func (e *deps) specOrLive(ctx context.Context, r *Rollout) *Spec {
-	if st, err := e.spec(ctx, r); err == nil {
+// rolloutSpecOrLive is rolloutSpec for the paths that must go on whatever
+// happens (a rollback): failing that, the live config's, failing that an
+// empty one.
+func (e *deps) rolloutSpecOrLive(ctx context.Context, r *Rollout) *Spec {
+	if st, err := e.rolloutSpec(ctx, r); err == nil {
 		return st
 	}
 	if st, err := e.specs.Spec(r.Env); err == nil {
@@ -383,7 +384,7 @@ func (e *reconciler) decideRollback(ctx context.Context, r *Rollout, f *Failure)
 // For a rolling rollout it then starts again as many old instances as were
 // replaced.
 func (e *reconciler) restoreStable(ctx context.Context, d *driver, r *Rollout) {
-	st := e.specOrLive(ctx, r)
+	st := e.rolloutSpecOrLive(ctx, r)
 	var env *EnvState
 	if r.FromVersion == "" && !r.PromotedAt.IsZero() {
 		// A first deploy that failed after it went live: nothing was live
@@ -549,14 +550,14 @@ func rolloutData(id int64) map[string]string {
 	return map[string]string{"rollout": strconv.FormatInt(id, 10)}
 }
 
-// routes is the routing table of r at a canary weight: stable and canary
+// canaryRoutes is the routing table of r at a canary weight: stable and canary
 // backends, internal users when the plan has them and they were reached,
 // the preview backend and the router's health check.
-func (e *deps) routes(st *Spec, r *Rollout, weight int) Routes {
+func (e *deps) canaryRoutes(st *Spec, r *Rollout, weight int) Routes {
 	rt := Routes{
 		Stable: Backend{Version: r.FromVersion, Addrs: addrs(r.Old)},
 		Canary: Backend{Version: r.Version, Addrs: addrs(r.New)},
-		Weight: weight, Seed: r.Seed, Health: routeHealth(st),
+		Weight: weight, Seed: r.Seed, Health: routerHealth(st),
 	}
 	if r.FromVersion == "" || len(r.Old) == 0 {
 		rt.Stable = Backend{}
@@ -587,10 +588,11 @@ func headerPreview(st *Spec, r *Rollout) bool {
 
 // stableRoutes sends everything to one version.
 func (e *deps) stableRoutes(st *Spec, version string, insts []Instance, seed string) Routes {
-	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: routeHealth(st)}
+	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: routerHealth(st)}
 }
 
-func routeHealth(st *Spec) *RouteHealth {
+// routerHealth is the health check the router runs on st's instances.
+func routerHealth(st *Spec) *RouteHealth {
 	h := st.Run.Health
 	return &h
 }

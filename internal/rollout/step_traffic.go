@@ -43,7 +43,7 @@ func (e *reconciler) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error 
 	if st.PreviewListen != "" {
 		// The preview address shows the new release to smoke checks and to
 		// people before any user sees it.
-		if err := e.setRoutes(ctx, r.Env, e.routes(st, r, r.Weight)); err != nil {
+		if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, r.Weight)); err != nil {
 			return fmt.Errorf("set preview: %w", err)
 		}
 		for _, c := range st.Smoke {
@@ -70,7 +70,7 @@ func (e *reconciler) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error 
 		// shows it (blue-green's green before the switch) while users
 		// stay on the stable release, until promotion or a rollback
 		// sets routes without it.
-		if err := e.setRoutes(ctx, r.Env, e.routes(st, r, r.Weight)); err != nil {
+		if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, r.Weight)); err != nil {
 			return fmt.Errorf("set the preview rule: %w", err)
 		}
 	}
@@ -82,7 +82,7 @@ func (e *reconciler) stepWeight(ctx context.Context, d *driver, st *Spec, r *Rol
 	if step.Kind == StepInternal {
 		weight = 0
 	}
-	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, weight)); err != nil {
 		return fmt.Errorf("set canary weight %d%%: %w", weight, err)
 	}
 	since := e.clock.Now() // the window begins once the weight is served

@@ -138,7 +138,7 @@ func (e *reconciler) stepBatch(ctx context.Context, d *driver, st *Spec, r *Roll
 	}
 	surge := st.Strategy.Rolling.MaxSurge > 0
 	if !surge {
-		if err := e.retire(ctx, st, r, want); err != nil {
+		if err := e.retireOld(ctx, st, r, want); err != nil {
 			return err
 		}
 	}
@@ -167,7 +167,7 @@ func (e *reconciler) stepBatch(ctx context.Context, d *driver, st *Spec, r *Roll
 		}
 	}
 	weight := 100 * len(r.New) / (len(r.New) + len(r.Old))
-	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, weight)); err != nil {
 		return fmt.Errorf("add batch to the router: %w", err)
 	}
 	since := e.clock.Now() // the window begins once the batch is served
@@ -184,14 +184,14 @@ func (e *reconciler) stepBatch(ctx context.Context, d *driver, st *Spec, r *Roll
 		return err
 	}
 	if surge {
-		return e.retire(ctx, st, r, want)
+		return e.retireOld(ctx, st, r, want)
 	}
 	return nil
 }
 
-// retire takes old instances out of the router and stops them until want
+// retireOld takes old instances out of the router and stops them until want
 // of them have been replaced (or none is left).
-func (e *reconciler) retire(ctx context.Context, st *Spec, r *Rollout, want int) error {
+func (e *reconciler) retireOld(ctx context.Context, st *Spec, r *Rollout, want int) error {
 	n := min(want-len(r.Replaced), len(r.Old))
 	if n <= 0 {
 		// Done, but perhaps not carried out before a crash: the old
@@ -211,7 +211,7 @@ func (e *reconciler) retire(ctx context.Context, st *Spec, r *Rollout, want int)
 	if len(r.New) == 0 {
 		weight = 0
 	}
-	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, weight)); err != nil {
 		return fmt.Errorf("take old instances out of the router: %w", err)
 	}
 	r.Weight = weight
