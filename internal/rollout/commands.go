@@ -207,16 +207,18 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 		return Rollout{}, &FieldError{Field: "reason", Message: "say why you roll back; it goes into the audit log"}
 	}
 	e.rec.mu.Lock()
-	if d := e.rec.drivers[env]; d != nil {
+	// A rollout that has ended but whose driver is still leaving is
+	// waited for: a rollback right after it goes to the previous release.
+	busy, err := e.rec.makeRoom(ctx, env, false)
+	if err != nil {
 		e.rec.mu.Unlock()
-		if req.To != "" {
-			r, err := e.store.GetRollout(ctx, d.id)
-			if err != nil {
-				return Rollout{}, err
-			}
-			if req.To != r.FromVersion {
-				return Rollout{}, fmt.Errorf("rollout %d of %s is running in %s: a rollback now goes back to %s; roll back without --to, then to %s: %w", r.ID, r.Version, env, orNone(r.FromVersion), req.To, ErrConflict)
-			}
+		return Rollout{}, err
+	}
+	if busy != nil {
+		d := e.rec.drivers[env]
+		e.rec.mu.Unlock()
+		if req.To != "" && req.To != busy.FromVersion {
+			return Rollout{}, fmt.Errorf("rollout %d of %s is running in %s: a rollback now goes back to %s; roll back without --to, then to %s: %w", busy.ID, busy.Version, env, orNone(busy.FromVersion), req.To, ErrConflict)
 		}
 		d.requestAbort(&Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
 		select {
