@@ -221,11 +221,8 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 			return Rollout{}, fmt.Errorf("rollout %d of %s is running in %s: a rollback now goes back to %s; roll back without --to, then to %s: %w", busy.ID, busy.Version, env, orNone(busy.FromVersion), req.To, ErrConflict)
 		}
 		d.requestAbort(&Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
-		select {
-		case <-d.restored:
-		case <-d.done:
-		case <-ctx.Done():
-			return Rollout{}, ctx.Err()
+		if err := d.awaitRestored(ctx); err != nil {
+			return Rollout{}, err
 		}
 		return e.store.GetRollout(ctx, d.id)
 	}
@@ -297,6 +294,76 @@ func (e *Engine) Retry(ctx context.Context, req RetryRequest) (Rollout, error) {
 	return e.Deploy(ctx, DeployRequest{App: req.App, Env: env, Version: last.Version, Vars: rel.Vars, Image: rel.Image, Reason: "retry of rollout " + strconv.FormatInt(last.ID, 10), Actor: req.Actor})
 }
 
+// Pause holds the bake of the rollout running in an environment: it does
+// not end, even once its gates pass, until Resume, Promote or a rollback.
+// A failed gate still rolls back.
+func (e *Engine) Pause(ctx context.Context, req PauseRequest) (Rollout, error) {
+	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.pause = f }, func(r Rollout) error {
+		if r.Paused != "" {
+			return fmt.Errorf("rollout %d of %s in %s is already paused: %w", r.ID, r.Version, r.Env, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// Resume lets a paused bake go on; after a pause on inconclusive
+// evidence, it bakes on until every gate passes or one fails.
+func (e *Engine) Resume(ctx context.Context, req PauseRequest) (Rollout, error) {
+	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.resume = f }, func(r Rollout) error {
+		if r.Paused == "" {
+			return fmt.Errorf("rollout %d of %s in %s is not paused: %w", r.ID, r.Version, r.Env, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// bakeCommand hands a person's command to the bake running in an
+// environment and returns once the bake recorded it.
+func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*driver, *Failure), check func(Rollout) error) (Rollout, error) {
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why; it goes into the audit log"}
+	}
+	d := e.rec.driver(env)
+	if d == nil {
+		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
+	}
+	kind := d.step()
+	r, err := e.store.GetRollout(ctx, d.id)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if !bakeKinds[kind] || r.Phase != PhaseRunning {
+		return Rollout{}, fmt.Errorf("rollout %d of %s in %s is %s, not baking: %w", r.ID, r.Version, env, describe(r), ErrConflict)
+	}
+	if err := check(r); err != nil {
+		return Rollout{}, err
+	}
+	f := &Failure{Reason: req.Reason, Manual: true, Actor: req.Actor}
+	if err := d.deliver(ctx, e.clock, func(d *driver) { hand(d, f) }); err != nil {
+		return Rollout{}, err
+	}
+	return e.store.GetRollout(ctx, d.id)
+}
+
+// bakeKinds are the step kinds shipgate promote can end early.
+var bakeKinds = map[StepKind]bool{StepWeight: true, StepInternal: true, StepObserve: true, StepBatch: true}
+
+// Promote ends the bake of the rollout running in an environment as if
+// every gate had passed, whether it is paused or still baking; the
+// rollout goes on with its next step. It returns once the rollout
+// recorded it.
+func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, error) {
+	if req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why you skip the rest of the bake; it goes into the audit log"}
+	}
+	cmd := PauseRequest{App: req.App, Env: req.Env, Reason: req.Reason, Actor: req.Actor}
+	return e.bakeCommand(ctx, cmd, func(d *driver, f *Failure) { d.promotion, d.full = f, req.Full }, func(Rollout) error { return nil })
+}
+
 // Status returns what is live in each environment of app.
 func (e *Engine) Status(ctx context.Context, app string) (AppStatus, error) {
 	if _, err := e.checkTarget(app, e.anyEnv()); err != nil {
@@ -361,12 +428,7 @@ func (e *Engine) Wait(ctx context.Context, env string) error {
 	if d == nil {
 		return nil
 	}
-	select {
-	case <-d.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return d.awaitDone(ctx)
 }
 
 func (e *Engine) checkTarget(app, env string) (string, error) {

@@ -41,28 +41,32 @@
 // audit events (event), release digests and the migrator.
 //
 // Engine is the commands side, the exported API the server calls:
-// Deploy, Rollback, Retry, Status, History, Audit, Wait (commands.go);
-// Pause, Resume, Promote (bake.go); CreateRelease, GetRelease, Approve,
+// Deploy, Rollback, Retry, Pause, Resume, Promote, Status, History,
+// Audit, Wait (commands.go); CreateRelease, GetRelease, Approve,
 // Plan, Drill (pipeline.go); Drift and the pipeline gates (gates.go,
 // testgates.go, migrations.go: checkMigrations). A command checks its
 // request, commits what it decided to the store (a new rollout with its
 // audit events, in one transaction) and hands over to the reconciler:
-// launch for a new rollout, or, for the rollout running now, a request
-// left on its driver (an abort, an approval, a promotion, a pause) and a
-// poke. It owns no state of its own: everything it decides is in the
-// store, everything in flight is on a driver.
+// launch for a new rollout, or, for the rollout running now, a command
+// delivered to its driver (driver.deliver: an approval, a promotion, a
+// pause, a resume; driver.requestAbort: a rollback). It owns no state of
+// its own: everything it decides is in the store, everything in flight is
+// on a driver.
 //
 // reconciler drives the active rollouts (reconciler.go). It owns the
 // drivers, one goroutine per environment with an active rollout, and
 // their lifetime (startDrivers, which first recovers each environment's
 // routes and instances from the store, and stopDrivers). Its mutex
 // guards the drivers map and the base context; a command that creates a
-// rollout holds it from its check that the environment is free
-// (makeRoom) until launch, so an environment never has two drivers.
+// rollout (Deploy, Rollback, Drill) holds it from its check that the
+// environment is free (makeRoom, which waits for the driver of a rollout
+// that has ended to leave) until launch, so an environment never has two
+// drivers.
 // Each driver's own mutex guards what commands hand it. A driver runs
 // drive: runStep runs the current step with the executor of its kind,
 // advance commits the next step, decideRollback commits a rollback and
-// restoreStable carries it out; bake (bake.go) is the analysis loop of
+// restoreStable carries it out (a rollback is Rollback, the command,
+// then those two: one name each); bake (bake.go) is the analysis loop of
 // every baking step, and the reconciler records its changes with save
 // and mustSave, which stop every driver when another server leads.
 //

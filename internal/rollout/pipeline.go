@@ -80,9 +80,7 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	if d == nil {
 		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
 	}
-	d.mu.Lock()
-	kind := d.stepKind
-	d.mu.Unlock()
+	kind := d.step()
 	r, err := e.store.GetRollout(ctx, d.id)
 	if err != nil {
 		return Rollout{}, err
@@ -100,18 +98,9 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	if err != nil {
 		return Rollout{}, err
 	}
-	d.mu.Lock()
-	d.approvals = append(d.approvals, &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: e.releaseDigest(rel)})
-	d.mu.Unlock()
-	d.poke()
-	timeout := e.clock.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	select {
-	case <-d.acked:
-	case <-d.done:
-	case <-timeout.C():
-	case <-ctx.Done():
-		return Rollout{}, ctx.Err()
+	approval := &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: e.releaseDigest(rel)}
+	if err := d.deliver(ctx, e.clock, func(d *driver) { d.approvals = append(d.approvals, approval) }); err != nil {
+		return Rollout{}, err
 	}
 	return e.store.GetRollout(ctx, d.id)
 }

@@ -38,6 +38,141 @@ type driver struct {
 	stepKind   StepKind    // the step being run, for Approve to check
 }
 
+// startDrivers recovers every environment (recoverEnv) and launches a
+// driver for each active rollout.
+func (e *reconciler) startDrivers(ctx context.Context) error {
+	e.mu.Lock()
+	if e.base != nil {
+		e.mu.Unlock()
+		return errors.New("rollout: engine already started")
+	}
+	e.base, e.stop = context.WithCancel(context.WithoutCancel(ctx))
+	stop := e.stop
+	e.halt = func() { stop() }
+	e.mu.Unlock()
+
+	active, err := e.store.ActiveRollouts(ctx)
+	if err != nil {
+		return fmt.Errorf("list active rollouts: %w", err)
+	}
+	byEnv := map[string]Rollout{}
+	for _, r := range active {
+		if r.App == e.specs.App() {
+			byEnv[r.Env] = r
+		}
+	}
+	for _, env := range e.envNames() {
+		r, hasActive := byEnv[env]
+		if err := e.recoverEnv(ctx, env, &r, hasActive); err != nil {
+			return fmt.Errorf("restore %s: %w", env, err)
+		}
+		if hasActive {
+			e.mu.Lock()
+			e.launch(r)
+			e.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// recoverEnv puts an environment's routes back as the store says they were.
+func (e *reconciler) recoverEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
+	state, err := e.liveState(ctx, e.specs.App(), env)
+	if errors.Is(err, ErrNotFound) {
+		if !hasActive {
+			return nil
+		}
+	} else if err != nil {
+		return err
+	}
+	st, specErr := e.specs.Spec(env)
+	if hasActive {
+		st, specErr = e.rolloutSpec(ctx, r)
+	}
+	if specErr != nil {
+		return specErr
+	}
+	if err == nil && (!hasActive || r.PromotedAt.IsZero()) {
+		// The stable release at the count it had: the runtime finds the
+		// instances an earlier server started, and replaces those gone.
+		count := len(state.Instances)
+		switch {
+		case hasActive && r.Strategy == StrategyRolling:
+			count = len(r.Old) // those the rolling rollout has not replaced yet
+		case count == 0:
+			count = st.Instances
+		}
+		insts, err := e.ensure(ctx, st, state.Stable, count, nil)
+		if err != nil {
+			return err
+		}
+		if !sameInstances(insts, state.Instances) {
+			state.Instances = insts
+			state.UpdatedAt = e.clock.Now()
+			c := Change{Env: &state}
+			if hasActive {
+				r.Old = insts
+				r.UpdatedAt = state.UpdatedAt
+				cp := *r
+				c.Rollout = &cp
+			}
+			if err := e.store.Commit(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	restored := r.Kind == KindDrill && r.past(StepRestore)
+	if hasActive && r.Phase == PhaseRunning && len(r.New) > 0 && !restored {
+		// The new release as the rollout left it: a replaced instance
+		// (its process died with the server) is not a failed canary.
+		insts, err := e.ensure(ctx, st, r.Version, len(r.New), nil)
+		if err != nil {
+			e.log.Warn("new release not running after the restart", "rollout", r.ID, "err", err)
+		} else if !sameInstances(insts, r.New) {
+			r.New, r.UpdatedAt = insts, e.clock.Now()
+			cp := *r
+			if err := e.store.Commit(ctx, Change{Rollout: &cp}); err != nil {
+				return err
+			}
+		}
+	}
+	routes := Routes{}
+	switch {
+	case hasActive && r.Kind == KindDrill && r.past(StepRestore):
+		// The drill switched back already: its previous release is only
+		// waiting to be stopped.
+		routes = e.stableRoutes(st, r.FromVersion, r.Old, r.Seed)
+	case hasActive && !r.PromotedAt.IsZero():
+		routes = e.stableRoutes(st, r.Version, r.New, r.Seed)
+		if st.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
+			routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
+		}
+	case hasActive && r.Phase == PhaseRunning && (r.Weight > 0 || r.reached(StepInternal)):
+		routes = e.canaryRoutes(st, r, r.Weight)
+	case hasActive && r.Phase == PhaseRunning && len(r.New) > 0:
+		routes = e.canaryRoutes(st, r, 0)
+	case state.Stable != "":
+		routes = e.stableRoutes(st, state.Stable, state.Instances, "")
+	}
+	return e.setRoutes(ctx, env, routes)
+}
+
+// stopDrivers stops every driver and waits for it to return.
+func (e *reconciler) stopDrivers() {
+	e.mu.Lock()
+	stop := e.stop
+	e.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	e.wg.Wait()
+	e.mu.Lock()
+	if e.stop != nil && e.base.Err() != nil {
+		e.base, e.stop = nil, nil
+	}
+	e.mu.Unlock()
+}
+
 // launch starts the goroutine that drives r. Called with e.mu held.
 func (e *reconciler) launch(r Rollout) {
 	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1), acked: make(chan struct{}, 1)}
@@ -169,6 +304,60 @@ func (d *driver) hurried() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.hurry
+}
+
+// What a command may do with a driver: read its step, hand it a command
+// and wait for the step to record it (deliver), ask it to roll back
+// (requestAbort) and wait for traffic to be back (awaitRestored), or wait
+// for it to end (awaitDone).
+
+// step returns the kind of the step the driver runs.
+func (d *driver) step() StepKind {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stepKind
+}
+
+// deliver hands a command to the running step (hand is called with d.mu
+// held), wakes it and waits until it recorded it, the driver ended, or
+// ten seconds of clk passed.
+func (d *driver) deliver(ctx context.Context, clk Clock, hand func(*driver)) error {
+	d.mu.Lock()
+	hand(d)
+	d.mu.Unlock()
+	d.poke()
+	timeout := clk.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-d.acked:
+	case <-d.done:
+	case <-timeout.C():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// awaitRestored waits until traffic is back on the old release after
+// requestAbort, or the driver ended.
+func (d *driver) awaitRestored(ctx context.Context) error {
+	select {
+	case <-d.restored:
+	case <-d.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// awaitDone waits until the driver ended.
+func (d *driver) awaitDone(ctx context.Context) error {
+	select {
+	case <-d.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // drive runs r's steps until it reaches a final phase or ctx ends.
