@@ -58,15 +58,14 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		return Rollout{}, err
 	}
 
-	e.rec.mu.Lock()
-	defer e.rec.mu.Unlock()
-	busy, err := e.rec.makeRoom(ctx, env, true)
+	busy, _, err := e.rec.claim(ctx, env, true)
 	if err != nil {
 		return Rollout{}, err
 	}
 	if busy != nil {
 		return Rollout{}, fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", busy.ID, busy.App, busy.Env, describe(*busy), ErrConflict)
 	}
+	defer e.rec.unclaim()
 	state, err := e.liveState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)
 	if err != nil && !first {
@@ -206,17 +205,13 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	if req.Reason == "" {
 		return Rollout{}, &FieldError{Field: "reason", Message: "say why you roll back; it goes into the audit log"}
 	}
-	e.rec.mu.Lock()
 	// A rollout that has ended but whose driver is still leaving is
 	// waited for: a rollback right after it goes to the previous release.
-	busy, err := e.rec.makeRoom(ctx, env, false)
+	busy, d, err := e.rec.claim(ctx, env, false)
 	if err != nil {
-		e.rec.mu.Unlock()
 		return Rollout{}, err
 	}
 	if busy != nil {
-		d := e.rec.drivers[env]
-		e.rec.mu.Unlock()
 		if req.To != "" && req.To != busy.FromVersion {
 			return Rollout{}, fmt.Errorf("rollout %d of %s is running in %s: a rollback now goes back to %s; roll back without --to, then to %s: %w", busy.ID, busy.Version, env, orNone(busy.FromVersion), req.To, ErrConflict)
 		}
@@ -226,7 +221,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 		}
 		return e.store.GetRollout(ctx, d.id)
 	}
-	defer e.rec.mu.Unlock()
+	defer e.rec.unclaim()
 	state, err := e.liveState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s: %w", env, err)

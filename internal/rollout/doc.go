@@ -59,9 +59,10 @@
 // routes and instances from the store, and stopDrivers). Its mutex
 // guards the drivers map and the base context; a command that creates a
 // rollout (Deploy, Rollback, Drill) holds it from its check that the
-// environment is free (makeRoom, which waits for the driver of a rollout
-// that has ended to leave) until launch, so an environment never has two
-// drivers.
+// environment is free (claim, which waits for the driver of a rollout
+// that has ended to leave) until launch and unclaim, so an environment
+// never has two drivers. The commands never touch the reconciler's lock
+// or map themselves.
 // Each driver's own mutex guards what commands hand it. A driver runs
 // drive: runStep runs the current step with the executor of its kind,
 // advance commits the next step, decideRollback commits a rollback and

@@ -261,13 +261,14 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	if err != nil {
 		return Rollout{}, err
 	}
-	e.rec.mu.Lock()
-	defer e.rec.mu.Unlock()
-	if busy, err := e.rec.makeRoom(ctx, env, false); err != nil {
+	busy, _, err := e.rec.claim(ctx, env, false)
+	if err != nil {
 		return Rollout{}, err
-	} else if busy != nil {
+	}
+	if busy != nil {
 		return Rollout{}, fmt.Errorf("a rollout of %s is running in %s; drill when it is done: %w", req.App, env, ErrConflict)
 	}
+	defer e.rec.unclaim()
 	state, err := e.liveState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s to drill with: %w", env, err)

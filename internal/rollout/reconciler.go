@@ -173,7 +173,8 @@ func (e *reconciler) stopDrivers() {
 	e.mu.Unlock()
 }
 
-// launch starts the goroutine that drives r. Called with e.mu held.
+// launch starts the goroutine that drives r. Called with e.mu held (by
+// claim, or by startDrivers).
 func (e *reconciler) launch(r Rollout) {
 	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1), acked: make(chan struct{}, 1)}
 	if r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) {
@@ -204,6 +205,25 @@ func (e *reconciler) driver(env string) *driver {
 	defer e.mu.Unlock()
 	return e.drivers[env]
 }
+
+// claim is how a command that starts a rollout in env takes it: it takes
+// e.mu and makes room (makeRoom). When env is free it returns with e.mu
+// held: the command commits its rollout and launches it, or gives up, and
+// calls unclaim. When a rollout keeps env busy, it returns that rollout
+// and its driver, without the lock.
+func (e *reconciler) claim(ctx context.Context, env string, hurry bool) (*Rollout, *driver, error) {
+	e.mu.Lock()
+	busy, err := e.makeRoom(ctx, env, hurry)
+	if err != nil || busy != nil {
+		d := e.drivers[env]
+		e.mu.Unlock()
+		return busy, d, err
+	}
+	return nil, nil, nil
+}
+
+// unclaim ends a claim.
+func (e *reconciler) unclaim() { e.mu.Unlock() }
 
 // makeRoom waits until no driver runs in env, and returns the rollout
 // that keeps it busy when it will not wait. A rollout whose final phase is
