@@ -56,7 +56,7 @@ func (c Counters) sample() analysis.Sample {
 // bake's window. A bake recorded before windows existed subtracts its
 // baseline from everything the source has (all of it when the counters
 // went down: the router restarted and counts anew).
-func (e *Engine) measure(ctx context.Context, env string, bs *BakeState, version string) (analysis.Sample, error) {
+func (e *reconciler) measure(ctx context.Context, env string, bs *BakeState, version string) (analysis.Sample, error) {
 	if !bs.Since.IsZero() || bs.Baseline == nil {
 		return e.window(ctx, env, version, bs.Since)
 	}
@@ -87,7 +87,7 @@ func (e *Engine) measure(ctx context.Context, env string, bs *BakeState, version
 //
 // The bake's baseline and the time it served are persisted at each
 // reported judgement: a resumed bake goes on with both.
-func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step, since time.Time, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
+func (e *reconciler) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step, since time.Time, canaryV, stableV string, fixedStable *analysis.Sample, needPass bool) error {
 	if step.NoBake {
 		return nil
 	}
@@ -117,12 +117,12 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 		case <-d.wake:
 		}
 		if p, full := d.takePromotion(); p != nil {
-			return e.skipBake(ctx, d, r, p, full)
+			return e.passBake(ctx, d, r, p, full)
 		}
 		if err := e.holdOrResume(ctx, d, r); err != nil {
 			return err
 		}
-		if f := e.checkRelease(ctx, r.Env, r.Version); f != nil {
+		if f := e.failedInstance(ctx, r.Env, r.Version); f != nil {
 			return f
 		}
 		now := e.clock.Now()
@@ -192,8 +192,8 @@ func (e *Engine) bake(ctx context.Context, d *driver, st *Spec, r *Rollout, step
 	}
 }
 
-// skipBake ends a bake as passed on a person's word, audited.
-func (e *Engine) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure, full bool) error {
+// passBake ends a bake as passed on a person's word, audited.
+func (e *reconciler) passBake(ctx context.Context, d *driver, r *Rollout, p *Failure, full bool) error {
 	r.Paused = ""
 	r.Steps[r.StepIndex].NoBake = true
 	ev := e.event(r, p.Actor, audit.ActionPromoteManual, p.Reason)
@@ -213,7 +213,7 @@ func (e *Engine) skipBake(ctx context.Context, d *driver, r *Rollout, p *Failure
 // bake holds its step (it still rolls back on a failed gate) until it is
 // resumed or promoted. A bake resumed after it paused on inconclusive
 // evidence bakes on until the evidence is there.
-func (e *Engine) holdOrResume(ctx context.Context, d *driver, r *Rollout) error {
+func (e *reconciler) holdOrResume(ctx context.Context, d *driver, r *Rollout) error {
 	d.mu.Lock()
 	pause, resume := d.pause, d.resume
 	d.pause, d.resume = nil, nil
@@ -237,89 +237,6 @@ func (e *Engine) holdOrResume(ctx context.Context, d *driver, r *Rollout) error 
 	err := e.save(ctx, r, nil, ev)
 	d.ack()
 	return err
-}
-
-// Pause holds the bake of the rollout running in an environment: it does
-// not end, even once its gates pass, until Resume, Promote or a rollback.
-// A failed gate still rolls back.
-func (e *Engine) Pause(ctx context.Context, req PauseRequest) (Rollout, error) {
-	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.pause = f }, func(r Rollout) error {
-		if r.Paused != "" {
-			return fmt.Errorf("rollout %d of %s in %s is already paused: %w", r.ID, r.Version, r.Env, ErrConflict)
-		}
-		return nil
-	})
-}
-
-// Resume lets a paused bake go on; after a pause on inconclusive
-// evidence, it bakes on until every gate passes or one fails.
-func (e *Engine) Resume(ctx context.Context, req PauseRequest) (Rollout, error) {
-	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.resume = f }, func(r Rollout) error {
-		if r.Paused == "" {
-			return fmt.Errorf("rollout %d of %s in %s is not paused: %w", r.ID, r.Version, r.Env, ErrConflict)
-		}
-		return nil
-	})
-}
-
-// bakeCommand hands a person's command to the bake running in an
-// environment and returns once the bake recorded it.
-func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*driver, *Failure), check func(Rollout) error) (Rollout, error) {
-	env, err := e.checkTarget(req.App, req.Env)
-	if err != nil {
-		return Rollout{}, err
-	}
-	if req.Reason == "" {
-		return Rollout{}, &FieldError{Field: "reason", Message: "say why; it goes into the audit log"}
-	}
-	e.mu.Lock()
-	d := e.drivers[env]
-	e.mu.Unlock()
-	if d == nil {
-		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
-	}
-	d.mu.Lock()
-	kind := d.stepKind
-	d.mu.Unlock()
-	r, err := e.store.GetRollout(ctx, d.id)
-	if err != nil {
-		return Rollout{}, err
-	}
-	if !bakes[kind] || r.Phase != PhaseRunning {
-		return Rollout{}, fmt.Errorf("rollout %d of %s in %s is %s, not baking: %w", r.ID, r.Version, env, describe(r), ErrConflict)
-	}
-	if err := check(r); err != nil {
-		return Rollout{}, err
-	}
-	d.mu.Lock()
-	hand(d, &Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
-	d.mu.Unlock()
-	d.poke()
-	timeout := e.clock.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	select {
-	case <-d.acked:
-	case <-d.done:
-	case <-timeout.C():
-	case <-ctx.Done():
-		return Rollout{}, ctx.Err()
-	}
-	return e.store.GetRollout(ctx, d.id)
-}
-
-// bakes are the step kinds shipgate promote can end early.
-var bakes = map[StepKind]bool{StepWeight: true, StepInternal: true, StepObserve: true, StepBatch: true}
-
-// Promote ends the bake of the rollout running in an environment as if
-// every gate had passed, whether it is paused or still baking; the
-// rollout goes on with its next step. It returns once the rollout
-// recorded it.
-func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, error) {
-	if req.Reason == "" {
-		return Rollout{}, &FieldError{Field: "reason", Message: "say why you skip the rest of the bake; it goes into the audit log"}
-	}
-	cmd := PauseRequest{App: req.App, Env: req.Env, Reason: req.Reason, Actor: req.Actor}
-	return e.bakeCommand(ctx, cmd, func(d *driver, f *Failure) { d.promotion, d.full = f, req.Full }, func(Rollout) error { return nil })
 }
 
 func (d *driver) takePromotion() (*Failure, bool) {

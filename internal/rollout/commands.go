@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/shipgate/shipgate/internal/audit"
 )
@@ -32,7 +31,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if err := checkImage(req.Image); err != nil {
 		return Rollout{}, err
 	}
-	rel, isNew, err := e.release(ctx, req)
+	rel, isNew, err := e.deployRelease(ctx, req)
 	if err != nil {
 		return Rollout{}, err
 	}
@@ -40,7 +39,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 	if err != nil {
 		return Rollout{}, &FieldError{Field: "env", Message: err.Error()}
 	}
-	if _, err := instanceSpec(st, rel); err != nil {
+	if _, err := instanceSpecFor(st, rel); err != nil {
 		return Rollout{}, err
 	}
 
@@ -59,12 +58,15 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		return Rollout{}, err
 	}
 
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.makeRoom(ctx, env); err != nil {
+	busy, _, err := e.rec.claim(ctx, env, true)
+	if err != nil {
 		return Rollout{}, err
 	}
-	state, err := e.envState(ctx, req.App, env)
+	if busy != nil {
+		return Rollout{}, fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", busy.ID, busy.App, busy.Env, describe(*busy), ErrConflict)
+	}
+	defer e.rec.unclaim()
+	state, err := e.liveState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)
 	if err != nil && !first {
 		return Rollout{}, err
@@ -96,7 +98,7 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 			events = append(events, ev)
 		}
 	}
-	r.Steps, r.Spec = Plan(st, opts), freeze(st)
+	r.Steps, r.Spec = planSteps(st, opts), freeze(st)
 	r.Vars, r.Image = sortedKeys(rel.Vars), rel.Image
 	if a := st.Gates.Approval; a != nil && opts.approval {
 		r.ApprovalRule = &ApprovalRule{Required: max(a.Required, 1), PreventSelfApproval: a.PreventSelfApproval, Roles: a.Roles}
@@ -119,47 +121,8 @@ func (e *Engine) Deploy(ctx context.Context, req DeployRequest) (Rollout, error)
 		return Rollout{}, fmt.Errorf("record rollout: %w", err)
 	}
 	e.log.Info("rollout created", "rollout", r.ID, "env", env, "version", r.Version, "from", r.FromVersion, "strategy", r.Strategy)
-	e.launch(r)
+	e.rec.launch(r)
 	return r, nil
-}
-
-// makeRoom makes sure no rollout of env is active. A rollout that is only
-// waiting to scale down its old release is told to do so now; any other
-// is a conflict, but for one whose end is committed: its driver is only
-// leaving. Called with e.mu held.
-func (e *Engine) makeRoom(ctx context.Context, env string) error {
-	d := e.drivers[env]
-	if d == nil {
-		return nil
-	}
-	r, err := e.store.GetRollout(ctx, d.id)
-	if err != nil {
-		return err
-	}
-	// A rollout whose final phase is committed has a driver that is about
-	// to leave: wait for it rather than refuse (a deploy right after a
-	// rollout ended was refused as a conflict in that moment).
-	final := r.Phase.Final()
-	if !final && (r.Phase != PhaseRunning || r.StepIndex >= len(r.Steps) || r.Steps[r.StepIndex].Kind != StepScaleDown) {
-		return fmt.Errorf("rollout %d of %s/%s is still %s; wait for it or roll it back: %w", r.ID, r.App, r.Env, describe(r), ErrConflict)
-	}
-	if !final {
-		d.mu.Lock()
-		d.hurry = true
-		d.mu.Unlock()
-	}
-	e.mu.Unlock()
-	defer e.mu.Lock()
-	timeout := e.clock.NewTimer(2 * time.Minute)
-	defer timeout.Stop()
-	select {
-	case <-d.done:
-		return nil
-	case <-timeout.C():
-		return fmt.Errorf("rollout %d is still scaling down: %w", r.ID, ErrConflict)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func describe(r Rollout) string {
@@ -169,13 +132,13 @@ func describe(r Rollout) string {
 	return string(r.Phase)
 }
 
-// release returns the release a deploy names: the recorded one, or a new
+// deployRelease returns the release a deploy names: the recorded one, or a new
 // one that the deploy records with its rollout. A deploy runs with exactly
 // the variables it names: a recorded release whose variables differ from
 // the deploy's (including a deploy that names none of them) is refused,
 // so that what a rollout runs with is never a leftover of an earlier
 // deploy.
-func (e *Engine) release(ctx context.Context, req DeployRequest) (rel Release, isNew bool, err error) {
+func (e *Engine) deployRelease(ctx context.Context, req DeployRequest) (rel Release, isNew bool, err error) {
 	old, err := e.store.GetRelease(ctx, req.App, req.Version)
 	if errors.Is(err, ErrNotFound) {
 		return Release{App: req.App, Version: req.Version, Commit: req.Commit, Vars: req.Vars, Image: req.Image, CreatedAt: e.clock.Now()}, true, nil
@@ -242,29 +205,24 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	if req.Reason == "" {
 		return Rollout{}, &FieldError{Field: "reason", Message: "say why you roll back; it goes into the audit log"}
 	}
-	e.mu.Lock()
-	if d := e.drivers[env]; d != nil {
-		e.mu.Unlock()
-		if req.To != "" {
-			r, err := e.store.GetRollout(ctx, d.id)
-			if err != nil {
-				return Rollout{}, err
-			}
-			if req.To != r.FromVersion {
-				return Rollout{}, fmt.Errorf("rollout %d of %s is running in %s: a rollback now goes back to %s; roll back without --to, then to %s: %w", r.ID, r.Version, env, orNone(r.FromVersion), req.To, ErrConflict)
-			}
+	// A rollout that has ended but whose driver is still leaving is
+	// waited for: a rollback right after it goes to the previous release.
+	busy, d, err := e.rec.claim(ctx, env, false)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if busy != nil {
+		if req.To != "" && req.To != busy.FromVersion {
+			return Rollout{}, fmt.Errorf("rollout %d of %s is running in %s: a rollback now goes back to %s; roll back without --to, then to %s: %w", busy.ID, busy.Version, env, orNone(busy.FromVersion), req.To, ErrConflict)
 		}
 		d.requestAbort(&Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
-		select {
-		case <-d.restored:
-		case <-d.done:
-		case <-ctx.Done():
-			return Rollout{}, ctx.Err()
+		if err := d.awaitRestored(ctx); err != nil {
+			return Rollout{}, err
 		}
 		return e.store.GetRollout(ctx, d.id)
 	}
-	defer e.mu.Unlock()
-	state, err := e.envState(ctx, req.App, env)
+	defer e.rec.unclaim()
+	state, err := e.liveState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s: %w", env, err)
 	}
@@ -289,7 +247,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindRollback, Version: target, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: rollbackPlan(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(),
+		Phase: PhaseRunning, Steps: rollbackSteps(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(),
 		Old: state.Instances, Actor: req.Actor, Reason: req.Reason, CreatedAt: now, UpdatedAt: now,
 	}
 	if rel, err := e.store.GetRelease(ctx, req.App, target); err == nil {
@@ -300,7 +258,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
 		return Rollout{}, fmt.Errorf("record rollback: %w", err)
 	}
-	e.launch(r)
+	e.rec.launch(r)
 	return r, nil
 }
 
@@ -331,6 +289,76 @@ func (e *Engine) Retry(ctx context.Context, req RetryRequest) (Rollout, error) {
 	return e.Deploy(ctx, DeployRequest{App: req.App, Env: env, Version: last.Version, Vars: rel.Vars, Image: rel.Image, Reason: "retry of rollout " + strconv.FormatInt(last.ID, 10), Actor: req.Actor})
 }
 
+// Pause holds the bake of the rollout running in an environment: it does
+// not end, even once its gates pass, until Resume, Promote or a rollback.
+// A failed gate still rolls back.
+func (e *Engine) Pause(ctx context.Context, req PauseRequest) (Rollout, error) {
+	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.pause = f }, func(r Rollout) error {
+		if r.Paused != "" {
+			return fmt.Errorf("rollout %d of %s in %s is already paused: %w", r.ID, r.Version, r.Env, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// Resume lets a paused bake go on; after a pause on inconclusive
+// evidence, it bakes on until every gate passes or one fails.
+func (e *Engine) Resume(ctx context.Context, req PauseRequest) (Rollout, error) {
+	return e.bakeCommand(ctx, req, func(d *driver, f *Failure) { d.resume = f }, func(r Rollout) error {
+		if r.Paused == "" {
+			return fmt.Errorf("rollout %d of %s in %s is not paused: %w", r.ID, r.Version, r.Env, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// bakeCommand hands a person's command to the bake running in an
+// environment and returns once the bake recorded it.
+func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*driver, *Failure), check func(Rollout) error) (Rollout, error) {
+	env, err := e.checkTarget(req.App, req.Env)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why; it goes into the audit log"}
+	}
+	d := e.rec.driver(env)
+	if d == nil {
+		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
+	}
+	kind := d.step()
+	r, err := e.store.GetRollout(ctx, d.id)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if !bakeKinds[kind] || r.Phase != PhaseRunning {
+		return Rollout{}, fmt.Errorf("rollout %d of %s in %s is %s, not baking: %w", r.ID, r.Version, env, describe(r), ErrConflict)
+	}
+	if err := check(r); err != nil {
+		return Rollout{}, err
+	}
+	f := &Failure{Reason: req.Reason, Manual: true, Actor: req.Actor}
+	if err := d.deliver(ctx, e.clock, func(d *driver) { hand(d, f) }); err != nil {
+		return Rollout{}, err
+	}
+	return e.store.GetRollout(ctx, d.id)
+}
+
+// bakeKinds are the step kinds shipgate promote can end early.
+var bakeKinds = map[StepKind]bool{StepWeight: true, StepInternal: true, StepObserve: true, StepBatch: true}
+
+// Promote ends the bake of the rollout running in an environment as if
+// every gate had passed, whether it is paused or still baking; the
+// rollout goes on with its next step. It returns once the rollout
+// recorded it.
+func (e *Engine) Promote(ctx context.Context, req PromoteRequest) (Rollout, error) {
+	if req.Reason == "" {
+		return Rollout{}, &FieldError{Field: "reason", Message: "say why you skip the rest of the bake; it goes into the audit log"}
+	}
+	cmd := PauseRequest{App: req.App, Env: req.Env, Reason: req.Reason, Actor: req.Actor}
+	return e.bakeCommand(ctx, cmd, func(d *driver, f *Failure) { d.promotion, d.full = f, req.Full }, func(Rollout) error { return nil })
+}
+
 // Status returns what is live in each environment of app.
 func (e *Engine) Status(ctx context.Context, app string) (AppStatus, error) {
 	if _, err := e.checkTarget(app, e.anyEnv()); err != nil {
@@ -346,7 +374,7 @@ func (e *Engine) Status(ctx context.Context, app string) (AppStatus, error) {
 		if st, err := e.specs.Spec(env); err == nil {
 			es.Listen = st.Listen
 		}
-		state, err := e.envState(ctx, app, env)
+		state, err := e.liveState(ctx, app, env)
 		switch {
 		case err == nil:
 			es.State = &state
@@ -391,18 +419,11 @@ func (e *Engine) Audit(ctx context.Context, f audit.Filter) ([]audit.Event, erro
 
 // Wait blocks until the rollout of env driven now, if any, has ended.
 func (e *Engine) Wait(ctx context.Context, env string) error {
-	e.mu.Lock()
-	d := e.drivers[env]
-	e.mu.Unlock()
+	d := e.rec.driver(env)
 	if d == nil {
 		return nil
 	}
-	select {
-	case <-d.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return d.awaitDone(ctx)
 }
 
 func (e *Engine) checkTarget(app, env string) (string, error) {
@@ -430,6 +451,6 @@ func (e *Engine) anyEnv() string {
 	return names[0]
 }
 
-func (e *Engine) envNames() []string {
+func (e *deps) envNames() []string {
 	return e.specs.EnvNames()
 }

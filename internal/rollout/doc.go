@@ -22,15 +22,66 @@
 // (one SetRoutes call), lets the router drain what was in flight, and only
 // then stops instances.
 //
-// # Files
+// # Types: commands, reconciler, executors
 //
-// engine.go holds the Engine and its start-up; commands.go the commands
-// (deploy, rollback, status...), pipeline.go and gates.go those of the
-// release pipeline (releases, approvals, plan, drill, drift);
-// reconciler.go drives each active rollout and carries out rollbacks;
-// environments.go every call to an environment's adapters; spec.go the
-// Spec; one executor per step kind (step_traffic.go, steps.go, bake.go,
-// migrations.go) sits behind the executors table.
+// The engine is three parts that share one set of dependencies:
+//
+//	              deps (specs, store, environments, migrations, tests,
+//	               │    clock, logger, tick/drain/verify, digest key)
+//	     ┌─────────┴──────────┐
+//	  Engine               reconciler ──▶ executors[step.Kind]
+//	(commands)              (drivers)       (one per step kind)
+//
+// deps holds what New was given. It is set once and only read after, so
+// it has no lock; its methods are what both sides need: the calls to an
+// environment's adapters (environments.go: env, setRoutes, ensure,
+// alive, failedInstance, retireDrained, window, probe), the Spec a
+// rollout runs with (rolloutSpec, rolloutSpecOrLive), the routing tables
+// (canaryRoutes, stableRoutes), what is live (liveState, nextEnvState),
+// audit events (event), release digests and the migrator.
+//
+// Engine is the commands side, the exported API the server calls:
+// Deploy, Rollback, Retry, Pause, Resume, Promote, Status, History,
+// Audit, Wait (commands.go); CreateRelease, GetRelease, Approve,
+// Plan, Drill (pipeline.go); Drift and the pipeline gates (gates.go,
+// testgates.go, migrations.go: checkMigrations). A command checks its
+// request, commits what it decided to the store (a new rollout with its
+// audit events, in one transaction) and hands over to the reconciler:
+// launch for a new rollout, or, for the rollout running now, a command
+// delivered to its driver (driver.deliver: an approval, a promotion, a
+// pause, a resume; driver.requestAbort: a rollback). It owns no state of
+// its own: everything it decides is in the store, everything in flight is
+// on a driver.
+//
+// reconciler drives the active rollouts (reconciler.go). It owns the
+// drivers, one goroutine per environment with an active rollout, and
+// their lifetime (startDrivers, which first recovers each environment's
+// routes and instances from the store, and stopDrivers). Its mutex
+// guards the drivers map and the base context; a command that creates a
+// rollout (Deploy, Rollback, Drill) holds it from its check that the
+// environment is free (claim, which waits for the driver of a rollout
+// that has ended to leave) until launch and unclaim, so an environment
+// never has two drivers. The commands never touch the reconciler's lock
+// or map themselves.
+// Each driver's own mutex guards what commands hand it. A driver runs
+// drive: runStep runs the current step with the executor of its kind,
+// advance commits the next step, decideRollback commits a rollback and
+// restoreStable carries it out (a rollback is Rollback, the command,
+// then those two: one name each); bake (bake.go) is the analysis loop of
+// every baking step, and the reconciler records its changes with save
+// and mustSave, which stop every driver when another server leads.
+//
+// One executor per step kind sits behind the executors table
+// (reconciler.go): step_traffic.go (start, smoke, internal and weight,
+// promote, scale down), steps.go (approval, rolling batch, post-deploy
+// smoke, observe, the drill's restore), migrations.go (migrate). An
+// executor is a method of the reconciler; it is idempotent, so a resumed
+// rollout runs its step again from what it recorded.
+//
+// The commands never call the reconciler's step code and the reconciler
+// never calls a command: they meet in the store and on a driver.
+// spec.go is the Spec; plan.go turns a Spec into steps (planSteps,
+// rollbackSteps, drillSteps); ports.go declares the adapters.
 //
 // # Time
 //

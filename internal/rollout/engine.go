@@ -52,11 +52,10 @@ type Options struct {
 	DigestKey []byte
 }
 
-// Engine drives rollouts. Each environment has at most one active rollout,
-// driven by its own goroutine; the Engine owns those goroutines and stops
-// them on Close. A stopped rollout is resumed from its last committed step
-// by the next Start.
-type Engine struct {
+// deps are what the commands (Engine) and the reconciler share: the
+// ports and settings New was given. They are set once by New and only
+// read after, so they need no lock.
+type deps struct {
 	specs      Specs
 	store      Store
 	envs       Environments
@@ -68,13 +67,33 @@ type Engine struct {
 	drain      time.Duration
 	verify     time.Duration
 	digestKey  []byte
+}
 
+// Engine is the commands side: the exported API the server calls
+// (Deploy, Rollback, Approve, Promote, Pause, Plan, Drill, Drift,
+// releases...). A command checks its request, commits what it decided and
+// hands the rollout to the reconciler, which drives it.
+type Engine struct {
+	*deps
+	rec *reconciler
+}
+
+// reconciler drives rollouts. Each environment has at most one active
+// rollout, driven by its own goroutine; the reconciler owns those
+// goroutines and stops them on close. A stopped rollout is resumed from
+// its last committed step by the next start.
+type reconciler struct {
+	*deps
+
+	// mu guards drivers, base and stop. A command that creates a
+	// rollout holds it from its check that the environment is free until
+	// the rollout is launched, so that an environment has one driver.
 	mu      sync.Mutex
 	drivers map[string]*driver // by environment
 	base    context.Context
 	stop    context.CancelFunc
 	// halt stops the drivers from within (a write refused because another
-	// server leads); it takes no lock. Set by Start.
+	// server leads); it takes no lock. Set by start.
 	halt func()
 	wg   sync.WaitGroup
 }
@@ -111,9 +130,9 @@ func New(o Options) (*Engine, error) {
 			return nil, fmt.Errorf("rollout: environment %q needs a runtime, a router, a metric source and a prober", name)
 		}
 	}
-	e := &Engine{
+	e := &deps{
 		specs: o.Specs, store: o.Store, envs: o.Environments, migrations: o.Migrations, tests: o.Tests,
-		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, digestKey: o.DigestKey, drivers: map[string]*driver{},
+		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, digestKey: o.DigestKey,
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -130,127 +149,14 @@ func New(o Options) (*Engine, error) {
 	if e.verify <= 0 {
 		e.verify = 2 * time.Minute
 	}
-	return e, nil
+	return &Engine{deps: e, rec: &reconciler{deps: e, drivers: map[string]*driver{}}}, nil
 }
 
 // Start restores every environment's routes from the store, re-adopts the
 // instances an earlier server left running (restarting the stable release
 // if its instances are gone), and resumes every active rollout.
 func (e *Engine) Start(ctx context.Context) error {
-	e.mu.Lock()
-	if e.base != nil {
-		e.mu.Unlock()
-		return errors.New("rollout: engine already started")
-	}
-	e.base, e.stop = context.WithCancel(context.WithoutCancel(ctx))
-	stop := e.stop
-	e.halt = func() { stop() }
-	e.mu.Unlock()
-
-	active, err := e.store.ActiveRollouts(ctx)
-	if err != nil {
-		return fmt.Errorf("list active rollouts: %w", err)
-	}
-	byEnv := map[string]Rollout{}
-	for _, r := range active {
-		if r.App == e.specs.App() {
-			byEnv[r.Env] = r
-		}
-	}
-	for _, env := range e.envNames() {
-		r, hasActive := byEnv[env]
-		if err := e.restoreEnv(ctx, env, &r, hasActive); err != nil {
-			return fmt.Errorf("restore %s: %w", env, err)
-		}
-		if hasActive {
-			e.mu.Lock()
-			e.launch(r)
-			e.mu.Unlock()
-		}
-	}
-	return nil
-}
-
-// restoreEnv puts an environment's routes back as the store says they were.
-func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
-	state, err := e.envState(ctx, e.specs.App(), env)
-	if errors.Is(err, ErrNotFound) {
-		if !hasActive {
-			return nil
-		}
-	} else if err != nil {
-		return err
-	}
-	st, specErr := e.specs.Spec(env)
-	if hasActive {
-		st, specErr = e.spec(ctx, r)
-	}
-	if specErr != nil {
-		return specErr
-	}
-	if err == nil && (!hasActive || r.PromotedAt.IsZero()) {
-		// The stable release at the count it had: the runtime finds the
-		// instances an earlier server started, and replaces those gone.
-		count := len(state.Instances)
-		switch {
-		case hasActive && r.Strategy == StrategyRolling:
-			count = len(r.Old) // those the rolling rollout has not replaced yet
-		case count == 0:
-			count = st.Instances
-		}
-		insts, err := e.ensure(ctx, st, state.Stable, count, nil)
-		if err != nil {
-			return err
-		}
-		if !sameInstances(insts, state.Instances) {
-			state.Instances = insts
-			state.UpdatedAt = e.clock.Now()
-			c := Change{Env: &state}
-			if hasActive {
-				r.Old = insts
-				r.UpdatedAt = state.UpdatedAt
-				cp := *r
-				c.Rollout = &cp
-			}
-			if err := e.store.Commit(ctx, c); err != nil {
-				return err
-			}
-		}
-	}
-	restored := r.Kind == KindDrill && r.past(StepRestore)
-	if hasActive && r.Phase == PhaseRunning && len(r.New) > 0 && !restored {
-		// The new release as the rollout left it: a replaced instance
-		// (its process died with the server) is not a failed canary.
-		insts, err := e.ensure(ctx, st, r.Version, len(r.New), nil)
-		if err != nil {
-			e.log.Warn("new release not running after the restart", "rollout", r.ID, "err", err)
-		} else if !sameInstances(insts, r.New) {
-			r.New, r.UpdatedAt = insts, e.clock.Now()
-			cp := *r
-			if err := e.store.Commit(ctx, Change{Rollout: &cp}); err != nil {
-				return err
-			}
-		}
-	}
-	routes := Routes{}
-	switch {
-	case hasActive && r.Kind == KindDrill && r.past(StepRestore):
-		// The drill switched back already: its previous release is only
-		// waiting to be stopped.
-		routes = e.stableRoutes(st, r.FromVersion, r.Old, r.Seed)
-	case hasActive && !r.PromotedAt.IsZero():
-		routes = e.stableRoutes(st, r.Version, r.New, r.Seed)
-		if st.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
-			routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
-		}
-	case hasActive && r.Phase == PhaseRunning && (r.Weight > 0 || r.reached(StepInternal)):
-		routes = e.routes(st, r, r.Weight)
-	case hasActive && r.Phase == PhaseRunning && len(r.New) > 0:
-		routes = e.routes(st, r, 0)
-	case state.Stable != "":
-		routes = e.stableRoutes(st, state.Stable, state.Instances, "")
-	}
-	return e.setRoutes(ctx, env, routes)
+	return e.rec.startDrivers(ctx)
 }
 
 // nextEnvState is the environment state once stable (with insts) serves
@@ -259,7 +165,7 @@ func (e *Engine) restoreEnv(ctx context.Context, env string, r *Rollout, hasActi
 // (back true) goes back in it instead: the releases newer than stable are
 // dropped, as they were rolled back from. It reads the current state, so
 // that calling it again after a crash gives the same result.
-func (e *Engine) nextEnvState(ctx context.Context, r *Rollout, stable string, insts []Instance, back bool) EnvState {
+func (e *deps) nextEnvState(ctx context.Context, r *Rollout, stable string, insts []Instance, back bool) EnvState {
 	cur, err := e.store.GetEnvState(ctx, r.App, r.Env)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		e.log.Error("read env state", "env", r.Env, "err", err)
@@ -288,9 +194,9 @@ func (e *Engine) nextEnvState(ctx context.Context, r *Rollout, stable string, in
 	return next
 }
 
-// envState returns what is live in env, or ErrNotFound when nothing is:
+// liveState returns what is live in env, or ErrNotFound when nothing is:
 // before the first deploy, or after a first deploy that failed.
-func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error) {
+func (e *deps) liveState(ctx context.Context, app, env string) (EnvState, error) {
 	st, err := e.store.GetEnvState(ctx, app, env)
 	if err == nil && st.Stable == "" {
 		return EnvState{}, fmt.Errorf("nothing is live in %s/%s: %w", app, env, ErrNotFound)
@@ -303,18 +209,7 @@ func (e *Engine) envState(ctx context.Context, app, env string) (EnvState, error
 // Engine too: a server that leads again starts it again); routes and
 // instances are left as they are.
 func (e *Engine) Close() {
-	e.mu.Lock()
-	stop := e.stop
-	e.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	e.wg.Wait()
-	e.mu.Lock()
-	if e.stop != nil && e.base.Err() != nil {
-		e.base, e.stop = nil, nil
-	}
-	e.mu.Unlock()
+	e.rec.stopDrivers()
 }
 
 func addrs(insts []Instance) []string {

@@ -15,7 +15,7 @@ import (
 )
 
 // env returns the adapters of environment name.
-func (e *Engine) env(name string) (Environment, error) {
+func (e *deps) env(name string) (Environment, error) {
 	en, err := e.envs.For(e.specs.App(), name)
 	if err != nil {
 		return Environment{}, fmt.Errorf("environment %s: %w", name, err)
@@ -26,7 +26,7 @@ func (e *Engine) env(name string) (Environment, error) {
 // setRoutes sets an environment's routes and waits until its data plane
 // serves them: an asynchronous one (Gateway API) answers ErrNotReady
 // while it converges, for at most e.verify; any other answer fails.
-func (e *Engine) setRoutes(ctx context.Context, env string, routes Routes) error {
+func (e *deps) setRoutes(ctx context.Context, env string, routes Routes) error {
 	en, err := e.env(env)
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func (e *Engine) setRoutes(ctx context.Context, env string, routes Routes) error
 // ensure makes count instances of version run in st's environment, by
 // st's template, and returns them; stopFirst are the instances to stop
 // first when that scales down.
-func (e *Engine) ensure(ctx context.Context, st *Spec, version string, count int, stopFirst []Instance) ([]Instance, error) {
+func (e *deps) ensure(ctx context.Context, st *Spec, version string, count int, stopFirst []Instance) ([]Instance, error) {
 	en, err := e.env(st.Name)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func (e *Engine) ensure(ctx context.Context, st *Spec, version string, count int
 	if err != nil {
 		return nil, err
 	}
-	spec, err := instanceSpec(st, rel)
+	spec, err := instanceSpecFor(st, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func (e *Engine) ensure(ctx context.Context, st *Spec, version string, count int
 
 // alive returns the instances of version in env the runtime sees and that
 // did not exit.
-func (e *Engine) alive(ctx context.Context, env, version string) []Instance {
+func (e *deps) alive(ctx context.Context, env, version string) []Instance {
 	en, err := e.env(env)
 	if err != nil {
 		return nil
@@ -95,9 +95,9 @@ func (e *Engine) alive(ctx context.Context, env, version string) []Instance {
 	return out
 }
 
-// checkRelease returns a Failure if an instance of version exited or is
+// failedInstance returns a Failure if an instance of version exited or is
 // unhealthy. An instance being replaced (a rescheduled pod) is neither.
-func (e *Engine) checkRelease(ctx context.Context, env, version string) *Failure {
+func (e *deps) failedInstance(ctx context.Context, env, version string) *Failure {
 	en, err := e.env(env)
 	if err != nil {
 		return nil
@@ -120,7 +120,7 @@ func (e *Engine) checkRelease(ctx context.Context, env, version string) *Failure
 // and at most e.drain): a request sent just before a routing change is
 // answered, not cut off. keep instances of version stay; with none, the
 // release is removed.
-func (e *Engine) retireDrained(ctx context.Context, st *Spec, version string, insts []Instance, keep int) error {
+func (e *deps) retireDrained(ctx context.Context, st *Spec, version string, insts []Instance, keep int) error {
 	if version == "" {
 		return nil
 	}
@@ -153,7 +153,7 @@ func (e *Engine) retireDrained(ctx context.Context, st *Spec, version string, in
 }
 
 // window returns what env's metric source measured for version since.
-func (e *Engine) window(ctx context.Context, env, version string, since time.Time) (analysis.Sample, error) {
+func (e *deps) window(ctx context.Context, env, version string, since time.Time) (analysis.Sample, error) {
 	en, err := e.env(env)
 	if err != nil {
 		return analysis.Sample{}, err
@@ -162,7 +162,7 @@ func (e *Engine) window(ctx context.Context, env, version string, since time.Tim
 }
 
 // probe sends one smoke check to addr with env's prober.
-func (e *Engine) probe(ctx context.Context, env, addr string, c SmokeCheck) error {
+func (e *deps) probe(ctx context.Context, env, addr string, c SmokeCheck) error {
 	en, err := e.env(env)
 	if err != nil {
 		return err

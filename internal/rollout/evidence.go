@@ -43,7 +43,7 @@ func EvidenceNeeds(st *Spec) []EvidenceNeed {
 	a := st.Analysis
 	alpha := 1 - a.PassConfidence
 	need, gate := a.MinRequests, fmt.Sprintf("min_requests %d", a.MinRequests)
-	opts := JudgeOptions(a, Plan(st, planOptions{}))
+	opts := JudgeOptions(a, planSteps(st, planOptions{}))
 	for i, g := range a.Gates {
 		// An absolute error_rate gate asks the judge itself.
 		if n, ok := analysis.RequestsToPass(Gates(analysisOf(a, i))[0], opts); ok {
@@ -75,7 +75,7 @@ func EvidenceNeeds(st *Spec) []EvidenceNeed {
 	}
 	var out []EvidenceNeed
 	replaced := 0
-	for i, s := range Plan(st, planOptions{}) {
+	for i, s := range planSteps(st, planOptions{}) {
 		var share float64
 		switch s.Kind {
 		case StepWeight:

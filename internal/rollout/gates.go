@@ -233,7 +233,7 @@ type shape struct {
 
 // liveShape is the shape of the stable release running in env.
 func (e *Engine) liveShape(ctx context.Context, env string) (shape, error) {
-	state, err := e.envState(ctx, e.specs.App(), env)
+	state, err := e.liveState(ctx, e.specs.App(), env)
 	if err != nil {
 		return shape{}, err
 	}

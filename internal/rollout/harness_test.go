@@ -81,8 +81,13 @@ type life struct {
 	// answers whether the engine dies before the commit lands, after it
 	// lands, or not at all.
 	crashAt func(c rollout.Change) crashPoint
-	crashed chan struct{}
-	once    sync.Once
+	// afterCommit, when set, is called after each commit of a rollout
+	// landed, before the engine hears of it; onGetRollout before each
+	// read of a rollout.
+	afterCommit  atomic.Pointer[func(c rollout.Change)]
+	onGetRollout atomic.Pointer[func(id int64)]
+	crashed      chan struct{}
+	once         sync.Once
 }
 
 type crashPoint int
@@ -441,7 +446,17 @@ func (s *gatedStore) Commit(ctx context.Context, c rollout.Change) error {
 	if point == crashAfter {
 		s.l.die()
 	}
+	if f := s.l.afterCommit.Load(); f != nil && err == nil && c.Rollout != nil {
+		(*f)(c)
+	}
 	return err
+}
+
+func (s *gatedStore) GetRollout(ctx context.Context, id int64) (rollout.Rollout, error) {
+	if f := s.l.onGetRollout.Load(); f != nil {
+		(*f)(id)
+	}
+	return s.Store.GetRollout(ctx, id)
 }
 
 func (s *gatedStore) PutRelease(ctx context.Context, r rollout.Release) error {

@@ -13,7 +13,7 @@ import (
 
 // openMigrator opens the migrations a release brings, against the database
 // of a stage, with the release's variables substituted in both.
-func (e *Engine) openMigrator(ctx context.Context, st *Spec, rel Release) (Migrator, error) {
+func (e *deps) openMigrator(ctx context.Context, st *Spec, rel Release) (Migrator, error) {
 	m := st.Migrations
 	if m == nil {
 		return nil, errors.New("the config declares no migrations")
@@ -73,7 +73,7 @@ func irreversibleGate(st *Spec, irreversible []string) error {
 // traffic, recording each applied version in the rollout. A failure ends
 // the rollout failed, with the database as the last successful migration
 // left it and the status saying where it stopped.
-func (e *Engine) stepMigrate(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepMigrate(ctx context.Context, st *Spec, r *Rollout) error {
 	rel, err := e.store.GetRelease(ctx, r.App, r.Version)
 	if err != nil {
 		return err
@@ -139,8 +139,8 @@ func (e *Engine) stepMigrate(ctx context.Context, st *Spec, r *Rollout) error {
 
 // revertMigrations runs the downs of exactly the migrations r applied,
 // newest first, after traffic is back on the old release.
-func (e *Engine) revertMigrations(ctx context.Context, r *Rollout) error {
-	st := e.specOrLive(ctx, r)
+func (e *reconciler) revertMigrations(ctx context.Context, r *Rollout) error {
+	st := e.rolloutSpecOrLive(ctx, r)
 	if len(r.Migrated) == 0 || r.MigrationFailed || st.Migrations == nil {
 		return nil
 	}

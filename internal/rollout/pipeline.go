@@ -76,15 +76,11 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	if err != nil {
 		return Rollout{}, err
 	}
-	e.mu.Lock()
-	d := e.drivers[env]
-	e.mu.Unlock()
+	d := e.rec.driver(env)
 	if d == nil {
 		return Rollout{}, fmt.Errorf("no rollout of %s is running in %s: %w", req.App, env, ErrConflict)
 	}
-	d.mu.Lock()
-	kind := d.stepKind
-	d.mu.Unlock()
+	kind := d.step()
 	r, err := e.store.GetRollout(ctx, d.id)
 	if err != nil {
 		return Rollout{}, err
@@ -102,18 +98,9 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (Rollout, erro
 	if err != nil {
 		return Rollout{}, err
 	}
-	d.mu.Lock()
-	d.approvals = append(d.approvals, &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: e.releaseDigest(rel)})
-	d.mu.Unlock()
-	d.poke()
-	timeout := e.clock.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	select {
-	case <-d.acked:
-	case <-d.done:
-	case <-timeout.C():
-	case <-ctx.Done():
-		return Rollout{}, ctx.Err()
+	approval := &Approval{By: req.Actor, At: e.clock.Now(), Comment: req.Comment, Digest: e.releaseDigest(rel)}
+	if err := d.deliver(ctx, e.clock, func(d *driver) { d.approvals = append(d.approvals, approval) }); err != nil {
+		return Rollout{}, err
 	}
 	return e.store.GetRollout(ctx, d.id)
 }
@@ -170,11 +157,11 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil {
 		return PlanView{}, err
 	}
-	rel, _, err := e.release(ctx, req)
+	rel, _, err := e.deployRelease(ctx, req)
 	if err != nil {
 		return PlanView{}, err
 	}
-	state, err := e.envState(ctx, req.App, env)
+	state, err := e.liveState(ctx, req.App, env)
 	first := errors.Is(err, ErrNotFound)
 	if err != nil && !first {
 		return PlanView{}, err
@@ -230,7 +217,7 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	}
 	from := orNone(state.Stable)
 	migrated := false
-	for _, s := range Plan(st, opts) {
+	for _, s := range planSteps(st, opts) {
 		migrated = migrated || s.Kind == StepMigrate
 		back := rollbackPath(s, from, first)
 		if migrated && len(view.Migrations) > 0 {
@@ -274,12 +261,15 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	if err != nil {
 		return Rollout{}, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if d := e.drivers[env]; d != nil {
+	busy, _, err := e.rec.claim(ctx, env, false)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if busy != nil {
 		return Rollout{}, fmt.Errorf("a rollout of %s is running in %s; drill when it is done: %w", req.App, env, ErrConflict)
 	}
-	state, err := e.envState(ctx, req.App, env)
+	defer e.rec.unclaim()
+	state, err := e.liveState(ctx, req.App, env)
 	if err != nil {
 		return Rollout{}, fmt.Errorf("nothing is deployed in %s to drill with: %w", env, err)
 	}
@@ -289,14 +279,14 @@ func (e *Engine) Drill(ctx context.Context, req DrillRequest) (Rollout, error) {
 	now := e.clock.Now()
 	r := Rollout{
 		App: req.App, Env: env, Kind: KindDrill, Version: state.Previous, FromVersion: state.Stable,
-		Phase: PhaseRunning, Steps: drillPlan(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
+		Phase: PhaseRunning, Steps: drillSteps(st), Spec: freeze(st), StepStartedAt: now, Seed: newSeed(), Strategy: "drill",
 		Old: state.Instances, Actor: req.Actor, Reason: "rollback drill", CreatedAt: now, UpdatedAt: now,
 	}
 	ev := e.event(&r, req.Actor, audit.ActionDeploy, fmt.Sprintf("rollback drill: bring back %s, then restore %s", state.Previous, state.Stable))
 	if err := e.store.Commit(ctx, Change{Rollout: &r, Audit: []audit.Event{ev}}); err != nil {
 		return Rollout{}, fmt.Errorf("record drill: %w", err)
 	}
-	e.launch(r)
+	e.rec.launch(r)
 	return r, nil
 }
 

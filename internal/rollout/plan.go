@@ -43,7 +43,7 @@ type planOptions struct {
 	migrate bool
 }
 
-// Plan returns the steps that move an environment from its stable release
+// planSteps returns the steps that move an environment from its stable release
 // to a new one, by the stage's strategy:
 //
 //   - canary: start, smoke, [approval], [internal users], each weight with
@@ -56,7 +56,7 @@ type planOptions struct {
 //
 // The first deploy of an environment has no stable release to compare
 // with: it starts, smoke-checks and goes live at 100%.
-func Plan(st *Spec, o planOptions) []Step {
+func planSteps(st *Spec, o planOptions) []Step {
 	scale := func(d time.Duration) time.Duration {
 		if o.bakeScale > 0 && o.bakeScale < 1 {
 			return time.Duration(float64(d) * o.bakeScale)
@@ -127,17 +127,17 @@ func Plan(st *Spec, o planOptions) []Step {
 	return steps
 }
 
-// rollbackPlan returns the steps of a manual rollback to an earlier
+// rollbackSteps returns the steps of a manual rollback to an earlier
 // release once the current one is promoted: start it, smoke-check it,
 // switch all traffic at once, then stop the bad release's instances.
-func rollbackPlan(st *Spec) []Step {
+func rollbackSteps(st *Spec) []Step {
 	return []Step{{Kind: StepStart}, {Kind: StepSmoke}, {Kind: StepPromote}, {Kind: StepScaleDown, Duration: drainDelay(st)}}
 }
 
-// drillPlan returns the steps of a rollback drill: bring the previous
+// drillSteps returns the steps of a rollback drill: bring the previous
 // release back at 100%, check it through the router, then switch back to
 // the release that was current and stop the previous one's instances.
-func drillPlan(st *Spec) []Step {
+func drillSteps(st *Spec) []Step {
 	return []Step{{Kind: StepStart}, {Kind: StepSmoke}, {Kind: StepPromote}, {Kind: StepPostSmoke},
 		{Kind: StepRestore}, {Kind: StepScaleDown, Duration: drainDelay(st)}}
 }
@@ -208,9 +208,9 @@ func Expand(s string, vars map[string]string) (string, error) {
 	return out, nil
 }
 
-// instanceSpec builds the spec for starting instances of rel by the
+// instanceSpecFor builds the spec for starting instances of rel by the
 // template of st.
-func instanceSpec(st *Spec, rel Release) (InstanceSpec, error) {
+func instanceSpecFor(st *Spec, rel Release) (InstanceSpec, error) {
 	vars := releaseVars(st, rel)
 	cmd := make([]string, len(st.Run.Command))
 	for i, c := range st.Run.Command {

@@ -44,7 +44,7 @@ func TestPlan(t *testing.T) {
 		Steps:          []CanaryStepSpec{{Weight: 5, Bake: time.Minute}, {Weight: 50, Bake: 2 * time.Minute}, {Weight: 100, Bake: time.Minute}},
 		ScaleDownDelay: 30 * time.Second,
 	}}}
-	got := Plan(st, planOptions{})
+	got := planSteps(st, planOptions{})
 	want := []Step{
 		{Kind: StepStart}, {Kind: StepSmoke},
 		{Kind: StepWeight, Weight: 5, Duration: time.Minute}, {Kind: StepWeight, Weight: 50, Duration: 2 * time.Minute},
@@ -53,24 +53,24 @@ func TestPlan(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Plan = %+v\nwant %+v", got, want)
 	}
-	first := Plan(st, planOptions{first: true})
+	first := planSteps(st, planOptions{first: true})
 	if kinds := stepKinds(first); kinds != "start smoke promote" {
 		t.Fatalf("first deploy plan = %s, want start smoke promote", kinds)
 	}
 	st.Strategy.Canary.Internal = &InternalSpec{Match: Match{Header: "X-Internal"}, Bake: time.Minute}
 	st.PostSmoke = []SmokeCheck{{Path: "/"}}
-	if got := stepKinds(Plan(st, planOptions{approval: true, bakeScale: 0.5})); got != "start smoke approval internal weight weight promote post_smoke scale_down" {
+	if got := stepKinds(planSteps(st, planOptions{approval: true, bakeScale: 0.5})); got != "start smoke approval internal weight weight promote post_smoke scale_down" {
 		t.Fatalf("canary with approval, internal users and post smoke = %s", got)
 	}
-	if got := Plan(st, planOptions{bakeScale: 0.5})[3]; got.Duration != 30*time.Second {
+	if got := planSteps(st, planOptions{bakeScale: 0.5})[3]; got.Duration != 30*time.Second {
 		t.Fatalf("a hotfix's first weight bakes %s, want half of 1m", got.Duration)
 	}
 	bg := &Spec{Strategy: StrategySpec{BlueGreen: &BlueGreenSpec{KeepBlue: time.Minute, Analysis: time.Minute}}}
-	if got := stepKinds(Plan(bg, planOptions{})); got != "start smoke promote observe scale_down" {
+	if got := stepKinds(planSteps(bg, planOptions{})); got != "start smoke promote observe scale_down" {
 		t.Fatalf("blue-green = %s", got)
 	}
 	ro := &Spec{Instances: 5, Strategy: StrategySpec{Rolling: &RollingSpec{MaxSurge: 2}}}
-	steps := Plan(ro, planOptions{})
+	steps := planSteps(ro, planOptions{})
 	if got := stepKinds(steps); got != "batch batch batch promote scale_down" {
 		t.Fatalf("rolling = %s", got)
 	}
@@ -92,12 +92,12 @@ func TestInstanceSpec_MissingVariableNamesTheField(t *testing.T) {
 		Command: []string{"./shop", "--port", "${PORT}"},
 		Env:     map[string]string{"MERCHANT_ID": "${MERCHANT_ID}"},
 	}}
-	_, err := instanceSpec(st, Release{Version: "v1"})
+	_, err := instanceSpecFor(st, Release{Version: "v1"})
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "run.env.MERCHANT_ID" || !errors.Is(err, ErrInvalid) {
 		t.Fatalf("err = %v, want a FieldError on run.env.MERCHANT_ID", err)
 	}
-	spec, err := instanceSpec(st, Release{Version: "v1", Vars: map[string]string{"MERCHANT_ID": "m"}})
+	spec, err := instanceSpecFor(st, Release{Version: "v1", Vars: map[string]string{"MERCHANT_ID": "m"}})
 	if err != nil || spec.Environ["MERCHANT_ID"] != "m" || spec.Command[2] != "${PORT}" {
 		t.Fatalf("spec = %+v, %v", spec, err)
 	}
@@ -119,7 +119,7 @@ func TestEvidenceNeeds(t *testing.T) {
 	// The need is what the judge itself asks: it passes the gate with that
 	// many requests, none failed, and not with one fewer.
 	n := needs[0].Requests
-	gates, opts := Gates(st.Analysis), JudgeOptions(st.Analysis, Plan(st, planOptions{}))
+	gates, opts := Gates(st.Analysis), JudgeOptions(st.Analysis, planSteps(st, planOptions{}))
 	if v, _ := analysis.Judge(gates, analysis.Sample{Requests: uint64(n)}, analysis.Sample{}, opts); v != analysis.Pass {
 		t.Fatalf("the judge does not pass %d error-free requests: %v", n, v)
 	}
@@ -191,7 +191,7 @@ func TestInstanceSpec_Image(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spec, err := instanceSpec(tt.st, tt.rel)
+			spec, err := instanceSpecFor(tt.st, tt.rel)
 			if tt.wantField != "" {
 				var fe *FieldError
 				if !errors.As(err, &fe) || fe.Field != tt.wantField || !strings.Contains(fe.Message, tt.wantIn) {
@@ -210,7 +210,7 @@ func TestInstanceSpec_Image(t *testing.T) {
 // approved and audited, and a release without one keeps the digest it had
 // before images existed.
 func TestReleaseDigest_Image(t *testing.T) {
-	e := &Engine{digestKey: []byte("0123456789abcdef0123456789abcdef")}
+	e := &deps{digestKey: []byte("0123456789abcdef0123456789abcdef")}
 	rel := Release{App: "shop", Version: "v2", Commit: "abc", Vars: map[string]string{"A": "1"}}
 	plain := e.releaseDigest(rel)
 	withImage := rel

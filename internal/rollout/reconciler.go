@@ -38,8 +38,144 @@ type driver struct {
 	stepKind   StepKind    // the step being run, for Approve to check
 }
 
-// launch starts the goroutine that drives r. Called with e.mu held.
-func (e *Engine) launch(r Rollout) {
+// startDrivers recovers every environment (recoverEnv) and launches a
+// driver for each active rollout.
+func (e *reconciler) startDrivers(ctx context.Context) error {
+	e.mu.Lock()
+	if e.base != nil {
+		e.mu.Unlock()
+		return errors.New("rollout: engine already started")
+	}
+	e.base, e.stop = context.WithCancel(context.WithoutCancel(ctx))
+	stop := e.stop
+	e.halt = func() { stop() }
+	e.mu.Unlock()
+
+	active, err := e.store.ActiveRollouts(ctx)
+	if err != nil {
+		return fmt.Errorf("list active rollouts: %w", err)
+	}
+	byEnv := map[string]Rollout{}
+	for _, r := range active {
+		if r.App == e.specs.App() {
+			byEnv[r.Env] = r
+		}
+	}
+	for _, env := range e.envNames() {
+		r, hasActive := byEnv[env]
+		if err := e.recoverEnv(ctx, env, &r, hasActive); err != nil {
+			return fmt.Errorf("restore %s: %w", env, err)
+		}
+		if hasActive {
+			e.mu.Lock()
+			e.launch(r)
+			e.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// recoverEnv puts an environment's routes back as the store says they were.
+func (e *reconciler) recoverEnv(ctx context.Context, env string, r *Rollout, hasActive bool) error {
+	state, err := e.liveState(ctx, e.specs.App(), env)
+	if errors.Is(err, ErrNotFound) {
+		if !hasActive {
+			return nil
+		}
+	} else if err != nil {
+		return err
+	}
+	st, specErr := e.specs.Spec(env)
+	if hasActive {
+		st, specErr = e.rolloutSpec(ctx, r)
+	}
+	if specErr != nil {
+		return specErr
+	}
+	if err == nil && (!hasActive || r.PromotedAt.IsZero()) {
+		// The stable release at the count it had: the runtime finds the
+		// instances an earlier server started, and replaces those gone.
+		count := len(state.Instances)
+		switch {
+		case hasActive && r.Strategy == StrategyRolling:
+			count = len(r.Old) // those the rolling rollout has not replaced yet
+		case count == 0:
+			count = st.Instances
+		}
+		insts, err := e.ensure(ctx, st, state.Stable, count, nil)
+		if err != nil {
+			return err
+		}
+		if !sameInstances(insts, state.Instances) {
+			state.Instances = insts
+			state.UpdatedAt = e.clock.Now()
+			c := Change{Env: &state}
+			if hasActive {
+				r.Old = insts
+				r.UpdatedAt = state.UpdatedAt
+				cp := *r
+				c.Rollout = &cp
+			}
+			if err := e.store.Commit(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	restored := r.Kind == KindDrill && r.past(StepRestore)
+	if hasActive && r.Phase == PhaseRunning && len(r.New) > 0 && !restored {
+		// The new release as the rollout left it: a replaced instance
+		// (its process died with the server) is not a failed canary.
+		insts, err := e.ensure(ctx, st, r.Version, len(r.New), nil)
+		if err != nil {
+			e.log.Warn("new release not running after the restart", "rollout", r.ID, "err", err)
+		} else if !sameInstances(insts, r.New) {
+			r.New, r.UpdatedAt = insts, e.clock.Now()
+			cp := *r
+			if err := e.store.Commit(ctx, Change{Rollout: &cp}); err != nil {
+				return err
+			}
+		}
+	}
+	routes := Routes{}
+	switch {
+	case hasActive && r.Kind == KindDrill && r.past(StepRestore):
+		// The drill switched back already: its previous release is only
+		// waiting to be stopped.
+		routes = e.stableRoutes(st, r.FromVersion, r.Old, r.Seed)
+	case hasActive && !r.PromotedAt.IsZero():
+		routes = e.stableRoutes(st, r.Version, r.New, r.Seed)
+		if st.PreviewListen != "" && r.Kind == KindDeploy && len(r.Old) > 0 {
+			routes.Preview = Backend{Version: r.FromVersion, Addrs: addrs(r.Old)}
+		}
+	case hasActive && r.Phase == PhaseRunning && (r.Weight > 0 || r.reached(StepInternal)):
+		routes = e.canaryRoutes(st, r, r.Weight)
+	case hasActive && r.Phase == PhaseRunning && len(r.New) > 0:
+		routes = e.canaryRoutes(st, r, 0)
+	case state.Stable != "":
+		routes = e.stableRoutes(st, state.Stable, state.Instances, "")
+	}
+	return e.setRoutes(ctx, env, routes)
+}
+
+// stopDrivers stops every driver and waits for it to return.
+func (e *reconciler) stopDrivers() {
+	e.mu.Lock()
+	stop := e.stop
+	e.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	e.wg.Wait()
+	e.mu.Lock()
+	if e.stop != nil && e.base.Err() != nil {
+		e.base, e.stop = nil, nil
+	}
+	e.mu.Unlock()
+}
+
+// launch starts the goroutine that drives r. Called with e.mu held (by
+// claim, or by startDrivers).
+func (e *reconciler) launch(r Rollout) {
 	d := &driver{id: r.ID, restored: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1), acked: make(chan struct{}, 1)}
 	if r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) {
 		// A resumed rollout is at its step from the start: a command
@@ -61,6 +197,82 @@ func (e *Engine) launch(r Rollout) {
 		}()
 		e.drive(e.base, d, r)
 	}()
+}
+
+// driver returns the driver of env's active rollout, nil when none runs.
+func (e *reconciler) driver(env string) *driver {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.drivers[env]
+}
+
+// claim is how a command that starts a rollout in env takes it: it takes
+// e.mu and makes room (makeRoom). When env is free it returns with e.mu
+// held: the command commits its rollout and launches it, or gives up, and
+// calls unclaim. When a rollout keeps env busy, it returns that rollout
+// and its driver, without the lock.
+func (e *reconciler) claim(ctx context.Context, env string, hurry bool) (*Rollout, *driver, error) {
+	e.mu.Lock()
+	busy, err := e.makeRoom(ctx, env, hurry)
+	if err != nil || busy != nil {
+		d := e.drivers[env]
+		e.mu.Unlock()
+		return busy, d, err
+	}
+	return nil, nil, nil
+}
+
+// unclaim ends a claim.
+func (e *reconciler) unclaim() { e.mu.Unlock() }
+
+// makeRoom waits until no driver runs in env, and returns the rollout
+// that keeps it busy when it will not wait. A rollout whose final phase is
+// committed has a driver that is only leaving: it waits for it rather
+// than refuse (a deploy or a drill right after a rollout ended was refused
+// as a conflict in that moment). With hurry (a deploy), a rollout only
+// waiting to scale down its old release is told to do so now, and waited
+// for too. Called with e.mu held; it lets go of it while it waits, and
+// looks again once it has it back.
+func (e *reconciler) makeRoom(ctx context.Context, env string, hurry bool) (*Rollout, error) {
+	for {
+		d := e.drivers[env]
+		if d == nil {
+			return nil, nil
+		}
+		r, err := e.store.GetRollout(ctx, d.id)
+		if err != nil {
+			return nil, err
+		}
+		final := r.Phase.Final()
+		scalingDown := r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) && r.Steps[r.StepIndex].Kind == StepScaleDown
+		if !final && !(hurry && scalingDown) {
+			return &r, nil
+		}
+		if !final {
+			d.mu.Lock()
+			d.hurry = true
+			d.mu.Unlock()
+		}
+		if err := e.awaitLeave(ctx, d, r.ID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// awaitLeave waits, without e.mu, for driver d of rollout id to end.
+func (e *reconciler) awaitLeave(ctx context.Context, d *driver, id int64) error {
+	e.mu.Unlock()
+	defer e.mu.Lock()
+	timeout := e.clock.NewTimer(2 * time.Minute)
+	defer timeout.Stop()
+	select {
+	case <-d.done:
+		return nil
+	case <-timeout.C():
+		return fmt.Errorf("rollout %d is still scaling down: %w", id, ErrConflict)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // requestAbort asks the driver to roll back, interrupting the current step.
@@ -114,8 +326,62 @@ func (d *driver) hurried() bool {
 	return d.hurry
 }
 
+// What a command may do with a driver: read its step, hand it a command
+// and wait for the step to record it (deliver), ask it to roll back
+// (requestAbort) and wait for traffic to be back (awaitRestored), or wait
+// for it to end (awaitDone).
+
+// step returns the kind of the step the driver runs.
+func (d *driver) step() StepKind {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stepKind
+}
+
+// deliver hands a command to the running step (hand is called with d.mu
+// held), wakes it and waits until it recorded it, the driver ended, or
+// ten seconds of clk passed.
+func (d *driver) deliver(ctx context.Context, clk Clock, hand func(*driver)) error {
+	d.mu.Lock()
+	hand(d)
+	d.mu.Unlock()
+	d.poke()
+	timeout := clk.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-d.acked:
+	case <-d.done:
+	case <-timeout.C():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// awaitRestored waits until traffic is back on the old release after
+// requestAbort, or the driver ended.
+func (d *driver) awaitRestored(ctx context.Context) error {
+	select {
+	case <-d.restored:
+	case <-d.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// awaitDone waits until the driver ended.
+func (d *driver) awaitDone(ctx context.Context) error {
+	select {
+	case <-d.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // drive runs r's steps until it reaches a final phase or ctx ends.
-func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
+func (e *reconciler) drive(ctx context.Context, d *driver, r Rollout) {
 	for !r.Phase.Final() && ctx.Err() == nil {
 		if r.Phase == PhaseRollingBack {
 			e.restoreStable(ctx, d, &r)
@@ -165,12 +431,12 @@ func (e *Engine) drive(ctx context.Context, d *driver, r Rollout) {
 }
 
 // runStep runs the rollout's current step with the executor of its kind.
-func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
+func (e *reconciler) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	step := r.Steps[r.StepIndex]
 	d.mu.Lock()
 	d.stepKind = step.Kind
 	d.mu.Unlock()
-	st, err := e.spec(ctx, r)
+	st, err := e.rolloutSpec(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -181,11 +447,11 @@ func (e *Engine) runStep(ctx context.Context, d *driver, r *Rollout) error {
 	return run(e, ctx, d, st, r, step)
 }
 
-// spec is the configuration a rollout runs with: the one frozen into it
+// rolloutSpec is the configuration a rollout runs with: the one frozen into it
 // at creation (a rollout from before Specs: its stage, translated), with
 // the values of its variables, which are never frozen, from the live
 // config; or, for a rollout that recorded nothing, the live config's.
-func (e *Engine) spec(ctx context.Context, r *Rollout) (*Spec, error) {
+func (e *deps) rolloutSpec(ctx context.Context, r *Rollout) (*Spec, error) {
 	var frozen *Spec
 	switch {
 	case r.Spec != nil:
@@ -209,10 +475,11 @@ func (e *Engine) spec(ctx context.Context, r *Rollout) (*Spec, error) {
 	return &cp, nil
 }
 
-// specOrLive is spec for the paths that must go on whatever happens (a
-// rollback): failing that, the live config's, failing that an empty one.
-func (e *Engine) specOrLive(ctx context.Context, r *Rollout) *Spec {
-	if st, err := e.spec(ctx, r); err == nil {
+// rolloutSpecOrLive is rolloutSpec for the paths that must go on whatever
+// happens (a rollback): failing that, the live config's, failing that an
+// empty one.
+func (e *deps) rolloutSpecOrLive(ctx context.Context, r *Rollout) *Spec {
+	if st, err := e.rolloutSpec(ctx, r); err == nil {
 		return st
 	}
 	if st, err := e.specs.Spec(r.Env); err == nil {
@@ -232,40 +499,40 @@ func freeze(st *Spec) *Spec {
 
 // executor runs one step of a kind. It is idempotent: after a crash the
 // step runs again from what the rollout recorded.
-type executor func(e *Engine, ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error
+type executor func(e *reconciler, ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error
 
 // executors holds the executor of every step kind.
 var executors = map[StepKind]executor{
-	StepStart: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepStart: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepStart(ctx, st, r)
 	},
-	StepSmoke: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepSmoke: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepSmoke(ctx, st, r)
 	},
-	StepApproval: func(e *Engine, ctx context.Context, d *driver, _ *Spec, r *Rollout, _ Step) error {
+	StepApproval: func(e *reconciler, ctx context.Context, d *driver, _ *Spec, r *Rollout, _ Step) error {
 		return e.stepApproval(ctx, d, r)
 	},
-	StepInternal: (*Engine).stepWeight,
-	StepWeight:   (*Engine).stepWeight,
-	StepBatch:    (*Engine).stepBatch,
-	StepPromote: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepInternal: (*reconciler).stepWeight,
+	StepWeight:   (*reconciler).stepWeight,
+	StepBatch:    (*reconciler).stepBatch,
+	StepPromote: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepPromote(ctx, st, r)
 	},
-	StepPostSmoke: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepPostSmoke: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepPostSmoke(ctx, st, r)
 	},
-	StepObserve: (*Engine).stepObserve,
-	StepRestore: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepObserve: (*reconciler).stepObserve,
+	StepRestore: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepRestore(ctx, st, r)
 	},
-	StepMigrate: func(e *Engine, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
+	StepMigrate: func(e *reconciler, ctx context.Context, _ *driver, st *Spec, r *Rollout, _ Step) error {
 		return e.stepMigrate(ctx, st, r)
 	},
-	StepScaleDown: (*Engine).stepScaleDown,
+	StepScaleDown: (*reconciler).stepScaleDown,
 }
 
 // advance commits the move to the next step before it is acted on.
-func (e *Engine) advance(ctx context.Context, r *Rollout) {
+func (e *reconciler) advance(ctx context.Context, r *Rollout) {
 	r.StepIndex++
 	r.StepStartedAt = e.clock.Now()
 	if r.SettledAt.IsZero() && !slices.ContainsFunc(r.Steps[r.StepIndex:], func(s Step) bool { return s.Kind != StepScaleDown && s.Kind != StepRestore }) {
@@ -281,7 +548,7 @@ func (e *Engine) advance(ctx context.Context, r *Rollout) {
 	e.mustSave(ctx, r, nil, evs...)
 }
 
-func (e *Engine) succeed(ctx context.Context, r *Rollout) {
+func (e *reconciler) succeed(ctx context.Context, r *Rollout) {
 	now := e.clock.Now()
 	r.Phase, r.FinishedAt = PhaseSucceeded, now
 	ev := e.event(r, ActorEngine, audit.ActionSucceed, fmt.Sprintf("%s is stable; %s stopped", r.Version, orNone(r.FromVersion)))
@@ -294,7 +561,7 @@ func (e *Engine) succeed(ctx context.Context, r *Rollout) {
 
 // decideRollback commits the decision to roll back, with why; the
 // reconciler then restores the stable release (restoreStable).
-func (e *Engine) decideRollback(ctx context.Context, r *Rollout, f *Failure) {
+func (e *reconciler) decideRollback(ctx context.Context, r *Rollout, f *Failure) {
 	now := e.clock.Now()
 	r.Phase, r.RollbackStartedAt = PhaseRollingBack, now
 	action, actor := audit.ActionRollbackAuto, ActorEngine
@@ -325,8 +592,8 @@ func (e *Engine) decideRollback(ctx context.Context, r *Rollout, f *Failure) {
 // release, then stops the new one.
 // For a rolling rollout it then starts again as many old instances as were
 // replaced.
-func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
-	st := e.specOrLive(ctx, r)
+func (e *reconciler) restoreStable(ctx context.Context, d *driver, r *Rollout) {
+	st := e.rolloutSpecOrLive(ctx, r)
 	var env *EnvState
 	if r.FromVersion == "" && !r.PromotedAt.IsZero() {
 		// A first deploy that failed after it went live: nothing was live
@@ -417,7 +684,7 @@ func (e *Engine) restoreStable(ctx context.Context, d *driver, r *Rollout) {
 }
 
 // setRoutesRetry sets routes until the router takes them or ctx ends.
-func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
+func (e *reconciler) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) bool {
 	for err := e.setRoutes(ctx, r.Env, routes); err != nil; err = e.setRoutes(ctx, r.Env, routes) {
 		e.log.Error("move traffic back", "rollout", r.ID, "err", err)
 		if !clock.Sleep(ctx, e.clock, time.Second) {
@@ -428,7 +695,7 @@ func (e *Engine) setRoutesRetry(ctx context.Context, r *Rollout, routes Routes) 
 }
 
 // save commits r (and env, and events) with a fresh UpdatedAt.
-func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) error {
+func (e *reconciler) save(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) error {
 	r.UpdatedAt = e.clock.Now()
 	cp := *r
 	if err := e.store.Commit(ctx, Change{Rollout: &cp, Env: env, Audit: events}); err != nil {
@@ -447,7 +714,7 @@ func (e *Engine) save(ctx context.Context, r *Rollout, env *EnvState, events ...
 
 // awaitStore waits until the store answers again and reloads r from it;
 // false when ctx ended first.
-func (e *Engine) awaitStore(ctx context.Context, r *Rollout) bool {
+func (e *reconciler) awaitStore(ctx context.Context, r *Rollout) bool {
 	for {
 		if !clock.Sleep(ctx, e.clock, time.Second) {
 			return false
@@ -463,7 +730,7 @@ func (e *Engine) awaitStore(ctx context.Context, r *Rollout) bool {
 
 // mustSave retries a commit until it succeeds or ctx ends: the step it
 // records has already happened and must not be forgotten.
-func (e *Engine) mustSave(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) {
+func (e *reconciler) mustSave(ctx context.Context, r *Rollout, env *EnvState, events ...audit.Event) {
 	for {
 		err := e.save(ctx, r, env, events...)
 		if err == nil {
@@ -476,7 +743,7 @@ func (e *Engine) mustSave(ctx context.Context, r *Rollout, env *EnvState, events
 	}
 }
 
-func (e *Engine) event(r *Rollout, actor, action, reason string) audit.Event {
+func (e *deps) event(r *Rollout, actor, action, reason string) audit.Event {
 	return audit.Event{
 		Time: e.clock.Now(), Actor: actor, Action: action,
 		Subject: r.App + "/" + r.Env + "/" + r.Version, Reason: reason, Outcome: "ok",
@@ -492,14 +759,14 @@ func rolloutData(id int64) map[string]string {
 	return map[string]string{"rollout": strconv.FormatInt(id, 10)}
 }
 
-// routes is the routing table of r at a canary weight: stable and canary
+// canaryRoutes is the routing table of r at a canary weight: stable and canary
 // backends, internal users when the plan has them and they were reached,
 // the preview backend and the router's health check.
-func (e *Engine) routes(st *Spec, r *Rollout, weight int) Routes {
+func (e *deps) canaryRoutes(st *Spec, r *Rollout, weight int) Routes {
 	rt := Routes{
 		Stable: Backend{Version: r.FromVersion, Addrs: addrs(r.Old)},
 		Canary: Backend{Version: r.Version, Addrs: addrs(r.New)},
-		Weight: weight, Seed: r.Seed, Health: routeHealth(st),
+		Weight: weight, Seed: r.Seed, Health: routerHealth(st),
 	}
 	if r.FromVersion == "" || len(r.Old) == 0 {
 		rt.Stable = Backend{}
@@ -529,11 +796,12 @@ func headerPreview(st *Spec, r *Rollout) bool {
 }
 
 // stableRoutes sends everything to one version.
-func (e *Engine) stableRoutes(st *Spec, version string, insts []Instance, seed string) Routes {
-	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: routeHealth(st)}
+func (e *deps) stableRoutes(st *Spec, version string, insts []Instance, seed string) Routes {
+	return Routes{Stable: Backend{Version: version, Addrs: addrs(insts)}, Seed: seed, Health: routerHealth(st)}
 }
 
-func routeHealth(st *Spec) *RouteHealth {
+// routerHealth is the health check the router runs on st's instances.
+func routerHealth(st *Spec) *RouteHealth {
 	h := st.Run.Health
 	return &h
 }

@@ -15,7 +15,7 @@ import (
 
 // stepStart makes the new release run at its count; after a crash the
 // runtime finds the instances it started before.
-func (e *Engine) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
 	insts, err := e.ensure(ctx, st, r.Version, st.Instances, nil)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -39,11 +39,11 @@ func (e *Engine) stepStart(ctx context.Context, st *Spec, r *Rollout) error {
 	return nil
 }
 
-func (e *Engine) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
 	if st.PreviewListen != "" {
 		// The preview address shows the new release to smoke checks and to
 		// people before any user sees it.
-		if err := e.setRoutes(ctx, r.Env, e.routes(st, r, r.Weight)); err != nil {
+		if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, r.Weight)); err != nil {
 			return fmt.Errorf("set preview: %w", err)
 		}
 		for _, c := range st.Smoke {
@@ -70,19 +70,19 @@ func (e *Engine) stepSmoke(ctx context.Context, st *Spec, r *Rollout) error {
 		// shows it (blue-green's green before the switch) while users
 		// stay on the stable release, until promotion or a rollback
 		// sets routes without it.
-		if err := e.setRoutes(ctx, r.Env, e.routes(st, r, r.Weight)); err != nil {
+		if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, r.Weight)); err != nil {
 			return fmt.Errorf("set the preview rule: %w", err)
 		}
 	}
 	return nil
 }
 
-func (e *Engine) stepWeight(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
+func (e *reconciler) stepWeight(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	weight := step.Weight
 	if step.Kind == StepInternal {
 		weight = 0
 	}
-	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, weight)); err != nil {
 		return fmt.Errorf("set canary weight %d%%: %w", weight, err)
 	}
 	since := e.clock.Now() // the window begins once the weight is served
@@ -107,7 +107,7 @@ func summarize(s analysis.Sample) Summary {
 	}
 }
 
-func (e *Engine) stepPromote(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepPromote(ctx context.Context, st *Spec, r *Rollout) error {
 	if err := e.checkApproval(ctx, r); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (e *Engine) stepPromote(ctx context.Context, st *Spec, r *Rollout) error {
 	return e.save(ctx, r, &env, ev)
 }
 
-func (e *Engine) stepScaleDown(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
+func (e *reconciler) stepScaleDown(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	deadline := r.StepStartedAt.Add(step.Duration)
 	ticker := e.clock.NewTicker(min(e.tick, 100*time.Millisecond))
 	defer ticker.Stop()

@@ -18,7 +18,7 @@ import (
 // requires (Engine.Approve hands each one to the driver) for the release
 // as it is now. Approvals given for the release as it was before a change
 // are void.
-func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error {
+func (e *reconciler) stepApproval(ctx context.Context, d *driver, r *Rollout) error {
 	if r.Approval != nil {
 		return e.checkApproval(ctx, r)
 	}
@@ -72,7 +72,7 @@ func (e *Engine) stepApproval(ctx context.Context, d *driver, r *Rollout) error 
 }
 
 // checkApproval fails if the release changed since it was approved.
-func (e *Engine) checkApproval(ctx context.Context, r *Rollout) error {
+func (e *reconciler) checkApproval(ctx context.Context, r *Rollout) error {
 	if r.Approval == nil {
 		return nil
 	}
@@ -99,7 +99,7 @@ func (e *Engine) checkApproval(ctx context.Context, r *Rollout) error {
 // bits, so that a digest in an audit event or a notification does not let
 // anyone who reads it test guesses of low-entropy variable values (a plain
 // hash would).
-func (e *Engine) releaseDigest(rel Release) string {
+func (e *deps) releaseDigest(rel Release) string {
 	h := hmac.New(sha256.New, e.digestKey)
 	fmt.Fprintf(h, "%s\x00%s\x00", rel.Version, rel.Commit)
 	for _, k := range sortedKeys(rel.Checks) {
@@ -129,7 +129,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // starts the batch's new instances first and stops as many old ones after
 // the bake; without, it takes old ones out of the router and stops them
 // first. Every part is idempotent: counts, not events, say what is left.
-func (e *Engine) stepBatch(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
+func (e *reconciler) stepBatch(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	want := 0 // new instances once this batch is done
 	for i := 0; i <= r.StepIndex; i++ {
 		if r.Steps[i].Kind == StepBatch {
@@ -138,7 +138,7 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *Spec, r *Rollout,
 	}
 	surge := st.Strategy.Rolling.MaxSurge > 0
 	if !surge {
-		if err := e.retire(ctx, st, r, want); err != nil {
+		if err := e.retireOld(ctx, st, r, want); err != nil {
 			return err
 		}
 	}
@@ -167,7 +167,7 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *Spec, r *Rollout,
 		}
 	}
 	weight := 100 * len(r.New) / (len(r.New) + len(r.Old))
-	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, weight)); err != nil {
 		return fmt.Errorf("add batch to the router: %w", err)
 	}
 	since := e.clock.Now() // the window begins once the batch is served
@@ -184,14 +184,14 @@ func (e *Engine) stepBatch(ctx context.Context, d *driver, st *Spec, r *Rollout,
 		return err
 	}
 	if surge {
-		return e.retire(ctx, st, r, want)
+		return e.retireOld(ctx, st, r, want)
 	}
 	return nil
 }
 
-// retire takes old instances out of the router and stops them until want
+// retireOld takes old instances out of the router and stops them until want
 // of them have been replaced (or none is left).
-func (e *Engine) retire(ctx context.Context, st *Spec, r *Rollout, want int) error {
+func (e *reconciler) retireOld(ctx context.Context, st *Spec, r *Rollout, want int) error {
 	n := min(want-len(r.Replaced), len(r.Old))
 	if n <= 0 {
 		// Done, but perhaps not carried out before a crash: the old
@@ -211,7 +211,7 @@ func (e *Engine) retire(ctx context.Context, st *Spec, r *Rollout, want int) err
 	if len(r.New) == 0 {
 		weight = 0
 	}
-	if err := e.setRoutes(ctx, r.Env, e.routes(st, r, weight)); err != nil {
+	if err := e.setRoutes(ctx, r.Env, e.canaryRoutes(st, r, weight)); err != nil {
 		return fmt.Errorf("take old instances out of the router: %w", err)
 	}
 	r.Weight = weight
@@ -225,7 +225,7 @@ func (e *Engine) retire(ctx context.Context, st *Spec, r *Rollout, want int) err
 }
 
 // smokeInstance sends the stage's smoke checks to one instance.
-func (e *Engine) smokeInstance(ctx context.Context, st *Spec, env string, inst Instance) error {
+func (e *reconciler) smokeInstance(ctx context.Context, st *Spec, env string, inst Instance) error {
 	for _, c := range st.Smoke {
 		if err := e.probe(ctx, env, inst.Addr, c); err != nil {
 			if ctx.Err() != nil {
@@ -240,7 +240,7 @@ func (e *Engine) smokeInstance(ctx context.Context, st *Spec, env string, inst I
 // stepPostSmoke sends the post-deploy smoke checks through the router, as
 // a user would reach the new release. A drill without post_smoke checks
 // uses the smoke checks.
-func (e *Engine) stepPostSmoke(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepPostSmoke(ctx context.Context, st *Spec, r *Rollout) error {
 	checks := st.PostSmoke
 	if len(checks) == 0 {
 		checks = st.Smoke
@@ -272,7 +272,7 @@ func routerProbeAddr(listen string) string {
 // stepObserve analyses the new release after a blue-green switch against
 // what the old one measured before it, while the old one still runs: a
 // failed gate switches back at once.
-func (e *Engine) stepObserve(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
+func (e *reconciler) stepObserve(ctx context.Context, d *driver, st *Spec, r *Rollout, step Step) error {
 	since := e.clock.Now()
 	var blue analysis.Sample
 	if r.Blue != nil {
@@ -283,7 +283,7 @@ func (e *Engine) stepObserve(ctx context.Context, d *driver, st *Spec, r *Rollou
 
 // stepRestore ends a drill: traffic goes back to the release that was
 // current, whose instances kept running.
-func (e *Engine) stepRestore(ctx context.Context, st *Spec, r *Rollout) error {
+func (e *reconciler) stepRestore(ctx context.Context, st *Spec, r *Rollout) error {
 	if err := e.setRoutes(ctx, r.Env, e.stableRoutes(st, r.FromVersion, r.Old, r.Seed)); err != nil {
 		return fmt.Errorf("switch back: %w", err)
 	}
