@@ -35,19 +35,17 @@ func (e *Engine) Leave(ctx context.Context, req LeaveRequest) (LeaveReport, erro
 		return LeaveReport{}, &FieldError{Field: "env", Message: fmt.Sprintf("%s does not run on Kubernetes: its router is Shipgate's own, there is no route of yours to hand back (stop it with shipgate down)", env)}
 	}
 
-	// Under e.mu no deploy or rollback of the app starts meanwhile.
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	active, err := e.store.ActiveRollouts(ctx)
+	// Under a claim of env no deploy or rollback of the app starts
+	// meanwhile.
+	busy, _, err := e.rec.claim(ctx, env, false)
 	if err != nil {
 		return LeaveReport{}, err
 	}
-	for _, r := range active {
-		if r.App == req.App && r.Env == env {
-			return LeaveReport{}, fmt.Errorf("rollout %d of %s %s in %s/%s is still %s: wait for it or roll it back, then leave: %w", r.ID, r.Kind, r.Version, r.App, r.Env, describe(r), ErrConflict)
-		}
+	if busy != nil {
+		return LeaveReport{}, fmt.Errorf("rollout %d of %s %s in %s/%s is still %s: wait for it or roll it back, then leave: %w", busy.ID, busy.Kind, busy.Version, busy.App, busy.Env, describe(*busy), ErrConflict)
 	}
-	state, err := e.envState(ctx, req.App, env)
+	defer e.rec.unclaim()
+	state, err := e.liveState(ctx, req.App, env)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return LeaveReport{}, err
 	}
