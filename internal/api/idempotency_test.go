@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/shipgate/shipgate/internal/losingproxy"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
 
@@ -176,77 +176,6 @@ func TestIdempotency_ServerErrorIsNotRecorded(t *testing.T) {
 	}
 }
 
-// dropProxy forwards requests to target and answers them, except the
-// first `drop` requests that carry an Idempotency-Key: those it forwards,
-// waits for the answer, then closes the client's connection without it,
-// as a load balancer or a dying server would. Every answer closes its
-// connection, so that the HTTP transport never sends a request again by
-// itself on a reused one: what is sent again is the client's doing.
-type dropProxy struct {
-	*httptest.Server
-	mu   sync.Mutex
-	drop int
-	keys []string // the key of each keyed request, in order
-}
-
-func newDropProxy(t *testing.T, target string, drop int) *dropProxy {
-	t.Helper()
-	p := &dropProxy{drop: drop}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get(IdempotencyKeyHeader)
-		p.mu.Lock()
-		dropIt := false
-		if key != "" {
-			p.keys = append(p.keys, key)
-			if p.drop > 0 {
-				p.drop--
-				dropIt = true
-			}
-		}
-		p.mu.Unlock()
-		out, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		out.Header = r.Header.Clone()
-		resp, err := http.DefaultTransport.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		if dropIt {
-			conn, _, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			_ = conn.Close()
-			return
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Connection", "close")
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *dropProxy) sent() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.keys...)
-}
-
 // TestClient_RetriesALostAnswerWithTheSameKey: the server carries out a
 // deploy but its answer is lost on the way; the client sends it again
 // with the same key and gets the first answer, and the deploy ran once.
@@ -254,7 +183,15 @@ func TestClient_RetriesALostAnswerWithTheSameKey(t *testing.T) {
 	srv, calls := countingServer(t, NewIdempotency(nil), func(n int64, w http.ResponseWriter) {
 		fmt.Fprintf(w, `{"id":%d,"version":"v1"}`, n)
 	})
-	proxy := newDropProxy(t, srv.URL, 1)
+	proxy := losingproxy.New(t, srv.URL)
+	proxy.Lose(nil)
+	sent := func() []string {
+		var keys []string
+		for _, r := range proxy.Keyed() {
+			keys = append(keys, r.Key)
+		}
+		return keys
+	}
 	var notes []string
 	c := NewClient(proxy.URL, "tok", nil).WithRetry(RetryPolicy{For: 30 * time.Second,
 		Notify: func(method, path string, attempt int, err error, _ time.Duration) {
@@ -270,7 +207,7 @@ func TestClient_RetriesALostAnswerWithTheSameKey(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Errorf("the server carried the deploy out %d times, want once", n)
 	}
-	keys := proxy.sent()
+	keys := sent()
 	if len(keys) != 2 || keys[0] != keys[1] || len(keys[0]) < 32 {
 		t.Errorf("keys sent %q, want one random key twice", keys)
 	}
@@ -281,14 +218,14 @@ func TestClient_RetriesALostAnswerWithTheSameKey(t *testing.T) {
 	if _, err := c.Deploy(t.Context(), rollout.DeployRequest{App: "shop", Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
-	if keys := proxy.sent(); len(keys) != 3 || keys[2] == keys[0] {
+	if keys := sent(); len(keys) != 3 || keys[2] == keys[0] {
 		t.Errorf("keys sent %q, want a new one for a new request", keys)
 	}
 	// Reads carry no key and are sent once.
 	if _, err := c.GetRollout(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
-	if keys := proxy.sent(); len(keys) != 3 {
+	if keys := sent(); len(keys) != 3 {
 		t.Errorf("a read carried a key: %q", keys)
 	}
 }

@@ -4,90 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/cli"
+	"github.com/shipgate/shipgate/internal/losingproxy"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
-
-// losingProxy forwards requests to a server and passes its answers on,
-// except for the next request that carries an Idempotency-Key once armed:
-// that one it forwards, waits for the server's answer, and closes the
-// client's connection without it, as a load balancer in front of a dying
-// server would. Every answer closes its connection, so that Go's HTTP
-// transport never sends a request again by itself on a reused one.
-type losingProxy struct {
-	*httptest.Server
-	mu    sync.Mutex
-	armed bool
-	keys  []string
-}
-
-func newLosingProxy(t *testing.T, target string) *losingProxy {
-	t.Helper()
-	p := &losingProxy{}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get(api.IdempotencyKeyHeader)
-		p.mu.Lock()
-		lose := key != "" && p.armed
-		if key != "" {
-			p.keys = append(p.keys, r.Method+" "+r.URL.Path+" "+key)
-			p.armed = false
-		}
-		p.mu.Unlock()
-		out, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		out.Header = r.Header.Clone()
-		resp, err := http.DefaultTransport.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		if lose {
-			conn, _, err := http.NewResponseController(w).Hijack()
-			if err == nil {
-				_ = conn.Close()
-			}
-			return
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Connection", "close")
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *losingProxy) arm() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.armed = true
-}
-
-func (p *losingProxy) sent() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.keys...)
-}
 
 // TestE2E_CLIRetriesALostAnswerOnce runs `shipgate deploy` and `shipgate
 // rollback` through a proxy that loses the server's answer to the first
@@ -98,7 +23,7 @@ func (p *losingProxy) sent() []string {
 func TestE2E_CLIRetriesALostAnswerOnce(t *testing.T) {
 	p := startPlane(t, "[{weight: 50, bake: 2s}]")
 	ctx := context.Background()
-	proxy := newLosingProxy(t, p.APIURL)
+	proxy := losingproxy.New(t, p.APIURL)
 	cliVia := func(args ...string) (int, string, string) {
 		t.Helper()
 		var out, errOut bytes.Buffer
@@ -113,7 +38,7 @@ func TestE2E_CLIRetriesALostAnswerOnce(t *testing.T) {
 	p.load(t, 100)
 
 	// deploy v2, its first answer lost.
-	proxy.arm()
+	proxy.Lose(nil)
 	code, stdout, stderr := cliVia("deploy", "shop", "v2", "--wait", "-o", "json")
 	if code != 0 {
 		t.Fatalf("deploy v2 through a lost answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
@@ -126,7 +51,10 @@ func TestE2E_CLIRetriesALostAnswerOnce(t *testing.T) {
 		t.Fatalf("deploy v2 printed %q (%v), want v2 live", stdout, err)
 	}
 	_ = p.Engine.Wait(ctx, "production")
-	keys := proxy.sent()
+	var keys []string
+	for _, r := range proxy.Keyed() {
+		keys = append(keys, r.String())
+	}
 	if len(keys) != 2 || keys[0] != keys[1] || !strings.HasPrefix(keys[0], "POST /v1/deploys ") {
 		t.Errorf("keyed requests %q, want the deploy twice with one key", keys)
 	}
@@ -139,7 +67,7 @@ func TestE2E_CLIRetriesALostAnswerOnce(t *testing.T) {
 	}
 
 	// rollback, its first answer lost: once, back to v1.
-	proxy.arm()
+	proxy.Lose(nil)
 	code, stdout, stderr = cliVia("rollback", "shop", "--reason", "checkout button missing", "--wait")
 	if code != 0 {
 		t.Fatalf("rollback through a lost answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)

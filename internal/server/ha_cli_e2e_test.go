@@ -5,91 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/shipgate/shipgate/internal/api"
 	"github.com/shipgate/shipgate/internal/audit"
 	"github.com/shipgate/shipgate/internal/cli"
+	"github.com/shipgate/shipgate/internal/losingproxy"
 	"github.com/shipgate/shipgate/internal/pgtest"
 	"github.com/shipgate/shipgate/internal/rollout"
 )
-
-// failoverProxy is the address a CLI is given in front of several
-// servers: it forwards to one server. Armed, it forwards the next request
-// that carries an Idempotency-Key, waits for the server's answer (the
-// server has carried the command out), runs then (which kills that server
-// and points the proxy at another), and closes the client's connection
-// without the answer: the CLI sees its server die under its request.
-type failoverProxy struct {
-	*httptest.Server
-	mu     sync.Mutex
-	target string
-	then   func() string // returns the next target
-}
-
-func newFailoverProxy(t *testing.T, target string) *failoverProxy {
-	t.Helper()
-	p := &failoverProxy{target: target}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		target, then := p.target, p.then
-		if r.Header.Get(api.IdempotencyKeyHeader) == "" {
-			then = nil
-		} else {
-			p.then = nil
-		}
-		p.mu.Unlock()
-		out, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		out.Header = r.Header.Clone()
-		resp, err := http.DefaultTransport.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		if then != nil {
-			next := then()
-			p.mu.Lock()
-			p.target = next
-			p.mu.Unlock()
-			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-				_ = conn.Close()
-			}
-			return
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Connection", "close")
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *failoverProxy) arm(then func() string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.then = then
-}
 
 // TestE2E_HA_CLICommandsAcrossLeaderDeaths: three servers on PostgreSQL
 // behind one address. `shipgate deploy` reaches the leader, which carries
@@ -115,7 +42,7 @@ strategy:
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newFailoverProxy(t, c.servers[lead].api)
+	proxy := losingproxy.New(t, c.servers[lead].api) // in front of every server, as a load balancer
 	shipgate := func(args ...string) (int, string, string) {
 		t.Helper()
 		var out, errOut bytes.Buffer
@@ -137,13 +64,8 @@ strategy:
 	// answers with the first answer, from the store.
 	f1 := c.follower(lead)
 	f2 := c.follower(lead, f1)
-	setTarget := func(i int) {
-		proxy.mu.Lock()
-		defer proxy.mu.Unlock()
-		proxy.target = c.servers[i].api
-	}
-	setTarget(f1)
-	proxy.arm(func() string { return c.servers[f2].api })
+	proxy.Point(c.servers[f1].api)
+	proxy.Lose(func() string { return c.servers[f2].api })
 	code, stdout, stderr := shipgate("incident", "open", "shop", "--env", "production", "--title", "checkout 500s", "-o", "json")
 	if code != 0 || !strings.Contains(stderr, "attempt 1 failed") {
 		t.Fatalf("incident open through a lost answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
@@ -152,8 +74,8 @@ strategy:
 	if err != nil || len(incidents) != 1 || !strings.Contains(stdout, fmt.Sprintf(`"id": %d`, incidents[0].ID)) {
 		t.Fatalf("incidents after one `incident open` = %+v (%v), printed %s; want the one, printed", incidents, err, stdout)
 	}
-	setTarget(f2)
-	proxy.arm(func() string { return c.servers[f1].api })
+	proxy.Point(c.servers[f2].api)
+	proxy.Lose(func() string { return c.servers[f1].api })
 	if code, stdout, stderr := shipgate("flags", "create", "new-checkout", "--owner", "payments"); code != 0 || !strings.Contains(stderr, "attempt 1 failed") {
 		t.Fatalf("flags create through a lost answer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
@@ -162,8 +84,8 @@ strategy:
 	}
 
 	// Rollout commands, each meeting the death of the leader.
-	setTarget(lead)
-	proxy.arm(killLeader(lead))
+	proxy.Point(c.servers[lead].api)
+	proxy.Lose(killLeader(lead))
 	began := time.Now()
 	code, stdout, stderr = shipgate("deploy", "shop", "v1", "-o", "json")
 	t.Logf("shipgate deploy through the leader's death (kill -9 before its answer): printed the result after %s", time.Since(began).Round(time.Millisecond))
@@ -180,8 +102,8 @@ strategy:
 	c.waitRollout(r.ID, func(r rollout.Rollout) bool { return r.Steps[r.StepIndex].Kind == rollout.StepApproval })
 	lead2, _ := c.leader(term, 20*time.Second)
 
-	setTarget(lead2)
-	proxy.arm(killLeader(lead2))
+	proxy.Point(c.servers[lead2].api)
+	proxy.Lose(killLeader(lead2))
 	began = time.Now()
 	code, stdout, stderr = shipgate("approve", "shop", "--comment", "looks good")
 	t.Logf("shipgate approve through the leader's death: printed the result after %s", time.Since(began).Round(time.Millisecond))
