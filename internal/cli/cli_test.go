@@ -32,7 +32,9 @@ type scriptedService struct {
 	// controlPlane, when set, is the leadership Status reports.
 	controlPlane *rollout.ControlPlaneStatus
 	// scripts holds, per version, the states a rollout goes through.
-	scripts    map[string][]rollout.Rollout
+	scripts map[string][]rollout.Rollout
+	// events, when set, is what Audit answers.
+	events     []audit.Event
 	rollouts   map[int64][]rollout.Rollout
 	polls      map[int64]int
 	nextID     int64
@@ -230,6 +232,11 @@ func (s *scriptedService) History(_ context.Context, app, _ string, _ int) ([]ro
 }
 
 func (s *scriptedService) Audit(_ context.Context, f audit.Filter) ([]audit.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.events != nil {
+		return s.events, nil
+	}
 	events := []audit.Event{
 		{Seq: 2, Time: t0, Actor: "shipgate", Action: audit.ActionRollbackAuto, Subject: "rollout/2", Reason: "error_rate 40.00% > 1.00%"},
 		{Seq: 1, Time: t0, Actor: "user:ci", Action: audit.ActionDeploy, Subject: "shop/production/6.6.6"},
