@@ -326,7 +326,16 @@ func (a *app) reportRollback(ro rollout.Rollout) error {
 		}
 		return nil
 	}
-	if end := ro.FinishedAt; !end.IsZero() && !ro.CreatedAt.IsZero() {
+	switch end := ro.FinishedAt; {
+	case end.IsZero():
+	case ro.Kind != rollout.KindRollback && !ro.RollbackStartedAt.IsZero():
+		// A rollout stopped: how long its rollback took, not the rollout.
+		if !ro.TrafficRestoredAt.IsZero() {
+			text += " (traffic back " + humanDuration(ro.TrafficRestoredAt.Sub(ro.RollbackStartedAt)) + " after the rollback began, done after " + humanDuration(end.Sub(ro.RollbackStartedAt)) + ")"
+		} else {
+			text += " (done " + humanDuration(end.Sub(ro.RollbackStartedAt)) + " after the rollback began)"
+		}
+	case !ro.CreatedAt.IsZero():
 		text += " (took " + humanDuration(end.Sub(ro.CreatedAt)) + ")"
 	}
 	a.printf("%s\n", text)
