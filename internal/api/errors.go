@@ -45,7 +45,8 @@ type APIError struct {
 // Error returns the message, prefixed with the field when there is one.
 // A gate error's message already starts with the gate's name.
 func (e *APIError) Error() string {
-	if e.Field != "" && e.Code != codeGate {
+	// A flag definition's problems already start with their path.
+	if e.Field != "" && e.Code != codeGate && !strings.HasPrefix(e.Message, e.Field+": ") {
 		return e.Field + ": " + e.Message
 	}
 	return e.Message

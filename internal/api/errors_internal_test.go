@@ -32,3 +32,28 @@ func TestKindless(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIError_ValidationPathOnce: a flag definition refused names its
+// JSON path once. The message of a *flags.ValidationError already starts
+// with the path of each problem; the client printed the field before it
+// again ("error: /flags/x/targeting: /flags/x/targeting: a guarded
+// rollout needs ..."), found by starting a guarded rollout of an imported
+// flag as a new user would.
+func TestAPIError_ValidationPathOnce(t *testing.T) {
+	ae, _ := errorFor(fmt.Errorf("guard: %w", &flags.ValidationError{Problems: []flags.Problem{
+		{Path: "/flags/x/targeting", Message: "a guarded rollout needs a boolean flag whose targeting Shipgate wrote"},
+		{Path: "/flags/x/variants", Message: "second problem"},
+	}}))
+	if ae.Field != "/flags/x/targeting" {
+		t.Fatalf("field = %q, want the first problem's path", ae.Field)
+	}
+	want := "/flags/x/targeting: a guarded rollout needs a boolean flag whose targeting Shipgate wrote\n/flags/x/variants: second problem"
+	if got := ae.Error(); got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+	// A message that does not name its field still gets it.
+	fe, _ := errorFor(&rollout.FieldError{Field: "vars", Message: "release v3: it was recorded with FAIL"})
+	if got, want := fe.Error(), "vars: release v3: it was recorded with FAIL"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+}

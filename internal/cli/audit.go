@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +45,7 @@ the engine), subject and reason.`,
 			now := a.now()
 			t := newTable(a.stdout, "SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT", "REASON")
 			for _, e := range events {
-				t.row(strconv.FormatInt(e.Seq, 10), clock(e.Time, now), e.Actor, e.Action, e.Subject, e.Reason)
+				t.row(strconv.FormatInt(e.Seq, 10), clock(e.Time, now), e.Actor, e.Action, e.Subject, auditReason(e))
 			}
 			return t.flush()
 		},
@@ -54,6 +55,23 @@ the engine), subject and reason.`,
 	cmd.Flags().StringVar(&f.Action, "action", "", "only events with this action, e.g. deploy or rollback.manual")
 	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many events, 1 to 1000")
 	return cmd
+}
+
+// auditReason is an event's reason, followed by its outcome when that is
+// not "ok" (a reload refused, a drill failed) and the error it recorded:
+// without it a refused SIGHUP reload reads as a done one.
+func auditReason(e audit.Event) string {
+	if e.Outcome == "" || e.Outcome == "ok" {
+		return e.Reason
+	}
+	out := e.Outcome
+	if msg := e.Data["error"]; msg != "" {
+		out += ": " + strings.ReplaceAll(msg, "\n", "; ")
+	}
+	if e.Reason == "" {
+		return "(" + out + ")"
+	}
+	return e.Reason + " (" + out + ")"
 }
 
 // auditVerifyResult is the output of audit verify.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipgate/shipgate/internal/audit"
+
 	_ "modernc.org/sqlite" // the driver, to alter the database behind the store's back
 )
 
@@ -53,4 +55,34 @@ func TestCLI_AuditFilters(t *testing.T) {
 		t.Fatalf("stderr does not say %q:\n%s", want, r.stderr)
 	}
 	e.run(t, "audit", "--action", "token.create").wantCode(t, ExitOK)
+}
+
+// TestCLI_AuditShowsOutcome: an event whose outcome is not "ok" (a reload
+// refused, a drill failed) says so in the text table. The table showed
+// a refused SIGHUP reload exactly as a done one ("config.apply ... SIGHUP"),
+// found by reloading a broken apps/ dir as a new user would; only -o json
+// had the outcome.
+func TestCLI_AuditShowsOutcome(t *testing.T) {
+	e := newEnv(t)
+	e.svc.events = []audit.Event{
+		{Seq: 12, Time: t0, Actor: "signal:SIGHUP", Action: "config.apply", Subject: "config", Reason: "SIGHUP", Outcome: "refused",
+			Data: map[string]string{"error": "apps/zz.yaml:2: invalid YAML"}},
+		{Seq: 11, Time: t0, Actor: "signal:SIGHUP", Action: "config.apply", Subject: "config", Reason: "SIGHUP", Outcome: "ok"},
+		{Seq: 10, Time: t0, Actor: "user:ci", Action: "deploy", Subject: "shop/production/v2"},
+	}
+	r := e.run(t, "audit")
+	r.wantCode(t, ExitOK)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want a header and 3 rows:\n%s", r.stdout)
+	}
+	if !strings.HasSuffix(lines[1], "SIGHUP (refused: apps/zz.yaml:2: invalid YAML)") {
+		t.Fatalf("the refused reload does not say so: %q", lines[1])
+	}
+	if strings.Contains(lines[2], "refused") || strings.Contains(lines[2], "ok") || !strings.HasSuffix(lines[2], "SIGHUP") {
+		t.Fatalf("the done reload: %q, want its reason alone", lines[2])
+	}
+	if strings.Contains(lines[3], "(") {
+		t.Fatalf("the deploy: %q", lines[3])
+	}
 }

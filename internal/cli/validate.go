@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -138,6 +139,11 @@ func configError(err error) error {
 		return &ExitError{Code: ExitInvalid, Err: err}
 	case errors.Is(err, fs.ErrNotExist):
 		return &ExitError{Code: ExitInvalid, Err: fmt.Errorf("%w (pass the config file with -f)", err)}
+	case errors.Is(err, rollout.ErrInvalid):
+		// A server refusing what it was given (several apps on a
+		// PostgreSQL store): invalid input, said as a sentence without
+		// the error kind at its end.
+		return &ExitError{Code: ExitInvalid, Err: errors.New(strings.TrimSuffix(err.Error(), ": "+rollout.ErrInvalid.Error()))}
 	}
 	return err
 }

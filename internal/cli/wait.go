@@ -158,6 +158,8 @@ type progress struct {
 	lastAt time.Time
 	// asked is set once the command to approve the rollout was printed.
 	asked bool
+	// paused is the pause last said, so that each pause is said once.
+	paused string
 }
 
 func (p *progress) show(ro rollout.Rollout) {
@@ -165,6 +167,23 @@ func (p *progress) show(ro rollout.Rollout) {
 		p.line(ro)
 	}
 	p.askApproval(ro)
+	p.sayPaused(ro)
+}
+
+// sayPaused says once per pause why a rollout's bake holds and how to let
+// it go on. It does so with -o json too (on stderr): a paused bake waits
+// for a person however long, and the progress lines alone (the verdict
+// may read "pass" by then) do not show it.
+func (p *progress) sayPaused(ro rollout.Rollout) {
+	if ro.Paused == "" || ro.Paused == p.paused || ro.Phase != rollout.PhaseRunning {
+		p.paused = ro.Paused
+		return
+	}
+	p.paused = ro.Paused
+	now := p.a.now()
+	fmt.Fprintf(p.a.stderr, "%s  PAUSED: %s\n", clock(now, now), ro.Paused)
+	fmt.Fprintf(p.a.stderr, "%s  waiting for a person: shipgate promote %s --env %s --reason TEXT to go on, shipgate rollback %s --env %s --reason TEXT to roll back\n",
+		clock(now, now), ro.App, ro.Env, ro.App, ro.Env)
 }
 
 // askApproval says once how to approve a rollout that waits for it. It
@@ -307,7 +326,16 @@ func (a *app) reportRollback(ro rollout.Rollout) error {
 		}
 		return nil
 	}
-	if end := ro.FinishedAt; !end.IsZero() && !ro.CreatedAt.IsZero() {
+	switch end := ro.FinishedAt; {
+	case end.IsZero():
+	case ro.Kind != rollout.KindRollback && !ro.RollbackStartedAt.IsZero():
+		// A rollout stopped: how long its rollback took, not the rollout.
+		if !ro.TrafficRestoredAt.IsZero() {
+			text += " (traffic back " + humanDuration(ro.TrafficRestoredAt.Sub(ro.RollbackStartedAt)) + " after the rollback began, done after " + humanDuration(end.Sub(ro.RollbackStartedAt)) + ")"
+		} else {
+			text += " (done " + humanDuration(end.Sub(ro.RollbackStartedAt)) + " after the rollback began)"
+		}
+	case !ro.CreatedAt.IsZero():
 		text += " (took " + humanDuration(end.Sub(ro.CreatedAt)) + ")"
 	}
 	a.printf("%s\n", text)

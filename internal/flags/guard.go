@@ -248,7 +248,8 @@ func (s *Service) newGuard(ctx context.Context, key string, spec GuardSpec, src 
 		return GuardRecord{}, fmt.Errorf("flag %q: %w", key, ErrNotFound)
 	}
 	if _, ok := PlanOf(f); !ok {
-		return GuardRecord{}, invalidf(pointer("/flags", key)+"/targeting", "a guarded rollout needs a boolean flag whose targeting Shipgate wrote")
+		return GuardRecord{}, invalidf(pointer("/flags", key)+"/targeting", "a guarded rollout needs a boolean flag whose targeting Shipgate wrote; "+
+			"hand it to Shipgate first, replacing the targeting by nobody: shipgate flags rollout %s 0%% --replace", key)
 	}
 	// s.mu orders this with the steps of the rollouts this service runs;
 	// the stored record is what every server sees.

@@ -179,7 +179,7 @@ func (e *Engine) deployRelease(ctx context.Context, req DeployRequest) (rel Rele
 		}
 		var what []string
 		if len(missing) > 0 {
-			what = append(what, "it was recorded with "+strings.Join(missing, ", ")+" that this deploy does not give")
+			what = append(what, "it was recorded with "+strings.Join(missing, ", ")+", which this deploy does not give")
 		}
 		if len(differ) > 0 {
 			what = append(what, "this deploy gives other values of "+strings.Join(differ, ", "))
@@ -187,7 +187,7 @@ func (e *Engine) deployRelease(ctx context.Context, req DeployRequest) (rel Rele
 		if len(extra) > 0 {
 			what = append(what, "it was recorded without "+strings.Join(extra, ", "))
 		}
-		return Release{}, false, &FieldError{Field: "vars", Message: fmt.Sprintf("release %s %s: a deploy runs with exactly the variables it names; give the same --var values again, or record the new variables as a new version",
+		return Release{}, false, &FieldError{Field: "vars", Message: fmt.Sprintf("release %s: %s: a deploy runs with exactly the variables it names; give the same --var values again, or record the new variables as a new version",
 			req.Version, strings.Join(what, "; "))}
 	}
 	return old, false, nil

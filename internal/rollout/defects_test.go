@@ -151,9 +151,9 @@ func TestEngine_DeployVariablesAreExplicit(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{"no vars", nil, "recorded with FAIL_RATE that this deploy does not give"},
-		{"other value", map[string]string{"FAIL_RATE": "0"}, "other values of FAIL_RATE"},
-		{"more vars", map[string]string{"FAIL_RATE": "0.5", "COLOR": "red"}, "recorded without COLOR"},
+		{"no vars", nil, "release v2: it was recorded with FAIL_RATE, which this deploy does not give:"},
+		{"other value", map[string]string{"FAIL_RATE": "0"}, "release v2: this deploy gives other values of FAIL_RATE:"},
+		{"more vars", map[string]string{"FAIL_RATE": "0.5", "COLOR": "red"}, "release v2: it was recorded without COLOR:"},
 	} {
 		_, err := h.eng.Deploy(ctx, rollout.DeployRequest{App: "shop", Env: "production", Version: "v2", Vars: tc.vars, Actor: "alice"})
 		var fe *rollout.FieldError

@@ -377,8 +377,10 @@ func sortedEnvs(cfg *config.Config) []string {
 // an environment name that two apps share needs a directory per app
 // (<data>/apps/<app>). A router already running at the top of the data
 // dir on this environment's address (a server from before several apps,
-// or the environment's only app) stays where it is: addresses are never
-// shared between apps, so the address tells whose router it is.
+// or the environment's only app) stays where it is, and so does one
+// running in <data>/apps/<app> when the app is now alone with that
+// environment (a server of several apps restarted with one): addresses
+// are never shared between apps, so the address tells whose router it is.
 func routerDir(ctx context.Context, dataDir string, cfg *config.Config, env string, all []*config.Config) string {
 	shared := false
 	for _, other := range all {
@@ -386,17 +388,29 @@ func routerDir(ctx context.Context, dataDir string, cfg *config.Config, env stri
 			shared = true
 		}
 	}
+	perApp := filepath.Join(dataDir, "apps", cfg.App)
 	if !shared {
+		if routerRunsIn(ctx, perApp, env, cfg.Environments[env].Listen) {
+			return perApp
+		}
 		return dataDir
 	}
-	if c, err := proxy.Dial(ctx, proxy.ControlSocketPath(dataDir, env)); err == nil {
-		info, err := c.Info(ctx)
-		_ = c.Close()
-		if err == nil && info.Listen == cfg.Environments[env].Listen {
-			return dataDir
-		}
+	if routerRunsIn(ctx, dataDir, env, cfg.Environments[env].Listen) {
+		return dataDir
 	}
-	return filepath.Join(dataDir, "apps", cfg.App)
+	return perApp
+}
+
+// routerRunsIn reports whether a router process of env answers on its
+// control socket in dir, listening on listen.
+func routerRunsIn(ctx context.Context, dir, env, listen string) bool {
+	c, err := proxy.Dial(ctx, proxy.ControlSocketPath(dir, env))
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(ctx)
+	_ = c.Close()
+	return err == nil && info.Listen == listen
 }
 
 // closeApp lets go of an app's engine and routers as the server stops:

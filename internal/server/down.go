@@ -81,7 +81,13 @@ func Down(ctx context.Context, dataDir, env string, out io.Writer) (DownReport, 
 			continue
 		}
 		rep.Routers = append(rep.Routers, name)
-		fmt.Fprintf(out, "stopped the router of %s (pid %d)\n", name, c.PID())
+		// A router in <data>/apps/<app> is that app's: say whose, or
+		// several apps' routers read as one environment's, stopped again.
+		whose := name
+		if dir := filepath.Dir(sock); filepath.Dir(dir) == filepath.Join(dataDir, "apps") {
+			whose = filepath.Base(dir) + " " + name
+		}
+		fmt.Fprintf(out, "stopped the router of %s (pid %d)\n", whose, c.PID())
 	}
 	if err := rt.Stop(ctx, stop); err != nil {
 		errs = append(errs, fmt.Errorf("stop instances: %w", err))
