@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -285,6 +284,10 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		}
 		return nil
 	}
+	// What carrying the command out writes records its identity (in the
+	// data of its audit events, in the transaction of the rollout it
+	// creates or changes): a later attempt looks for that, not at clocks.
+	ctx = rollout.WithCommand(ctx, commandID(cmd))
 	switch cmd.Kind {
 	case KindDeploy:
 		var req rollout.DeployRequest
@@ -294,7 +297,7 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		req.Actor = env.Actor
 		// An earlier leader claimed it and died: was the rollout created?
 		// Then that is the answer, not a second deploy.
-		if r, ok := createdBy(ctx, svc, cmd, req.App, req.Env, rollout.KindDeploy, req.Actor); ok && r.Version == req.Version {
+		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); ok {
 			return r, nil
 		}
 		return svc.Deploy(ctx, req)
@@ -317,10 +320,7 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		}
 		req.Actor = env.Actor
 		// A second rollback would go back one more release.
-		if r, ok := c.audited(ctx, svc, cmd, req.App, req.Env, audit.ActionRollbackManual, req.Actor, req.Reason); ok {
-			return r, nil
-		}
-		if r, ok := createdBy(ctx, svc, cmd, req.App, req.Env, rollout.KindRollback, req.Actor); ok {
+		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionRollbackManual); ok {
 			return r, nil
 		}
 		return svc.Rollback(ctx, req)
@@ -331,7 +331,7 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		}
 		req.Actor = env.Actor
 		// A second promote would skip the next bake too.
-		if r, ok := c.audited(ctx, svc, cmd, req.App, req.Env, audit.ActionPromoteManual, req.Actor, req.Reason); ok {
+		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionPromoteManual); ok {
 			return r, nil
 		}
 		return svc.Promote(ctx, req)
@@ -345,7 +345,7 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		if cmd.Kind == KindResume {
 			action = audit.ActionResume
 		}
-		if r, ok := c.audited(ctx, svc, cmd, req.App, req.Env, action, req.Actor, req.Reason); ok {
+		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, action); ok {
 			return r, nil
 		}
 		if cmd.Kind == KindPause {
@@ -358,7 +358,8 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 			return rollout.Rollout{}, err
 		}
 		req.Actor = env.Actor
-		if r, ok := createdBy(ctx, svc, cmd, req.App, req.Env, rollout.KindDeploy, req.Actor); ok {
+		// A retry is a deploy, audited as one.
+		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); ok {
 			return r, nil
 		}
 		return svc.Retry(ctx, req)
@@ -368,7 +369,8 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 			return rollout.Rollout{}, err
 		}
 		req.Actor = env.Actor
-		if r, ok := createdBy(ctx, svc, cmd, req.App, req.Env, rollout.KindDrill, req.Actor); ok {
+		// A drill's rollout is created with a deploy event.
+		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); ok {
 			return r, nil
 		}
 		return svc.Drill(ctx, req)
@@ -376,41 +378,37 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 	return rollout.Rollout{}, fmt.Errorf("command %d: unknown kind %q: %w", cmd.ID, cmd.Kind, rollout.ErrInvalid)
 }
 
-// createdBy finds, for a command an earlier leader claimed (attempt 2 or
-// more), the rollout of kind it created: by actor, since the command was
-// taken. On a first attempt it finds nothing without asking.
-func createdBy(ctx context.Context, svc api.Service, cmd postgres.Command, app, env string, kind rollout.Kind, actor string) (rollout.Rollout, bool) {
-	if cmd.Attempts < 2 {
-		return rollout.Rollout{}, false
-	}
-	hist, err := svc.History(ctx, app, env, 10)
-	if err != nil {
-		return rollout.Rollout{}, false
-	}
-	for _, r := range hist {
-		if r.Kind == kind && r.Actor == actor && !r.CreatedAt.Before(cmd.CreatedAt.Add(-time.Second)) {
-			return r, true
-		}
-	}
-	return rollout.Rollout{}, false
-}
+// commandID is the identity a command's effects record
+// (rollout.WithCommand): its ID in the commands table.
+func commandID(cmd postgres.Command) string { return strconv.FormatInt(cmd.ID, 10) }
 
-// audited finds, for a command an earlier leader claimed (attempt 2 or
-// more), the audit event that says it was carried out: action by actor
-// (with reason, when given) on app (and env, when given) since the
-// command was taken. It returns the rollout the event names. On a first
-// attempt it finds nothing without asking.
-func (c *Commands) audited(ctx context.Context, svc api.Service, cmd postgres.Command, app, env, action, actor, reason string) (rollout.Rollout, bool) {
+// reclaimScan bounds how many of an app's latest audit events of one
+// action a re-claim looks through for the command's identity. A command
+// is claimed again once the lease of the leader that died holding it has
+// run out (seconds), so what it wrote is among the newest.
+const reclaimScan = 500
+
+// carriedOut finds, for a command an earlier leader claimed (attempt 2
+// or more), the audit event that says that leader carried it out: action
+// on app, recorded with this command's identity (rollout.CommandData),
+// which the engine writes in the same transaction as the rollout it
+// creates or changes. It returns the rollout the event names. No clock
+// is compared: a rollout created by a leader whose clock is behind the
+// follower's is found, and an identical earlier deploy by the same actor
+// is not taken for this one. On a first attempt it finds nothing without
+// asking.
+func (c *Commands) carriedOut(ctx context.Context, svc api.Service, cmd postgres.Command, app, action string) (rollout.Rollout, bool) {
 	if cmd.Attempts < 2 {
 		return rollout.Rollout{}, false
 	}
-	events, err := svc.Audit(ctx, audit.Filter{Subject: app + "/", Action: action, Limit: 50})
+	events, err := svc.Audit(ctx, audit.Filter{Subject: app + "/", Action: action, Limit: reclaimScan})
 	if err != nil {
+		c.log().Warn("look for what an earlier attempt of a command did", "command", cmd.ID, "error", err)
 		return rollout.Rollout{}, false
 	}
-	since := cmd.CreatedAt.Add(-time.Second)
+	want := commandID(cmd)
 	for _, e := range events {
-		if e.Actor != actor || e.Time.Before(since) || (reason != "" && e.Reason != reason) || (env != "" && !strings.HasPrefix(e.Subject, app+"/"+env+"/")) {
+		if e.Data[rollout.CommandData] != want {
 			continue
 		}
 		id, err := strconv.ParseInt(e.Data["rollout"], 10, 64)

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,15 +25,28 @@ type recorder struct {
 	promotes []rollout.PromoteRequest
 	made     []rollout.Rollout
 	events   []audit.Event
+	// skew is added to the time of what it creates: the leader's clock
+	// against the follower's that stamped the command.
+	skew time.Duration
+}
+
+// stamp is the data of an event about rollout id, with the command ctx
+// carries, as the engine's commit records it (rollout.WithCommand).
+func stamp(ctx context.Context, id int64) map[string]string {
+	d := map[string]string{"rollout": strconv.FormatInt(id, 10)}
+	if c := rollout.CommandOf(ctx); c != "" {
+		d[rollout.CommandData] = c
+	}
+	return d
 }
 
 // Promote ends the bake of rollout 1 and audits it, as the engine does.
-func (r *recorder) Promote(_ context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
+func (r *recorder) Promote(ctx context.Context, req rollout.PromoteRequest) (rollout.Rollout, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.promotes = append(r.promotes, req)
-	r.events = append([]audit.Event{{Time: time.Now(), Actor: req.Actor, Action: audit.ActionPromoteManual, Subject: req.App + "/production/v2",
-		Reason: req.Reason, Data: map[string]string{"rollout": "1"}}}, r.events...)
+	r.events = append([]audit.Event{{Time: time.Now().Add(r.skew), Actor: req.Actor, Action: audit.ActionPromoteManual, Subject: req.App + "/production/v2",
+		Reason: req.Reason, Data: stamp(ctx, 1)}}, r.events...)
 	return r.made[len(r.made)-1], nil
 }
 
@@ -59,15 +73,19 @@ func (r *recorder) GetRollout(_ context.Context, id int64) (rollout.Rollout, err
 	return rollout.Rollout{}, rollout.ErrNotFound
 }
 
-func (r *recorder) Deploy(_ context.Context, req rollout.DeployRequest) (rollout.Rollout, error) {
+// Deploy creates a rollout and audits it in one go, as the engine does.
+func (r *recorder) Deploy(ctx context.Context, req rollout.DeployRequest) (rollout.Rollout, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if req.Version == "" {
 		return rollout.Rollout{}, &rollout.FieldError{Field: "version", Message: "required"}
 	}
 	r.deploys = append(r.deploys, req)
-	ro := rollout.Rollout{ID: int64(len(r.made) + 1), App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: req.Version, Actor: req.Actor, CreatedAt: time.Now()}
+	now := time.Now().Add(r.skew)
+	ro := rollout.Rollout{ID: int64(len(r.made) + 1), App: req.App, Env: "production", Kind: rollout.KindDeploy, Version: req.Version, Actor: req.Actor, CreatedAt: now}
 	r.made = append([]rollout.Rollout{ro}, r.made...)
+	r.events = append([]audit.Event{{Time: now, Actor: req.Actor, Action: audit.ActionDeploy, Subject: req.App + "/production/" + req.Version,
+		Data: stamp(ctx, ro.ID)}}, r.events...)
 	return ro, nil
 }
 
@@ -263,5 +281,137 @@ func TestCommands_PendingWithoutALeader(t *testing.T) {
 	defer rec.mu.Unlock()
 	if len(rec.deploys) != 1 {
 		t.Fatalf("deployed %d times, want once", len(rec.deploys))
+	}
+}
+
+// claimAs submits nothing: it waits until the store holds a pending
+// command and claims it as the leader of st.
+func claimAs(t *testing.T, st *postgres.Store) postgres.Command {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, found, err := st.ClaimCommand(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no command reached the store")
+		}
+	}
+}
+
+// takeOver makes st's server the leader once the dead one's lease is over.
+func takeOver(t *testing.T, st *postgres.Store, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := st.Campaign(t.Context(), id, time.Minute); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%s never took over: %v", id, err)
+		}
+	}
+}
+
+// TestCommands_ReclaimedDeployRecognisedDespiteClockSkew: leader A's clock
+// is 10 s behind the follower's that stamped the command, so the rollout A
+// created is 10 s older than the command. A dies before recording the
+// outcome; B claims the command again and recognises the rollout by the
+// command's identity recorded with it: one deploy, not two.
+func TestCommands_ReclaimedDeployRecognisedDespiteClockSkew(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b, f := openPG(t, dsn), openPG(t, dsn), openPG(t, dsn)
+	rec := &recorder{skew: -10 * time.Second}
+	svc := (&Commands{Store: f, Server: "f", Wait: 20 * time.Second}).Service(rec)
+	type answer struct {
+		r   rollout.Rollout
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		r, err := svc.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
+		answered <- answer{r, err}
+	}()
+	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	cmd := claimAs(t, a)
+	made, err := (&Commands{}).run(ctx, rec, cmd) // A deploys, then dies
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !made.CreatedAt.Before(cmd.CreatedAt.Add(-5 * time.Second)) {
+		t.Fatalf("rollout created at %s, command at %s: the test needs the rollout well before the command", made.CreatedAt, cmd.CreatedAt)
+	}
+	takeOver(t, b, "b")
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go (&Commands{Store: b, Server: "b"}).Execute(execCtx, rec)
+
+	got := <-answered
+	if got.err != nil || got.r.ID != made.ID || got.r.Version != "v2" {
+		t.Fatalf("the caller got %+v, %v; want rollout %d of v2", got.r, got.err, made.ID)
+	}
+	rec.mu.Lock()
+	n := len(rec.deploys)
+	rec.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the deploy was carried out %d times, want once", n)
+	}
+	done, err := f.GetCommand(ctx, cmd.ID)
+	if err != nil || done.State != postgres.CommandDone || done.Attempts != 2 {
+		t.Errorf("command = %+v, %v; want done at attempt 2", done, err)
+	}
+}
+
+// TestCommands_ReclaimedDeployNotTakenForAnEarlierIdenticalOne: alice
+// deployed v2 a moment ago (on this server, not through this command).
+// Her second deploy of v2 becomes a command that leader A claims and dies
+// with before carrying it out. B claims it again and must carry it out:
+// the earlier identical deploy by the same actor, within a second of the
+// command, is not what this command did.
+func TestCommands_ReclaimedDeployNotTakenForAnEarlierIdenticalOne(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b, f := openPG(t, dsn), openPG(t, dsn), openPG(t, dsn)
+	rec := &recorder{}
+	req := rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"}
+	earlier, err := rec.Deploy(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := (&Commands{Store: f, Server: "f", Wait: 20 * time.Second}).Service(rec)
+	type answer struct {
+		r   rollout.Rollout
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		r, err := svc.Deploy(ctx, req)
+		answered <- answer{r, err}
+	}()
+	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	cmd := claimAs(t, a) // A claims it and dies before acting
+	if earlier.CreatedAt.Before(cmd.CreatedAt.Add(-time.Second)) {
+		t.Fatalf("earlier deploy at %s, command at %s: the test needs them within a second", earlier.CreatedAt, cmd.CreatedAt)
+	}
+	takeOver(t, b, "b")
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go (&Commands{Store: b, Server: "b"}).Execute(execCtx, rec)
+
+	got := <-answered
+	if got.err != nil || got.r.ID == earlier.ID || got.r.Version != "v2" {
+		t.Fatalf("the caller got %+v, %v; want a new rollout of v2, not rollout %d", got.r, got.err, earlier.ID)
+	}
+	rec.mu.Lock()
+	n := len(rec.deploys)
+	rec.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d deploys, want 2: the earlier one and this command's", n)
 	}
 }

@@ -197,6 +197,7 @@ func (e *reconciler) passBake(ctx context.Context, d *driver, r *Rollout, p *Fai
 	r.Paused = ""
 	r.Steps[r.StepIndex].NoBake = true
 	ev := e.event(r, p.Actor, audit.ActionPromoteManual, p.Reason)
+	stampCommand(ev, p.Command)
 	ev.Data["step"] = describeStep(r.Steps[r.StepIndex])
 	if full {
 		var skipped []string
@@ -223,10 +224,12 @@ func (e *reconciler) holdOrResume(ctx context.Context, d *driver, r *Rollout) er
 	case pause != nil && r.Paused == "":
 		r.Paused = fmt.Sprintf("paused by %s: %s; shipgate resume to go on, shipgate promote to end the bake, shipgate rollback to roll back", pause.Actor, pause.Reason)
 		ev = e.event(r, pause.Actor, audit.ActionPause, pause.Reason)
+		stampCommand(ev, pause.Command)
 	case resume != nil && r.Paused != "":
 		r.Paused = ""
 		r.Bake.Extended = true
 		ev = e.event(r, resume.Actor, audit.ActionResume, resume.Reason)
+		stampCommand(ev, resume.Command)
 	case pause != nil || resume != nil:
 		d.ack() // nothing to change: already paused, or not paused
 		return nil

@@ -215,7 +215,7 @@ func (e *Engine) Rollback(ctx context.Context, req RollbackRequest) (Rollout, er
 		if req.To != "" && req.To != busy.FromVersion {
 			return Rollout{}, fmt.Errorf("rollout %d of %s is running in %s: a rollback now goes back to %s; roll back without --to, then to %s: %w", busy.ID, busy.Version, env, orNone(busy.FromVersion), req.To, ErrConflict)
 		}
-		d.requestAbort(&Failure{Reason: req.Reason, Manual: true, Actor: req.Actor})
+		d.requestAbort(&Failure{Reason: req.Reason, Manual: true, Actor: req.Actor, Command: CommandOf(ctx)})
 		if err := d.awaitRestored(ctx); err != nil {
 			return Rollout{}, err
 		}
@@ -337,7 +337,7 @@ func (e *Engine) bakeCommand(ctx context.Context, req PauseRequest, hand func(*d
 	if err := check(r); err != nil {
 		return Rollout{}, err
 	}
-	f := &Failure{Reason: req.Reason, Manual: true, Actor: req.Actor}
+	f := &Failure{Reason: req.Reason, Manual: true, Actor: req.Actor, Command: CommandOf(ctx)}
 	if err := d.deliver(ctx, e.clock, func(d *driver) { hand(d, f) }); err != nil {
 		return Rollout{}, err
 	}

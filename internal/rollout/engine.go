@@ -108,6 +108,9 @@ type Failure struct {
 	// Manual is true for a rollback a person asked for.
 	Manual bool
 	Actor  string
+	// Command is the identity of the stored command that asked for it
+	// (WithCommand), recorded with the audit event it causes.
+	Command string
 }
 
 func (f *Failure) Error() string { return f.Reason }
@@ -131,7 +134,7 @@ func New(o Options) (*Engine, error) {
 		}
 	}
 	e := &deps{
-		specs: o.Specs, store: o.Store, envs: o.Environments, migrations: o.Migrations, tests: o.Tests,
+		specs: o.Specs, store: stampingStore{o.Store}, envs: o.Environments, migrations: o.Migrations, tests: o.Tests,
 		clock: o.Clock, log: o.Logger, tick: o.Tick, drain: o.DrainTimeout, verify: o.VerifyTimeout, digestKey: o.DigestKey,
 	}
 	if e.clock == nil {

@@ -572,6 +572,7 @@ func (e *reconciler) decideRollback(ctx context.Context, r *Rollout, f *Failure)
 		r.Reason = f.Reason
 	}
 	ev := e.event(r, actor, action, f.Reason)
+	stampCommand(ev, f.Command)
 	if r.StepIndex < len(r.Steps) {
 		ev.Data["step"] = describeStep(r.Steps[r.StepIndex])
 	}
