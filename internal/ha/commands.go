@@ -297,8 +297,8 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		req.Actor = env.Actor
 		// An earlier leader claimed it and died: was the rollout created?
 		// Then that is the answer, not a second deploy.
-		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); ok {
-			return r, nil
+		if r, ok, err := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); err != nil || ok {
+			return r, err
 		}
 		return svc.Deploy(ctx, req)
 	case KindApprove:
@@ -320,8 +320,8 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		}
 		req.Actor = env.Actor
 		// A second rollback would go back one more release.
-		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionRollbackManual); ok {
-			return r, nil
+		if r, ok, err := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionRollbackManual); err != nil || ok {
+			return r, err
 		}
 		return svc.Rollback(ctx, req)
 	case KindPromote:
@@ -331,8 +331,8 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		}
 		req.Actor = env.Actor
 		// A second promote would skip the next bake too.
-		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionPromoteManual); ok {
-			return r, nil
+		if r, ok, err := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionPromoteManual); err != nil || ok {
+			return r, err
 		}
 		return svc.Promote(ctx, req)
 	case KindPause, KindResume:
@@ -345,8 +345,8 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		if cmd.Kind == KindResume {
 			action = audit.ActionResume
 		}
-		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, action); ok {
-			return r, nil
+		if r, ok, err := c.carriedOut(ctx, svc, cmd, req.App, action); err != nil || ok {
+			return r, err
 		}
 		if cmd.Kind == KindPause {
 			return svc.Pause(ctx, req)
@@ -359,8 +359,8 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		}
 		req.Actor = env.Actor
 		// A retry is a deploy, audited as one.
-		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); ok {
-			return r, nil
+		if r, ok, err := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); err != nil || ok {
+			return r, err
 		}
 		return svc.Retry(ctx, req)
 	case KindDrill:
@@ -370,8 +370,8 @@ func (c *Commands) run(ctx context.Context, svc api.Service, cmd postgres.Comman
 		}
 		req.Actor = env.Actor
 		// A drill's rollout is created with a deploy event.
-		if r, ok := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); ok {
-			return r, nil
+		if r, ok, err := c.carriedOut(ctx, svc, cmd, req.App, audit.ActionDeploy); err != nil || ok {
+			return r, err
 		}
 		return svc.Drill(ctx, req)
 	}
@@ -397,14 +397,24 @@ const reclaimScan = 500
 // follower's is found, and an identical earlier deploy by the same actor
 // is not taken for this one. On a first attempt it finds nothing without
 // asking.
-func (c *Commands) carriedOut(ctx context.Context, svc api.Service, cmd postgres.Command, app, action string) (rollout.Rollout, bool) {
+func (c *Commands) carriedOut(ctx context.Context, svc api.Service, cmd postgres.Command, app, action string) (rollout.Rollout, bool, error) {
 	if cmd.Attempts < 2 {
-		return rollout.Rollout{}, false
+		return rollout.Rollout{}, false, nil
 	}
-	events, err := svc.Audit(ctx, audit.Filter{Subject: app + "/", Action: action, Limit: reclaimScan})
-	if err != nil {
+	// Not knowing is not "not done": a store that cannot answer now (a
+	// database restarting) is asked again for a while, and then the
+	// command fails, saying so, rather than being carried out twice.
+	var events []audit.Event
+	var err error
+	for try := 0; ; try++ {
+		if events, err = svc.Audit(ctx, audit.Filter{Subject: app + "/", Action: action, Limit: reclaimScan}); err == nil {
+			break
+		}
 		c.log().Warn("look for what an earlier attempt of a command did", "command", cmd.ID, "error", err)
-		return rollout.Rollout{}, false
+		if try == reclaimTries-1 || ctx.Err() != nil {
+			return rollout.Rollout{}, false, notKnown(cmd, "could not tell whether an earlier leader carried it out, so it was not carried out: see shipgate status, and send it again if it is not done")
+		}
+		sleep(ctx, reclaimPause)
 	}
 	want := commandID(cmd)
 	for _, e := range events {
@@ -415,13 +425,29 @@ func (c *Commands) carriedOut(ctx context.Context, svc api.Service, cmd postgres
 		if err != nil {
 			continue
 		}
-		if r, err := svc.GetRollout(ctx, id); err == nil {
-			c.log().Info("command carried out by an earlier leader; not again", "command", cmd.ID, "kind", cmd.Kind, "rollout", id)
-			return r, true
+		r, err := svc.GetRollout(ctx, id)
+		if err != nil {
+			c.log().Warn("read the rollout an earlier attempt of a command made", "command", cmd.ID, "rollout", id, "error", err)
+			return rollout.Rollout{}, false, notKnown(cmd, fmt.Sprintf("carried out by an earlier leader (rollout %d), which cannot be read now: see shipgate status", id))
 		}
+		c.log().Info("command carried out by an earlier leader; not again", "command", cmd.ID, "kind", cmd.Kind, "rollout", id)
+		return r, true, nil
 	}
-	return rollout.Rollout{}, false
+	return rollout.Rollout{}, false, nil
 }
+
+// notKnown is the answer to a command whose earlier attempt's outcome
+// the store cannot tell now: 503, which a client may send again; the
+// store's error is logged, not sent.
+func notKnown(cmd postgres.Command, msg string) error {
+	return &api.APIError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprintf("command %d: %s", cmd.ID, msg)}
+}
+
+// reclaimTries is how many times, reclaimPause apart, a re-claim asks
+// the store what an earlier attempt did before it gives up.
+const reclaimTries = 10
+
+var reclaimPause = time.Second // a variable for the tests
 
 // approvedBy finds the approval an earlier attempt of an approve command
 // recorded on the active rollout.

@@ -28,6 +28,8 @@ type recorder struct {
 	// skew is added to the time of what it creates: the leader's clock
 	// against the follower's that stamped the command.
 	skew time.Duration
+	// auditErr, when set, is what Audit answers.
+	auditErr error
 }
 
 // stamp is the data of an event about rollout id, with the command ctx
@@ -53,6 +55,9 @@ func (r *recorder) Promote(ctx context.Context, req rollout.PromoteRequest) (rol
 func (r *recorder) Audit(_ context.Context, f audit.Filter) ([]audit.Event, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.auditErr != nil {
+		return nil, r.auditErr
+	}
 	var out []audit.Event
 	for _, e := range r.events {
 		if (f.Action == "" || e.Action == f.Action) && strings.HasPrefix(e.Subject, f.Subject) {
@@ -413,5 +418,49 @@ func TestCommands_ReclaimedDeployNotTakenForAnEarlierIdenticalOne(t *testing.T) 
 	rec.mu.Unlock()
 	if n != 2 {
 		t.Fatalf("%d deploys, want 2: the earlier one and this command's", n)
+	}
+}
+
+// TestCommands_ReclaimThatCannotReadTheAuditFails: leader A carried out a
+// deploy and died; B claims the command again but the store cannot tell
+// it what A did (its audit reads fail). B must not deploy a second time:
+// after asking again for a while, the command fails and says why.
+func TestCommands_ReclaimThatCannotReadTheAuditFails(t *testing.T) {
+	defer func(p time.Duration) { reclaimPause = p }(reclaimPause)
+	reclaimPause = 10 * time.Millisecond
+	ctx := t.Context()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a, b, f := openPG(t, dsn), openPG(t, dsn), openPG(t, dsn)
+	rec := &recorder{}
+	svc := (&Commands{Store: f, Server: "f", Wait: 20 * time.Second}).Service(rec)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := svc.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
+		answered <- err
+	}()
+	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	cmd := claimAs(t, a)
+	if _, err := (&Commands{}).run(ctx, rec, cmd); err != nil { // A deploys, then dies
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	rec.auditErr = errors.New("connection refused")
+	rec.mu.Unlock()
+	takeOver(t, b, "b")
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go (&Commands{Store: b, Server: "b"}).Execute(execCtx, rec)
+
+	err := <-answered
+	if err == nil || !strings.Contains(err.Error(), "could not tell whether an earlier leader carried it out") {
+		t.Fatalf("the caller got %v; want the command refused, saying it could not tell", err)
+	}
+	rec.mu.Lock()
+	n := len(rec.deploys)
+	rec.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the deploy was carried out %d times, want once (by A only)", n)
 	}
 }
