@@ -27,11 +27,14 @@ func twoAppsYAML(shopPort, billingPort int) string {
 
 // stopAppRouters stops, at the end of a test, the router processes of
 // apps whose environments share a name (their sockets are under
-// <plane>/apps/<app>).
-func stopAppRouters(t *testing.T, plane string, apps ...string) {
-	t.Cleanup(func() {
+// <plane>/apps/<app>). The servers are killed first: a live leader
+// supervises its routers and would start a stopped one again, which then
+// outlives the test (and writes into its directory as it is removed).
+func (c *haCluster) stopAppRouters(apps ...string) {
+	c.t.Cleanup(func() {
+		c.killServers()
 		for _, app := range apps {
-			if rc, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(filepath.Join(plane, "apps", app), "production")); err == nil {
+			if rc, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(filepath.Join(c.plane, "apps", app), "production")); err == nil {
 				_ = rc.StopProcess(context.Background())
 			}
 		}
@@ -63,7 +66,7 @@ func (c *haCluster) auditOfApp(app, version string) map[string][]audit.Event {
 func TestE2E_HA_TwoAppsLeaderKilledMidBake(t *testing.T) {
 	shopPort, billingPort := freePort(t), freePort(t)
 	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), twoAppsYAML(shopPort, billingPort), shopPort, "--lease-ttl", "2s")
-	stopAppRouters(t, c.plane, "shop", "billing")
+	c.stopAppRouters("shop", "billing")
 	ctx := context.Background()
 	lead, term := c.leader(0, 20*time.Second)
 	apps := []string{"shop", "billing"}
@@ -212,7 +215,7 @@ func TestE2E_HA_ConfigApplyReachesEveryServer(t *testing.T) {
 	shopOnly := appYAML("shop", shopPort, quick)
 	t.Setenv("SHIPGATE_E2E_APPLY_SECRET", "s3cret")
 	c := startHACluster(t, pgtest.Shared(t).NewDatabase(t), shopOnly, shopPort, "--lease-ttl", "2s")
-	stopAppRouters(t, c.plane, "shop", "billing")
+	c.stopAppRouters("shop", "billing")
 	ctx := context.Background()
 	lead, _ := c.leader(0, 20*time.Second)
 	c.configRevisionEverywhere(1, "shop", 10*time.Second)

@@ -43,12 +43,7 @@ func startHACluster(t *testing.T, dsn, yaml string, routerPort int, extra ...str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, s := range c.servers {
-			if s.cmd != nil && s.cmd.ProcessState == nil {
-				_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGCONT)
-				s.kill9()
-			}
-		}
+		c.killServers()
 		if rc, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(c.plane, "production")); err == nil {
 			_ = rc.StopProcess(context.Background())
 		}
@@ -581,4 +576,16 @@ func (c *haCluster) leaderGauge(i int) string {
 		}
 	}
 	return "missing"
+}
+
+// killServers kills (-9) every server of the cluster still running, a
+// paused one too: at the end of a test, before its router processes are
+// stopped, since a live leader would start a stopped one again.
+func (c *haCluster) killServers() {
+	for _, s := range c.servers {
+		if s.cmd != nil && s.cmd.ProcessState == nil {
+			_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGCONT)
+			s.kill9()
+		}
+	}
 }
