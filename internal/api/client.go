@@ -355,10 +355,15 @@ func (c *Client) Resume(ctx context.Context, req rollout.PauseRequest) (rollout.
 }
 
 // Plan returns what a deploy of req would do, and whether its gates pass
-// now. It changes nothing.
+// now. It changes nothing, so, although a POST, it is sent once like
+// every read: no Idempotency-Key, no retries (docs/cli.md).
 func (c *Client) Plan(ctx context.Context, req rollout.DeployRequest) (rollout.PlanView, error) {
 	var pv rollout.PlanView
-	err := c.do(ctx, http.MethodPost, "/v1/plans", req, &pv)
+	data, err := json.Marshal(req)
+	if err != nil {
+		return pv, fmt.Errorf("encode request: %w", err)
+	}
+	err = c.send(ctx, http.MethodPost, "/v1/plans", data, true, "", &pv)
 	return pv, err
 }
 

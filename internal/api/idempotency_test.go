@@ -280,3 +280,50 @@ func TestClient_RetryIsBounded(t *testing.T) {
 		t.Errorf("Promote with a cancelled context = %v, want context.Canceled", err)
 	}
 }
+
+// TestClient_PlanIsSentOnce: plan changes nothing, so like every read it is
+// sent once (docs/cli.md: "Reads are sent once"), with no Idempotency-Key,
+// even under a retry policy: `shipgate plan` against a server that is down,
+// or answers 503, fails at once instead of retrying for --retry-for.
+func TestClient_PlanIsSentOnce(t *testing.T) {
+	var keys atomic.Value
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		n.Add(1)
+		keys.Store(r.Header.Get(IdempotencyKeyHeader))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":"no leader yet","code":"pending"}`)
+	}))
+	t.Cleanup(srv.Close)
+	var notified atomic.Int64
+	c := NewClient(srv.URL, "tok", nil).WithRetry(RetryPolicy{For: time.Minute,
+		Notify: func(string, string, int, error, time.Duration) { notified.Add(1) }})
+	_, err := c.Plan(context.Background(), rollout.DeployRequest{App: "shop", Version: "v2"})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable {
+		t.Fatalf("Plan: err = %v, want the server's 503", err)
+	}
+	if got, want := n.Load(), int64(1); got != want {
+		t.Errorf("plan requests = %d, want %d (a read is sent once)", got, want)
+	}
+	if got := notified.Load(); got != 0 {
+		t.Errorf("retry notices = %d, want 0", got)
+	}
+	if k, _ := keys.Load().(string); k != "" {
+		t.Errorf("plan sent with %s %q, want none (it changes nothing)", IdempotencyKeyHeader, k)
+	}
+
+	// A server that is not there: one attempt, no minute of retries.
+	addr := srv.URL
+	srv.Close()
+	down := NewClient(addr, "tok", nil).WithRetry(RetryPolicy{For: time.Minute,
+		Notify: func(string, string, int, error, time.Duration) { notified.Add(1) }})
+	if _, err := down.Plan(context.Background(), rollout.DeployRequest{App: "shop", Version: "v2"}); err == nil {
+		t.Fatal("Plan to a closed server: no error")
+	}
+	if got := notified.Load(); got != 0 {
+		t.Errorf("retry notices to a closed server = %d, want 0", got)
+	}
+}

@@ -22,8 +22,8 @@ type Kubernetes struct {
 	Deployment string `yaml:"deployment,omitempty" json:"deployment,omitempty"`
 	// Template is the path of a YAML file, relative to the directory of
 	// shipgate.yaml, holding the base pod template (a PodTemplateSpec,
-	// or a Deployment whose spec.template is taken), when there is no
-	// Deployment to adopt. Set deployment or template.
+	// a PodTemplate, or a Deployment whose spec.template is taken), when
+	// there is no Deployment to adopt. Set deployment or template.
 	Template string `yaml:"template,omitempty" json:"template,omitempty"`
 	// Name is the prefix of the names of the objects Shipgate creates:
 	// <name>-<version>. Default: deployment, else the app's name.

@@ -408,3 +408,24 @@ func TestEngine_RetryAnAbortedDeploy(t *testing.T) {
 		t.Fatalf("retry of a succeeded deploy: %v, want a conflict", err)
 	}
 }
+
+// A plan of the version already live said "replacing v1" and passed,
+// while the deploy it previews is refused as a conflict: plan refuses it
+// as the deploy does.
+func TestEngine_PlanOfTheLiveVersionIsRefusedLikeItsDeploy(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, canary)
+	h.deployV1()
+	req := rollout.DeployRequest{App: "shop", Env: "production", Version: "v1", Actor: "alice"}
+	_, derr := h.eng.Deploy(ctx, req)
+	if !errors.Is(derr, rollout.ErrConflict) {
+		t.Fatalf("deploy of the live v1: %v, want a conflict", derr)
+	}
+	view, err := h.eng.Plan(ctx, req)
+	if !errors.Is(err, rollout.ErrConflict) || err.Error() != derr.Error() {
+		t.Fatalf("plan of the live v1: %+v, %v; want the deploy's refusal %q", view, err, derr)
+	}
+	if _, err := h.eng.Plan(ctx, rollout.DeployRequest{App: "shop", Env: "production", Version: "v2"}); err != nil {
+		t.Fatalf("plan of v2: %v", err)
+	}
+}

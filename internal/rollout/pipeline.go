@@ -166,6 +166,10 @@ func (e *Engine) Plan(ctx context.Context, req DeployRequest) (PlanView, error) 
 	if err != nil && !first {
 		return PlanView{}, err
 	}
+	if !first && state.Stable == req.Version {
+		// Refused as the deploy would refuse it.
+		return PlanView{}, fmt.Errorf("%s is already live in %s: %w", req.Version, env, ErrConflict)
+	}
 	if rel.Image != "" {
 		// Refused as the deploy would refuse it (a local-process
 		// environment runs no image).

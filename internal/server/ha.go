@@ -236,6 +236,18 @@ func (h *haPlane) stop() {
 	<-h.done
 }
 
+// haService is the API's Service on a PostgreSQL store: the command
+// forwarder, with the apps' names, which its embedding would hide. The API
+// asks a Service for them (AppNames) to refuse a status without an app
+// when there are several; without them it answered the first app's.
+type haService struct {
+	api.Service
+	apps *Apps
+}
+
+// AppNames returns the names of the apps managed.
+func (s haService) AppNames() []string { return s.apps.AppNames() }
+
 // haStatus adds the leadership to the status the API answers.
 type haStatus struct {
 	api.Service

@@ -172,6 +172,12 @@ func RESTConfig(path string) (*rest.Config, error) {
 		rules.ExplicitPath = path
 	}
 	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if clientcmd.IsEmptyConfig(err) && path == "" {
+		// client-go's own words point at KUBERNETES_MASTER, which is not
+		// one of the places the server looks (docs/kubernetes.md).
+		return nil, errors.New("no cluster found: kubernetes.kubeconfig is not set, $KUBECONFIG is empty, " +
+			"the server does not run in-cluster (no service account), and there is no ~/.kube/config; set kubernetes.kubeconfig")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
