@@ -36,7 +36,7 @@ func TestEngine_KubernetesLeave(t *testing.T) {
 	clk := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	k := newKubeKind(t, clk).(*kubeKind)
 	ctx := t.Context()
-	teamRules := createTeamRoute(ctx, t, k)
+	createTeamRoute(ctx, t, k)
 	cfg := kubeConfigOf(t, k, strategyCases[0].yaml, func(env string) string { return env })
 	r := newRig(t, k, clk, cfg)
 	leave := func(force, del bool) (rollout.LeaveReport, error) {
@@ -92,7 +92,7 @@ func TestEngine_KubernetesLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	teamRules = nil
+	var teamRules []gwv1.HTTPRouteRule
 	for _, rule := range team.Spec.Rules {
 		if rule.Name == nil || !strings.HasPrefix(string(*rule.Name), "shipgate-") {
 			teamRules = append(teamRules, rule)

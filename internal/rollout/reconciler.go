@@ -245,7 +245,7 @@ func (e *reconciler) makeRoom(ctx context.Context, env string, hurry bool) (*Rol
 		}
 		final := r.Phase.Final()
 		scalingDown := r.Phase == PhaseRunning && r.StepIndex < len(r.Steps) && r.Steps[r.StepIndex].Kind == StepScaleDown
-		if !final && !(hurry && scalingDown) {
+		if !final && (!hurry || !scalingDown) {
 			return &r, nil
 		}
 		if !final {
