@@ -124,15 +124,7 @@ func TestCommands_DeployCarriedOutOnceAcrossADeadLeader(t *testing.T) {
 	follower := &Commands{Store: f, Server: "f", Wait: 20 * time.Second}
 	svc := follower.Service(rec)
 
-	type answer struct {
-		r   rollout.Rollout
-		err error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		r, err := svc.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
-		answered <- answer{r, err}
-	}()
+	answered := deployAsync(ctx, svc, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
 
 	// Leader A claims the command and carries it out, then dies.
 	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
@@ -330,15 +322,7 @@ func TestCommands_ReclaimedDeployRecognisedDespiteClockSkew(t *testing.T) {
 	a, b, f := openPG(t, dsn), openPG(t, dsn), openPG(t, dsn)
 	rec := &recorder{skew: -10 * time.Second}
 	svc := (&Commands{Store: f, Server: "f", Wait: 20 * time.Second}).Service(rec)
-	type answer struct {
-		r   rollout.Rollout
-		err error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		r, err := svc.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
-		answered <- answer{r, err}
-	}()
+	answered := deployAsync(ctx, svc, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
 	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -388,15 +372,7 @@ func TestCommands_ReclaimedDeployNotTakenForAnEarlierIdenticalOne(t *testing.T) 
 		t.Fatal(err)
 	}
 	svc := (&Commands{Store: f, Server: "f", Wait: 20 * time.Second}).Service(rec)
-	type answer struct {
-		r   rollout.Rollout
-		err error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		r, err := svc.Deploy(ctx, req)
-		answered <- answer{r, err}
-	}()
+	answered := deployAsync(ctx, svc, req)
 	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -433,11 +409,7 @@ func TestCommands_ReclaimThatCannotReadTheAuditFails(t *testing.T) {
 	a, b, f := openPG(t, dsn), openPG(t, dsn), openPG(t, dsn)
 	rec := &recorder{}
 	svc := (&Commands{Store: f, Server: "f", Wait: 20 * time.Second}).Service(rec)
-	answered := make(chan error, 1)
-	go func() {
-		_, err := svc.Deploy(ctx, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
-		answered <- err
-	}()
+	answered := deployAsync(ctx, svc, rollout.DeployRequest{App: "shop", Version: "v2", Actor: "user:alice"})
 	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +425,7 @@ func TestCommands_ReclaimThatCannotReadTheAuditFails(t *testing.T) {
 	defer stop()
 	go (&Commands{Store: b, Server: "b"}).Execute(execCtx, rec)
 
-	err := <-answered
+	err := (<-answered).err
 	if err == nil || !strings.Contains(err.Error(), "could not tell whether an earlier leader carried it out") {
 		t.Fatalf("the caller got %v; want the command refused, saying it could not tell", err)
 	}
@@ -463,4 +435,21 @@ func TestCommands_ReclaimThatCannotReadTheAuditFails(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("the deploy was carried out %d times, want once (by A only)", n)
 	}
+}
+
+// answer is what a command sent through a follower got back.
+type answer struct {
+	r   rollout.Rollout
+	err error
+}
+
+// deployAsync sends req through svc (a follower's commands) and returns
+// where its answer arrives once a leader has carried it out.
+func deployAsync(ctx context.Context, svc api.Service, req rollout.DeployRequest) <-chan answer {
+	answered := make(chan answer, 1)
+	go func() {
+		r, err := svc.Deploy(ctx, req)
+		answered <- answer{r, err}
+	}()
+	return answered
 }
