@@ -9,7 +9,10 @@ import (
 )
 
 func (a *app) downCommand() *cobra.Command {
-	var env string
+	var (
+		env   string
+		force bool
+	)
 	cmd := &cobra.Command{
 		Use:   "down [--env ENV]",
 		Short: "Stop the routers and app instances a stopped server left running",
@@ -17,7 +20,9 @@ func (a *app) downCommand() *cobra.Command {
 environment's router process (in-flight requests finish first) and the
 app's instances, for one environment with --env or for all of them. It
 works on the data dir (--data) and refuses while a server runs there, since
-the server would start its routers again: stop the server first. The
+the server would start its routers again: stop the server first. --data
+may be a --plane-dir that servers share: down refuses, naming the server,
+while a live server uses it, unless --force. The
 database is not changed; a server started later starts what it needs.`,
 		Example: `  shipgate down
   shipgate down --env staging -o json`,
@@ -27,7 +32,7 @@ database is not changed; a server started later starts what it needs.`,
 			if a.jsonOutput() {
 				out = io.Discard
 			}
-			rep, err := server.Down(cmd.Context(), a.data, env, out)
+			rep, err := server.Down(cmd.Context(), a.data, env, force, out)
 			if err != nil {
 				return err
 			}
@@ -41,5 +46,6 @@ database is not changed; a server started later starts what it needs.`,
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "only this environment (default: all)")
+	cmd.Flags().BoolVar(&force, "force", false, "stop them even while a live server uses the plane dir")
 	return cmd
 }

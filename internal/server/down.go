@@ -28,9 +28,12 @@ type DownReport struct {
 // Down stops, gracefully, the app instances and the router processes
 // that a server on dataDir left running, for the environment env or for
 // every environment when env is "". It refuses while a server runs on
-// dataDir: the server would start its routers again. The store is not
-// touched: a server started later starts what it needs again.
-func Down(ctx context.Context, dataDir, env string, out io.Writer) (DownReport, error) {
+// dataDir: the server would start its routers again. dataDir may be a
+// --plane-dir that several servers share: Down then refuses, naming them,
+// while a live server uses it (its lock file there, lockPlaneDir), unless
+// force. The store is not touched: a server started later starts what it
+// needs again.
+func Down(ctx context.Context, dataDir, env string, force bool, out io.Writer) (DownReport, error) {
 	rep := DownReport{Env: env, Instances: []rollout.Instance{}, Routers: []string{}}
 	if _, err := os.Stat(dataDir); err != nil {
 		return rep, fmt.Errorf("data dir: %w", err)
@@ -40,6 +43,13 @@ func Down(ctx context.Context, dataDir, env string, out io.Writer) (DownReport, 
 		return rep, fmt.Errorf("a server runs on %s; stop it first (it supervises its routers and would start them again): %w", dataDir, err)
 	}
 	defer func() { _ = lock.release() }()
+	live, err := livePlaneUsers(dataDir)
+	if err != nil {
+		return rep, err
+	}
+	if len(live) > 0 && !force {
+		return rep, fmt.Errorf("%s is the plane dir of a live server (%s); stop it first (its leader supervises these routers and would start them again), or use --force", dataDir, strings.Join(live, "; "))
+	}
 
 	rt := process.New(process.Config{DataDir: dataDir})
 	defer rt.Close()

@@ -171,6 +171,8 @@ type ControlPlane struct {
 	http *http.Server
 	done chan error
 	lock *dataLock
+	// planeLock says, in the plane dir, that this server uses it.
+	planeLock *planeLock
 	// unlockStore gives up a shared store's server lock; storeLost
 	// receives the error when the lock is lost (store.go).
 	unlockStore func() error
@@ -309,6 +311,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	if opts.PlaneDir == "" {
 		opts.PlaneDir = opts.DataDir
+	}
+	if plane.planeLock, err = lockPlaneDir(opts.PlaneDir, opts.DataDir, ln.Addr().String()); err != nil {
+		return nil, err
 	}
 	cp.Runtime = process.New(process.Config{DataDir: opts.PlaneDir, Logger: log.With("component", "runtime")})
 
@@ -531,6 +536,7 @@ func (cp *ControlPlane) Close(ctx context.Context) error {
 	if cp.urlFile != "" {
 		_ = os.Remove(cp.urlFile) // the CLI then falls back to its default
 	}
+	errs = append(errs, cp.planeLock.release())
 	errs = append(errs, cp.lock.release())
 	return errors.Join(errs...)
 }
