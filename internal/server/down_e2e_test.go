@@ -107,3 +107,95 @@ func TestE2E_Down(t *testing.T) {
 		t.Fatalf("a second down: exit %d:\n%s", code, out)
 	}
 }
+
+// TestE2E_DownSharedPlaneDir: `shipgate down --data <plane-dir>` on the
+// --plane-dir of a live server (a real process) refuses, naming it, and
+// stops nothing; once that server died (kill -9: its lock file is left,
+// unlocked), down stops the routers and instances of the plane dir.
+func TestE2E_DownSharedPlaneDir(t *testing.T) {
+	dir := t.TempDir()
+	plane := filepath.Join(dir, "plane")
+	routerPort := freePort(t)
+	s := &serverProc{t: t, cfg: filepath.Join(dir, "shipgate.yaml"), data: filepath.Join(dir, "data"),
+		api: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), logPath: filepath.Join(dir, "server.log"),
+		args: []string{"--plane-dir", plane}}
+	yaml := fmt.Sprintf(`app: shop
+`+baseVars+baseRun+`environments:
+  production:
+    listen: 127.0.0.1:%d
+`+baseAnalysis, shopBin, routerPort)
+	if err := os.WriteFile(s.cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s.cmd != nil && s.cmd.ProcessState == nil {
+			s.kill9()
+		}
+		if c, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(plane, "production")); err == nil {
+			_ = c.StopProcess(context.Background())
+		}
+		for _, inst := range registered(t, plane) {
+			_ = syscall.Kill(-inst.PID, syscall.SIGKILL)
+		}
+	})
+	s.start()
+	token, err := os.ReadFile(filepath.Join(s.data, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := api.NewClient(s.api, strings.TrimSpace(string(token)), nil)
+	ro, err := client.Deploy(context.Background(), rollout.DeployRequest{App: "shop", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for ro.Phase != rollout.PhaseSucceeded {
+		if time.Now().After(deadline) || ro.Phase.Final() {
+			t.Fatalf("v1: %s %s", ro.Phase, ro.Reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if ro, err = client.GetRollout(context.Background(), ro.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insts := registered(t, plane)
+	if len(insts) == 0 {
+		t.Fatal("no instance in the plane dir: the test proves nothing")
+	}
+	routerPID, _ := listener.Holder(routerPort)
+	if routerPID == 0 {
+		t.Fatal("no router on its port: the test proves nothing")
+	}
+
+	down := func() (int, string) {
+		cmd := exec.Command(shipgateBin, "--data", plane, "down")
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	code, out := down()
+	for _, want := range []string{"plane dir of a live server", fmt.Sprintf("pid %d", s.cmd.Process.Pid), s.data, "--force"} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Fatalf("down on the plane dir of a live server: exit %d, want 1 naming it (%q):\n%s", code, want, out)
+		}
+	}
+	if pid, _ := listener.Holder(routerPort); pid != routerPID {
+		t.Fatalf("the refused down changed the router: port held by %d, was %d", pid, routerPID)
+	}
+	for _, inst := range insts {
+		if !isRunning(inst.PID) {
+			t.Fatalf("the refused down stopped instance %s (pid %d)", inst.ID, inst.PID)
+		}
+	}
+
+	s.kill9() // a dead server leaves its file in the plane dir, unlocked
+	code, out = down()
+	if code != 0 || !strings.Contains(out, "stopped the router of production") || !strings.Contains(out, "stopped instance ") {
+		t.Fatalf("down after the server died: exit %d:\n%s", code, out)
+	}
+	if pid, command := listener.Holder(routerPort); pid != 0 {
+		t.Fatalf("the router port is still held by %d (%s) after down", pid, command)
+	}
+	if left, _ := filepath.Glob(filepath.Join(plane, "server-*.plane")); len(left) != 0 {
+		t.Fatalf("the dead server's plane file is still there: %v", left)
+	}
+}
