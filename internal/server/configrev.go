@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shipgate/shipgate/internal/config"
 	"github.com/shipgate/shipgate/internal/postgres"
 	"github.com/shipgate/shipgate/internal/rollout"
@@ -62,6 +64,22 @@ func (r *configRev) fail(id int64, err error) bool {
 	news := r.pending != id || r.err != err.Error()
 	r.pending, r.err = id, err.Error()
 	return news
+}
+
+// collectors returns the gauges shipgate_config_revision (the store's
+// config revision this server runs) and shipgate_config_revision_pending
+// (a newer one it could not apply, 0 when none), read at each scrape.
+func (r *configRev) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shipgate_config_revision",
+			Help: "The store's config revision this server runs (servers sharing a PostgreSQL store).",
+		}, func() float64 { running, _, _ := r.get(); return float64(running) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shipgate_config_revision_pending",
+			Help: "A newer config revision of the store that this server could not apply (GET /v1/status says why), 0 when none.",
+		}, func() float64 { _, pending, _ := r.get(); return float64(pending) }),
+	}
 }
 
 // readAppFiles reads the app files at path as config.LoadApps does.

@@ -328,6 +328,9 @@ func TestE2E_HA_ConfigApplyReachesEveryServer(t *testing.T) {
 	if cp := st.ControlPlane; cp.ConfigRevision != 3 || !strings.Contains(cp.ConfigError, "SHIPGATE_E2E_APPLY_SECRET is not set") {
 		t.Errorf("s%d: %+v; want revision 3 running and the missing secret named", f1+1, cp)
 	}
+	if run, pend := c.gauge(f1, "shipgate_config_revision"), c.gauge(f1, "shipgate_config_revision_pending"); run != "3" || pend != "4" {
+		t.Errorf("s%d /metrics: shipgate_config_revision %s, shipgate_config_revision_pending %s; want 3 and 4", f1+1, run, pend)
+	}
 	for _, i := range []int{lead, f2} {
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			st, err := c.clients[i].Status(ctx, "shop")
@@ -337,6 +340,9 @@ func TestE2E_HA_ConfigApplyReachesEveryServer(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("s%d: %+v, %v; want revision 4", i+1, st.ControlPlane, err)
 			}
+		}
+		if run, pend := c.gauge(i, "shipgate_config_revision"), c.gauge(i, "shipgate_config_revision_pending"); run != "4" || pend != "0" {
+			t.Errorf("s%d /metrics: shipgate_config_revision %s, shipgate_config_revision_pending %s; want 4 and 0", i+1, run, pend)
 		}
 	}
 

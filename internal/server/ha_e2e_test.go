@@ -559,6 +559,13 @@ func (c *haCluster) awaitVariant(i int, key, variant string, within time.Duratio
 // i's /metrics.
 func (c *haCluster) leaderGauge(i int) string {
 	c.t.Helper()
+	return c.gauge(i, fmt.Sprintf("shipgate_leader{server=%q}", fmt.Sprintf("s%d", i+1)))
+}
+
+// gauge returns the value of the series named (with its labels) name on
+// server i's /metrics, or "missing".
+func (c *haCluster) gauge(i int, name string) string {
+	c.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, c.servers[i].api+"/metrics", nil)
 	token, _ := os.ReadFile(filepath.Join(c.servers[i].data, "token"))
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
@@ -569,7 +576,7 @@ func (c *haCluster) leaderGauge(i int) string {
 	defer resp.Body.Close()
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
-	prefix := fmt.Sprintf("shipgate_leader{server=%q} ", fmt.Sprintf("s%d", i+1))
+	prefix := name + " "
 	for _, line := range strings.Split(b.String(), "\n") {
 		if v, ok := strings.CutPrefix(line, prefix); ok {
 			return v

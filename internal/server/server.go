@@ -344,6 +344,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		// this one leads, and commands go through the store.
 		cp.ha = newHAPlane(opts, ln.Addr().String(), pg, cp, log.With("component", "ha"))
 		reg.MustRegister(cp.ha.elector.Collector())
+		reg.MustRegister(cp.revision.collectors()...)
 		svc = haService{Service: cp.ha.commands.Service(haStatus{Service: cp.Apps, e: cp.ha.elector, rev: &cp.revision}), apps: cp.Apps}
 	} else {
 		for _, p := range planes {
