@@ -107,7 +107,7 @@ func (c *Idempotency) Wrap(h http.Handler) http.Handler {
 		key := r.Header.Get(IdempotencyKeyHeader)
 		// Without credentials the API refuses the request anyway: nothing
 		// is recorded for it.
-		if key == "" || r.Header.Get("Authorization") == "" || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
+		if key == "" || r.Header.Get("Authorization") == "" || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions || answersASecret(r) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -361,4 +361,14 @@ func idemError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(errorBody{Error: &APIError{Code: code, Message: msg}})
+}
+
+// answersASecret reports whether r makes a secret and answers with it (a
+// new API token, a new OFREP key). Such an answer is not recorded under
+// its Idempotency-Key: a key store would keep the secret in the clear
+// for a day. The request runs as if it had no key; sent again after a
+// lost answer it makes another secret, and the first can be listed and
+// revoked.
+func answersASecret(r *http.Request) bool {
+	return r.Method == http.MethodPost && (r.URL.Path == "/v1/tokens" || r.URL.Path == "/v1/flags/keys")
 }

@@ -327,3 +327,30 @@ func TestClient_PlanIsSentOnce(t *testing.T) {
 		t.Errorf("retry notices to a closed server = %d, want 0", got)
 	}
 }
+
+// TestIdempotency_SecretsAreNotRecorded: a request that makes a secret (a
+// token, an OFREP key) is not recorded under its key, so the key store
+// never holds the secret; sent again, it runs again.
+func TestIdempotency_SecretsAreNotRecorded(t *testing.T) {
+	keys := NewMemoryKeys()
+	srv, calls := countingServer(t, NewIdempotency(keys), func(n int64, w http.ResponseWriter) {
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"token":"sg_secret_%d"}`, n)
+	})
+	for _, path := range []string{"/v1/tokens", "/v1/flags/keys"} {
+		before := calls.Load()
+		for range 2 {
+			if status, body, replayed := post(t, srv.URL+path, "k-"+path, "a", `{"name":"ci"}`); status != http.StatusCreated || replayed || !strings.Contains(body, "sg_secret_") {
+				t.Fatalf("POST %s = %d %s (replayed %v), want a new secret each time", path, status, body, replayed)
+			}
+		}
+		if n := calls.Load() - before; n != 2 {
+			t.Errorf("POST %s with one key ran %d times, want 2 (not recorded)", path, n)
+		}
+	}
+	keys.mu.Lock()
+	defer keys.mu.Unlock()
+	if len(keys.entries) != 0 {
+		t.Errorf("the key store holds %d answers, want none", len(keys.entries))
+	}
+}
