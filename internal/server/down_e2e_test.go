@@ -33,37 +33,7 @@ func TestE2E_Down(t *testing.T) {
 	if err := os.WriteFile(s.cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if s.cmd != nil && s.cmd.ProcessState == nil {
-			s.kill9()
-		}
-		if c, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(s.data, "production")); err == nil {
-			_ = c.StopProcess(context.Background())
-		}
-		for _, inst := range registered(t, s.data) {
-			_ = syscall.Kill(-inst.PID, syscall.SIGKILL)
-		}
-	})
-	s.start()
-	token, err := os.ReadFile(filepath.Join(s.data, "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := api.NewClient(s.api, strings.TrimSpace(string(token)), nil)
-	ro, err := client.Deploy(context.Background(), rollout.DeployRequest{App: "shop", Version: "v1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for ro.Phase != rollout.PhaseSucceeded {
-		if time.Now().After(deadline) || ro.Phase.Final() {
-			t.Fatalf("v1: %s %s", ro.Phase, ro.Reason)
-		}
-		time.Sleep(100 * time.Millisecond)
-		if ro, err = client.GetRollout(context.Background(), ro.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startWithV1(t, s, s.data)
 
 	down := func() (int, string) {
 		cmd := exec.Command(shipgateBin, "--data", s.data, "down")
@@ -127,37 +97,7 @@ func TestE2E_DownSharedPlaneDir(t *testing.T) {
 	if err := os.WriteFile(s.cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if s.cmd != nil && s.cmd.ProcessState == nil {
-			s.kill9()
-		}
-		if c, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(plane, "production")); err == nil {
-			_ = c.StopProcess(context.Background())
-		}
-		for _, inst := range registered(t, plane) {
-			_ = syscall.Kill(-inst.PID, syscall.SIGKILL)
-		}
-	})
-	s.start()
-	token, err := os.ReadFile(filepath.Join(s.data, "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := api.NewClient(s.api, strings.TrimSpace(string(token)), nil)
-	ro, err := client.Deploy(context.Background(), rollout.DeployRequest{App: "shop", Version: "v1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for ro.Phase != rollout.PhaseSucceeded {
-		if time.Now().After(deadline) || ro.Phase.Final() {
-			t.Fatalf("v1: %s %s", ro.Phase, ro.Reason)
-		}
-		time.Sleep(100 * time.Millisecond)
-		if ro, err = client.GetRollout(context.Background(), ro.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startWithV1(t, s, plane)
 	insts := registered(t, plane)
 	if len(insts) == 0 {
 		t.Fatal("no instance in the plane dir: the test proves nothing")
@@ -197,5 +137,43 @@ func TestE2E_DownSharedPlaneDir(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(plane, "server-*.plane")); len(left) != 0 {
 		t.Fatalf("the dead server's plane file is still there: %v", left)
+	}
+}
+
+// startWithV1 starts s, deploys v1 of shop and waits until it is live;
+// when the test ends it kills s and stops the router and the instances
+// it left in plane (its data dir, or the plane dir it was given).
+func startWithV1(t *testing.T, s *serverProc, plane string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if s.cmd != nil && s.cmd.ProcessState == nil {
+			s.kill9()
+		}
+		if c, err := proxy.Dial(context.Background(), proxy.ControlSocketPath(plane, "production")); err == nil {
+			_ = c.StopProcess(context.Background())
+		}
+		for _, inst := range registered(t, plane) {
+			_ = syscall.Kill(-inst.PID, syscall.SIGKILL)
+		}
+	})
+	s.start()
+	token, err := os.ReadFile(filepath.Join(s.data, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := api.NewClient(s.api, strings.TrimSpace(string(token)), nil)
+	ro, err := client.Deploy(context.Background(), rollout.DeployRequest{App: "shop", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for ro.Phase != rollout.PhaseSucceeded {
+		if time.Now().After(deadline) || ro.Phase.Final() {
+			t.Fatalf("v1: %s %s", ro.Phase, ro.Reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if ro, err = client.GetRollout(context.Background(), ro.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
