@@ -130,20 +130,7 @@ func TestCommands_DeployCarriedOutOnceAcrossADeadLeader(t *testing.T) {
 	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	var cmd postgres.Command
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		c, found, err := a.ClaimCommand(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if found {
-			cmd = c
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the follower's deploy never reached the store")
-		}
-	}
+	cmd := claimAs(t, a)
 	if _, err := (&Commands{}).run(ctx, rec, cmd); err != nil {
 		t.Fatal(err)
 	}
@@ -202,20 +189,7 @@ func TestCommands_PromoteNotRepeatedByTheNextLeader(t *testing.T) {
 	if _, err := a.Campaign(ctx, "a", 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	var cmd postgres.Command
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		c, found, err := a.ClaimCommand(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if found {
-			cmd = c
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the promote never reached the store")
-		}
-	}
+	cmd := claimAs(t, a)
 	if _, err := (&Commands{}).run(ctx, rec, cmd); err != nil { // A promotes, then dies
 		t.Fatal(err)
 	}
